@@ -1,0 +1,14 @@
+//! qrgate-core: the pure domain of the gateway.
+//!
+//! Nothing in here does I/O. Money is integer minor units with an ISO 4217
+//! currency; time comes from a [`Clock`]; identifiers are typed and prefixed.
+
+pub mod clock;
+pub mod currency;
+pub mod id;
+pub mod money;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use currency::{Currency, UnknownCurrency};
+pub use id::IdError;
+pub use money::{AmountError, Money, MoneyError};
