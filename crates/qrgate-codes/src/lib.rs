@@ -1,0 +1,16 @@
+//! qrgate-codes: every format qrgate reads or writes on a QR code or barcode.
+//!
+//! - [`emv`]: EMV MPM payloads (parse any scheme's, build our own, CRC, strict profile);
+//! - [`keyring`]: Ed25519 keys with key ids, one active signer;
+//! - [`merchant`]: our signed static and dynamic merchant codes;
+//! - [`cpm`]: consumer payment codes: signed QR token and 18-digit numeric form;
+//! - [`image`]: render PNG/SVG and scan photos.
+//!
+//! Byte-level formats are documented in `spec/formats.md`.
+
+pub mod cpm;
+pub mod emv;
+pub mod image;
+pub mod keyring;
+pub mod merchant;
+pub mod numeric;
