@@ -184,22 +184,71 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Scanned>, ImageError> {
 }
 
 pub fn scan_gray(img: &GrayImage) -> Result<Vec<Scanned>, ImageError> {
+    // Try the image as it is, then variants that help with blur, low
+    // resolution and uneven light; stop at the first that yields a code.
     let found = scan_once(img);
     if !found.is_empty() {
         return Ok(found);
     }
-    // Large photos: detection works better at a moderate resolution.
+    let found = scan_once(&binarize(img));
+    if !found.is_empty() {
+        return Ok(found);
+    }
     let (w, h) = img.dimensions();
-    let mut side = w.max(h);
-    while side > 1200 {
-        side /= 2;
-        let small = image::imageops::resize(img, w * side / w.max(h), h * side / w.max(h), image::imageops::FilterType::Triangle);
+    let side = w.max(h);
+    if side < 1000 {
+        let up = image::imageops::resize(img, w * 2, h * 2, image::imageops::FilterType::Triangle);
+        let found = scan_once(&binarize(&up));
+        if !found.is_empty() {
+            return Ok(found);
+        }
+    }
+    // Large photos: detection works better at a moderate resolution.
+    let mut target = side;
+    while target > 1200 {
+        target /= 2;
+        let small = image::imageops::resize(img, w * target / side, h * target / side, image::imageops::FilterType::Triangle);
         let found = scan_once(&small);
         if !found.is_empty() {
             return Ok(found);
         }
     }
     Err(ImageError::NotFound)
+}
+
+/// Black and white at Otsu's threshold.
+fn binarize(img: &GrayImage) -> GrayImage {
+    let mut hist = [0_u64; 256];
+    for p in img.pixels() {
+        hist[usize::from(p.0[0])] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let sum_all: u64 = hist.iter().enumerate().map(|(i, &n)| i as u64 * n).sum();
+    let (mut w_b, mut sum_b, mut best, mut threshold) = (0_u64, 0_u64, 0_u128, 128_u8);
+    for (t, &n) in hist.iter().enumerate() {
+        w_b += n;
+        if w_b == 0 {
+            continue;
+        }
+        let w_f = total - w_b;
+        if w_f == 0 {
+            break;
+        }
+        sum_b += t as u64 * n;
+        let m_b = sum_b / w_b;
+        let m_f = (sum_all - sum_b) / w_f;
+        let diff = u128::from(m_b.abs_diff(m_f));
+        let between = u128::from(w_b) * u128::from(w_f) * diff * diff;
+        if between > best {
+            best = between;
+            threshold = t as u8;
+        }
+    }
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        p.0[0] = if p.0[0] > threshold { 255 } else { 0 };
+    }
+    out
 }
 
 fn scan_once(img: &GrayImage) -> Vec<Scanned> {
