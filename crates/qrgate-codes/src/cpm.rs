@@ -73,7 +73,9 @@ pub enum TokenError {
 impl TokenError {
     pub fn code(&self) -> &'static str {
         match self {
-            TokenError::Malformed(_) | TokenError::UnsupportedVersion(_) => "payment_code_malformed",
+            TokenError::Malformed(_) | TokenError::UnsupportedVersion(_) => {
+                "payment_code_malformed"
+            }
             TokenError::Signature(SignatureError::UnknownKey(_)) => "payment_code_unknown_key",
             TokenError::Signature(SignatureError::RetiredKey(_)) => "payment_code_unknown_key",
             TokenError::Signature(_) => "payment_code_bad_signature",
@@ -124,9 +126,11 @@ impl TokenClaims {
         if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
             return Err(TokenError::Malformed("validity must be 1 to 60 seconds"));
         }
-        let issued_at_seconds = u32::try_from(now.unix_seconds()).map_err(|_| TokenError::Malformed("time out of range"))?;
+        let issued_at_seconds = u32::try_from(now.unix_seconds())
+            .map_err(|_| TokenError::Malformed("time out of range"))?;
         let mut nonce = [0_u8; 8];
-        rng.fill(&mut nonce).map_err(|_| TokenError::Malformed("random generator failed"))?;
+        rng.fill(&mut nonce)
+            .map_err(|_| TokenError::Malformed("random generator failed"))?;
         Ok(TokenClaims {
             signer,
             kid,
@@ -178,7 +182,9 @@ impl TokenClaims {
     }
 
     pub fn expires_at(&self) -> Timestamp {
-        Timestamp::from_unix_millis((i64::from(self.issued_at_seconds) + i64::from(self.ttl_seconds)) * 1000)
+        Timestamp::from_unix_millis(
+            (i64::from(self.issued_at_seconds) + i64::from(self.ttl_seconds)) * 1000,
+        )
     }
 }
 
@@ -194,7 +200,9 @@ pub const DEFAULT_MAX_FUTURE_SKEW_MS: i64 = 5_000;
 
 impl UnverifiedToken {
     pub fn decode(text: &str) -> Result<UnverifiedToken, TokenError> {
-        let body = text.strip_prefix(PREFIX).ok_or(TokenError::Malformed("does not start with QRG:"))?;
+        let body = text
+            .strip_prefix(PREFIX)
+            .ok_or(TokenError::Malformed("does not start with QRG:"))?;
         let bytes = base32_decode(body).ok_or(TokenError::Malformed("not canonical base32"))?;
         if bytes.len() != TOKEN_LEN {
             return Err(TokenError::Malformed("wrong length"));
@@ -238,7 +246,12 @@ impl UnverifiedToken {
 
     /// Check the signature with the signer's raw public key, then the time
     /// window: `issued_at - skew <= now < issued_at + ttl`.
-    pub fn verify(self, public_key: &[u8], now: Timestamp, max_future_skew_ms: i64) -> Result<TokenClaims, TokenError> {
+    pub fn verify(
+        self,
+        public_key: &[u8],
+        now: Timestamp,
+        max_future_skew_ms: i64,
+    ) -> Result<TokenClaims, TokenError> {
         verify_ed25519(public_key, &self.claims.signing_message(), &self.signature)?;
         let issued = self.claims.issued_at();
         if now.millis_since(issued) < -max_future_skew_ms {
@@ -246,7 +259,9 @@ impl UnverifiedToken {
         }
         let expires = self.claims.expires_at();
         if now >= expires {
-            return Err(TokenError::Expired { expired_at: expires });
+            return Err(TokenError::Expired {
+                expired_at: expires,
+            });
         }
         Ok(self.claims)
     }
@@ -324,25 +339,48 @@ mod tests {
         let claims = TokenClaims::new(Signer::Device, kid, [7; 16], now, 60, &rng).unwrap();
         let text = claims.sign_with(&kp);
         assert_eq!(text.len(), 4 + 165);
-        assert!(text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b':'));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b':')
+        );
         let pk = kp.public_key().as_ref().to_vec();
-        let ok = UnverifiedToken::decode(&text).unwrap().verify(&pk, now, 5000).unwrap();
+        let ok = UnverifiedToken::decode(&text)
+            .unwrap()
+            .verify(&pk, now, 5000)
+            .unwrap();
         assert_eq!(ok, claims);
         let later = now.checked_add_seconds(59).unwrap();
-        assert!(UnverifiedToken::decode(&text).unwrap().verify(&pk, later, 5000).is_ok());
+        assert!(
+            UnverifiedToken::decode(&text)
+                .unwrap()
+                .verify(&pk, later, 5000)
+                .is_ok()
+        );
         let at_expiry = now.checked_add_seconds(60).unwrap();
         assert_eq!(
-            UnverifiedToken::decode(&text).unwrap().verify(&pk, at_expiry, 5000).unwrap_err().code(),
+            UnverifiedToken::decode(&text)
+                .unwrap()
+                .verify(&pk, at_expiry, 5000)
+                .unwrap_err()
+                .code(),
             "payment_code_expired"
         );
         let early = now.checked_add_millis(-5001).unwrap();
         assert_eq!(
-            UnverifiedToken::decode(&text).unwrap().verify(&pk, early, 5000).unwrap_err().code(),
+            UnverifiedToken::decode(&text)
+                .unwrap()
+                .verify(&pk, early, 5000)
+                .unwrap_err()
+                .code(),
             "payment_code_not_yet_valid"
         );
         let other = pair(&rng);
         assert_eq!(
-            UnverifiedToken::decode(&text).unwrap().verify(other.public_key().as_ref(), now, 5000).unwrap_err().code(),
+            UnverifiedToken::decode(&text)
+                .unwrap()
+                .verify(other.public_key().as_ref(), now, 5000)
+                .unwrap_err()
+                .code(),
             "payment_code_bad_signature"
         );
     }
@@ -352,7 +390,15 @@ mod tests {
         let rng = SystemRandom::new();
         let kp = pair(&rng);
         let now = Timestamp::from_unix_millis(1_800_000_000_000);
-        let claims = TokenClaims::new(Signer::Gateway, KeyId::parse("gw234567").unwrap(), [1; 16], now, 30, &rng).unwrap();
+        let claims = TokenClaims::new(
+            Signer::Gateway,
+            KeyId::parse("gw234567").unwrap(),
+            [1; 16],
+            now,
+            30,
+            &rng,
+        )
+        .unwrap();
         let text = claims.sign_with(&kp);
         let pk = kp.public_key().as_ref().to_vec();
         let chars: Vec<char> = text.chars().collect();
@@ -374,6 +420,16 @@ mod tests {
     fn ttl_over_60_is_refused() {
         let rng = SystemRandom::new();
         let now = Timestamp::from_unix_millis(0);
-        assert!(TokenClaims::new(Signer::Device, KeyId::parse("dev23456").unwrap(), [0; 16], now, 61, &rng).is_err());
+        assert!(
+            TokenClaims::new(
+                Signer::Device,
+                KeyId::parse("dev23456").unwrap(),
+                [0; 16],
+                now,
+                61,
+                &rng
+            )
+            .is_err()
+        );
     }
 }

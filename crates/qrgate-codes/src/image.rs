@@ -84,7 +84,11 @@ pub fn matrix(payload: &str, correction: Correction) -> Result<Matrix, ImageErro
     };
     Ok(Matrix {
         width: code.width(),
-        dark: code.to_colors().into_iter().map(|c| c == Color::Dark).collect(),
+        dark: code
+            .to_colors()
+            .into_iter()
+            .map(|c| c == Color::Dark)
+            .collect(),
         version,
     })
 }
@@ -147,7 +151,13 @@ pub fn render_svg(payload: &str, opts: &RenderOptions) -> Result<String, ImageEr
                 while x < m.width && m.dark[y * m.width + x] {
                     x += 1;
                 }
-                path.push_str(&format!("M{} {}h{}v1h-{}z", start + q, y + q, x - start, x - start));
+                path.push_str(&format!(
+                    "M{} {}h{}v1h-{}z",
+                    start + q,
+                    y + q,
+                    x - start,
+                    x - start
+                ));
             } else {
                 x += 1;
             }
@@ -207,7 +217,12 @@ pub fn scan_gray(img: &GrayImage) -> Result<Vec<Scanned>, ImageError> {
     let mut target = side;
     while target > 1200 {
         target /= 2;
-        let small = image::imageops::resize(img, w * target / side, h * target / side, image::imageops::FilterType::Triangle);
+        let small = image::imageops::resize(
+            img,
+            w * target / side,
+            h * target / side,
+            image::imageops::FilterType::Triangle,
+        );
         let found = scan_once(&small);
         if !found.is_empty() {
             return Ok(found);
@@ -262,7 +277,12 @@ fn scan_once(img: &GrayImage) -> Vec<Scanned> {
             Some(Scanned {
                 payload,
                 version: meta.version.0,
-                corners: [(b[0].x, b[0].y), (b[1].x, b[1].y), (b[2].x, b[2].y), (b[3].x, b[3].y)],
+                corners: [
+                    (b[0].x, b[0].y),
+                    (b[1].x, b[1].y),
+                    (b[2].x, b[2].y),
+                    (b[3].x, b[3].y),
+                ],
             })
         })
         .collect()

@@ -35,7 +35,11 @@ impl KeyId {
     pub fn generate(rng: &dyn SecureRandom) -> Result<KeyId, KeyError> {
         let mut b = [0_u8; KEY_ID_LEN];
         rng.fill(&mut b).map_err(|_| KeyError::Rng)?;
-        Ok(KeyId(b.iter().map(|x| KID_ALPHABET[usize::from(x & 31)] as char).collect()))
+        Ok(KeyId(
+            b.iter()
+                .map(|x| KID_ALPHABET[usize::from(x & 31)] as char)
+                .collect(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -177,7 +181,9 @@ impl Verifier for PublicKeySet {
         if key.state == KeyState::Retired {
             return Err(SignatureError::RetiredKey(kid.to_string()));
         }
-        let raw = key.raw().ok_or(SignatureError::Malformed("published key is not 32 bytes"))?;
+        let raw = key
+            .raw()
+            .ok_or(SignatureError::Malformed("published key is not 32 bytes"))?;
         verify_ed25519(&raw, msg, sig)
     }
 }
@@ -195,7 +201,9 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|e| &e.public)).finish()
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| &e.public))
+            .finish()
     }
 }
 
@@ -215,8 +223,15 @@ fn new_entry(rng: &dyn SecureRandom, now: Timestamp) -> Result<Entry, KeyError> 
     entry_from(kid.clone(), KeyState::Active, now, doc.as_ref().to_vec())
 }
 
-fn entry_from(kid: KeyId, state: KeyState, created_at: Timestamp, pkcs8: Vec<u8>) -> Result<Entry, KeyError> {
-    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyError::BadStoredKey { kid: kid.to_string() })?;
+fn entry_from(
+    kid: KeyId,
+    state: KeyState,
+    created_at: Timestamp,
+    pkcs8: Vec<u8>,
+) -> Result<Entry, KeyError> {
+    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyError::BadStoredKey {
+        kid: kid.to_string(),
+    })?;
     let public = PublicKey {
         kid,
         alg: "Ed25519".into(),
@@ -224,7 +239,11 @@ fn entry_from(kid: KeyId, state: KeyState, created_at: Timestamp, pkcs8: Vec<u8>
         state,
         created_at,
     };
-    Ok(Entry { public, pair, pkcs8 })
+    Ok(Entry {
+        public,
+        pair,
+        pkcs8,
+    })
 }
 
 impl Keyring {
@@ -306,11 +325,16 @@ impl Keyring {
             .map(|k| {
                 let pkcs8 = STANDARD
                     .decode(&k.pkcs8)
-                    .map_err(|_| KeyError::BadStoredKey { kid: k.kid.to_string() })?;
+                    .map_err(|_| KeyError::BadStoredKey {
+                        kid: k.kid.to_string(),
+                    })?;
                 entry_from(k.kid.clone(), k.state, k.created_at, pkcs8)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let active = entries.iter().filter(|e| e.public.state == KeyState::Active).count();
+        let active = entries
+            .iter()
+            .filter(|e| e.public.state == KeyState::Active)
+            .count();
         if active != 1 {
             return Err(KeyError::ActiveCount(active));
         }
@@ -322,7 +346,8 @@ impl Keyring {
     }
 
     pub fn from_json(s: &str) -> Result<Keyring, KeyError> {
-        let keys: Vec<StoredKey> = serde_json::from_str(s).map_err(|e| KeyError::Json(e.to_string()))?;
+        let keys: Vec<StoredKey> =
+            serde_json::from_str(s).map_err(|e| KeyError::Json(e.to_string()))?;
         Keyring::from_stored(&keys)
     }
 }
@@ -353,20 +378,38 @@ mod tests {
         let mut ring = Keyring::generate(&rng, t).unwrap();
         let (k1, s1) = ring.sign(b"hello");
         assert!(ring.verify(&k1, b"hello", &s1).is_ok());
-        assert_eq!(ring.verify(&k1, b"hellp", &s1), Err(SignatureError::BadSignature));
+        assert_eq!(
+            ring.verify(&k1, b"hellp", &s1),
+            Err(SignatureError::BadSignature)
+        );
         let k2 = ring.rotate(&rng, t).unwrap();
         assert_ne!(k1, k2);
         assert_eq!(ring.active_kid(), &k2);
         // The old key still verifies what it signed.
         assert!(ring.verify(&k1, b"hello", &s1).is_ok());
         assert!(ring.public_keys().verify(&k1, b"hello", &s1).is_ok());
-        assert_eq!(ring.retire(&k2), Err(KeyError::RetireActive(k2.to_string())));
+        assert_eq!(
+            ring.retire(&k2),
+            Err(KeyError::RetireActive(k2.to_string()))
+        );
         ring.retire(&k1).unwrap();
-        assert_eq!(ring.verify(&k1, b"hello", &s1), Err(SignatureError::RetiredKey(k1.to_string())));
-        assert_eq!(ring.public_keys().verify(&k1, b"hello", &s1), Err(SignatureError::RetiredKey(k1.to_string())));
+        assert_eq!(
+            ring.verify(&k1, b"hello", &s1),
+            Err(SignatureError::RetiredKey(k1.to_string()))
+        );
+        assert_eq!(
+            ring.public_keys().verify(&k1, b"hello", &s1),
+            Err(SignatureError::RetiredKey(k1.to_string()))
+        );
         let unknown = KeyId::parse("zzzzzzzz").unwrap();
-        assert!(matches!(ring.verify(&unknown, b"x", &s1), Err(SignatureError::UnknownKey(_))));
-        assert!(matches!(ring.verify(&k2, b"x", &s1[..63]), Err(SignatureError::Malformed(_))));
+        assert!(matches!(
+            ring.verify(&unknown, b"x", &s1),
+            Err(SignatureError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            ring.verify(&k2, b"x", &s1[..63]),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -125,7 +125,11 @@ impl MerchantCode {
                 account.push((1, order_id.to_string()));
                 account.push((2, kid.to_string()));
                 account.push((3, expires_at.unix_seconds().to_string()));
-                (PointOfInitiation::Dynamic, Some(*amount), vec![(5, reference.clone())])
+                (
+                    PointOfInitiation::Dynamic,
+                    Some(*amount),
+                    vec![(5, reference.clone())],
+                )
             }
         };
         Ok(MpmPayload {
@@ -158,7 +162,10 @@ impl MerchantCode {
         debug_assert_eq!(signed_kid, kid);
         enc.template(
             SIGNATURE_TEMPLATE,
-            &[(0, SIGNATURE_GUI.to_owned()), (1, URL_SAFE_NO_PAD.encode(sig))],
+            &[
+                (0, SIGNATURE_GUI.to_owned()),
+                (1, URL_SAFE_NO_PAD.encode(sig)),
+            ],
         )?;
         Ok(enc.finish())
     }
@@ -174,12 +181,20 @@ pub struct VerifiedMerchantCode {
 /// Verify a scanned merchant code offline: EMV structure and CRC, our
 /// template, the signature under a known, unretired key, and (dynamic codes)
 /// the expiry.
-pub fn verify(payload: &str, keys: &dyn Verifier, now: Timestamp) -> Result<VerifiedMerchantCode, MerchantCodeError> {
+pub fn verify(
+    payload: &str,
+    keys: &dyn Verifier,
+    now: Timestamp,
+) -> Result<VerifiedMerchantCode, MerchantCodeError> {
     let p = emv::parse(payload)?;
     verify_parsed(&p, keys, now)
 }
 
-pub fn verify_parsed(p: &Payload, keys: &dyn Verifier, now: Timestamp) -> Result<VerifiedMerchantCode, MerchantCodeError> {
+pub fn verify_parsed(
+    p: &Payload,
+    keys: &dyn Verifier,
+    now: Timestamp,
+) -> Result<VerifiedMerchantCode, MerchantCodeError> {
     let account = p
         .field(MERCHANT_TEMPLATE)
         .filter(|f| f.subfield_value(0) == Some(QRGATE_GUI))
@@ -193,7 +208,9 @@ pub fn verify_parsed(p: &Payload, keys: &dyn Verifier, now: Timestamp) -> Result
         .filter(|f| f.tag.id() == SIGNATURE_TEMPLATE)
         .ok_or_else(|| malformed("signature template 91 must be the last field before the CRC"))?;
     if sig_field.subfield_value(0) != Some(SIGNATURE_GUI) {
-        return Err(malformed("signature template 91 does not carry identifier QRGS"));
+        return Err(malformed(
+            "signature template 91 does not carry identifier QRGS",
+        ));
     }
     let sig_b64 = sig_field
         .subfield_value(1)
@@ -222,15 +239,20 @@ pub fn verify_parsed(p: &Payload, keys: &dyn Verifier, now: Timestamp) -> Result
         .ok_or_else(|| malformed("template 26 has no code id in sub-field 01"))?;
     let kind = match mpm.point_of_initiation {
         PointOfInitiation::Static => MerchantCodeKind::Static {
-            code_id: code_id.parse().map_err(|e: qrgate_core::IdError| malformed(e.to_string()))?,
+            code_id: code_id
+                .parse()
+                .map_err(|e: qrgate_core::IdError| malformed(e.to_string()))?,
         },
         PointOfInitiation::Dynamic => {
             let secs: i64 = account
                 .subfield_value(3)
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| malformed("dynamic code has no expiry in 26.03"))?;
-            let expires_at = Timestamp::from_unix_seconds(secs).ok_or_else(|| malformed("expiry out of range"))?;
-            let amount = mpm.amount.ok_or_else(|| malformed("dynamic code has no amount in tag 54"))?;
+            let expires_at = Timestamp::from_unix_seconds(secs)
+                .ok_or_else(|| malformed("expiry out of range"))?;
+            let amount = mpm
+                .amount
+                .ok_or_else(|| malformed("dynamic code has no amount in tag 54"))?;
             let reference = p
                 .field(62)
                 .and_then(|f| f.subfield_value(5))
@@ -240,7 +262,9 @@ pub fn verify_parsed(p: &Payload, keys: &dyn Verifier, now: Timestamp) -> Result
                 return Err(MerchantCodeError::Expired { expires_at });
             }
             MerchantCodeKind::Dynamic {
-                order_id: code_id.parse().map_err(|e: qrgate_core::IdError| malformed(e.to_string()))?,
+                order_id: code_id
+                    .parse()
+                    .map_err(|e: qrgate_core::IdError| malformed(e.to_string()))?,
                 amount,
                 reference,
                 expires_at,

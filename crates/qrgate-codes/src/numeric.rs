@@ -19,7 +19,9 @@ pub const LEN: usize = 18;
 pub enum NumericCodeError {
     #[error("payment code must be digits only")]
     NotDigits,
-    #[error("foreign payment code: it looks like a {issuer} code; this gateway only accepts its own")]
+    #[error(
+        "foreign payment code: it looks like a {issuer} code; this gateway only accepts its own"
+    )]
     Foreign { issuer: &'static str },
     #[error("payment code must be {LEN} digits starting with {PREFIX}")]
     Unrecognised,
@@ -32,7 +34,9 @@ pub enum NumericCodeError {
 impl NumericCodeError {
     pub fn code(&self) -> &'static str {
         match self {
-            NumericCodeError::NotDigits | NumericCodeError::Unrecognised => "payment_code_malformed",
+            NumericCodeError::NotDigits | NumericCodeError::Unrecognised => {
+                "payment_code_malformed"
+            }
             NumericCodeError::Foreign { .. } => "payment_code_foreign",
             NumericCodeError::CheckDigit => "payment_code_check_digit",
             NumericCodeError::Rng => "internal",
@@ -121,7 +125,11 @@ pub fn validate(input: &str) -> Result<(), NumericCodeError> {
     }
     match classify(input) {
         Some(Issuer::Qrgate) => {}
-        Some(other) => return Err(NumericCodeError::Foreign { issuer: other.name() }),
+        Some(other) => {
+            return Err(NumericCodeError::Foreign {
+                issuer: other.name(),
+            });
+        }
         None => return Err(NumericCodeError::Unrecognised),
     }
     let digits: Vec<u8> = input.bytes().map(|b| b - b'0').collect();
@@ -174,11 +182,28 @@ mod tests {
 
     #[test]
     fn foreign_codes_are_named() {
-        assert_eq!(validate("134567890123456789").unwrap_err().to_string().contains("WeChat Pay"), true);
-        assert_eq!(validate("281234567890123456").unwrap_err(), NumericCodeError::Foreign { issuer: "Alipay" });
-        assert_eq!(validate("6212345678901234567").unwrap_err(), NumericCodeError::Foreign { issuer: "UnionPay" });
-        assert_eq!(validate("12345").unwrap_err(), NumericCodeError::Unrecognised);
-        assert_eq!(validate("77123456789012345a").unwrap_err(), NumericCodeError::NotDigits);
+        assert!(
+            validate("134567890123456789")
+                .unwrap_err()
+                .to_string()
+                .contains("WeChat Pay")
+        );
+        assert_eq!(
+            validate("281234567890123456").unwrap_err(),
+            NumericCodeError::Foreign { issuer: "Alipay" }
+        );
+        assert_eq!(
+            validate("6212345678901234567").unwrap_err(),
+            NumericCodeError::Foreign { issuer: "UnionPay" }
+        );
+        assert_eq!(
+            validate("12345").unwrap_err(),
+            NumericCodeError::Unrecognised
+        );
+        assert_eq!(
+            validate("77123456789012345a").unwrap_err(),
+            NumericCodeError::NotDigits
+        );
         assert_eq!(classify("771234567890123456"), Some(Issuer::Qrgate));
     }
 }

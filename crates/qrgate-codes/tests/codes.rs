@@ -2,12 +2,16 @@
 //! published wrong payloads, our signed codes, tokens, property and
 //! mutation tests, and images through render and scan.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic on broken fixtures
+
 use std::collections::BTreeSet;
 
 use image::{GrayImage, Luma};
 use proptest::prelude::*;
 use qrgate_codes::emv::{self, LanguageTemplate, MpmPayload, PointOfInitiation, Template};
-use qrgate_codes::image::{RenderOptions, matrix, render_gray, render_png, render_svg, scan, scan_gray};
+use qrgate_codes::image::{
+    RenderOptions, matrix, render_gray, render_png, render_svg, scan, scan_gray,
+};
 use qrgate_codes::keyring::{KeyId, Keyring, PublicKeySet};
 use qrgate_codes::merchant::{self, MerchantCode, MerchantCodeKind, MerchantDisplay};
 use qrgate_core::id::{OrderId, StaticCodeId};
@@ -32,7 +36,9 @@ fn real_payloads() -> Vec<RealPayload> {
                 .find_map(|l| l.strip_prefix(&format!("{key}: ")))
                 .map(str::to_owned)
         };
-        let Some(payload) = get("payload") else { continue };
+        let Some(payload) = get("payload") else {
+            continue;
+        };
         let findings = get("findings").unwrap();
         out.push(RealPayload {
             scheme: get("scheme").unwrap(),
@@ -54,7 +60,10 @@ fn flatten(p: &emv::Payload) -> String {
     let mut parts = Vec::new();
     for f in p.fields() {
         match &f.subfields {
-            Some(subs) => parts.extend(subs.iter().map(|s| format!("{}.{}={}", f.tag, s.tag, s.value))),
+            Some(subs) => parts.extend(
+                subs.iter()
+                    .map(|s| format!("{}.{}={}", f.tag, s.tag, s.value)),
+            ),
             None => parts.push(format!("{}={}", f.tag, f.value)),
         }
     }
@@ -64,15 +73,32 @@ fn flatten(p: &emv::Payload) -> String {
 #[test]
 fn real_payloads_from_other_schemes_parse_field_by_field() {
     let all = real_payloads();
-    assert!(all.len() >= 10, "need at least 10 real payloads, have {}", all.len());
-    let schemes: BTreeSet<&str> = all.iter().map(|r| r.scheme.split(' ').next().unwrap()).collect();
-    assert!(schemes.len() >= 6, "need at least 6 schemes, have {schemes:?}");
+    assert!(
+        all.len() >= 10,
+        "need at least 10 real payloads, have {}",
+        all.len()
+    );
+    let schemes: BTreeSet<&str> = all
+        .iter()
+        .map(|r| r.scheme.split(' ').next().unwrap())
+        .collect();
+    assert!(
+        schemes.len() >= 6,
+        "need at least 6 schemes, have {schemes:?}"
+    );
     for r in &all {
         assert!(!r.source.is_empty());
-        let p = emv::parse(&r.payload).unwrap_or_else(|e| panic!("{}: {e}\n{}", r.scheme, r.payload));
+        let p =
+            emv::parse(&r.payload).unwrap_or_else(|e| panic!("{}: {e}\n{}", r.scheme, r.payload));
         assert_eq!(flatten(&p), r.fields, "{} ({})", r.scheme, r.source);
         let findings: Vec<&str> = emv::check_emvco(&p).iter().map(|f| f.code).collect();
-        assert_eq!(findings, r.findings, "{}: {:?}", r.scheme, emv::check_emvco(&p));
+        assert_eq!(
+            findings,
+            r.findings,
+            "{}: {:?}",
+            r.scheme,
+            emv::check_emvco(&p)
+        );
     }
 }
 
@@ -90,9 +116,14 @@ fn chinese_merchant_name_counts_characters_and_crc_counts_bytes() {
 fn published_wrong_payloads_are_rejected_with_the_expected_error() {
     let text = include_str!("data/published_wrong.txt");
     let mut n = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let parts: Vec<&str> = line.splitn(4, " | ").collect();
-        let [code, why, _source, payload] = parts[..] else { panic!("bad line {line}") };
+        let [code, why, _source, payload] = parts[..] else {
+            panic!("bad line {line}")
+        };
         let e = emv::parse(payload).expect_err(why);
         assert_eq!(e.kind.code(), code, "{why}: {e}");
         // Every error names where it is.
@@ -106,7 +137,10 @@ fn published_wrong_payloads_are_rejected_with_the_expected_error() {
 fn departures_from_emvco_are_findings_not_failures() {
     // DuitNow's format indicator "02".
     let all = real_payloads();
-    let duitnow = all.iter().find(|r| r.payload.starts_with("000202")).unwrap();
+    let duitnow = all
+        .iter()
+        .find(|r| r.payload.starts_with("000202"))
+        .unwrap();
     let p = emv::parse(&duitnow.payload).unwrap();
     let f = emv::check_emvco(&p);
     assert_eq!(f[0].code, "format_indicator");
@@ -117,10 +151,22 @@ fn departures_from_emvco_are_findings_not_failures() {
     for id in 26..=33 {
         enc.template(id, &[(0, "A".repeat(60))]).unwrap();
     }
-    enc.field(53, "CNY").unwrap().field(54, "1,00").unwrap().field(58, "cn").unwrap();
+    enc.field(53, "CNY")
+        .unwrap()
+        .field(54, "1,00")
+        .unwrap()
+        .field(58, "cn")
+        .unwrap();
     let p = emv::parse(&enc.finish()).unwrap();
     let codes: Vec<&str> = emv::check_emvco(&p).iter().map(|f| f.code).collect();
-    for want in ["payload_too_long", "point_of_initiation", "mandatory_field_missing", "currency_not_numeric", "amount_malformed", "country_malformed"] {
+    for want in [
+        "payload_too_long",
+        "point_of_initiation",
+        "mandatory_field_missing",
+        "currency_not_numeric",
+        "amount_malformed",
+        "country_malformed",
+    ] {
         assert!(codes.contains(&want), "{want} missing from {codes:?}");
     }
     assert!(!codes.contains(&"merchant_account_missing"));
@@ -181,8 +227,14 @@ fn signed_static_and_dynamic_codes_verify_offline_and_pass_strict_emvco() {
     let p = emv::parse(&payload).unwrap();
     assert_eq!(emv::check_emvco(&p), vec![]);
     assert_eq!(p.value(54), Some("36.50"));
-    assert_eq!(p.field(62).unwrap().subfield_value(5), Some("T20261125-0042"));
-    assert_eq!(merchant::verify(&payload, &keys, now()).unwrap().code, dynamic);
+    assert_eq!(
+        p.field(62).unwrap().subfield_value(5),
+        Some("T20261125-0042")
+    );
+    assert_eq!(
+        merchant::verify(&payload, &keys, now()).unwrap().code,
+        dynamic
+    );
     let e = merchant::verify(&payload, &keys, expires_at).unwrap_err();
     assert_eq!(e.code(), "code_expired");
 }
@@ -213,7 +265,10 @@ fn forged_swapped_and_unknown_key_codes_are_refused() {
 
     // A fraudster changes the name and recomputes the CRC.
     let renamed = forge(&payload, 59, "FRAUD SHOP");
-    assert_eq!(merchant::verify(&renamed, &keys, now()).unwrap_err().code(), "code_bad_signature");
+    assert_eq!(
+        merchant::verify(&renamed, &keys, now()).unwrap_err().code(),
+        "code_bad_signature"
+    );
     // Or lifts the signature from another genuine code onto his own payload.
     let other = MerchantCode {
         kind: MerchantCodeKind::Static {
@@ -227,20 +282,41 @@ fn forged_swapped_and_unknown_key_codes_are_refused() {
     let swapped = forge(&other, 91, &sig);
     assert!(merchant::verify(&swapped, &keys, now()).is_err());
     // Signed by a key the verifier does not know.
-    assert_eq!(merchant::verify(&other, &keys, now()).unwrap_err().code(), "code_unknown_key");
+    assert_eq!(
+        merchant::verify(&other, &keys, now()).unwrap_err().code(),
+        "code_unknown_key"
+    );
     // A truncated payload is not even EMV.
-    assert_eq!(merchant::verify(&payload[..payload.len() - 10], &keys, now()).unwrap_err().code(), "code_malformed");
+    assert_eq!(
+        merchant::verify(&payload[..payload.len() - 10], &keys, now())
+            .unwrap_err()
+            .code(),
+        "code_malformed"
+    );
     // A foreign EMV code is recognised as not ours.
     let pix = &real_payloads()[1].payload;
-    assert_eq!(merchant::verify(pix, &keys, now()).unwrap_err().code(), "code_not_qrgate");
+    assert_eq!(
+        merchant::verify(pix, &keys, now()).unwrap_err().code(),
+        "code_not_qrgate"
+    );
 
     // After rotation the old code still verifies; after retirement it does not.
     let old_kid = ring.active_kid().clone();
     ring.rotate(&rng, now()).unwrap();
     assert!(merchant::verify(&payload, &ring.public_keys(), now()).is_ok());
     ring.retire(&old_kid).unwrap();
-    assert_eq!(merchant::verify(&payload, &ring.public_keys(), now()).unwrap_err().code(), "code_retired_key");
-    assert_eq!(merchant::verify(&payload, &PublicKeySet::default(), now()).unwrap_err().code(), "code_unknown_key");
+    assert_eq!(
+        merchant::verify(&payload, &ring.public_keys(), now())
+            .unwrap_err()
+            .code(),
+        "code_retired_key"
+    );
+    assert_eq!(
+        merchant::verify(&payload, &PublicKeySet::default(), now())
+            .unwrap_err()
+            .code(),
+        "code_unknown_key"
+    );
 }
 
 /// Every single-character substitution, deletion and insertion of a valid
@@ -250,14 +326,17 @@ fn assert_mutations_noticed(payload: &str) {
     let original = emv::parse(payload).unwrap();
     let want = flatten(&original);
     let chars: Vec<char> = payload.chars().collect();
-    let replacements = ['0', '1', '5', '9', 'A', 'a', 'F', 'f', 'Z', ' ', '.', '北', 'é'];
+    let replacements = [
+        '0', '1', '5', '9', 'A', 'a', 'F', 'f', 'Z', ' ', '.', '北', 'é',
+    ];
     let mut accepted = 0;
     let mut check = |m: String, what: String| {
         if let Ok(p) = emv::parse(&m) {
             assert_ne!(flatten(&p), want, "{what} went unnoticed: {m}");
             let crc_start = chars.len() - 4;
             assert!(
-                what.starts_with("sub") && what.split(' ').nth(1).unwrap().parse::<usize>().unwrap() >= crc_start,
+                what.starts_with("sub")
+                    && what.split(' ').nth(1).unwrap().parse::<usize>().unwrap() >= crc_start,
                 "{what} parsed: {m}"
             );
             accepted += 1;
@@ -301,42 +380,75 @@ fn every_single_character_change_is_noticed() {
 
 fn arb_text(max: usize) -> impl Strategy<Value = String> {
     // ASCII letters, digits, space, and some CJK, as names really are.
-    proptest::collection::vec(prop_oneof![
-        8 => proptest::char::range('A', 'Z'),
-        2 => proptest::char::range('0', '9'),
-        1 => Just(' '),
-        2 => proptest::char::range('\u{4e00}', '\u{4e80}'),
-    ], 1..=max)
+    proptest::collection::vec(
+        prop_oneof![
+            8 => proptest::char::range('A', 'Z'),
+            2 => proptest::char::range('0', '9'),
+            1 => Just(' '),
+            2 => proptest::char::range('\u{4e00}', '\u{4e80}'),
+        ],
+        1..=max,
+    )
     .prop_map(|v| v.into_iter().collect::<String>())
     .prop_filter("no edge spaces", |s| s.trim() == s)
 }
 
 fn arb_mpm() -> impl Strategy<Value = MpmPayload> {
-    let currency = prop_oneof![Just("CNY"), Just("JPY"), Just("USD"), Just("KWD")].prop_map(|c| Currency::from_code(c).unwrap());
+    let currency = prop_oneof![Just("CNY"), Just("JPY"), Just("USD"), Just("KWD")]
+        .prop_map(|c| Currency::from_code(c).unwrap());
     (
         any::<bool>(),
         (26_u8..=51, arb_text(20), arb_text(30)),
         (0_u16..10000).prop_map(|m| format!("{m:04}")),
         currency,
         1_i64..1_000_000_000,
-        (arb_text(25), arb_text(15), proptest::option::of("[0-9]{5,6}")),
+        (
+            arb_text(25),
+            arb_text(15),
+            proptest::option::of("[0-9]{5,6}"),
+        ),
         proptest::option::of(arb_text(25)),
         proptest::option::of((arb_text(10), arb_text(60))),
     )
-        .prop_map(|(dynamic, (tid, gui, acct), mcc, currency, minor, (name, city, postal), reference, unreserved)| MpmPayload {
-            point_of_initiation: if dynamic { PointOfInitiation::Dynamic } else { PointOfInitiation::Static },
-            merchant_accounts: vec![Template { id: tid, subfields: vec![(0, gui), (1, acct)] }],
-            mcc,
-            currency,
-            amount: dynamic.then(|| Money::from_minor(minor, currency)),
-            country: "CN".into(),
-            merchant_name: name,
-            merchant_city: city,
-            postal_code: postal,
-            additional_data: reference.map(|r| vec![(5, r)]).unwrap_or_default(),
-            language: None,
-            unreserved: unreserved.map(|(g, v)| vec![Template { id: 85, subfields: vec![(0, g), (1, v)] }]).unwrap_or_default(),
-        })
+        .prop_map(
+            |(
+                dynamic,
+                (tid, gui, acct),
+                mcc,
+                currency,
+                minor,
+                (name, city, postal),
+                reference,
+                unreserved,
+            )| MpmPayload {
+                point_of_initiation: if dynamic {
+                    PointOfInitiation::Dynamic
+                } else {
+                    PointOfInitiation::Static
+                },
+                merchant_accounts: vec![Template {
+                    id: tid,
+                    subfields: vec![(0, gui), (1, acct)],
+                }],
+                mcc,
+                currency,
+                amount: dynamic.then(|| Money::from_minor(minor, currency)),
+                country: "CN".into(),
+                merchant_name: name,
+                merchant_city: city,
+                postal_code: postal,
+                additional_data: reference.map(|r| vec![(5, r)]).unwrap_or_default(),
+                language: None,
+                unreserved: unreserved
+                    .map(|(g, v)| {
+                        vec![Template {
+                            id: 85,
+                            subfields: vec![(0, g), (1, v)],
+                        }]
+                    })
+                    .unwrap_or_default(),
+            },
+        )
 }
 
 proptest! {
@@ -420,7 +532,7 @@ fn in_photo(img: &GrayImage) -> GrayImage {
         for x in 0..pw {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
             let noise = (seed >> 16) % 40;
-            let light = 120 + (x * 80 / pw) as u32;
+            let light = 120 + (x * 80 / pw);
             out.put_pixel(x, y, Luma([(light + noise).min(255) as u8]));
         }
     }
@@ -460,16 +572,28 @@ fn render_then_scan_round_trips_including_transformed_images() {
         assert_eq!(scan_one(&rotate(&img, 33)), payload);
         // Scaled down to 3 pixels per module, and up.
         let (w, h) = img.dimensions();
-        let small = image::imageops::resize(&img, w * 3 / 8, h * 3 / 8, image::imageops::FilterType::Triangle);
+        let small = image::imageops::resize(
+            &img,
+            w * 3 / 8,
+            h * 3 / 8,
+            image::imageops::FilterType::Triangle,
+        );
         assert_eq!(scan_one(&small), payload);
-        let big = image::imageops::resize(&img, w * 5 / 2, h * 5 / 2, image::imageops::FilterType::Nearest);
+        let big = image::imageops::resize(
+            &img,
+            w * 5 / 2,
+            h * 5 / 2,
+            image::imageops::FilterType::Nearest,
+        );
         assert_eq!(scan_one(&big), payload);
         // Inside a larger, noisy, unevenly lit picture.
         assert_eq!(scan_one(&in_photo(&img)), payload);
         // Through lossy JPEG.
         let mut jpeg = std::io::Cursor::new(Vec::new());
         image::DynamicImage::ImageLuma8(in_photo(&img))
-            .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 60))
+            .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut jpeg, 60,
+            ))
             .unwrap();
         assert_eq!(scan(&jpeg.into_inner()).unwrap()[0].payload, payload);
     }
@@ -478,8 +602,14 @@ fn render_then_scan_round_trips_including_transformed_images() {
 #[test]
 fn scan_reports_no_code_and_bad_images() {
     let blank = GrayImage::from_pixel(200, 200, Luma([255]));
-    assert!(matches!(scan_gray(&blank), Err(qrgate_codes::image::ImageError::NotFound)));
-    assert!(matches!(scan(b"not an image"), Err(qrgate_codes::image::ImageError::Decode(_))));
+    assert!(matches!(
+        scan_gray(&blank),
+        Err(qrgate_codes::image::ImageError::NotFound)
+    ));
+    assert!(matches!(
+        scan(b"not an image"),
+        Err(qrgate_codes::image::ImageError::Decode(_))
+    ));
 }
 
 #[test]
@@ -491,13 +621,22 @@ fn svg_draws_exactly_the_module_matrix() {
     let side = m.width + 8;
     assert!(svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")));
     // Rebuild the matrix from the path's horizontal runs.
-    let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let d = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let mut dark = vec![false; m.width * m.width];
     for run in d.split('M').filter(|s| !s.is_empty()) {
         let (xy, rest) = run.split_once('h').unwrap();
         let (x, y) = xy.split_once(' ').unwrap();
         let len: usize = rest.split('v').next().unwrap().parse().unwrap();
-        let (x, y): (usize, usize) = (x.parse::<usize>().unwrap() - 4, y.parse::<usize>().unwrap() - 4);
+        let (x, y): (usize, usize) = (
+            x.parse::<usize>().unwrap() - 4,
+            y.parse::<usize>().unwrap() - 4,
+        );
         for i in 0..len {
             assert!(!dark[y * m.width + x + i]);
             dark[y * m.width + x + i] = true;
@@ -509,8 +648,13 @@ fn svg_draws_exactly_the_module_matrix() {
 #[test]
 fn independent_decoder_reads_our_png() {
     // zbar is an independent decoder (apt package zbar-tools); .ci/run installs it.
-    let Ok(out) = std::process::Command::new("zbarimg").arg("--version").output() else {
-        eprintln!("SKIP independent_decoder_reads_our_png: zbarimg not installed (apt-get install zbar-tools)");
+    let Ok(out) = std::process::Command::new("zbarimg")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!(
+            "SKIP independent_decoder_reads_our_png: zbarimg not installed (apt-get install zbar-tools)"
+        );
         return;
     };
     assert!(out.status.success());
@@ -526,11 +670,26 @@ fn independent_decoder_reads_our_png() {
     .unwrap();
     let dir = std::env::temp_dir().join(format!("qrgate-zbar-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (i, payload) in [ours.as_str(), real_payloads()[0].payload.as_str()].into_iter().enumerate() {
+    for (i, payload) in [ours.as_str(), real_payloads()[0].payload.as_str()]
+        .into_iter()
+        .enumerate()
+    {
         let path = dir.join(format!("{i}.png"));
-        std::fs::write(&path, render_png(payload, &RenderOptions::default()).unwrap()).unwrap();
-        let out = std::process::Command::new("zbarimg").args(["--quiet", "--raw", "-Sbinary"]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(
+            &path,
+            render_png(payload, &RenderOptions::default()).unwrap(),
+        )
+        .unwrap();
+        let out = std::process::Command::new("zbarimg")
+            .args(["--quiet", "--raw", "-Sbinary"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         assert_eq!(text.trim_end_matches('\n'), payload);
     }
@@ -540,7 +699,10 @@ fn independent_decoder_reads_our_png() {
 #[test]
 fn we_scan_images_made_by_an_independent_encoder() {
     // qrencode (apt package qrencode) is an independent encoder; .ci/run installs it.
-    let Ok(_) = std::process::Command::new("qrencode").arg("--version").output() else {
+    let Ok(_) = std::process::Command::new("qrencode")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("SKIP we_scan_images_made_by_an_independent_encoder: qrencode not installed");
         return;
     };

@@ -36,7 +36,8 @@ impl Timestamp {
     }
 
     pub fn checked_add_seconds(self, s: i64) -> Option<Timestamp> {
-        s.checked_mul(1000).and_then(|ms| self.checked_add_millis(ms))
+        s.checked_mul(1000)
+            .and_then(|ms| self.checked_add_millis(ms))
     }
 
     /// Milliseconds from `earlier` to `self` (negative when `earlier` is later).

@@ -214,7 +214,10 @@ mod tests {
     fn lookups() {
         assert_eq!(Currency::from_code("CNY"), Ok(Currency::CNY));
         assert_eq!(Currency::from_numeric_str("156"), Some(Currency::CNY));
-        assert_eq!(Currency::from_numeric_str("036").map(|c| c.code()), Some("AUD"));
+        assert_eq!(
+            Currency::from_numeric_str("036").map(|c| c.code()),
+            Some("AUD")
+        );
         assert_eq!(Currency::from_code("JPY").map(|c| c.exponent()), Ok(0));
         assert!(Currency::from_code("cny").is_err());
         assert!(Currency::from_code("XXX").is_err());

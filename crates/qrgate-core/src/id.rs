@@ -20,7 +20,10 @@ pub const ID_BODY_LEN: usize = 26;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("id {found:?} should start with \"{expected}_\"")]
-    WrongPrefix { expected: &'static str, found: String },
+    WrongPrefix {
+        expected: &'static str,
+        found: String,
+    },
     #[error("id {0:?} is malformed: expected a prefix, '_' and 26 characters of a-z, 2-7")]
     Malformed(String),
     #[error("the system random number generator failed")]
@@ -250,11 +253,29 @@ mod tests {
         let id = PaymentId::generate(&rng).unwrap().to_string();
         let as_merchant = id.parse::<MerchantId>();
         assert!(matches!(as_merchant, Err(IdError::WrongPrefix { .. })));
-        assert!(matches!("pay_".parse::<PaymentId>(), Err(IdError::Malformed(_))));
-        assert!(matches!("pay".parse::<PaymentId>(), Err(IdError::Malformed(_))));
-        assert!("pay_AAAAAAAAAAAAAAAAAAAAAAAAAA".parse::<PaymentId>().is_err());
+        assert!(matches!(
+            "pay_".parse::<PaymentId>(),
+            Err(IdError::Malformed(_))
+        ));
+        assert!(matches!(
+            "pay".parse::<PaymentId>(),
+            Err(IdError::Malformed(_))
+        ));
+        assert!(
+            "pay_AAAAAAAAAAAAAAAAAAAAAAAAAA"
+                .parse::<PaymentId>()
+                .is_err()
+        );
         // Last character must have its two padding bits clear: 'b' (=1) is not canonical.
-        assert!("pay_aaaaaaaaaaaaaaaaaaaaaaaaab".parse::<PaymentId>().is_err());
-        assert!("pay_aaaaaaaaaaaaaaaaaaaaaaaaae".parse::<PaymentId>().is_ok());
+        assert!(
+            "pay_aaaaaaaaaaaaaaaaaaaaaaaaab"
+                .parse::<PaymentId>()
+                .is_err()
+        );
+        assert!(
+            "pay_aaaaaaaaaaaaaaaaaaaaaaaaae"
+                .parse::<PaymentId>()
+                .is_ok()
+        );
     }
 }

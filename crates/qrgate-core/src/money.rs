@@ -22,7 +22,9 @@ pub enum AmountError {
     Negative,
     #[error("amount is zero: the smallest amount is one minor unit")]
     Zero,
-    #[error("amount uses an exponent at offset {offset}: write it out, e.g. \"1000.00\" not \"1e3\"")]
+    #[error(
+        "amount uses an exponent at offset {offset}: write it out, e.g. \"1000.00\" not \"1e3\""
+    )]
     Exponent { offset: usize },
     #[error("amount has a leading zero: write \"{suggestion}\"")]
     LeadingZero { suggestion: String },
@@ -254,7 +256,10 @@ mod tests {
         let jpy = Currency::from_code("JPY").unwrap();
         assert_eq!(Money::parse_amount("500", jpy).map(|m| m.minor()), Ok(500));
         let kwd = Currency::from_code("KWD").unwrap();
-        assert_eq!(Money::parse_amount("1.234", kwd).map(|m| m.minor()), Ok(1234));
+        assert_eq!(
+            Money::parse_amount("1.234", kwd).map(|m| m.minor()),
+            Ok(1234)
+        );
     }
 
     #[test]
@@ -267,8 +272,14 @@ mod tests {
         assert_eq!(cny("0.00").unwrap_err().code(), "amount_zero");
         assert_eq!(cny("1e3").unwrap_err().code(), "amount_exponent");
         assert_eq!(cny("1E3").unwrap_err().code(), "amount_exponent");
-        assert_eq!(cny("12.345").unwrap_err().code(), "amount_too_many_decimals");
-        assert_eq!(cny("12.300").unwrap_err().code(), "amount_too_many_decimals");
+        assert_eq!(
+            cny("12.345").unwrap_err().code(),
+            "amount_too_many_decimals"
+        );
+        assert_eq!(
+            cny("12.300").unwrap_err().code(),
+            "amount_too_many_decimals"
+        );
         assert_eq!(cny("+1").unwrap_err().code(), "amount_syntax");
         assert_eq!(cny("1,00").unwrap_err().code(), "amount_syntax");
         assert_eq!(cny("1_000").unwrap_err().code(), "amount_syntax");
@@ -278,10 +289,21 @@ mod tests {
         assert_eq!(cny("١٢").unwrap_err().code(), "amount_syntax");
         assert_eq!(cny("NaN").unwrap_err().code(), "amount_syntax");
         assert_eq!(cny("012.30").unwrap_err().code(), "amount_leading_zero");
-        assert_eq!(cny("92233720368547758.08").unwrap_err().code(), "amount_too_large");
-        assert_eq!(cny("99999999999999999999999999999999999").unwrap_err().code(), "amount_too_large");
+        assert_eq!(
+            cny("92233720368547758.08").unwrap_err().code(),
+            "amount_too_large"
+        );
+        assert_eq!(
+            cny("99999999999999999999999999999999999")
+                .unwrap_err()
+                .code(),
+            "amount_too_large"
+        );
         let jpy = Currency::from_code("JPY").unwrap();
-        assert_eq!(Money::parse_amount("1.0", jpy).unwrap_err().code(), "amount_too_many_decimals");
+        assert_eq!(
+            Money::parse_amount("1.0", jpy).unwrap_err().code(),
+            "amount_too_many_decimals"
+        );
     }
 
     #[test]
@@ -293,12 +315,24 @@ mod tests {
 
     #[test]
     fn formats_with_currency_exponent() {
-        assert_eq!(Money::from_minor(1230, Currency::CNY).to_decimal_string(), "12.30");
-        assert_eq!(Money::from_minor(-5, Currency::CNY).to_decimal_string(), "-0.05");
-        assert_eq!(Money::from_minor(i64::MIN, Currency::CNY).to_decimal_string(), "-92233720368547758.08");
+        assert_eq!(
+            Money::from_minor(1230, Currency::CNY).to_decimal_string(),
+            "12.30"
+        );
+        assert_eq!(
+            Money::from_minor(-5, Currency::CNY).to_decimal_string(),
+            "-0.05"
+        );
+        assert_eq!(
+            Money::from_minor(i64::MIN, Currency::CNY).to_decimal_string(),
+            "-92233720368547758.08"
+        );
         let jpy = Currency::from_code("JPY").unwrap();
         assert_eq!(Money::from_minor(500, jpy).to_decimal_string(), "500");
-        assert_eq!(Money::from_minor(1230, Currency::CNY).to_string(), "12.30 CNY");
+        assert_eq!(
+            Money::from_minor(1230, Currency::CNY).to_string(),
+            "12.30 CNY"
+        );
     }
 
     #[test]
@@ -306,10 +340,19 @@ mod tests {
         let a = Money::from_minor(i64::MAX, Currency::CNY);
         let one = Money::from_minor(1, Currency::CNY);
         assert_eq!(a.checked_add(&one), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_minor(i64::MIN, Currency::CNY).checked_sub(&one), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_minor(i64::MIN, Currency::CNY).checked_neg(), Err(MoneyError::Overflow));
+        assert_eq!(
+            Money::from_minor(i64::MIN, Currency::CNY).checked_sub(&one),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_minor(i64::MIN, Currency::CNY).checked_neg(),
+            Err(MoneyError::Overflow)
+        );
         let usd = Money::from_minor(1, Currency::from_code("USD").unwrap());
-        assert!(matches!(one.checked_add(&usd), Err(MoneyError::CurrencyMismatch { .. })));
+        assert!(matches!(
+            one.checked_add(&usd),
+            Err(MoneyError::CurrencyMismatch { .. })
+        ));
         assert_eq!(one.checked_add(&one).map(|m| m.minor()), Ok(2));
     }
 }

@@ -30,7 +30,9 @@ pub struct Encoder {
 fn tlv(out: &mut String, tag: &str, id: u8, value: &str) -> Result<(), BuildError> {
     let len = value.chars().count();
     if len == 0 {
-        return Err(BuildError::EmptyValue { tag: tag.to_owned() });
+        return Err(BuildError::EmptyValue {
+            tag: tag.to_owned(),
+        });
     }
     if len > 99 {
         return Err(BuildError::ValueTooLong {
@@ -151,12 +153,20 @@ pub struct LanguageTemplate {
 
 impl MpmPayload {
     fn validate(&self) -> Result<(), BuildError> {
-        let invalid = |field, why: &str| Err(BuildError::Invalid { field, why: why.to_owned() });
+        let invalid = |field, why: &str| {
+            Err(BuildError::Invalid {
+                field,
+                why: why.to_owned(),
+            })
+        };
         if self.mcc.len() != 4 || !self.mcc.bytes().all(|b| b.is_ascii_digit()) {
             return invalid("mcc", "must be four digits (ISO 18245)");
         }
         if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return invalid("country", "must be two upper-case letters (ISO 3166-1 alpha 2)");
+            return invalid(
+                "country",
+                "must be two upper-case letters (ISO 3166-1 alpha 2)",
+            );
         }
         if self.merchant_name.chars().count() > 25 {
             return invalid("merchant_name", "at most 25 characters");
@@ -164,11 +174,18 @@ impl MpmPayload {
         if self.merchant_city.chars().count() > 15 {
             return invalid("merchant_city", "at most 15 characters");
         }
-        if self.postal_code.as_ref().is_some_and(|p| p.chars().count() > 10) {
+        if self
+            .postal_code
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > 10)
+        {
             return invalid("postal_code", "at most 10 characters");
         }
         if self.merchant_accounts.is_empty() {
-            return invalid("merchant_accounts", "at least one merchant account template (26-51) is required");
+            return invalid(
+                "merchant_accounts",
+                "at least one merchant account template (26-51) is required",
+            );
         }
         for t in &self.merchant_accounts {
             if !(26..=51).contains(&t.id) {
@@ -182,25 +199,42 @@ impl MpmPayload {
         }
         for t in self.merchant_accounts.iter().chain(&self.unreserved) {
             if !t.subfields.iter().any(|(id, _)| *id == 0) {
-                return invalid("template", "every template needs a globally unique identifier in sub-field 00");
+                return invalid(
+                    "template",
+                    "every template needs a globally unique identifier in sub-field 00",
+                );
             }
         }
-        let mut ids: Vec<u8> = self.merchant_accounts.iter().chain(&self.unreserved).map(|t| t.id).collect();
+        let mut ids: Vec<u8> = self
+            .merchant_accounts
+            .iter()
+            .chain(&self.unreserved)
+            .map(|t| t.id)
+            .collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return invalid("template", "template ids must be unique");
         }
         for (id, v) in &self.additional_data {
             if (1..=9).contains(id) && v.chars().count() > 25 {
-                return invalid("additional_data", "sub-fields 01-09 hold at most 25 characters");
+                return invalid(
+                    "additional_data",
+                    "sub-fields 01-09 hold at most 25 characters",
+                );
             }
         }
         match (self.point_of_initiation, &self.amount) {
             (PointOfInitiation::Static, Some(_)) => {
-                return invalid("amount", "a static code carries no amount; use a dynamic code");
+                return invalid(
+                    "amount",
+                    "a static code carries no amount; use a dynamic code",
+                );
             }
             (_, Some(m)) if m.currency() != self.currency => {
-                return invalid("amount", "amount currency differs from the payload currency");
+                return invalid(
+                    "amount",
+                    "amount currency differs from the payload currency",
+                );
             }
             (_, Some(m)) if !m.is_positive() => return invalid("amount", "must be positive"),
             _ => {}
@@ -278,10 +312,12 @@ impl MpmPayload {
             why: format!("{currency_str:?} is not a known ISO 4217 numeric code"),
         })?;
         let amount = match p.value(54) {
-            Some(v) => Some(Money::parse_amount(v, currency).map_err(|e| BuildError::Invalid {
-                field: "amount",
-                why: e.to_string(),
-            })?),
+            Some(v) => Some(
+                Money::parse_amount(v, currency).map_err(|e| BuildError::Invalid {
+                    field: "amount",
+                    why: e.to_string(),
+                })?,
+            ),
             None => None,
         };
         let template = |f: &super::parse::Field| Template {
@@ -300,7 +336,12 @@ impl MpmPayload {
         });
         let payload = MpmPayload {
             point_of_initiation,
-            merchant_accounts: p.fields().iter().filter(|f| f.tag.is_merchant_account_template()).map(template).collect(),
+            merchant_accounts: p
+                .fields()
+                .iter()
+                .filter(|f| f.tag.is_merchant_account_template())
+                .map(template)
+                .collect(),
             mcc: need(52, "mcc")?,
             currency,
             amount,
@@ -313,7 +354,12 @@ impl MpmPayload {
                 .map(|f| template(f).subfields)
                 .unwrap_or_default(),
             language,
-            unreserved: p.fields().iter().filter(|f| f.tag.is_unreserved_template()).map(template).collect(),
+            unreserved: p
+                .fields()
+                .iter()
+                .filter(|f| f.tag.is_unreserved_template())
+                .map(template)
+                .collect(),
         };
         payload.validate()?;
         Ok(payload)

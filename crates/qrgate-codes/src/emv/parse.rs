@@ -90,10 +90,7 @@ pub struct Field {
 
 impl Field {
     pub fn subfield(&self, tag: u8) -> Option<&Field> {
-        self.subfields
-            .as_ref()?
-            .iter()
-            .find(|f| f.tag.id() == tag)
+        self.subfields.as_ref()?.iter().find(|f| f.tag.id() == tag)
     }
 
     pub fn subfield_value(&self, tag: u8) -> Option<&str> {
@@ -246,7 +243,11 @@ fn split_fields(chars: &[char], base: usize, parent: Option<Tag>) -> Result<Vec<
         };
         let len = usize::from(len);
         if len == 0 {
-            return Err(err(EmvErrorKind::ZeroLength, Some(name(&id_str)), base + pos + 2));
+            return Err(err(
+                EmvErrorKind::ZeroLength,
+                Some(name(&id_str)),
+                base + pos + 2,
+            ));
         }
         let available = remaining - 4;
         if len > available {
@@ -314,11 +315,19 @@ pub fn parse(payload: &str) -> Result<Payload, EmvError> {
         }
     }
     let Some(crc_index) = fields.iter().position(|f| f.tag == Tag::CRC) else {
-        return Err(err(EmvErrorKind::CrcMissing, Some("63".into()), chars.len()));
+        return Err(err(
+            EmvErrorKind::CrcMissing,
+            Some("63".into()),
+            chars.len(),
+        ));
     };
     let crc_field = &fields[crc_index];
     if crc_index + 1 != fields.len() {
-        return Err(err(EmvErrorKind::CrcNotLast, Some("63".into()), crc_field.offset));
+        return Err(err(
+            EmvErrorKind::CrcNotLast,
+            Some("63".into()),
+            crc_field.offset,
+        ));
     }
     let crc_len = crc_field.value.chars().count();
     if crc_len != 4 {
@@ -410,15 +419,33 @@ mod tests {
         assert_eq!(e.kind.code(), "emv_length_overrun");
         assert_eq!((e.tag.as_deref(), e.offset), (Some("52"), 8));
         assert_eq!(kind(&seal("0002015200")), EmvErrorKind::ZeroLength);
-        assert!(matches!(kind(&seal("000201010211010212")), EmvErrorKind::DuplicateTag { first_offset: 6 }));
-        assert_eq!(kind(&seal("010211000201")), EmvErrorKind::FormatIndicatorNotFirst);
+        assert!(matches!(
+            kind(&seal("000201010211010212")),
+            EmvErrorKind::DuplicateTag { first_offset: 6 }
+        ));
+        assert_eq!(
+            kind(&seal("010211000201")),
+            EmvErrorKind::FormatIndicatorNotFirst
+        );
         assert_eq!(kind("000201"), EmvErrorKind::CrcMissing);
         assert_eq!(kind("00020163041D3C010212"), EmvErrorKind::CrcNotLast);
-        assert!(matches!(kind("0002016303ABC"), EmvErrorKind::CrcLength { found: 3 }));
-        assert!(matches!(kind("0002016304ZZZZ"), EmvErrorKind::CrcNotHex { .. }));
-        assert!(matches!(kind("0002016304FFFF"), EmvErrorKind::CrcMismatch { .. }));
+        assert!(matches!(
+            kind("0002016303ABC"),
+            EmvErrorKind::CrcLength { found: 3 }
+        ));
+        assert!(matches!(
+            kind("0002016304ZZZZ"),
+            EmvErrorKind::CrcNotHex { .. }
+        ));
+        assert!(matches!(
+            kind("0002016304FFFF"),
+            EmvErrorKind::CrcMismatch { .. }
+        ));
         assert_eq!(kind(""), EmvErrorKind::Empty);
-        assert!(matches!(kind("0002010"), EmvErrorKind::TruncatedHeader { remaining: 1 }));
+        assert!(matches!(
+            kind("0002010"),
+            EmvErrorKind::TruncatedHeader { remaining: 1 }
+        ));
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
         out.push(finding(
             "payload_too_long",
             None,
-            format!("payload is {} characters; EMVCo allows at most {MAX_PAYLOAD_CHARS}", p.char_len()),
+            format!(
+                "payload is {} characters; EMVCo allows at most {MAX_PAYLOAD_CHARS}",
+                p.char_len()
+            ),
         ));
     }
     match p.value(0) {
@@ -68,14 +71,17 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
         )),
         None => {}
     }
-    if let Some(v) = p.value(1) {
-        if v != "11" && v != "12" {
-            out.push(finding(
-                "point_of_initiation",
-                top(Tag::POINT_OF_INITIATION),
-                format!("point of initiation is {v:?}; EMVCo allows \"11\" (static) or \"12\" (dynamic)"),
-            ));
-        }
+    if let Some(v) = p.value(1)
+        && v != "11"
+        && v != "12"
+    {
+        out.push(finding(
+            "point_of_initiation",
+            top(Tag::POINT_OF_INITIATION),
+            format!(
+                "point of initiation is {v:?}; EMVCo allows \"11\" (static) or \"12\" (dynamic)"
+            ),
+        ));
     }
     if !p.fields().iter().any(|f| (2..=51).contains(&f.tag.id())) {
         out.push(finding(
@@ -99,10 +105,14 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(v) = p.value(52) {
-        if v.len() != 4 || !is_digits(v) {
-            out.push(finding("mcc_malformed", top(Tag::MCC), format!("merchant category code {v:?} is not four digits")));
-        }
+    if let Some(v) = p.value(52)
+        && (v.len() != 4 || !is_digits(v))
+    {
+        out.push(finding(
+            "mcc_malformed",
+            top(Tag::MCC),
+            format!("merchant category code {v:?} is not four digits"),
+        ));
     }
     let currency = p.value(53).and_then(|v| {
         if v.len() != 3 || !is_digits(v) {
@@ -118,7 +128,9 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
                 out.push(finding(
                     "currency_unknown",
                     top(Tag::CURRENCY),
-                    format!("transaction currency {v} is not an ISO 4217 numeric code qrgate knows"),
+                    format!(
+                        "transaction currency {v} is not an ISO 4217 numeric code qrgate knows"
+                    ),
                 ));
             }
             c
@@ -131,65 +143,106 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
                 top(Tag::AMOUNT),
                 format!("transaction amount {v:?} must be digits with an optional '.', at most 13 characters"),
             ));
-        } else if let (Some(c), Some((_, frac))) = (currency, v.split_once('.')) {
-            if frac.len() > usize::from(c.exponent()) {
-                out.push(finding(
-                    "amount_decimals",
-                    top(Tag::AMOUNT),
-                    format!("transaction amount {v} has more decimals than {c} allows ({})", c.exponent()),
-                ));
-            }
+        } else if let (Some(c), Some((_, frac))) = (currency, v.split_once('.'))
+            && frac.len() > usize::from(c.exponent())
+        {
+            out.push(finding(
+                "amount_decimals",
+                top(Tag::AMOUNT),
+                format!(
+                    "transaction amount {v} has more decimals than {c} allows ({})",
+                    c.exponent()
+                ),
+            ));
         }
     }
     if let Some(v) = p.value(55) {
         match v {
             "01" | "02" | "03" => {}
-            _ => out.push(finding("tip_indicator", top(Tag::TIP_INDICATOR), format!("tip or convenience indicator {v:?} is not 01, 02 or 03"))),
+            _ => out.push(finding(
+                "tip_indicator",
+                top(Tag::TIP_INDICATOR),
+                format!("tip or convenience indicator {v:?} is not 01, 02 or 03"),
+            )),
         }
         if v == "02" && p.field(56).is_none() {
-            out.push(finding("fee_fixed_missing", top(Tag::FEE_FIXED), "indicator 02 requires the fixed fee in tag 56"));
+            out.push(finding(
+                "fee_fixed_missing",
+                top(Tag::FEE_FIXED),
+                "indicator 02 requires the fixed fee in tag 56",
+            ));
         }
         if v == "03" && p.field(57).is_none() {
-            out.push(finding("fee_percent_missing", top(Tag::FEE_PERCENT), "indicator 03 requires the fee percentage in tag 57"));
+            out.push(finding(
+                "fee_percent_missing",
+                top(Tag::FEE_PERCENT),
+                "indicator 03 requires the fee percentage in tag 57",
+            ));
         }
     }
-    if let Some(v) = p.value(58) {
-        if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
-            out.push(finding("country_malformed", top(Tag::COUNTRY), format!("country code {v:?} is not two upper-case letters (ISO 3166-1 alpha 2)")));
-        }
+    if let Some(v) = p.value(58)
+        && (v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        out.push(finding(
+            "country_malformed",
+            top(Tag::COUNTRY),
+            format!("country code {v:?} is not two upper-case letters (ISO 3166-1 alpha 2)"),
+        ));
     }
-    for (tag, max, code) in [(59_u8, 25, "merchant_name_too_long"), (60, 15, "merchant_city_too_long"), (61, 10, "postal_code_too_long")] {
+    for (tag, max, code) in [
+        (59_u8, 25, "merchant_name_too_long"),
+        (60, 15, "merchant_city_too_long"),
+        (61, 10, "postal_code_too_long"),
+    ] {
         if let Some(v) = p.value(tag) {
             let n = v.chars().count();
             if n > max {
-                out.push(finding(code, Some(format!("{tag:02}")), format!("tag {tag:02} is {n} characters; EMVCo allows {max}")));
+                out.push(finding(
+                    code,
+                    Some(format!("{tag:02}")),
+                    format!("tag {tag:02} is {n} characters; EMVCo allows {max}"),
+                ));
             }
         }
     }
     for f in p.fields() {
-        if f.tag.is_merchant_account_template() || f.tag.is_unreserved_template() {
-            if f.subfield(0).is_none() {
-                out.push(finding(
-                    "template_guid_missing",
-                    Some(f.tag.to_string()),
-                    format!("template {} has no globally unique identifier in sub-field 00", f.tag),
-                ));
-            }
+        if (f.tag.is_merchant_account_template() || f.tag.is_unreserved_template())
+            && f.subfield(0).is_none()
+        {
+            out.push(finding(
+                "template_guid_missing",
+                Some(f.tag.to_string()),
+                format!(
+                    "template {} has no globally unique identifier in sub-field 00",
+                    f.tag
+                ),
+            ));
         }
         if f.tag == Tag::ADDITIONAL_DATA {
             check_additional_data(f, &mut out);
         }
         if f.tag == Tag::LANGUAGE {
-            for (sub, what) in [(0, "language preference"), (1, "merchant name in the alternate language")] {
+            for (sub, what) in [
+                (0, "language preference"),
+                (1, "merchant name in the alternate language"),
+            ] {
                 if f.subfield(sub).is_none() {
-                    out.push(finding("language_template_incomplete", Some(format!("64.{sub:02}")), format!("{what} (64.{sub:02}) is mandatory in the language template")));
+                    out.push(finding(
+                        "language_template_incomplete",
+                        Some(format!("64.{sub:02}")),
+                        format!("{what} (64.{sub:02}) is mandatory in the language template"),
+                    ));
                 }
             }
         }
         if let Some(subs) = &f.subfields {
             for (i, s) in subs.iter().enumerate() {
                 if subs[..i].iter().any(|o| o.tag == s.tag) {
-                    out.push(finding("duplicate_subfield", Some(format!("{}.{}", f.tag, s.tag)), format!("sub-field {} appears twice in template {}", s.tag, f.tag)));
+                    out.push(finding(
+                        "duplicate_subfield",
+                        Some(format!("{}.{}", f.tag, s.tag)),
+                        format!("sub-field {} appears twice in template {}", s.tag, f.tag),
+                    ));
                 }
             }
         }
@@ -204,7 +257,11 @@ fn check_additional_data(f: &Field, out: &mut Vec<Finding>) {
             out.push(finding(
                 "additional_data_too_long",
                 Some(format!("62.{}", s.tag)),
-                format!("additional data 62.{} is {} characters; EMVCo allows 25", s.tag, s.value.chars().count()),
+                format!(
+                    "additional data 62.{} is {} characters; EMVCo allows 25",
+                    s.tag,
+                    s.value.chars().count()
+                ),
             ));
         }
     }
@@ -219,7 +276,16 @@ mod tests {
         for ok in ["1", "12.30", "0.5", "1234567890.12", "98."] {
             assert!(is_emv_amount(ok), "{ok}");
         }
-        for bad in ["", ".5", "1,00", "-1", "1e3", "12345678901.23", "1.2.3", " 1"] {
+        for bad in [
+            "",
+            ".5",
+            "1,00",
+            "-1",
+            "1e3",
+            "12345678901.23",
+            "1.2.3",
+            " 1",
+        ] {
             assert!(!is_emv_amount(bad), "{bad}");
         }
     }
