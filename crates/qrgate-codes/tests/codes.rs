@@ -722,3 +722,76 @@ fn we_scan_images_made_by_an_independent_encoder() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---------- test vectors of spec/formats.md ----------
+
+fn vector_keyring() -> Keyring {
+    let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
+    Keyring::from_seed(KeyId::parse("testkey2").unwrap(), &seed, now()).unwrap()
+}
+
+fn vector_display() -> MerchantDisplay {
+    MerchantDisplay {
+        name: "OLD STREET NOODLES".into(),
+        city: "SHANGHAI".into(),
+        country: "CN".into(),
+        mcc: "5812".into(),
+        currency: Currency::CNY,
+        postal_code: None,
+        language: Some(LanguageTemplate {
+            language: "ZH".into(),
+            name: "老街面馆".into(),
+            city: None,
+        }),
+    }
+}
+
+fn vectors() -> Vec<(&'static str, String)> {
+    use qrgate_codes::cpm::{Signer, TokenClaims};
+    let ring = vector_keyring();
+    let stat = MerchantCode {
+        kind: MerchantCodeKind::Static {
+            code_id: StaticCodeId::from_bytes([1; 16]),
+        },
+        display: vector_display(),
+    }
+    .issue(&ring)
+    .unwrap();
+    let dynamic = MerchantCode {
+        kind: MerchantCodeKind::Dynamic {
+            order_id: OrderId::from_bytes([2; 16]),
+            amount: Money::parse_amount("36.50", Currency::CNY).unwrap(),
+            reference: "T20261125-0042".into(),
+            expires_at: Timestamp::from_unix_millis(1_795_000_900_000),
+        },
+        display: vector_display(),
+    }
+    .issue(&ring)
+    .unwrap();
+    let seed: [u8; 32] = std::array::from_fn(|i| 0x40 + i as u8);
+    let device = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let claims = TokenClaims {
+        signer: Signer::Device,
+        kid: KeyId::parse("devkey23").unwrap(),
+        handle: [3; 16],
+        issued_at_seconds: 1_795_000_000,
+        ttl_seconds: 60,
+        nonce: [9, 8, 7, 6, 5, 4, 3, 2],
+    };
+    let token = claims.sign_with(&device);
+    let public = ring.public_keys().keys[0].public_key.clone();
+    vec![("gateway-public-key", public), ("static-code", stat), ("dynamic-code", dynamic), ("cpm-token", token)]
+}
+
+#[test]
+fn formats_md_test_vectors_are_current() {
+    let doc = include_str!("../../../spec/formats.md");
+    // Shown only when the test fails: the lines formats.md must carry.
+    for (name, value) in vectors() {
+        eprintln!("{name}: {value}");
+    }
+    for (name, value) in vectors() {
+        let line = format!("{name}: {value}");
+        assert!(doc.contains(&line), "spec/formats.md lacks or has a stale vector; expected the line\n{line}");
+    }
+}
