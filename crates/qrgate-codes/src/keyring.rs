@@ -248,9 +248,11 @@ fn entry_from(
 
 /// The RFC 8410 / RFC 5958 (v2, with public key) PKCS#8 document of an Ed25519 seed.
 pub fn pkcs8_from_seed(seed: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
-    let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| KeyError::BadStoredKey { kid: "seed".into() })?;
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+        .map_err(|_| KeyError::BadStoredKey { kid: "seed".into() })?;
     let mut doc = vec![
-        0x30, 0x53, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        0x30, 0x53, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
     ];
     doc.extend_from_slice(seed);
     doc.extend_from_slice(&[0xa1, 0x23, 0x03, 0x21, 0x00]);
@@ -277,9 +279,18 @@ impl Keyring {
     /// A keyring with one active key derived from a 32-byte Ed25519 seed
     /// (RFC 8032). For test vectors and keys imported from elsewhere; new
     /// keys should come from [`Keyring::generate`].
-    pub fn from_seed(kid: KeyId, seed: &[u8; 32], created_at: Timestamp) -> Result<Keyring, KeyError> {
+    pub fn from_seed(
+        kid: KeyId,
+        seed: &[u8; 32],
+        created_at: Timestamp,
+    ) -> Result<Keyring, KeyError> {
         Ok(Keyring {
-            entries: vec![entry_from(kid, KeyState::Active, created_at, pkcs8_from_seed(seed)?)?],
+            entries: vec![entry_from(
+                kid,
+                KeyState::Active,
+                created_at,
+                pkcs8_from_seed(seed)?,
+            )?],
         })
     }
 

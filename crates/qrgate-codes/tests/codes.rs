@@ -780,7 +780,12 @@ fn vectors() -> Vec<(&'static str, String)> {
     };
     let token = claims.sign_with(&device);
     let public = ring.public_keys().keys[0].public_key.clone();
-    vec![("gateway-public-key", public), ("static-code", stat), ("dynamic-code", dynamic), ("cpm-token", token)]
+    vec![
+        ("gateway-public-key", public),
+        ("static-code", stat),
+        ("dynamic-code", dynamic),
+        ("cpm-token", token),
+    ]
 }
 
 #[test]
@@ -792,6 +797,9 @@ fn formats_md_test_vectors_are_current() {
     }
     for (name, value) in vectors() {
         let line = format!("{name}: {value}");
-        assert!(doc.contains(&line), "spec/formats.md lacks or has a stale vector; expected the line\n{line}");
+        assert!(
+            doc.contains(&line),
+            "spec/formats.md lacks or has a stale vector; expected the line\n{line}"
+        );
     }
 }

@@ -1,0 +1,175 @@
+//! A thin layer over the two sqlx drivers so the store's logic is written
+//! once. Statements use `$1, $2, …` placeholders; the SQLite side rewrites
+//! them to `?1, ?2, …` (SQLite's explicit-index form) once per statement.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{LazyLock, Mutex};
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Column, PgConnection, Row as _, SqliteConnection, ValueRef};
+
+/// A bound parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    I64(i64),
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    Bool(bool),
+}
+
+/// A column value as the store reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Val {
+    I64(i64),
+    Str(String),
+    Null,
+}
+
+/// One result row.
+#[derive(Debug, Clone)]
+pub(crate) struct Row(pub Vec<Val>);
+
+impl Row {
+    pub fn i64(&self, i: usize) -> Result<i64, sqlx::Error> {
+        match self.0.get(i) {
+            Some(Val::I64(v)) => Ok(*v),
+            other => Err(decode_err(i, "integer", other)),
+        }
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        match self.0.get(i) {
+            Some(Val::I64(v)) => Ok(Some(*v)),
+            Some(Val::Null) => Ok(None),
+            other => Err(decode_err(i, "integer or null", other)),
+        }
+    }
+
+    pub fn str(&self, i: usize) -> Result<String, sqlx::Error> {
+        match self.0.get(i) {
+            Some(Val::Str(v)) => Ok(v.clone()),
+            other => Err(decode_err(i, "text", other)),
+        }
+    }
+
+    pub fn opt_str(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        match self.0.get(i) {
+            Some(Val::Str(v)) => Ok(Some(v.clone())),
+            Some(Val::Null) => Ok(None),
+            other => Err(decode_err(i, "text or null", other)),
+        }
+    }
+
+    pub fn bool(&self, i: usize) -> Result<bool, sqlx::Error> {
+        Ok(self.i64(i)? != 0)
+    }
+}
+
+fn decode_err(i: usize, want: &str, got: Option<&Val>) -> sqlx::Error {
+    sqlx::Error::Decode(format!("column {i}: expected {want}, found {got:?}").into())
+}
+
+/// The statements this crate runs against either database.
+pub(crate) trait Conn: Send {
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match *a {
+                Arg::I64(v) => q.bind(v),
+                Arg::Str(v) => q.bind(v),
+                Arg::OptStr(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+static SQLITE_SQL: LazyLock<Mutex<HashMap<&'static str, &'static str>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// `$n` → `?n`, once per distinct statement (a bounded set of constants).
+fn sqlite_sql(sql: &'static str) -> &'static str {
+    let mut map = match SQLITE_SQL.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(sql)
+        .or_insert_with(|| Box::leak(sql.replace('$', "?").into_boxed_str()))
+}
+
+fn sqlite_row(r: &SqliteRow) -> Result<Row, sqlx::Error> {
+    let mut out = Vec::with_capacity(r.columns().len());
+    for i in 0..r.columns().len() {
+        if r.try_get_raw(i)?.is_null() {
+            out.push(Val::Null);
+        } else if let Ok(v) = r.try_get::<i64, _>(i) {
+            out.push(Val::I64(v));
+        } else {
+            out.push(Val::Str(r.try_get::<String, _>(i)?));
+        }
+    }
+    Ok(Row(out))
+}
+
+fn pg_row(r: &PgRow) -> Result<Row, sqlx::Error> {
+    let mut out = Vec::with_capacity(r.columns().len());
+    for (i, col) in r.columns().iter().enumerate() {
+        if r.try_get_raw(i)?.is_null() {
+            out.push(Val::Null);
+            continue;
+        }
+        let v = match sqlx::TypeInfo::name(col.type_info()) {
+            "INT8" => Val::I64(r.try_get::<i64, _>(i)?),
+            "INT4" => Val::I64(i64::from(r.try_get::<i32, _>(i)?)),
+            "INT2" => Val::I64(i64::from(r.try_get::<i16, _>(i)?)),
+            "BOOL" => Val::I64(i64::from(r.try_get::<bool, _>(i)?)),
+            _ => Val::Str(r.try_get::<String, _>(i)?),
+        };
+        out.push(v);
+    }
+    Ok(Row(out))
+}
+
+impl Conn for SqliteConnection {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        let q = bind_all!(sqlx::query(sqlite_sql(sql)), args);
+        Ok(q.execute(&mut *self).await?.rows_affected())
+    }
+
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        let q = bind_all!(sqlx::query(sqlite_sql(sql)), args);
+        q.fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(sqlite_row)
+            .collect()
+    }
+}
+
+impl Conn for PgConnection {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        let q = bind_all!(sqlx::query(sql), args);
+        Ok(q.execute(&mut *self).await?.rows_affected())
+    }
+
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        let q = bind_all!(sqlx::query(sql), args);
+        q.fetch_all(&mut *self).await?.iter().map(pg_row).collect()
+    }
+}

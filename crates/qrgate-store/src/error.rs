@@ -1,0 +1,124 @@
+//! Store errors: business refusals of a movement, and infrastructure failures.
+
+/// The database could not do what was asked (connection, I/O, corruption).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or busy; the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} ({name}) {problem}")]
+    Migration {
+        version: i64,
+        name: String,
+        problem: String,
+    },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("invalid store URL {url:?}: {why}")]
+    BadUrl { url: String, why: String },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// Serialization failures, deadlocks, lock timeouts and lost connections.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // Postgres: serialization_failure, deadlock_detected, lock_not_available,
+            // admin/crash shutdown, cannot_connect_now. SQLite: BUSY (5), LOCKED (6).
+            matches!(
+                code.as_ref(),
+                "40001"
+                    | "40P01"
+                    | "55P03"
+                    | "57P01"
+                    | "57P02"
+                    | "57P03"
+                    | "5"
+                    | "6"
+                    | "517"
+                    | "261"
+                    | "262"
+            )
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// Why a movement was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum MovementError {
+    #[error("idempotency key {key:?} was used before with a different request")]
+    IdempotencyKeyReused { scope: String, key: String },
+    #[error("code {key} was already used")]
+    CodeAlreadyUsed { key: String },
+    #[error("limit {rule} exceeded: counter {key} at {current} + {amount} is over {cap}")]
+    LimitExceeded {
+        rule: String,
+        key: String,
+        current: i64,
+        amount: i64,
+        cap: i64,
+    },
+    #[error("account {account_id} has insufficient funds")]
+    InsufficientFunds { account_id: String },
+    #[error("account {account_id} does not exist")]
+    UnknownAccount { account_id: String },
+    #[error("account {account_id} is in {account_currency}, the entry is in {entry_currency}")]
+    CurrencyMismatch {
+        account_id: String,
+        account_currency: String,
+        entry_currency: String,
+    },
+    #[error("invalid movement: {0}")]
+    Invalid(String),
+    #[error("payment {id} does not exist")]
+    PaymentNotFound { id: String },
+    #[error("payment {id} is {actual}, not {expected}")]
+    PaymentStateConflict {
+        id: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("payment {id} already exists")]
+    DuplicatePayment { id: String },
+    #[error("out_trade_no {out_trade_no:?} is already used by this merchant")]
+    DuplicateOutTradeNo { out_trade_no: String },
+    #[error("refund would exceed the captured amount of payment {id}")]
+    RefundExceedsCaptured { id: String },
+    #[error("out_refund_no {out_refund_no:?} is already used for this payment")]
+    DuplicateRefundNo { out_refund_no: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for MovementError {
+    fn from(e: sqlx::Error) -> Self {
+        MovementError::Store(StoreError::Database(e))
+    }
+}
+
+impl MovementError {
+    /// A business refusal (as opposed to an infrastructure failure).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, MovementError::Store(_))
+    }
+}

@@ -1,0 +1,269 @@
+//! What the store persists, and the one write it offers: a [`Movement`],
+//! applied all-or-nothing in one database transaction.
+
+use serde::{Deserialize, Serialize};
+
+use qrgate_core::Timestamp;
+
+/// A ledger account. `allow_negative` is false for customer wallets and
+/// merchant settlement; true for the external clearing account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    /// `consumer_wallet`, `merchant_settlement`, `fees`, `external_clearing`.
+    pub kind: String,
+    pub owner_id: Option<String>,
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    pub allow_negative: bool,
+    pub balance_minor: i64,
+    pub created_at: Timestamp,
+}
+
+/// One line of a posting, in minor units: positive adds to the account's
+/// balance, negative takes from it. A posting's entries sum to zero per currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub account_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// A set of entries that balances per currency (checked before anything is written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posting {
+    pub id: String,
+    /// `payment`, `refund`, `topup`, `reversal`, …
+    pub kind: String,
+    pub payment_id: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+impl Posting {
+    /// Entries are non-empty, non-zero, and sum to zero in every currency.
+    pub fn check_balanced(&self) -> Result<(), String> {
+        if self.entries.len() < 2 {
+            return Err(format!("posting {} needs at least two entries", self.id));
+        }
+        let mut sums: Vec<(&str, i128)> = Vec::new();
+        for e in &self.entries {
+            if e.amount_minor == 0 {
+                return Err(format!("posting {} has a zero entry", self.id));
+            }
+            match sums.iter_mut().find(|(c, _)| *c == e.currency) {
+                Some((_, s)) => *s += i128::from(e.amount_minor),
+                None => sums.push((&e.currency, i128::from(e.amount_minor))),
+            }
+        }
+        match sums.iter().find(|(_, s)| *s != 0) {
+            Some((c, s)) => Err(format!(
+                "posting {} does not balance in {c}: off by {s}",
+                self.id
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Add to a counter (a customer's daily total, a payment's refunded amount,
+/// a count of refunds) unless the result would pass its cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterCharge {
+    pub key: String,
+    pub amount_minor: i64,
+    pub uses: i64,
+    pub cap_amount: Option<i64>,
+    pub cap_uses: Option<i64>,
+    /// The rule id to cite when the cap stops the movement.
+    pub rule: String,
+}
+
+/// Burn a one-time code (payment token nonce, numeric code, order): a
+/// second burn of the same key fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeBurn {
+    pub key: String,
+    pub payment_id: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub id: String,
+    pub merchant_id: String,
+    pub customer_id: Option<String>,
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub refunded_minor: i64,
+    pub out_trade_no: Option<String>,
+    /// Everything else about the payment, as JSON (mode, risk level, code, …).
+    pub details: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// How a movement changes a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentWrite {
+    Insert(Payment),
+    /// Move from `from` to `to`; fails if the payment is not in `from`.
+    Transition {
+        id: String,
+        from: String,
+        to: String,
+        details: Option<serde_json::Value>,
+    },
+    /// Add to the refunded amount (its cap is a [`CounterCharge`]).
+    AddRefunded {
+        id: String,
+        amount_minor: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub payment_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub out_refund_no: String,
+    pub created_at: Timestamp,
+}
+
+/// The response to store for an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Who may replay it: `merchant:mch_…`, `customer:cus_…`, `admin`.
+    pub scope: String,
+    pub key: String,
+    /// Hex SHA-256 of the canonical request.
+    pub request_hash: String,
+    pub response_status: u16,
+    pub response_body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub subject_id: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub subject_id: String,
+    pub payload: serde_json::Value,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// What the audit log records about a movement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub action: String,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub action: String,
+    pub subject: String,
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Everything one money movement writes. Applied in one transaction: the
+/// idempotency record first (a replay stops there), then code burns,
+/// counters (sorted by key), the posting (accounts sorted by id), the
+/// payment and refund rows, outbox events and finally the audit row.
+/// Any failure rolls all of it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movement {
+    pub at: Timestamp,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub burns: Vec<CodeBurn>,
+    pub counters: Vec<CounterCharge>,
+    pub posting: Option<Posting>,
+    pub payment: Option<PaymentWrite>,
+    pub refund: Option<Refund>,
+    pub events: Vec<OutboxEvent>,
+    pub audit: Option<AuditEntry>,
+}
+
+/// The outcome of a movement that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Written; the audit row's sequence number, if one was written.
+    Done { audit_seq: Option<i64> },
+    /// The same idempotency key and request were seen before: the stored response.
+    Replayed { status: u16, body: String },
+}
+
+/// The balance check of the whole ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerCheck {
+    /// Sum of all entries per currency (zero when the ledger balances).
+    pub totals: Vec<(String, i64)>,
+    /// Accounts whose stored balance differs from the sum of their entries.
+    pub mismatched_accounts: Vec<String>,
+    /// Accounts below zero that may not be.
+    pub negative_accounts: Vec<String>,
+    pub entries: i64,
+}
+
+impl LedgerCheck {
+    pub fn is_sound(&self) -> bool {
+        self.totals.iter().all(|(_, t)| *t == 0)
+            && self.mismatched_accounts.is_empty()
+            && self.negative_accounts.is_empty()
+    }
+}
+
+/// Result of walking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AuditVerdict {
+    Intact {
+        rows: i64,
+        head: String,
+    },
+    /// The first row whose hash or link is wrong.
+    Broken {
+        seq: i64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    pub state: String,
+    pub created_at: Timestamp,
+    pub pkcs8: String,
+}
+
+impl Movement {
+    /// An empty movement at `at`; fill in what it writes.
+    pub fn new(at: Timestamp) -> Movement {
+        Movement {
+            at,
+            idempotency: None,
+            burns: Vec::new(),
+            counters: Vec::new(),
+            posting: None,
+            payment: None,
+            refund: None,
+            events: Vec::new(),
+            audit: None,
+        }
+    }
+}

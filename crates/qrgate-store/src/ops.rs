@@ -1,0 +1,723 @@
+//! The store's statements and the movement algorithm, written once for both
+//! databases over [`Conn`]. Every check that guards money is a conditional
+//! write on the row it guards (an upsert with a `WHERE`, an `UPDATE … WHERE`),
+//! so it is atomic under PostgreSQL's READ COMMITTED as well as SQLite's
+//! single writer; rows are locked in one global order (idempotency, codes,
+//! counters by key, accounts by id, payment, refund, outbox, audit head) so
+//! concurrent movements cannot deadlock.
+
+use qrgate_core::Timestamp;
+
+use crate::audit;
+use crate::db::{Arg, Conn, Row};
+use crate::error::{MovementError, StoreError};
+use crate::model::*;
+
+fn ts(r: &Row, i: usize) -> Result<Timestamp, sqlx::Error> {
+    Ok(Timestamp::from_unix_millis(r.i64(i)?))
+}
+
+fn json(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+fn to_text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+/// Apply a movement inside an open transaction (or savepoint). On `Err`
+/// the caller must roll back.
+pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, MovementError> {
+    let at = m.at.unix_millis();
+
+    if let Some(rec) = &m.idempotency {
+        let inserted = c
+            .exec(
+                "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+                &[
+                    Arg::Str(&rec.scope),
+                    Arg::Str(&rec.key),
+                    Arg::Str(&rec.request_hash),
+                    Arg::I64(i64::from(rec.response_status)),
+                    Arg::Str(&rec.response_body),
+                    Arg::I64(at),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            let stored = idempotency(c, &rec.scope, &rec.key).await?;
+            return match stored {
+                Some(s) if s.request_hash == rec.request_hash => Ok(Applied::Replayed {
+                    status: s.response_status,
+                    body: s.response_body,
+                }),
+                _ => Err(MovementError::IdempotencyKeyReused {
+                    scope: rec.scope.clone(),
+                    key: rec.key.clone(),
+                }),
+            };
+        }
+    }
+
+    for b in &m.burns {
+        let n = c
+            .exec(
+                "INSERT INTO used_codes (code_key, payment_id, used_at, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (code_key) DO NOTHING",
+                &[Arg::Str(&b.key), Arg::OptStr(b.payment_id.as_deref()), Arg::I64(at), Arg::I64(b.expires_at.unix_millis())],
+            )
+            .await?;
+        if n == 0 {
+            return Err(MovementError::CodeAlreadyUsed { key: b.key.clone() });
+        }
+    }
+
+    let mut counters: Vec<&CounterCharge> = m.counters.iter().collect();
+    counters.sort_by(|a, b| a.key.cmp(&b.key));
+    for ch in counters {
+        charge_counter(c, ch, at).await?;
+    }
+
+    if let Some(p) = &m.posting {
+        p.check_balanced().map_err(MovementError::Invalid)?;
+        let mut entries: Vec<&Entry> = p.entries.iter().collect();
+        entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        for e in &entries {
+            move_balance(c, e).await?;
+        }
+        let n = c
+            .exec(
+                "INSERT INTO postings (id, kind, payment_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                &[Arg::Str(&p.id), Arg::Str(&p.kind), Arg::OptStr(p.payment_id.as_deref()), Arg::I64(at)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(MovementError::Invalid(format!(
+                "posting {} already exists",
+                p.id
+            )));
+        }
+        for e in &p.entries {
+            c.exec(
+                "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4)",
+                &[Arg::Str(&p.id), Arg::Str(&e.account_id), Arg::I64(e.amount_minor), Arg::Str(&e.currency)],
+            )
+            .await?;
+        }
+    }
+
+    if let Some(w) = &m.payment {
+        write_payment(c, w, at).await?;
+    }
+
+    if let Some(r) = &m.refund {
+        let n = c
+            .exec(
+                "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&r.id),
+                    Arg::Str(&r.payment_id),
+                    Arg::I64(r.amount_minor),
+                    Arg::Str(&r.currency),
+                    Arg::Str(&r.status),
+                    Arg::Str(&r.out_refund_no),
+                    Arg::I64(r.created_at.unix_millis()),
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(MovementError::DuplicateRefundNo {
+                out_refund_no: r.out_refund_no.clone(),
+            });
+        }
+    }
+
+    for e in &m.events {
+        c.exec(
+            "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[Arg::Str(&e.event_id), Arg::Str(&e.event_type), Arg::Str(&e.subject_id), Arg::Str(&to_text(&e.payload)), Arg::I64(at)],
+        )
+        .await?;
+    }
+
+    let audit_seq = match &m.audit {
+        Some(a) => Some(append_audit(c, a, at).await?),
+        None => None,
+    };
+    Ok(Applied::Done { audit_seq })
+}
+
+async fn charge_counter<C: Conn>(
+    c: &mut C,
+    ch: &CounterCharge,
+    at: i64,
+) -> Result<(), MovementError> {
+    if ch.amount_minor < 0 || ch.uses < 0 {
+        return Err(MovementError::Invalid(format!(
+            "counter {} charged a negative amount",
+            ch.key
+        )));
+    }
+    let cap_amount = ch.cap_amount.unwrap_or(i64::MAX);
+    let cap_uses = ch.cap_uses.unwrap_or(i64::MAX);
+    let exceeded = |current: i64, amount: i64, cap: i64| MovementError::LimitExceeded {
+        rule: ch.rule.clone(),
+        key: ch.key.clone(),
+        current,
+        amount,
+        cap,
+    };
+    if ch.amount_minor > cap_amount {
+        return Err(exceeded(0, ch.amount_minor, cap_amount));
+    }
+    if ch.uses > cap_uses {
+        return Err(exceeded(0, ch.uses, cap_uses));
+    }
+    // `current <= cap - amount` cannot overflow: 0 <= amount <= cap.
+    let rows = c
+        .rows(
+            "INSERT INTO counters (counter_key, amount_minor, uses, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (counter_key) DO UPDATE SET \
+               amount_minor = counters.amount_minor + excluded.amount_minor, \
+               uses = counters.uses + excluded.uses, \
+               updated_at = excluded.updated_at \
+             WHERE counters.amount_minor <= $5 - excluded.amount_minor \
+               AND counters.uses <= $6 - excluded.uses \
+             RETURNING amount_minor",
+            &[Arg::Str(&ch.key), Arg::I64(ch.amount_minor), Arg::I64(ch.uses), Arg::I64(at), Arg::I64(cap_amount), Arg::I64(cap_uses)],
+        )
+        .await?;
+    if rows.is_empty() {
+        let current = counter(c, &ch.key).await?;
+        return Err(if current.1.saturating_add(ch.uses) > cap_uses {
+            exceeded(current.1, ch.uses, cap_uses)
+        } else {
+            exceeded(current.0, ch.amount_minor, cap_amount)
+        });
+    }
+    Ok(())
+}
+
+async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError> {
+    let rows = c
+        .rows(
+            "UPDATE accounts SET balance_minor = balance_minor + $1 \
+             WHERE id = $2 AND currency = $3 AND (allow_negative OR balance_minor + $1 >= 0) \
+             RETURNING balance_minor",
+            &[
+                Arg::I64(e.amount_minor),
+                Arg::Str(&e.account_id),
+                Arg::Str(&e.currency),
+            ],
+        )
+        .await?;
+    if !rows.is_empty() {
+        return Ok(());
+    }
+    match account(c, &e.account_id).await? {
+        None => Err(MovementError::UnknownAccount {
+            account_id: e.account_id.clone(),
+        }),
+        Some(a) if a.currency != e.currency => Err(MovementError::CurrencyMismatch {
+            account_id: a.id,
+            account_currency: a.currency,
+            entry_currency: e.currency.clone(),
+        }),
+        Some(a) => Err(MovementError::InsufficientFunds { account_id: a.id }),
+    }
+}
+
+async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<(), MovementError> {
+    match w {
+        PaymentWrite::Insert(p) => {
+            let n = c
+                .exec(
+                    "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
+                     out_trade_no, details, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        Arg::Str(&p.id),
+                        Arg::Str(&p.merchant_id),
+                        Arg::OptStr(p.customer_id.as_deref()),
+                        Arg::Str(&p.status),
+                        Arg::I64(p.amount_minor),
+                        Arg::Str(&p.currency),
+                        Arg::I64(p.refunded_minor),
+                        Arg::OptStr(p.out_trade_no.as_deref()),
+                        Arg::Str(&to_text(&p.details)),
+                        Arg::I64(p.created_at.unix_millis()),
+                        Arg::I64(p.updated_at.unix_millis()),
+                    ],
+                )
+                .await?;
+            if n == 0 {
+                return Err(if payment(c, &p.id).await?.is_some() {
+                    MovementError::DuplicatePayment { id: p.id.clone() }
+                } else {
+                    MovementError::DuplicateOutTradeNo {
+                        out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
+                    }
+                });
+            }
+        }
+        PaymentWrite::Transition {
+            id,
+            from,
+            to,
+            details,
+        } => {
+            let details = details.as_ref().map(to_text);
+            let n = c
+                .exec(
+                    "UPDATE payments SET status = $1, updated_at = $2, details = COALESCE($3, details) \
+                     WHERE id = $4 AND status = $5",
+                    &[Arg::Str(to), Arg::I64(at), Arg::OptStr(details.as_deref()), Arg::Str(id), Arg::Str(from)],
+                )
+                .await?;
+            if n == 0 {
+                return Err(match payment(c, id).await? {
+                    None => MovementError::PaymentNotFound { id: id.clone() },
+                    Some(p) => MovementError::PaymentStateConflict {
+                        id: id.clone(),
+                        expected: from.clone(),
+                        actual: p.status,
+                    },
+                });
+            }
+        }
+        PaymentWrite::AddRefunded { id, amount_minor } => {
+            let n = c
+                .exec(
+                    "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
+                     WHERE id = $3 AND refunded_minor <= amount_minor - $1",
+                    &[Arg::I64(*amount_minor), Arg::I64(at), Arg::Str(id)],
+                )
+                .await?;
+            if n == 0 {
+                return Err(match payment(c, id).await? {
+                    None => MovementError::PaymentNotFound { id: id.clone() },
+                    Some(_) => MovementError::RefundExceedsCaptured { id: id.clone() },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn append_audit<C: Conn>(c: &mut C, a: &AuditEntry, at: i64) -> Result<i64, MovementError> {
+    // Taking the head row last keeps the chain's serialisation point short.
+    let head = c
+        .rows(
+            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+            &[],
+        )
+        .await?;
+    let head = head
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
+    let (seq, prev) = (head.i64(0)?, head.str(1)?);
+    let details = to_text(&a.details);
+    let hash = audit::chain_hash(
+        &prev,
+        &audit::canonical(seq, at, &a.action, &a.subject, &details),
+    )
+    .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
+    c.exec(
+        "INSERT INTO audit_log (seq, at, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[Arg::I64(seq), Arg::I64(at), Arg::Str(&a.action), Arg::Str(&a.subject), Arg::Str(&details), Arg::Str(&prev), Arg::Str(&hash)],
+    )
+    .await?;
+    c.exec(
+        "UPDATE audit_head SET hash = $1 WHERE id = 1",
+        &[Arg::Str(&hash)],
+    )
+    .await?;
+    Ok(seq)
+}
+
+// ---------- reads and simple writes ----------
+
+pub(crate) async fn idempotency<C: Conn>(
+    c: &mut C,
+    scope: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT request_hash, response_status, response_body FROM idempotency WHERE scope = $1 AND idem_key = $2",
+            &[Arg::Str(scope), Arg::Str(key)],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        request_hash: r.str(0)?,
+        response_status: u16::try_from(r.i64(1)?)
+            .map_err(|_| StoreError::Corrupt("response status".into()))?,
+        response_body: r.str(2)?,
+    }))
+}
+
+/// (amount, uses) of a counter; zeros when it was never charged.
+pub(crate) async fn counter<C: Conn>(c: &mut C, key: &str) -> Result<(i64, i64), StoreError> {
+    let rows = c
+        .rows(
+            "SELECT amount_minor, uses FROM counters WHERE counter_key = $1",
+            &[Arg::Str(key)],
+        )
+        .await?;
+    match rows.first() {
+        Some(r) => Ok((r.i64(0)?, r.i64(1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+fn account_from(r: &Row) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: r.str(0)?,
+        kind: r.str(1)?,
+        owner_id: r.opt_str(2)?,
+        currency: r.str(3)?,
+        allow_negative: r.bool(4)?,
+        balance_minor: r.i64(5)?,
+        created_at: ts(r, 6)?,
+    })
+}
+
+pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Account>, StoreError> {
+    const SQL: &str = "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts WHERE id = $1";
+    let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
+    rows.first()
+        .map(account_from)
+        .transpose()
+        .map_err(Into::into)
+}
+
+pub(crate) async fn accounts_of<C: Conn>(
+    c: &mut C,
+    owner_id: &str,
+) -> Result<Vec<Account>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts \
+             WHERE owner_id = $1 ORDER BY id",
+            &[Arg::Str(owner_id)],
+        )
+        .await?;
+    rows.iter()
+        .map(account_from)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+pub(crate) async fn create_account<C: Conn>(c: &mut C, a: &Account) -> Result<(), StoreError> {
+    let n = c
+        .exec(
+            "INSERT INTO accounts (id, kind, owner_id, currency, allow_negative, balance_minor, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT DO NOTHING",
+            &[
+                Arg::Str(&a.id),
+                Arg::Str(&a.kind),
+                Arg::OptStr(a.owner_id.as_deref()),
+                Arg::Str(&a.currency),
+                Arg::Bool(a.allow_negative),
+                Arg::I64(a.created_at.unix_millis()),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::AlreadyExists(format!("account {}", a.id)));
+    }
+    Ok(())
+}
+
+const PAYMENT_SELECT: &str = "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, \
+     details, created_at, updated_at FROM payments WHERE id = $1";
+
+fn payment_from(r: &Row) -> Result<Payment, StoreError> {
+    Ok(Payment {
+        id: r.str(0)?,
+        merchant_id: r.str(1)?,
+        customer_id: r.opt_str(2)?,
+        status: r.str(3)?,
+        amount_minor: r.i64(4)?,
+        currency: r.str(5)?,
+        refunded_minor: r.i64(6)?,
+        out_trade_no: r.opt_str(7)?,
+        details: json(&r.str(8)?)?,
+        created_at: ts(r, 9)?,
+        updated_at: ts(r, 10)?,
+    })
+}
+
+pub(crate) async fn payment<C: Conn>(c: &mut C, id: &str) -> Result<Option<Payment>, StoreError> {
+    let rows = c.rows(PAYMENT_SELECT, &[Arg::Str(id)]).await?;
+    rows.first().map(payment_from).transpose()
+}
+
+pub(crate) async fn refunds_of<C: Conn>(
+    c: &mut C,
+    payment_id: &str,
+) -> Result<Vec<Refund>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, payment_id, amount_minor, currency, status, out_refund_no, created_at FROM refunds \
+             WHERE payment_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(payment_id)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Refund {
+                id: r.str(0)?,
+                payment_id: r.str(1)?,
+                amount_minor: r.i64(2)?,
+                currency: r.str(3)?,
+                status: r.str(4)?,
+                out_refund_no: r.str(5)?,
+                created_at: ts(r, 6)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn purge_idempotency<C: Conn>(
+    c: &mut C,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        "DELETE FROM idempotency WHERE created_at < $1",
+        &[Arg::I64(before.unix_millis())],
+    )
+    .await?)
+}
+
+pub(crate) async fn purge_used_codes<C: Conn>(
+    c: &mut C,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        "DELETE FROM used_codes WHERE expires_at < $1",
+        &[Arg::I64(before.unix_millis())],
+    )
+    .await?)
+}
+
+pub(crate) async fn outbox_pending<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT seq, event_id, event_type, subject_id, payload, created_at, delivered_at FROM outbox \
+             WHERE delivered_at IS NULL ORDER BY seq LIMIT $1",
+            &[Arg::I64(limit)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxRow {
+                seq: r.i64(0)?,
+                event_id: r.str(1)?,
+                event_type: r.str(2)?,
+                subject_id: r.str(3)?,
+                payload: json(&r.str(4)?)?,
+                created_at: ts(r, 5)?,
+                delivered_at: r.opt_i64(6)?.map(Timestamp::from_unix_millis),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn outbox_mark_delivered<C: Conn>(
+    c: &mut C,
+    seq: i64,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(c.exec(
+        "UPDATE outbox SET delivered_at = $1 WHERE seq = $2 AND delivered_at IS NULL",
+        &[Arg::I64(at.unix_millis()), Arg::I64(seq)],
+    )
+    .await?
+        == 1)
+}
+
+/// Audit rows with `seq > after`, in order, at most `limit`.
+pub(crate) async fn audit_rows<C: Conn>(
+    c: &mut C,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT seq, at, action, subject, details, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[Arg::I64(after), Arg::I64(limit)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRow {
+                seq: r.i64(0)?,
+                at: ts(r, 1)?,
+                action: r.str(2)?,
+                subject: r.str(3)?,
+                details: json(&r.str(4)?)?,
+                prev_hash: r.str(5)?,
+                hash: r.str(6)?,
+            })
+        })
+        .collect()
+}
+
+/// Walk the whole chain and name the first broken row.
+pub(crate) async fn verify_audit<C: Conn>(c: &mut C) -> Result<AuditVerdict, StoreError> {
+    let mut prev = audit::GENESIS.to_owned();
+    let mut expected_seq = 1;
+    loop {
+        // Read the stored text of `details` exactly as hashed.
+        let rows = c
+            .rows(
+                "SELECT seq, at, action, subject, details, prev_hash, hash FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 1000",
+                &[Arg::I64(expected_seq)],
+            )
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            let seq = r.i64(0)?;
+            if seq != expected_seq {
+                return Ok(AuditVerdict::Broken {
+                    seq: expected_seq,
+                    reason: format!("row {expected_seq} is missing (next is {seq})"),
+                });
+            }
+            let stored_prev = r.str(5)?;
+            if stored_prev != prev {
+                return Ok(AuditVerdict::Broken {
+                    seq,
+                    reason: "previous-hash link does not match the row before".into(),
+                });
+            }
+            let canonical = audit::canonical(seq, r.i64(1)?, &r.str(2)?, &r.str(3)?, &r.str(4)?);
+            let want = audit::chain_hash(&prev, &canonical).unwrap_or_default();
+            let hash = r.str(6)?;
+            if hash != want {
+                return Ok(AuditVerdict::Broken {
+                    seq,
+                    reason: "hash does not match the row's content".into(),
+                });
+            }
+            prev = hash;
+            expected_seq += 1;
+        }
+    }
+    let head = c
+        .rows("SELECT seq, hash FROM audit_head WHERE id = 1", &[])
+        .await?;
+    let head = head
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
+    if head.i64(0)? != expected_seq - 1 || head.str(1)? != prev {
+        return Ok(AuditVerdict::Broken {
+            seq: expected_seq,
+            reason: format!(
+                "the chain ends at row {} but the head says {}",
+                expected_seq - 1,
+                head.i64(0)?
+            ),
+        });
+    }
+    Ok(AuditVerdict::Intact {
+        rows: expected_seq - 1,
+        head: prev,
+    })
+}
+
+pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, StoreError> {
+    let totals = c
+        .rows(
+            "SELECT currency, CAST(SUM(amount_minor) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM ledger_entries GROUP BY currency ORDER BY currency",
+            &[],
+        )
+        .await?;
+    let mut entries = 0;
+    let mut out = Vec::new();
+    for r in &totals {
+        out.push((r.str(0)?, r.i64(1)?));
+        entries += r.i64(2)?;
+    }
+    let mismatched = c
+        .rows(
+            "SELECT a.id FROM accounts a LEFT JOIN \
+             (SELECT account_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM ledger_entries GROUP BY account_id) e \
+             ON e.account_id = a.id WHERE a.balance_minor <> COALESCE(e.total, 0) ORDER BY a.id",
+            &[],
+        )
+        .await?;
+    let negative = c
+        .rows(
+            "SELECT id FROM accounts WHERE NOT allow_negative AND balance_minor < 0 ORDER BY id",
+            &[],
+        )
+        .await?;
+    Ok(LedgerCheck {
+        totals: out,
+        mismatched_accounts: mismatched
+            .iter()
+            .map(|r| r.str(0))
+            .collect::<Result<_, _>>()?,
+        negative_accounts: negative
+            .iter()
+            .map(|r| r.str(0))
+            .collect::<Result<_, _>>()?,
+        entries,
+    })
+}
+
+pub(crate) async fn load_keys<C: Conn>(c: &mut C) -> Result<Vec<StoredKey>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT kid, state, created_at, pkcs8 FROM gateway_keys ORDER BY created_at, kid",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredKey {
+                kid: r.str(0)?,
+                state: r.str(1)?,
+                created_at: ts(r, 2)?,
+                pkcs8: r.str(3)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn save_keys<C: Conn>(c: &mut C, keys: &[StoredKey]) -> Result<(), StoreError> {
+    for k in keys {
+        c.exec(
+            "INSERT INTO gateway_keys (kid, state, created_at, pkcs8) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kid) DO UPDATE SET state = excluded.state",
+            &[
+                Arg::Str(&k.kid),
+                Arg::Str(&k.state),
+                Arg::I64(k.created_at.unix_millis()),
+                Arg::Str(&k.pkcs8),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn ledger_ping<C: Conn>(c: &mut C) -> Result<(), StoreError> {
+    c.rows("SELECT seq FROM audit_head WHERE id = 1", &[])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,1177 @@
+//! The Store behaviour suite: every case runs on SQLite and on PostgreSQL
+//! (`QRGATE_TEST_POSTGRES_URL`; each test in its own schema). Without the
+//! variable the Postgres half prints SKIP; .ci/run always sets it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use qrgate_core::Timestamp;
+use qrgate_store::*;
+use serde_json::json;
+use sqlx::{Connection, Row};
+
+// ---------- harness ----------
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        nanos % 1_000_000
+    )
+}
+
+#[derive(Clone)]
+enum Where {
+    Sqlite(PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+#[derive(Clone)]
+struct Db {
+    store: AnyStore,
+    at: Where,
+}
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_795_000_000_000 + ms)
+}
+
+async fn open_sqlite() -> Db {
+    let dir = std::env::temp_dir().join(unique("qrgate_store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("qrgate.db");
+    let (store, report) = AnyStore::open(&format!("sqlite://{}", path.display()), t(0))
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 2);
+    Db {
+        store,
+        at: Where::Sqlite(path),
+    }
+}
+
+fn pg_url() -> Option<String> {
+    match std::env::var("QRGATE_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("SKIP postgres case: QRGATE_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+async fn open_pg() -> Option<Db> {
+    let url = pg_url()?;
+    let schema = unique("qrgate_t");
+    let (store, report) = PgStore::open(&url, Some(&schema), 16, t(0))
+        .await
+        .expect("QRGATE_TEST_POSTGRES_URL is set but Postgres is not usable");
+    assert_eq!(report.applied.len(), 2);
+    Some(Db {
+        store: AnyStore::Postgres(store),
+        at: Where::Postgres { url, schema },
+    })
+}
+
+impl Db {
+    /// Reopen the same database (as after a restart).
+    async fn reopen(&self) -> (AnyStore, MigrationReport) {
+        match &self.at {
+            Where::Sqlite(p) => AnyStore::open(&format!("sqlite://{}", p.display()), t(0))
+                .await
+                .unwrap(),
+            Where::Postgres { url, schema } => {
+                let (s, r) = PgStore::open(url, Some(schema), 16, t(0)).await.unwrap();
+                (AnyStore::Postgres(s), r)
+            }
+        }
+    }
+
+    /// Run raw SQL for inspection or deliberate tampering, outside the store.
+    async fn raw(&self, sql: &str) -> Vec<i64> {
+        match &self.at {
+            Where::Sqlite(p) => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", p.display()))
+                    .await
+                    .unwrap();
+                let rows = sqlx::raw_sql(sql).fetch_all(&mut c).await.unwrap();
+                rows.iter()
+                    .filter_map(|r| r.try_get::<i64, _>(0).ok())
+                    .collect()
+            }
+            Where::Postgres { url, schema } => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!("SET search_path TO {schema}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                let rows = sqlx::raw_sql(sql).fetch_all(&mut c).await.unwrap();
+                rows.iter()
+                    .filter_map(|r| r.try_get::<i64, _>(0).ok())
+                    .collect()
+            }
+        }
+    }
+
+    async fn raw_err(&self, sql: &str) -> String {
+        match &self.at {
+            Where::Sqlite(p) => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", p.display()))
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+            Where::Postgres { url, schema } => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!("SET search_path TO {schema}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql)
+                    .execute(&mut c)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+        }
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        self.raw(sql).await[0]
+    }
+}
+
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = open_sqlite().await;
+                ($body)(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = open_pg().await else { return };
+                ($body)(db).await;
+            }
+        }
+    };
+}
+
+// ---------- fixtures ----------
+
+const CLEARING: &str = "acc_clearing_cny";
+const MERCHANT: &str = "acc_mch_m1";
+
+fn wallet(n: usize) -> String {
+    format!("acc_wallet_{n}")
+}
+
+async fn accounts(s: &AnyStore, wallets: usize) {
+    let acc = |id: &str, kind: &str, neg: bool| Account {
+        id: id.into(),
+        kind: kind.into(),
+        owner_id: Some(format!("owner_{id}")),
+        currency: "CNY".into(),
+        allow_negative: neg,
+        balance_minor: 0,
+        created_at: t(0),
+    };
+    s.create_account(acc(CLEARING, "external_clearing", true))
+        .await
+        .unwrap();
+    s.create_account(acc(MERCHANT, "merchant_settlement", false))
+        .await
+        .unwrap();
+    for i in 0..wallets {
+        s.create_account(acc(&wallet(i), "consumer_wallet", false))
+            .await
+            .unwrap();
+    }
+}
+
+fn entry(account: &str, amount: i64) -> Entry {
+    Entry {
+        account_id: account.into(),
+        amount_minor: amount,
+        currency: "CNY".into(),
+    }
+}
+
+fn topup(id: &str, wallet: &str, amount: i64) -> Movement {
+    let mut m = Movement::new(t(1));
+    m.posting = Some(Posting {
+        id: format!("pst_{id}"),
+        kind: "topup".into(),
+        payment_id: None,
+        entries: vec![entry(CLEARING, -amount), entry(wallet, amount)],
+    });
+    m.audit = Some(AuditEntry {
+        action: "wallet.topup".into(),
+        subject: wallet.into(),
+        details: json!({ "amount_minor": amount }),
+    });
+    m
+}
+
+fn payment_row(id: &str, amount: i64, status: &str) -> Payment {
+    Payment {
+        id: id.into(),
+        merchant_id: "mch_1".into(),
+        customer_id: Some("cus_1".into()),
+        status: status.into(),
+        amount_minor: amount,
+        currency: "CNY".into(),
+        refunded_minor: 0,
+        out_trade_no: None,
+        details: json!({ "mode": "cpm" }),
+        created_at: t(2),
+        updated_at: t(2),
+    }
+}
+
+/// A complete CPM payment: burn the code, charge the daily counter, move
+/// money wallet → merchant, record the payment, an event and an audit row.
+fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movement {
+    let mut m = Movement::new(t(2));
+    m.burns.push(CodeBurn {
+        key: format!("code:{code}"),
+        payment_id: Some(id.into()),
+        expires_at: t(60_000),
+    });
+    m.counters.push(CounterCharge {
+        key: format!("daily:{wallet}:2026-11-25"),
+        amount_minor: amount,
+        uses: 1,
+        cap_amount: Some(daily_cap),
+        cap_uses: None,
+        rule: "BCP-LIMIT-C-DAILY".into(),
+    });
+    m.posting = Some(Posting {
+        id: format!("pst_{id}"),
+        kind: "payment".into(),
+        payment_id: Some(id.into()),
+        entries: vec![entry(wallet, -amount), entry(MERCHANT, amount)],
+    });
+    m.payment = Some(PaymentWrite::Insert(payment_row(id, amount, "succeeded")));
+    m.events.push(OutboxEvent {
+        event_id: format!("evt_{id}"),
+        event_type: "payment.succeeded".into(),
+        subject_id: id.into(),
+        payload: json!({ "id": id, "amount_minor": amount }),
+    });
+    m.audit = Some(AuditEntry {
+        action: "payment.succeeded".into(),
+        subject: id.into(),
+        details: json!({ "amount_minor": amount }),
+    });
+    m
+}
+
+fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured: i64) -> Movement {
+    let mut m = Movement::new(t(3));
+    m.counters.push(CounterCharge {
+        key: format!("refund:{payment_id}"),
+        amount_minor: amount,
+        uses: 1,
+        cap_amount: Some(captured),
+        cap_uses: Some(50),
+        rule: "BCP-REFUND-CAP".into(),
+    });
+    let id = format!("ref_{payment_id}_{refund_no}");
+    m.posting = Some(Posting {
+        id: format!("pst_{id}"),
+        kind: "refund".into(),
+        payment_id: Some(payment_id.into()),
+        entries: vec![entry(MERCHANT, -amount), entry(wallet, amount)],
+    });
+    m.payment = Some(PaymentWrite::AddRefunded {
+        id: payment_id.into(),
+        amount_minor: amount,
+    });
+    m.refund = Some(Refund {
+        id: id.clone(),
+        payment_id: payment_id.into(),
+        amount_minor: amount,
+        currency: "CNY".into(),
+        status: "succeeded".into(),
+        out_refund_no: refund_no.into(),
+        created_at: t(3),
+    });
+    m.audit = Some(AuditEntry {
+        action: "refund.succeeded".into(),
+        subject: id,
+        details: json!({ "amount_minor": amount }),
+    });
+    m
+}
+
+async fn balance(s: &AnyStore, id: &str) -> i64 {
+    s.account(id).await.unwrap().unwrap().balance_minor
+}
+
+/// What must not change when a movement is refused.
+async fn fingerprint(db: &Db) -> Vec<i64> {
+    let mut v = Vec::new();
+    for sql in [
+        "SELECT CAST(COALESCE(SUM(balance_minor * (LENGTH(id) + 7)), 0) AS BIGINT) FROM accounts",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries",
+        "SELECT CAST(COALESCE(SUM(amount_minor * 3 + uses), 0) AS BIGINT) FROM counters",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM used_codes",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM payments",
+        "SELECT CAST(COALESCE(SUM(refunded_minor), 0) AS BIGINT) FROM payments",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM refunds",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM idempotency",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox",
+        "SELECT seq FROM audit_head",
+    ] {
+        v.push(db.scalar(sql).await);
+    }
+    v
+}
+
+async fn assert_sound(s: &AnyStore) {
+    let check = s.ledger_check().await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
+    assert!(matches!(
+        s.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+// ---------- behaviour cases ----------
+
+on_both!(
+    migrations_are_recorded_and_not_reapplied,
+    |db: Db| async move {
+        let (_, report) = db.reopen().await;
+        assert!(report.applied.is_empty());
+        assert_eq!(report.already, 2);
+        assert_eq!(
+            db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM qrgate_migrations")
+                .await,
+            2
+        );
+    }
+);
+
+on_both!(topup_pay_refund_round_trip, |db: Db| async move {
+    let s = &db.store;
+    accounts(s, 1).await;
+    assert!(matches!(
+        s.apply(topup("t1", &wallet(0), 10_000)).await.unwrap(),
+        Applied::Done { audit_seq: Some(1) }
+    ));
+    s.apply(pay("pay_1", &wallet(0), "c1", 2_500, 100_000))
+        .await
+        .unwrap();
+    assert_eq!(balance(s, &wallet(0)).await, 7_500);
+    assert_eq!(balance(s, MERCHANT).await, 2_500);
+    assert_eq!(balance(s, CLEARING).await, -10_000);
+    assert_eq!(
+        s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap(),
+        (2_500, 1)
+    );
+    let p = s.payment("pay_1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.status.as_str(),
+            p.amount_minor,
+            p.details["mode"].as_str()
+        ),
+        ("succeeded", 2_500, Some("cpm"))
+    );
+
+    s.apply(refund("pay_1", "r1", &wallet(0), 1_000, 2_500))
+        .await
+        .unwrap();
+    assert_eq!(balance(s, &wallet(0)).await, 8_500);
+    assert_eq!(
+        s.payment("pay_1").await.unwrap().unwrap().refunded_minor,
+        1_000
+    );
+    assert_eq!(s.refunds("pay_1").await.unwrap().len(), 1);
+    // Refunds reduce nothing that already counted.
+    assert_eq!(
+        s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap(),
+        (2_500, 1)
+    );
+    assert_sound(s).await;
+    let c = s.ledger_check().await.unwrap();
+    assert_eq!(c.totals, vec![("CNY".to_string(), 0)]);
+    assert_eq!(c.entries, 6);
+});
+
+on_both!(refused_movements_change_nothing, |db: Db| async move {
+    let s = &db.store;
+    accounts(s, 2).await;
+    s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
+    s.apply(pay("pay_1", &wallet(0), "used", 1_000, 3_000))
+        .await
+        .unwrap();
+    let before = fingerprint(&db).await;
+
+    // Insufficient funds: wallet 1 is empty.
+    let e = s
+        .apply(pay("pay_2", &wallet(1), "c2", 100, 3_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, MovementError::InsufficientFunds { ref account_id } if account_id == "acc_wallet_1"),
+        "{e}"
+    );
+    // A code used before.
+    let e = s
+        .apply(pay("pay_3", &wallet(0), "used", 100, 3_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MovementError::CodeAlreadyUsed { .. }), "{e}");
+    // Over the daily cap: 1000 already + 2001 > 3000.
+    let e = s
+        .apply(pay("pay_4", &wallet(0), "c4", 2_001, 3_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, MovementError::LimitExceeded { ref rule, current: 1_000, amount: 2_001, cap: 3_000, .. } if rule == "BCP-LIMIT-C-DAILY"),
+        "{e}"
+    );
+    // Unbalanced posting.
+    let mut m = topup("bad", &wallet(0), 10);
+    m.posting.as_mut().unwrap().entries[0].amount_minor = -9;
+    assert!(matches!(
+        s.apply(m).await.unwrap_err(),
+        MovementError::Invalid(_)
+    ));
+    // Unknown account, wrong currency.
+    let mut m = topup("bad2", "acc_nobody", 10);
+    m.audit = None;
+    assert!(matches!(
+        s.apply(m).await.unwrap_err(),
+        MovementError::UnknownAccount { .. }
+    ));
+    let mut m = topup("bad3", &wallet(0), 10);
+    for e in &mut m.posting.as_mut().unwrap().entries {
+        e.currency = "USD".into();
+    }
+    assert!(matches!(
+        s.apply(m).await.unwrap_err(),
+        MovementError::CurrencyMismatch { .. }
+    ));
+    // Duplicate payment id, refund beyond capture, transition from the wrong state.
+    let mut dup = pay("pay_1", &wallet(0), "c5", 10, 3_000);
+    dup.posting.as_mut().unwrap().id = "pst_other".into();
+    assert!(matches!(
+        s.apply(dup).await.unwrap_err(),
+        MovementError::DuplicatePayment { .. }
+    ));
+    // A posting id used before.
+    assert!(matches!(
+        s.apply(topup("t1", &wallet(0), 5)).await.unwrap_err(),
+        MovementError::Invalid(_)
+    ));
+    assert!(matches!(
+        s.apply(refund("pay_1", "r1", &wallet(0), 1_001, 1_000))
+            .await
+            .unwrap_err(),
+        MovementError::LimitExceeded { .. }
+    ));
+    let mut m = Movement::new(t(9));
+    m.payment = Some(PaymentWrite::Transition {
+        id: "pay_1".into(),
+        from: "requires_action".into(),
+        to: "canceled".into(),
+        details: None,
+    });
+    assert!(
+        matches!(s.apply(m).await.unwrap_err(), MovementError::PaymentStateConflict { ref actual, .. } if actual == "succeeded")
+    );
+    let mut m = Movement::new(t(9));
+    m.payment = Some(PaymentWrite::Transition {
+        id: "pay_x".into(),
+        from: "a".into(),
+        to: "b".into(),
+        details: None,
+    });
+    assert!(matches!(
+        s.apply(m).await.unwrap_err(),
+        MovementError::PaymentNotFound { .. }
+    ));
+
+    assert_eq!(fingerprint(&db).await, before);
+    assert_sound(s).await;
+});
+
+on_both!(
+    a_burned_code_stays_burned_even_when_the_payment_failed,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 1).await;
+        // The failed payment is itself recorded, burning the code.
+        let mut failed = Movement::new(t(2));
+        failed.burns.push(CodeBurn {
+            key: "code:f1".into(),
+            payment_id: Some("pay_f".into()),
+            expires_at: t(60_000),
+        });
+        failed.payment = Some(PaymentWrite::Insert(payment_row("pay_f", 500, "failed")));
+        s.apply(failed).await.unwrap();
+        s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
+        let e = s
+            .apply(pay("pay_ok", &wallet(0), "f1", 500, 10_000))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MovementError::CodeAlreadyUsed { .. }));
+        assert_eq!(s.purge_used_codes(t(59_999)).await.unwrap(), 0);
+        assert_eq!(s.purge_used_codes(t(60_001)).await.unwrap(), 1);
+    }
+);
+
+on_both!(idempotency_replays_and_refuses_reuse, |db: Db| async move {
+    let s = &db.store;
+    accounts(s, 1).await;
+    s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
+    let rec = |hash: &str| IdempotencyRecord {
+        scope: "merchant:mch_1".into(),
+        key: "key-1".into(),
+        request_hash: hash.into(),
+        response_status: 201,
+        response_body: "{\"id\":\"pay_1\"}".into(),
+    };
+    let mut m = pay("pay_1", &wallet(0), "c1", 1_000, 10_000);
+    m.idempotency = Some(rec("h1"));
+    assert!(matches!(
+        s.apply(m.clone()).await.unwrap(),
+        Applied::Done { .. }
+    ));
+    let before = fingerprint(&db).await;
+    // Same key, same request: the stored response, nothing executed again.
+    assert_eq!(
+        s.apply(m.clone()).await.unwrap(),
+        Applied::Replayed {
+            status: 201,
+            body: "{\"id\":\"pay_1\"}".into()
+        }
+    );
+    // Same key, different request.
+    let mut other = pay("pay_2", &wallet(0), "c2", 2_000, 10_000);
+    other.idempotency = Some(rec("h2"));
+    assert!(matches!(
+        s.apply(other).await.unwrap_err(),
+        MovementError::IdempotencyKeyReused { .. }
+    ));
+    // The same key in another scope is another key.
+    let mut scoped = pay("pay_3", &wallet(0), "c3", 100, 10_000);
+    scoped.idempotency = Some(IdempotencyRecord {
+        scope: "merchant:mch_2".into(),
+        ..rec("h3")
+    });
+    assert!(matches!(
+        s.apply(scoped).await.unwrap(),
+        Applied::Done { .. }
+    ));
+    let after = fingerprint(&db).await;
+    assert_ne!(after, before);
+    assert_eq!(balance(s, &wallet(0)).await, 3_900);
+    assert_eq!(
+        s.idempotency("merchant:mch_1", "key-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .request_hash,
+        "h1"
+    );
+    assert_eq!(s.purge_idempotency(t(0)).await.unwrap(), 0);
+    assert_eq!(s.purge_idempotency(t(100)).await.unwrap(), 2);
+    assert!(
+        s.idempotency("merchant:mch_1", "key-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+});
+
+on_both!(
+    concurrent_same_idempotency_key_executes_once,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 100_000)).await.unwrap();
+        let mut m = pay("pay_1", &wallet(0), "c1", 1_000, 1_000_000);
+        m.idempotency = Some(IdempotencyRecord {
+            scope: "merchant:mch_1".into(),
+            key: "same".into(),
+            request_hash: "h".into(),
+            response_status: 201,
+            response_body: "{}".into(),
+        });
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (s, m) = (s.clone(), m.clone());
+                tokio::spawn(async move { s.apply(m).await })
+            })
+            .collect();
+        let mut done = 0;
+        let mut replayed = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                Applied::Done { .. } => done += 1,
+                Applied::Replayed { .. } => replayed += 1,
+            }
+        }
+        assert_eq!((done, replayed), (1, 31));
+        assert_eq!(balance(&s, &wallet(0)).await, 99_000);
+    }
+);
+
+on_both!(outbox_is_ordered_and_marked_once, |db: Db| async move {
+    let s = &db.store;
+    accounts(s, 1).await;
+    s.apply(topup("t1", &wallet(0), 10_000)).await.unwrap();
+    for i in 0..5 {
+        s.apply(pay(
+            &format!("pay_{i}"),
+            &wallet(0),
+            &format!("c{i}"),
+            100,
+            100_000,
+        ))
+        .await
+        .unwrap();
+    }
+    let pending = s.outbox_pending(10).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|e| e.subject_id.as_str()).collect();
+    assert_eq!(ids, ["pay_0", "pay_1", "pay_2", "pay_3", "pay_4"]);
+    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(pending[0].payload["amount_minor"], 100);
+    assert!(s.outbox_mark_delivered(pending[0].seq, t(5)).await.unwrap());
+    assert!(!s.outbox_mark_delivered(pending[0].seq, t(6)).await.unwrap());
+    assert_eq!(s.outbox_pending(10).await.unwrap().len(), 4);
+});
+
+on_both!(
+    audit_chain_verifies_and_names_the_first_tampered_row,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 1).await;
+        s.apply(topup("t1", &wallet(0), 10_000)).await.unwrap();
+        for i in 0..4 {
+            s.apply(pay(
+                &format!("pay_{i}"),
+                &wallet(0),
+                &format!("c{i}"),
+                100,
+                100_000,
+            ))
+            .await
+            .unwrap();
+        }
+        assert!(matches!(
+            s.verify_audit().await.unwrap(),
+            AuditVerdict::Intact { rows: 5, .. }
+        ));
+        let rows = s.audit_rows(0, 100).await.unwrap();
+        assert_eq!(rows.len(), 5);
+        assert!(rows.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+        // Append-only: the database itself refuses updates and deletes.
+        assert!(
+            db.raw_err("UPDATE audit_log SET details = '{}' WHERE seq = 3")
+                .await
+                .contains("append-only")
+        );
+        assert!(
+            db.raw_err("DELETE FROM ledger_entries")
+                .await
+                .contains("append-only")
+        );
+        assert!(
+            db.raw_err("UPDATE postings SET kind = 'x'")
+                .await
+                .contains("append-only")
+        );
+        // Someone with DDL rights tampers anyway: the walk names row 3.
+        match &db.at {
+            Where::Sqlite(_) => db.raw("DROP TRIGGER audit_log_no_update").await,
+            Where::Postgres { .. } => {
+                db.raw("DROP TRIGGER audit_log_no_update ON audit_log")
+                    .await
+            }
+        };
+        db.raw("UPDATE audit_log SET details = '{\"amount_minor\":1}' WHERE seq = 3")
+            .await;
+        match s.verify_audit().await.unwrap() {
+            AuditVerdict::Broken { seq, .. } => assert_eq!(seq, 3),
+            v => panic!("tampering not detected: {v:?}"),
+        }
+    }
+);
+
+// ---------- concurrency ----------
+
+on_both!(
+    sixty_four_spends_of_one_code_succeed_once,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 1_000_000)).await.unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.apply(pay(
+                        &format!("pay_{i}"),
+                        &wallet(0),
+                        "the-one-code",
+                        100,
+                        1_000_000,
+                    ))
+                    .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(MovementError::CodeAlreadyUsed { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 1);
+        assert_eq!(balance(&s, &wallet(0)).await, 1_000_000 - 100);
+        assert_sound(&s).await;
+    }
+);
+
+on_both!(
+    sixty_four_payments_racing_a_daily_cap_never_pass_it,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 10_000_000)).await.unwrap();
+        let cap = 100_000; // 1,000.00 CNY
+        // Amounts 1,000.00 … 4,150.00 minor units; their sum is far above the cap.
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                let amount = 1_000 + 50 * i;
+                tokio::spawn(async move {
+                    (
+                        amount,
+                        s.apply(pay(
+                            &format!("pay_{i}"),
+                            &wallet(0),
+                            &format!("c{i}"),
+                            amount,
+                            cap,
+                        ))
+                        .await,
+                    )
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for t in tasks {
+            let (amount, r) = t.await.unwrap();
+            match r {
+                Ok(_) => accepted += amount,
+                Err(MovementError::LimitExceeded { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(accepted <= cap);
+        assert!(
+            accepted > cap - 4_150,
+            "the cap should be nearly used: {accepted}"
+        );
+        assert_eq!(
+            s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap().0,
+            accepted
+        );
+        assert_eq!(balance(&s, MERCHANT).await, accepted);
+        assert_sound(&s).await;
+    }
+);
+
+on_both!(
+    thirty_two_parallel_refunds_never_exceed_the_capture,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 100_000)).await.unwrap();
+        s.apply(pay("pay_1", &wallet(0), "c1", 10_000, 1_000_000))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.apply(refund("pay_1", &format!("r{i}"), &wallet(0), 700, 10_000))
+                        .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(MovementError::LimitExceeded { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 14, "14 × 7.00 fits in 100.00, a 15th does not");
+        let p = s.payment("pay_1").await.unwrap().unwrap();
+        assert_eq!(p.refunded_minor, 9_800);
+        assert_eq!(s.refunds("pay_1").await.unwrap().len(), 14);
+        assert_eq!(balance(&s, MERCHANT).await, 200);
+        assert_sound(&s).await;
+    }
+);
+
+on_both!(
+    concurrent_debits_never_take_a_wallet_below_zero,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
+        let tasks: Vec<_> = (0..48)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.apply(pay(
+                        &format!("pay_{i}"),
+                        &wallet(0),
+                        &format!("c{i}"),
+                        300,
+                        1_000_000,
+                    ))
+                    .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(MovementError::InsufficientFunds { .. }) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 16);
+        assert_eq!(balance(&s, &wallet(0)).await, 200);
+        assert_sound(&s).await;
+    }
+);
+
+on_both!(keys_round_trip, |db: Db| async move {
+    let s = &db.store;
+    assert!(s.load_keys().await.unwrap().is_empty());
+    let k = |kid: &str, state: &str| StoredKey {
+        kid: kid.into(),
+        state: state.into(),
+        created_at: t(1),
+        pkcs8: "AAAA".into(),
+    };
+    s.save_keys(vec![k("keyaaaaa", "active")]).await.unwrap();
+    s.save_keys(vec![k("keyaaaaa", "verify_only"), k("keybbbbb", "active")])
+        .await
+        .unwrap();
+    let keys = s.load_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.iter().find(|k| k.kid == "keyaaaaa").unwrap().state,
+        "verify_only"
+    );
+    s.ping().await.unwrap();
+});
+
+// ---------- seeded model simulation ----------
+
+/// xorshift64*: small, seeded, reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    balances: BTreeMap<String, i64>,
+    daily: BTreeMap<String, i64>,
+    used: BTreeSet<String>,
+    payments: BTreeMap<String, (String, i64, i64)>, // id -> (wallet, amount, refunded)
+    refund_nos: BTreeSet<(String, String)>,
+    idem: BTreeMap<String, String>, // key -> request hash
+}
+
+async fn simulate(db: Db, seed: u64, steps: usize) {
+    let s = &db.store;
+    let wallets = 3;
+    accounts(s, wallets).await;
+    let mut m = Model::default();
+    for id in [CLEARING.to_string(), MERCHANT.to_string()]
+        .into_iter()
+        .chain((0..wallets).map(wallet))
+    {
+        m.balances.insert(id, 0);
+    }
+    let cap = 20_000;
+    let mut rng = Rng(seed);
+    for step in 0..steps {
+        let w = wallet(rng.below(wallets as u64) as usize);
+        let before = fingerprint(&db).await;
+        let (movement, expect_ok): (Movement, bool) = match rng.below(5) {
+            0 => {
+                let amt = 1 + rng.below(8_000) as i64;
+                *m.balances.get_mut(&w).unwrap() += amt;
+                *m.balances.get_mut(CLEARING).unwrap() -= amt;
+                (topup(&format!("s{step}"), &w, amt), true)
+            }
+            1 | 2 => {
+                // A payment, sometimes reusing a code, sometimes over cap or balance.
+                let code = if rng.below(6) == 0 && !m.used.is_empty() {
+                    m.used.iter().next().unwrap().clone()
+                } else {
+                    format!("c{step}")
+                };
+                let amt = 1 + rng.below(6_000) as i64;
+                let id = format!("pay_{step}");
+                let day = m.daily.get(&w).copied().unwrap_or(0);
+                let ok = !m.used.contains(&code) && day + amt <= cap && m.balances[&w] >= amt;
+                let mut mv = pay(&id, &w, &code, amt, cap);
+                // Sometimes with an idempotency key, sometimes replaying an old one.
+                if rng.below(3) == 0 {
+                    let key = format!("k{}", rng.below(4));
+                    let hash = format!("h{step}");
+                    mv.idempotency = Some(IdempotencyRecord {
+                        scope: "s".into(),
+                        key: key.clone(),
+                        request_hash: hash.clone(),
+                        response_status: 201,
+                        response_body: id.clone(),
+                    });
+                    if m.idem.contains_key(&key) {
+                        // Reused with a different request: refused.
+                        let r = s.apply(mv).await;
+                        assert!(
+                            matches!(r, Err(MovementError::IdempotencyKeyReused { .. })),
+                            "step {step}: {r:?}"
+                        );
+                        assert_eq!(fingerprint(&db).await, before, "step {step}");
+                        continue;
+                    }
+                    if ok {
+                        m.idem.insert(key, hash);
+                    }
+                }
+                if ok {
+                    m.used.insert(code);
+                    *m.daily.entry(w.clone()).or_default() += amt;
+                    *m.balances.get_mut(&w).unwrap() -= amt;
+                    *m.balances.get_mut(MERCHANT).unwrap() += amt;
+                    m.payments.insert(id, (w.clone(), amt, 0));
+                }
+                (mv, ok)
+            }
+            3 if !m.payments.is_empty() => {
+                let idx = rng.below(m.payments.len() as u64) as usize;
+                let (pid, (pw, amt, refunded)) = m
+                    .payments
+                    .iter()
+                    .nth(idx)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap();
+                let r_amt = 1 + rng.below(amt as u64) as i64;
+                let no = format!("r{}", rng.below(3));
+                let ok = refunded + r_amt <= amt
+                    && !m.refund_nos.contains(&(pid.clone(), no.clone()))
+                    && m.balances[MERCHANT] >= r_amt;
+                if ok {
+                    m.refund_nos.insert((pid.clone(), no.clone()));
+                    m.payments.get_mut(&pid).unwrap().2 += r_amt;
+                    *m.balances.get_mut(MERCHANT).unwrap() -= r_amt;
+                    *m.balances.get_mut(&pw).unwrap() += r_amt;
+                }
+                (refund(&pid, &no, &pw, r_amt, amt), ok)
+            }
+            _ => {
+                // A failure injected mid-movement: unbalanced posting after a burn and a counter.
+                let mut mv = pay(&format!("pay_bad{step}"), &w, &format!("cb{step}"), 10, cap);
+                mv.posting.as_mut().unwrap().entries[1].amount_minor = 11;
+                (mv, false)
+            }
+        };
+        let r = s.apply(movement).await;
+        assert_eq!(r.is_ok(), expect_ok, "step {step}: {r:?}");
+        if !expect_ok {
+            assert_eq!(
+                fingerprint(&db).await,
+                before,
+                "refused step {step} changed something"
+            );
+        }
+        for (id, bal) in &m.balances {
+            assert_eq!(balance(s, id).await, *bal, "step {step}, account {id}");
+        }
+        let check = s.ledger_check().await.unwrap();
+        assert!(check.is_sound(), "step {step}: {check:?}");
+    }
+    assert!(matches!(
+        s.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+on_both!(seeded_model_simulation, |db: Db| async move {
+    simulate(db, 0x5eed_0001, 250).await;
+});
+
+// ---------- schema parity ----------
+
+#[tokio::test]
+async fn sqlite_and_postgres_schemas_match() {
+    let sqlite = open_sqlite().await;
+    let Some(pg) = open_pg().await else { return };
+    let Where::Sqlite(path) = &sqlite.at else {
+        unreachable!()
+    };
+    let Where::Postgres { url, schema } = &pg.at else {
+        unreachable!()
+    };
+
+    let norm = |t: &str| match t.to_ascii_lowercase().as_str() {
+        "bigint" | "integer" | "int8" | "int4" => "integer".to_string(),
+        "text" => "text".to_string(),
+        "boolean" | "bool" => "boolean".to_string(),
+        other => other.to_string(),
+    };
+    type Schema = (
+        BTreeSet<(String, String, String, bool)>,
+        BTreeSet<(String, bool, String)>,
+        BTreeSet<String>,
+        BTreeSet<String>,
+    );
+
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let mut lite: Schema = Default::default();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for tname in &tables {
+        for r in sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)")
+            .bind(tname)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+        {
+            let notnull: i64 = r.get(2);
+            let pk: i64 = r.get(3);
+            lite.0.insert((
+                tname.clone(),
+                r.get::<String, _>(0),
+                norm(&r.get::<String, _>(1)),
+                notnull == 1 || pk > 0,
+            ));
+        }
+        for r in sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
+            .bind(tname)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+        {
+            let iname: String = r.get(0);
+            let origin: String = r.get(2);
+            let cols: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                    .bind(&iname)
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            lite.1
+                .insert((tname.clone(), r.get::<i64, _>(1) == 1, cols.join(",")));
+            if origin == "c" {
+                lite.2.insert(iname);
+            }
+        }
+        // A rowid primary key has no index entry: count it as a unique index.
+        let pk: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+                .bind(tname)
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        if !pk.is_empty() {
+            lite.1.insert((tname.clone(), true, pk.join(",")));
+        }
+    }
+    for n in
+        sqlx::query_scalar::<_, String>("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    {
+        lite.3.insert(n);
+    }
+
+    let mut p = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut post: Schema = Default::default();
+    for r in sqlx::query("SELECT table_name::text, column_name::text, data_type::text, is_nullable::text FROM information_schema.columns WHERE table_schema = $1").bind(schema).fetch_all(&mut p).await.unwrap() {
+        post.0.insert((r.get(0), r.get(1), norm(&r.get::<String, _>(2)), r.get::<String, _>(3) == "NO"));
+    }
+    for r in sqlx::query(
+        "SELECT t.relname::text, i.relname::text, ix.indisunique, ix.indisprimary, \
+         array_to_string(ARRAY(SELECT a.attname::text FROM unnest(ix.indkey) WITH ORDINALITY k(attnum, n) \
+           JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.n), ',') \
+         FROM pg_index ix JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_class i ON i.oid = ix.indexrelid \
+         JOIN pg_namespace ns ON ns.oid = t.relnamespace WHERE ns.nspname = $1",
+    )
+    .bind(schema)
+    .fetch_all(&mut p)
+    .await
+    .unwrap()
+    {
+        let (tname, iname, unique, primary): (String, String, bool, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        post.1.insert((tname.clone(), unique, r.get(4)));
+        let constraint_made = primary || iname.ends_with("_key");
+        if !constraint_made {
+            post.2.insert(iname);
+        }
+    }
+    for n in sqlx::query_scalar::<_, String>("SELECT DISTINCT trigger_name::text FROM information_schema.triggers WHERE trigger_schema = $1").bind(schema).fetch_all(&mut p).await.unwrap() {
+        post.3.insert(n);
+    }
+    assert_eq!(
+        lite.0, post.0,
+        "tables, columns, types or nullability differ"
+    );
+    assert_eq!(lite.1, post.1, "unique constraints or indexes differ");
+    assert_eq!(lite.2, post.2, "named indexes differ");
+    assert_eq!(lite.3, post.3, "triggers differ");
+    assert!(lite.0.len() > 50);
+}
