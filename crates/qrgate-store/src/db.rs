@@ -16,6 +16,7 @@ pub(crate) enum Arg<'a> {
     I64(i64),
     Str(&'a str),
     OptStr(Option<&'a str>),
+    OptI64(Option<i64>),
     Bool(bool),
 }
 
@@ -73,6 +74,7 @@ fn decode_err(i: usize, want: &str, got: Option<&Val>) -> sqlx::Error {
 
 /// The statements this crate runs against either database.
 pub(crate) trait Conn: Send {
+    fn dialect(&self) -> Dialect;
     fn exec(
         &mut self,
         sql: &'static str,
@@ -93,6 +95,7 @@ macro_rules! bind_all {
                 Arg::I64(v) => q.bind(v),
                 Arg::Str(v) => q.bind(v),
                 Arg::OptStr(v) => q.bind(v),
+                Arg::OptI64(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
             };
         }
@@ -147,6 +150,9 @@ fn pg_row(r: &PgRow) -> Result<Row, sqlx::Error> {
 }
 
 impl Conn for SqliteConnection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
     async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         let q = bind_all!(sqlx::query(sqlite_sql(sql)), args);
         Ok(q.execute(&mut *self).await?.rows_affected())
@@ -163,6 +169,9 @@ impl Conn for SqliteConnection {
 }
 
 impl Conn for PgConnection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
     async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         let q = bind_all!(sqlx::query(sql), args);
         Ok(q.execute(&mut *self).await?.rows_affected())
@@ -171,5 +180,63 @@ impl Conn for PgConnection {
     async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
         let q = bind_all!(sqlx::query(sql), args);
         q.fetch_all(&mut *self).await?.iter().map(pg_row).collect()
+    }
+}
+
+/// Which SQL dialect a connection speaks, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Conn for sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        Conn::exec(&mut **self, sql, args).await
+    }
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        Conn::rows(&mut **self, sql, args).await
+    }
+}
+
+impl Conn for sqlx::pool::PoolConnection<sqlx::Postgres> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        Conn::exec(&mut **self, sql, args).await
+    }
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        Conn::rows(&mut **self, sql, args).await
+    }
+}
+
+/// A reader connection of either store.
+pub(crate) enum AnyConn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Conn for AnyConn {
+    fn dialect(&self) -> Dialect {
+        match self {
+            AnyConn::Sqlite(_) => Dialect::Sqlite,
+            AnyConn::Postgres(_) => Dialect::Postgres,
+        }
+    }
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        match self {
+            AnyConn::Sqlite(c) => Conn::exec(c, sql, args).await,
+            AnyConn::Postgres(c) => Conn::exec(c, sql, args).await,
+        }
+    }
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+        match self {
+            AnyConn::Sqlite(c) => Conn::rows(c, sql, args).await,
+            AnyConn::Postgres(c) => Conn::rows(c, sql, args).await,
+        }
     }
 }

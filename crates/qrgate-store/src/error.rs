@@ -98,6 +98,14 @@ pub enum MovementError {
         expected: String,
         actual: String,
     },
+    #[error("order {id} does not exist")]
+    OrderNotFound { id: String },
+    #[error("order {id} is {actual}, not {expected}")]
+    OrderStateConflict {
+        id: String,
+        expected: String,
+        actual: String,
+    },
     #[error("payment {id} already exists")]
     DuplicatePayment { id: String },
     #[error("out_trade_no {out_trade_no:?} is already used by this merchant")]

@@ -2,11 +2,13 @@
 //!
 //! One [`Store`] trait, two implementations on sqlx: [`SqliteStore`] (the
 //! embedded default, a file created on first start) and [`PgStore`]
-//! (PostgreSQL, for production and many gateway nodes). The logic is written
-//! once ([`ops`](crate::ops) over a small connection trait); the dialects
-//! differ only in how transactions are run. Migrations for both live in
-//! `migrations/sqlite` and `migrations/postgres` with the same numbers and
-//! names and are applied when the store opens.
+//! (PostgreSQL, for production and many gateway nodes); [`AnyStore`] is
+//! whichever a URL names. The statements are written once (over a small
+//! connection trait); the two differ only in how transactions run: SQLite
+//! through one group-committing writer task, PostgreSQL through a pool with
+//! retries. Migrations for both live in `migrations/sqlite` and
+//! `migrations/postgres` with the same numbers and names and are applied when
+//! the store opens.
 
 mod audit;
 mod db;
@@ -16,6 +18,7 @@ pub mod model;
 mod ops;
 mod postgres;
 mod sqlite;
+mod write;
 
 use std::future::Future;
 
@@ -27,15 +30,16 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use qrgate_core::Timestamp;
+use write::{Done, Work};
 
-/// Everything the payment flows persist. Implemented by [`SqliteStore`],
-/// [`PgStore`], and [`AnyStore`] (whichever the URL names).
-pub trait Store: Send + Sync + 'static {
+/// Everything the payment flows persist.
+pub trait Store: Clone + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Apply a money movement atomically (see [`Movement`]).
     fn apply(&self, m: Movement) -> impl Future<Output = Result<Applied, MovementError>> + Send;
-    fn create_account(&self, a: Account) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Write a row that is written once (account, merchant, API key, …).
+    fn insert(&self, r: Record) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn account(&self, id: &str)
     -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
     fn accounts_of(
@@ -44,6 +48,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
     fn payment(&self, id: &str)
     -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
+    fn list_payments(
+        &self,
+        q: PaymentQuery,
+    ) -> impl Future<Output = Result<(Vec<Payment>, bool), StoreError>> + Send;
     fn refunds(
         &self,
         payment_id: &str,
@@ -60,7 +68,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Delete burned codes that expired before `before` (they can no longer verify anyway).
+    /// Delete burned codes that expired before `before` (they no longer verify anyway).
     fn purge_used_codes(
         &self,
         before: Timestamp,
@@ -79,184 +87,239 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<AuditRow>, StoreError>> + Send;
+    /// Walk the audit chain in one snapshot and name the first broken row.
     fn verify_audit(&self) -> impl Future<Output = Result<AuditVerdict, StoreError>> + Send;
+    /// Check the ledger balances, in one snapshot.
     fn ledger_check(&self) -> impl Future<Output = Result<LedgerCheck, StoreError>> + Send;
     fn load_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
     fn save_keys(
         &self,
         keys: Vec<StoredKey>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn merchant(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Merchant>, StoreError>> + Send;
+    fn customer(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, StoreError>> + Send;
+    fn device(&self, id: &str) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send;
+    fn devices_of(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
+    fn api_key_by_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+    fn revoke_api_key(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn static_code(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StaticCode>, StoreError>> + Send;
+    fn order(&self, id: &str) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    fn orders_due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Order>, StoreError>> + Send;
+    fn issued_code(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<Option<IssuedCode>, StoreError>> + Send;
+    fn webhook_endpoints(
+        &self,
+        merchant_id: &str,
+    ) -> impl Future<Output = Result<Vec<WebhookEndpoint>, StoreError>> + Send;
     /// Readiness: the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-macro_rules! read_via {
-    ($self:ident, $f:ident ( $($arg:expr),* )) => {{
-        let mut c = $self.read().await?;
-        ops::$f(&mut *c $(, $arg)*).await
-    }};
-}
-
-impl Store for SqliteStore {
-    fn kind(&self) -> &'static str {
-        "sqlite"
-    }
-    async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-        SqliteStore::apply(self, m).await
-    }
-    async fn create_account(&self, a: Account) -> Result<(), StoreError> {
-        SqliteStore::create_account(self, a).await
-    }
-    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        read_via!(self, account(id))
-    }
-    async fn accounts_of(&self, owner_id: &str) -> Result<Vec<Account>, StoreError> {
-        read_via!(self, accounts_of(owner_id))
-    }
-    async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
-        read_via!(self, payment(id))
-    }
-    async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
-        read_via!(self, refunds_of(payment_id))
-    }
-    async fn counter(&self, key: &str) -> Result<(i64, i64), StoreError> {
-        read_via!(self, counter(key))
-    }
-    async fn idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        read_via!(self, idempotency(scope, key))
-    }
-    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-        SqliteStore::purge_idempotency(self, before).await
-    }
-    async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-        SqliteStore::purge_used_codes(self, before).await
-    }
-    async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        read_via!(self, outbox_pending(limit))
-    }
-    async fn outbox_mark_delivered(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        SqliteStore::outbox_mark_delivered(self, seq, at).await
-    }
-    async fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        read_via!(self, audit_rows(after, limit))
-    }
-    async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
-        read_via!(self, verify_audit())
-    }
-    async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
-        read_via!(self, ledger_check())
-    }
-    async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        read_via!(self, load_keys())
-    }
-    async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        SqliteStore::save_keys(self, keys).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        read_via!(self, ledger_ping())
+fn store_err(e: MovementError) -> StoreError {
+    match e {
+        MovementError::Store(s) => s,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }
 
-macro_rules! pg_via {
-    ($self:ident, $f:ident ( $($arg:expr),* )) => {{
-        let mut c = $self.conn().await?;
-        ops::$f(&mut *c $(, $arg)*).await
-    }};
+fn unexpected() -> StoreError {
+    StoreError::Corrupt("the writer answered with the wrong kind of result".into())
 }
 
-impl Store for PgStore {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-    async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-        PgStore::apply(self, m).await
-    }
-    async fn create_account(&self, a: Account) -> Result<(), StoreError> {
-        pg_via!(self, create_account(&a))
-    }
-    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        pg_via!(self, account(id))
-    }
-    async fn accounts_of(&self, owner_id: &str) -> Result<Vec<Account>, StoreError> {
-        pg_via!(self, accounts_of(owner_id))
-    }
-    async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
-        pg_via!(self, payment(id))
-    }
-    async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
-        pg_via!(self, refunds_of(payment_id))
-    }
-    async fn counter(&self, key: &str) -> Result<(i64, i64), StoreError> {
-        pg_via!(self, counter(key))
-    }
-    async fn idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        pg_via!(self, idempotency(scope, key))
-    }
-    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-        pg_via!(self, purge_idempotency(before))
-    }
-    async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-        pg_via!(self, purge_used_codes(before))
-    }
-    async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        pg_via!(self, outbox_pending(limit))
-    }
-    async fn outbox_mark_delivered(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        pg_via!(self, outbox_mark_delivered(seq, at))
-    }
-    async fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        pg_via!(self, audit_rows(after, limit))
-    }
-    async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
-        // One snapshot for the whole walk, so rows appended meanwhile cannot
-        // make the head and the chain disagree.
-        let mut c = self.conn().await?;
-        let mut tx = sqlx::Connection::begin(&mut *c).await?;
-        db::Conn::exec(
-            &mut *tx,
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            &[],
-        )
-        .await?;
-        let v = ops::verify_audit(&mut *tx).await;
-        tx.rollback().await.ok();
-        v
-    }
-    async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
-        let mut c = self.conn().await?;
-        let mut tx = sqlx::Connection::begin(&mut *c).await?;
-        db::Conn::exec(
-            &mut *tx,
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            &[],
-        )
-        .await?;
-        let v = ops::ledger_check(&mut *tx).await;
-        tx.rollback().await.ok();
-        v
-    }
-    async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        pg_via!(self, load_keys())
-    }
-    async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        let mut c = self.conn().await?;
-        let mut tx = sqlx::Connection::begin(&mut *c).await?;
-        ops::save_keys(&mut *tx, &keys).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        pg_via!(self, ledger_ping())
-    }
+/// The method bodies are the same for every store: reads on a reader
+/// connection, writes through the store's `write`.
+macro_rules! impl_store {
+    ($ty:ty, $kind:expr) => {
+        impl Store for $ty {
+            fn kind(&self) -> &'static str {
+                $kind(self)
+            }
+            async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
+                match self.write(Work::Apply(Box::new(m))).await? {
+                    Done::Applied(a) => Ok(a),
+                    _ => Err(unexpected().into()),
+                }
+            }
+            async fn insert(&self, r: Record) -> Result<(), StoreError> {
+                self.write(Work::Insert(Box::new(r)))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+                ops::account(&mut self.reader().await?, id).await
+            }
+            async fn accounts_of(&self, owner_id: &str) -> Result<Vec<Account>, StoreError> {
+                ops::accounts_of(&mut self.reader().await?, owner_id).await
+            }
+            async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
+                ops::payment(&mut self.reader().await?, id).await
+            }
+            async fn list_payments(
+                &self,
+                q: PaymentQuery,
+            ) -> Result<(Vec<Payment>, bool), StoreError> {
+                ops::list_payments(&mut self.reader().await?, &q).await
+            }
+            async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
+                ops::refunds_of(&mut self.reader().await?, payment_id).await
+            }
+            async fn counter(&self, key: &str) -> Result<(i64, i64), StoreError> {
+                ops::counter(&mut self.reader().await?, key).await
+            }
+            async fn idempotency(
+                &self,
+                scope: &str,
+                key: &str,
+            ) -> Result<Option<IdempotencyRecord>, StoreError> {
+                ops::idempotency(&mut self.reader().await?, scope, key).await
+            }
+            async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
+                match self
+                    .write(Work::PurgeIdempotency(before))
+                    .await
+                    .map_err(store_err)?
+                {
+                    Done::Count(n) => Ok(n),
+                    _ => Err(unexpected()),
+                }
+            }
+            async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
+                match self
+                    .write(Work::PurgeUsedCodes(before))
+                    .await
+                    .map_err(store_err)?
+                {
+                    Done::Count(n) => Ok(n),
+                    _ => Err(unexpected()),
+                }
+            }
+            async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+                ops::outbox_pending(&mut self.reader().await?, limit).await
+            }
+            async fn outbox_mark_delivered(
+                &self,
+                seq: i64,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                match self
+                    .write(Work::MarkDelivered(seq, at))
+                    .await
+                    .map_err(store_err)?
+                {
+                    Done::Flag(b) => Ok(b),
+                    _ => Err(unexpected()),
+                }
+            }
+            async fn audit_rows(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<AuditRow>, StoreError> {
+                ops::audit_rows(&mut self.reader().await?, after, limit).await
+            }
+            async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
+                let mut c = self.reader().await?;
+                ops::in_snapshot(&mut c, async |c| ops::verify_audit(c).await).await
+            }
+            async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
+                let mut c = self.reader().await?;
+                ops::in_snapshot(&mut c, async |c| ops::ledger_check(c).await).await
+            }
+            async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+                ops::load_keys(&mut self.reader().await?).await
+            }
+            async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
+                self.write(Work::SaveKeys(keys))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            async fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
+                ops::merchant(&mut self.reader().await?, id).await
+            }
+            async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+                ops::customer(&mut self.reader().await?, id).await
+            }
+            async fn device(&self, id: &str) -> Result<Option<Device>, StoreError> {
+                ops::device(&mut self.reader().await?, id).await
+            }
+            async fn devices_of(&self, customer_id: &str) -> Result<Vec<Device>, StoreError> {
+                ops::devices_of(&mut self.reader().await?, customer_id).await
+            }
+            async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+                ops::api_key_by_hash(&mut self.reader().await?, hash).await
+            }
+            async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
+                match self
+                    .write(Work::RevokeApiKey(id.to_owned(), at))
+                    .await
+                    .map_err(store_err)?
+                {
+                    Done::Flag(b) => Ok(b),
+                    _ => Err(unexpected()),
+                }
+            }
+            async fn static_code(&self, id: &str) -> Result<Option<StaticCode>, StoreError> {
+                ops::static_code(&mut self.reader().await?, id).await
+            }
+            async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+                ops::order(&mut self.reader().await?, id).await
+            }
+            async fn orders_due(
+                &self,
+                now: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Order>, StoreError> {
+                ops::orders_due(&mut self.reader().await?, now, limit).await
+            }
+            async fn issued_code(&self, code: &str) -> Result<Option<IssuedCode>, StoreError> {
+                ops::issued_code(&mut self.reader().await?, code).await
+            }
+            async fn webhook_endpoints(
+                &self,
+                merchant_id: &str,
+            ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+                ops::webhook_endpoints(&mut self.reader().await?, merchant_id).await
+            }
+            async fn ping(&self) -> Result<(), StoreError> {
+                ops::ledger_ping(&mut self.reader().await?).await
+            }
+        }
+    };
 }
+
+impl_store!(SqliteStore, |_| "sqlite");
+impl_store!(PgStore, |_| "postgres");
+impl_store!(AnyStore, |s: &AnyStore| match s {
+    AnyStore::Sqlite(_) => "sqlite",
+    AnyStore::Postgres(_) => "postgres",
+});
 
 /// The store a URL names: `sqlite://PATH` or `postgres://…`.
 #[derive(Clone)]
@@ -284,80 +347,18 @@ impl AnyStore {
             })
         }
     }
-}
 
-macro_rules! any_via {
-    ($self:ident . $f:ident ( $($arg:expr),* )) => {
-        match $self {
-            AnyStore::Sqlite(s) => Store::$f(s $(, $arg)*).await,
-            AnyStore::Postgres(s) => Store::$f(s $(, $arg)*).await,
-        }
-    };
-}
+    async fn reader(&self) -> Result<db::AnyConn, StoreError> {
+        Ok(match self {
+            AnyStore::Sqlite(s) => db::AnyConn::Sqlite(s.reader().await?),
+            AnyStore::Postgres(s) => db::AnyConn::Postgres(s.reader().await?),
+        })
+    }
 
-impl Store for AnyStore {
-    fn kind(&self) -> &'static str {
+    async fn write(&self, work: Work) -> Result<Done, MovementError> {
         match self {
-            AnyStore::Sqlite(s) => s.kind(),
-            AnyStore::Postgres(s) => s.kind(),
+            AnyStore::Sqlite(s) => s.write(work).await,
+            AnyStore::Postgres(s) => s.write(work).await,
         }
-    }
-    async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-        any_via!(self.apply(m))
-    }
-    async fn create_account(&self, a: Account) -> Result<(), StoreError> {
-        any_via!(self.create_account(a))
-    }
-    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        any_via!(self.account(id))
-    }
-    async fn accounts_of(&self, owner_id: &str) -> Result<Vec<Account>, StoreError> {
-        any_via!(self.accounts_of(owner_id))
-    }
-    async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
-        any_via!(self.payment(id))
-    }
-    async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
-        any_via!(self.refunds(payment_id))
-    }
-    async fn counter(&self, key: &str) -> Result<(i64, i64), StoreError> {
-        any_via!(self.counter(key))
-    }
-    async fn idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        any_via!(self.idempotency(scope, key))
-    }
-    async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-        any_via!(self.purge_idempotency(before))
-    }
-    async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-        any_via!(self.purge_used_codes(before))
-    }
-    async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        any_via!(self.outbox_pending(limit))
-    }
-    async fn outbox_mark_delivered(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        any_via!(self.outbox_mark_delivered(seq, at))
-    }
-    async fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        any_via!(self.audit_rows(after, limit))
-    }
-    async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
-        any_via!(self.verify_audit())
-    }
-    async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
-        any_via!(self.ledger_check())
-    }
-    async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        any_via!(self.load_keys())
-    }
-    async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        any_via!(self.save_keys(keys))
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        any_via!(self.ping())
     }
 }

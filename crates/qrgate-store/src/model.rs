@@ -185,7 +185,7 @@ pub struct AuditRow {
 /// Everything one money movement writes. Applied in one transaction: the
 /// idempotency record first (a replay stops there), then code burns,
 /// counters (sorted by key), the posting (accounts sorted by id), the
-/// payment and refund rows, outbox events and finally the audit row.
+/// payment, order and refund rows, outbox events and finally the audit row.
 /// Any failure rolls all of it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Movement {
@@ -195,6 +195,7 @@ pub struct Movement {
     pub counters: Vec<CounterCharge>,
     pub posting: Option<Posting>,
     pub payment: Option<PaymentWrite>,
+    pub order: Option<OrderTransition>,
     pub refund: Option<Refund>,
     pub events: Vec<OutboxEvent>,
     pub audit: Option<AuditEntry>,
@@ -261,9 +262,139 @@ impl Movement {
             counters: Vec::new(),
             posting: None,
             payment: None,
+            order: None,
             refund: None,
             events: Vec::new(),
             audit: None,
         }
     }
+}
+
+/// An order's status change inside a movement (open → paid, open → expired, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTransition {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub payment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    pub mcc: String,
+    pub currency: String,
+    /// `regular`, or `small_personal` (onboarded with a personal ID only).
+    pub category: String,
+    pub name_local: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    /// Wallet account class: `I`, `II` or `III`.
+    pub account_class: String,
+    /// Daily cap agreed with the customer for level-A payments, minor units.
+    pub level_a_cap: Option<i64>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub customer_id: String,
+    pub kid: String,
+    /// Raw Ed25519 public key, base64url.
+    pub public_key: String,
+    /// `active` or `blocked`.
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    /// Hex SHA-256 of the secret; the secret itself is never stored.
+    pub key_hash: String,
+    /// `admin`, `merchant`, `consumer`, `auditor`.
+    pub role: String,
+    /// The merchant or customer the key acts for.
+    pub subject_id: Option<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticCode {
+    pub id: String,
+    pub merchant_id: String,
+    pub payload: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub merchant_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub reference: String,
+    pub out_trade_no: Option<String>,
+    /// `open`, `paid`, `expired`, `closed`.
+    pub status: String,
+    pub payload: String,
+    pub payment_id: Option<String>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A payment code the gateway issued online (numeric form), looked up at charge time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCode {
+    pub code: String,
+    pub customer_id: String,
+    pub device_id: Option<String>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub merchant_id: String,
+    pub url: String,
+    pub secret: String,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A row that is written once, outside money movements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    Account(Account),
+    Merchant(Merchant),
+    Customer(Customer),
+    Device(Device),
+    ApiKey(ApiKey),
+    StaticCode(StaticCode),
+    Order(Order),
+    IssuedCode(IssuedCode),
+    WebhookEndpoint(WebhookEndpoint),
+}
+
+/// Which payments to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PaymentQuery {
+    pub merchant_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub status: Option<String>,
+    /// Cursor: the id of the last payment of the previous page.
+    pub starting_after: Option<String>,
+    pub limit: i64,
 }

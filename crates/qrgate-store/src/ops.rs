@@ -9,7 +9,7 @@
 use qrgate_core::Timestamp;
 
 use crate::audit;
-use crate::db::{Arg, Conn, Row};
+use crate::db::{Arg, Conn, Dialect, Row};
 use crate::error::{MovementError, StoreError};
 use crate::model::*;
 
@@ -109,6 +109,26 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
 
     if let Some(w) = &m.payment {
         write_payment(c, w, at).await?;
+    }
+
+    if let Some(o) = &m.order {
+        let n = c
+            .exec(
+                "UPDATE orders SET status = $1, payment_id = COALESCE($2, payment_id), updated_at = $3 \
+                 WHERE id = $4 AND status = $5",
+                &[Arg::Str(&o.to), Arg::OptStr(o.payment_id.as_deref()), Arg::I64(at), Arg::Str(&o.id), Arg::Str(&o.from)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(match order(c, &o.id).await? {
+                None => MovementError::OrderNotFound { id: o.id.clone() },
+                Some(x) => MovementError::OrderStateConflict {
+                    id: o.id.clone(),
+                    expected: o.from.clone(),
+                    actual: x.status,
+                },
+            });
+        }
     }
 
     if let Some(r) = &m.refund {
@@ -720,4 +740,383 @@ pub(crate) async fn ledger_ping<C: Conn>(c: &mut C) -> Result<(), StoreError> {
     c.rows("SELECT seq FROM audit_head WHERE id = 1", &[])
         .await?;
     Ok(())
+}
+
+fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>, sqlx::Error> {
+    Ok(r.opt_i64(i)?.map(Timestamp::from_unix_millis))
+}
+
+/// Insert a row written once; `AlreadyExists` when its key (or a unique column) is taken.
+pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), StoreError> {
+    let (what, n) = match rec {
+        Record::Account(a) => {
+            create_account(c, a).await?;
+            return Ok(());
+        }
+        Record::Merchant(m) => (
+            format!("merchant {}", m.id),
+            c.exec(
+                "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&m.id),
+                    Arg::Str(&m.name),
+                    Arg::Str(&m.city),
+                    Arg::Str(&m.country),
+                    Arg::Str(&m.mcc),
+                    Arg::Str(&m.currency),
+                    Arg::Str(&m.category),
+                    Arg::OptStr(m.name_local.as_deref()),
+                    Arg::I64(m.created_at.unix_millis()),
+                ],
+            )
+            .await?,
+        ),
+        Record::Customer(x) => (
+            format!("customer {}", x.id),
+            c.exec(
+                "INSERT INTO customers (id, account_class, level_a_cap, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[Arg::Str(&x.id), Arg::Str(&x.account_class), Arg::OptI64(x.level_a_cap), Arg::I64(x.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::Device(d) => (
+            format!("device {} (key id {})", d.id, d.kid),
+            c.exec(
+                "INSERT INTO devices (id, customer_id, kid, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&d.id), Arg::Str(&d.customer_id), Arg::Str(&d.kid), Arg::Str(&d.public_key), Arg::Str(&d.status), Arg::I64(d.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::ApiKey(k) => (
+            format!("API key {}", k.id),
+            c.exec(
+                "INSERT INTO api_keys (id, key_hash, role, subject_id, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&k.id), Arg::Str(&k.key_hash), Arg::Str(&k.role), Arg::OptStr(k.subject_id.as_deref()), Arg::I64(k.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::StaticCode(s) => (
+            format!("static code {}", s.id),
+            c.exec(
+                "INSERT INTO static_codes (id, merchant_id, payload, created_at, revoked_at) VALUES ($1, $2, $3, $4, NULL) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&s.id), Arg::Str(&s.merchant_id), Arg::Str(&s.payload), Arg::I64(s.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::Order(o) => (
+            format!("order {} or out_trade_no {:?}", o.id, o.out_trade_no.as_deref().unwrap_or_default()),
+            c.exec(
+                "INSERT INTO orders (id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, \
+                 expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $10) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&o.id),
+                    Arg::Str(&o.merchant_id),
+                    Arg::I64(o.amount_minor),
+                    Arg::Str(&o.currency),
+                    Arg::Str(&o.reference),
+                    Arg::OptStr(o.out_trade_no.as_deref()),
+                    Arg::Str(&o.status),
+                    Arg::Str(&o.payload),
+                    Arg::I64(o.expires_at.unix_millis()),
+                    Arg::I64(o.created_at.unix_millis()),
+                ],
+            )
+            .await?,
+        ),
+        Record::IssuedCode(i) => (
+            "issued code".to_owned(),
+            c.exec(
+                "INSERT INTO issued_codes (code, customer_id, device_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&i.code), Arg::Str(&i.customer_id), Arg::OptStr(i.device_id.as_deref()), Arg::I64(i.expires_at.unix_millis()), Arg::I64(i.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::WebhookEndpoint(w) => (
+            format!("webhook endpoint {}", w.id),
+            c.exec(
+                "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, NULL) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&w.id), Arg::Str(&w.merchant_id), Arg::Str(&w.url), Arg::Str(&w.secret), Arg::I64(w.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+    };
+    if n == 0 {
+        return Err(StoreError::AlreadyExists(what));
+    }
+    Ok(())
+}
+
+pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merchant>, StoreError> {
+    let rows = c
+        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(Merchant {
+                id: r.str(0)?,
+                name: r.str(1)?,
+                city: r.str(2)?,
+                country: r.str(3)?,
+                mcc: r.str(4)?,
+                currency: r.str(5)?,
+                category: r.str(6)?,
+                name_local: r.opt_str(7)?,
+                created_at: ts(r, 8)?,
+            })
+        })
+        .transpose()
+}
+
+pub(crate) async fn customer<C: Conn>(c: &mut C, id: &str) -> Result<Option<Customer>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, account_class, level_a_cap, created_at FROM customers WHERE id = $1",
+            &[Arg::Str(id)],
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(Customer {
+                id: r.str(0)?,
+                account_class: r.str(1)?,
+                level_a_cap: r.opt_i64(2)?,
+                created_at: ts(r, 3)?,
+            })
+        })
+        .transpose()
+}
+
+fn device_from(r: &Row) -> Result<Device, StoreError> {
+    Ok(Device {
+        id: r.str(0)?,
+        customer_id: r.str(1)?,
+        kid: r.str(2)?,
+        public_key: r.str(3)?,
+        status: r.str(4)?,
+        created_at: ts(r, 5)?,
+    })
+}
+
+pub(crate) async fn device<C: Conn>(c: &mut C, id: &str) -> Result<Option<Device>, StoreError> {
+    let rows = c
+        .rows("SELECT id, customer_id, kid, public_key, status, created_at FROM devices WHERE id = $1", &[Arg::Str(id)])
+        .await?;
+    rows.first().map(device_from).transpose()
+}
+
+pub(crate) async fn devices_of<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+) -> Result<Vec<Device>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, customer_id, kid, public_key, status, created_at FROM devices WHERE customer_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(customer_id)],
+        )
+        .await?;
+    rows.iter().map(device_from).collect()
+}
+
+pub(crate) async fn api_key_by_hash<C: Conn>(
+    c: &mut C,
+    hash: &str,
+) -> Result<Option<ApiKey>, StoreError> {
+    let rows = c
+        .rows("SELECT id, key_hash, role, subject_id, created_at, revoked_at FROM api_keys WHERE key_hash = $1", &[Arg::Str(hash)])
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(ApiKey {
+                id: r.str(0)?,
+                key_hash: r.str(1)?,
+                role: r.str(2)?,
+                subject_id: r.opt_str(3)?,
+                created_at: ts(r, 4)?,
+                revoked_at: opt_ts(r, 5)?,
+            })
+        })
+        .transpose()
+}
+
+pub(crate) async fn revoke_api_key<C: Conn>(
+    c: &mut C,
+    id: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(c.exec(
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[Arg::I64(at.unix_millis()), Arg::Str(id)],
+    )
+    .await?
+        == 1)
+}
+
+pub(crate) async fn static_code<C: Conn>(
+    c: &mut C,
+    id: &str,
+) -> Result<Option<StaticCode>, StoreError> {
+    let rows = c
+        .rows("SELECT id, merchant_id, payload, created_at, revoked_at FROM static_codes WHERE id = $1", &[Arg::Str(id)])
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(StaticCode {
+                id: r.str(0)?,
+                merchant_id: r.str(1)?,
+                payload: r.str(2)?,
+                created_at: ts(r, 3)?,
+                revoked_at: opt_ts(r, 4)?,
+            })
+        })
+        .transpose()
+}
+
+fn order_from(r: &Row) -> Result<Order, StoreError> {
+    Ok(Order {
+        id: r.str(0)?,
+        merchant_id: r.str(1)?,
+        amount_minor: r.i64(2)?,
+        currency: r.str(3)?,
+        reference: r.str(4)?,
+        out_trade_no: r.opt_str(5)?,
+        status: r.str(6)?,
+        payload: r.str(7)?,
+        payment_id: r.opt_str(8)?,
+        expires_at: ts(r, 9)?,
+        created_at: ts(r, 10)?,
+        updated_at: ts(r, 11)?,
+    })
+}
+
+pub(crate) async fn order<C: Conn>(c: &mut C, id: &str) -> Result<Option<Order>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
+             created_at, updated_at FROM orders WHERE id = $1",
+            &[Arg::Str(id)],
+        )
+        .await?;
+    rows.first().map(order_from).transpose()
+}
+
+/// Open orders whose expiry has passed, oldest first.
+pub(crate) async fn orders_due<C: Conn>(
+    c: &mut C,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Order>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
+             created_at, updated_at FROM orders WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+            &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
+        )
+        .await?;
+    rows.iter().map(order_from).collect()
+}
+
+pub(crate) async fn issued_code<C: Conn>(
+    c: &mut C,
+    code: &str,
+) -> Result<Option<IssuedCode>, StoreError> {
+    let rows = c
+        .rows("SELECT code, customer_id, device_id, expires_at, created_at FROM issued_codes WHERE code = $1", &[Arg::Str(code)])
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(IssuedCode {
+                code: r.str(0)?,
+                customer_id: r.str(1)?,
+                device_id: r.opt_str(2)?,
+                expires_at: ts(r, 3)?,
+                created_at: ts(r, 4)?,
+            })
+        })
+        .transpose()
+}
+
+pub(crate) async fn webhook_endpoints<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+) -> Result<Vec<WebhookEndpoint>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, merchant_id, url, secret, created_at, disabled_at FROM webhook_endpoints WHERE merchant_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(merchant_id)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(WebhookEndpoint {
+                id: r.str(0)?,
+                merchant_id: r.str(1)?,
+                url: r.str(2)?,
+                secret: r.str(3)?,
+                created_at: ts(r, 4)?,
+                disabled_at: opt_ts(r, 5)?,
+            })
+        })
+        .collect()
+}
+
+/// A page of payments, newest first, and whether more follow.
+pub(crate) async fn list_payments<C: Conn>(
+    c: &mut C,
+    q: &PaymentQuery,
+) -> Result<(Vec<Payment>, bool), StoreError> {
+    let limit = q.limit.clamp(1, 100);
+    let (after_ts, after_id) = match &q.starting_after {
+        Some(id) => match payment(c, id).await? {
+            Some(p) => (Some(p.created_at.unix_millis()), Some(p.id)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "starting_after: no payment {id}"
+                )));
+            }
+        },
+        None => (None, None),
+    };
+    let rows = c
+        .rows(
+            "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, details, created_at, \
+             updated_at FROM payments \
+             WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6",
+            &[
+                Arg::OptStr(q.merchant_id.as_deref()),
+                Arg::OptStr(q.customer_id.as_deref()),
+                Arg::OptStr(q.status.as_deref()),
+                Arg::OptI64(after_ts),
+                Arg::OptStr(after_id.as_deref()),
+                Arg::I64(limit + 1),
+            ],
+        )
+        .await?;
+    let mut page: Vec<Payment> = rows.iter().map(payment_from).collect::<Result<_, _>>()?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    Ok((page, more))
+}
+
+/// Run read-only work in one snapshot, so rows committed meanwhile cannot
+/// make a multi-statement check disagree with itself.
+pub(crate) async fn in_snapshot<C: Conn, T>(
+    c: &mut C,
+    f: impl AsyncFnOnce(&mut C) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let begin = match c.dialect() {
+        Dialect::Sqlite => "BEGIN",
+        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    };
+    c.exec(begin, &[]).await?;
+    let r = f(c).await;
+    c.exec("ROLLBACK", &[]).await?;
+    r
 }

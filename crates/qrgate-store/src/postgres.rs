@@ -14,8 +14,8 @@ use qrgate_core::Timestamp;
 
 use crate::db::Conn;
 use crate::error::{MovementError, StoreError, is_transient};
-use crate::model::*;
-use crate::{migrate, ops};
+use crate::migrate;
+use crate::write::{self, Done, Work};
 
 /// Attempts for a movement that meets a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 8;
@@ -75,18 +75,20 @@ impl PgStore {
         Ok((PgStore { pool }, report))
     }
 
-    pub(crate) async fn conn(
+    pub(crate) async fn reader(
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
         self.pool.acquire().await.map_err(unavailable)
     }
 
-    pub async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
+    /// Run one write in its own transaction, retried on serialization
+    /// failure or deadlock.
+    pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            match ops::apply(&mut *tx, &m).await {
+            match write::run(&mut *tx, &work).await {
                 Ok(r) => match tx.commit().await {
                     Ok(()) => return Ok(r),
                     Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => backoff(attempt).await,

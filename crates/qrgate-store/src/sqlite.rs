@@ -23,27 +23,11 @@ use qrgate_core::Timestamp;
 
 use crate::db::Conn;
 use crate::error::{MovementError, StoreError};
-use crate::model::*;
-use crate::{migrate, ops};
+use crate::migrate;
+use crate::write::{self, Done, Work};
 
 /// Most movements committed in one transaction.
 pub const MAX_BATCH: usize = 256;
-
-enum Work {
-    Apply(Box<Movement>),
-    CreateAccount(Account),
-    SaveKeys(Vec<StoredKey>),
-    MarkDelivered(i64, Timestamp),
-    PurgeIdempotency(Timestamp),
-    PurgeUsedCodes(Timestamp),
-}
-
-enum Done {
-    Applied(Applied),
-    Unit,
-    Count(u64),
-    Flag(bool),
-}
 
 struct Job {
     work: Work,
@@ -120,7 +104,7 @@ impl SqliteStore {
         Ok((SqliteStore { writer: tx, read }, report))
     }
 
-    async fn submit(&self, work: Work) -> Result<Done, MovementError> {
+    pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
         let (reply, rx) = oneshot::channel();
         self.writer
             .send(Job { work, reply })
@@ -130,90 +114,11 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
     }
 
-    pub(crate) async fn read(
+    pub(crate) async fn reader(
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
         Ok(self.read.acquire().await?)
     }
-
-    pub async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-        match self.submit(Work::Apply(Box::new(m))).await? {
-            Done::Applied(a) => Ok(a),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub async fn create_account(&self, a: Account) -> Result<(), StoreError> {
-        self.submit(Work::CreateAccount(a))
-            .await
-            .map(|_| ())
-            .map_err(into_store)
-    }
-
-    pub async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        self.submit(Work::SaveKeys(keys))
-            .await
-            .map(|_| ())
-            .map_err(into_store)
-    }
-
-    pub async fn outbox_mark_delivered(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        match self
-            .submit(Work::MarkDelivered(seq, at))
-            .await
-            .map_err(into_store)?
-        {
-            Done::Flag(b) => Ok(b),
-            _ => Err(into_store(unexpected())),
-        }
-    }
-
-    pub async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-        count(self.submit(Work::PurgeIdempotency(before)).await)
-    }
-
-    pub async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-        count(self.submit(Work::PurgeUsedCodes(before)).await)
-    }
-}
-
-fn count(r: Result<Done, MovementError>) -> Result<u64, StoreError> {
-    match r.map_err(into_store)? {
-        Done::Count(n) => Ok(n),
-        _ => Err(into_store(unexpected())),
-    }
-}
-
-fn unexpected() -> MovementError {
-    MovementError::Store(StoreError::Corrupt(
-        "writer answered with the wrong kind of result".into(),
-    ))
-}
-
-fn into_store(e: MovementError) -> StoreError {
-    match e {
-        MovementError::Store(s) => s,
-        other => StoreError::Corrupt(other.to_string()),
-    }
-}
-
-async fn run(conn: &mut SqliteConnection, work: &Work) -> Result<Done, MovementError> {
-    Ok(match work {
-        Work::Apply(m) => Done::Applied(ops::apply(conn, m).await?),
-        Work::CreateAccount(a) => {
-            ops::create_account(conn, a).await?;
-            Done::Unit
-        }
-        Work::SaveKeys(k) => {
-            ops::save_keys(conn, k).await?;
-            Done::Unit
-        }
-        Work::MarkDelivered(seq, at) => {
-            Done::Flag(ops::outbox_mark_delivered(conn, *seq, *at).await?)
-        }
-        Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(conn, *t).await?),
-        Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(conn, *t).await?),
-    })
 }
 
 async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
@@ -249,7 +154,7 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
     for job in batch.iter() {
         let step = async {
             conn.exec("SAVEPOINT movement", &[]).await?;
-            let r = run(conn, &job.work).await;
+            let r = write::run(conn, &job.work).await;
             if r.is_ok() {
                 conn.exec("RELEASE movement", &[]).await?;
             } else {

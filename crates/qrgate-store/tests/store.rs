@@ -53,7 +53,7 @@ async fn open_sqlite() -> Db {
     let (store, report) = AnyStore::open(&format!("sqlite://{}", path.display()), t(0))
         .await
         .unwrap();
-    assert_eq!(report.applied.len(), 2);
+    assert_eq!(report.applied.len(), 3);
     Db {
         store,
         at: Where::Sqlite(path),
@@ -76,7 +76,7 @@ async fn open_pg() -> Option<Db> {
     let (store, report) = PgStore::open(&url, Some(&schema), 16, t(0))
         .await
         .expect("QRGATE_TEST_POSTGRES_URL is set but Postgres is not usable");
-    assert_eq!(report.applied.len(), 2);
+    assert_eq!(report.applied.len(), 3);
     Some(Db {
         store: AnyStore::Postgres(store),
         at: Where::Postgres { url, schema },
@@ -204,14 +204,14 @@ async fn accounts(s: &AnyStore, wallets: usize) {
         balance_minor: 0,
         created_at: t(0),
     };
-    s.create_account(acc(CLEARING, "external_clearing", true))
+    s.insert(Record::Account(acc(CLEARING, "external_clearing", true)))
         .await
         .unwrap();
-    s.create_account(acc(MERCHANT, "merchant_settlement", false))
+    s.insert(Record::Account(acc(MERCHANT, "merchant_settlement", false)))
         .await
         .unwrap();
     for i in 0..wallets {
-        s.create_account(acc(&wallet(i), "consumer_wallet", false))
+        s.insert(Record::Account(acc(&wallet(i), "consumer_wallet", false)))
             .await
             .unwrap();
     }
@@ -373,11 +373,11 @@ on_both!(
     |db: Db| async move {
         let (_, report) = db.reopen().await;
         assert!(report.applied.is_empty());
-        assert_eq!(report.already, 2);
+        assert_eq!(report.already, 3);
         assert_eq!(
             db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM qrgate_migrations")
                 .await,
-            2
+            3
         );
     }
 );
@@ -729,6 +729,241 @@ on_both!(
             AuditVerdict::Broken { seq, .. } => assert_eq!(seq, 3),
             v => panic!("tampering not detected: {v:?}"),
         }
+    }
+);
+
+on_both!(
+    records_are_written_once_and_read_back,
+    |db: Db| async move {
+        let s = &db.store;
+        let m = Merchant {
+            id: "mch_1".into(),
+            name: "OLD STREET NOODLES".into(),
+            city: "SHANGHAI".into(),
+            country: "CN".into(),
+            mcc: "5812".into(),
+            currency: "CNY".into(),
+            category: "small_personal".into(),
+            name_local: Some("老街面馆".into()),
+            created_at: t(1),
+        };
+        s.insert(Record::Merchant(m.clone())).await.unwrap();
+        assert!(matches!(
+            s.insert(Record::Merchant(m.clone())).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        assert_eq!(s.merchant("mch_1").await.unwrap(), Some(m));
+        let c = Customer {
+            id: "cus_1".into(),
+            account_class: "II".into(),
+            level_a_cap: Some(2_000_000),
+            created_at: t(1),
+        };
+        s.insert(Record::Customer(c.clone())).await.unwrap();
+        assert_eq!(s.customer("cus_1").await.unwrap(), Some(c));
+        let d = Device {
+            id: "dev_1".into(),
+            customer_id: "cus_1".into(),
+            kid: "devkey23".into(),
+            public_key: "pk".into(),
+            status: "active".into(),
+            created_at: t(2),
+        };
+        s.insert(Record::Device(d.clone())).await.unwrap();
+        // A key id is enrolled once across all devices.
+        let d2 = Device {
+            id: "dev_2".into(),
+            ..d.clone()
+        };
+        assert!(matches!(
+            s.insert(Record::Device(d2)).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        assert_eq!(s.device("dev_1").await.unwrap(), Some(d.clone()));
+        assert_eq!(s.devices_of("cus_1").await.unwrap(), vec![d]);
+        let k = ApiKey {
+            id: "key_1".into(),
+            key_hash: "abc".into(),
+            role: "merchant".into(),
+            subject_id: Some("mch_1".into()),
+            created_at: t(3),
+            revoked_at: None,
+        };
+        s.insert(Record::ApiKey(k.clone())).await.unwrap();
+        assert_eq!(s.api_key_by_hash("abc").await.unwrap(), Some(k));
+        assert!(s.revoke_api_key("key_1", t(4)).await.unwrap());
+        assert!(!s.revoke_api_key("key_1", t(5)).await.unwrap());
+        assert_eq!(
+            s.api_key_by_hash("abc").await.unwrap().unwrap().revoked_at,
+            Some(t(4))
+        );
+        let sc = StaticCode {
+            id: "sqr_1".into(),
+            merchant_id: "mch_1".into(),
+            payload: "000201".into(),
+            created_at: t(5),
+            revoked_at: None,
+        };
+        s.insert(Record::StaticCode(sc.clone())).await.unwrap();
+        assert_eq!(s.static_code("sqr_1").await.unwrap(), Some(sc));
+        let ic = IssuedCode {
+            code: "771234".into(),
+            customer_id: "cus_1".into(),
+            device_id: None,
+            expires_at: t(60_000),
+            created_at: t(5),
+        };
+        s.insert(Record::IssuedCode(ic.clone())).await.unwrap();
+        assert_eq!(s.issued_code("771234").await.unwrap(), Some(ic));
+        let w = WebhookEndpoint {
+            id: "we_1".into(),
+            merchant_id: "mch_1".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: "s".into(),
+            created_at: t(6),
+            disabled_at: None,
+        };
+        s.insert(Record::WebhookEndpoint(w.clone())).await.unwrap();
+        assert_eq!(s.webhook_endpoints("mch_1").await.unwrap(), vec![w]);
+        assert!(s.merchant("mch_2").await.unwrap().is_none());
+    }
+);
+
+on_both!(
+    orders_move_with_their_payment_and_expire,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 1).await;
+        s.insert(Record::Merchant(Merchant {
+            id: "mch_1".into(),
+            name: "M".into(),
+            city: "C".into(),
+            country: "CN".into(),
+            mcc: "5812".into(),
+            currency: "CNY".into(),
+            category: "regular".into(),
+            name_local: None,
+            created_at: t(0),
+        }))
+        .await
+        .unwrap();
+        let order = |id: &str, no: &str, expires: i64| Order {
+            id: id.into(),
+            merchant_id: "mch_1".into(),
+            amount_minor: 500,
+            currency: "CNY".into(),
+            reference: "T1".into(),
+            out_trade_no: Some(no.into()),
+            status: "open".into(),
+            payload: "000201".into(),
+            payment_id: None,
+            expires_at: t(expires),
+            created_at: t(1),
+            updated_at: t(1),
+        };
+        s.insert(Record::Order(order("ord_1", "A1", 900_000)))
+            .await
+            .unwrap();
+        s.insert(Record::Order(order("ord_2", "A2", 10)))
+            .await
+            .unwrap();
+        // out_trade_no is unique per merchant.
+        assert!(matches!(
+            s.insert(Record::Order(order("ord_3", "A1", 10))).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
+        let mut m = pay("pay_1", &wallet(0), "ord_1", 500, 100_000);
+        m.order = Some(OrderTransition {
+            id: "ord_1".into(),
+            from: "open".into(),
+            to: "paid".into(),
+            payment_id: Some("pay_1".into()),
+        });
+        s.apply(m).await.unwrap();
+        let o = s.order("ord_1").await.unwrap().unwrap();
+        assert_eq!(
+            (o.status.as_str(), o.payment_id.as_deref()),
+            ("paid", Some("pay_1"))
+        );
+        // Paying it again fails on the order's state (and changes nothing).
+        let before = fingerprint(&db).await;
+        let mut again = pay("pay_2", &wallet(0), "other", 500, 100_000);
+        again.order = Some(OrderTransition {
+            id: "ord_1".into(),
+            from: "open".into(),
+            to: "paid".into(),
+            payment_id: Some("pay_2".into()),
+        });
+        assert!(
+            matches!(s.apply(again).await.unwrap_err(), MovementError::OrderStateConflict { ref actual, .. } if actual == "paid")
+        );
+        assert_eq!(fingerprint(&db).await, before);
+        let due = s.orders_due(t(100), 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+            ["ord_2"]
+        );
+        let mut exp = Movement::new(t(100));
+        exp.order = Some(OrderTransition {
+            id: "ord_2".into(),
+            from: "open".into(),
+            to: "expired".into(),
+            payment_id: None,
+        });
+        s.apply(exp).await.unwrap();
+        assert!(s.orders_due(t(100), 10).await.unwrap().is_empty());
+    }
+);
+
+on_both!(
+    payments_page_newest_first_with_a_cursor,
+    |db: Db| async move {
+        let s = &db.store;
+        for i in 0..7 {
+            let mut p = payment_row(
+                &format!("pay_{i}"),
+                100 + i,
+                if i % 2 == 0 { "succeeded" } else { "failed" },
+            );
+            p.created_at = t(i / 2); // ties on created_at are broken by id
+            p.merchant_id = if i == 6 {
+                "mch_2".into()
+            } else {
+                "mch_1".into()
+            };
+            let mut m = Movement::new(t(i));
+            m.payment = Some(PaymentWrite::Insert(p));
+            s.apply(m).await.unwrap();
+        }
+        let q = |after: Option<&str>| PaymentQuery {
+            merchant_id: Some("mch_1".into()),
+            limit: 4,
+            starting_after: after.map(Into::into),
+            ..Default::default()
+        };
+        let (page1, more) = s.list_payments(q(None)).await.unwrap();
+        assert!(more);
+        assert_eq!(
+            page1.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["pay_5", "pay_4", "pay_3", "pay_2"]
+        );
+        let (page2, more) = s.list_payments(q(Some("pay_2"))).await.unwrap();
+        assert!(!more);
+        assert_eq!(
+            page2.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["pay_1", "pay_0"]
+        );
+        let (failed, _) = s
+            .list_payments(PaymentQuery {
+                status: Some("failed".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 3);
+        assert!(s.list_payments(q(Some("pay_nope"))).await.is_err());
     }
 );
 

@@ -1,0 +1,43 @@
+//! Every kind of write, run by either store's transaction machinery.
+
+use qrgate_core::Timestamp;
+
+use crate::db::Conn;
+use crate::error::MovementError;
+use crate::model::*;
+use crate::ops;
+
+pub(crate) enum Work {
+    Apply(Box<Movement>),
+    Insert(Box<Record>),
+    SaveKeys(Vec<StoredKey>),
+    MarkDelivered(i64, Timestamp),
+    PurgeIdempotency(Timestamp),
+    PurgeUsedCodes(Timestamp),
+    RevokeApiKey(String, Timestamp),
+}
+
+pub(crate) enum Done {
+    Applied(Applied),
+    Unit,
+    Count(u64),
+    Flag(bool),
+}
+
+pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, MovementError> {
+    Ok(match work {
+        Work::Apply(m) => Done::Applied(ops::apply(c, m).await?),
+        Work::Insert(r) => {
+            ops::insert(c, r).await?;
+            Done::Unit
+        }
+        Work::SaveKeys(k) => {
+            ops::save_keys(c, k).await?;
+            Done::Unit
+        }
+        Work::MarkDelivered(seq, at) => Done::Flag(ops::outbox_mark_delivered(c, *seq, *at).await?),
+        Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),
+        Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(c, *t).await?),
+        Work::RevokeApiKey(id, at) => Done::Flag(ops::revoke_api_key(c, id, *at).await?),
+    })
+}
