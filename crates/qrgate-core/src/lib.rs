@@ -7,8 +7,11 @@ pub mod clock;
 pub mod currency;
 pub mod id;
 pub mod money;
+pub mod risk;
+pub mod rules;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use currency::{Currency, UnknownCurrency};
 pub use id::IdError;
 pub use money::{AmountError, Money, MoneyError};
+pub use risk::{Element, ElementClass, RiskLevel};
