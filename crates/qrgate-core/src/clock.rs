@@ -54,6 +54,19 @@ impl Timestamp {
         }
     }
 
+    /// The calendar date (`YYYY-MM-DD`) at this instant in a zone
+    /// `offset_minutes` east of UTC: the business day limits are counted by.
+    pub fn business_date(self, offset_minutes: i32) -> String {
+        let shifted = self.0.div_euclid(1000) + i64::from(offset_minutes) * 60;
+        match OffsetDateTime::from_unix_timestamp(shifted) {
+            Ok(dt) => {
+                let d = dt.date();
+                format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+            }
+            Err(_) => "out-of-range".to_owned(),
+        }
+    }
+
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
         i64::try_from(dt.unix_timestamp_nanos() / 1_000_000)
@@ -142,6 +155,16 @@ mod tests {
         assert!(s.ends_with('Z'), "{s}");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
         assert_eq!(Timestamp::from_unix_millis(-1).unix_seconds(), -1);
+    }
+
+    #[test]
+    fn business_date_in_shanghai() {
+        // 2026-11-24T15:59:59Z is 23:59:59 in Shanghai; one second later the day turns.
+        let before = Timestamp::parse_rfc3339("2026-11-24T15:59:59Z").unwrap();
+        let after = Timestamp::parse_rfc3339("2026-11-24T16:00:00Z").unwrap();
+        assert_eq!(before.business_date(480), "2026-11-24");
+        assert_eq!(after.business_date(480), "2026-11-25");
+        assert_eq!(after.business_date(0), "2026-11-24");
     }
 
     #[test]

@@ -1,0 +1,969 @@
+//! Paying: consumer-presented codes charged by the merchant (CPM), merchant
+//! codes scanned and paid by the consumer (MPM, static and dynamic),
+//! refunds to the original funding source, cancels, and reading payments.
+//!
+//! Every outcome that consumed a one-time code is recorded, failures too:
+//! a declined payment burns its code (single use even when the payment
+//! fails) and is stored as a `failed` payment with the rule that refused it.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use qrgate_codes::cpm::{Signer, TokenClaims, UnverifiedToken};
+use qrgate_codes::merchant::{self, MerchantCodeKind};
+use qrgate_codes::{cpm, numeric};
+use qrgate_core::id::{DeviceId, PaymentId};
+use qrgate_core::risk::{self, Element, RiskLevel};
+use qrgate_core::{Money, Timestamp};
+use qrgate_store::*;
+
+use crate::views::{Failure, PaymentView, RefundView};
+use crate::{Error, Gateway, Idem, Kind, Principal, Role, settlement_account, wallet_account};
+
+/// A payment code the gateway issued online, in both presentations.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentCodeView {
+    pub object: &'static str,
+    /// 18 digits for 1D barcode scanners and manual entry.
+    pub numeric: String,
+    /// Signed token for the QR presentation.
+    pub qr: String,
+    pub expires_at: String,
+    pub valid_seconds: u8,
+}
+
+/// What `POST /v1/codes/verify` tells about a merchant code.
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeVerification {
+    pub genuine: bool,
+    pub kind: String,
+    pub code_id: String,
+    pub merchant_name: String,
+    pub merchant_city: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    pub currency: String,
+    pub key_id: String,
+    /// `active`, `revoked`, or the order's status.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub starting_after: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentList {
+    pub object: &'static str,
+    pub data: Vec<PaymentView>,
+    pub has_more: bool,
+}
+
+/// The customer and proof behind a charged consumer code.
+struct Payer {
+    customer: String,
+    elements: Vec<Element>,
+    burn_key: String,
+    burn_expires: Timestamp,
+    code_kind: &'static str,
+    device_id: Option<String>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl<S: Store> Gateway<S> {
+    fn event_id(&self) -> Result<String, Error> {
+        let mut b = [0_u8; 12];
+        self.rng.fill(&mut b).map_err(Error::internal)?;
+        Ok(format!("evt_{}", URL_SAFE_NO_PAD.encode(b)))
+    }
+
+    /// Issue a one-time payment code online: an 18-digit number and a signed
+    /// QR token, both valid for the catalogue's code validity, usable once
+    /// between them.
+    pub async fn issue_payment_code(&self, p: &Principal) -> Result<PaymentCodeView, Error> {
+        let customer = p.customer()?.to_owned();
+        let now = self.now();
+        let ttl = self.limits.code_ttl_seconds;
+        let numeric = numeric::generate(&self.rng)?;
+        let expires_at = now
+            .checked_add_seconds(i64::from(ttl))
+            .ok_or_else(|| Error::internal("time overflow"))?;
+        // The QR token's handle names the numeric code, so both burn as one.
+        let n: u64 = numeric.parse().map_err(Error::internal)?;
+        let mut handle = [0_u8; 16];
+        handle[..8].copy_from_slice(&n.to_be_bytes());
+        self.rng.fill(&mut handle[8..]).map_err(Error::internal)?;
+        let (kid, qr) = {
+            let ring = self.keys_read();
+            let kid = ring.active_kid().clone();
+            let claims =
+                TokenClaims::new(Signer::Gateway, kid.clone(), handle, now, ttl, &self.rng)?;
+            let (_, sig) = ring.sign(&claims.signing_message());
+            (kid, claims.encode(&sig))
+        };
+        let _ = kid;
+        self.store
+            .insert(Record::IssuedCode(IssuedCode {
+                code: numeric.clone(),
+                customer_id: customer,
+                device_id: None,
+                expires_at,
+                created_at: now,
+            }))
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists(_) => Error::new(
+                    Kind::Unavailable,
+                    "service_unavailable",
+                    "code collision; request a new code",
+                ),
+                other => other.into(),
+            })?;
+        Ok(PaymentCodeView {
+            object: "payment_code",
+            numeric,
+            qr,
+            expires_at: expires_at.to_rfc3339(),
+            valid_seconds: ttl,
+        })
+    }
+
+    /// Identify the payer of a consumer code and what proves it, before any
+    /// database write. Signatures are checked here, outside the transaction.
+    async fn payer_of(&self, code: &str, now: Timestamp) -> Result<Payer, Error> {
+        let code = code.trim();
+        if code.starts_with(cpm::PREFIX) {
+            let token = UnverifiedToken::decode(code)?;
+            let c = token.claims.clone();
+            let skew = cpm::DEFAULT_MAX_FUTURE_SKEW_MS;
+            match c.signer {
+                Signer::Device => {
+                    let device_id = DeviceId::from_bytes(c.handle).to_string();
+                    let unknown = || {
+                        Error::new(
+                            Kind::Unprocessable,
+                            "payment_code_unknown_key",
+                            "the code was signed by a device this gateway does not know",
+                        )
+                    };
+                    let d = self.store.device(&device_id).await?.ok_or_else(unknown)?;
+                    if d.kid != c.kid.as_str() {
+                        return Err(unknown());
+                    }
+                    if d.status != "active" {
+                        return Err(Error::new(
+                            Kind::Unprocessable,
+                            "device_blocked",
+                            "the device that made this code is blocked",
+                        ));
+                    }
+                    let pk = URL_SAFE_NO_PAD
+                        .decode(&d.public_key)
+                        .map_err(Error::internal)?;
+                    let claims = token.verify(&pk, now, skew)?;
+                    Ok(Payer {
+                        customer: d.customer_id,
+                        elements: vec![Element::DeviceSignature],
+                        burn_key: format!(
+                            "cpm:{}:{}:{}",
+                            claims.kid,
+                            claims.issued_at_seconds,
+                            hex(&claims.nonce)
+                        ),
+                        burn_expires: claims.expires_at(),
+                        code_kind: "qr_token_device",
+                        device_id: Some(device_id),
+                    })
+                }
+                Signer::Gateway => {
+                    let public = self.public_keys();
+                    let key = public.keys.iter().find(|k| k.kid == c.kid).ok_or_else(|| {
+                        Error::new(
+                            Kind::Unprocessable,
+                            "payment_code_unknown_key",
+                            "the code was signed by a key this gateway does not know",
+                        )
+                    })?;
+                    if key.state == qrgate_codes::keyring::KeyState::Retired {
+                        return Err(Error::new(
+                            Kind::Unprocessable,
+                            "payment_code_unknown_key",
+                            "the code was signed by a retired key",
+                        ));
+                    }
+                    let raw = key
+                        .raw()
+                        .ok_or_else(|| Error::internal("bad stored public key"))?;
+                    let claims = token.verify(&raw, now, skew)?;
+                    let mut n = [0_u8; 8];
+                    n.copy_from_slice(&claims.handle[..8]);
+                    let numeric = format!("{:018}", u64::from_be_bytes(n));
+                    self.issued_payer(&numeric, now, "qr_token_gateway").await
+                }
+            }
+        } else if code.bytes().all(|b| b.is_ascii_digit()) && !code.is_empty() {
+            numeric::validate(code)?;
+            self.issued_payer(code, now, "numeric").await
+        } else {
+            Err(Error::bad_request(
+                "payment_code_malformed",
+                "auth_code must be the consumer's 18-digit payment code or its QR token (QRG:…)",
+            ))
+        }
+    }
+
+    async fn issued_payer(
+        &self,
+        numeric: &str,
+        now: Timestamp,
+        kind: &'static str,
+    ) -> Result<Payer, Error> {
+        let issued = self.store.issued_code(numeric).await?.ok_or_else(|| {
+            Error::new(
+                Kind::Unprocessable,
+                "payment_code_unknown",
+                "no such payment code: ask the customer to refresh it",
+            )
+        })?;
+        if now >= issued.expires_at {
+            return Err(Error::new(
+                Kind::Unprocessable,
+                "payment_code_expired",
+                format!("payment code expired at {}", issued.expires_at),
+            )
+            .with_rule("BCP-CODE-TTL"));
+        }
+        Ok(Payer {
+            customer: issued.customer_id,
+            elements: vec![Element::DeviceSignature],
+            burn_key: format!("issued:{numeric}"),
+            burn_expires: issued.expires_at,
+            code_kind: kind,
+            device_id: issued.device_id,
+        })
+    }
+
+    async fn daily_charge(
+        &self,
+        customer: &str,
+        level: RiskLevel,
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<CounterCharge, Error> {
+        let cap = match level {
+            RiskLevel::A => {
+                let c = self.store.customer(customer).await?;
+                c.and_then(|c| c.level_a_cap).unwrap_or(self.limits.daily_b)
+            }
+            RiskLevel::B => self.limits.daily_b,
+            RiskLevel::C => self.limits.daily_c,
+            RiskLevel::D => self.limits.daily_d,
+        };
+        Ok(CounterCharge {
+            key: format!(
+                "daily:{customer}:{}:{}",
+                level.as_str(),
+                now.business_date(self.limits.business_offset_minutes)
+            ),
+            amount_minor: amount,
+            uses: 1,
+            cap_amount: Some(cap),
+            cap_uses: None,
+            rule: level.daily_rule().into(),
+        })
+    }
+
+    /// Build and apply a payment: on a refusal that consumed the code, record
+    /// the failed payment (burning the code) and answer with the refusal.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        p: &Principal,
+        merchant: &Merchant,
+        customer: &str,
+        amount: Money,
+        level: RiskLevel,
+        elements: &[Element],
+        burn: Option<CodeBurn>,
+        order: Option<&Order>,
+        mut details: serde_json::Value,
+        out_trade_no: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        let now = self.now();
+        let id: PaymentId = self.new_id()?;
+        let id = id.to_string();
+        details["risk_level"] = json!(level.as_str());
+        details["verification"] = json!(elements);
+        details["merchant_name"] = json!(merchant.name);
+        details["funding_account"] = json!(wallet_account(customer));
+        details["settlement_account"] = json!(settlement_account(&merchant.id));
+        if level == RiskLevel::C {
+            // 43: the institution compensates level-C balance-payment losses in full.
+            details["compensation_eligible"] = json!(true);
+        }
+        let row = |status: &str, details: serde_json::Value| Payment {
+            id: id.clone(),
+            merchant_id: merchant.id.clone(),
+            customer_id: Some(customer.to_owned()),
+            status: status.into(),
+            amount_minor: amount.minor(),
+            currency: "CNY".into(),
+            refunded_minor: 0,
+            out_trade_no: out_trade_no.clone(),
+            details,
+            created_at: now,
+            updated_at: now,
+        };
+        let ok_row = row("succeeded", details.clone());
+        let view = PaymentView::of(&ok_row, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 201,
+            response_body: body.clone(),
+        });
+        m.burns.extend(burn.clone());
+        m.counters.push(
+            self.daily_charge(customer, level, amount.minor(), now)
+                .await?,
+        );
+        m.posting = Some(Posting {
+            id: format!("pst_{id}"),
+            kind: "payment".into(),
+            payment_id: Some(id.clone()),
+            entries: vec![
+                Entry {
+                    account_id: wallet_account(customer),
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: settlement_account(&merchant.id),
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.payment = Some(PaymentWrite::Insert(ok_row));
+        m.order = order.map(|o| OrderTransition {
+            id: o.id.clone(),
+            from: "open".into(),
+            to: "paid".into(),
+            payment_id: Some(id.clone()),
+        });
+        let payload = json!({ "payment": view });
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.succeeded".into(),
+            subject_id: id.clone(),
+            payload,
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.succeeded".into(),
+            subject: id.clone(),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "by": p.key_id }),
+        });
+        let refusal = match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => return Ok((201, body)),
+            Ok(Applied::Replayed { status, body }) => return Ok((status, body)),
+            Err(
+                e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
+            ) => Error::from(e),
+            Err(e) => return Err(e.into()),
+        };
+        // Declined: record it. The code stays burned; nothing else moves.
+        let Some(burn) = burn else {
+            return Err(refusal);
+        };
+        details["failure"] = serde_json::to_value(Failure {
+            code: refusal.code.into(),
+            message: refusal.message.clone(),
+            rule: refusal.rule.clone(),
+        })
+        .map_err(Error::internal)?;
+        let failed = row("failed", details);
+        let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
+        if let Some(r) = &refusal.rule {
+            err_body["error"]["rule"] = json!(r);
+        }
+        let status = match refusal.kind {
+            Kind::Declined => 402,
+            _ => 422,
+        };
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: status,
+            response_body: err_body.to_string(),
+        });
+        m.burns.push(burn);
+        let fview = PaymentView::of(&failed, p.role);
+        m.payment = Some(PaymentWrite::Insert(failed));
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.failed".into(),
+            subject_id: id.clone(),
+            payload: json!({ "payment": fview }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.failed".into(),
+            subject: id.clone(),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
+        });
+        match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => Err(Error {
+                message: format!("{} (payment {id} recorded as failed)", refusal.message),
+                ..refusal
+            }),
+            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// CPM: the merchant's cashier scanned the consumer's payment code.
+    pub async fn charge(
+        &self,
+        p: &Principal,
+        auth_code: &str,
+        amount: &str,
+        out_trade_no: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        let merchant_id = p.merchant()?.to_owned();
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+        let merchant = self
+            .store
+            .merchant(&merchant_id)
+            .await?
+            .ok_or_else(|| Error::not_found("merchant", &merchant_id))?;
+        let now = self.now();
+        let payer = self.payer_of(auth_code, now).await?;
+        let level = risk::level(&payer.elements, false);
+        let burn = CodeBurn {
+            key: payer.burn_key.clone(),
+            payment_id: None,
+            expires_at: payer.burn_expires,
+        };
+        let details =
+            json!({ "mode": "cpm", "code_kind": payer.code_kind, "device_id": payer.device_id });
+        self.settle(
+            p,
+            &merchant,
+            &payer.customer,
+            amount,
+            level,
+            &payer.elements,
+            Some(burn),
+            None,
+            details,
+            out_trade_no,
+            idem,
+        )
+        .await
+    }
+
+    /// MPM: the consumer scanned a merchant's code and pays it.
+    pub async fn pay_scanned(
+        &self,
+        p: &Principal,
+        payload: &str,
+        amount: Option<&str>,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        let customer = p.customer()?.to_owned();
+        let now = self.now();
+        let verified = merchant::verify(payload, &self.public_keys(), now)?;
+        let elements: Vec<Element> = Vec::new();
+        match verified.code.kind {
+            MerchantCodeKind::Static { code_id } => {
+                let sc = self
+                    .store
+                    .static_code(&code_id.to_string())
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(
+                            Kind::Unprocessable,
+                            "code_unknown",
+                            "this code is not registered with the gateway",
+                        )
+                    })?;
+                if sc.revoked_at.is_some() {
+                    return Err(Error::new(
+                        Kind::Unprocessable,
+                        "code_revoked",
+                        "the merchant revoked this code",
+                    ));
+                }
+                let amount = amount.ok_or_else(|| {
+                    Error::bad_request(
+                        "amount_required",
+                        "a static code carries no amount: send the amount the customer entered",
+                    )
+                })?;
+                let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+                let merchant = self
+                    .store
+                    .merchant(&sc.merchant_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("static code without merchant"))?;
+                let level = risk::level(&elements, true);
+                let details = json!({ "mode": "mpm_static", "static_code_id": sc.id });
+                self.settle(
+                    p, &merchant, &customer, amount, level, &elements, None, None, details, None,
+                    idem,
+                )
+                .await
+            }
+            MerchantCodeKind::Dynamic {
+                order_id,
+                amount: code_amount,
+                ..
+            } => {
+                let order = self
+                    .store
+                    .order(&order_id.to_string())
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(
+                            Kind::Unprocessable,
+                            "code_unknown",
+                            "this order is not registered with the gateway",
+                        )
+                    })?;
+                if order.status != "open" {
+                    return Err(Error::new(
+                        Kind::Conflict,
+                        "order_not_open",
+                        format!("order {} is {}", order.id, order.status),
+                    ));
+                }
+                if let Some(a) = amount {
+                    let sent = Money::parse_amount(a, crate::CURRENCY)?;
+                    if sent != code_amount {
+                        return Err(Error::bad_request(
+                            "amount_mismatch",
+                            format!(
+                                "this order is for {} CNY; omit amount or send exactly that",
+                                code_amount.to_decimal_string()
+                            ),
+                        ));
+                    }
+                }
+                let merchant = self
+                    .store
+                    .merchant(&order.merchant_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("order without merchant"))?;
+                let level = risk::level(&elements, false);
+                let burn = CodeBurn {
+                    key: format!("order:{}", order.id),
+                    payment_id: None,
+                    expires_at: order.expires_at,
+                };
+                let details = json!({ "mode": "mpm_dynamic", "order_id": order.id });
+                self.settle(
+                    p,
+                    &merchant,
+                    &customer,
+                    code_amount,
+                    level,
+                    &elements,
+                    Some(burn),
+                    Some(&order),
+                    details,
+                    order.out_trade_no.clone(),
+                    idem,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Load a payment the principal may see; others' payments answer 404.
+    pub async fn payment_for(&self, p: &Principal, id: &str) -> Result<Payment, Error> {
+        let pay = self
+            .store
+            .payment(id)
+            .await?
+            .ok_or_else(|| Error::not_found("payment", id))?;
+        let visible = match p.role {
+            Role::Admin | Role::Auditor => true,
+            Role::Merchant => p.subject.as_deref() == Some(pay.merchant_id.as_str()),
+            Role::Consumer => p.subject.is_some() && p.subject == pay.customer_id,
+        };
+        if !visible {
+            return Err(Error::not_found("payment", id));
+        }
+        Ok(pay)
+    }
+
+    pub async fn get_payment(&self, p: &Principal, id: &str) -> Result<PaymentView, Error> {
+        Ok(PaymentView::of(&self.payment_for(p, id).await?, p.role))
+    }
+
+    pub async fn list_payments(&self, p: &Principal, q: ListQuery) -> Result<PaymentList, Error> {
+        let mut query = PaymentQuery {
+            limit: q.limit.unwrap_or(20),
+            status: q.status,
+            ..Default::default()
+        };
+        if !(1..=100).contains(&query.limit) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "limit must be 1 to 100",
+            ));
+        }
+        match p.role {
+            Role::Merchant => query.merchant_id = p.subject.clone(),
+            Role::Consumer => query.customer_id = p.subject.clone(),
+            Role::Admin | Role::Auditor => {}
+        }
+        if let Some(after) = &q.starting_after {
+            // The cursor must be a payment this principal can see.
+            self.payment_for(p, after).await?;
+            query.starting_after = Some(after.clone());
+        }
+        let (rows, has_more) = self.store.list_payments(query).await?;
+        Ok(PaymentList {
+            object: "list",
+            data: rows.iter().map(|r| PaymentView::of(r, p.role)).collect(),
+            has_more,
+        })
+    }
+
+    /// Refund part or all of a payment to its original funding source.
+    pub async fn refund(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        amount: &str,
+        out_refund_no: &str,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        p.require(&[Role::Merchant])?;
+        let pay = self.payment_for(p, payment_id).await?;
+        if pay.status != "succeeded" {
+            return Err(Error::new(
+                Kind::Conflict,
+                "payment_not_refundable",
+                format!(
+                    "payment {payment_id} is {}; only succeeded payments can be refunded",
+                    pay.status
+                ),
+            ));
+        }
+        if out_refund_no.is_empty() || out_refund_no.chars().count() > 64 {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "out_refund_no must be 1 to 64 characters; reuse it when retrying",
+            ));
+        }
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+        let now = self.now();
+        let window_ms = self.limits.refund_window_days.saturating_mul(86_400_000);
+        if now.millis_since(pay.created_at) > window_ms {
+            return Err(Error::new(
+                Kind::Conflict,
+                "refund_window_closed",
+                format!(
+                    "payments can be refunded for {} days",
+                    self.limits.refund_window_days
+                ),
+            )
+            .with_rule("BCP-REFUND-WINDOW"));
+        }
+        // A retry with the same refund number refunds only once.
+        if let Some(r) = self
+            .store
+            .refunds(payment_id)
+            .await?
+            .into_iter()
+            .find(|r| r.out_refund_no == out_refund_no)
+        {
+            if r.amount_minor != amount.minor() {
+                return Err(Error::new(
+                    Kind::Conflict,
+                    "duplicate_out_refund_no",
+                    "out_refund_no was used for a refund of another amount",
+                )
+                .with_rule("BCP-REFUND-IDEMPOTENT"));
+            }
+            return Ok((
+                200,
+                serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
+            ));
+        }
+        let funding = pay
+            .details
+            .get("funding_account")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::internal("payment without funding account"))?
+            .to_owned();
+        let settlement = settlement_account(&pay.merchant_id);
+        let id = format!(
+            "ref_{}",
+            self.new_id::<qrgate_core::id::kind::Refund>()?
+                .to_string()
+                .trim_start_matches("ref_")
+        );
+        let refund = Refund {
+            id: id.clone(),
+            payment_id: payment_id.into(),
+            amount_minor: amount.minor(),
+            currency: "CNY".into(),
+            status: "succeeded".into(),
+            out_refund_no: out_refund_no.into(),
+            created_at: now,
+        };
+        let view = RefundView::of(&refund);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 201,
+            response_body: body.clone(),
+        });
+        m.counters.push(CounterCharge {
+            key: format!("refund:{payment_id}"),
+            amount_minor: amount.minor(),
+            uses: 0,
+            cap_amount: Some(pay.amount_minor),
+            cap_uses: None,
+            rule: "BCP-REFUND-CAP".into(),
+        });
+        m.counters.push(CounterCharge {
+            key: format!("refund_count:{payment_id}"),
+            amount_minor: 0,
+            uses: 1,
+            cap_amount: None,
+            cap_uses: Some(self.limits.refund_count),
+            rule: "BCP-REFUND-COUNT".into(),
+        });
+        m.posting = Some(Posting {
+            id: format!("pst_{id}"),
+            kind: "refund".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: settlement,
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: funding,
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.payment = Some(PaymentWrite::AddRefunded {
+            id: payment_id.into(),
+            amount_minor: amount.minor(),
+        });
+        m.refund = Some(refund);
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "refund.succeeded".into(),
+            subject_id: id.clone(),
+            payload: json!({ "refund": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "refund.succeeded".into(),
+            subject: id.clone(),
+            details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
+        });
+        match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => Ok((201, body)),
+            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Err(MovementError::DuplicateRefundNo { .. }) => {
+                // A concurrent retry with the same number won the race.
+                let r = self
+                    .store
+                    .refunds(payment_id)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.out_refund_no == out_refund_no)
+                    .ok_or_else(|| Error::internal("refund vanished"))?;
+                Ok((
+                    200,
+                    serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_refunds(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+    ) -> Result<Vec<RefundView>, Error> {
+        self.payment_for(p, payment_id).await?;
+        Ok(self
+            .store
+            .refunds(payment_id)
+            .await?
+            .iter()
+            .map(RefundView::of)
+            .collect())
+    }
+
+    /// Cancel (reverse) a payment: one that succeeded within the cancel
+    /// window and has no refunds is reversed in full to its funding source.
+    pub async fn cancel(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        p.require(&[Role::Merchant])?;
+        let pay = self.payment_for(p, payment_id).await?;
+        let now = self.now();
+        if pay.status != "succeeded" || pay.refunded_minor != 0 {
+            return Err(Error::new(
+                Kind::Conflict,
+                "payment_not_cancelable",
+                format!(
+                    "payment {payment_id} is {} with {} refunded; use a refund",
+                    pay.status, pay.refunded_minor
+                ),
+            ));
+        }
+        if now.millis_since(pay.created_at) > self.config.cancel_window_seconds.saturating_mul(1000)
+        {
+            return Err(Error::new(
+                Kind::Conflict,
+                "cancel_window_closed",
+                format!(
+                    "payments can be canceled within {} seconds; use a refund",
+                    self.config.cancel_window_seconds
+                ),
+            ));
+        }
+        let funding = pay
+            .details
+            .get("funding_account")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::internal("payment without funding account"))?
+            .to_owned();
+        let mut after = pay.clone();
+        after.status = "canceled".into();
+        after.updated_at = now;
+        let view = PaymentView::of(&after, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 200,
+            response_body: body.clone(),
+        });
+        m.posting = Some(Posting {
+            id: format!("pst_cancel_{payment_id}"),
+            kind: "reversal".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: settlement_account(&pay.merchant_id),
+                    amount_minor: -pay.amount_minor,
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: funding,
+                    amount_minor: pay.amount_minor,
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.payment = Some(PaymentWrite::Transition {
+            id: payment_id.into(),
+            from: "succeeded".into(),
+            to: "canceled".into(),
+            details: None,
+        });
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.canceled".into(),
+            subject_id: payment_id.into(),
+            payload: json!({ "payment": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.canceled".into(),
+            subject: payment_id.into(),
+            details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
+        });
+        match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => Ok((200, body)),
+            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Is this merchant code genuine, whose is it, is it still valid?
+    pub async fn verify_code(&self, payload: &str) -> Result<CodeVerification, Error> {
+        let v = merchant::verify(payload, &self.public_keys(), self.now())?;
+        let d = &v.code.display;
+        Ok(match v.code.kind {
+            MerchantCodeKind::Static { code_id } => {
+                let sc = self.store.static_code(&code_id.to_string()).await?;
+                CodeVerification {
+                    genuine: true,
+                    kind: "static".into(),
+                    code_id: code_id.to_string(),
+                    merchant_name: d.name.clone(),
+                    merchant_city: d.city.clone(),
+                    amount: None,
+                    currency: d.currency.code().into(),
+                    key_id: v.key_id.to_string(),
+                    status: match sc {
+                        None => "unknown".into(),
+                        Some(s) if s.revoked_at.is_some() => "revoked".into(),
+                        Some(_) => "active".into(),
+                    },
+                    expires_at: None,
+                }
+            }
+            MerchantCodeKind::Dynamic {
+                order_id,
+                amount,
+                expires_at,
+                ..
+            } => {
+                let o = self.store.order(&order_id.to_string()).await?;
+                CodeVerification {
+                    genuine: true,
+                    kind: "dynamic".into(),
+                    code_id: order_id.to_string(),
+                    merchant_name: d.name.clone(),
+                    merchant_city: d.city.clone(),
+                    amount: Some(amount.to_decimal_string()),
+                    currency: d.currency.code().into(),
+                    key_id: v.key_id.to_string(),
+                    status: o.map_or_else(|| "unknown".into(), |o| o.status),
+                    expires_at: Some(expires_at.to_rfc3339()),
+                }
+            }
+        })
+    }
+}

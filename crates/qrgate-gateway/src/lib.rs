@@ -1,0 +1,315 @@
+//! qrgate-gateway: the use cases. Every money movement is built here as one
+//! [`qrgate_store::Movement`] and applied in one store transaction; the
+//! numbers it enforces come from the rule catalogue.
+
+mod error;
+pub mod flows;
+pub mod parties;
+pub mod views;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use ring::rand::SystemRandom;
+use serde::{Deserialize, Serialize};
+
+use qrgate_codes::keyring::{KeyState, Keyring, PublicKeySet, StoredKey as CodeKey};
+use qrgate_core::rules::Catalogue;
+use qrgate_core::{Clock, Currency, Timestamp};
+use qrgate_store::{Store, StoredKey};
+
+pub use error::{Error, Kind};
+
+/// Who is calling, as established by the API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub key_id: String,
+    pub role: Role,
+    /// The merchant (merchant role) or customer (consumer role) the key acts for.
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Merchant,
+    Consumer,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Merchant => "merchant",
+            Role::Consumer => "consumer",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "merchant" => Some(Role::Merchant),
+            "consumer" => Some(Role::Consumer),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+impl Principal {
+    pub fn require(&self, roles: &[Role]) -> Result<(), Error> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(Error::forbidden(format!(
+                "this needs a key with role {}; yours is {}",
+                names.join(" or "),
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// The merchant a merchant key acts for.
+    pub fn merchant(&self) -> Result<&str, Error> {
+        self.require(&[Role::Merchant])?;
+        self.subject
+            .as_deref()
+            .ok_or_else(|| Error::internal("merchant key without merchant"))
+    }
+
+    /// The customer a consumer key acts for.
+    pub fn customer(&self) -> Result<&str, Error> {
+        self.require(&[Role::Consumer])?;
+        self.subject
+            .as_deref()
+            .ok_or_else(|| Error::internal("consumer key without customer"))
+    }
+}
+
+/// A request's idempotency: who may replay it, the key, and the request's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idem {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// Numbers the gateway enforces, read from the rule catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub code_ttl_seconds: u8,
+    pub daily_b: i64,
+    pub daily_c: i64,
+    pub daily_d: i64,
+    pub business_offset_minutes: i32,
+    pub refund_count: i64,
+    pub refund_window_days: i64,
+    pub order_ttl_seconds: i64,
+    pub idempotency_hours: i64,
+}
+
+impl Limits {
+    pub fn from_catalogue(c: &Catalogue) -> Result<Limits, qrgate_core::rules::RuleError> {
+        let ttl = c.value("BCP-CODE-TTL")?;
+        Ok(Limits {
+            code_ttl_seconds: u8::try_from(ttl.clamp(1, 60)).unwrap_or(60),
+            daily_b: c.value("BCP-LIMIT-B-DAILY")?,
+            daily_c: c.value("BCP-LIMIT-C-DAILY")?,
+            daily_d: c.value("BCP-LIMIT-D-STATIC")?,
+            business_offset_minutes: i32::try_from(c.value("BCP-LIMIT-SCOPE")?).unwrap_or(480),
+            refund_count: c.value("BCP-REFUND-COUNT")?,
+            refund_window_days: c.value("BCP-REFUND-WINDOW")?,
+            order_ttl_seconds: c.value("QG-ORDER-TTL")?,
+            idempotency_hours: c.value("QG-IDEMPOTENCY")?,
+        })
+    }
+}
+
+/// Deployment settings of the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Rule overrides by id (stricter only, unless listed in `allow_loosening`).
+    #[serde(default)]
+    pub rules: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub allow_loosening: Vec<String>,
+    /// How long after success a payment may still be canceled (full reversal).
+    #[serde(default = "default_cancel_window")]
+    pub cancel_window_seconds: i64,
+}
+
+fn default_cancel_window() -> i64 {
+    15 * 60
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules: BTreeMap::new(),
+            allow_loosening: Vec::new(),
+            cancel_window_seconds: default_cancel_window(),
+        }
+    }
+}
+
+/// The gateway: a store, a clock, the signing keys and the rules.
+pub struct Gateway<S: Store> {
+    pub(crate) store: S,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: SystemRandom,
+    pub(crate) keyring: RwLock<Keyring>,
+    pub(crate) catalogue: Catalogue,
+    pub(crate) limits: Limits,
+    pub(crate) config: Config,
+}
+
+/// The only currency whose limits the catalogue states.
+pub const CURRENCY: Currency = Currency::CNY;
+
+fn to_store_keys(ring: &Keyring) -> Vec<StoredKey> {
+    ring.to_stored()
+        .into_iter()
+        .map(|k| StoredKey {
+            kid: k.kid.to_string(),
+            state: serde_json::to_value(k.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            created_at: k.created_at,
+            pkcs8: k.pkcs8,
+        })
+        .collect()
+}
+
+fn from_store_keys(keys: &[StoredKey]) -> Result<Keyring, Error> {
+    let parsed = keys
+        .iter()
+        .map(|k| {
+            Ok(CodeKey {
+                kid: qrgate_codes::keyring::KeyId::parse(&k.kid).map_err(Error::internal)?,
+                state: serde_json::from_value::<KeyState>(serde_json::Value::String(
+                    k.state.clone(),
+                ))
+                .map_err(Error::internal)?,
+                created_at: k.created_at,
+                pkcs8: k.pkcs8.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Keyring::from_stored(&parsed).map_err(Error::internal)
+}
+
+impl<S: Store> Gateway<S> {
+    /// Load (or on first start create) the signing keys and apply the
+    /// deployment's rule overrides. Returns the overrides that were applied.
+    pub async fn start(
+        store: S,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> Result<(Gateway<S>, Vec<qrgate_core::rules::Applied>), Error> {
+        let catalogue = Catalogue::builtin().map_err(Error::internal)?;
+        let (catalogue, applied) = catalogue
+            .with_overrides(&config.rules, &config.allow_loosening)
+            .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
+        let limits = Limits::from_catalogue(&catalogue).map_err(Error::internal)?;
+        let rng = SystemRandom::new();
+        let stored = store.load_keys().await?;
+        let keyring = if stored.is_empty() {
+            let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
+            store.save_keys(to_store_keys(&ring)).await?;
+            ring
+        } else {
+            from_store_keys(&stored)?
+        };
+        Ok((
+            Gateway {
+                store,
+                clock,
+                rng,
+                keyring: RwLock::new(keyring),
+                catalogue,
+                limits,
+                config,
+            },
+            applied,
+        ))
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub(crate) fn keys_read(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        match self.keyring.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Public keys for `GET /v1/keys` (retired keys included, marked).
+    pub fn public_keys(&self) -> PublicKeySet {
+        self.keys_read().public_keys()
+    }
+
+    /// Make a new active signing key; older keys keep verifying.
+    pub async fn rotate_keys(&self) -> Result<String, Error> {
+        let (kid, stored) = {
+            let mut ring = match self.keyring.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let kid = ring
+                .rotate(&self.rng, self.now())
+                .map_err(Error::internal)?;
+            (kid, to_store_keys(&ring))
+        };
+        self.store.save_keys(stored).await?;
+        Ok(kid.to_string())
+    }
+
+    /// Re-read the keys from the store (another node may have rotated them).
+    pub async fn reload_keys(&self) -> Result<(), Error> {
+        let stored = self.store.load_keys().await?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let ring = from_store_keys(&stored)?;
+        let mut g = match self.keyring.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = ring;
+        Ok(())
+    }
+
+    pub(crate) fn new_id<K: qrgate_core::id::IdKind>(
+        &self,
+    ) -> Result<qrgate_core::id::Id<K>, Error> {
+        qrgate_core::id::Id::generate(&self.rng).map_err(Error::internal)
+    }
+}
+
+/// Account ids.
+pub(crate) fn wallet_account(customer: &str) -> String {
+    format!("wallet:{customer}:CNY")
+}
+pub(crate) fn settlement_account(merchant: &str) -> String {
+    format!("settlement:{merchant}:CNY")
+}
+pub(crate) const CLEARING_ACCOUNT: &str = "clearing:external:CNY";

@@ -1,0 +1,760 @@
+//! Merchants, customers, devices, API keys, wallets and top-ups, and the
+//! merchant codes (static codes and dynamic orders).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use qrgate_codes::emv::LanguageTemplate;
+use qrgate_codes::keyring::KeyId;
+use qrgate_codes::merchant::{MerchantCode, MerchantCodeKind, MerchantDisplay};
+use qrgate_core::id::{OrderId, StaticCodeId};
+use qrgate_core::{Currency, Money};
+use qrgate_store::*;
+
+use crate::views::{MerchantView, OrderView, amount};
+use crate::{
+    CLEARING_ACCOUNT, Error, Gateway, Idem, Kind, Principal, Role, settlement_account,
+    wallet_account,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    pub name: String,
+    pub city: String,
+    #[serde(default = "cn")]
+    pub country: String,
+    pub mcc: String,
+    #[serde(default = "cny")]
+    pub currency: String,
+    /// `regular` or `small_personal` (onboarded with a personal ID only).
+    #[serde(default = "regular")]
+    pub category: String,
+    /// The name in Chinese (or another local language), shown in template 64.
+    pub name_local: Option<String>,
+}
+
+fn cn() -> String {
+    "CN".into()
+}
+fn cny() -> String {
+    "CNY".into()
+}
+fn regular() -> String {
+    "regular".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    /// Wallet account class under 43: `I`, `II` (default) or `III`.
+    #[serde(default = "class_ii")]
+    pub account_class: String,
+    /// Daily cap agreed with the customer for level-A payments, decimal string.
+    pub level_a_daily_cap: Option<String>,
+}
+
+fn class_ii() -> String {
+    "II".into()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    pub id: String,
+    pub object: &'static str,
+    pub account_class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level_a_daily_cap: Option<String>,
+    pub balance: String,
+    pub currency: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyCreated {
+    pub id: String,
+    pub object: &'static str,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_id: Option<String>,
+    /// Shown once; only its hash is stored.
+    pub secret: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer_id: String,
+    /// The key id to put in payment tokens this device signs.
+    pub kid: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticCodeView {
+    pub id: String,
+    pub object: &'static str,
+    pub merchant_id: String,
+    pub payload: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopupView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub balance: String,
+    pub created_at: String,
+}
+
+/// Hex SHA-256 of an API key secret, as stored.
+pub fn key_hash(secret: &str) -> String {
+    sha256_hex(secret.as_bytes())
+}
+
+fn check_len(field: &'static str, v: &str, max: usize) -> Result<(), Error> {
+    let n = v.chars().count();
+    if n == 0 || n > max || v.trim() != v {
+        return Err(Error::bad_request(
+            "invalid_request",
+            format!("{field} must be 1 to {max} characters without leading or trailing spaces"),
+        ));
+    }
+    Ok(())
+}
+
+impl<S: Store> Gateway<S> {
+    pub async fn create_merchant(
+        &self,
+        p: &Principal,
+        m: NewMerchant,
+    ) -> Result<MerchantView, Error> {
+        p.require(&[Role::Admin])?;
+        check_len("name", &m.name, 25)?;
+        check_len("city", &m.city, 15)?;
+        if let Some(l) = &m.name_local {
+            check_len("name_local", l, 25)?;
+        }
+        if m.mcc.len() != 4 || !m.mcc.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "mcc must be four digits (ISO 18245), e.g. 5812",
+            ));
+        }
+        if m.country.len() != 2 || !m.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "country must be two upper-case letters (ISO 3166-1), e.g. CN",
+            ));
+        }
+        let cur = Currency::from_code(&m.currency)
+            .map_err(|e| Error::bad_request("unknown_currency", e.to_string()))?;
+        if cur != crate::CURRENCY {
+            return Err(Error::bad_request(
+                "currency_not_supported",
+                "merchants settle in CNY: the barcode-payment limits are stated in CNY",
+            ));
+        }
+        if m.category != "regular" && m.category != "small_personal" {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "category must be regular or small_personal",
+            ));
+        }
+        let id = self
+            .new_id::<qrgate_core::id::kind::Merchant>()?
+            .to_string();
+        let now = self.now();
+        let row = Merchant {
+            id: id.clone(),
+            name: m.name,
+            city: m.city,
+            country: m.country,
+            mcc: m.mcc,
+            currency: cur.code().into(),
+            category: m.category,
+            name_local: m.name_local,
+            created_at: now,
+        };
+        self.store.insert(Record::Merchant(row.clone())).await?;
+        self.store
+            .insert(Record::Account(Account {
+                id: settlement_account(&id),
+                kind: "merchant_settlement".into(),
+                owner_id: Some(id.clone()),
+                currency: "CNY".into(),
+                allow_negative: false,
+                balance_minor: 0,
+                created_at: now,
+            }))
+            .await?;
+        Ok(MerchantView::of(&row))
+    }
+
+    pub async fn get_merchant(&self, p: &Principal, id: &str) -> Result<MerchantView, Error> {
+        let visible = match p.role {
+            Role::Admin | Role::Auditor => true,
+            Role::Merchant => p.subject.as_deref() == Some(id),
+            Role::Consumer => false,
+        };
+        let m = self
+            .store
+            .merchant(id)
+            .await?
+            .filter(|_| visible)
+            .ok_or_else(|| Error::not_found("merchant", id))?;
+        Ok(MerchantView::of(&m))
+    }
+
+    pub async fn create_customer(
+        &self,
+        p: &Principal,
+        c: NewCustomer,
+    ) -> Result<CustomerView, Error> {
+        p.require(&[Role::Admin])?;
+        if !["I", "II", "III"].contains(&c.account_class.as_str()) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "account_class must be I, II or III",
+            ));
+        }
+        let cap = c
+            .level_a_daily_cap
+            .as_deref()
+            .map(|s| Money::parse_amount(s, crate::CURRENCY))
+            .transpose()?;
+        let id = self
+            .new_id::<qrgate_core::id::kind::Customer>()?
+            .to_string();
+        let now = self.now();
+        self.store
+            .insert(Record::Customer(Customer {
+                id: id.clone(),
+                account_class: c.account_class.clone(),
+                level_a_cap: cap.map(|m| m.minor()),
+                created_at: now,
+            }))
+            .await?;
+        self.store
+            .insert(Record::Account(Account {
+                id: wallet_account(&id),
+                kind: "consumer_wallet".into(),
+                owner_id: Some(id.clone()),
+                currency: "CNY".into(),
+                allow_negative: false,
+                balance_minor: 0,
+                created_at: now,
+            }))
+            .await?;
+        Ok(CustomerView {
+            id,
+            object: "customer",
+            account_class: c.account_class,
+            level_a_daily_cap: cap.map(|m| m.to_decimal_string()),
+            balance: "0.00".into(),
+            currency: "CNY".into(),
+            created_at: now.to_rfc3339(),
+        })
+    }
+
+    pub async fn get_customer(&self, p: &Principal, id: &str) -> Result<CustomerView, Error> {
+        let visible = match p.role {
+            Role::Admin | Role::Auditor => true,
+            Role::Consumer => p.subject.as_deref() == Some(id),
+            Role::Merchant => false,
+        };
+        let c = self
+            .store
+            .customer(id)
+            .await?
+            .filter(|_| visible)
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        let bal = self
+            .store
+            .account(&wallet_account(id))
+            .await?
+            .map_or(0, |a| a.balance_minor);
+        Ok(CustomerView {
+            id: c.id,
+            object: "customer",
+            account_class: c.account_class,
+            level_a_daily_cap: c.level_a_cap.map(|m| amount(m, "CNY")),
+            balance: amount(bal, "CNY"),
+            currency: "CNY".into(),
+            created_at: c.created_at.to_rfc3339(),
+        })
+    }
+
+    /// Issue an API key. Admin keys may be made only by admins (and at first start).
+    pub async fn create_api_key(
+        &self,
+        p: Option<&Principal>,
+        role: Role,
+        subject: Option<String>,
+    ) -> Result<ApiKeyCreated, Error> {
+        if let Some(p) = p {
+            p.require(&[Role::Admin])?;
+        }
+        match (role, &subject) {
+            (Role::Merchant, Some(m)) => {
+                self.store
+                    .merchant(m)
+                    .await?
+                    .ok_or_else(|| Error::not_found("merchant", m))?;
+            }
+            (Role::Consumer, Some(c)) => {
+                self.store
+                    .customer(c)
+                    .await?
+                    .ok_or_else(|| Error::not_found("customer", c))?;
+            }
+            (Role::Merchant | Role::Consumer, None) => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "merchant and consumer keys need subject_id (the merchant or customer id)",
+                ));
+            }
+            (Role::Admin | Role::Auditor, Some(_)) => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "admin and auditor keys act for no single subject; omit subject_id",
+                ));
+            }
+            _ => {}
+        }
+        let mut secret = [0_u8; 24];
+        self.rng.fill(&mut secret).map_err(Error::internal)?;
+        let secret = format!("qgk_{}_{}", role.as_str(), URL_SAFE_NO_PAD.encode(secret));
+        let mut idb = [0_u8; 9];
+        self.rng.fill(&mut idb).map_err(Error::internal)?;
+        let id = format!("key_{}", URL_SAFE_NO_PAD.encode(idb));
+        let now = self.now();
+        self.store
+            .insert(Record::ApiKey(ApiKey {
+                id: id.clone(),
+                key_hash: key_hash(&secret),
+                role: role.as_str().into(),
+                subject_id: subject.clone(),
+                created_at: now,
+                revoked_at: None,
+            }))
+            .await?;
+        Ok(ApiKeyCreated {
+            id,
+            object: "api_key",
+            role: role.as_str().into(),
+            subject_id: subject,
+            secret,
+            created_at: now.to_rfc3339(),
+        })
+    }
+
+    pub async fn revoke_api_key(&self, p: &Principal, id: &str) -> Result<(), Error> {
+        p.require(&[Role::Admin])?;
+        if !self.store.revoke_api_key(id, self.now()).await? {
+            return Err(Error::not_found("active API key", id));
+        }
+        Ok(())
+    }
+
+    /// Who holds this secret; `unauthorized` for unknown or revoked keys.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal, Error> {
+        let unauthorized = || {
+            Error::new(
+                Kind::Unauthorized,
+                "unauthorized",
+                "missing, unknown or revoked API key: send Authorization: Bearer <key>",
+            )
+        };
+        let k = self
+            .store
+            .api_key_by_hash(&key_hash(secret))
+            .await?
+            .ok_or_else(unauthorized)?;
+        if k.revoked_at.is_some() {
+            return Err(Error::new(
+                Kind::Unauthorized,
+                "api_key_revoked",
+                "this API key was revoked",
+            ));
+        }
+        let role = Role::parse(&k.role)
+            .ok_or_else(|| Error::internal(format!("key {} has role {:?}", k.id, k.role)))?;
+        Ok(Principal {
+            key_id: k.id,
+            role,
+            subject: k.subject_id,
+        })
+    }
+
+    /// Enroll a consumer device's Ed25519 public key (raw 32 bytes, base64url).
+    pub async fn enroll_device(
+        &self,
+        p: &Principal,
+        public_key: &str,
+    ) -> Result<DeviceView, Error> {
+        let customer = p.customer()?.to_owned();
+        let raw = URL_SAFE_NO_PAD
+            .decode(public_key)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| Error::bad_request("invalid_public_key", "public_key must be a raw 32-byte Ed25519 key in base64url without padding (43 characters)"))?;
+        let id = self.new_id::<qrgate_core::id::kind::Device>()?.to_string();
+        let kid = KeyId::generate(&self.rng)
+            .map_err(Error::internal)?
+            .to_string();
+        let now = self.now();
+        self.store
+            .insert(Record::Device(Device {
+                id: id.clone(),
+                customer_id: customer.clone(),
+                kid: kid.clone(),
+                public_key: URL_SAFE_NO_PAD.encode(raw),
+                status: "active".into(),
+                created_at: now,
+            }))
+            .await?;
+        Ok(DeviceView {
+            id,
+            object: "device",
+            customer_id: customer,
+            kid,
+            status: "active".into(),
+            created_at: now.to_rfc3339(),
+        })
+    }
+
+    /// Fund a wallet from the external clearing account (card funding).
+    pub async fn topup(
+        &self,
+        p: &Principal,
+        customer: &str,
+        amount_str: &str,
+        idem: Option<Idem>,
+    ) -> Result<(u16, String), Error> {
+        p.require(&[Role::Admin])?;
+        let amount = Money::parse_amount(amount_str, crate::CURRENCY)?;
+        self.store
+            .customer(customer)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer))?;
+        let now = self.now();
+        let id = format!(
+            "top_{}",
+            self.new_id::<qrgate_core::id::kind::Payment>()?
+                .to_string()
+                .trim_start_matches("pay_")
+        );
+        let balance = self
+            .store
+            .account(&wallet_account(customer))
+            .await?
+            .map_or(0, |a| a.balance_minor);
+        let view = TopupView {
+            id: id.clone(),
+            object: "topup",
+            customer_id: customer.into(),
+            amount: amount.to_decimal_string(),
+            currency: "CNY".into(),
+            balance: crate::views::amount(balance.saturating_add(amount.minor()), "CNY"),
+            created_at: now.to_rfc3339(),
+        };
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 201,
+            response_body: body.clone(),
+        });
+        m.posting = Some(Posting {
+            id: format!("pst_{id}"),
+            kind: "topup".into(),
+            payment_id: None,
+            entries: vec![
+                Entry {
+                    account_id: CLEARING_ACCOUNT.into(),
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: wallet_account(customer),
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.audit = Some(AuditEntry {
+            action: "wallet.topup".into(),
+            subject: customer.into(),
+            details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
+        });
+        self.ensure_clearing().await?;
+        match self.store.apply(m).await? {
+            Applied::Done { .. } => Ok((201, body)),
+            Applied::Replayed { status, body } => Ok((status, body)),
+        }
+    }
+
+    async fn ensure_clearing(&self) -> Result<(), Error> {
+        if self.store.account(CLEARING_ACCOUNT).await?.is_none() {
+            match self
+                .store
+                .insert(Record::Account(Account {
+                    id: CLEARING_ACCOUNT.into(),
+                    kind: "external_clearing".into(),
+                    owner_id: None,
+                    currency: "CNY".into(),
+                    allow_negative: true,
+                    balance_minor: 0,
+                    created_at: self.now(),
+                }))
+                .await
+            {
+                Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn display(m: &Merchant) -> MerchantDisplay {
+        MerchantDisplay {
+            name: m.name.clone(),
+            city: m.city.clone(),
+            country: m.country.clone(),
+            mcc: m.mcc.clone(),
+            currency: crate::CURRENCY,
+            postal_code: None,
+            language: m.name_local.as_ref().map(|n| LanguageTemplate {
+                language: "ZH".into(),
+                name: n.clone(),
+                city: None,
+            }),
+        }
+    }
+
+    async fn merchant_of(&self, p: &Principal) -> Result<Merchant, Error> {
+        let id = p.merchant()?;
+        self.store
+            .merchant(id)
+            .await?
+            .ok_or_else(|| Error::not_found("merchant", id))
+    }
+
+    /// A printable static code for the merchant's counter.
+    pub async fn create_static_code(&self, p: &Principal) -> Result<StaticCodeView, Error> {
+        let m = self.merchant_of(p).await?;
+        let id: StaticCodeId = self.new_id()?;
+        let code = MerchantCode {
+            kind: MerchantCodeKind::Static { code_id: id },
+            display: Self::display(&m),
+        };
+        let payload = code.issue(&self.keys_read())?;
+        let now = self.now();
+        self.store
+            .insert(Record::StaticCode(StaticCode {
+                id: id.to_string(),
+                merchant_id: m.id.clone(),
+                payload: payload.clone(),
+                created_at: now,
+                revoked_at: None,
+            }))
+            .await?;
+        Ok(StaticCodeView {
+            id: id.to_string(),
+            object: "static_code",
+            merchant_id: m.id,
+            payload,
+            created_at: now.to_rfc3339(),
+        })
+    }
+
+    /// A static code's payload; for the owning merchant (or admin) only.
+    pub async fn get_static_code(&self, p: &Principal, id: &str) -> Result<StaticCodeView, Error> {
+        let sc = self
+            .store
+            .static_code(id)
+            .await?
+            .ok_or_else(|| Error::not_found("static code", id))?;
+        let visible = p.role == Role::Admin
+            || (p.role == Role::Merchant && p.subject.as_deref() == Some(sc.merchant_id.as_str()));
+        if !visible {
+            return Err(Error::not_found("static code", id));
+        }
+        Ok(StaticCodeView {
+            id: sc.id,
+            object: "static_code",
+            merchant_id: sc.merchant_id,
+            payload: sc.payload,
+            created_at: sc.created_at.to_rfc3339(),
+        })
+    }
+
+    /// A dynamic order code with its amount and expiry.
+    pub async fn create_order(
+        &self,
+        p: &Principal,
+        amount_str: &str,
+        reference: Option<String>,
+        out_trade_no: Option<String>,
+        ttl_seconds: Option<i64>,
+    ) -> Result<OrderView, Error> {
+        let m = self.merchant_of(p).await?;
+        let amount = Money::parse_amount(amount_str, crate::CURRENCY)?;
+        let max_ttl = self.limits.order_ttl_seconds;
+        let ttl = ttl_seconds.unwrap_or(15 * 60);
+        if ttl < 30 || ttl > max_ttl {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!("expires_in must be 30 to {max_ttl} seconds"),
+            )
+            .with_rule("QG-ORDER-TTL"));
+        }
+        if let Some(o) = &out_trade_no {
+            check_len("out_trade_no", o, 64)?;
+        }
+        let id: OrderId = self.new_id()?;
+        let reference = match reference {
+            Some(r) => {
+                check_len("reference", &r, 25)?;
+                r
+            }
+            None => id.to_string().chars().skip(4).take(25).collect(),
+        };
+        let now = self.now();
+        // Whole seconds, as the code carries them.
+        let expires_at = qrgate_core::Timestamp::from_unix_seconds(now.unix_seconds() + ttl)
+            .ok_or_else(|| Error::internal("expiry overflow"))?;
+        let code = MerchantCode {
+            kind: MerchantCodeKind::Dynamic {
+                order_id: id,
+                amount,
+                reference: reference.clone(),
+                expires_at,
+            },
+            display: Self::display(&m),
+        };
+        let payload = code.issue(&self.keys_read())?;
+        let order = Order {
+            id: id.to_string(),
+            merchant_id: m.id,
+            amount_minor: amount.minor(),
+            currency: "CNY".into(),
+            reference,
+            out_trade_no,
+            status: "open".into(),
+            payload,
+            payment_id: None,
+            expires_at,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert(Record::Order(order.clone())).await {
+            Ok(()) => Ok(OrderView::of(&order)),
+            Err(StoreError::AlreadyExists(_)) => Err(Error::new(
+                Kind::Conflict,
+                "duplicate_out_trade_no",
+                "out_trade_no was already used by this merchant",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_order(&self, p: &Principal, id: &str) -> Result<OrderView, Error> {
+        let o = self
+            .store
+            .order(id)
+            .await?
+            .ok_or_else(|| Error::not_found("order", id))?;
+        let visible = matches!(p.role, Role::Admin | Role::Auditor)
+            || (p.role == Role::Merchant && p.subject.as_deref() == Some(o.merchant_id.as_str()));
+        if !visible {
+            return Err(Error::not_found("order", id));
+        }
+        Ok(OrderView::of(&o))
+    }
+
+    /// Close an open order so its code can no longer be paid.
+    pub async fn close_order(&self, p: &Principal, id: &str) -> Result<OrderView, Error> {
+        let view = self.get_order(p, id).await?;
+        p.require(&[Role::Merchant])?;
+        let mut m = Movement::new(self.now());
+        m.order = Some(OrderTransition {
+            id: id.into(),
+            from: "open".into(),
+            to: "closed".into(),
+            payment_id: None,
+        });
+        m.events.push(OutboxEvent {
+            event_id: format!(
+                "evt_{}",
+                self.new_id::<qrgate_core::id::kind::Payment>()?
+                    .to_string()
+                    .trim_start_matches("pay_")
+            ),
+            event_type: "order.closed".into(),
+            subject_id: id.into(),
+            payload: json!({ "order_id": id, "merchant_id": view.merchant_id }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "order.closed".into(),
+            subject: id.into(),
+            details: json!({ "by": p.key_id }),
+        });
+        self.store.apply(m).await?;
+        self.get_order(p, id).await
+    }
+
+    /// Expire open orders whose time has passed; returns how many.
+    pub async fn expire_orders(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let due = self.store.orders_due(now, 200).await?;
+        let mut n = 0;
+        for o in due {
+            let mut m = Movement::new(now);
+            m.order = Some(OrderTransition {
+                id: o.id.clone(),
+                from: "open".into(),
+                to: "expired".into(),
+                payment_id: None,
+            });
+            m.events.push(OutboxEvent {
+                event_id: format!("evt_exp_{}", o.id),
+                event_type: "order.expired".into(),
+                subject_id: o.id.clone(),
+                payload: json!({ "order_id": o.id, "merchant_id": o.merchant_id }),
+            });
+            m.audit = Some(AuditEntry {
+                action: "order.expired".into(),
+                subject: o.id.clone(),
+                details: json!({}),
+            });
+            match self.store.apply(m).await {
+                Ok(_) => n += 1,
+                // Paid or closed meanwhile: nothing to do.
+                Err(MovementError::OrderStateConflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Parse a customer, merchant or device id of the right kind, or answer 404.
+pub fn parse_id<K: qrgate_core::id::IdKind>(
+    what: &str,
+    s: &str,
+) -> Result<qrgate_core::id::Id<K>, Error> {
+    s.parse().map_err(|_| Error::not_found(what, s))
+}

@@ -1,0 +1,199 @@
+//! What the API shows: amounts as decimal strings with their currency,
+//! times as RFC 3339, ids with their prefixes.
+
+use serde::{Deserialize, Serialize};
+
+use qrgate_core::{Currency, Money, Timestamp};
+use qrgate_store::{Merchant, Order, Payment, Refund};
+
+use crate::Role;
+
+pub fn amount(minor: i64, currency: &str) -> String {
+    match Currency::from_code(currency) {
+        Ok(c) => Money::from_minor(minor, c).to_decimal_string(),
+        Err(_) => minor.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub id: String,
+    pub object: &'static str,
+    /// `succeeded`, `failed`, `requires_action`, `canceled`.
+    pub status: String,
+    /// `cpm` (merchant scanned the consumer's code), `mpm_static`, `mpm_dynamic`.
+    pub mode: String,
+    pub amount: String,
+    pub currency: String,
+    pub amount_refunded: String,
+    pub merchant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant_name: Option<String>,
+    pub risk_level: String,
+    pub verification: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_trade_no: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl PaymentView {
+    /// The payment as `audience` may see it: merchants do not see which
+    /// customer paid (the id is random, but it would let them link payments).
+    pub fn of(p: &Payment, audience: Role) -> PaymentView {
+        let d = &p.details;
+        let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        PaymentView {
+            id: p.id.clone(),
+            object: "payment",
+            status: p.status.clone(),
+            mode: s("mode").unwrap_or_default(),
+            amount: amount(p.amount_minor, &p.currency),
+            currency: p.currency.clone(),
+            amount_refunded: amount(p.refunded_minor, &p.currency),
+            merchant_id: p.merchant_id.clone(),
+            customer_id: if audience == Role::Merchant {
+                None
+            } else {
+                p.customer_id.clone()
+            },
+            merchant_name: s("merchant_name"),
+            risk_level: s("risk_level").unwrap_or_default(),
+            verification: d
+                .get("verification")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            out_trade_no: p.out_trade_no.clone(),
+            order_id: s("order_id"),
+            failure: d
+                .get("failure")
+                .and_then(|f| serde_json::from_value(f.clone()).ok()),
+            created_at: p.created_at.to_rfc3339(),
+            updated_at: p.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundView {
+    pub id: String,
+    pub object: &'static str,
+    pub payment_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub status: String,
+    pub out_refund_no: String,
+    /// Where the money went: always the payment's original funding source.
+    pub destination: String,
+    pub created_at: String,
+}
+
+impl RefundView {
+    pub fn of(r: &Refund) -> RefundView {
+        RefundView {
+            id: r.id.clone(),
+            object: "refund",
+            payment_id: r.payment_id.clone(),
+            amount: amount(r.amount_minor, &r.currency),
+            currency: r.currency.clone(),
+            status: r.status.clone(),
+            out_refund_no: r.out_refund_no.clone(),
+            destination: "original_funding_source".into(),
+            created_at: r.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub id: String,
+    pub object: &'static str,
+    pub merchant_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_trade_no: Option<String>,
+    /// `open`, `paid`, `expired`, `closed`.
+    pub status: String,
+    /// The signed EMV payload to show as a QR code.
+    pub payload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+impl OrderView {
+    pub fn of(o: &Order) -> OrderView {
+        OrderView {
+            id: o.id.clone(),
+            object: "order",
+            merchant_id: o.merchant_id.clone(),
+            amount: amount(o.amount_minor, &o.currency),
+            currency: o.currency.clone(),
+            reference: o.reference.clone(),
+            out_trade_no: o.out_trade_no.clone(),
+            status: o.status.clone(),
+            payload: o.payload.clone(),
+            payment_id: o.payment_id.clone(),
+            expires_at: o.expires_at.to_rfc3339(),
+            created_at: o.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantView {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_local: Option<String>,
+    pub city: String,
+    pub country: String,
+    pub mcc: String,
+    pub currency: String,
+    pub category: String,
+    pub created_at: String,
+}
+
+impl MerchantView {
+    pub fn of(m: &Merchant) -> MerchantView {
+        MerchantView {
+            id: m.id.clone(),
+            object: "merchant",
+            name: m.name.clone(),
+            name_local: m.name_local.clone(),
+            city: m.city.clone(),
+            country: m.country.clone(),
+            mcc: m.mcc.clone(),
+            currency: m.currency.clone(),
+            category: m.category.clone(),
+            created_at: m.created_at.to_rfc3339(),
+        }
+    }
+}
+
+pub fn ts(t: Timestamp) -> String {
+    t.to_rfc3339()
+}

@@ -1,0 +1,605 @@
+//! The use cases end to end against a real store (SQLite; Postgres too when
+//! QRGATE_TEST_POSTGRES_URL is set), with a manual clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use qrgate_codes::cpm::{Signer, TokenClaims};
+use qrgate_codes::keyring::KeyId;
+use qrgate_core::id::DeviceId;
+use qrgate_core::{Clock, ManualClock, Timestamp};
+use qrgate_gateway::parties::{NewCustomer, NewMerchant};
+use qrgate_gateway::{Config, Gateway, Principal, Role};
+use qrgate_store::{AnyStore, PgStore, Store};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::Value;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn admin() -> Principal {
+    Principal {
+        key_id: "key_admin".into(),
+        role: Role::Admin,
+        subject: None,
+    }
+}
+
+struct World {
+    gw: Gateway<AnyStore>,
+    clock: Arc<ManualClock>,
+    merchant: Principal,
+    other_merchant: Principal,
+    consumer: Principal,
+    device: Ed25519KeyPair,
+    device_id: String,
+    kid: String,
+}
+
+// 2026-11-25 10:00 in Shanghai.
+const START: &str = "2026-11-25T02:00:00Z";
+
+async fn world(store: AnyStore) -> World {
+    let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(START).unwrap()));
+    let (gw, _) = Gateway::start(store, clock.clone(), Config::default())
+        .await
+        .unwrap();
+    let a = admin();
+    let nm = |name: &str| NewMerchant {
+        name: name.into(),
+        city: "SHANGHAI".into(),
+        country: "CN".into(),
+        mcc: "5812".into(),
+        currency: "CNY".into(),
+        category: "regular".into(),
+        name_local: Some("老街面馆".into()),
+    };
+    let m1 = gw
+        .create_merchant(&a, nm("OLD STREET NOODLES"))
+        .await
+        .unwrap();
+    let m2 = gw.create_merchant(&a, nm("OTHER SHOP")).await.unwrap();
+    let c = gw
+        .create_customer(
+            &a,
+            NewCustomer {
+                account_class: "II".into(),
+                level_a_daily_cap: None,
+            },
+        )
+        .await
+        .unwrap();
+    gw.topup(&a, &c.id, "5000.00", None).await.unwrap();
+    let p = |role, s: &str| Principal {
+        key_id: format!("key_{s}"),
+        role,
+        subject: Some(s.into()),
+    };
+    let consumer = p(Role::Consumer, &c.id);
+    let rng = SystemRandom::new();
+    let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let device = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+    let d = gw
+        .enroll_device(
+            &consumer,
+            &URL_SAFE_NO_PAD.encode(device.public_key().as_ref()),
+        )
+        .await
+        .unwrap();
+    World {
+        gw,
+        clock,
+        merchant: p(Role::Merchant, &m1.id),
+        other_merchant: p(Role::Merchant, &m2.id),
+        consumer,
+        device,
+        device_id: d.id,
+        kid: d.kid,
+    }
+}
+
+impl World {
+    /// A payment token signed offline by the consumer's device, now.
+    fn device_token(&self) -> String {
+        let rng = SystemRandom::new();
+        let handle = *self.device_id.parse::<DeviceId>().unwrap().as_bytes();
+        TokenClaims::new(
+            Signer::Device,
+            KeyId::parse(&self.kid).unwrap(),
+            handle,
+            self.clock.now(),
+            60,
+            &rng,
+        )
+        .unwrap()
+        .sign_with(&self.device)
+    }
+
+    async fn charge(&self, code: &str, amount: &str) -> Result<Value, qrgate_gateway::Error> {
+        let (_, body) = self
+            .gw
+            .charge(&self.merchant, code, amount, None, None)
+            .await?;
+        Ok(serde_json::from_str(&body).unwrap())
+    }
+
+    async fn balance(&self) -> String {
+        self.gw
+            .get_customer(&admin(), self.consumer.subject.as_deref().unwrap())
+            .await
+            .unwrap()
+            .balance
+    }
+}
+
+async fn on_sqlite() -> AnyStore {
+    let dir = std::env::temp_dir().join(format!(
+        "qrgate_gw_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    AnyStore::open(
+        &format!("sqlite://{}", dir.join("g.db").display()),
+        Timestamp::from_unix_millis(0),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+async fn on_postgres() -> Option<(AnyStore, String)> {
+    let Ok(url) = std::env::var("QRGATE_TEST_POSTGRES_URL") else {
+        eprintln!("SKIP postgres case: QRGATE_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let schema = format!(
+        "qrgate_gw_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    );
+    Some((
+        AnyStore::Postgres(
+            PgStore::open(&url, Some(&schema), 8, Timestamp::from_unix_millis(0))
+                .await
+                .unwrap()
+                .0,
+        ),
+        schema,
+    ))
+}
+
+/// Drop a passing test's schema (a failing one keeps it for inspection).
+async fn drop_schema(schema: &str) {
+    use sqlx::Connection;
+    let url = std::env::var("QRGATE_TEST_POSTGRES_URL").unwrap();
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
+
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(world(on_sqlite().await).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some((s, schema)) = on_postgres().await else {
+                    return;
+                };
+                ($body)(world(s).await).await;
+                drop_schema(&schema).await;
+            }
+        }
+    };
+}
+
+on_both!(device_signed_code_pays_once, |w: World| async move {
+    let token = w.device_token();
+    let p = w.charge(&token, "36.50").await.unwrap();
+    assert_eq!(p["status"], "succeeded");
+    assert_eq!(p["amount"], "36.50");
+    assert_eq!(p["mode"], "cpm");
+    assert_eq!(p["risk_level"], "C");
+    assert!(
+        p.get("customer_id").is_none(),
+        "merchants do not see who paid"
+    );
+    assert_eq!(w.balance().await, "4963.50");
+    let e = w.charge(&token, "1.00").await.unwrap_err();
+    assert_eq!(
+        (e.code, e.rule.as_deref()),
+        ("payment_code_already_used", Some("BCP-CODE-SINGLE-USE"))
+    );
+    assert_eq!(w.balance().await, "4963.50");
+});
+
+on_both!(
+    expired_and_forged_codes_are_refused,
+    |w: World| async move {
+        let token = w.device_token();
+        w.clock.advance_seconds(60);
+        let e = w.charge(&token, "1.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("payment_code_expired", Some("BCP-CODE-TTL"))
+        );
+        // Tampered: one character of the signature changed.
+        let fresh = w.device_token();
+        let mut chars: Vec<char> = fresh.chars().collect();
+        let i = chars.len() - 3;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let e = w
+            .charge(&chars.into_iter().collect::<String>(), "1.00")
+            .await
+            .unwrap_err();
+        assert!(e.code.starts_with("payment_code_"), "{e}");
+        // Foreign codes are named.
+        let e = w.charge("134567890123456789", "1.00").await.unwrap_err();
+        assert_eq!(e.code, "payment_code_foreign");
+        assert!(e.message.contains("WeChat Pay"));
+        assert_eq!(
+            w.charge("hello", "1.00").await.unwrap_err().code,
+            "payment_code_malformed"
+        );
+        assert_eq!(w.balance().await, "5000.00");
+    }
+);
+
+on_both!(
+    online_code_is_single_use_across_both_presentations,
+    |w: World| async move {
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        assert_eq!(code.numeric.len(), 18);
+        assert!(code.qr.starts_with("QRG:"));
+        w.charge(&code.qr, "10.00").await.unwrap();
+        let e = w.charge(&code.numeric, "10.00").await.unwrap_err();
+        assert_eq!(e.code, "payment_code_already_used");
+        let code2 = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        w.charge(&code2.numeric, "5.00").await.unwrap();
+        assert_eq!(w.balance().await, "4985.00");
+        let code3 = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        w.clock.advance_seconds(61);
+        assert_eq!(
+            w.charge(&code3.numeric, "1.00").await.unwrap_err().code,
+            "payment_code_expired"
+        );
+    }
+);
+
+on_both!(
+    level_c_daily_cap_at_the_boundary_and_the_day_turns,
+    |w: World| async move {
+        // C: 1000.00 per customer per business day.
+        w.charge(&w.device_token(), "999.99").await.unwrap();
+        w.charge(&w.device_token(), "0.01").await.unwrap();
+        let token = w.device_token();
+        let e = w.charge(&token, "0.01").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+        );
+        assert_eq!(w.balance().await, "4000.00");
+        // The declined payment is recorded and its code stays burned.
+        let list =
+            w.gw.list_payments(
+                &w.merchant,
+                qrgate_gateway::flows::ListQuery {
+                    limit: Some(10),
+                    starting_after: None,
+                    status: Some("failed".into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(list.data.len(), 1);
+        assert_eq!(
+            list.data[0].failure.as_ref().unwrap().rule.as_deref(),
+            Some("BCP-LIMIT-C-DAILY")
+        );
+        assert_eq!(
+            w.charge(&token, "0.01").await.unwrap_err().code,
+            "payment_code_already_used"
+        );
+        // Across merchants: the cap limits the payer.
+        let other =
+            w.gw.charge(&w.other_merchant, &w.device_token(), "0.01", None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(other.code, "limit_exceeded");
+        // 23:59:59 in Shanghai is still the same day; midnight starts a new one.
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-25T15:59:59Z").unwrap());
+        assert_eq!(
+            w.charge(&w.device_token(), "0.01").await.unwrap_err().code,
+            "limit_exceeded"
+        );
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-25T16:00:00Z").unwrap());
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+    }
+);
+
+on_both!(
+    static_code_is_level_d_with_its_own_cap,
+    |w: World| async move {
+        let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
+        let v = w.gw.verify_code(&sc.payload).await.unwrap();
+        assert_eq!(
+            (v.kind.as_str(), v.status.as_str(), v.merchant_name.as_str()),
+            ("static", "active", "OLD STREET NOODLES")
+        );
+        let e =
+            w.gw.pay_scanned(&w.consumer, &sc.payload, None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "amount_required");
+        let (_, body) =
+            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("500.00"), None)
+                .await
+                .unwrap();
+        let p: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (p["mode"].as_str(), p["risk_level"].as_str()),
+            (Some("mpm_static"), Some("D"))
+        );
+        let e =
+            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("0.01"), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.rule.as_deref(), Some("BCP-LIMIT-D-STATIC"));
+        // Level C (dynamic) still has room: the caps are per level.
+        let order =
+            w.gw.create_order(&w.merchant, "20.00", None, None, None)
+                .await
+                .unwrap();
+        w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+            .await
+            .unwrap();
+    }
+);
+
+on_both!(
+    dynamic_order_is_paid_once_and_expires,
+    |w: World| async move {
+        let order =
+            w.gw.create_order(
+                &w.merchant,
+                "88.00",
+                Some("T-42".into()),
+                Some("A-1".into()),
+                Some(300),
+            )
+            .await
+            .unwrap();
+        assert_eq!(order.status, "open");
+        let e =
+            w.gw.pay_scanned(&w.consumer, &order.payload, Some("80.00"), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "amount_mismatch");
+        let (_, body) =
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+                .await
+                .unwrap();
+        let p: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (p["order_id"].as_str(), p["out_trade_no"].as_str()),
+            (Some(order.id.as_str()), Some("A-1"))
+        );
+        assert_eq!(
+            w.gw.get_order(&w.merchant, &order.id).await.unwrap().status,
+            "paid"
+        );
+        assert_eq!(
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+                .await
+                .unwrap_err()
+                .code,
+            "order_not_open"
+        );
+        // out_trade_no is unique per merchant.
+        assert_eq!(
+            w.gw.create_order(&w.merchant, "1.00", None, Some("A-1".into()), None)
+                .await
+                .unwrap_err()
+                .code,
+            "duplicate_out_trade_no"
+        );
+        let o2 =
+            w.gw.create_order(&w.merchant, "1.00", None, None, Some(60))
+                .await
+                .unwrap();
+        w.clock.advance_seconds(61);
+        assert_eq!(w.gw.expire_orders().await.unwrap(), 1);
+        assert_eq!(
+            w.gw.get_order(&w.merchant, &o2.id).await.unwrap().status,
+            "expired"
+        );
+        let e =
+            w.gw.pay_scanned(&w.consumer, &o2.payload, None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "code_expired");
+        // Another merchant sees nothing.
+        assert_eq!(
+            w.gw.get_order(&w.other_merchant, &order.id)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+    }
+);
+
+on_both!(
+    refunds_go_back_once_and_never_beyond_capture,
+    |w: World| async move {
+        let p = w.charge(&w.device_token(), "100.00").await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        let (s1, r1) =
+            w.gw.refund(&w.merchant, id, "30.00", "R1", None)
+                .await
+                .unwrap();
+        assert_eq!(s1, 201);
+        // A retry with the same refund number refunds only once.
+        let (s2, r2) =
+            w.gw.refund(&w.merchant, id, "30.00", "R1", None)
+                .await
+                .unwrap();
+        assert_eq!(
+            (
+                s2,
+                serde_json::from_str::<Value>(&r2).unwrap()["id"].clone()
+            ),
+            (
+                200,
+                serde_json::from_str::<Value>(&r1).unwrap()["id"].clone()
+            )
+        );
+        assert_eq!(
+            w.gw.refund(&w.merchant, id, "30.01", "R1", None)
+                .await
+                .unwrap_err()
+                .code,
+            "duplicate_out_refund_no"
+        );
+        let e =
+            w.gw.refund(&w.merchant, id, "70.01", "R2", None)
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-REFUND-CAP"))
+        );
+        w.gw.refund(&w.merchant, id, "70.00", "R3", None)
+            .await
+            .unwrap();
+        assert_eq!(w.balance().await, "5000.00");
+        assert_eq!(
+            w.gw.get_payment(&w.merchant, id)
+                .await
+                .unwrap()
+                .amount_refunded,
+            "100.00"
+        );
+        assert_eq!(
+            w.gw.refund(&w.other_merchant, id, "1.00", "X", None)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        let c = w.gw.store().ledger_check().await.unwrap();
+        assert!(c.is_sound(), "{c:?}");
+    }
+);
+
+on_both!(cancel_reverses_within_the_window, |w: World| async move {
+    let p = w.charge(&w.device_token(), "12.00").await.unwrap();
+    let id = p["id"].as_str().unwrap().to_owned();
+    let (_, body) = w.gw.cancel(&w.merchant, &id, None).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "canceled"
+    );
+    assert_eq!(w.balance().await, "5000.00");
+    assert_eq!(
+        w.gw.cancel(&w.merchant, &id, None).await.unwrap_err().code,
+        "payment_not_cancelable"
+    );
+    let p2 = w.charge(&w.device_token(), "12.00").await.unwrap();
+    w.clock.advance_seconds(16 * 60);
+    assert_eq!(
+        w.gw.cancel(&w.merchant, p2["id"].as_str().unwrap(), None)
+            .await
+            .unwrap_err()
+            .code,
+        "cancel_window_closed"
+    );
+});
+
+on_both!(tenancy_hides_other_tenants_objects, |w: World| async move {
+    let p = w.charge(&w.device_token(), "1.00").await.unwrap();
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(
+        w.gw.get_payment(&w.other_merchant, id)
+            .await
+            .unwrap_err()
+            .code,
+        "not_found"
+    );
+    assert_eq!(
+        w.gw.get_payment(&w.consumer, id).await.unwrap().customer_id,
+        w.consumer.subject
+    );
+    let stranger = Principal {
+        key_id: "k".into(),
+        role: Role::Consumer,
+        subject: Some("cus_aaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+    };
+    assert_eq!(
+        w.gw.get_payment(&stranger, id).await.unwrap_err().code,
+        "not_found"
+    );
+    assert_eq!(
+        w.gw.create_static_code(&w.consumer).await.unwrap_err().code,
+        "forbidden"
+    );
+    let list =
+        w.gw.list_payments(
+            &w.other_merchant,
+            qrgate_gateway::flows::ListQuery {
+                limit: None,
+                starting_after: None,
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(list.data.is_empty());
+});
+
+#[tokio::test]
+async fn keys_survive_restart_and_rotation_keeps_old_codes_valid() {
+    let store = on_sqlite().await;
+    let w = world(store.clone()).await;
+    let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
+    let old = w.gw.public_keys().keys[0].kid.clone();
+    let new = w.gw.rotate_keys().await.unwrap();
+    assert_ne!(old.to_string(), new);
+    assert!(w.gw.verify_code(&sc.payload).await.unwrap().genuine);
+    // A second gateway on the same store sees both keys.
+    let (gw2, _) = Gateway::start(store, w.clock.clone(), Config::default())
+        .await
+        .unwrap();
+    assert_eq!(gw2.public_keys().keys.len(), 2);
+    assert!(gw2.verify_code(&sc.payload).await.unwrap().genuine);
+}
+
+#[tokio::test]
+async fn loosening_a_must_rule_is_refused_at_start() {
+    let store = on_sqlite().await;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(0)));
+    let mut config = Config::default();
+    config.rules.insert("BCP-LIMIT-C-DAILY".into(), 200_000);
+    let e = Gateway::start(store.clone(), clock.clone(), config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.message.contains("allow_loosening"), "{e}");
+    config.rules.insert("BCP-LIMIT-C-DAILY".into(), 50_000);
+    let (gw, applied) = Gateway::start(store, clock, config).await.unwrap();
+    assert_eq!(gw.limits().daily_c, 50_000);
+    assert_eq!(applied.len(), 1);
+}
