@@ -21,7 +21,9 @@ use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
 use crate::views::{Failure, PaymentView, RefundView};
-use crate::{Error, Gateway, Idem, Kind, Principal, Role, settlement_account, wallet_account};
+use crate::{
+    Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account, wallet_account,
+};
 
 /// A payment code the gateway issued online, in both presentations.
 #[derive(Debug, Clone, Serialize)]
@@ -245,9 +247,10 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-CODE-TTL"));
         }
+        // Issued online to an authenticated app: no element is proven at payment time.
         Ok(Payer {
             customer: issued.customer_id,
-            elements: vec![Element::DeviceSignature],
+            elements: Vec::new(),
             burn_key: format!("issued:{numeric}"),
             burn_expires: issued.expires_at,
             code_kind: kind,
@@ -301,7 +304,7 @@ impl<S: Store> Gateway<S> {
         mut details: serde_json::Value,
         out_trade_no: Option<String>,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         let now = self.now();
         let id: PaymentId = self.new_id()?;
         let id = id.to_string();
@@ -380,8 +383,14 @@ impl<S: Store> Gateway<S> {
             details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "by": p.key_id }),
         });
         let refusal = match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => return Ok((201, body)),
-            Ok(Applied::Replayed { status, body }) => return Ok((status, body)),
+            Ok(Applied::Done { .. }) => return Ok(Reply::new(201, body)),
+            Ok(Applied::Replayed { status, body }) => {
+                return Ok(Reply {
+                    status,
+                    body,
+                    replayed: true,
+                });
+            }
             Err(
                 e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
             ) => Error::from(e),
@@ -433,7 +442,11 @@ impl<S: Store> Gateway<S> {
                 message: format!("{} (payment {id} recorded as failed)", refusal.message),
                 ..refusal
             }),
-            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Ok(Applied::Replayed { status, body }) => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -446,7 +459,7 @@ impl<S: Store> Gateway<S> {
         amount: &str,
         out_trade_no: Option<String>,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         let merchant_id = p.merchant()?.to_owned();
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let merchant = self
@@ -487,7 +500,7 @@ impl<S: Store> Gateway<S> {
         payload: &str,
         amount: Option<&str>,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         let customer = p.customer()?.to_owned();
         let now = self.now();
         let verified = merchant::verify(payload, &self.public_keys(), now)?;
@@ -657,7 +670,7 @@ impl<S: Store> Gateway<S> {
         amount: &str,
         out_refund_no: &str,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
         if pay.status != "succeeded" {
@@ -706,7 +719,7 @@ impl<S: Store> Gateway<S> {
                 )
                 .with_rule("BCP-REFUND-IDEMPOTENT"));
             }
-            return Ok((
+            return Ok(Reply::new(
                 200,
                 serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
             ));
@@ -793,8 +806,12 @@ impl<S: Store> Gateway<S> {
             details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => Ok((201, body)),
-            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Ok(Applied::Done { .. }) => Ok(Reply::new(201, body)),
+            Ok(Applied::Replayed { status, body }) => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
             Err(MovementError::DuplicateRefundNo { .. }) => {
                 // A concurrent retry with the same number won the race.
                 let r = self
@@ -804,7 +821,7 @@ impl<S: Store> Gateway<S> {
                     .into_iter()
                     .find(|r| r.out_refund_no == out_refund_no)
                     .ok_or_else(|| Error::internal("refund vanished"))?;
-                Ok((
+                Ok(Reply::new(
                     200,
                     serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
                 ))
@@ -835,7 +852,7 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         payment_id: &str,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
         let now = self.now();
@@ -914,8 +931,12 @@ impl<S: Store> Gateway<S> {
             details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => Ok((200, body)),
-            Ok(Applied::Replayed { status, body }) => Ok((status, body)),
+            Ok(Applied::Done { .. }) => Ok(Reply::new(200, body)),
+            Ok(Applied::Replayed { status, body }) => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
             Err(e) => Err(e.into()),
         }
     }

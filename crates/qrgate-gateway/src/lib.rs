@@ -98,6 +98,27 @@ pub struct Idem {
     pub request_hash: String,
 }
 
+/// The stored response of a money-moving request: what to answer now and on
+/// every replay of its Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// JSON.
+    pub body: String,
+    /// True when this is the stored response of an earlier request.
+    pub replayed: bool,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            body,
+            replayed: false,
+        }
+    }
+}
+
 /// Numbers the gateway enforces, read from the rule catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Limits {

@@ -14,6 +14,7 @@ use qrgate_core::id::{OrderId, StaticCodeId};
 use qrgate_core::{Currency, Money};
 use qrgate_store::*;
 
+use crate::Reply;
 use crate::views::{MerchantView, OrderView, amount};
 use crate::{
     CLEARING_ACCOUNT, Error, Gateway, Idem, Kind, Principal, Role, settlement_account,
@@ -440,7 +441,7 @@ impl<S: Store> Gateway<S> {
         customer: &str,
         amount_str: &str,
         idem: Option<Idem>,
-    ) -> Result<(u16, String), Error> {
+    ) -> Result<Reply, Error> {
         p.require(&[Role::Admin])?;
         let amount = Money::parse_amount(amount_str, crate::CURRENCY)?;
         self.store
@@ -501,8 +502,12 @@ impl<S: Store> Gateway<S> {
         });
         self.ensure_clearing().await?;
         match self.store.apply(m).await? {
-            Applied::Done { .. } => Ok((201, body)),
-            Applied::Replayed { status, body } => Ok((status, body)),
+            Applied::Done { .. } => Ok(Reply::new(201, body)),
+            Applied::Replayed { status, body } => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
         }
     }
 

@@ -13,7 +13,7 @@ use qrgate_codes::keyring::KeyId;
 use qrgate_core::id::DeviceId;
 use qrgate_core::{Clock, ManualClock, Timestamp};
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
-use qrgate_gateway::{Config, Gateway, Principal, Role};
+use qrgate_gateway::{Config, Gateway, Principal, Reply, Role};
 use qrgate_store::{AnyStore, PgStore, Store};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -120,7 +120,7 @@ impl World {
     }
 
     async fn charge(&self, code: &str, amount: &str) -> Result<Value, qrgate_gateway::Error> {
-        let (_, body) = self
+        let Reply { body, .. } = self
             .gw
             .charge(&self.merchant, code, amount, None, None)
             .await?;
@@ -344,7 +344,7 @@ on_both!(
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_required");
-        let (_, body) =
+        let Reply { body, .. } =
             w.gw.pay_scanned(&w.consumer, &sc.payload, Some("500.00"), None)
                 .await
                 .unwrap();
@@ -388,7 +388,7 @@ on_both!(
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_mismatch");
-        let (_, body) =
+        let Reply { body, .. } =
             w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
                 .await
                 .unwrap();
@@ -447,13 +447,21 @@ on_both!(
     |w: World| async move {
         let p = w.charge(&w.device_token(), "100.00").await.unwrap();
         let id = p["id"].as_str().unwrap();
-        let (s1, r1) =
+        let Reply {
+            status: s1,
+            body: r1,
+            ..
+        } =
             w.gw.refund(&w.merchant, id, "30.00", "R1", None)
                 .await
                 .unwrap();
         assert_eq!(s1, 201);
         // A retry with the same refund number refunds only once.
-        let (s2, r2) =
+        let Reply {
+            status: s2,
+            body: r2,
+            ..
+        } =
             w.gw.refund(&w.merchant, id, "30.00", "R1", None)
                 .await
                 .unwrap();
@@ -508,7 +516,7 @@ on_both!(
 on_both!(cancel_reverses_within_the_window, |w: World| async move {
     let p = w.charge(&w.device_token(), "12.00").await.unwrap();
     let id = p["id"].as_str().unwrap().to_owned();
-    let (_, body) = w.gw.cancel(&w.merchant, &id, None).await.unwrap();
+    let body = w.gw.cancel(&w.merchant, &id, None).await.unwrap().body;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["status"],
         "canceled"

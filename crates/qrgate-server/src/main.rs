@@ -1,12 +1,9 @@
 //! `qrgate`: the gateway's command line.
 
-mod cli;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    cli::run(args)
+    qrgate_server::cli::run(qrgate_server::cli::Cli::parse())
 }

@@ -118,6 +118,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         id: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Whether an unrevoked key with this role exists.
+    fn has_active_key(&self, role: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn static_code(
         &self,
         id: &str,
@@ -284,6 +286,9 @@ macro_rules! impl_store {
                     Done::Flag(b) => Ok(b),
                     _ => Err(unexpected()),
                 }
+            }
+            async fn has_active_key(&self, role: &str) -> Result<bool, StoreError> {
+                ops::has_active_key(&mut self.reader().await?, role).await
             }
             async fn static_code(&self, id: &str) -> Result<Option<StaticCode>, StoreError> {
                 ops::static_code(&mut self.reader().await?, id).await

@@ -1120,3 +1120,14 @@ pub(crate) async fn in_snapshot<C: Conn, T>(
     c.exec("ROLLBACK", &[]).await?;
     r
 }
+
+/// Whether any unrevoked key with this role exists (first-start detection).
+pub(crate) async fn has_active_key<C: Conn>(c: &mut C, role: &str) -> Result<bool, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id FROM api_keys WHERE role = $1 AND revoked_at IS NULL LIMIT 1",
+            &[Arg::Str(role)],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}

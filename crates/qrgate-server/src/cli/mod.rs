@@ -1,10 +1,13 @@
 //! Command-line interface.
 
-mod code;
+pub mod code;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use qrgate_core::rules::Catalogue;
 
 /// qrgate: a QR-code payment gateway.
 #[derive(Debug, Parser)]
@@ -16,13 +19,121 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway (HTTP API). The SQLite file is created and migrated on first start.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(serve::StoreArgs),
+    /// Manage the gateway's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check the books.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The barcode-payment rule catalogue.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Work with QR payloads and images offline: decode, render, scan, build.
     #[command(subcommand)]
     Code(code::CodeCommand),
 }
 
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new active signing key; older keys keep verifying until retired.
+    Rotate(serve::StoreArgs),
+    /// Print the public keys (as GET /v1/keys does).
+    List(serve::StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the audit hash chain and check the ledger balances; exit 1 if not.
+    Verify(serve::StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Print every rule: id, level, number, source.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn finish(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Code(c) => code::run(c),
+        Command::Rules(RulesCommand::List { json }) => finish(rules_list(json)),
+        Command::Serve(a) => finish(runtime().and_then(|rt| rt.block_on(serve::serve(a)))),
+        Command::Migrate(s) => finish(runtime().and_then(|rt| rt.block_on(serve::migrate(s)))),
+        Command::Keys(KeysCommand::Rotate(s)) => {
+            finish(runtime().and_then(|rt| rt.block_on(serve::keys_rotate(s))))
+        }
+        Command::Keys(KeysCommand::List(s)) => {
+            finish(runtime().and_then(|rt| rt.block_on(serve::keys_list(s))))
+        }
+        Command::Audit(AuditCommand::Verify(s)) => {
+            match runtime().and_then(|rt| rt.block_on(serve::audit_verify(s))) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
+}
+
+fn rules_list(json: bool) -> Result<(), String> {
+    let c = Catalogue::builtin().map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(c.rules()).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<6} {:>10}  {:<12} SOURCE",
+        "ID", "LEVEL", "NUMBER", "UNIT"
+    );
+    for r in c.rules() {
+        let level = match r.level {
+            qrgate_core::rules::Level::Must => "MUST",
+            qrgate_core::rules::Level::Should => "SHOULD",
+        };
+        let number = r.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let unit: String = r
+            .unit
+            .as_deref()
+            .unwrap_or("-")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{:<24} {:<6} {:>10}  {:<12} {}",
+            r.id, level, number, unit, r.source
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,354 @@
+//! `qrgate serve` and the other commands that open the store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use qrgate_core::{Clock, SystemClock};
+use qrgate_gateway::parties::{NewCustomer, NewMerchant};
+use qrgate_gateway::{Config, Gateway, Principal, Role};
+use qrgate_store::{AnyStore, AuditVerdict, Store};
+
+use crate::http::{AppState, router};
+
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Where the data lives: sqlite://PATH (created on first start) or postgres://USER@HOST/DB.
+    #[arg(long, env = "QRGATE_DB", default_value = "sqlite://qrgate.db")]
+    pub db: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "QRGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`.
+    #[arg(long, env = "QRGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the first start writes the admin key (mode 0600).
+    #[arg(
+        long,
+        env = "QRGATE_ADMIN_KEY_FILE",
+        default_value = "qrgate-admin.key"
+    )]
+    pub admin_key_file: PathBuf,
+    /// Also create a demo merchant, customer (funded wallet) and keys, and print curl commands.
+    #[arg(long)]
+    pub demo: bool,
+    /// Log format: json (default) or text.
+    #[arg(long, env = "QRGATE_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "text" {
+        builder.try_init()
+    } else {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    };
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub async fn open(store: &StoreArgs, config: Config) -> Result<Gateway<AnyStore>, String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (s, report) = AnyStore::open(&store.db, clock.now())
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", store.db))?;
+    for (v, name) in &report.applied {
+        tracing::info!(version = v, name = %name, "migration applied");
+    }
+    let (gw, applied) = Gateway::start(s, clock, config)
+        .await
+        .map_err(|e| e.message)?;
+    for a in applied {
+        if a.loosened {
+            tracing::warn!(rule = %a.id, from = a.from, to = a.to, "rule LOOSENED by allow_loosening");
+        } else {
+            tracing::info!(rule = %a.id, from = a.from, to = a.to, "rule made stricter by config");
+        }
+    }
+    Ok(gw)
+}
+
+fn write_secret(path: &Path, secret: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    writeln!(f, "{secret}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+const SYSTEM: fn() -> Principal = || Principal {
+    key_id: "system".into(),
+    role: Role::Admin,
+    subject: None,
+};
+
+async fn demo(gw: &Gateway<AnyStore>, base: &str) -> Result<(), String> {
+    let e = |e: qrgate_gateway::Error| e.to_string();
+    let admin = SYSTEM();
+    let m = gw
+        .create_merchant(
+            &admin,
+            NewMerchant {
+                name: "DEMO NOODLES".into(),
+                city: "SHANGHAI".into(),
+                country: "CN".into(),
+                mcc: "5812".into(),
+                currency: "CNY".into(),
+                category: "regular".into(),
+                name_local: Some("演示面馆".into()),
+            },
+        )
+        .await
+        .map_err(e)?;
+    let mk = gw
+        .create_api_key(None, Role::Merchant, Some(m.id.clone()))
+        .await
+        .map_err(e)?;
+    let c = gw
+        .create_customer(
+            &admin,
+            NewCustomer {
+                account_class: "II".into(),
+                level_a_daily_cap: None,
+            },
+        )
+        .await
+        .map_err(e)?;
+    gw.topup(&admin, &c.id, "2000.00", None).await.map_err(e)?;
+    let ck = gw
+        .create_api_key(None, Role::Consumer, Some(c.id.clone()))
+        .await
+        .map_err(e)?;
+    let ak = gw
+        .create_api_key(None, Role::Auditor, None)
+        .await
+        .map_err(e)?;
+    println!(
+        r#"
+== demo data ==
+merchant {mid} key:  {mkey}
+customer {cid} (wallet 2000.00 CNY) key:  {ckey}
+auditor key:  {akey}
+
+Copy and paste (bash):
+
+  export QG={base} MK={mkey} CK={ckey} AK={akey}
+
+1. Consumer shows a payment code, the cashier charges it (CPM):
+  CODE=$(curl -s -X POST $QG/v1/payment-codes -H "Authorization: Bearer $CK" | sed 's/.*"numeric":"\([0-9]*\)".*/\1/')
+  curl -s -X POST $QG/v1/payments -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"auth_code\":\"$CODE\",\"amount\":\"12.30\"}}"
+
+2. Merchant prints a static code; the consumer scans it and enters the amount (MPM, level D):
+  SQR=$(curl -s -X POST $QG/v1/static-codes -H "Authorization: Bearer $MK" | sed 's/.*"id":"\(sqr_[a-z0-9]*\)".*/\1/')
+  curl -s -o poster.png $QG/v1/static-codes/$SQR.png -H "Authorization: Bearer $MK"
+  PAYLOAD=$(curl -s $QG/v1/static-codes/$SQR -H "Authorization: Bearer $MK" | sed 's/.*"payload":"\([^"]*\)".*/\1/')
+  curl -s -X POST $QG/v1/codes/verify -H 'Content-Type: application/json' -d "{{\"payload\":\"$PAYLOAD\"}}"
+  curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$PAYLOAD\",\"amount\":\"8.00\"}}"
+
+3. Merchant shows a dynamic order code; the consumer pays it:
+  ORDER=$(curl -s -X POST $QG/v1/orders -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' -d '{{"amount":"36.50","reference":"TABLE-7"}}')
+  OP=$(echo "$ORDER" | sed 's/.*"payload":"\([^"]*\)".*/\1/')
+  PAY=$(curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$OP\"}}")
+  echo "$PAY"; PID=$(echo "$PAY" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/')
+
+4. Partial refund, then the rest (to the original wallet):
+  curl -s -X POST $QG/v1/payments/$PID/refunds -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: r1-$PID" -d '{{"amount":"6.50","out_refund_no":"R1"}}'
+  curl -s -X POST $QG/v1/payments/$PID/refunds -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: r2-$PID" -d '{{"amount":"30.00","out_refund_no":"R2"}}'
+
+5. The auditor checks the books:
+  curl -s $QG/v1/ledger/check -H "Authorization: Bearer $AK"
+  curl -s $QG/v1/audit/verify -H "Authorization: Bearer $AK"
+"#,
+        mid = m.id,
+        mkey = mk.secret,
+        cid = c.id,
+        ckey = ck.secret,
+        akey = ak.secret,
+        base = base,
+    );
+    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logging(&args.log_format);
+    let config = load_config(args.config.as_deref())?;
+    let gw = Arc::new(open(&args.store, config).await?);
+    let first_admin = if gw
+        .store()
+        .has_active_key("admin")
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        None
+    } else {
+        let k = gw
+            .create_api_key(None, Role::Admin, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        write_secret(&args.admin_key_file, &k.secret)?;
+        Some(args.admin_key_file.clone())
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = format!("http://{addr}");
+    tracing::info!(listen = %addr, store = gw.store().kind(), "qrgate started");
+    println!(
+        "qrgate {} listening on {base} (store: {})",
+        env!("CARGO_PKG_VERSION"),
+        args.store.db
+    );
+    match &first_admin {
+        Some(f) => println!(
+            "first start: the admin key is in {} (mode 0600); it is shown nowhere else",
+            f.display()
+        ),
+        None => println!(
+            "admin key: the one created on first start (default file {})",
+            args.admin_key_file.display()
+        ),
+    }
+    println!("health: {base}/healthz   ready: {base}/readyz   public keys: {base}/v1/keys");
+    if args.demo {
+        demo(&gw, &base).await?;
+    } else {
+        println!(
+            "next: restart with --demo for a funded demo customer and copy-paste curl commands, or read the README's API overview"
+        );
+    }
+
+    // Background work: expire orders, purge old idempotency records and burned codes.
+    let bg = gw.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            if let Err(e) = bg.expire_orders().await {
+                tracing::warn!(error = %e, "order expiry failed");
+            }
+            n += 1;
+            if n.is_multiple_of(600) {
+                let now = bg.now();
+                let keep_ms = bg.limits().idempotency_hours.saturating_mul(3_600_000);
+                if let Some(before) = now.checked_add_millis(-keep_ms) {
+                    let _ = bg.store().purge_idempotency(before).await;
+                }
+                if let Some(before) = now.checked_add_millis(-60_000) {
+                    let _ = bg.store().purge_used_codes(before).await;
+                }
+            }
+        }
+    });
+
+    let app = router(AppState::new(gw));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    sweeper.abort();
+    tracing::info!("qrgate stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+pub async fn migrate(store: StoreArgs) -> Result<(), String> {
+    let (_, report) = AnyStore::open(&store.db, SystemClock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({ "applied": report.applied, "already_applied": report.already })
+    );
+    Ok(())
+}
+
+pub async fn keys_rotate(store: StoreArgs) -> Result<(), String> {
+    let gw = open(&store, Config::default()).await?;
+    let kid = gw.rotate_keys().await.map_err(|e| e.to_string())?;
+    println!("{}", json!({ "active_kid": kid, "keys": gw.public_keys() }));
+    Ok(())
+}
+
+pub async fn keys_list(store: StoreArgs) -> Result<(), String> {
+    let gw = open(&store, Config::default()).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&gw.public_keys()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub async fn audit_verify(store: StoreArgs) -> Result<bool, String> {
+    let (s, _) = AnyStore::open(&store.db, SystemClock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = s.verify_audit().await.map_err(|e| e.to_string())?;
+    let ledger = s.ledger_check().await.map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({ "audit": v, "ledger": { "balanced": ledger.is_sound(), "check": ledger } })
+    );
+    Ok(matches!(v, AuditVerdict::Intact { .. }) && ledger.is_sound())
+}

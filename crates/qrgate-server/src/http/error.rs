@@ -1,0 +1,65 @@
+//! API errors: `{"error": {"code", "message", "rule"?, "request_id"}}`.
+//!
+//! Handlers return [`ApiError`]; its response carries the error in an
+//! extension, and the request-id middleware renders the body, so every
+//! error names its request. 5xx bodies reveal nothing internal.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use qrgate_gateway::{Error, Kind};
+
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::BadRequest => StatusCode::BAD_REQUEST,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Declined => StatusCode::PAYMENT_REQUIRED,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The rendered error, attached to the response for the middleware.
+#[derive(Debug, Clone)]
+pub struct ErrorBody(pub Error);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.0.kind);
+        let mut r = status.into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        r.extensions_mut().insert(ErrorBody(self.0));
+        r
+    }
+}
+
+/// The JSON body of an error for a request id.
+pub fn body(e: &Error, request_id: &str) -> String {
+    let mut v =
+        json!({ "error": { "code": e.code, "message": e.message, "request_id": request_id } });
+    if let Some(rule) = &e.rule {
+        v["error"]["rule"] = json!(rule);
+    }
+    v.to_string()
+}
+
+pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError(Error::bad_request(code, message))
+}

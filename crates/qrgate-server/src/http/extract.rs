@@ -1,0 +1,122 @@
+//! Request extractors: the caller (from the bearer key), strict JSON bodies,
+//! and the Idempotency-Key with the request's hash.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, Method, request::Parts};
+use serde::de::DeserializeOwned;
+
+use qrgate_gateway::{Error, Idem, Kind, Principal};
+use qrgate_store::sha256_hex;
+
+use super::AppState;
+use super::error::{ApiError, bad};
+
+/// The authenticated caller.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let Some(secret) = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            return Err(ApiError(Error::new(
+                Kind::Unauthorized,
+                "unauthorized",
+                "send your API key as Authorization: Bearer <key>",
+            )));
+        };
+        Ok(Auth(state.gw.authenticate(secret).await?))
+    }
+}
+
+/// A JSON body: `Content-Type: application/json`, no unknown fields (the
+/// target types deny them), within the body limit. The raw bytes are kept
+/// for the idempotency hash.
+pub struct StrictJson<T> {
+    pub value: T,
+    pub bytes: Bytes,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let ct = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError(Error::new(
+                Kind::BadRequest,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                bad(
+                    "payload_too_large",
+                    format!("the body is larger than {} bytes", super::MAX_BODY),
+                )
+            } else {
+                bad("invalid_request", format!("could not read the body: {e}"))
+            }
+        })?;
+        let value = serde_json::from_slice::<T>(&bytes).map_err(|e| {
+            let msg = e.to_string();
+            let code = if msg.contains("unknown field") {
+                "unknown_field"
+            } else {
+                "invalid_json"
+            };
+            bad(code, format!("request body: {msg}"))
+        })?;
+        Ok(StrictJson { value, bytes })
+    }
+}
+
+/// The request's Idempotency-Key (required on requests that move money).
+pub fn idem(
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+    p: &Principal,
+) -> Result<Idem, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("idempotency_key_required", "this request moves money: send an Idempotency-Key header (e.g. a UUID) and reuse it when you retry"))?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    // Canonical request: method, path, and the body's JSON with sorted keys.
+    let canonical_body = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let request_hash = sha256_hex(format!("{method}\n{path}\n{canonical_body}").as_bytes());
+    Ok(Idem {
+        scope: format!(
+            "{}:{}",
+            p.role.as_str(),
+            p.subject.as_deref().unwrap_or(&p.key_id)
+        ),
+        key: key.to_owned(),
+        request_hash,
+    })
+}

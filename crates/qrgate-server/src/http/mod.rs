@@ -1,0 +1,179 @@
+//! The HTTP API: JSON under `/v1`, health at `/healthz` and `/readyz`,
+//! Prometheus metrics at `/metrics`.
+
+pub mod error;
+pub mod extract;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use qrgate_gateway::{Error, Gateway, Kind};
+use qrgate_store::AnyStore;
+
+use error::{ApiError, ErrorBody};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Request counts by route and status, for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16) {
+        let mut m = match self.requests.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        *m.entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    fn render(&self, store_kind: &str) -> String {
+        let m = match self.requests.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let mut out = String::from(
+            "# HELP qrgate_http_requests_total HTTP requests by method, route and status.\n# TYPE qrgate_http_requests_total counter\n",
+        );
+        for ((method, route, status), n) in m.iter() {
+            out.push_str(&format!("qrgate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"));
+        }
+        out.push_str(&format!("# HELP qrgate_store_info The store this gateway runs on.\n# TYPE qrgate_store_info gauge\nqrgate_store_info{{kind=\"{store_kind}\"}} 1\n"));
+        out
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gw: Arc<Gateway<AnyStore>>,
+    pub metrics: Arc<Metrics>,
+    rng: Arc<SystemRandom>,
+}
+
+impl AppState {
+    pub fn new(gw: Arc<Gateway<AnyStore>>) -> AppState {
+        AppState {
+            gw,
+            metrics: Arc::new(Metrics::default()),
+            rng: Arc::new(SystemRandom::new()),
+        }
+    }
+}
+
+/// The request id of the current request (from `X-Request-Id` or made here).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Give each request an id, run it inside a span carrying that id (so every
+/// log line of the request names it), render errors with it, echo it back,
+/// and count the response.
+async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let mut b = [0_u8; 12];
+            let _ = state.rng.fill(&mut b);
+            format!("req_{}", URL_SAFE_NO_PAD.encode(b))
+        });
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let started = std::time::Instant::now();
+    let mut res = next.run(req).instrument(span.clone()).await;
+    if let Some(ErrorBody(e)) = res.extensions_mut().remove::<ErrorBody>() {
+        let status = res.status();
+        let headers = std::mem::take(res.headers_mut());
+        res = (
+            status,
+            [("content-type", "application/json")],
+            error::body(&e, &id),
+        )
+            .into_response();
+        res.headers_mut().extend(headers);
+        res.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        span.in_scope(|| {
+            tracing::info!(code = e.code, rule = e.rule.as_deref(), "request refused")
+        });
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let status = res.status().as_u16();
+    state.metrics.record(&method, &route, status);
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        )
+    });
+    res
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Error::new(
+        Kind::NotFound,
+        "route_not_found",
+        "no such endpoint; see /openapi.json",
+    ))
+}
+
+async fn method_not_allowed(req: Request<Body>, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && res.extensions().get::<ErrorBody>().is_none()
+    {
+        return ApiError(Error::new(
+            Kind::BadRequest,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        ))
+        .into_response();
+    }
+    res
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    routes::routes()
+        .fallback(not_found)
+        .layer(middleware::from_fn(method_not_allowed))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,651 @@
+//! Handlers: parse and authorise, call the gateway, answer JSON.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use qrgate_codes::image::{RenderOptions, render_png, render_svg};
+use qrgate_gateway::flows::ListQuery;
+use qrgate_gateway::parties::{NewCustomer, NewMerchant};
+use qrgate_gateway::{Error, Kind, Principal, Reply, Role};
+use qrgate_store::Store;
+
+use super::AppState;
+use super::error::{ApiError, bad};
+use super::extract::{Auth, StrictJson, idem};
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/keys", get(keys))
+        .route("/v1/codes/verify", post(verify_code))
+        .route("/v1/merchants", post(create_merchant))
+        .route("/v1/merchants/{id}", get(get_merchant))
+        .route("/v1/customers", post(create_customer))
+        .route("/v1/customers/{id}", get(get_customer))
+        .route("/v1/customers/{id}/topups", post(topup))
+        .route("/v1/api-keys", post(create_api_key))
+        .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
+        .route("/v1/static-codes", post(create_static_code))
+        .route("/v1/static-codes/{file}", get(get_static_code))
+        .route("/v1/orders", post(create_order))
+        .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/close", post(close_order))
+        .route("/v1/payments", post(charge).get(list_payments))
+        .route("/v1/payments/{id}", get(get_payment))
+        .route("/v1/payments/{id}/refunds", post(refund).get(list_refunds))
+        .route("/v1/payments/{id}/cancel", post(cancel))
+        .route("/v1/devices", post(enroll_device))
+        .route("/v1/payment-codes", post(issue_payment_code))
+        .route("/v1/scans", post(scan))
+        .route("/v1/me", get(me))
+        .route("/v1/me/payments", get(my_payments))
+        .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/audit/log", get(audit_log))
+        .route("/v1/ledger/check", get(ledger_check))
+        .route("/v1/admin/keys/rotate", post(rotate_keys))
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
+    let body = serde_json::to_string(v).map_err(|e| ApiError(Error::internal(e)))?;
+    Ok(json_response(status.as_u16(), body))
+}
+
+/// A money-moving reply: its stored status and body, marked when replayed.
+fn reply(r: Reply) -> Response {
+    let mut res = json_response(r.status, r.body);
+    if r.replayed {
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// Answer a retry from the stored response before doing any work.
+async fn replay(state: &AppState, i: &qrgate_gateway::Idem) -> Result<Option<Response>, ApiError> {
+    match state.gw.store().idempotency(&i.scope, &i.key).await.map_err(Error::from)? {
+        Some(rec) if rec.request_hash == i.request_hash => Ok(Some(reply(Reply { status: rec.response_status, body: rec.response_body, replayed: true }))),
+        Some(_) => Err(ApiError(
+            Error::new(Kind::Conflict, "idempotency_key_reused", format!("Idempotency-Key {:?} was used with a different request; use a new key for a new request", i.key))
+                .with_rule("QG-IDEMPOTENCY"),
+        )),
+        None => Ok(None),
+    }
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+async fn readyz(State(s): State<AppState>) -> ApiResult {
+    match s.gw.store().ping().await {
+        Ok(()) => ok(
+            StatusCode::OK,
+            &json!({ "status": "ready", "store": s.gw.store().kind() }),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError(Error::new(
+                Kind::Unavailable,
+                "not_ready",
+                "the database does not answer",
+            )))
+        }
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(s.gw.store().kind()),
+    )
+        .into_response()
+}
+
+async fn keys(State(s): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.public_keys())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    payload: String,
+}
+
+async fn verify_code(State(s): State<AppState>, body: StrictJson<VerifyBody>) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw.verify_code(&body.value.payload).await?,
+    )
+}
+
+async fn create_merchant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewMerchant>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw.create_merchant(&p, body.value).await?,
+    )
+}
+
+async fn get_merchant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.get_merchant(&p, &id).await?)
+}
+
+async fn create_customer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewCustomer>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw.create_customer(&p, body.value).await?,
+    )
+}
+
+async fn get_customer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.get_customer(&p, &id).await?)
+}
+
+/// Amounts are decimal strings; a JSON number is refused with a clear message.
+fn amount_field(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(_)) => Err(bad(
+            "amount_not_string",
+            format!(
+                "{field} must be a decimal string such as \"12.30\", not a JSON number (numbers lose precision)"
+            ),
+        )),
+        Some(_) => Err(bad(
+            "invalid_request",
+            format!("{field} must be a decimal string such as \"12.30\""),
+        )),
+    }
+}
+
+/// Reject fields the endpoint does not know; require the ones it needs.
+fn fields(v: &Value, allowed: &[&str], required: &[&str]) -> Result<(), ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("invalid_json", "the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(
+            "unknown_field",
+            format!("unknown field {k:?}; expected {}", allowed.join(", ")),
+        ));
+    }
+    if let Some(k) = required.iter().find(|k| !obj.contains_key(**k)) {
+        return Err(bad("missing_field", format!("missing field {k:?}")));
+    }
+    Ok(())
+}
+
+fn currency_check(v: &Value) -> Result<(), ApiError> {
+    match v.get("currency") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(c)) if c == "CNY" => Ok(()),
+        Some(Value::String(c)) => match qrgate_core::Currency::from_code(c) {
+            Ok(_) => Err(bad(
+                "currency_mismatch",
+                format!("{c} does not match the merchant's currency CNY"),
+            )),
+            Err(e) => Err(bad("unknown_currency", e.to_string())),
+        },
+        Some(_) => Err(bad(
+            "invalid_request",
+            "currency must be an ISO 4217 code such as \"CNY\"",
+        )),
+    }
+}
+
+fn opt_str(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad("invalid_request", format!("{field} must be a string"))),
+    }
+}
+
+async fn topup(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: StrictJson<Value>,
+) -> ApiResult {
+    let v = &body.value;
+    fields(v, &["amount", "currency"], &["amount"])?;
+    currency_check(v)?;
+    let amount = amount_field(v, "amount")?.unwrap_or_default();
+    p.require(&[Role::Admin])?;
+    let i = idem(
+        &headers,
+        &method,
+        &format!("/v1/customers/{id}/topups"),
+        &body.bytes,
+        &p,
+    )?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(s.gw.topup(&p, &id, &amount, Some(i)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    role: String,
+    subject_id: Option<String>,
+}
+
+async fn create_api_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewKey>,
+) -> ApiResult {
+    let role = Role::parse(&body.value.role).ok_or_else(|| {
+        bad(
+            "invalid_request",
+            "role must be admin, merchant, consumer or auditor",
+        )
+    })?;
+    ok(
+        StatusCode::CREATED,
+        &s.gw
+            .create_api_key(Some(&p), role, body.value.subject_id)
+            .await?,
+    )
+}
+
+async fn revoke_api_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.gw.revoke_api_key(&p, &id).await?;
+    ok(
+        StatusCode::OK,
+        &json!({ "id": id, "object": "api_key", "revoked": true }),
+    )
+}
+
+async fn create_static_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    ok(StatusCode::CREATED, &s.gw.create_static_code(&p).await?)
+}
+
+/// `GET /v1/static-codes/{id}`, `{id}.png` (printable poster) or `{id}.svg`.
+async fn get_static_code(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(file): Path<String>,
+) -> ApiResult {
+    let (id, ext) = match file.rsplit_once('.') {
+        Some((id, ext)) => (id.to_owned(), Some(ext.to_ascii_lowercase())),
+        None => (file.clone(), None),
+    };
+    let sc = s.gw.get_static_code(&p, &id).await?;
+    // Posters print: level Q survives smudges, 10 px modules print crisply.
+    let opts = RenderOptions {
+        correction: qrgate_codes::image::Correction::Q,
+        module_px: 10,
+        quiet_zone: 4,
+    };
+    match ext.as_deref() {
+        None => ok(StatusCode::OK, &sc),
+        Some("png") => {
+            let png = render_png(&sc.payload, &opts).map_err(|e| ApiError(Error::internal(e)))?;
+            Ok((
+                StatusCode::OK,
+                [
+                    ("content-type", "image/png"),
+                    ("cache-control", "private, max-age=86400"),
+                ],
+                png,
+            )
+                .into_response())
+        }
+        Some("svg") => {
+            let svg = render_svg(&sc.payload, &opts).map_err(|e| ApiError(Error::internal(e)))?;
+            Ok((
+                StatusCode::OK,
+                [
+                    ("content-type", "image/svg+xml"),
+                    ("cache-control", "private, max-age=86400"),
+                ],
+                svg,
+            )
+                .into_response())
+        }
+        Some(other) => Err(bad(
+            "unsupported_format",
+            format!(".{other}: ask for .png or .svg"),
+        )),
+    }
+}
+
+async fn create_order(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<Value>,
+) -> ApiResult {
+    let v = &body.value;
+    fields(
+        v,
+        &[
+            "amount",
+            "currency",
+            "reference",
+            "out_trade_no",
+            "expires_in",
+        ],
+        &["amount"],
+    )?;
+    currency_check(v)?;
+    let amount = amount_field(v, "amount")?.unwrap_or_default();
+    let ttl = match v.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(
+            x.as_i64()
+                .ok_or_else(|| bad("invalid_request", "expires_in must be whole seconds"))?,
+        ),
+    };
+    ok(
+        StatusCode::CREATED,
+        &s.gw
+            .create_order(
+                &p,
+                &amount,
+                opt_str(v, "reference")?,
+                opt_str(v, "out_trade_no")?,
+                ttl,
+            )
+            .await?,
+    )
+}
+
+async fn get_order(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.get_order(&p, &id).await?)
+}
+
+async fn close_order(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.close_order(&p, &id).await?)
+}
+
+/// CPM: charge the payment code the cashier scanned.
+async fn charge(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    method: Method,
+    headers: HeaderMap,
+    body: StrictJson<Value>,
+) -> ApiResult {
+    let v = &body.value;
+    fields(
+        v,
+        &["auth_code", "amount", "currency", "out_trade_no"],
+        &["auth_code", "amount"],
+    )?;
+    currency_check(v)?;
+    let amount = amount_field(v, "amount")?.unwrap_or_default();
+    let code = opt_str(v, "auth_code")?.unwrap_or_default();
+    p.require(&[Role::Merchant])?;
+    let i = idem(&headers, &method, "/v1/payments", &body.bytes, &p)?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(
+        s.gw.charge(&p, &code, &amount, opt_str(v, "out_trade_no")?, Some(i))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+/// `GET /v1/payments/{id}?wait=SECONDS` long-polls until the status changes.
+async fn get_payment(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult {
+    let first = s.gw.get_payment(&p, &id).await?;
+    let wait = q.wait.unwrap_or(0);
+    if wait > 30 {
+        return Err(bad("invalid_request", "wait must be at most 30 seconds"));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut current = first.clone();
+    while current.status == first.status
+        && current.amount_refunded == first.amount_refunded
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        current = s.gw.get_payment(&p, &id).await?;
+    }
+    ok(StatusCode::OK, &current)
+}
+
+async fn list_payments(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
+}
+
+async fn refund(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: StrictJson<Value>,
+) -> ApiResult {
+    let v = &body.value;
+    fields(
+        v,
+        &["amount", "currency", "out_refund_no"],
+        &["amount", "out_refund_no"],
+    )?;
+    currency_check(v)?;
+    let amount = amount_field(v, "amount")?.unwrap_or_default();
+    let no = opt_str(v, "out_refund_no")?.unwrap_or_default();
+    p.require(&[Role::Merchant])?;
+    let i = idem(
+        &headers,
+        &method,
+        &format!("/v1/payments/{id}/refunds"),
+        &body.bytes,
+        &p,
+    )?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(s.gw.refund(&p, &id, &amount, &no, Some(i)).await?))
+}
+
+async fn list_refunds(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": s.gw.list_refunds(&p, &id).await?, "has_more": false }),
+    )
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult {
+    p.require(&[Role::Merchant])?;
+    let i = idem(
+        &headers,
+        &method,
+        &format!("/v1/payments/{id}/cancel"),
+        b"",
+        &p,
+    )?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(s.gw.cancel(&p, &id, Some(i)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    public_key: String,
+}
+
+async fn enroll_device(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewDevice>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw.enroll_device(&p, &body.value.public_key).await?,
+    )
+}
+
+async fn issue_payment_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    ok(StatusCode::CREATED, &s.gw.issue_payment_code(&p).await?)
+}
+
+/// MPM: the consumer pays a merchant code they scanned.
+async fn scan(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    method: Method,
+    headers: HeaderMap,
+    body: StrictJson<Value>,
+) -> ApiResult {
+    let v = &body.value;
+    fields(v, &["payload", "amount", "currency"], &["payload"])?;
+    currency_check(v)?;
+    let amount = amount_field(v, "amount")?;
+    let payload = opt_str(v, "payload")?.unwrap_or_default();
+    p.require(&[Role::Consumer])?;
+    let i = idem(&headers, &method, "/v1/scans", &body.bytes, &p)?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(
+        s.gw.pay_scanned(&p, &payload, amount.as_deref(), Some(i))
+            .await?,
+    ))
+}
+
+async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    let id = p.customer()?.to_owned();
+    ok(StatusCode::OK, &s.gw.get_customer(&p, &id).await?)
+}
+
+async fn my_payments(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    p.customer()?;
+    ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
+}
+
+fn auditor(p: &Principal) -> Result<(), ApiError> {
+    Ok(p.require(&[Role::Auditor, Role::Admin])?)
+}
+
+async fn audit_verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    auditor(&p)?;
+    let v = s.gw.store().verify_audit().await.map_err(Error::from)?;
+    ok(StatusCode::OK, &v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit_log(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult {
+    auditor(&p)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad("invalid_request", "limit must be 1 to 1000"));
+    }
+    let rows =
+        s.gw.store()
+            .audit_rows(q.after.unwrap_or(0), limit)
+            .await
+            .map_err(Error::from)?;
+    ok(StatusCode::OK, &json!({ "object": "list", "data": rows }))
+}
+
+async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    auditor(&p)?;
+    let c = s.gw.store().ledger_check().await.map_err(Error::from)?;
+    ok(
+        StatusCode::OK,
+        &json!({ "balanced": c.is_sound(), "check": c }),
+    )
+}
+
+async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let kid = s.gw.rotate_keys().await?;
+    ok(
+        StatusCode::OK,
+        &json!({ "active_kid": kid, "keys": s.gw.public_keys() }),
+    )
+}
