@@ -320,8 +320,10 @@ fn forged_swapped_and_unknown_key_codes_are_refused() {
 }
 
 /// Every single-character substitution, deletion and insertion of a valid
-/// payload is either rejected or changes a parsed field. The only changes
-/// that parse at all flip the case of a CRC hex digit.
+/// payload is either rejected or changes a parsed field. A one-byte (ASCII)
+/// substitution can only parse when it flips the case of a CRC hex digit:
+/// CRC-16 detects every error burst of up to 16 bits. Multi-byte changes may,
+/// rarely, collide with the CRC; they must then show up as a changed field.
 fn assert_mutations_noticed(payload: &str) {
     let original = emv::parse(payload).unwrap();
     let want = flatten(&original);
@@ -334,11 +336,16 @@ fn assert_mutations_noticed(payload: &str) {
         if let Ok(p) = emv::parse(&m) {
             assert_ne!(flatten(&p), want, "{what} went unnoticed: {m}");
             let crc_start = chars.len() - 4;
-            assert!(
-                what.starts_with("sub")
-                    && what.split(' ').nth(1).unwrap().parse::<usize>().unwrap() >= crc_start,
-                "{what} parsed: {m}"
+            let mut parts = what.split(' ');
+            let (kind, at) = (
+                parts.next().unwrap(),
+                parts.next().unwrap().parse::<usize>().unwrap(),
             );
+            let one_byte =
+                kind == "sub" && parts.next().unwrap().len() == 1 && chars[at].is_ascii();
+            if one_byte {
+                assert!(at >= crc_start, "{what} parsed: {m}");
+            }
             accepted += 1;
         }
     };
@@ -357,7 +364,7 @@ fn assert_mutations_noticed(payload: &str) {
         ins.insert(i, '0');
         check(ins.into_iter().collect(), format!("ins {i}"));
     }
-    assert!(accepted <= 8, "{accepted} accepted mutations");
+    assert!(accepted <= 12, "{accepted} accepted mutations");
 }
 
 #[test]
@@ -365,17 +372,12 @@ fn every_single_character_change_is_noticed() {
     for r in real_payloads() {
         assert_mutations_noticed(&r.payload);
     }
-    let rng = SystemRandom::new();
-    let ring = Keyring::generate(&rng, now()).unwrap();
-    let ours = MerchantCode {
-        kind: MerchantCodeKind::Static {
-            code_id: StaticCodeId::generate(&rng).unwrap(),
-        },
-        display: display("OLD STREET NOODLES"),
+    // Ours, deterministic (the test-vector key and ids), so a failure reproduces.
+    for (name, payload) in vectors() {
+        if name.ends_with("-code") {
+            assert_mutations_noticed(&payload);
+        }
     }
-    .issue(&ring)
-    .unwrap();
-    assert_mutations_noticed(&ours);
 }
 
 fn arb_text(max: usize) -> impl Strategy<Value = String> {
