@@ -42,6 +42,9 @@ pub struct Error {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// The payment a declined request was recorded as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
 }
 
 impl Error {
@@ -51,6 +54,7 @@ impl Error {
             code,
             message: message.into(),
             rule: None,
+            payment_id: None,
         }
     }
 

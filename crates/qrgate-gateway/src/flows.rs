@@ -408,6 +408,7 @@ impl<S: Store> Gateway<S> {
         .map_err(Error::internal)?;
         let failed = row("failed", details);
         let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
+        // The request id is added when the stored answer is replayed.
         if let Some(r) = &refusal.rule {
             err_body["error"]["rule"] = json!(r);
         }
@@ -439,7 +440,7 @@ impl<S: Store> Gateway<S> {
         });
         match self.store.apply(m).await {
             Ok(Applied::Done { .. }) => Err(Error {
-                message: format!("{} (payment {id} recorded as failed)", refusal.message),
+                payment_id: Some(id),
                 ..refusal
             }),
             Ok(Applied::Replayed { status, body }) => Ok(Reply {

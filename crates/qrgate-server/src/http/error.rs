@@ -57,6 +57,9 @@ pub fn body(e: &Error, request_id: &str) -> String {
     if let Some(rule) = &e.rule {
         v["error"]["rule"] = json!(rule);
     }
+    if let Some(p) = &e.payment_id {
+        v["error"]["payment_id"] = json!(p);
+    }
     v.to_string()
 }
 

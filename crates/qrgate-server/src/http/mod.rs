@@ -123,6 +123,9 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
             tracing::info!(code = e.code, rule = e.rule.as_deref(), "request refused")
         });
     }
+    if res.status().as_u16() >= 400 && res.headers().contains_key("idempotent-replayed") {
+        res = with_request_id(res, &id).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }
@@ -136,6 +139,23 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
         )
     });
     res
+}
+
+/// A stored error answer, replayed: name this request in it.
+async fn with_request_id(res: Response, id: &str) -> Response {
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY * 4).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let out = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut v) if v.get("error").is_some_and(|e| e.is_object()) => {
+            v["error"]["request_id"] = serde_json::Value::String(id.to_owned());
+            v.to_string().into_bytes()
+        }
+        _ => bytes.to_vec(),
+    };
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(out))
 }
 
 async fn not_found() -> ApiError {

@@ -1,0 +1,1109 @@
+//! The HTTP API: in-process (tower `oneshot`) for endpoints and their error
+//! paths, and over a real socket end to end on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use qrgate_core::{Clock, ManualClock, Timestamp};
+use qrgate_gateway::{Config, Gateway, Role};
+use qrgate_server::http::{AppState, router};
+use qrgate_store::{AnyStore, PgStore};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+struct App {
+    router: axum::Router,
+    clock: Arc<ManualClock>,
+    admin: String,
+}
+
+async fn sqlite_store() -> AnyStore {
+    let dir = std::env::temp_dir().join(format!(
+        "qrgate_api_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    AnyStore::open(
+        &format!("sqlite://{}", dir.join("api.db").display()),
+        Timestamp::from_unix_millis(0),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+async fn app_on(store: AnyStore) -> App {
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::parse_rfc3339("2026-11-25T02:00:00Z").unwrap(),
+    ));
+    let (gw, _) = Gateway::start(store, clock.clone(), Config::default())
+        .await
+        .unwrap();
+    let admin = gw
+        .create_api_key(None, Role::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    App {
+        router: router(AppState::new(Arc::new(gw))),
+        clock,
+        admin,
+    }
+}
+
+struct Res {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    json: Value,
+    bytes: Vec<u8>,
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Res {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let req = b
+            .body(body.map_or_else(Body::empty, |v| Body::from(v.to_string())))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> Res {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            json,
+            bytes,
+        }
+    }
+
+    /// Admin creates a merchant and a customer with a funded wallet; keys for each.
+    async fn parties(&self) -> (String, String, String, String) {
+        let m = self.call("POST", "/v1/merchants", Some(&self.admin), Some(json!({ "name": "OLD STREET NOODLES", "city": "SHANGHAI", "mcc": "5812", "name_local": "老街面馆" })), &[]).await;
+        assert_eq!(m.status, StatusCode::CREATED, "{:?}", m.json);
+        let mid = m.json["id"].as_str().unwrap().to_owned();
+        let mk = self
+            .call(
+                "POST",
+                "/v1/api-keys",
+                Some(&self.admin),
+                Some(json!({ "role": "merchant", "subject_id": mid })),
+                &[],
+            )
+            .await;
+        let c = self
+            .call(
+                "POST",
+                "/v1/customers",
+                Some(&self.admin),
+                Some(json!({})),
+                &[],
+            )
+            .await;
+        let cid = c.json["id"].as_str().unwrap().to_owned();
+        let t = self
+            .call(
+                "POST",
+                &format!("/v1/customers/{cid}/topups"),
+                Some(&self.admin),
+                Some(json!({ "amount": "500.00" })),
+                &[("idempotency-key", &format!("top-{cid}"))],
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.json);
+        let ck = self
+            .call(
+                "POST",
+                "/v1/api-keys",
+                Some(&self.admin),
+                Some(json!({ "role": "consumer", "subject_id": cid })),
+                &[],
+            )
+            .await;
+        (
+            mid,
+            mk.json["secret"].as_str().unwrap().to_owned(),
+            cid,
+            ck.json["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+fn err(r: &Res) -> (&str, Option<&str>) {
+    assert!(
+        r.json["error"]["request_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "error without request id: {:?}",
+        r.json
+    );
+    (
+        r.json["error"]["code"].as_str().unwrap_or_default(),
+        r.json["error"]["rule"].as_str(),
+    )
+}
+
+#[tokio::test]
+async fn public_endpoints() {
+    let app = app_on(sqlite_store().await).await;
+    assert_eq!(
+        app.call("GET", "/healthz", None, None, &[]).await.status,
+        StatusCode::OK
+    );
+    let r = app.call("GET", "/readyz", None, None, &[]).await;
+    assert_eq!(
+        (r.status, r.json["store"].as_str()),
+        (StatusCode::OK, Some("sqlite"))
+    );
+    let k = app.call("GET", "/v1/keys", None, None, &[]).await;
+    assert_eq!(k.json["keys"][0]["alg"], "Ed25519");
+    let m = app.call("GET", "/metrics", None, None, &[]).await;
+    let text = String::from_utf8(m.bytes).unwrap();
+    assert!(
+        text.contains(
+            "qrgate_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    let nf = app.call("GET", "/v1/nope", None, None, &[]).await;
+    assert_eq!(
+        (nf.status, err(&nf).0),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+    let r = app
+        .call(
+            "GET",
+            "/healthz",
+            None,
+            None,
+            &[("x-request-id", "trace-123")],
+        )
+        .await;
+    assert_eq!(r.headers["x-request-id"], "trace-123");
+}
+
+#[tokio::test]
+async fn authentication_roles_and_revocation() {
+    let app = app_on(sqlite_store().await).await;
+    let r = app
+        .call("POST", "/v1/merchants", None, Some(json!({})), &[])
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let r = app
+        .call(
+            "POST",
+            "/v1/merchants",
+            Some("qgk_admin_nope"),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (_, mk, _, ck) = app.parties().await;
+    let r = app
+        .call(
+            "POST",
+            "/v1/merchants",
+            Some(&mk),
+            Some(json!({ "name": "X", "city": "Y", "mcc": "5812" })),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, err(&r).0), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = app
+        .call("POST", "/v1/static-codes", Some(&ck), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .call("GET", "/v1/ledger/check", Some(&mk), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Revoke the merchant key: it stops working at once.
+    let keys = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({ "role": "auditor" })),
+            &[],
+        )
+        .await;
+    let kid = keys.json["id"].as_str().unwrap();
+    let ak = keys.json["secret"].as_str().unwrap();
+    assert_eq!(
+        app.call("GET", "/v1/audit/verify", Some(ak), None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/v1/api-keys/{kid}/revoke"),
+            Some(&app.admin),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let r = app
+        .call("GET", "/v1/audit/verify", Some(ak), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::UNAUTHORIZED, "api_key_revoked")
+    );
+}
+
+#[tokio::test]
+async fn input_validation_is_strict() {
+    let app = app_on(sqlite_store().await).await;
+    let a = Some(app.admin.as_str());
+    let r = app
+        .call(
+            "POST",
+            "/v1/merchants",
+            a,
+            Some(json!({ "name": "A", "city": "B", "mcc": "58" })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let r = app
+        .call(
+            "POST",
+            "/v1/merchants",
+            a,
+            Some(json!({ "name": "A", "city": "B", "mcc": "5812", "colour": "red" })),
+            &[],
+        )
+        .await;
+    assert_eq!(err(&r).0, "unknown_field");
+    let r = app
+        .call(
+            "POST",
+            "/v1/merchants",
+            a,
+            Some(json!({ "name": "A", "city": "B", "mcc": "5812", "currency": "USD" })),
+            &[],
+        )
+        .await;
+    assert_eq!(err(&r).0, "currency_not_supported");
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/merchants")
+        .header("authorization", format!("Bearer {}", app.admin))
+        .header("content-type", "text/plain")
+        .body(Body::from("name=A"))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "unsupported_media_type")
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/merchants")
+        .header("authorization", format!("Bearer {}", app.admin))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_eq!(err(&app.send(req).await).0, "invalid_json");
+    let big = json!({ "name": "x".repeat(70_000) });
+    let r = app.call("POST", "/v1/merchants", a, Some(big), &[]).await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "payload_too_large")
+    );
+    let r = app.call("DELETE", "/v1/merchants", a, None, &[]).await;
+    assert_eq!(err(&r).0, "method_not_allowed");
+
+    let (_, mk, _, _) = app.parties().await;
+    let pay = |body: Value, key: &'static str| {
+        let mk = mk.clone();
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/v1/payments",
+                Some(&mk),
+                Some(body),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    for (amount, code) in [
+        (json!(12.30), "amount_not_string"),
+        (json!("12.345"), "amount_too_many_decimals"),
+        (json!("-1"), "amount_negative"),
+        (json!("0"), "amount_zero"),
+        (json!("1e3"), "amount_exponent"),
+        (json!(" 1"), "amount_whitespace"),
+        (json!("92233720368547758.08"), "amount_too_large"),
+    ] {
+        let r = pay(
+            json!({ "auth_code": "771234567890123452", "amount": amount }),
+            "k",
+        )
+        .await;
+        assert_eq!(
+            (r.status, err(&r).0),
+            (StatusCode::BAD_REQUEST, code),
+            "{amount}"
+        );
+    }
+    let r = pay(
+        json!({ "auth_code": "77", "amount": "1.00", "currency": "USD" }),
+        "k",
+    )
+    .await;
+    assert_eq!(err(&r).0, "currency_mismatch");
+    let r = pay(
+        json!({ "auth_code": "77", "amount": "1.00", "currency": "XYZ" }),
+        "k",
+    )
+    .await;
+    assert_eq!(err(&r).0, "unknown_currency");
+    let r = pay(json!({ "amount": "1.00" }), "k").await;
+    assert_eq!(err(&r).0, "missing_field");
+    let r = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": "771234567890123452", "amount": "1.00" })),
+            &[],
+        )
+        .await;
+    assert_eq!(err(&r).0, "idempotency_key_required");
+}
+
+#[tokio::test]
+async fn cpm_charge_with_idempotent_retries() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    assert_eq!(code.status, StatusCode::CREATED);
+    let numeric = code.json["numeric"].as_str().unwrap().to_owned();
+    let body = json!({ "auth_code": numeric, "amount": "12.30", "out_trade_no": "T-1" });
+    let first = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body.clone()),
+            &[("idempotency-key", "pay-1")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json);
+    assert_eq!(first.json["status"], "succeeded");
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body.clone()),
+            &[("idempotency-key", "pay-1")],
+        )
+        .await;
+    assert_eq!(
+        (
+            again.status,
+            again.headers["idempotent-replayed"].to_str().unwrap()
+        ),
+        (StatusCode::CREATED, "true")
+    );
+    assert_eq!(again.bytes, first.bytes);
+    let other = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": numeric, "amount": "99.00" })),
+            &[("idempotency-key", "pay-1")],
+        )
+        .await;
+    assert_eq!(
+        (other.status, err(&other).0),
+        (StatusCode::CONFLICT, "idempotency_key_reused")
+    );
+    // A new key with the same (used) code: refused, single use.
+    let reuse = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body),
+            &[("idempotency-key", "pay-2")],
+        )
+        .await;
+    assert_eq!(
+        (reuse.status, err(&reuse)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ("payment_code_already_used", Some("BCP-CODE-SINGLE-USE"))
+        )
+    );
+    // Expired code.
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    app.clock.advance_seconds(60);
+    let r = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code.json["qr"], "amount": "1.00" })),
+            &[("idempotency-key", "pay-3")],
+        )
+        .await;
+    assert_eq!(err(&r), ("payment_code_expired", Some("BCP-CODE-TTL")));
+    // Over the level-C daily cap: 402 with the rule, recorded as failed; the retry replays the same answer.
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let over = json!({ "auth_code": code.json["numeric"], "amount": "990.00" });
+    let r = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(over.clone()),
+            &[("idempotency-key", "pay-4")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r)),
+        (
+            StatusCode::PAYMENT_REQUIRED,
+            ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+        )
+    );
+    let r2 = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(over),
+            &[("idempotency-key", "pay-4")],
+        )
+        .await;
+    assert_eq!(
+        (r2.status, r2.json["error"]["payment_id"].clone()),
+        (
+            StatusCode::PAYMENT_REQUIRED,
+            r.json["error"]["payment_id"].clone()
+        )
+    );
+    assert_eq!(
+        err(&r2).0,
+        "limit_exceeded",
+        "a replayed error names this request too"
+    );
+    assert_ne!(
+        r2.json["error"]["request_id"],
+        r.json["error"]["request_id"]
+    );
+    let list = app
+        .call("GET", "/v1/payments?status=failed", Some(&mk), None, &[])
+        .await;
+    assert_eq!(list.json["data"].as_array().unwrap().len(), 1);
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "487.70");
+}
+
+#[tokio::test]
+async fn merchant_codes_orders_refunds_cancel_and_tenancy() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let (_, mk2, _, _) = app.parties().await;
+    // Static code, poster images, verification, paying it.
+    let sc = app
+        .call("POST", "/v1/static-codes", Some(&mk), None, &[])
+        .await;
+    let id = sc.json["id"].as_str().unwrap();
+    let payload = sc.json["payload"].as_str().unwrap().to_owned();
+    let png = app
+        .call(
+            "GET",
+            &format!("/v1/static-codes/{id}.png"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(png.headers["content-type"], "image/png");
+    assert_eq!(
+        qrgate_codes::image::scan(&png.bytes).unwrap()[0].payload,
+        payload
+    );
+    let svg = app
+        .call(
+            "GET",
+            &format!("/v1/static-codes/{id}.svg"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert!(String::from_utf8(svg.bytes).unwrap().contains("<svg"));
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/v1/static-codes/{id}.png"),
+            Some(&mk2),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let v = app
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": payload })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (
+            v.json["genuine"].as_bool(),
+            v.json["merchant_name"].as_str()
+        ),
+        (Some(true), Some("OLD STREET NOODLES"))
+    );
+    let forged = payload.replace("OLD STREET NOODLES", "OLD STREET NOODLEZ");
+    let forged = format!(
+        "{}{}",
+        &forged[..forged.len() - 4],
+        qrgate_codes::emv::crc_hex(&forged.as_bytes()[..forged.len() - 4])
+    );
+    let f = app
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": forged })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (f.status, err(&f)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ("code_bad_signature", Some("BCP-CODE-SIGNED"))
+        )
+    );
+    let p = app
+        .call(
+            "POST",
+            "/v1/scans",
+            Some(&ck),
+            Some(json!({ "payload": payload, "amount": "20.00" })),
+            &[("idempotency-key", "s1")],
+        )
+        .await;
+    assert_eq!(
+        (p.status, p.json["risk_level"].as_str()),
+        (StatusCode::CREATED, Some("D"))
+    );
+
+    // Dynamic order: create, read, pay, pay again refused; close another.
+    let o = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&mk),
+            Some(json!({ "amount": "88.00", "reference": "TABLE-7", "out_trade_no": "A-1" })),
+            &[],
+        )
+        .await;
+    assert_eq!(o.status, StatusCode::CREATED, "{:?}", o.json);
+    let oid = o.json["id"].as_str().unwrap();
+    let op = o.json["payload"].as_str().unwrap();
+    let paid = app
+        .call(
+            "POST",
+            "/v1/scans",
+            Some(&ck),
+            Some(json!({ "payload": op })),
+            &[("idempotency-key", "s2")],
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED);
+    let pid = paid.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.call("GET", &format!("/v1/orders/{oid}"), Some(&mk), None, &[])
+            .await
+            .json["status"],
+        "paid"
+    );
+    let again = app
+        .call(
+            "POST",
+            "/v1/scans",
+            Some(&ck),
+            Some(json!({ "payload": op })),
+            &[("idempotency-key", "s3")],
+        )
+        .await;
+    assert_eq!(
+        (again.status, err(&again).0),
+        (StatusCode::CONFLICT, "order_not_open")
+    );
+    let o2 = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&mk),
+            Some(json!({ "amount": "1.00" })),
+            &[],
+        )
+        .await;
+    let closed = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{}/close", o2.json["id"].as_str().unwrap()),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(closed.json["status"], "closed");
+
+    // Refunds: partial, beyond capture refused, the rest; tenancy.
+    let r1 = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{pid}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "8.00", "out_refund_no": "R1" })),
+            &[("idempotency-key", "r1")],
+        )
+        .await;
+    assert_eq!(
+        (r1.status, r1.json["destination"].as_str()),
+        (StatusCode::CREATED, Some("original_funding_source"))
+    );
+    let big = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{pid}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "80.01", "out_refund_no": "R2" })),
+            &[("idempotency-key", "r2")],
+        )
+        .await;
+    assert_eq!(
+        (big.status, err(&big)),
+        (
+            StatusCode::PAYMENT_REQUIRED,
+            ("limit_exceeded", Some("BCP-REFUND-CAP"))
+        )
+    );
+    let rest = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{pid}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "80.00", "out_refund_no": "R3" })),
+            &[("idempotency-key", "r3")],
+        )
+        .await;
+    assert_eq!(rest.status, StatusCode::CREATED);
+    let other = app
+        .call("GET", &format!("/v1/payments/{pid}"), Some(&mk2), None, &[])
+        .await;
+    assert_eq!(
+        (other.status, err(&other).0),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let mine = app
+        .call("GET", &format!("/v1/payments/{pid}"), Some(&ck), None, &[])
+        .await;
+    assert_eq!(mine.json["amount_refunded"], "88.00");
+    let refunds = app
+        .call(
+            "GET",
+            &format!("/v1/payments/{pid}/refunds"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(refunds.json["data"].as_array().unwrap().len(), 2);
+
+    // Cancel a fresh payment; refund of a canceled payment refused.
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let c = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code.json["numeric"], "amount": "5.00" })),
+            &[("idempotency-key", "c1")],
+        )
+        .await;
+    let cid = c.json["id"].as_str().unwrap();
+    let cancel = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{cid}/cancel"),
+            Some(&mk),
+            None,
+            &[("idempotency-key", "x1")],
+        )
+        .await;
+    assert_eq!(
+        (cancel.status, cancel.json["status"].as_str()),
+        (StatusCode::OK, Some("canceled"))
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{cid}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "1.00", "out_refund_no": "Z" })),
+            &[("idempotency-key", "x2")],
+        )
+        .await;
+    assert_eq!(err(&r).0, "payment_not_refundable");
+
+    // Pagination and the consumer's own list.
+    let page = app
+        .call("GET", "/v1/payments?limit=1", Some(&mk), None, &[])
+        .await;
+    assert_eq!(
+        (
+            page.json["data"].as_array().unwrap().len(),
+            page.json["has_more"].as_bool()
+        ),
+        (1, Some(true))
+    );
+    let mine = app
+        .call("GET", "/v1/me/payments", Some(&ck), None, &[])
+        .await;
+    assert_eq!(mine.json["data"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.call("GET", "/v1/payments", Some(&mk2), None, &[])
+            .await
+            .json["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // The books.
+    let l = app
+        .call("GET", "/v1/ledger/check", Some(&app.admin), None, &[])
+        .await;
+    assert_eq!(l.json["balanced"], true, "{:?}", l.json);
+    let a = app
+        .call("GET", "/v1/audit/verify", Some(&app.admin), None, &[])
+        .await;
+    assert!(a.json.get("Intact").is_some(), "{:?}", a.json);
+}
+
+// ---------- real socket ----------
+
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+    idem: Option<&str>,
+) -> (u16, String, Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    if let Some(i) = idem {
+        req.push_str(&format!("Idempotency-Key: {i}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        head.to_ascii_lowercase(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+async fn end_to_end(store: AnyStore) {
+    let clock: Arc<dyn Clock> = Arc::new(qrgate_core::SystemClock);
+    let (gw, _) = Gateway::start(store, clock, Config::default())
+        .await
+        .unwrap();
+    let admin = gw
+        .create_api_key(None, Role::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    let app = router(AppState::new(Arc::new(gw)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let a = Some(admin.as_str());
+
+    let (s, _, m) = http(
+        addr,
+        "POST",
+        "/v1/merchants",
+        a,
+        Some(json!({ "name": "E2E SHOP", "city": "HANGZHOU", "mcc": "5411" })),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    let (_, _, mk) = http(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        a,
+        Some(json!({ "role": "merchant", "subject_id": m["id"] })),
+        None,
+    )
+    .await;
+    let mk = mk["secret"].as_str().unwrap().to_owned();
+    let (_, _, c) = http(addr, "POST", "/v1/customers", a, Some(json!({})), None).await;
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let (s, _, _) = http(
+        addr,
+        "POST",
+        &format!("/v1/customers/{cid}/topups"),
+        a,
+        Some(json!({ "amount": "300.00" })),
+        Some("t1"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, _, ck) = http(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        a,
+        Some(json!({ "role": "consumer", "subject_id": cid })),
+        None,
+    )
+    .await;
+    let ck = ck["secret"].as_str().unwrap().to_owned();
+
+    // Static code: scan and pay.
+    let (_, _, sc) = http(addr, "POST", "/v1/static-codes", Some(&mk), None, None).await;
+    let (s, _, p) = http(
+        addr,
+        "POST",
+        "/v1/scans",
+        Some(&ck),
+        Some(json!({ "payload": sc["payload"], "amount": "10.00" })),
+        Some("e1"),
+    )
+    .await;
+    assert_eq!((s, p["mode"].as_str()), (201, Some("mpm_static")));
+    // Order: pay.
+    let (_, _, o) = http(
+        addr,
+        "POST",
+        "/v1/orders",
+        Some(&mk),
+        Some(json!({ "amount": "50.00" })),
+        None,
+    )
+    .await;
+    let (s, _, po) = http(
+        addr,
+        "POST",
+        "/v1/scans",
+        Some(&ck),
+        Some(json!({ "payload": o["payload"] })),
+        Some("e2"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    // CPM: the consumer shows a code, the merchant charges it; replay.
+    let (_, _, code) = http(addr, "POST", "/v1/payment-codes", Some(&ck), None, None).await;
+    let charge = json!({ "auth_code": code["qr"], "amount": "20.00" });
+    let (s, _, pc) = http(
+        addr,
+        "POST",
+        "/v1/payments",
+        Some(&mk),
+        Some(charge.clone()),
+        Some("e3"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, head, pc2) = http(
+        addr,
+        "POST",
+        "/v1/payments",
+        Some(&mk),
+        Some(charge),
+        Some("e3"),
+    )
+    .await;
+    assert_eq!((s, pc2["id"].clone()), (201, pc["id"].clone()));
+    assert!(head.contains("idempotent-replayed: true"));
+    // Partial refund, full refund, cancel.
+    let poid = po["id"].as_str().unwrap();
+    let (s, _, _) = http(
+        addr,
+        "POST",
+        &format!("/v1/payments/{poid}/refunds"),
+        Some(&mk),
+        Some(json!({ "amount": "20.00", "out_refund_no": "R1" })),
+        Some("e4"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _, _) = http(
+        addr,
+        "POST",
+        &format!("/v1/payments/{poid}/refunds"),
+        Some(&mk),
+        Some(json!({ "amount": "30.00", "out_refund_no": "R2" })),
+        Some("e5"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let pcid = pc["id"].as_str().unwrap();
+    let (s, _, cx) = http(
+        addr,
+        "POST",
+        &format!("/v1/payments/{pcid}/cancel"),
+        Some(&mk),
+        None,
+        Some("e6"),
+    )
+    .await;
+    assert_eq!((s, cx["status"].as_str()), (200, Some("canceled")));
+    // Tenancy: another merchant cannot see it.
+    let (_, _, m2) = http(
+        addr,
+        "POST",
+        "/v1/merchants",
+        a,
+        Some(json!({ "name": "OTHER", "city": "HANGZHOU", "mcc": "5411" })),
+        None,
+    )
+    .await;
+    let (_, _, mk2) = http(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        a,
+        Some(json!({ "role": "merchant", "subject_id": m2["id"] })),
+        None,
+    )
+    .await;
+    let (s, _, _) = http(
+        addr,
+        "GET",
+        &format!("/v1/payments/{poid}"),
+        mk2["secret"].as_str(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    // Balance: 300 - 10 - 50 + 50 - 20 + 20 = 290.
+    let (_, _, me) = http(addr, "GET", "/v1/me", Some(&ck), None, None).await;
+    assert_eq!(me["balance"], "290.00");
+    let (_, _, l) = http(addr, "GET", "/v1/ledger/check", a, None, None).await;
+    assert_eq!(l["balanced"], true);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_over_a_socket_on_sqlite() {
+    end_to_end(sqlite_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_over_a_socket_on_postgres() {
+    let Ok(url) = std::env::var("QRGATE_TEST_POSTGRES_URL") else {
+        eprintln!("SKIP end_to_end_over_a_socket_on_postgres: QRGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!(
+        "qrgate_api_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    );
+    let store = AnyStore::Postgres(
+        PgStore::open(&url, Some(&schema), 8, Timestamp::from_unix_millis(0))
+            .await
+            .unwrap()
+            .0,
+    );
+    end_to_end(store).await;
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
