@@ -152,6 +152,7 @@ impl Limits {
 
 /// Deployment settings of the gateway.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Rule overrides by id (stricter only, unless listed in `allow_loosening`).
     #[serde(default)]

@@ -104,36 +104,26 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn rules_list(json: bool) -> Result<(), String> {
+    use std::io::Write;
     let c = Catalogue::builtin().map_err(|e| e.to_string())?;
+    // A closed pipe (`| head`) ends the listing quietly.
+    let mut out = std::io::stdout().lock();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(c.rules()).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(c.rules()).map_err(|e| e.to_string())?;
+        let _ = writeln!(out, "{text}");
         return Ok(());
     }
-    println!(
-        "{:<24} {:<6} {:>10}  {:<12} SOURCE",
-        "ID", "LEVEL", "NUMBER", "UNIT"
-    );
+    let _ = writeln!(out, "{:<24} {:<6} {:>10}  {:<12} SOURCE", "ID", "LEVEL", "NUMBER", "UNIT");
     for r in c.rules() {
         let level = match r.level {
             qrgate_core::rules::Level::Must => "MUST",
             qrgate_core::rules::Level::Should => "SHOULD",
         };
         let number = r.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        let unit: String = r
-            .unit
-            .as_deref()
-            .unwrap_or("-")
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ");
-        println!(
-            "{:<24} {:<6} {:>10}  {:<12} {}",
-            r.id, level, number, unit, r.source
-        );
+        let unit: String = r.unit.as_deref().unwrap_or("-").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        if writeln!(out, "{:<24} {:<6} {:>10}  {:<12} {}", r.id, level, number, unit, r.source).is_err() {
+            break;
+        }
     }
     Ok(())
 }
