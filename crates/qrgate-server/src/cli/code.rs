@@ -138,7 +138,11 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn print_json(v: &Value) {
     use std::io::Write;
     // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
 }
 
 fn fields_json(fields: &[emv::Field]) -> Value {

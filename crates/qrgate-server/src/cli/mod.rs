@@ -113,15 +113,32 @@ fn rules_list(json: bool) -> Result<(), String> {
         let _ = writeln!(out, "{text}");
         return Ok(());
     }
-    let _ = writeln!(out, "{:<24} {:<6} {:>10}  {:<12} SOURCE", "ID", "LEVEL", "NUMBER", "UNIT");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<6} {:>10}  {:<12} SOURCE",
+        "ID", "LEVEL", "NUMBER", "UNIT"
+    );
     for r in c.rules() {
         let level = match r.level {
             qrgate_core::rules::Level::Must => "MUST",
             qrgate_core::rules::Level::Should => "SHOULD",
         };
         let number = r.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        let unit: String = r.unit.as_deref().unwrap_or("-").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-        if writeln!(out, "{:<24} {:<6} {:>10}  {:<12} {}", r.id, level, number, unit, r.source).is_err() {
+        let unit: String = r
+            .unit
+            .as_deref()
+            .unwrap_or("-")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if writeln!(
+            out,
+            "{:<24} {:<6} {:>10}  {:<12} {}",
+            r.id, level, number, unit, r.source
+        )
+        .is_err()
+        {
             break;
         }
     }
