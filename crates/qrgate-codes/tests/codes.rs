@@ -128,6 +128,11 @@ fn published_wrong_payloads_are_rejected_with_the_expected_error() {
         assert_eq!(e.kind.code(), code, "{why}: {e}");
         // Every error names where it is.
         assert!(e.to_string().contains("character offset"), "{e}");
+        if why.contains("matching CRC") {
+            // The CRC is right, so only the structure check can catch it.
+            let (body, declared) = payload.split_at(payload.len() - 4);
+            assert_eq!(emv::crc_hex(body.as_bytes()), declared, "{why}");
+        }
         n += 1;
     }
     assert!(n >= 5);
@@ -803,5 +808,22 @@ fn formats_md_test_vectors_are_current() {
             doc.contains(&line),
             "spec/formats.md lacks or has a stale vector; expected the line\n{line}"
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// payload → PNG → scan gives the same payload, for EMV payloads we build
+    /// and for arbitrary text (ASCII and Chinese).
+    #[test]
+    fn render_scan_round_trips(m in arb_mpm(), text in "[ -~\u{4e00}-\u{4e40}]{1,120}") {
+        let payload = m.encode().unwrap();
+        for p in [payload.as_str(), text.as_str()] {
+            let png = render_png(p, &RenderOptions::default()).unwrap();
+            let found = scan(&png).unwrap();
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(&found[0].payload, p);
+        }
     }
 }

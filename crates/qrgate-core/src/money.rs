@@ -335,6 +335,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn format_then_parse_round_trips(minor in 1_i64..=i64::MAX, which in 0_usize..4) {
+            let c = ["CNY", "JPY", "KWD", "CLF"].map(|c| Currency::from_code(c).unwrap())[which];
+            let m = Money::from_minor(minor, c);
+            proptest::prop_assert_eq!(Money::parse_amount(&m.to_decimal_string(), c), Ok(m));
+        }
+
+        #[test]
+        fn parsing_never_panics_and_accepted_values_are_canonical(s in "\\PC{0,30}") {
+            if let Ok(m) = Money::parse_amount(&s, Currency::CNY) {
+                proptest::prop_assert!(m.minor() > 0);
+                // Accepted spellings differ from the canonical one only by missing trailing zeros.
+                let canon = m.to_decimal_string();
+                proptest::prop_assert!(canon.starts_with(&s) || canon == format!("{s}.00"), "{s} -> {canon}");
+            }
+        }
+
+        #[test]
+        fn checked_add_matches_wide_arithmetic(a in proptest::num::i64::ANY, b in proptest::num::i64::ANY) {
+            let r = Money::from_minor(a, Currency::CNY).checked_add(&Money::from_minor(b, Currency::CNY));
+            match i64::try_from(i128::from(a) + i128::from(b)) {
+                Ok(sum) => proptest::prop_assert_eq!(r.map(|m| m.minor()), Ok(sum)),
+                Err(_) => proptest::prop_assert_eq!(r, Err(MoneyError::Overflow)),
+            }
+        }
+    }
+
     #[test]
     fn arithmetic_is_checked() {
         let a = Money::from_minor(i64::MAX, Currency::CNY);
