@@ -9,6 +9,7 @@ pub mod id;
 pub mod money;
 pub mod risk;
 pub mod rules;
+pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use currency::{Currency, UnknownCurrency};

@@ -17,6 +17,7 @@ use qrgate_codes::merchant::{self, MerchantCodeKind};
 use qrgate_codes::{cpm, numeric};
 use qrgate_core::id::{DeviceId, PaymentId};
 use qrgate_core::risk::{self, Element, RiskLevel};
+use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
@@ -330,7 +331,7 @@ impl<S: Store> Gateway<S> {
             created_at: now,
             updated_at: now,
         };
-        let ok_row = row("succeeded", details.clone());
+        let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
         let view = PaymentView::of(&ok_row, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
@@ -364,12 +365,16 @@ impl<S: Store> Gateway<S> {
             ],
         });
         m.payment = Some(PaymentWrite::Insert(ok_row));
-        m.order = order.map(|o| OrderTransition {
-            id: o.id.clone(),
-            from: "open".into(),
-            to: "paid".into(),
-            payment_id: Some(id.clone()),
-        });
+        m.order = order
+            .map(|o| {
+                crate::order_move(
+                    &o.id,
+                    OrderStatus::Open,
+                    OrderStatus::Paid,
+                    Some(id.clone()),
+                )
+            })
+            .transpose()?;
         let payload = json!({ "payment": view });
         m.events.push(OutboxEvent {
             event_id: self.event_id()?,
@@ -406,7 +411,7 @@ impl<S: Store> Gateway<S> {
             rule: refusal.rule.clone(),
         })
         .map_err(Error::internal)?;
-        let failed = row("failed", details);
+        let failed = row(PaymentStatus::Failed.as_str(), details);
         let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
         // The request id is added when the stored answer is replayed.
         if let Some(r) = &refusal.rule {
@@ -562,7 +567,7 @@ impl<S: Store> Gateway<S> {
                             "this order is not registered with the gateway",
                         )
                     })?;
-                if order.status != "open" {
+                if order.status != OrderStatus::Open.as_str() {
                     return Err(Error::new(
                         Kind::Conflict,
                         "order_not_open",
@@ -674,7 +679,7 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
-        if pay.status != "succeeded" {
+        if pay.status != PaymentStatus::Succeeded.as_str() {
             return Err(Error::new(
                 Kind::Conflict,
                 "payment_not_refundable",
@@ -857,7 +862,8 @@ impl<S: Store> Gateway<S> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
         let now = self.now();
-        if pay.status != "succeeded" || pay.refunded_minor != 0 {
+        let status: PaymentStatus = pay.status.parse().map_err(Error::internal)?;
+        if status != PaymentStatus::Succeeded || pay.refunded_minor != 0 {
             return Err(Error::new(
                 Kind::Conflict,
                 "payment_not_cancelable",
@@ -885,7 +891,7 @@ impl<S: Store> Gateway<S> {
             .ok_or_else(|| Error::internal("payment without funding account"))?
             .to_owned();
         let mut after = pay.clone();
-        after.status = "canceled".into();
+        after.status = PaymentStatus::Canceled.as_str().into();
         after.updated_at = now;
         let view = PaymentView::of(&after, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
@@ -914,12 +920,11 @@ impl<S: Store> Gateway<S> {
                 },
             ],
         });
-        m.payment = Some(PaymentWrite::Transition {
-            id: payment_id.into(),
-            from: "succeeded".into(),
-            to: "canceled".into(),
-            details: None,
-        });
+        m.payment = Some(crate::payment_move(
+            payment_id,
+            status,
+            PaymentStatus::Canceled,
+        )?);
         m.events.push(OutboxEvent {
             event_id: self.event_id()?,
             event_type: "payment.canceled".into(),

@@ -327,6 +327,37 @@ impl<S: Store> Gateway<S> {
     }
 }
 
+/// An order state change, checked against the transition table.
+pub(crate) fn order_move(
+    id: &str,
+    from: qrgate_core::state::OrderStatus,
+    to: qrgate_core::state::OrderStatus,
+    payment_id: Option<String>,
+) -> Result<qrgate_store::OrderTransition, Error> {
+    from.transition(to).map_err(Error::internal)?;
+    Ok(qrgate_store::OrderTransition {
+        id: id.into(),
+        from: from.as_str().into(),
+        to: to.as_str().into(),
+        payment_id,
+    })
+}
+
+/// A payment state change, checked against the transition table.
+pub(crate) fn payment_move(
+    id: &str,
+    from: qrgate_core::state::PaymentStatus,
+    to: qrgate_core::state::PaymentStatus,
+) -> Result<qrgate_store::PaymentWrite, Error> {
+    from.transition(to).map_err(Error::internal)?;
+    Ok(qrgate_store::PaymentWrite::Transition {
+        id: id.into(),
+        from: from.as_str().into(),
+        to: to.as_str().into(),
+        details: None,
+    })
+}
+
 /// Account ids.
 pub(crate) fn wallet_account(customer: &str) -> String {
     format!("wallet:{customer}:CNY")

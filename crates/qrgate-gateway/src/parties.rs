@@ -11,6 +11,7 @@ use qrgate_codes::emv::LanguageTemplate;
 use qrgate_codes::keyring::KeyId;
 use qrgate_codes::merchant::{MerchantCode, MerchantCodeKind, MerchantDisplay};
 use qrgate_core::id::{OrderId, StaticCodeId};
+use qrgate_core::state::OrderStatus;
 use qrgate_core::{Currency, Money};
 use qrgate_store::*;
 
@@ -658,7 +659,7 @@ impl<S: Store> Gateway<S> {
             currency: "CNY".into(),
             reference,
             out_trade_no,
-            status: "open".into(),
+            status: OrderStatus::Open.as_str().into(),
             payload,
             payment_id: None,
             expires_at,
@@ -695,12 +696,12 @@ impl<S: Store> Gateway<S> {
         let view = self.get_order(p, id).await?;
         p.require(&[Role::Merchant])?;
         let mut m = Movement::new(self.now());
-        m.order = Some(OrderTransition {
-            id: id.into(),
-            from: "open".into(),
-            to: "closed".into(),
-            payment_id: None,
-        });
+        m.order = Some(crate::order_move(
+            id,
+            OrderStatus::Open,
+            OrderStatus::Closed,
+            None,
+        )?);
         m.events.push(OutboxEvent {
             event_id: format!(
                 "evt_{}",
@@ -728,12 +729,12 @@ impl<S: Store> Gateway<S> {
         let mut n = 0;
         for o in due {
             let mut m = Movement::new(now);
-            m.order = Some(OrderTransition {
-                id: o.id.clone(),
-                from: "open".into(),
-                to: "expired".into(),
-                payment_id: None,
-            });
+            m.order = Some(crate::order_move(
+                &o.id,
+                OrderStatus::Open,
+                OrderStatus::Expired,
+                None,
+            )?);
             m.events.push(OutboxEvent {
                 event_id: format!("evt_exp_{}", o.id),
                 event_type: "order.expired".into(),

@@ -1,0 +1,154 @@
+//! Payment and order states, with their transitions written once as tables.
+//! Every state change the gateway makes is checked against these; anything
+//! not in a table is refused.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Waiting for the payer's step-up verification.
+    RequiresAction,
+    /// Money moved. Refunds do not change the status (see `amount_refunded`).
+    Succeeded,
+    /// Declined; the one-time code is burned, no money moved.
+    Failed,
+    /// Abandoned before completion, or reversed in full within the cancel window.
+    Canceled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Open,
+    Paid,
+    Expired,
+    Closed,
+}
+
+/// Every allowed payment transition.
+pub const PAYMENT_TRANSITIONS: &[(PaymentStatus, PaymentStatus)] = &[
+    (PaymentStatus::RequiresAction, PaymentStatus::Succeeded),
+    (PaymentStatus::RequiresAction, PaymentStatus::Failed),
+    (PaymentStatus::RequiresAction, PaymentStatus::Canceled),
+    // A full reversal (cancel) within the cancel window.
+    (PaymentStatus::Succeeded, PaymentStatus::Canceled),
+];
+
+/// Every allowed order transition.
+pub const ORDER_TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
+    (OrderStatus::Open, OrderStatus::Paid),
+    (OrderStatus::Open, OrderStatus::Expired),
+    (OrderStatus::Open, OrderStatus::Closed),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub what: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+macro_rules! status_strings {
+    ($ty:ty, $table:ident, $what:literal, { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $ty {
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+
+            /// `to` if the table allows `self → to`.
+            pub fn transition(self, to: $ty) -> Result<$ty, InvalidTransition> {
+                if $table.contains(&(self, to)) {
+                    Ok(to)
+                } else {
+                    Err(InvalidTransition { what: $what, from: self.as_str().into(), to: to.as_str().into() })
+                }
+            }
+
+            /// A state no transition leaves.
+            pub fn is_final(self) -> bool {
+                !$table.iter().any(|(from, _)| *from == self)
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownStatus;
+            fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+                match s { $($s => Ok(Self::$v),)* _ => Err(UnknownStatus(s.into())) }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status_strings!(PaymentStatus, PAYMENT_TRANSITIONS, "payment", {
+    RequiresAction => "requires_action",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Canceled => "canceled",
+});
+
+status_strings!(OrderStatus, ORDER_TRANSITIONS, "order", {
+    Open => "open",
+    Paid => "paid",
+    Expired => "expired",
+    Closed => "closed",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PaymentStatus::*;
+
+    const ALL: [PaymentStatus; 4] = [RequiresAction, Succeeded, Failed, Canceled];
+
+    #[test]
+    fn only_table_transitions_are_allowed() {
+        let mut allowed = 0;
+        for from in ALL {
+            for to in ALL {
+                let ok = from.transition(to).is_ok();
+                assert_eq!(
+                    ok,
+                    PAYMENT_TRANSITIONS.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+                allowed += usize::from(ok);
+            }
+        }
+        assert_eq!(allowed, PAYMENT_TRANSITIONS.len());
+        assert!(Failed.is_final() && Canceled.is_final());
+        assert!(!Succeeded.is_final() && !RequiresAction.is_final());
+        assert_eq!(
+            Succeeded.transition(Succeeded).unwrap_err().to_string(),
+            "payment cannot go from succeeded to succeeded"
+        );
+        assert!(OrderStatus::Paid.transition(OrderStatus::Open).is_err());
+        assert!(OrderStatus::Open.transition(OrderStatus::Closed).is_ok());
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        for s in ALL {
+            assert_eq!(s.as_str().parse::<PaymentStatus>(), Ok(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+        }
+        assert!("paid".parse::<PaymentStatus>().is_err());
+    }
+}
