@@ -140,6 +140,43 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<WebhookEndpoint>, StoreError>> + Send;
     /// Readiness: the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Hand an outbox event to its webhook deliveries and mark it handed over, atomically.
+    fn fan_out(
+        &self,
+        seq: i64,
+        deliveries: Vec<NewDelivery>,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn deliveries_due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
+    fn deliveries_of(
+        &self,
+        endpoint_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
+    fn delivery(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<WebhookDelivery>, StoreError>> + Send;
+    fn record_attempt(
+        &self,
+        a: AttemptResult,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn retry_delivery(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+fn flag(r: Result<Done, MovementError>) -> Result<bool, StoreError> {
+    match r.map_err(store_err)? {
+        Done::Flag(b) => Ok(b),
+        _ => Err(unexpected()),
+    }
 }
 
 fn store_err(e: MovementError) -> StoreError {
@@ -314,6 +351,37 @@ macro_rules! impl_store {
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 ops::ledger_ping(&mut self.reader().await?).await
+            }
+            async fn fan_out(
+                &self,
+                seq: i64,
+                deliveries: Vec<NewDelivery>,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                flag(self.write(Work::FanOut(seq, deliveries, at)).await)
+            }
+            async fn deliveries_due(
+                &self,
+                now: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<WebhookDelivery>, StoreError> {
+                ops::deliveries_due(&mut self.reader().await?, now, limit).await
+            }
+            async fn deliveries_of(
+                &self,
+                endpoint_id: &str,
+                limit: i64,
+            ) -> Result<Vec<WebhookDelivery>, StoreError> {
+                ops::deliveries_of(&mut self.reader().await?, endpoint_id, limit).await
+            }
+            async fn delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError> {
+                ops::delivery(&mut self.reader().await?, id).await
+            }
+            async fn record_attempt(&self, a: AttemptResult) -> Result<bool, StoreError> {
+                flag(self.write(Work::RecordAttempt(a)).await)
+            }
+            async fn retry_delivery(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+                flag(self.write(Work::RetryDelivery(id, now)).await)
             }
         }
     };

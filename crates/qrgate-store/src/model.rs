@@ -398,3 +398,45 @@ pub struct PaymentQuery {
     pub starting_after: Option<String>,
     pub limit: i64,
 }
+
+/// A webhook delivery: one event to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub merchant_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact JSON body that is signed and sent.
+    pub body: String,
+    /// `pending`, `delivered`, `failed` (gave up).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A delivery to create when an outbox event is fanned out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDelivery {
+    pub endpoint_id: String,
+    pub merchant_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptResult {
+    pub id: i64,
+    pub at: Timestamp,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed`.
+    pub status: String,
+    pub next_attempt_at: Timestamp,
+}

@@ -1131,3 +1131,123 @@ pub(crate) async fn has_active_key<C: Conn>(c: &mut C, role: &str) -> Result<boo
         .await?;
     Ok(!rows.is_empty())
 }
+
+/// Turn one outbox event into deliveries and mark it handed over, atomically.
+pub(crate) async fn fan_out<C: Conn>(
+    c: &mut C,
+    seq: i64,
+    deliveries: &[NewDelivery],
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    for d in deliveries {
+        c.exec(
+            "INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
+             last_status_code, last_error, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, NULL, NULL, $6, NULL) \
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+            &[Arg::Str(&d.endpoint_id), Arg::Str(&d.merchant_id), Arg::Str(&d.event_id), Arg::Str(&d.event_type), Arg::Str(&d.body), Arg::I64(at.unix_millis())],
+        )
+        .await?;
+    }
+    outbox_mark_delivered(c, seq, at).await
+}
+
+fn delivery_from(r: &Row) -> Result<WebhookDelivery, StoreError> {
+    Ok(WebhookDelivery {
+        id: r.i64(0)?,
+        endpoint_id: r.str(1)?,
+        merchant_id: r.str(2)?,
+        event_id: r.str(3)?,
+        event_type: r.str(4)?,
+        body: r.str(5)?,
+        status: r.str(6)?,
+        attempts: r.i64(7)?,
+        next_attempt_at: ts(r, 8)?,
+        last_status_code: r.opt_i64(9)?,
+        last_error: r.opt_str(10)?,
+        created_at: ts(r, 11)?,
+        delivered_at: opt_ts(r, 12)?,
+    })
+}
+
+pub(crate) async fn deliveries_due<C: Conn>(
+    c: &mut C,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<WebhookDelivery>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
+             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+            &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
+        )
+        .await?;
+    rows.iter().map(delivery_from).collect()
+}
+
+pub(crate) async fn deliveries_of<C: Conn>(
+    c: &mut C,
+    endpoint_id: &str,
+    limit: i64,
+) -> Result<Vec<WebhookDelivery>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
+             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries \
+             WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2",
+            &[Arg::Str(endpoint_id), Arg::I64(limit)],
+        )
+        .await?;
+    rows.iter().map(delivery_from).collect()
+}
+
+pub(crate) async fn delivery<C: Conn>(
+    c: &mut C,
+    id: i64,
+) -> Result<Option<WebhookDelivery>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
+             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries WHERE id = $1",
+            &[Arg::I64(id)],
+        )
+        .await?;
+    rows.first().map(delivery_from).transpose()
+}
+
+pub(crate) async fn record_attempt<C: Conn>(
+    c: &mut C,
+    a: &AttemptResult,
+) -> Result<bool, StoreError> {
+    let delivered_at = (a.status == "delivered").then_some(a.at.unix_millis());
+    Ok(c
+        .exec(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2, last_status_code = $3, \
+             last_error = $4, delivered_at = $5 WHERE id = $6 AND status = 'pending'",
+            &[
+                Arg::Str(&a.status),
+                Arg::I64(a.next_attempt_at.unix_millis()),
+                Arg::OptI64(a.status_code),
+                Arg::OptStr(a.error.as_deref()),
+                Arg::OptI64(delivered_at),
+                Arg::I64(a.id),
+            ],
+        )
+        .await?
+        == 1)
+}
+
+/// Send a delivery again (redelivery on request), whatever its state.
+pub(crate) async fn retry_delivery<C: Conn>(
+    c: &mut C,
+    id: i64,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(c
+        .exec(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, delivered_at = NULL WHERE id = $2",
+            &[Arg::I64(now.unix_millis()), Arg::I64(id)],
+        )
+        .await?
+        == 1)
+}

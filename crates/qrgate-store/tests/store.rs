@@ -53,7 +53,7 @@ async fn open_sqlite() -> Db {
     let (store, report) = AnyStore::open(&format!("sqlite://{}", path.display()), t(0))
         .await
         .unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), 4);
     Db {
         store,
         at: Where::Sqlite(path),
@@ -76,7 +76,7 @@ async fn open_pg() -> Option<Db> {
     let (store, report) = PgStore::open(&url, Some(&schema), 16, t(0))
         .await
         .expect("QRGATE_TEST_POSTGRES_URL is set but Postgres is not usable");
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), 4);
     Some(Db {
         store: AnyStore::Postgres(store),
         at: Where::Postgres { url, schema },
@@ -373,11 +373,11 @@ on_both!(
     |db: Db| async move {
         let (_, report) = db.reopen().await;
         assert!(report.applied.is_empty());
-        assert_eq!(report.already, 3);
+        assert_eq!(report.already, 4);
         assert_eq!(
             db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM qrgate_migrations")
                 .await,
-            3
+            4
         );
     }
 );
@@ -964,6 +964,103 @@ on_both!(
             .unwrap();
         assert_eq!(failed.len(), 3);
         assert!(s.list_payments(q(Some("pay_nope"))).await.is_err());
+    }
+);
+
+on_both!(
+    webhook_deliveries_fan_out_once_and_track_attempts,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 1).await;
+        s.insert(Record::Merchant(Merchant {
+            id: "mch_1".into(),
+            name: "M".into(),
+            city: "C".into(),
+            country: "CN".into(),
+            mcc: "5812".into(),
+            currency: "CNY".into(),
+            category: "regular".into(),
+            name_local: None,
+            created_at: t(0),
+        }))
+        .await
+        .unwrap();
+        for id in ["we_1", "we_2"] {
+            s.insert(Record::WebhookEndpoint(WebhookEndpoint {
+                id: id.into(),
+                merchant_id: "mch_1".into(),
+                url: "http://127.0.0.1:9/h".into(),
+                secret: "s".into(),
+                created_at: t(0),
+                disabled_at: None,
+            }))
+            .await
+            .unwrap();
+        }
+        s.apply(topup("t1", &wallet(0), 1_000)).await.unwrap();
+        s.apply(pay("pay_1", &wallet(0), "c1", 100, 10_000))
+            .await
+            .unwrap();
+        let ev = s.outbox_pending(10).await.unwrap().remove(0);
+        let d = |ep: &str| NewDelivery {
+            endpoint_id: ep.into(),
+            merchant_id: "mch_1".into(),
+            event_id: ev.event_id.clone(),
+            event_type: ev.event_type.clone(),
+            body: "{}".into(),
+        };
+        assert!(
+            s.fan_out(ev.seq, vec![d("we_1"), d("we_2")], t(10))
+                .await
+                .unwrap()
+        );
+        // Handed over once: the event leaves the outbox, a second fan-out changes nothing.
+        assert!(s.outbox_pending(10).await.unwrap().is_empty());
+        assert!(!s.fan_out(ev.seq, vec![d("we_1")], t(11)).await.unwrap());
+        let due = s.deliveries_due(t(10), 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(s.deliveries_due(t(9), 10).await.unwrap().is_empty());
+        let id = due[0].id;
+        let fail = AttemptResult {
+            id,
+            at: t(12),
+            status_code: Some(500),
+            error: Some("HTTP 500".into()),
+            status: "pending".into(),
+            next_attempt_at: t(10_012),
+        };
+        assert!(s.record_attempt(fail).await.unwrap());
+        assert_eq!(s.deliveries_due(t(12), 10).await.unwrap().len(), 1);
+        let ok = AttemptResult {
+            id,
+            at: t(10_013),
+            status_code: Some(200),
+            error: None,
+            status: "delivered".into(),
+            next_attempt_at: t(10_013),
+        };
+        assert!(s.record_attempt(ok.clone()).await.unwrap());
+        assert!(
+            !s.record_attempt(ok).await.unwrap(),
+            "a delivered delivery takes no more attempts"
+        );
+        let got = s.delivery(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.status.as_str(),
+                got.attempts,
+                got.last_status_code,
+                got.delivered_at
+            ),
+            ("delivered", 2, Some(200), Some(t(10_013)))
+        );
+        // Redelivery on request.
+        assert!(s.retry_delivery(id, t(20_000)).await.unwrap());
+        assert_eq!(s.delivery(id).await.unwrap().unwrap().status, "pending");
+        assert_eq!(
+            s.deliveries_of(&got.endpoint_id, 10).await.unwrap().len(),
+            1
+        );
     }
 );
 
