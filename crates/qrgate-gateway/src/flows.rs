@@ -375,7 +375,7 @@ impl<S: Store> Gateway<S> {
                 )
             })
             .transpose()?;
-        let payload = json!({ "payment": view });
+        let payload = json!({ "merchant_id": merchant.id, "payment": view });
         m.events.push(OutboxEvent {
             event_id: self.event_id()?,
             event_type: "payment.succeeded".into(),
@@ -436,7 +436,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "payment.failed".into(),
             subject_id: id.clone(),
-            payload: json!({ "payment": fview }),
+            payload: json!({ "merchant_id": merchant.id, "payment": fview }),
         });
         m.audit = Some(AuditEntry {
             action: "payment.failed".into(),
@@ -804,7 +804,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "refund.succeeded".into(),
             subject_id: id.clone(),
-            payload: json!({ "refund": view }),
+            payload: json!({ "merchant_id": pay.merchant_id, "refund": view }),
         });
         m.audit = Some(AuditEntry {
             action: "refund.succeeded".into(),
@@ -929,7 +929,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "payment.canceled".into(),
             subject_id: payment_id.into(),
-            payload: json!({ "payment": view }),
+            payload: json!({ "merchant_id": pay.merchant_id, "payment": view }),
         });
         m.audit = Some(AuditEntry {
             action: "payment.canceled".into(),

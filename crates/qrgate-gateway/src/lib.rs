@@ -6,6 +6,7 @@ mod error;
 pub mod flows;
 pub mod parties;
 pub mod views;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

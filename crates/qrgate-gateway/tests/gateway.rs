@@ -611,3 +611,131 @@ async fn loosening_a_must_rule_is_refused_at_start() {
     assert_eq!(gw.limits().daily_c, 50_000);
     assert_eq!(applied.len(), 1);
 }
+
+/// Records what it is asked to post; fails while `failures` is above zero.
+#[derive(Default)]
+struct FakeSender {
+    sent: std::sync::Mutex<Vec<(String, String, String)>>,
+    failures: std::sync::atomic::AtomicI64,
+}
+
+impl qrgate_gateway::webhooks::Sender for FakeSender {
+    async fn post(&self, url: &str, signature: &str, body: &str) -> Result<u16, String> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((url.into(), signature.into(), body.into()));
+        if self.failures.fetch_sub(1, Ordering::SeqCst) > 0 {
+            Ok(503)
+        } else {
+            Ok(200)
+        }
+    }
+}
+
+on_both!(
+    webhooks_are_signed_retried_and_redeliverable,
+    |w: World| async move {
+        use qrgate_gateway::webhooks::verify_signature;
+        let bad =
+            w.gw.create_webhook_endpoint(&w.merchant, "http://shop.example/hook")
+                .await
+                .unwrap_err();
+        assert_eq!(bad.code, "invalid_url");
+        assert_eq!(
+            w.gw.create_webhook_endpoint(&w.consumer, "https://x.example/h")
+                .await
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+        let ep =
+            w.gw.create_webhook_endpoint(&w.merchant, "https://shop.example/hooks")
+                .await
+                .unwrap();
+        let secret = ep.secret.clone().unwrap();
+        assert!(
+            w.gw.list_webhook_endpoints(&w.merchant).await.unwrap()[0]
+                .secret
+                .is_none(),
+            "the secret is shown once"
+        );
+
+        let sender = FakeSender::default();
+        sender.failures.store(2, Ordering::SeqCst);
+        let p = w.charge(&w.device_token(), "9.90").await.unwrap();
+        // Another merchant's payment is not delivered to this endpoint.
+        w.gw.charge(&w.other_merchant, &w.device_token(), "1.00", None, None)
+            .await
+            .unwrap();
+        let r = w.gw.dispatch_webhooks(&sender).await.unwrap();
+        assert_eq!((r.events_fanned_out, r.retried), (2, 1));
+        let (url, sig, body) = sender.sent.lock().unwrap()[0].clone();
+        assert_eq!(url, "https://shop.example/hooks");
+        let now = w.clock.now().unix_seconds();
+        assert!(verify_signature(&secret, &sig, &body, now, 300));
+        let event: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (
+                event["type"].as_str(),
+                event["data"]["payment"]["id"].as_str()
+            ),
+            (Some("payment.succeeded"), p["id"].as_str())
+        );
+        // Not due again before the backoff; due after it; the second failure doubles it.
+        assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().retried, 0);
+        w.clock.advance_seconds(10);
+        assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().retried, 1);
+        w.clock.advance_seconds(19);
+        assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().delivered, 0);
+        w.clock.advance_seconds(1);
+        assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().delivered, 1);
+        let ds = w.gw.list_deliveries(&w.merchant, &ep.id).await.unwrap();
+        assert_eq!(
+            (
+                ds[0].status.as_str(),
+                ds[0].attempts,
+                ds[0].last_status_code
+            ),
+            ("delivered", 3, Some(200))
+        );
+        assert_eq!(
+            w.gw.list_deliveries(&w.other_merchant, &ep.id)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        // Redelivery on request sends the same signed body again.
+        let again = w.gw.redeliver(&w.merchant, ds[0].id).await.unwrap();
+        assert_eq!(again.status, "pending");
+        assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().delivered, 1);
+        assert_eq!(sender.sent.lock().unwrap().last().unwrap().2, body);
+
+        // An endpoint that never answers is given up after three days.
+        sender.failures.store(i64::MAX, Ordering::SeqCst);
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+        let mut gave_up = 0;
+        for _ in 0..200 {
+            let r = w.gw.dispatch_webhooks(&sender).await.unwrap();
+            gave_up += r.gave_up;
+            if gave_up > 0 {
+                break;
+            }
+            w.clock.advance_seconds(3600);
+        }
+        assert_eq!(gave_up, 1);
+        let failed =
+            w.gw.list_deliveries(&w.merchant, &ep.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|d| d.status == "failed")
+                .unwrap();
+        assert!(
+            failed.attempts > 24,
+            "retried for at least a day: {} attempts",
+            failed.attempts
+        );
+    }
+);
