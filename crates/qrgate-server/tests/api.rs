@@ -892,6 +892,64 @@ async fn http(
     )
 }
 
+/// A webhook receiver on loopback: records (Qrgate-Signature, body) of each POST, answers 200.
+async fn receiver() -> (
+    std::net::SocketAddr,
+    Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let header = |name: &str| {
+                        head.lines().find_map(|l| {
+                            l.split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .map(|(_, v)| v.trim().to_owned())
+                        })
+                    };
+                    let len: usize = header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    sink.lock().unwrap().push((
+                        header("qrgate-signature").unwrap_or_default(),
+                        body[..len].to_owned(),
+                    ));
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
 async fn end_to_end(store: AnyStore) {
     let clock: Arc<dyn Clock> = Arc::new(qrgate_core::SystemClock);
     let (gw, _) = Gateway::start(store, clock, Config::default())
@@ -902,7 +960,8 @@ async fn end_to_end(store: AnyStore) {
         .await
         .unwrap()
         .secret;
-    let app = router(AppState::new(Arc::new(gw)));
+    let gw = Arc::new(gw);
+    let app = router(AppState::new(gw.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -928,6 +987,18 @@ async fn end_to_end(store: AnyStore) {
     )
     .await;
     let mk = mk["secret"].as_str().unwrap().to_owned();
+    let (hook_addr, received) = receiver().await;
+    let (s, _, ep) = http(
+        addr,
+        "POST",
+        "/v1/webhook-endpoints",
+        Some(&mk),
+        Some(json!({ "url": format!("http://{hook_addr}/hooks") })),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{ep}");
+    let secret = ep["secret"].as_str().unwrap().to_owned();
     let (_, _, c) = http(addr, "POST", "/v1/customers", a, Some(json!({})), None).await;
     let cid = c["id"].as_str().unwrap().to_owned();
     let (s, _, _) = http(
@@ -1074,6 +1145,54 @@ async fn end_to_end(store: AnyStore) {
     assert_eq!(me["balance"], "290.00");
     let (_, _, l) = http(addr, "GET", "/v1/ledger/check", a, None, None).await;
     assert_eq!(l["balanced"], true);
+
+    // Webhooks reach the local receiver, signed with the endpoint's secret.
+    let sender = qrgate_server::http::webhook_sender::HttpSender::new().unwrap();
+    let r = gw.dispatch_webhooks(&sender).await.unwrap();
+    assert!(r.delivered >= 5, "{r:?}");
+    let got = received.lock().unwrap().clone();
+    let types: Vec<String> = got
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_str::<Value>(b).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for t in ["payment.succeeded", "refund.succeeded", "payment.canceled"] {
+        assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (sig, body) in &got {
+        assert!(
+            qrgate_gateway::webhooks::verify_signature(&secret, sig, body, now, 300),
+            "bad signature {sig}"
+        );
+    }
+    let (_, _, ds) = http(
+        addr,
+        "GET",
+        &format!(
+            "/v1/webhook-endpoints/{}/deliveries",
+            ep["id"].as_str().unwrap()
+        ),
+        Some(&mk),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        ds["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "delivered"),
+        "{ds}"
+    );
     server.abort();
 }
 

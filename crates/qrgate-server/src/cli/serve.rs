@@ -280,12 +280,26 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     });
 
+    // Webhooks: fan out new events and attempt due deliveries.
+    let sender = crate::http::webhook_sender::HttpSender::new()?;
+    let wh = gw.clone();
+    let webhooks = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if let Err(e) = wh.dispatch_webhooks(&sender).await {
+                tracing::warn!(error = %e, "webhook dispatch failed");
+            }
+        }
+    });
+
     let app = router(AppState::new(gw));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     sweeper.abort();
+    webhooks.abort();
     tracing::info!("qrgate stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod webhook_sender;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -54,6 +54,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit/log", get(audit_log))
         .route("/v1/ledger/check", get(ledger_check))
         .route("/v1/admin/keys/rotate", post(rotate_keys))
+        .route(
+            "/v1/webhook-endpoints",
+            post(create_webhook_endpoint).get(list_webhook_endpoints),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/deliveries",
+            get(list_deliveries),
+        )
+        .route("/v1/webhook-deliveries/{id}/retry", post(redeliver))
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -648,4 +657,46 @@ async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
         StatusCode::OK,
         &json!({ "active_kid": kid, "keys": s.gw.public_keys() }),
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEndpoint {
+    url: String,
+}
+
+async fn create_webhook_endpoint(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewEndpoint>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw.create_webhook_endpoint(&p, &body.value.url).await?,
+    )
+}
+
+async fn list_webhook_endpoints(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": s.gw.list_webhook_endpoints(&p).await?, "has_more": false }),
+    )
+}
+
+async fn list_deliveries(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": s.gw.list_deliveries(&p, &id).await?, "has_more": false }),
+    )
+}
+
+async fn redeliver(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError(Error::not_found("webhook delivery", &id)))?;
+    ok(StatusCode::OK, &s.gw.redeliver(&p, id).await?)
 }
