@@ -289,6 +289,55 @@ impl<S: Store> Gateway<S> {
         })
     }
 
+    /// 43: a wallet-balance payment also stays within its account class's cap.
+    async fn class_charge(
+        &self,
+        customer: &str,
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<CounterCharge, Error> {
+        let c = self
+            .store
+            .customer(customer)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer))?;
+        let year = now
+            .business_date(self.limits.business_offset_minutes)
+            .chars()
+            .take(4)
+            .collect::<String>();
+        let (key, cap, rule) = match c.account_class.as_str() {
+            "I" => (
+                format!("class:{customer}:I:total"),
+                self.limits.class_i_total,
+                "BCP-ACCT-CLASS-I",
+            ),
+            "II" => (
+                format!("class:{customer}:II:{year}"),
+                self.limits.class_ii_yearly,
+                "BCP-ACCT-CLASS-II",
+            ),
+            "III" => (
+                format!("class:{customer}:III:{year}"),
+                self.limits.class_iii_yearly,
+                "BCP-ACCT-CLASS-III",
+            ),
+            other => {
+                return Err(Error::internal(format!(
+                    "customer {customer} has account class {other:?}"
+                )));
+            }
+        };
+        Ok(CounterCharge {
+            key,
+            amount_minor: amount,
+            uses: 1,
+            cap_amount: Some(cap),
+            cap_uses: None,
+            rule: rule.into(),
+        })
+    }
+
     /// Build and apply a payment: on a refusal that consumed the code, record
     /// the failed payment (burning the code) and answer with the refusal.
     #[allow(clippy::too_many_arguments)]
@@ -347,6 +396,8 @@ impl<S: Store> Gateway<S> {
             self.daily_charge(customer, level, amount.minor(), now)
                 .await?,
         );
+        m.counters
+            .push(self.class_charge(customer, amount.minor(), now).await?);
         m.posting = Some(Posting {
             id: format!("pst_{id}"),
             kind: "payment".into(),

@@ -739,3 +739,47 @@ on_both!(
         );
     }
 );
+
+on_both!(
+    class_one_wallet_pays_at_most_1000_since_opening,
+    |w: World| async move {
+        let a = admin();
+        let c =
+            w.gw.create_customer(
+                &a,
+                NewCustomer {
+                    account_class: "I".into(),
+                    level_a_daily_cap: None,
+                },
+            )
+            .await
+            .unwrap();
+        w.gw.topup(&a, &c.id, "5000.00", None).await.unwrap();
+        let consumer = Principal {
+            key_id: "k1".into(),
+            role: Role::Consumer,
+            subject: Some(c.id.clone()),
+        };
+        let pay = |amount: &'static str| {
+            let w = &w;
+            let consumer = consumer.clone();
+            async move {
+                let code = w.gw.issue_payment_code(&consumer).await.unwrap();
+                w.gw.charge(&w.merchant, &code.numeric, amount, None, None)
+                    .await
+            }
+        };
+        pay("600.00").await.unwrap();
+        // Next day: the daily cap resets, the class-I total does not.
+        w.clock.advance_seconds(86_400);
+        pay("400.00").await.unwrap();
+        w.clock.advance_seconds(86_400);
+        let e = pay("0.01").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-ACCT-CLASS-I"))
+        );
+        // A class II wallet in the same days is not affected.
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+    }
+);
