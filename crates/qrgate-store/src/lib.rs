@@ -170,6 +170,28 @@ pub trait Store: Clone + Send + Sync + 'static {
         id: i64,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Set (or replace) a customer's PIN; clears failures and lock.
+    fn set_credentials(
+        &self,
+        c: Credentials,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn credentials(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+    /// Count a wrong PIN; lock at `locked_until` once failures reach `lock_after`.
+    fn pin_failed(
+        &self,
+        customer_id: &str,
+        at: Timestamp,
+        lock_after: i64,
+        locked_until: Timestamp,
+    ) -> impl Future<Output = Result<(i64, Option<Timestamp>), StoreError>> + Send;
+    fn pin_succeeded(
+        &self,
+        customer_id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 fn flag(r: Result<Done, MovementError>) -> Result<bool, StoreError> {
@@ -382,6 +404,49 @@ macro_rules! impl_store {
             }
             async fn retry_delivery(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
                 flag(self.write(Work::RetryDelivery(id, now)).await)
+            }
+            async fn set_credentials(&self, c: Credentials) -> Result<(), StoreError> {
+                self.write(Work::SetCredentials(c))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            async fn credentials(
+                &self,
+                customer_id: &str,
+            ) -> Result<Option<Credentials>, StoreError> {
+                ops::credentials(&mut self.reader().await?, customer_id).await
+            }
+            async fn pin_failed(
+                &self,
+                customer_id: &str,
+                at: Timestamp,
+                lock_after: i64,
+                locked_until: Timestamp,
+            ) -> Result<(i64, Option<Timestamp>), StoreError> {
+                match self
+                    .write(Work::PinFailed(
+                        customer_id.to_owned(),
+                        at,
+                        lock_after,
+                        locked_until,
+                    ))
+                    .await
+                    .map_err(store_err)?
+                {
+                    Done::PinState(n, l) => Ok((n, l)),
+                    _ => Err(unexpected()),
+                }
+            }
+            async fn pin_succeeded(
+                &self,
+                customer_id: &str,
+                at: Timestamp,
+            ) -> Result<(), StoreError> {
+                self.write(Work::PinSucceeded(customer_id.to_owned(), at))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
             }
         }
     };

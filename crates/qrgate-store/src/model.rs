@@ -440,3 +440,17 @@ pub struct AttemptResult {
     pub status: String,
     pub next_attempt_at: Timestamp,
 }
+
+/// A customer's payment PIN as stored: never the PIN itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub customer_id: String,
+    /// Hex PBKDF2-HMAC-SHA256 output.
+    pub pin_hash: String,
+    /// Hex salt.
+    pub pin_salt: String,
+    /// Wrong PINs since the last right one.
+    pub failures: i64,
+    pub locked_until: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}

@@ -1251,3 +1251,82 @@ pub(crate) async fn retry_delivery<C: Conn>(
         .await?
         == 1)
 }
+
+pub(crate) async fn set_credentials<C: Conn>(
+    c: &mut C,
+    cr: &Credentials,
+) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO customer_credentials (customer_id, pin_hash, pin_salt, failures, locked_until, updated_at) \
+         VALUES ($1, $2, $3, 0, NULL, $4) ON CONFLICT (customer_id) DO UPDATE SET pin_hash = excluded.pin_hash, \
+         pin_salt = excluded.pin_salt, failures = 0, locked_until = NULL, updated_at = excluded.updated_at",
+        &[Arg::Str(&cr.customer_id), Arg::Str(&cr.pin_hash), Arg::Str(&cr.pin_salt), Arg::I64(cr.updated_at.unix_millis())],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn credentials<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+) -> Result<Option<Credentials>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT customer_id, pin_hash, pin_salt, failures, locked_until, updated_at FROM customer_credentials WHERE customer_id = $1",
+            &[Arg::Str(customer_id)],
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(Credentials {
+                customer_id: r.str(0)?,
+                pin_hash: r.str(1)?,
+                pin_salt: r.str(2)?,
+                failures: r.i64(3)?,
+                locked_until: opt_ts(r, 4)?,
+                updated_at: ts(r, 5)?,
+            })
+        })
+        .transpose()
+}
+
+/// Count a wrong PIN atomically; lock when the count reaches `lock_after`.
+/// Returns the failures so far and the lock, if any.
+pub(crate) async fn pin_failed<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    at: Timestamp,
+    lock_after: i64,
+    locked_until: Timestamp,
+) -> Result<(i64, Option<Timestamp>), StoreError> {
+    let rows = c
+        .rows(
+            "UPDATE customer_credentials SET failures = failures + 1, updated_at = $1, \
+             locked_until = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_until END \
+             WHERE customer_id = $4 RETURNING failures, locked_until",
+            &[
+                Arg::I64(at.unix_millis()),
+                Arg::I64(lock_after),
+                Arg::I64(locked_until.unix_millis()),
+                Arg::Str(customer_id),
+            ],
+        )
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt(format!("no credentials for {customer_id}")))?;
+    Ok((r.i64(0)?, opt_ts(r, 1)?))
+}
+
+pub(crate) async fn pin_succeeded<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE customer_credentials SET failures = 0, locked_until = NULL, updated_at = $1 WHERE customer_id = $2",
+        &[Arg::I64(at.unix_millis()), Arg::Str(customer_id)],
+    )
+    .await?;
+    Ok(())
+}

@@ -18,6 +18,9 @@ pub(crate) enum Work {
     FanOut(i64, Vec<NewDelivery>, Timestamp),
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
+    SetCredentials(Credentials),
+    PinFailed(String, Timestamp, i64, Timestamp),
+    PinSucceeded(String, Timestamp),
 }
 
 pub(crate) enum Done {
@@ -25,6 +28,7 @@ pub(crate) enum Done {
     Unit,
     Count(u64),
     Flag(bool),
+    PinState(i64, Option<Timestamp>),
 }
 
 pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, MovementError> {
@@ -45,5 +49,17 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::FanOut(seq, d, at) => Done::Flag(ops::fan_out(c, *seq, d, *at).await?),
         Work::RecordAttempt(a) => Done::Flag(ops::record_attempt(c, a).await?),
         Work::RetryDelivery(id, at) => Done::Flag(ops::retry_delivery(c, *id, *at).await?),
+        Work::SetCredentials(cr) => {
+            ops::set_credentials(c, cr).await?;
+            Done::Unit
+        }
+        Work::PinFailed(id, at, after, until) => {
+            let (n, l) = ops::pin_failed(c, id, *at, *after, *until).await?;
+            Done::PinState(n, l)
+        }
+        Work::PinSucceeded(id, at) => {
+            ops::pin_succeeded(c, id, *at).await?;
+            Done::Unit
+        }
     })
 }

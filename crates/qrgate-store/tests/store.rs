@@ -53,7 +53,7 @@ async fn open_sqlite() -> Db {
     let (store, report) = AnyStore::open(&format!("sqlite://{}", path.display()), t(0))
         .await
         .unwrap();
-    assert_eq!(report.applied.len(), 4);
+    assert_eq!(report.applied.len(), 5);
     Db {
         store,
         at: Where::Sqlite(path),
@@ -76,7 +76,7 @@ async fn open_pg() -> Option<Db> {
     let (store, report) = PgStore::open(&url, Some(&schema), 16, t(0))
         .await
         .expect("QRGATE_TEST_POSTGRES_URL is set but Postgres is not usable");
-    assert_eq!(report.applied.len(), 4);
+    assert_eq!(report.applied.len(), 5);
     Some(Db {
         store: AnyStore::Postgres(store),
         at: Where::Postgres { url, schema },
@@ -373,11 +373,11 @@ on_both!(
     |db: Db| async move {
         let (_, report) = db.reopen().await;
         assert!(report.applied.is_empty());
-        assert_eq!(report.already, 4);
+        assert_eq!(report.already, 5);
         assert_eq!(
             db.scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM qrgate_migrations")
                 .await,
-            4
+            5
         );
     }
 );
@@ -1063,6 +1063,56 @@ on_both!(
         );
     }
 );
+
+on_both!(pin_failures_count_and_lock, |db: Db| async move {
+    let s = &db.store;
+    s.insert(Record::Customer(Customer {
+        id: "cus_1".into(),
+        account_class: "II".into(),
+        level_a_cap: None,
+        created_at: t(0),
+    }))
+    .await
+    .unwrap();
+    assert!(s.credentials("cus_1").await.unwrap().is_none());
+    let cr = Credentials {
+        customer_id: "cus_1".into(),
+        pin_hash: "aa".into(),
+        pin_salt: "bb".into(),
+        failures: 0,
+        locked_until: None,
+        updated_at: t(1),
+    };
+    s.set_credentials(cr.clone()).await.unwrap();
+    assert_eq!(
+        s.pin_failed("cus_1", t(2), 3, t(1_000)).await.unwrap(),
+        (1, None)
+    );
+    assert_eq!(
+        s.pin_failed("cus_1", t(3), 3, t(1_000)).await.unwrap(),
+        (2, None)
+    );
+    assert_eq!(
+        s.pin_failed("cus_1", t(4), 3, t(1_000)).await.unwrap(),
+        (3, Some(t(1_000)))
+    );
+    s.pin_succeeded("cus_1", t(5)).await.unwrap();
+    let got = s.credentials("cus_1").await.unwrap().unwrap();
+    assert_eq!((got.failures, got.locked_until), (0, None));
+    // Setting a new PIN also clears a lock.
+    s.pin_failed("cus_1", t(6), 1, t(2_000)).await.unwrap();
+    s.set_credentials(Credentials {
+        pin_hash: "cc".into(),
+        ..cr
+    })
+    .await
+    .unwrap();
+    let got = s.credentials("cus_1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.pin_hash.as_str(), got.failures, got.locked_until),
+        ("cc", 0, None)
+    );
+});
 
 // ---------- concurrency ----------
 
