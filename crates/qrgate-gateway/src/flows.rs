@@ -86,7 +86,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl<S: Store> Gateway<S> {
-    fn event_id(&self) -> Result<String, Error> {
+    pub(crate) fn event_id(&self) -> Result<String, Error> {
         let mut b = [0_u8; 12];
         self.rng.fill(&mut b).map_err(Error::internal)?;
         Ok(format!("evt_{}", URL_SAFE_NO_PAD.encode(b)))
@@ -259,7 +259,7 @@ impl<S: Store> Gateway<S> {
         })
     }
 
-    async fn daily_charge(
+    pub(crate) async fn daily_charge(
         &self,
         customer: &str,
         level: RiskLevel,
@@ -290,7 +290,7 @@ impl<S: Store> Gateway<S> {
     }
 
     /// 43: a wallet-balance payment also stays within its account class's cap.
-    async fn class_charge(
+    pub(crate) async fn class_charge(
         &self,
         customer: &str,
         amount: i64,
@@ -452,6 +452,18 @@ impl<S: Store> Gateway<S> {
             ) => Error::from(e),
             Err(e) => return Err(e.into()),
         };
+        // Over the level-C cap but within level B's: ask the payer to step up.
+        let over_c = level == RiskLevel::C && refusal.rule.as_deref() == Some(level.daily_rule());
+        if over_c
+            && let Some(needed) = self
+                .step_up_elements(customer, elements, amount.minor(), now)
+                .await?
+        {
+            let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
+            return self
+                .require_action(p, merchant, waiting, needed, burn, idem)
+                .await;
+        }
         // Declined: record it. The code stays burned; nothing else moves.
         let Some(burn) = burn else {
             return Err(refusal);

@@ -5,6 +5,7 @@
 mod error;
 pub mod flows;
 pub mod parties;
+pub mod stepup;
 pub mod views;
 pub mod webhooks;
 
@@ -135,6 +136,9 @@ pub struct Limits {
     pub refund_window_days: i64,
     pub order_ttl_seconds: i64,
     pub idempotency_hours: i64,
+    pub stepup_ttl_seconds: i64,
+    pub pin_lockout: i64,
+    pub pin_lock_minutes: i64,
 }
 
 impl Limits {
@@ -153,6 +157,9 @@ impl Limits {
             refund_window_days: c.value("BCP-REFUND-WINDOW")?,
             order_ttl_seconds: c.value("QG-ORDER-TTL")?,
             idempotency_hours: c.value("QG-IDEMPOTENCY")?,
+            stepup_ttl_seconds: c.value("QG-STEPUP-TTL")?,
+            pin_lockout: c.value("QG-PIN-LOCKOUT")?,
+            pin_lock_minutes: c.value("QG-PIN-LOCK-MINUTES")?,
         })
     }
 }

@@ -47,6 +47,9 @@ pub struct PaymentView {
     pub order_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// For `requires_action`: what the payer must prove, and by when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -87,6 +90,13 @@ impl PaymentView {
             failure: d
                 .get("failure")
                 .and_then(|f| serde_json::from_value(f.clone()).ok()),
+            next_action: d.get("next_action").map(|a| {
+                let mut a = a.clone();
+                if let Some(o) = a.as_object_mut() {
+                    o.remove("expires_at_ms");
+                }
+                a
+            }),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }

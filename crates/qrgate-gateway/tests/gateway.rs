@@ -17,7 +17,7 @@ use qrgate_gateway::{Config, Gateway, Principal, Reply, Role};
 use qrgate_store::{AnyStore, PgStore, Store};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -783,3 +783,174 @@ on_both!(
         w.charge(&w.device_token(), "1.00").await.unwrap();
     }
 );
+
+fn sign_confirmation(w: &World, p: &Value) -> String {
+    let msg = qrgate_gateway::stepup::confirmation_message(
+        p["id"].as_str().unwrap(),
+        p["amount"].as_str().unwrap(),
+        "CNY",
+        p["merchant_id"].as_str().unwrap(),
+    );
+    URL_SAFE_NO_PAD.encode(w.device.sign(&msg).as_ref())
+}
+
+fn confirmation(
+    pin: Option<&str>,
+    device: Option<(&str, String)>,
+) -> qrgate_gateway::stepup::Confirmation {
+    qrgate_gateway::stepup::Confirmation {
+        pin: pin.map(Into::into),
+        device_id: device.as_ref().map(|(d, _)| (*d).to_owned()),
+        device_signature: device.map(|(_, s)| s),
+    }
+}
+
+on_both!(over_the_c_cap_a_pin_steps_up_to_b, |w: World| async move {
+    w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+    assert_eq!(
+        w.gw.set_pin(&w.consumer, "123456").await.unwrap_err().code,
+        "weak_pin"
+    );
+    w.charge(&w.device_token(), "999.00").await.unwrap();
+    // 999 + 100 > 1000 (C) but fits B (5000): requires_action, naming the PIN.
+    let p = w.charge(&w.device_token(), "100.00").await.unwrap();
+    assert_eq!(p["status"], "requires_action");
+    assert_eq!(p["next_action"]["elements"], json!(["pin"]));
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.balance().await, "4001.00", "nothing moved yet");
+    // A wrong PIN never completes it and counts toward lock-out.
+    let e =
+        w.gw.confirm(&w.consumer, &id, confirmation(Some("111119"), None), None)
+            .await
+            .unwrap_err();
+    assert_eq!(
+        (e.code, e.rule.as_deref()),
+        ("pin_incorrect", Some("QG-PIN-LOCKOUT"))
+    );
+    assert!(e.message.contains("4 attempts left"), "{}", e.message);
+    assert_eq!(
+        w.gw.get_payment(&w.consumer, &id).await.unwrap().status,
+        "requires_action"
+    );
+    // Only the payer confirms.
+    assert_eq!(
+        w.gw.confirm(&w.merchant, &id, confirmation(Some("493817"), None), None)
+            .await
+            .unwrap_err()
+            .code,
+        "forbidden"
+    );
+    let done =
+        w.gw.confirm(&w.consumer, &id, confirmation(Some("493817"), None), None)
+            .await
+            .unwrap();
+    let v: Value = serde_json::from_str(&done.body).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["risk_level"].as_str()),
+        (Some("succeeded"), Some("B"))
+    );
+    assert_eq!(v["verification"], json!(["device_signature", "pin"]));
+    assert!(v.get("next_action").is_none());
+    assert_eq!(w.balance().await, "3901.00");
+    assert_eq!(
+        w.gw.confirm(&w.consumer, &id, confirmation(Some("493817"), None), None)
+            .await
+            .unwrap_err()
+            .code,
+        "payment_state_conflict"
+    );
+    // Beyond B as well: declined outright.
+    let e = w.charge(&w.device_token(), "4900.01").await.unwrap_err();
+    assert_eq!(
+        (e.code, e.rule.as_deref()),
+        ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+    );
+    let c = w.gw.store().ledger_check().await.unwrap();
+    assert!(c.is_sound(), "{c:?}");
+});
+
+on_both!(
+    online_codes_need_pin_and_device_signature_and_lapse,
+    |w: World| async move {
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let p = w.charge(&code.numeric, "20.00").await.unwrap();
+        assert_eq!(
+            p["next_action"]["elements"],
+            json!(["pin", "device_signature"])
+        );
+        let id = p["id"].as_str().unwrap();
+        let e =
+            w.gw.confirm(&w.consumer, id, confirmation(Some("493817"), None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "device_signature_required");
+        let forged = URL_SAFE_NO_PAD.encode([7_u8; 64]);
+        let e =
+            w.gw.confirm(
+                &w.consumer,
+                id,
+                confirmation(Some("493817"), Some((&w.device_id, forged))),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "device_signature_invalid");
+        let sig = sign_confirmation(&w, &p);
+        let ok =
+            w.gw.confirm(
+                &w.consumer,
+                id,
+                confirmation(Some("493817"), Some((&w.device_id, sig))),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&ok.body).unwrap()["risk_level"],
+            "B"
+        );
+        // An unconfirmed one lapses after QG-STEPUP-TTL and moves no money.
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let p = w.charge(&code.numeric, "30.00").await.unwrap();
+        w.clock.advance_seconds(301);
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 1);
+        let lapsed =
+            w.gw.get_payment(&w.consumer, p["id"].as_str().unwrap())
+                .await
+                .unwrap();
+        assert_eq!(lapsed.status, "canceled");
+        assert_eq!(w.balance().await, "3980.00");
+    }
+);
+
+on_both!(five_wrong_pins_lock_the_pin, |w: World| async move {
+    w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+    w.charge(&w.device_token(), "1000.00").await.unwrap();
+    let p = w.charge(&w.device_token(), "10.00").await.unwrap();
+    let id = p["id"].as_str().unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            w.gw.confirm(&w.consumer, id, confirmation(Some("000001"), None), None)
+                .await
+                .unwrap_err()
+                .code,
+            "pin_incorrect"
+        );
+    }
+    let e =
+        w.gw.confirm(&w.consumer, id, confirmation(Some("000001"), None), None)
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("locked"), "{}", e.message);
+    // Even the right PIN is refused while locked.
+    assert_eq!(
+        w.gw.confirm(&w.consumer, id, confirmation(Some("493817"), None), None)
+            .await
+            .unwrap_err()
+            .code,
+        "pin_locked"
+    );
+    assert_eq!(w.balance().await, "4000.00");
+});

@@ -266,6 +266,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             if let Err(e) = bg.expire_orders().await {
                 tracing::warn!(error = %e, "order expiry failed");
             }
+            if let Err(e) = bg.expire_requires_action().await {
+                tracing::warn!(error = %e, "step-up expiry failed");
+            }
             n += 1;
             if n.is_multiple_of(600) {
                 let now = bg.now();

@@ -45,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/payments/{id}", get(get_payment))
         .route("/v1/payments/{id}/refunds", post(refund).get(list_refunds))
         .route("/v1/payments/{id}/cancel", post(cancel))
+        .route("/v1/payments/{id}/confirm", post(confirm))
+        .route("/v1/me/pin", post(set_pin))
         .route("/v1/devices", post(enroll_device))
         .route("/v1/payment-codes", post(issue_payment_code))
         .route("/v1/scans", post(scan))
@@ -699,4 +701,38 @@ async fn redeliver(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
         .parse()
         .map_err(|_| ApiError(Error::not_found("webhook delivery", &id)))?;
     ok(StatusCode::OK, &s.gw.redeliver(&p, id).await?)
+}
+
+/// Step-up: the payer confirms a `requires_action` payment.
+async fn confirm(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: StrictJson<qrgate_gateway::stepup::Confirmation>,
+) -> ApiResult {
+    p.require(&[Role::Consumer])?;
+    let i = idem(
+        &headers,
+        &method,
+        &format!("/v1/payments/{id}/confirm"),
+        &body.bytes,
+        &p,
+    )?;
+    if let Some(r) = replay(&s, &i).await? {
+        return Ok(r);
+    }
+    Ok(reply(s.gw.confirm(&p, &id, body.value, Some(i)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPin {
+    pin: String,
+}
+
+async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewPin>) -> ApiResult {
+    s.gw.set_pin(&p, &body.value.pin).await?;
+    ok(StatusCode::OK, &json!({ "object": "pin", "set": true }))
 }

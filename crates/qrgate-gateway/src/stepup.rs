@@ -1,0 +1,562 @@
+//! Step-up verification. A dynamic payment over its level-C daily cap that
+//! would fit level B's goes to `requires_action`, naming the elements that
+//! would raise it (the payment PIN, and a device signature when the code did
+//! not carry one). The payer confirms with them; a wrong PIN counts toward
+//! lock-out and never completes the payment. Unconfirmed payments are
+//! canceled after `QG-STEPUP-TTL`.
+
+use std::num::NonZeroU32;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::pbkdf2;
+use ring::rand::SecureRandom;
+use serde::Deserialize;
+use serde_json::json;
+
+use qrgate_codes::keyring::verify_ed25519;
+use qrgate_core::risk::{self, Element, RiskLevel};
+use qrgate_core::state::{OrderStatus, PaymentStatus};
+use qrgate_core::{Money, Timestamp};
+use qrgate_store::*;
+
+use crate::views::{Failure, PaymentView, amount as fmt_amount};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply, settlement_account, wallet_account};
+
+const PBKDF2_ITERATIONS: u32 = 100_000;
+const CONFIRM_DOMAIN: &str = "qrgate-confirm-v1";
+
+/// PBKDF2-HMAC-SHA256 of a PIN with a salt, hex.
+pub fn hash_pin(pin: &str, salt: &[u8]) -> String {
+    let mut out = [0_u8; 32];
+    let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        pin.as_bytes(),
+        &mut out,
+    );
+    hex(&out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+/// The bytes a device signs to confirm a payment.
+pub fn confirmation_message(
+    payment_id: &str,
+    amount: &str,
+    currency: &str,
+    merchant_id: &str,
+) -> Vec<u8> {
+    format!("{CONFIRM_DOMAIN}\0{payment_id}\0{amount}\0{currency}\0{merchant_id}").into_bytes()
+}
+
+/// Six digits, not all the same, not a run up or down.
+fn check_pin_shape(pin: &str) -> Result<(), Error> {
+    let d: Vec<u8> = pin.bytes().collect();
+    if d.len() != 6 || !d.iter().all(u8::is_ascii_digit) {
+        return Err(Error::bad_request(
+            "invalid_pin",
+            "the payment PIN is exactly six digits",
+        ));
+    }
+    let same = d.windows(2).all(|w| w[0] == w[1]);
+    let up = d.windows(2).all(|w| w[1] == w[0] + 1);
+    let down = d.windows(2).all(|w| w[0] == w[1] + 1);
+    if same || up || down {
+        return Err(Error::bad_request(
+            "weak_pin",
+            "choose a PIN that is not one digit repeated or a run like 123456",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    pub pin: Option<String>,
+    /// The enrolled device that signed the confirmation.
+    pub device_id: Option<String>,
+    /// Ed25519 over [`confirmation_message`], base64url.
+    pub device_signature: Option<String>,
+}
+
+impl<S: Store> Gateway<S> {
+    /// Set or replace the consumer's payment PIN.
+    pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
+        let customer = p.customer()?.to_owned();
+        check_pin_shape(pin)?;
+        let mut salt = [0_u8; 16];
+        self.rng.fill(&mut salt).map_err(Error::internal)?;
+        let hash = hash_pin(pin, &salt);
+        self.store
+            .set_credentials(Credentials {
+                customer_id: customer,
+                pin_hash: hash,
+                pin_salt: hex(&salt),
+                failures: 0,
+                locked_until: None,
+                updated_at: self.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Check a PIN, counting failures and locking after too many.
+    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<(), Error> {
+        let now = self.now();
+        let cr = self.store.credentials(customer).await?.ok_or_else(|| {
+            Error::new(
+                Kind::Conflict,
+                "pin_not_set",
+                "set a payment PIN first (POST /v1/me/pin)",
+            )
+        })?;
+        if let Some(until) = cr.locked_until.filter(|u| *u > now) {
+            return Err(Error::new(
+                Kind::Conflict,
+                "pin_locked",
+                format!("too many wrong PINs; try again after {until}"),
+            )
+            .with_rule("QG-PIN-LOCKOUT"));
+        }
+        let salt = unhex(&cr.pin_salt).ok_or_else(|| Error::internal("stored salt is not hex"))?;
+        let stored =
+            unhex(&cr.pin_hash).ok_or_else(|| Error::internal("stored hash is not hex"))?;
+        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+        if pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            &salt,
+            pin.as_bytes(),
+            &stored,
+        )
+        .is_ok()
+        {
+            self.store.pin_succeeded(customer, now).await?;
+            return Ok(());
+        }
+        let lock_until = now
+            .checked_add_seconds(self.limits.pin_lock_minutes * 60)
+            .unwrap_or(now);
+        let (failures, locked) = self
+            .store
+            .pin_failed(customer, now, self.limits.pin_lockout, lock_until)
+            .await?;
+        let left = (self.limits.pin_lockout - failures).max(0);
+        let msg = match locked {
+            Some(u) if u > now => format!("wrong PIN; the PIN is now locked until {u}"),
+            _ => format!("wrong PIN; {left} attempts left before the PIN locks"),
+        };
+        Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+    }
+
+    /// What would raise this payment to level B, if B's daily cap has room
+    /// and the payer can step up (has a PIN).
+    pub(crate) async fn step_up_elements(
+        &self,
+        customer: &str,
+        elements: &[Element],
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Element>>, Error> {
+        if self.store.credentials(customer).await?.is_none() {
+            return Ok(None);
+        }
+        let key = self
+            .daily_charge(customer, RiskLevel::B, amount, now)
+            .await?
+            .key;
+        let (used, _) = self.store.counter(&key).await?;
+        if used.saturating_add(amount) > self.limits.daily_b {
+            return Ok(None);
+        }
+        let mut needed = vec![Element::Pin];
+        if !elements.contains(&Element::DeviceSignature) {
+            needed.push(Element::DeviceSignature);
+        }
+        Ok(Some(needed))
+    }
+
+    /// Record a payment waiting for the payer's confirmation. The consumer
+    /// code is burned now (single use); an order is only marked paid on
+    /// confirmation, so it can still be paid if this one lapses.
+    pub(crate) async fn require_action(
+        &self,
+        p: &Principal,
+        merchant: &Merchant,
+        mut waiting: Payment,
+        needed: Vec<Element>,
+        burn: Option<CodeBurn>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let now = self.now();
+        let expires_at = now
+            .checked_add_seconds(self.limits.stepup_ttl_seconds)
+            .unwrap_or(now);
+        waiting.details["next_action"] = json!({
+            "type": "confirm",
+            "elements": needed,
+            "expires_at": expires_at.to_rfc3339(),
+            "expires_at_ms": expires_at.unix_millis(),
+            "confirm_url": format!("/v1/payments/{}/confirm", waiting.id),
+        });
+        let view = PaymentView::of(&waiting, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let id = waiting.id.clone();
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 201,
+            response_body: body.clone(),
+        });
+        m.burns
+            .extend(burn.filter(|b| !b.key.starts_with("order:")));
+        m.payment = Some(PaymentWrite::Insert(waiting));
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.requires_action".into(),
+            subject_id: id.clone(),
+            payload: json!({ "merchant_id": merchant.id, "payment": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.requires_action".into(),
+            subject: id,
+            details: json!({ "needed": needed, "by": p.key_id }),
+        });
+        match self.store.apply(m).await? {
+            Applied::Done { .. } => Ok(Reply::new(201, body)),
+            Applied::Replayed { status, body } => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
+        }
+    }
+
+    /// The payer confirms a `requires_action` payment with the elements it names.
+    pub async fn confirm(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        c: Confirmation,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let customer = p.customer()?.to_owned();
+        let pay = self.payment_for(p, payment_id).await?;
+        if pay.status != PaymentStatus::RequiresAction.as_str() {
+            return Err(Error::new(
+                Kind::Conflict,
+                "payment_state_conflict",
+                format!("payment {payment_id} is {}, nothing to confirm", pay.status),
+            ));
+        }
+        let now = self.now();
+        let next = pay.details.get("next_action").cloned().unwrap_or_default();
+        let expires = next
+            .get("expires_at_ms")
+            .and_then(|v| v.as_i64())
+            .map(Timestamp::from_unix_millis)
+            .unwrap_or(now);
+        if now >= expires {
+            self.cancel_waiting(&pay, "expired").await?;
+            return Err(Error::new(
+                Kind::Conflict,
+                "payment_expired",
+                "the time to confirm this payment has passed; it was canceled",
+            )
+            .with_rule("QG-STEPUP-TTL"));
+        }
+        let needed: Vec<Element> =
+            serde_json::from_value(next.get("elements").cloned().unwrap_or_default())
+                .map_err(Error::internal)?;
+        // Every needed element must be proven; the PIN first (it counts toward lock-out).
+        let mut proven: Vec<Element> =
+            serde_json::from_value(pay.details.get("verification").cloned().unwrap_or_default())
+                .map_err(Error::internal)?;
+        if needed.contains(&Element::Pin) {
+            let pin = c.pin.as_deref().ok_or_else(|| {
+                Error::bad_request("pin_required", "this payment needs the payment PIN")
+            })?;
+            self.check_pin(&customer, pin).await?;
+            proven.push(Element::Pin);
+        }
+        if needed.contains(&Element::DeviceSignature) {
+            let (Some(device_id), Some(sig)) =
+                (c.device_id.as_deref(), c.device_signature.as_deref())
+            else {
+                return Err(Error::bad_request(
+                    "device_signature_required",
+                    "this payment needs a signature from your enrolled device (device_id and device_signature)",
+                ));
+            };
+            let d = self
+                .store
+                .device(device_id)
+                .await?
+                .filter(|d| d.customer_id == customer && d.status == "active")
+                .ok_or_else(|| {
+                    Error::new(
+                        Kind::Unprocessable,
+                        "device_signature_invalid",
+                        "unknown or blocked device",
+                    )
+                })?;
+            let pk = URL_SAFE_NO_PAD
+                .decode(&d.public_key)
+                .map_err(Error::internal)?;
+            let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| {
+                Error::bad_request(
+                    "device_signature_invalid",
+                    "device_signature must be base64url",
+                )
+            })?;
+            let msg = confirmation_message(
+                payment_id,
+                &fmt_amount(pay.amount_minor, &pay.currency),
+                &pay.currency,
+                &pay.merchant_id,
+            );
+            verify_ed25519(&pk, &msg, &sig).map_err(|_| {
+                Error::new(
+                    Kind::Unprocessable,
+                    "device_signature_invalid",
+                    "the device signature does not verify over this payment",
+                )
+                .with_rule("BCP-ELEMENTS")
+            })?;
+            proven.push(Element::DeviceSignature);
+        }
+        proven.sort();
+        proven.dedup();
+        let level = risk::level(&proven, false);
+        let amount = Money::from_minor(pay.amount_minor, crate::CURRENCY);
+        let merchant = self
+            .store
+            .merchant(&pay.merchant_id)
+            .await?
+            .ok_or_else(|| Error::internal("payment without merchant"))?;
+        let funding = wallet_account(&customer);
+
+        let mut details = pay.details.clone();
+        if let Some(o) = details.as_object_mut() {
+            o.remove("next_action");
+        }
+        details["risk_level"] = json!(level.as_str());
+        details["verification"] = json!(proven);
+        let mut done = pay.clone();
+        done.status = PaymentStatus::Succeeded.as_str().into();
+        done.details = details.clone();
+        done.updated_at = now;
+        let view = PaymentView::of(&done, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+
+        let mut m = Movement::new(now);
+        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 200,
+            response_body: body.clone(),
+        });
+        m.counters.push(
+            self.daily_charge(&customer, level, amount.minor(), now)
+                .await?,
+        );
+        m.counters
+            .push(self.class_charge(&customer, amount.minor(), now).await?);
+        m.posting = Some(Posting {
+            id: format!("pst_{payment_id}"),
+            kind: "payment".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: funding,
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: settlement_account(&merchant.id),
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        PaymentStatus::RequiresAction
+            .transition(PaymentStatus::Succeeded)
+            .map_err(Error::internal)?;
+        m.payment = Some(PaymentWrite::Transition {
+            id: payment_id.into(),
+            from: PaymentStatus::RequiresAction.as_str().into(),
+            to: PaymentStatus::Succeeded.as_str().into(),
+            details: Some(details.clone()),
+        });
+        if let Some(order_id) = details.get("order_id").and_then(|v| v.as_str()) {
+            m.burns.push(CodeBurn {
+                key: format!("order:{order_id}"),
+                payment_id: Some(payment_id.into()),
+                expires_at: expires,
+            });
+            m.order = Some(crate::order_move(
+                order_id,
+                OrderStatus::Open,
+                OrderStatus::Paid,
+                Some(payment_id.into()),
+            )?);
+        }
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.succeeded".into(),
+            subject_id: payment_id.into(),
+            payload: json!({ "merchant_id": merchant.id, "payment": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.confirmed".into(),
+            subject: payment_id.into(),
+            details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
+        });
+        let refusal = match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => return Ok(Reply::new(200, body)),
+            Ok(Applied::Replayed { status, body }) => {
+                return Ok(Reply {
+                    status,
+                    body,
+                    replayed: true,
+                });
+            }
+            Err(
+                e @ (MovementError::LimitExceeded { .. }
+                | MovementError::InsufficientFunds { .. }
+                | MovementError::OrderStateConflict { .. }
+                | MovementError::CodeAlreadyUsed { .. }),
+            ) => Error::from(e),
+            Err(e) => return Err(e.into()),
+        };
+        // Confirmed but refused (the cap filled up meanwhile, funds, the order went away): fail it.
+        let mut failed_details = pay.details.clone();
+        if let Some(o) = failed_details.as_object_mut() {
+            o.remove("next_action");
+        }
+        failed_details["failure"] = serde_json::to_value(Failure {
+            code: refusal.code.into(),
+            message: refusal.message.clone(),
+            rule: refusal.rule.clone(),
+        })
+        .map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.payment = Some(PaymentWrite::Transition {
+            id: payment_id.into(),
+            from: PaymentStatus::RequiresAction.as_str().into(),
+            to: PaymentStatus::Failed.as_str().into(),
+            details: Some(failed_details),
+        });
+        m.events.push(OutboxEvent { event_id: self.event_id()?, event_type: "payment.failed".into(), subject_id: payment_id.into(), payload: json!({ "merchant_id": merchant.id, "payment_id": payment_id, "code": refusal.code }) });
+        m.audit = Some(AuditEntry {
+            action: "payment.failed".into(),
+            subject: payment_id.into(),
+            details: json!({ "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
+        });
+        self.store.apply(m).await?;
+        Err(Error {
+            payment_id: Some(payment_id.into()),
+            ..refusal
+        })
+    }
+
+    async fn cancel_waiting(&self, pay: &Payment, why: &str) -> Result<bool, Error> {
+        let mut m = Movement::new(self.now());
+        PaymentStatus::RequiresAction
+            .transition(PaymentStatus::Canceled)
+            .map_err(Error::internal)?;
+        let mut details = pay.details.clone();
+        if let Some(o) = details.as_object_mut() {
+            o.remove("next_action");
+        }
+        details["cancellation_reason"] = json!(why);
+        m.payment = Some(PaymentWrite::Transition {
+            id: pay.id.clone(),
+            from: PaymentStatus::RequiresAction.as_str().into(),
+            to: PaymentStatus::Canceled.as_str().into(),
+            details: Some(details),
+        });
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.canceled".into(),
+            subject_id: pay.id.clone(),
+            payload: json!({ "merchant_id": pay.merchant_id, "payment_id": pay.id, "reason": why }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.canceled".into(),
+            subject: pay.id.clone(),
+            details: json!({ "reason": why }),
+        });
+        match self.store.apply(m).await {
+            Ok(_) => Ok(true),
+            Err(MovementError::PaymentStateConflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Cancel `requires_action` payments whose confirmation time has passed.
+    pub async fn expire_requires_action(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let (waiting, _) = self
+            .store
+            .list_payments(PaymentQuery {
+                status: Some(PaymentStatus::RequiresAction.as_str().into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await?;
+        let mut n = 0;
+        for pay in waiting {
+            let expires = pay
+                .details
+                .get("next_action")
+                .and_then(|a| a.get("expires_at_ms"))
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            if now.unix_millis() >= expires && self.cancel_waiting(&pay, "expired").await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_shapes() {
+        assert!(check_pin_shape("493817").is_ok());
+        for bad in [
+            "12345", "1234567", "12a456", "000000", "123456", "654321", "777777",
+        ] {
+            assert!(check_pin_shape(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pin_hash_depends_on_salt_and_pin() {
+        let a = hash_pin("493817", b"salt-one-16bytes");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, hash_pin("493817", b"salt-one-16bytes"));
+        assert_ne!(a, hash_pin("493818", b"salt-one-16bytes"));
+        assert_ne!(a, hash_pin("493817", b"salt-two-16bytes"));
+    }
+}
