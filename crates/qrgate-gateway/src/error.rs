@@ -190,3 +190,188 @@ impl From<MovementError> for Error {
         }
     }
 }
+
+/// Every error code the API can answer with, and what it means. Listed in
+/// the OpenAPI document; a test checks that the code uses no other.
+pub const ERROR_CODES: &[(&str, &str)] = &[
+    ("amount_empty", "amount is an empty string"),
+    ("amount_exponent", "amount uses an exponent (1e3)"),
+    ("amount_leading_zero", "amount has a leading zero (012.30)"),
+    (
+        "amount_mismatch",
+        "the amount sent differs from the order's",
+    ),
+    ("amount_negative", "amount is negative"),
+    (
+        "amount_not_string",
+        "amount is a JSON number; send a decimal string",
+    ),
+    (
+        "amount_required",
+        "a static code needs the amount the payer entered",
+    ),
+    ("amount_syntax", "amount is not a decimal number"),
+    (
+        "amount_too_large",
+        "amount does not fit in 64-bit minor units",
+    ),
+    (
+        "amount_too_many_decimals",
+        "amount has more decimals than the currency",
+    ),
+    ("amount_whitespace", "amount contains white space"),
+    ("amount_zero", "amount is zero"),
+    ("api_key_revoked", "the API key was revoked"),
+    ("cancel_window_closed", "too late to cancel; refund instead"),
+    (
+        "code_bad_signature",
+        "the merchant code's signature does not verify (forged or altered)",
+    ),
+    ("code_expired", "the dynamic merchant code has expired"),
+    (
+        "code_invalid",
+        "the merchant code cannot be built from this data",
+    ),
+    ("code_malformed", "not a valid EMV payload or qrgate code"),
+    (
+        "code_not_qrgate",
+        "an EMV code, but not one this gateway issued",
+    ),
+    (
+        "code_retired_key",
+        "the merchant code was signed by a retired key",
+    ),
+    ("code_revoked", "the merchant revoked this static code"),
+    ("code_unknown", "a genuine code that is not registered here"),
+    (
+        "code_unknown_key",
+        "the merchant code was signed by an unknown key",
+    ),
+    (
+        "config_rule_override",
+        "the configuration loosens a rule without allow_loosening",
+    ),
+    (
+        "currency_mismatch",
+        "the currency differs from the merchant's",
+    ),
+    ("currency_not_supported", "only CNY is supported"),
+    ("device_blocked", "the device that made the code is blocked"),
+    (
+        "device_signature_invalid",
+        "the device signature does not verify",
+    ),
+    (
+        "device_signature_required",
+        "this confirmation needs a device signature",
+    ),
+    (
+        "duplicate_out_refund_no",
+        "out_refund_no was used for another amount",
+    ),
+    (
+        "duplicate_out_trade_no",
+        "out_trade_no was already used by this merchant",
+    ),
+    ("forbidden", "the key's role may not do this"),
+    ("idempotency_key_required", "send an Idempotency-Key header"),
+    (
+        "idempotency_key_reused",
+        "the Idempotency-Key was used with another request",
+    ),
+    ("insufficient_funds", "the wallet balance is too low"),
+    (
+        "internal",
+        "an internal error; details are only in the server log",
+    ),
+    (
+        "invalid_idempotency_key",
+        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+    ),
+    (
+        "invalid_json",
+        "the body is not valid JSON for this endpoint",
+    ),
+    ("invalid_pin", "the PIN must be six digits"),
+    (
+        "invalid_public_key",
+        "not a raw 32-byte Ed25519 key in base64url",
+    ),
+    ("invalid_request", "a field has an invalid value"),
+    ("invalid_url", "the webhook URL is not acceptable"),
+    (
+        "limit_exceeded",
+        "a limit of the rule named in `rule` would be exceeded",
+    ),
+    (
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    ),
+    ("missing_field", "a required field is missing"),
+    (
+        "not_found",
+        "no such object (or it belongs to another tenant)",
+    ),
+    ("not_ready", "the database does not answer"),
+    ("order_not_open", "the order is paid, expired or closed"),
+    ("payload_too_large", "the body is over the size limit"),
+    (
+        "payment_code_already_used",
+        "the consumer's payment code was already used",
+    ),
+    (
+        "payment_code_bad_signature",
+        "the payment code's signature does not verify",
+    ),
+    (
+        "payment_code_check_digit",
+        "the numeric code's check digit is wrong (mistyped)",
+    ),
+    ("payment_code_expired", "the payment code has expired"),
+    ("payment_code_foreign", "a numeric code of another issuer"),
+    ("payment_code_malformed", "not a payment code"),
+    (
+        "payment_code_not_yet_valid",
+        "the code's time is in the future (device clock)",
+    ),
+    ("payment_code_unknown", "no such payment code"),
+    (
+        "payment_code_unknown_key",
+        "the payment code was signed by an unknown key or device",
+    ),
+    (
+        "payment_expired",
+        "the time to confirm the payment has passed",
+    ),
+    ("payment_not_cancelable", "the payment cannot be canceled"),
+    (
+        "payment_not_refundable",
+        "only succeeded payments can be refunded",
+    ),
+    (
+        "payment_state_conflict",
+        "the payment is not in a state that allows this",
+    ),
+    ("pin_incorrect", "wrong PIN"),
+    ("pin_locked", "too many wrong PINs; locked for a while"),
+    ("pin_not_set", "no payment PIN is set"),
+    ("pin_required", "this confirmation needs the PIN"),
+    ("refund_window_closed", "the payment is too old to refund"),
+    ("route_not_found", "no such endpoint"),
+    (
+        "service_unavailable",
+        "the database is unavailable; retry with the same Idempotency-Key",
+    ),
+    ("unauthorized", "missing or unknown API key"),
+    ("unknown_currency", "not an ISO 4217 currency"),
+    (
+        "unknown_field",
+        "the body has a field this endpoint does not know",
+    ),
+    ("unsupported_format", "ask for .png or .svg"),
+    (
+        "unsupported_media_type",
+        "send Content-Type: application/json",
+    ),
+    ("weak_pin", "the PIN is too easy to guess"),
+];

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// A payment code the gateway issued online, in both presentations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentCodeView {
     pub object: &'static str,
     /// 18 digits for 1D barcode scanners and manual entry.
@@ -39,7 +39,7 @@ pub struct PaymentCodeView {
 }
 
 /// What `POST /v1/codes/verify` tells about a merchant code.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CodeVerification {
     pub genuine: bool,
     pub kind: String,
@@ -56,15 +56,16 @@ pub struct CodeVerification {
     pub expires_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<i64>,
     pub starting_after: Option<String>,
     pub status: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentList {
     pub object: &'static str,
     pub data: Vec<PaymentView>,

@@ -20,7 +20,7 @@ use qrgate_core::rules::Catalogue;
 use qrgate_core::{Clock, Currency, Timestamp};
 use qrgate_store::{Store, StoredKey};
 
-pub use error::{Error, Kind};
+pub use error::{ERROR_CODES, Error, Kind};
 
 /// Who is calling, as established by the API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

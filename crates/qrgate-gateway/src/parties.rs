@@ -22,7 +22,7 @@ use crate::{
     wallet_account,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     pub name: String,
@@ -49,7 +49,7 @@ fn regular() -> String {
     "regular".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     /// Wallet account class under 43: `I`, `II` (default) or `III`.
@@ -63,7 +63,7 @@ fn class_ii() -> String {
     "II".into()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub id: String,
     pub object: &'static str,
@@ -75,7 +75,7 @@ pub struct CustomerView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyCreated {
     pub id: String,
     pub object: &'static str,
@@ -87,7 +87,7 @@ pub struct ApiKeyCreated {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     pub id: String,
     pub object: &'static str,
@@ -98,7 +98,7 @@ pub struct DeviceView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StaticCodeView {
     pub id: String,
     pub object: &'static str,
@@ -107,7 +107,7 @@ pub struct StaticCodeView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TopupView {
     pub id: String,
     pub object: &'static str,

@@ -82,7 +82,7 @@ fn check_pin_shape(pin: &str) -> Result<(), Error> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirmation {
     pub pin: Option<String>,

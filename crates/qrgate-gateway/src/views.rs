@@ -15,7 +15,7 @@ pub fn amount(minor: i64, currency: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     pub code: String,
     pub message: String,
@@ -23,7 +23,7 @@ pub struct Failure {
     pub rule: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub id: String,
     pub object: &'static str,
@@ -49,6 +49,7 @@ pub struct PaymentView {
     pub failure: Option<Failure>,
     /// For `requires_action`: what the payer must prove, and by when.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub next_action: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
@@ -103,7 +104,7 @@ impl PaymentView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefundView {
     pub id: String,
     pub object: &'static str,
@@ -133,7 +134,7 @@ impl RefundView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: String,
     pub object: &'static str,
@@ -172,7 +173,7 @@ impl OrderView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MerchantView {
     pub id: String,
     pub object: &'static str,

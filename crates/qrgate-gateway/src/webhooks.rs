@@ -90,7 +90,7 @@ pub fn backoff_seconds(attempts: i64) -> i64 {
     (FIRST_RETRY_SECONDS << shift).min(MAX_RETRY_SECONDS)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
     pub id: String,
     pub object: &'static str,
@@ -101,7 +101,7 @@ pub struct EndpointView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub id: i64,
     pub object: &'static str,

@@ -35,6 +35,8 @@ enum Command {
     /// Work with QR payloads and images offline: decode, render, scan, build.
     #[command(subcommand)]
     Code(code::CodeCommand),
+    /// Print the OpenAPI 3.1 document (as served at /openapi.json).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +83,13 @@ fn finish(r: Result<(), String>) -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Code(c) => code::run(c),
+        Command::Openapi => {
+            use std::io::Write;
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(crate::http::openapi::json().as_bytes());
+            ExitCode::SUCCESS
+        }
         Command::Rules(RulesCommand::List { json }) => finish(rules_list(json)),
         Command::Serve(a) => finish(runtime().and_then(|rt| rt.block_on(serve::serve(a)))),
         Command::Migrate(s) => finish(runtime().and_then(|rt| rt.block_on(serve::migrate(s)))),

@@ -19,6 +19,10 @@ use qrgate_store::Store;
 use super::AppState;
 use super::error::{ApiError, bad};
 use super::extract::{Auth, StrictJson, idem};
+use super::openapi::{
+    ChargeRequest, Conventions, ErrorBody, IdemHeader, KeysDoc, OrderRequest, RefundList,
+    RefundRequest, ScanRequest, StdErrors, TopupRequest,
+};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -27,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
         .route("/v1/keys", get(keys))
         .route("/v1/codes/verify", post(verify_code))
         .route("/v1/merchants", post(create_merchant))
@@ -99,6 +104,7 @@ async fn replay(state: &AppState, i: &qrgate_gateway::Idem) -> Result<Option<Res
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
 async fn healthz() -> Response {
     (
         StatusCode::OK,
@@ -108,6 +114,7 @@ async fn healthz() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers"), (status = 503, description = "Not ready", body = ErrorBody)))]
 async fn readyz(State(s): State<AppState>) -> ApiResult {
     match s.gw.store().ping().await {
         Ok(()) => ok(
@@ -125,6 +132,7 @@ async fn readyz(State(s): State<AppState>) -> ApiResult {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Response {
     (
         StatusCode::OK,
@@ -134,16 +142,18 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/v1/keys", tag = "public", responses((status = 200, description = "Gateway Ed25519 public keys by key id", body = KeysDoc)))]
 async fn keys(State(s): State<AppState>) -> ApiResult {
     ok(StatusCode::OK, &s.gw.public_keys())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
     payload: String,
 }
 
+#[utoipa::path(post, path = "/v1/codes/verify", tag = "public", request_body = VerifyBody, responses((status = 200, body = qrgate_gateway::flows::CodeVerification), StdErrors))]
 async fn verify_code(State(s): State<AppState>, body: StrictJson<VerifyBody>) -> ApiResult {
     ok(
         StatusCode::OK,
@@ -151,6 +161,7 @@ async fn verify_code(State(s): State<AppState>, body: StrictJson<VerifyBody>) ->
     )
 }
 
+#[utoipa::path(post, path = "/v1/merchants", tag = "admin", security(("bearer" = [])), request_body = qrgate_gateway::parties::NewMerchant, responses((status = 201, body = qrgate_gateway::views::MerchantView), StdErrors))]
 async fn create_merchant(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -162,6 +173,7 @@ async fn create_merchant(
     )
 }
 
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "mch_…")), responses((status = 200, body = qrgate_gateway::views::MerchantView), StdErrors))]
 async fn get_merchant(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -170,6 +182,7 @@ async fn get_merchant(
     ok(StatusCode::OK, &s.gw.get_merchant(&p, &id).await?)
 }
 
+#[utoipa::path(post, path = "/v1/customers", tag = "admin", security(("bearer" = [])), request_body = qrgate_gateway::parties::NewCustomer, responses((status = 201, body = qrgate_gateway::parties::CustomerView), StdErrors))]
 async fn create_customer(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -181,6 +194,7 @@ async fn create_customer(
     )
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "cus_…")), responses((status = 200, body = qrgate_gateway::parties::CustomerView), StdErrors))]
 async fn get_customer(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -250,6 +264,7 @@ fn opt_str(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/customers/{id}/topups", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = TopupRequest, responses((status = 201, body = qrgate_gateway::parties::TopupView), StdErrors))]
 async fn topup(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -276,13 +291,14 @@ async fn topup(
     Ok(reply(s.gw.topup(&p, &id, &amount, Some(i)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     role: String,
     subject_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/api-keys", tag = "admin", security(("bearer" = [])), request_body = NewKey, responses((status = 201, description = "The secret is shown once", body = qrgate_gateway::parties::ApiKeyCreated), StdErrors))]
 async fn create_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -302,6 +318,7 @@ async fn create_api_key(
     )
 }
 
+#[utoipa::path(post, path = "/v1/api-keys/{id}/revoke", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "Revoked"), StdErrors))]
 async fn revoke_api_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -314,11 +331,13 @@ async fn revoke_api_key(
     )
 }
 
+#[utoipa::path(post, path = "/v1/static-codes", tag = "merchant", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::parties::StaticCodeView), StdErrors))]
 async fn create_static_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::CREATED, &s.gw.create_static_code(&p).await?)
 }
 
 /// `GET /v1/static-codes/{id}`, `{id}.png` (printable poster) or `{id}.svg`.
+#[utoipa::path(get, path = "/v1/static-codes/{file}", tag = "merchant", security(("bearer" = [])), params(("file" = String, Path, description = "sqr_… for JSON, sqr_….png or sqr_….svg for a printable poster")), responses((status = 200, description = "JSON, image/png or image/svg+xml", body = qrgate_gateway::parties::StaticCodeView), StdErrors))]
 async fn get_static_code(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -368,6 +387,7 @@ async fn get_static_code(
     }
 }
 
+#[utoipa::path(post, path = "/v1/orders", tag = "merchant", security(("bearer" = [])), request_body = OrderRequest, responses((status = 201, body = qrgate_gateway::views::OrderView), StdErrors))]
 async fn create_order(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -408,10 +428,12 @@ async fn create_order(
     )
 }
 
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::views::OrderView), StdErrors))]
 async fn get_order(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
     ok(StatusCode::OK, &s.gw.get_order(&p, &id).await?)
 }
 
+#[utoipa::path(post, path = "/v1/orders/{id}/close", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::views::OrderView), StdErrors))]
 async fn close_order(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -421,6 +443,7 @@ async fn close_order(
 }
 
 /// CPM: charge the payment code the cashier scanned.
+#[utoipa::path(post, path = "/v1/payments", tag = "merchant", security(("bearer" = [])), params(IdemHeader), request_body = ChargeRequest, responses((status = 201, description = "Succeeded, or requires_action (step-up)", body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn charge(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -455,6 +478,7 @@ struct WaitQuery {
 }
 
 /// `GET /v1/payments/{id}?wait=SECONDS` long-polls until the status changes.
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path), ("wait" = Option<u64>, Query, description = "long-poll up to this many seconds (max 30) for a change")), responses((status = 200, body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn get_payment(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -478,6 +502,7 @@ async fn get_payment(
     ok(StatusCode::OK, &current)
 }
 
+#[utoipa::path(get, path = "/v1/payments", tag = "merchant", security(("bearer" = [])), params(qrgate_gateway::flows::ListQuery), responses((status = 200, body = qrgate_gateway::flows::PaymentList), StdErrors))]
 async fn list_payments(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -486,6 +511,7 @@ async fn list_payments(
     ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
 }
 
+#[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = RefundRequest, responses((status = 201, body = qrgate_gateway::views::RefundView), (status = 200, description = "The refund with this out_refund_no, made before", body = qrgate_gateway::views::RefundView), StdErrors))]
 async fn refund(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -517,6 +543,7 @@ async fn refund(
     Ok(reply(s.gw.refund(&p, &id, &amount, &no, Some(i)).await?))
 }
 
+#[utoipa::path(get, path = "/v1/payments/{id}/refunds", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "A list of refunds", body = RefundList), StdErrors))]
 async fn list_refunds(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -528,6 +555,7 @@ async fn list_refunds(
     )
 }
 
+#[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), responses((status = 200, body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn cancel(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -549,12 +577,13 @@ async fn cancel(
     Ok(reply(s.gw.cancel(&p, &id, Some(i)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewDevice {
     public_key: String,
 }
 
+#[utoipa::path(post, path = "/v1/devices", tag = "consumer", security(("bearer" = [])), request_body = NewDevice, responses((status = 201, body = qrgate_gateway::parties::DeviceView), StdErrors))]
 async fn enroll_device(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -566,11 +595,13 @@ async fn enroll_device(
     )
 }
 
+#[utoipa::path(post, path = "/v1/payment-codes", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::flows::PaymentCodeView), StdErrors))]
 async fn issue_payment_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::CREATED, &s.gw.issue_payment_code(&p).await?)
 }
 
 /// MPM: the consumer pays a merchant code they scanned.
+#[utoipa::path(post, path = "/v1/scans", tag = "consumer", security(("bearer" = [])), params(IdemHeader), request_body = ScanRequest, responses((status = 201, body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn scan(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -594,11 +625,13 @@ async fn scan(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "consumer", security(("bearer" = [])), responses((status = 200, body = qrgate_gateway::parties::CustomerView), StdErrors))]
 async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     let id = p.customer()?.to_owned();
     ok(StatusCode::OK, &s.gw.get_customer(&p, &id).await?)
 }
 
+#[utoipa::path(get, path = "/v1/me/payments", tag = "consumer", security(("bearer" = [])), params(qrgate_gateway::flows::ListQuery), responses((status = 200, body = qrgate_gateway::flows::PaymentList), StdErrors))]
 async fn my_payments(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -612,6 +645,7 @@ fn auditor(p: &Principal) -> Result<(), ApiError> {
     Ok(p.require(&[Role::Auditor, Role::Admin])?)
 }
 
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{\"Intact\": {rows, head}} or {\"Broken\": {seq, reason}}"), StdErrors))]
 async fn audit_verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     auditor(&p)?;
     let v = s.gw.store().verify_audit().await.map_err(Error::from)?;
@@ -625,6 +659,7 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/audit/log", tag = "auditor", security(("bearer" = [])), params(("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "Audit rows with their hash chain"), StdErrors))]
 async fn audit_log(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -643,6 +678,7 @@ async fn audit_log(
     ok(StatusCode::OK, &json!({ "object": "list", "data": rows }))
 }
 
+#[utoipa::path(get, path = "/v1/ledger/check", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{balanced, check: {totals, mismatched_accounts, negative_accounts, entries}}"), StdErrors))]
 async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     auditor(&p)?;
     let c = s.gw.store().ledger_check().await.map_err(Error::from)?;
@@ -652,6 +688,7 @@ async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     )
 }
 
+#[utoipa::path(post, path = "/v1/admin/keys/rotate", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "The new active key id and all public keys"), StdErrors))]
 async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     p.require(&[Role::Admin])?;
     let kid = s.gw.rotate_keys().await?;
@@ -661,12 +698,13 @@ async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
     url: String,
 }
 
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("bearer" = [])), request_body = NewEndpoint, responses((status = 201, description = "The secret is shown once", body = qrgate_gateway::webhooks::EndpointView), StdErrors))]
 async fn create_webhook_endpoint(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -678,6 +716,7 @@ async fn create_webhook_endpoint(
     )
 }
 
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("bearer" = [])), responses((status = 200, description = "The merchant's endpoints"), StdErrors))]
 async fn list_webhook_endpoints(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(
         StatusCode::OK,
@@ -685,6 +724,7 @@ async fn list_webhook_endpoints(State(s): State<AppState>, Auth(p): Auth) -> Api
     )
 }
 
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "Delivery attempts, newest first"), StdErrors))]
 async fn list_deliveries(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -696,6 +736,7 @@ async fn list_deliveries(
     )
 }
 
+#[utoipa::path(post, path = "/v1/webhook-deliveries/{id}/retry", tag = "webhooks", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = qrgate_gateway::webhooks::DeliveryView), StdErrors))]
 async fn redeliver(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id
         .parse()
@@ -704,6 +745,7 @@ async fn redeliver(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
 }
 
 /// Step-up: the payer confirms a `requires_action` payment.
+#[utoipa::path(post, path = "/v1/payments/{id}/confirm", tag = "consumer", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = qrgate_gateway::stepup::Confirmation, responses((status = 200, body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn confirm(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -726,13 +768,49 @@ async fn confirm(
     Ok(reply(s.gw.confirm(&p, &id, body.value, Some(i)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPin {
     pin: String,
 }
 
+#[utoipa::path(post, path = "/v1/me/pin", tag = "consumer", security(("bearer" = [])), request_body = NewPin, responses((status = 200, description = "Set"), StdErrors))]
 async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewPin>) -> ApiResult {
     s.gw.set_pin(&p, &body.value.pin).await?;
     ok(StatusCode::OK, &json!({ "object": "pin", "set": true }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
+    paths(
+        healthz, readyz, metrics, keys, verify_code,
+        create_merchant, get_merchant, create_customer, get_customer, topup, create_api_key, revoke_api_key, rotate_keys,
+        create_static_code, get_static_code, create_order, get_order, close_order,
+        charge, get_payment, list_payments, refund, list_refunds, cancel,
+        enroll_device, issue_payment_code, scan, confirm, set_pin, me, my_payments,
+        create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
+        audit_verify, audit_log, ledger_check,
+    ),
+    components(schemas(VerifyBody, NewKey, NewDevice, NewEndpoint, NewPin)),
+    modifiers(&Conventions),
+    tags(
+        (name = "public", description = "No key needed"),
+        (name = "admin", description = "Admin keys"),
+        (name = "merchant", description = "Merchant keys (one merchant)"),
+        (name = "consumer", description = "Consumer keys (one customer)"),
+        (name = "webhooks", description = "Merchant webhook endpoints and deliveries"),
+        (name = "auditor", description = "Auditor (read-only) or admin keys"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+async fn openapi_json() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
 }

@@ -1,0 +1,142 @@
+//! The OpenAPI document cannot drift: it is generated from the code, the
+//! checked-in copy must equal it, every route is in it, and every error code
+//! the code can answer with is listed in it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+}
+
+#[test]
+fn checked_in_spec_matches_the_code() {
+    let generated = qrgate_server::http::openapi::json();
+    let checked_in = std::fs::read_to_string(root().join("spec/openapi.json")).unwrap();
+    assert!(
+        generated == checked_in,
+        "spec/openapi.json is stale: regenerate it with\n  cargo run --bin qrgate -- openapi > spec/openapi.json"
+    );
+    let v: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(v["openapi"], "3.1.0");
+}
+
+#[test]
+fn every_route_is_documented() {
+    let src =
+        std::fs::read_to_string(root().join("crates/qrgate-server/src/http/routes.rs")).unwrap();
+    let src = src
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(".route( \"", ".route(\"");
+    let routes: BTreeSet<String> = src
+        .split(".route(\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .filter(|p| p != "/openapi.json")
+        .collect();
+    let v: serde_json::Value = serde_json::from_str(&qrgate_server::http::openapi::json()).unwrap();
+    let documented: BTreeSet<String> = v["paths"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(routes, documented);
+    assert!(routes.len() > 30);
+}
+
+/// Codes passed to `Error::new(Kind::…, "code"`, `bad_request("code"` and
+/// `bad("code"`, and the `code()` arms of the error enums in core and codes.
+fn codes_in_sources() -> BTreeSet<String> {
+    let mut files = Vec::new();
+    for dir in [
+        "crates/qrgate-gateway/src",
+        "crates/qrgate-server/src",
+        "crates/qrgate-server/src/http",
+        "crates/qrgate-server/src/cli",
+    ] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                files.push((p, false));
+            }
+        }
+    }
+    for f in [
+        "crates/qrgate-core/src/money.rs",
+        "crates/qrgate-codes/src/cpm.rs",
+        "crates/qrgate-codes/src/numeric.rs",
+        "crates/qrgate-codes/src/merchant.rs",
+    ] {
+        files.push((root().join(f), true));
+    }
+    let mut out = BTreeSet::new();
+    for (path, arms) in files {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let flat: String = src.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut take_after = |marker: &str| {
+            for part in flat.split(marker).skip(1) {
+                let part = part.trim_start();
+                if let Some(rest) = part.strip_prefix('"') {
+                    let code = rest.split('"').next().unwrap();
+                    if code
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                        && !code.is_empty()
+                    {
+                        out.insert(code.to_owned());
+                    }
+                }
+            }
+        };
+        take_after("bad_request(");
+        take_after(" bad(");
+        for kind in [
+            "BadRequest",
+            "Unauthorized",
+            "Forbidden",
+            "NotFound",
+            "Conflict",
+            "Declined",
+            "Unprocessable",
+            "Unavailable",
+            "Internal",
+        ] {
+            take_after(&format!("Kind::{kind},"));
+        }
+        if arms {
+            // Only inside `fn code(`: the stable-code match arms.
+            for body in flat.split("fn code(&self) -> &'static str {").skip(1) {
+                let body = body.split(" } } ").next().unwrap();
+                for arm in body.split("=> \"").skip(1) {
+                    out.insert(arm.split('"').next().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_error_code_in_the_code_is_listed() {
+    let listed: BTreeSet<String> = qrgate_gateway::ERROR_CODES
+        .iter()
+        .map(|(c, _)| (*c).to_owned())
+        .collect();
+    let used = codes_in_sources();
+    assert!(used.len() > 40, "the scan found too few codes: {used:?}");
+    let missing: Vec<_> = used.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "codes used but not in ERROR_CODES: {missing:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&qrgate_server::http::openapi::json()).unwrap();
+    let in_doc = v["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(in_doc, listed.len());
+}
