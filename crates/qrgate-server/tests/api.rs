@@ -185,7 +185,10 @@ async fn public_endpoints() {
         (StatusCode::OK, Some("sqlite"))
     );
     let doc = app.call("GET", "/openapi.json", None, None, &[]).await;
-    assert_eq!((doc.status, doc.json["openapi"].as_str()), (StatusCode::OK, Some("3.1.0")));
+    assert_eq!(
+        (doc.status, doc.json["openapi"].as_str()),
+        (StatusCode::OK, Some("3.1.0"))
+    );
     let k = app.call("GET", "/v1/keys", None, None, &[]).await;
     assert_eq!(k.json["keys"][0]["alg"], "Ed25519");
     let m = app.call("GET", "/metrics", None, None, &[]).await;
