@@ -47,7 +47,10 @@ pub struct Rule {
     pub confidence: String,
     #[serde(default)]
     pub overridable: Overridable,
+    /// Conformance cases (`qrgate-conformance list`) that check this rule.
     pub cases: Vec<String>,
+    /// Why no black-box case can check it (then `cases` may be empty).
+    pub untestable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,1310 @@
+//! The cases. Each has a stable id, the rule of `spec/rules.toml` it checks,
+//! MUST or SHOULD (from the rule), and creates only its own test parties.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::Serialize;
+use serde_json::json;
+
+use qrgate_codes::cpm::UnverifiedToken;
+use qrgate_codes::emv;
+use qrgate_codes::keyring::{KeyId, Keyring, PublicKeySet};
+use qrgate_codes::merchant;
+use qrgate_core::Timestamp;
+
+use crate::client::Req;
+use crate::ctx::{Ctx, Outcome, Stop, check, expect, expect_refused, fail, field};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Level {
+    #[serde(rename = "MUST")]
+    Must,
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+pub type BoxFut<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+pub struct Case {
+    pub id: &'static str,
+    pub rule: &'static str,
+    pub level: Level,
+    pub title: &'static str,
+    pub run: for<'a> fn(&'a mut Ctx) -> BoxFut<'a>,
+}
+
+macro_rules! case {
+    ($id:literal, $rule:literal, $level:ident, $title:literal, $f:ident) => {
+        Case {
+            id: $id,
+            rule: $rule,
+            level: Level::$level,
+            title: $title,
+            run: |c| Box::pin($f(c)),
+        }
+    };
+}
+
+/// Every case, in the order they run.
+pub fn all() -> Vec<Case> {
+    vec![
+        case!(
+            "QGC-CODE-STATIC-EMV",
+            "BCP-CODE-SIGNED",
+            Should,
+            "static codes are valid EMV MPM (structure, CRC, strict EMVCo profile)",
+            static_emv
+        ),
+        case!(
+            "QGC-CODE-ORDER-EMV",
+            "BCP-CODE-SIGNED",
+            Should,
+            "order codes are valid EMV MPM carrying the order's amount",
+            order_emv
+        ),
+        case!(
+            "QGC-CODE-VERIFIES-OFFLINE",
+            "BCP-CODE-SIGNED",
+            Should,
+            "merchant codes verify offline against GET /v1/keys",
+            verifies_offline
+        ),
+        case!(
+            "QGC-CODE-TAMPERED",
+            "BCP-CODE-SIGNED",
+            Should,
+            "an altered (re-CRC'd) or truncated merchant code is refused",
+            tampered
+        ),
+        case!(
+            "QGC-CODE-FOREIGN-KEY",
+            "BCP-CODE-SIGNED",
+            Should,
+            "a code signed with a key the target did not publish is refused",
+            foreign_key
+        ),
+        case!(
+            "QGC-CPM-DYNAMIC",
+            "BCP-MODE-CPM-DYNAMIC",
+            Must,
+            "consumer payment codes are new for every request",
+            cpm_dynamic
+        ),
+        case!(
+            "QGC-CPM-TTL",
+            "BCP-CODE-TTL",
+            Must,
+            "consumer payment codes are valid for at most 60 seconds",
+            cpm_ttl
+        ),
+        case!(
+            "QGC-CPM-SINGLE-USE",
+            "BCP-CODE-SINGLE-USE",
+            Must,
+            "a payment code pays once; the second charge is refused and nothing moves",
+            single_use
+        ),
+        case!(
+            "QGC-CPM-SINGLE-USE-FAILED",
+            "BCP-CODE-SINGLE-USE",
+            Must,
+            "a code whose payment was declined cannot be used again",
+            single_use_failed
+        ),
+        case!(
+            "QGC-CPM-RACE",
+            "BCP-CODE-SINGLE-USE",
+            Must,
+            "16 parallel charges of one code: exactly one succeeds",
+            single_use_race
+        ),
+        case!(
+            "QGC-CODE-NO-SENSITIVE",
+            "BCP-CODE-NO-SENSITIVE",
+            Must,
+            "issued codes carry no customer id, phone, card or ID number",
+            no_sensitive
+        ),
+        case!(
+            "QGC-LIMIT-C-BOUNDARY",
+            "BCP-LIMIT-C-DAILY",
+            Must,
+            "level C: 999.99 + 0.01 accepted, one more fen refused with the rule",
+            limit_c
+        ),
+        case!(
+            "QGC-LIMIT-C-RACE",
+            "BCP-LIMIT-C-DAILY",
+            Must,
+            "16 parallel 100.00 payments never pass the 1,000.00 level-C cap",
+            limit_c_race
+        ),
+        case!(
+            "QGC-LIMIT-D-BOUNDARY",
+            "BCP-LIMIT-D-STATIC",
+            Must,
+            "static code: 499.99 + 0.01 accepted, one more fen refused with the rule",
+            limit_d
+        ),
+        case!(
+            "QGC-LIMIT-SCOPE",
+            "BCP-LIMIT-SCOPE",
+            Must,
+            "the daily cap limits the payer across merchants",
+            limit_scope
+        ),
+        case!(
+            "QGC-STEPUP-PIN",
+            "BCP-ELEMENTS",
+            Must,
+            "over the C cap, a PIN steps a device-signed payment up to level B; a wrong PIN never completes it",
+            stepup
+        ),
+        case!(
+            "QGC-PIN-LOCKOUT",
+            "QG-PIN-LOCKOUT",
+            Must,
+            "five wrong PINs lock the PIN; the right PIN is then refused",
+            pin_lockout
+        ),
+        case!(
+            "QGC-REFUND-CAP",
+            "BCP-REFUND-CAP",
+            Must,
+            "refunds never exceed the captured amount; failed payments cannot be refunded",
+            refund_cap
+        ),
+        case!(
+            "QGC-REFUND-IDEMPOTENT",
+            "BCP-REFUND-IDEMPOTENT",
+            Must,
+            "a retried refund number refunds once",
+            refund_idempotent
+        ),
+        case!(
+            "QGC-REFUND-ORIGINAL",
+            "BCP-REFUND-ORIGINAL",
+            Must,
+            "a refund goes back to the paying wallet",
+            refund_original
+        ),
+        case!(
+            "QGC-REFUND-COUNT",
+            "BCP-REFUND-COUNT",
+            Should,
+            "at most 50 partial refunds per payment",
+            refund_count
+        ),
+        case!(
+            "QGC-ORDER-TTL",
+            "QG-ORDER-TTL",
+            Should,
+            "an order code cannot be made to live longer than the rule allows",
+            order_ttl
+        ),
+        case!(
+            "QGC-IDEMPOTENCY-REPLAY",
+            "QG-IDEMPOTENCY",
+            Must,
+            "same key and body: the stored answer, marked replayed, charged once",
+            idem_replay
+        ),
+        case!(
+            "QGC-IDEMPOTENCY-REUSE",
+            "QG-IDEMPOTENCY",
+            Must,
+            "same key, another body: 409 idempotency_key_reused",
+            idem_reuse
+        ),
+        case!(
+            "QGC-AUTH-NO-KEY",
+            "QG-AUTH",
+            Must,
+            "no key or an unknown key: 401",
+            auth_no_key
+        ),
+        case!(
+            "QGC-AUTH-WRONG-ROLE",
+            "QG-AUTH",
+            Must,
+            "a key of the wrong role: 403",
+            auth_wrong_role
+        ),
+        case!(
+            "QGC-AUTH-REVOKED",
+            "QG-AUTH",
+            Must,
+            "a revoked key stops working: 401",
+            auth_revoked
+        ),
+        case!(
+            "QGC-TENANCY",
+            "QG-TENANCY",
+            Must,
+            "another merchant's payment answers 404 and is not listed",
+            tenancy
+        ),
+        case!(
+            "QGC-INPUT-AMOUNT",
+            "QG-INPUT",
+            Must,
+            "malformed amounts are refused: JSON number, too many decimals, negative, zero, exponent",
+            input_amount
+        ),
+        case!(
+            "QGC-INPUT-CURRENCY",
+            "QG-INPUT",
+            Must,
+            "unknown and mismatched currencies are refused",
+            input_currency
+        ),
+        case!(
+            "QGC-INPUT-BODY",
+            "QG-INPUT",
+            Must,
+            "oversized bodies, unknown fields and a wrong content type are refused",
+            input_body
+        ),
+        case!(
+            "QGC-LEDGER-BALANCED",
+            "QG-LEDGER-BALANCED",
+            Must,
+            "the auditor's view of the ledger balances in every currency",
+            ledger_balanced
+        ),
+        case!(
+            "QGC-AUDIT-CHAIN",
+            "QG-AUDIT-CHAIN",
+            Must,
+            "the audit log's hash chain verifies",
+            audit_chain
+        ),
+    ]
+}
+
+fn money(s: &str) -> i64 {
+    let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+    a.parse::<i64>().unwrap_or(0) * 100 + format!("{b:0<2}")[..2].parse::<i64>().unwrap_or(0)
+}
+
+async fn published_keys(c: &mut Ctx) -> Result<PublicKeySet, Stop> {
+    let r = c.call("GET", "/v1/keys", None, None, None).await?;
+    expect(&r, 200, None)?;
+    serde_json::from_value(r.json.clone()).map_err(|e| {
+        fail(
+            "GET /v1/keys as {keys: [{kid, alg, public_key, state, created_at}]}",
+            e.to_string(),
+        )
+    })
+}
+
+async fn static_code(c: &mut Ctx, mk: &str) -> Result<String, Stop> {
+    let r = c
+        .call("POST", "/v1/static-codes", Some(mk), None, None)
+        .await?;
+    expect(&r, 201, None)?;
+    Ok(field(&r, "payload")?.to_owned())
+}
+
+async fn order_code(c: &mut Ctx, mk: &str, amount: &str) -> Result<String, Stop> {
+    let r = c
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(mk),
+            Some(json!({ "amount": amount })),
+            None,
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    Ok(field(&r, "payload")?.to_owned())
+}
+
+fn strict_emv(payload: &str) -> Result<emv::Payload, Stop> {
+    let p = emv::parse(payload).map_err(|e| fail("a valid EMV payload", e.to_string()))?;
+    let findings = emv::check_emvco(&p);
+    check(
+        findings.is_empty(),
+        "no departures from EMVCo MPM",
+        format!("{findings:?}"),
+    )?;
+    Ok(p)
+}
+
+async fn static_emv(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let payload = static_code(c, &mk).await?;
+    let p = strict_emv(&payload)?;
+    check(
+        p.value(1) == Some("11"),
+        "point of initiation 11 (static)",
+        format!("{:?}", p.value(1)),
+    )?;
+    check(
+        p.value(54).is_none(),
+        "no amount in a static code",
+        format!("{:?}", p.value(54)),
+    )
+}
+
+async fn order_emv(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let payload = order_code(c, &mk, "36.50").await?;
+    let p = strict_emv(&payload)?;
+    check(
+        p.value(1) == Some("12"),
+        "point of initiation 12 (dynamic)",
+        format!("{:?}", p.value(1)),
+    )?;
+    check(
+        p.value(54) == Some("36.50"),
+        "amount 36.50 in tag 54",
+        format!("{:?}", p.value(54)),
+    )
+}
+
+async fn verifies_offline(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let keys = published_keys(c).await?;
+    let now = Timestamp::from_unix_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0),
+    );
+    for payload in [
+        static_code(c, &mk).await?,
+        order_code(c, &mk, "1.00").await?,
+    ] {
+        merchant::verify(&payload, &keys, now)
+            .map_err(|e| fail("the code verifies with a published key", e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn reseal(body_without_crc: &str) -> String {
+    let s = format!("{body_without_crc}6304");
+    let crc = emv::crc_hex(s.as_bytes());
+    format!("{s}{crc}")
+}
+
+async fn tampered(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let payload = static_code(c, &mk).await?;
+    let p = emv::parse(&payload).map_err(|e| fail("a valid EMV payload", e.to_string()))?;
+    let name = p.value(59).unwrap_or_default().to_owned();
+    // A fraudster's printout: another name of the same length, CRC recomputed.
+    let forged_name: String = name
+        .chars()
+        .map(|ch| {
+            if ch == 'E' {
+                'F'
+            } else if ch.is_ascii_uppercase() {
+                'E'
+            } else {
+                ch
+            }
+        })
+        .collect();
+    let body = &payload[..payload.len() - 8];
+    let forged = reseal(&body.replacen(
+        &format!("59{:02}{name}", name.chars().count()),
+        &format!("59{:02}{forged_name}", forged_name.chars().count()),
+        1,
+    ));
+    let r = c
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": forged })),
+            None,
+        )
+        .await?;
+    expect_refused(&r, &[])?;
+    let r = c
+        .post_money(
+            "/v1/scans",
+            &ck,
+            json!({ "payload": forged, "amount": "1.00" }),
+        )
+        .await?;
+    expect_refused(&r, &[])?;
+    let truncated = &payload[..payload.len() - 12];
+    let r = c
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": truncated })),
+            None,
+        )
+        .await?;
+    expect_refused(&r, &[])?;
+    check(
+        c.balance(&ck).await? == "100.00",
+        "no money moved",
+        "balance changed",
+    )
+}
+
+async fn foreign_key(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let rng = ring::rand::SystemRandom::new();
+    let kid = KeyId::generate(&rng).map_err(|e| fail("a key id", e.to_string()))?;
+    let ring_ = Keyring::from_seed(kid, &[9; 32], Timestamp::from_unix_millis(0))
+        .map_err(|e| fail("a keyring", e.to_string()))?;
+    let code = merchant::MerchantCode {
+        kind: merchant::MerchantCodeKind::Static {
+            code_id: qrgate_core::id::StaticCodeId::from_bytes([7; 16]),
+        },
+        display: merchant::MerchantDisplay {
+            name: "NOT A MERCHANT".into(),
+            city: "SHANGHAI".into(),
+            country: "CN".into(),
+            mcc: "5812".into(),
+            currency: qrgate_core::Currency::CNY,
+            postal_code: None,
+            language: None,
+        },
+    };
+    let payload = code
+        .issue(&ring_)
+        .map_err(|e| fail("a signed code", e.to_string()))?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": payload })),
+            None,
+        )
+        .await?;
+    expect_refused(&r, &["code_unknown_key"])?;
+    let r = c
+        .post_money(
+            "/v1/scans",
+            &ck,
+            json!({ "payload": payload, "amount": "1.00" }),
+        )
+        .await?;
+    expect_refused(&r, &[])
+}
+
+async fn cpm_dynamic(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("0", "II").await?;
+    let a = c.payment_code(&ck).await?;
+    let b = c.payment_code(&ck).await?;
+    check(
+        a.0 != b.0 && a.1 != b.1,
+        "two different codes",
+        format!("{a:?} and {b:?}"),
+    )
+}
+
+async fn cpm_ttl(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("0", "II").await?;
+    let r = c
+        .call("POST", "/v1/payment-codes", Some(&ck), None, None)
+        .await?;
+    expect(&r, 201, None)?;
+    let secs = r.json["valid_seconds"].as_i64().unwrap_or(i64::MAX);
+    check(
+        (1..=60).contains(&secs),
+        "valid_seconds between 1 and 60",
+        secs.to_string(),
+    )?;
+    let qr = field(&r, "qr")?.to_owned();
+    let t =
+        UnverifiedToken::decode(&qr).map_err(|e| fail("a qrgate payment token", e.to_string()))?;
+    check(
+        t.claims.ttl_seconds <= 60,
+        "the token's own validity at most 60 s",
+        t.claims.ttl_seconds.to_string(),
+    )
+}
+
+async fn single_use(c: &mut Ctx) -> Outcome {
+    let (mk, ck, code, _) = c.paid("10.00").await?;
+    let r = c.charge(&mk, &code, "10.00").await?;
+    expect_refused(&r, &[])?;
+    check(
+        c.balance(&ck).await? == "890.00",
+        "charged once (890.00 left)",
+        "another balance",
+    )
+}
+
+async fn single_use_failed(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (cid, ck) = c.customer("5.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "10.00").await?;
+    expect_refused(&r, &["insufficient_funds"])?;
+    let admin = c.admin.clone();
+    let t = c
+        .post_money(
+            &format!("/v1/customers/{cid}/topups"),
+            &admin,
+            json!({ "amount": "100.00" }),
+        )
+        .await?;
+    expect(&t, 201, None)?;
+    let r = c.charge(&mk, &code, "10.00").await?;
+    expect_refused(&r, &[])?;
+    check(
+        c.balance(&ck).await? == "105.00",
+        "nothing charged",
+        "money moved",
+    )
+}
+
+async fn single_use_race(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("500.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let http = c.http.clone();
+        let (mk, code, idem) = (mk.clone(), code.clone(), c.idem());
+        tasks.push(tokio::spawn(async move {
+            http.send(Req {
+                method: "POST",
+                path: "/v1/payments".into(),
+                key: Some(&mk),
+                body: Some(json!({ "auth_code": code, "amount": "10.00" }).to_string()),
+                content_type: None,
+                idempotency_key: Some(idem),
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (r, ex) = t
+            .await
+            .map_err(|e| fail("a finished request", e.to_string()))?
+            .map_err(|e| fail("an answer", e))?;
+        c.exchanges.push(ex);
+        ok += usize::from(r.status == 201);
+    }
+    check(ok == 1, "exactly one success", format!("{ok} successes"))?;
+    check(
+        c.balance(&ck).await? == "490.00",
+        "charged once",
+        "another balance",
+    )
+}
+
+/// Mainland phone numbers (1 + 10 digits) and 16-19 digit card-like runs.
+fn sensitive_digits(value: &str) -> Option<String> {
+    value
+        .split(|ch: char| !ch.is_ascii_digit())
+        .find(|d| (d.len() == 11 && d.starts_with('1')) || (16..=19).contains(&d.len()))
+        .map(str::to_owned)
+}
+
+async fn no_sensitive(c: &mut Ctx) -> Outcome {
+    let (mid, mk) = c.merchant().await?;
+    let (cid, ck) = c.customer("0", "II").await?;
+    let (numeric, qr) = c.payment_code(&ck).await?;
+    let mut values = vec![qr.clone()];
+    for payload in [
+        static_code(c, &mk).await?,
+        order_code(c, &mk, "1.00").await?,
+    ] {
+        let p = emv::parse(&payload).map_err(|e| fail("a valid EMV payload", e.to_string()))?;
+        for f in p.fields() {
+            values.push(f.value.clone());
+            values.extend(f.subfields.iter().flatten().map(|s| s.value.clone()));
+        }
+    }
+    for v in &values {
+        check(
+            !v.contains(&cid) && !v.contains(cid.trim_start_matches("cus_")),
+            "no customer id inside",
+            v.clone(),
+        )?;
+        check(!v.contains('@'), "no e-mail address inside", v.clone())?;
+        if let Some(d) = sensitive_digits(v) {
+            return Err(fail("no phone or card number", format!("{d} in {v}")));
+        }
+    }
+    check(
+        numeric.len() == 18 && !numeric.contains(&mid),
+        "an 18-digit code without identifiers",
+        numeric,
+    )
+}
+
+async fn limit_c(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    for (amount, ok) in [("999.99", true), ("0.01", true), ("0.01", false)] {
+        let (code, _) = c.payment_code(&ck).await?;
+        let r = c.charge(&mk, &code, amount).await?;
+        if ok {
+            expect(&r, 201, None)?;
+        } else {
+            expect(&r, 402, Some("limit_exceeded"))?;
+            check(
+                r.rule() == "BCP-LIMIT-C-DAILY",
+                "rule BCP-LIMIT-C-DAILY cited",
+                r.rule().to_owned(),
+            )?;
+        }
+    }
+    check(
+        c.balance(&ck).await? == "1000.00",
+        "exactly 1,000.00 charged",
+        "another balance",
+    )
+}
+
+async fn limit_c_race(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("3000.00", "II").await?;
+    let mut codes = Vec::new();
+    for _ in 0..16 {
+        codes.push(c.payment_code(&ck).await?.0);
+    }
+    let mut tasks = Vec::new();
+    for code in codes {
+        let http = c.http.clone();
+        let (mk, idem) = (mk.clone(), c.idem());
+        tasks.push(tokio::spawn(async move {
+            http.send(Req {
+                method: "POST",
+                path: "/v1/payments".into(),
+                key: Some(&mk),
+                body: Some(json!({ "auth_code": code, "amount": "100.00" }).to_string()),
+                content_type: None,
+                idempotency_key: Some(idem),
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (r, ex) = t
+            .await
+            .map_err(|e| fail("a finished request", e.to_string()))?
+            .map_err(|e| fail("an answer", e))?;
+        c.exchanges.push(ex);
+        ok += i64::from(r.status == 201);
+    }
+    check(
+        ok <= 10,
+        "at most 10 of 16 (the 1,000.00 cap)",
+        format!("{ok} succeeded"),
+    )?;
+    let left = money(&c.balance(&ck).await?);
+    check(
+        left == 300_000 - ok * 10_000,
+        "the balance matches the successes",
+        format!("{left} fen left after {ok} successes"),
+    )
+}
+
+async fn limit_d(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    let payload = static_code(c, &mk).await?;
+    for (amount, ok) in [("499.99", true), ("0.01", true), ("0.01", false)] {
+        let r = c
+            .post_money(
+                "/v1/scans",
+                &ck,
+                json!({ "payload": payload, "amount": amount }),
+            )
+            .await?;
+        if ok {
+            expect(&r, 201, None)?;
+        } else {
+            expect(&r, 402, Some("limit_exceeded"))?;
+            check(
+                r.rule() == "BCP-LIMIT-D-STATIC",
+                "rule BCP-LIMIT-D-STATIC cited",
+                r.rule().to_owned(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn limit_scope(c: &mut Ctx) -> Outcome {
+    let (_, mk1) = c.merchant().await?;
+    let (_, mk2) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk1, &code, "1000.00").await?, 201, None)?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk2, &code, "0.01").await?;
+    expect(&r, 402, Some("limit_exceeded"))
+}
+
+fn device() -> Result<Ed25519KeyPair, Stop> {
+    let rng = ring::rand::SystemRandom::new();
+    let doc =
+        Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| fail("a device key", "rng failed"))?;
+    Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| fail("a device key", "bad key"))
+}
+
+/// A device-signed payment token (possession), as a consumer app makes offline.
+async fn device_token(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<String, Stop> {
+    let r = c
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(ck),
+            Some(json!({ "public_key": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()) })),
+            None,
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let id: qrgate_core::id::DeviceId = field(&r, "id")?
+        .parse()
+        .map_err(|e: qrgate_core::IdError| fail("a device id", e.to_string()))?;
+    let kid = KeyId::parse(field(&r, "kid")?).map_err(|e| fail("a key id", e.to_string()))?;
+    let now = Timestamp::from_unix_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0),
+    );
+    let claims = qrgate_codes::cpm::TokenClaims::new(
+        qrgate_codes::cpm::Signer::Device,
+        kid,
+        *id.as_bytes(),
+        now,
+        60,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| fail("a token", e.to_string()))?;
+    Ok(claims.sign_with(kp))
+}
+
+async fn stepup(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "999.00").await?, 201, None)?;
+    let kp = device()?;
+    let token = device_token(c, &ck, &kp).await?;
+    let r = c.charge(&mk, &token, "100.00").await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action",
+        "status requires_action",
+        r.body.clone(),
+    )?;
+    let id = field(&r, "id")?.to_owned();
+    let path = format!("/v1/payments/{id}/confirm");
+    let wrong = c.post_money(&path, &ck, json!({ "pin": "111119" })).await?;
+    expect(&wrong, 422, Some("pin_incorrect"))?;
+    let right = c.post_money(&path, &ck, json!({ "pin": "493817" })).await?;
+    expect(&right, 200, None)?;
+    check(
+        right.json["status"] == "succeeded" && right.json["risk_level"] == "B",
+        "succeeded at level B",
+        right.body.clone(),
+    )?;
+    check(
+        c.balance(&ck).await? == "901.00",
+        "charged 1,099.00 in total",
+        "another balance",
+    )
+}
+
+async fn pin_lockout(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    expect(
+        &c.call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?,
+        200,
+        None,
+    )?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "1000.00").await?, 201, None)?;
+    let kp = device()?;
+    let token = device_token(c, &ck, &kp).await?;
+    let r = c.charge(&mk, &token, "10.00").await?;
+    let id = field(&r, "id")?.to_owned();
+    let path = format!("/v1/payments/{id}/confirm");
+    for _ in 0..5 {
+        let w = c.post_money(&path, &ck, json!({ "pin": "000001" })).await?;
+        expect_refused(&w, &["pin_incorrect", "pin_locked"])?;
+    }
+    let r = c.post_money(&path, &ck, json!({ "pin": "493817" })).await?;
+    expect_refused(&r, &["pin_locked"])?;
+    check(
+        c.balance(&ck).await? == "1000.00",
+        "nothing more charged",
+        "another balance",
+    )
+}
+
+async fn refund_cap(c: &mut Ctx) -> Outcome {
+    let (mk, _, _, p) = c.paid("100.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    let path = format!("/v1/payments/{id}/refunds");
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "100.01", "out_refund_no": "A" }),
+        )
+        .await?,
+        402,
+        Some("limit_exceeded"),
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "60.00", "out_refund_no": "B" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "40.01", "out_refund_no": "C" }),
+        )
+        .await?,
+        402,
+        Some("limit_exceeded"),
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "40.00", "out_refund_no": "D" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    // A declined payment cannot be refunded.
+    let (_, ck2) = c.customer("1.00", "II").await?;
+    let (code, _) = c.payment_code(&ck2).await?;
+    let d = c.charge(&mk, &code, "50.00").await?;
+    expect(&d, 402, Some("insufficient_funds"))?;
+    let failed = d.json["error"]["payment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{failed}/refunds"),
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "E" }),
+        )
+        .await?;
+    expect_refused(&r, &["payment_not_refundable", "not_found"])
+}
+
+async fn refund_idempotent(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("50.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    let a = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "20.00", "out_refund_no": "R1" }),
+        )
+        .await?;
+    expect(&a, 201, None)?;
+    let b = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "20.00", "out_refund_no": "R1" }),
+        )
+        .await?;
+    check(
+        b.status < 300 && b.json["id"] == a.json["id"],
+        "the same refund",
+        b.body.clone(),
+    )?;
+    check(
+        c.balance(&ck).await? == "870.00",
+        "refunded once",
+        "another balance",
+    )
+}
+
+async fn refund_original(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("30.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "30.00", "out_refund_no": "R" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    check(
+        c.balance(&ck).await? == "900.00",
+        "the wallet has its 30.00 back",
+        "another balance",
+    )
+}
+
+async fn refund_count(c: &mut Ctx) -> Outcome {
+    let (mk, _, _, p) = c.paid("10.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    for i in 0..50 {
+        let r = c
+            .post_money(
+                &path,
+                &mk,
+                json!({ "amount": "0.01", "out_refund_no": format!("N{i}") }),
+            )
+            .await?;
+        expect(&r, 201, None)?;
+    }
+    let r = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "0.01", "out_refund_no": "N50" }),
+        )
+        .await?;
+    expect(&r, 402, Some("limit_exceeded"))
+}
+
+async fn order_ttl(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&mk),
+            Some(json!({ "amount": "1.00", "expires_in": 7201 })),
+            None,
+        )
+        .await?;
+    expect_refused(&r, &[])
+}
+
+async fn idem_replay(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let key = c.idem();
+    let body = json!({ "auth_code": code, "amount": "10.00" });
+    let a = c
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body.clone()),
+            Some(key.clone()),
+        )
+        .await?;
+    expect(&a, 201, None)?;
+    let b = c
+        .call("POST", "/v1/payments", Some(&mk), Some(body), Some(key))
+        .await?;
+    check(
+        b.status == a.status && b.body == a.body,
+        "the stored answer, byte for byte",
+        b.body.clone(),
+    )?;
+    check(
+        b.header("idempotent-replayed") == Some("true"),
+        "Idempotent-Replayed: true",
+        format!("{:?}", b.header("idempotent-replayed")),
+    )?;
+    check(
+        c.balance(&ck).await? == "90.00",
+        "charged once",
+        "another balance",
+    )
+}
+
+async fn idem_reuse(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let key = c.idem();
+    expect(
+        &c.call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code, "amount": "10.00" })),
+            Some(key.clone()),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code, "amount": "20.00" })),
+            Some(key),
+        )
+        .await?;
+    expect(&r, 409, Some("idempotency_key_reused"))
+}
+
+async fn auth_no_key(c: &mut Ctx) -> Outcome {
+    let r = c.call("GET", "/v1/payments", None, None, None).await?;
+    expect(&r, 401, None)?;
+    let r = c
+        .call(
+            "GET",
+            "/v1/payments",
+            Some("qgk_merchant_not-a-real-key"),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 401, None)
+}
+
+async fn auth_wrong_role(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("0", "II").await?;
+    let r = c
+        .call("POST", "/v1/static-codes", Some(&ck), None, None)
+        .await?;
+    expect(&r, 403, None)?;
+    let (_, mk) = c.merchant().await?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/merchants",
+            Some(&mk),
+            Some(json!({ "name": "X", "city": "Y", "mcc": "5812" })),
+            None,
+        )
+        .await?;
+    expect(&r, 403, None)
+}
+
+async fn auth_revoked(c: &mut Ctx) -> Outcome {
+    let (mid, _) = c.merchant().await?;
+    let admin = c.admin.clone();
+    let k = c
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({ "role": "merchant", "subject_id": mid })),
+            None,
+        )
+        .await?;
+    expect(&k, 201, None)?;
+    let (kid, secret) = (field(&k, "id")?.to_owned(), field(&k, "secret")?.to_owned());
+    expect(
+        &c.call("GET", "/v1/payments", Some(&secret), None, None)
+            .await?,
+        200,
+        None,
+    )?;
+    expect(
+        &c.call(
+            "POST",
+            &format!("/v1/api-keys/{kid}/revoke"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await?,
+        200,
+        None,
+    )?;
+    expect(
+        &c.call("GET", "/v1/payments", Some(&secret), None, None)
+            .await?,
+        401,
+        None,
+    )
+}
+
+async fn tenancy(c: &mut Ctx) -> Outcome {
+    let (_, _, _, p) = c.paid("5.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    let (_, other) = c.merchant().await?;
+    expect(
+        &c.call(
+            "GET",
+            &format!("/v1/payments/{id}"),
+            Some(&other),
+            None,
+            None,
+        )
+        .await?,
+        404,
+        None,
+    )?;
+    let r = c
+        .call(
+            "POST",
+            &format!("/v1/payments/{id}/refunds"),
+            Some(&other),
+            Some(json!({ "amount": "1.00", "out_refund_no": "X" })),
+            Some(c.idem()),
+        )
+        .await?;
+    expect(&r, 404, None)?;
+    let list = c
+        .call("GET", "/v1/payments", Some(&other), None, None)
+        .await?;
+    check(
+        list.json["data"].as_array().is_some_and(|a| a.is_empty()),
+        "an empty list",
+        list.body.clone(),
+    )
+}
+
+async fn input_amount(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    for amount in [
+        json!(12.30),
+        json!("12.345"),
+        json!("-1.00"),
+        json!("0"),
+        json!("1e3"),
+        json!(" 1.00"),
+    ] {
+        let r = c
+            .post_money(
+                "/v1/payments",
+                &mk,
+                json!({ "auth_code": code, "amount": amount }),
+            )
+            .await?;
+        expect(&r, 400, None)?;
+    }
+    check(
+        c.balance(&ck).await? == "100.00",
+        "nothing charged",
+        "money moved",
+    )
+}
+
+async fn input_currency(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    for cur in ["XYZ", "USD"] {
+        let r = c
+            .post_money(
+                "/v1/payments",
+                &mk,
+                json!({ "auth_code": code, "amount": "1.00", "currency": cur }),
+            )
+            .await?;
+        expect(&r, 400, None)?;
+    }
+    Ok(())
+}
+
+async fn input_body(c: &mut Ctx) -> Outcome {
+    let admin = c.admin.clone();
+    let big = json!({ "name": "x".repeat(200_000), "city": "C", "mcc": "5812" }).to_string();
+    let r = c
+        .send(Req {
+            method: "POST",
+            path: "/v1/merchants".into(),
+            key: Some(&admin),
+            body: Some(big),
+            content_type: None,
+            idempotency_key: None,
+        })
+        .await?;
+    check(
+        r.status == 400 || r.status == 413,
+        "400 or 413 for a 200 kB body",
+        r.status.to_string(),
+    )?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/merchants",
+            Some(&admin),
+            Some(json!({ "name": "A", "city": "B", "mcc": "5812", "surprise": true })),
+            None,
+        )
+        .await?;
+    expect(&r, 400, None)?;
+    let r = c
+        .send(Req {
+            method: "POST",
+            path: "/v1/merchants".into(),
+            key: Some(&admin),
+            body: Some("name=A".into()),
+            content_type: Some("application/x-www-form-urlencoded"),
+            idempotency_key: None,
+        })
+        .await?;
+    check(
+        r.status == 400 || r.status == 415,
+        "400 or 415 for a form body",
+        r.status.to_string(),
+    )
+}
+
+async fn ledger_balanced(c: &mut Ctx) -> Outcome {
+    let admin = c.admin.clone();
+    let r = c
+        .call("GET", "/v1/ledger/check", Some(&admin), None, None)
+        .await?;
+    expect(&r, 200, None)?;
+    check(r.json["balanced"] == true, "balanced: true", r.body.clone())
+}
+
+async fn audit_chain(c: &mut Ctx) -> Outcome {
+    let admin = c.admin.clone();
+    let r = c
+        .call("GET", "/v1/audit/verify", Some(&admin), None, None)
+        .await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json.get("Intact").is_some(),
+        "the chain intact",
+        r.body.clone(),
+    )
+}

@@ -1,0 +1,259 @@
+//! `qrgate-conformance run|list|verify|keygen`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Parser, Subcommand};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use qrgate_conformance::report::{self, Status};
+use qrgate_conformance::run::{Options, RunError};
+
+/// Black-box conformance suite for qrgate deployments.
+///
+/// Exit status of `run`: 0 every selected MUST case passed (SHOULD failures
+/// are WARN); 1 a MUST case failed; 2 usage error or no case selected;
+/// 3 the target is not reachable or not ready.
+#[derive(Parser)]
+#[command(name = "qrgate-conformance", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the cases against a deployment.
+    Run {
+        /// Base URL, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        target: String,
+        /// An admin API key of the target.
+        #[arg(long, env = "QRGATE_ADMIN_KEY")]
+        admin_key: String,
+        /// Only these case ids or rule ids (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Skip these case ids or rule ids (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+        /// JUnit XML report.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// JSON report (the evidence).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Sign the JSON report with this key (made by `keygen`).
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
+        /// Cases run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// List every case: id, rule, level, title.
+    List,
+    /// Check a signed JSON report; any changed byte fails.
+    Verify {
+        report: PathBuf,
+        /// The signer's public key file (made by `keygen`).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Make a signing key: writes KEY (secret seed, mode 0600) and KEY.pub.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn load_key(path: &PathBuf) -> Result<Ed25519KeyPair, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let seed = URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| format!("{}: not a base64url seed", path.display()))?;
+    Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| format!("{}: not a 32-byte Ed25519 seed", path.display()))
+}
+
+fn write(path: &PathBuf, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::List => {
+            for c in qrgate_conformance::cases::all() {
+                let level = match c.level {
+                    qrgate_conformance::cases::Level::Must => "MUST",
+                    qrgate_conformance::cases::Level::Should => "SHOULD",
+                };
+                println!("{:<28} {:<24} {:<6} {}", c.id, c.rule, level, c.title);
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Keygen { out } => {
+            let mut seed = [0_u8; 32];
+            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err()
+            {
+                eprintln!("error: no randomness");
+                return ExitCode::from(2);
+            }
+            let Ok(kp) = Ed25519KeyPair::from_seed_unchecked(&seed) else {
+                return ExitCode::from(2);
+            };
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let r = opts.open(&out).and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    format!("{}\n", URL_SAFE_NO_PAD.encode(seed)).as_bytes(),
+                )
+            });
+            if let Err(e) = r {
+                eprintln!("error: {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+            let public = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
+            let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+            if let Err(e) = write(&pub_path, &format!("{public}\n")) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            println!(
+                "secret key: {} (keep it)\npublic key: {} ({public})",
+                out.display(),
+                pub_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Cmd::Verify { report, public_key } => {
+            let (Ok(text), Ok(pk)) = (
+                std::fs::read_to_string(&report),
+                std::fs::read_to_string(&public_key),
+            ) else {
+                eprintln!(
+                    "error: cannot read {} or {}",
+                    report.display(),
+                    public_key.display()
+                );
+                return ExitCode::from(2);
+            };
+            match report::verify(&text, &pk) {
+                Ok(()) => {
+                    println!(
+                        "OK: {} is signed by {} and unchanged",
+                        report.display(),
+                        pk.trim()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Run {
+            target,
+            admin_key,
+            only,
+            skip,
+            junit,
+            json,
+            sign_key,
+            concurrency,
+        } => {
+            let key = match sign_key.as_ref().map(load_key).transpose() {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let result = rt.block_on(qrgate_conformance::run::run(Options {
+                target,
+                admin_key,
+                only,
+                skip,
+                concurrency,
+            }));
+            let rep = match result {
+                Ok(r) => r,
+                Err(RunError::Usage(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+                Err(RunError::Unreachable(e)) => {
+                    eprintln!("error: target not reachable or not ready: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            for c in &rep.cases {
+                let status = match c.status {
+                    Status::Pass => "PASS",
+                    Status::Fail => "FAIL",
+                    Status::Warn => "WARN",
+                    Status::Skip => "SKIP",
+                };
+                println!("{status} {:<28} {:<24} {}", c.id, c.rule, c.title);
+                if let (Some(e), Some(o)) = (&c.expected, &c.observed) {
+                    println!("     expected {e}\n     observed {o}");
+                }
+            }
+            let s = &rep.summary;
+            println!(
+                "{} passed, {} failed, {} warned, {} skipped ({} cases)",
+                s.pass, s.fail, s.warn, s.skip, s.total
+            );
+            if !rep.created.is_empty() {
+                println!(
+                    "created on the target: {} objects (listed in the JSON report)",
+                    rep.created.len()
+                );
+            }
+            if let Some(path) = json {
+                match report::to_json(&rep, key.as_ref()) {
+                    Ok(text) => {
+                        if let Err(e) = write(&path, &format!("{text}\n")) {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            if let Some(path) = junit
+                && let Err(e) = write(&path, &report::junit(&rep))
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            if s.fail > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}

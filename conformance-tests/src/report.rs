@@ -1,0 +1,167 @@
+//! Evidence: the JSON report (the source of truth), JUnit XML for CI, and
+//! an Ed25519 signature over the JSON that `verify` checks byte for byte.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cases::Level;
+use crate::client::Exchange;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Status {
+    #[serde(rename = "PASS")]
+    Pass,
+    #[serde(rename = "FAIL")]
+    Fail,
+    #[serde(rename = "WARN")]
+    Warn,
+    #[serde(rename = "SKIP")]
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub rule: String,
+    pub level: Level,
+    pub title: String,
+    pub status: Status,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    pub exchanges: Vec<Exchange>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub total: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub warn: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub suite: Value,
+    pub target: Value,
+    pub started_at: String,
+    pub finished_at: String,
+    pub created: Vec<String>,
+    pub summary: Summary,
+    pub cases: Vec<CaseResult>,
+}
+
+impl Report {
+    pub fn summarize(cases: &[CaseResult]) -> Summary {
+        let count = |s: Status| cases.iter().filter(|c| c.status == s).count();
+        Summary {
+            total: cases.len(),
+            pass: count(Status::Pass),
+            fail: count(Status::Fail),
+            warn: count(Status::Warn),
+            skip: count(Status::Skip),
+        }
+    }
+}
+
+/// Canonical bytes: compact JSON with sorted keys.
+fn canonical(v: &Value) -> String {
+    v.to_string()
+}
+
+/// The report as a JSON value, signed when a key is given.
+pub fn to_json(report: &Report, key: Option<&Ed25519KeyPair>) -> Result<String, String> {
+    let mut v = serde_json::to_value(report).map_err(|e| e.to_string())?;
+    if let Some(kp) = key {
+        let sig = kp.sign(canonical(&v).as_bytes());
+        v["signature"] = json!({
+            "alg": "Ed25519",
+            "public_key": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()),
+            "value": URL_SAFE_NO_PAD.encode(sig.as_ref()),
+            "covers": "the report without this field, as compact JSON with sorted keys",
+        });
+    }
+    Ok(canonical(&v))
+}
+
+/// Check a signed report against a public key. The file must be exactly the
+/// canonical form, so a change of any byte fails.
+pub fn verify(file: &str, public_key_b64: &str) -> Result<(), String> {
+    let file = file.strip_suffix('\n').unwrap_or(file);
+    let mut v: Value = serde_json::from_str(file).map_err(|e| format!("not JSON: {e}"))?;
+    if canonical(&v) != file {
+        return Err("the file is not in its signed (canonical) form: it was changed".into());
+    }
+    let sig = v
+        .as_object_mut()
+        .and_then(|o| o.remove("signature"))
+        .ok_or("the report is not signed")?;
+    let embedded = sig["public_key"].as_str().unwrap_or_default();
+    if embedded != public_key_b64.trim() {
+        return Err("the report was signed with another key".into());
+    }
+    let pk = URL_SAFE_NO_PAD
+        .decode(public_key_b64.trim())
+        .map_err(|_| "the public key is not base64url")?;
+    let value = URL_SAFE_NO_PAD
+        .decode(sig["value"].as_str().unwrap_or_default())
+        .map_err(|_| "the signature is not base64url")?;
+    UnparsedPublicKey::new(&ED25519, pk)
+        .verify(canonical(&v).as_bytes(), &value)
+        .map_err(|_| "the signature does not match the report: it was changed".to_owned())
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn junit(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"qrgate-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" timestamp=\"{}\">\n",
+        s.total,
+        s.fail,
+        s.skip + s.warn,
+        xml(&report.started_at)
+    );
+    for c in &report.cases {
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{} {}\" time=\"{}.{:03}\">\n",
+            xml(&c.rule),
+            xml(&c.id),
+            xml(&c.title),
+            c.duration_ms / 1000,
+            c.duration_ms % 1000
+        ));
+        match c.status {
+            Status::Fail => out.push_str(&format!(
+                "    <failure message=\"expected {}\">{}</failure>\n",
+                xml(c.expected.as_deref().unwrap_or_default()),
+                xml(c.observed.as_deref().unwrap_or_default())
+            )),
+            Status::Warn => out.push_str(&format!(
+                "    <skipped message=\"WARN (SHOULD): expected {}\"/>\n",
+                xml(c.expected.as_deref().unwrap_or_default())
+            )),
+            Status::Skip => out.push_str(&format!(
+                "    <skipped message=\"{}\"/>\n",
+                xml(c.skip_reason.as_deref().unwrap_or_default())
+            )),
+            Status::Pass => {}
+        }
+        out.push_str("  </testcase>\n");
+    }
+    out.push_str("</testsuite>\n");
+    out
+}

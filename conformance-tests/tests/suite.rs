@@ -1,0 +1,313 @@
+//! The suite against a real qrgate (all cases pass, on SQLite and on
+//! PostgreSQL), against deliberately broken targets (exactly the expected
+//! cases fail), and its agreement with the rule catalogue.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use qrgate_conformance::report::Status;
+use qrgate_conformance::run::{Options, run};
+use qrgate_core::{Clock, SystemClock, Timestamp};
+use qrgate_gateway::{Config, Gateway, Role};
+use qrgate_server::http::{AppState, router};
+use qrgate_store::{AnyStore, PgStore};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+type Breaker = fn(&str, &str, u16, &str) -> Option<(u16, String)>;
+
+/// A qrgate on a loopback socket; `breaker` may rewrite answers to make it
+/// deliberately non-conforming. Returns the base URL and an admin key.
+async fn target(store: AnyStore, breaker: Option<Breaker>) -> (String, String) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (gw, _) = Gateway::start(store, clock, Config::default())
+        .await
+        .unwrap();
+    let admin = gw
+        .create_api_key(None, Role::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    let mut app = router(AppState::new(Arc::new(gw)));
+    if let Some(b) = breaker {
+        app = app.layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+                let res = next.run(req).await;
+                let status = res.status().as_u16();
+                let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let (status, text) = b(&method, &path, status, &text).unwrap_or((status, text));
+                let mut r = Response::new(Body::from(text));
+                *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                r.into_response()
+            },
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), admin)
+}
+
+async fn sqlite() -> AnyStore {
+    let dir = std::env::temp_dir().join(format!(
+        "qrgate_conf_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    AnyStore::open(
+        &format!("sqlite://{}", dir.join("c.db").display()),
+        Timestamp::from_unix_millis(0),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+async fn outcomes(url: String, admin: String, only: &[&str]) -> Vec<(String, Status)> {
+    let r = run(Options {
+        target: url,
+        admin_key: admin,
+        only: only.iter().map(|s| (*s).to_owned()).collect(),
+        skip: vec![],
+        concurrency: 4,
+    })
+    .await
+    .unwrap();
+    r.cases.iter().map(|c| (c.id.clone(), c.status)).collect()
+}
+
+fn not_passed(o: &[(String, Status)]) -> BTreeSet<(String, Status)> {
+    o.iter()
+        .filter(|(_, s)| *s != Status::Pass)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_case_passes_against_qrgate_on_sqlite() {
+    let (url, admin) = target(sqlite().await, None).await;
+    let r = run(Options {
+        target: url,
+        admin_key: admin,
+        only: vec![],
+        skip: vec![],
+        concurrency: 4,
+    })
+    .await
+    .unwrap();
+    let bad: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| (&c.id, &c.expected, &c.observed))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(r.summary.total, qrgate_conformance::cases::all().len());
+    assert!(r.created.iter().any(|c| c.starts_with("merchant ")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_case_passes_against_qrgate_on_postgres() {
+    let Ok(url) = std::env::var("QRGATE_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SKIP every_case_passes_against_qrgate_on_postgres: QRGATE_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let schema = format!(
+        "qrgate_conf_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    );
+    let store = AnyStore::Postgres(
+        PgStore::open(&url, Some(&schema), 16, Timestamp::from_unix_millis(0))
+            .await
+            .unwrap()
+            .0,
+    );
+    let (base, admin) = target(store, None).await;
+    let r = run(Options {
+        target: base,
+        admin_key: admin,
+        only: vec![],
+        skip: vec![],
+        concurrency: 4,
+    })
+    .await
+    .unwrap();
+    let bad: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| (&c.id, &c.expected, &c.observed))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
+
+fn accepts_reused_codes(
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &str,
+) -> Option<(u16, String)> {
+    (method == "POST"
+        && path == "/v1/payments"
+        && status == 422
+        && body.contains("payment_code_already_used"))
+    .then(|| {
+        (
+            201,
+            r#"{"id":"pay_fake","object":"payment","status":"succeeded"}"#.to_owned(),
+        )
+    })
+}
+
+fn ignores_caps(method: &str, _: &str, status: u16, body: &str) -> Option<(u16, String)> {
+    (method == "POST" && status == 402 && body.contains("limit_exceeded")).then(|| {
+        (
+            201,
+            r#"{"id":"pay_fake","object":"payment","status":"succeeded"}"#.to_owned(),
+        )
+    })
+}
+
+fn bad_crc(method: &str, path: &str, status: u16, body: &str) -> Option<(u16, String)> {
+    if method != "POST" || path != "/v1/static-codes" || status != 201 {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let p = v["payload"].as_str()?.to_owned();
+    let last = if p.ends_with('0') { '1' } else { '0' };
+    v["payload"] = serde_json::json!(format!("{}{last}", &p[..p.len() - 1]));
+    Some((201, v.to_string()))
+}
+
+fn leaks_payments(method: &str, path: &str, status: u16, _: &str) -> Option<(u16, String)> {
+    (method == "GET" && path.starts_with("/v1/payments/pay_") && status == 404).then(|| {
+        (
+            200,
+            r#"{"id":"pay_x","object":"payment","status":"succeeded"}"#.to_owned(),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broken_targets_fail_exactly_the_cases_that_check_what_they_break() {
+    let control = "QGC-AUTH-NO-KEY";
+    let set = |v: &[(&str, Status)]| {
+        v.iter()
+            .map(|(i, s)| ((*i).to_owned(), *s))
+            .collect::<BTreeSet<_>>()
+    };
+
+    let (u, a) = target(sqlite().await, Some(accepts_reused_codes)).await;
+    let o = outcomes(u, a, &["BCP-CODE-SINGLE-USE", control]).await;
+    assert_eq!(
+        not_passed(&o),
+        set(&[
+            ("QGC-CPM-SINGLE-USE", Status::Fail),
+            ("QGC-CPM-SINGLE-USE-FAILED", Status::Fail),
+            ("QGC-CPM-RACE", Status::Fail)
+        ])
+    );
+
+    let (u, a) = target(sqlite().await, Some(ignores_caps)).await;
+    let o = outcomes(
+        u,
+        a,
+        &[
+            "QGC-LIMIT-C-BOUNDARY",
+            "QGC-LIMIT-D-BOUNDARY",
+            "QGC-REFUND-CAP",
+            control,
+        ],
+    )
+    .await;
+    assert_eq!(
+        not_passed(&o),
+        set(&[
+            ("QGC-LIMIT-C-BOUNDARY", Status::Fail),
+            ("QGC-LIMIT-D-BOUNDARY", Status::Fail),
+            ("QGC-REFUND-CAP", Status::Fail)
+        ])
+    );
+
+    // A SHOULD rule broken: WARN, not FAIL.
+    let (u, a) = target(sqlite().await, Some(bad_crc)).await;
+    let o = outcomes(
+        u,
+        a,
+        &["QGC-CODE-STATIC-EMV", "QGC-CODE-ORDER-EMV", control],
+    )
+    .await;
+    assert_eq!(
+        not_passed(&o),
+        set(&[("QGC-CODE-STATIC-EMV", Status::Warn)])
+    );
+
+    let (u, a) = target(sqlite().await, Some(leaks_payments)).await;
+    let o = outcomes(u, a, &["QGC-TENANCY", "QGC-AUTH-WRONG-ROLE", control]).await;
+    assert_eq!(not_passed(&o), set(&[("QGC-TENANCY", Status::Fail)]));
+}
+
+#[test]
+fn cases_and_the_rule_catalogue_agree() {
+    let catalogue = qrgate_core::rules::Catalogue::builtin().unwrap();
+    let cases = qrgate_conformance::cases::all();
+    let mut ids = BTreeSet::new();
+    for c in &cases {
+        assert!(ids.insert(c.id), "duplicate case id {}", c.id);
+        let rule = catalogue
+            .get(c.rule)
+            .unwrap_or_else(|| panic!("{} names unknown rule {}", c.id, c.rule));
+        let level = match rule.level {
+            qrgate_core::rules::Level::Must => qrgate_conformance::cases::Level::Must,
+            qrgate_core::rules::Level::Should => qrgate_conformance::cases::Level::Should,
+        };
+        assert_eq!(
+            c.level, level,
+            "{}: level differs from rule {}",
+            c.id, c.rule
+        );
+        assert!(
+            rule.cases.iter().any(|x| x == c.id),
+            "spec/rules.toml: rule {} does not list case {}",
+            c.rule,
+            c.id
+        );
+    }
+    for r in catalogue.rules() {
+        for listed in &r.cases {
+            assert!(
+                cases.iter().any(|c| c.id == listed && c.rule == r.id),
+                "rule {} lists {listed}, which the suite does not have for it",
+                r.id
+            );
+        }
+        assert!(
+            !r.cases.is_empty() || r.untestable.is_some(),
+            "rule {} has no conformance case and no `untestable` reason",
+            r.id
+        );
+    }
+}
