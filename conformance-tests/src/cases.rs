@@ -158,6 +158,20 @@ pub fn all() -> Vec<Case> {
             limit_scope
         ),
         case!(
+            "QGC-LIMIT-B-BOUNDARY",
+            "BCP-LIMIT-B-DAILY",
+            Must,
+            "level B (PIN + device signature): 5,000.00 a day, one more fen refused with the rule",
+            limit_b
+        ),
+        case!(
+            "QGC-ACCT-CLASS-I",
+            "BCP-ACCT-CLASS-I",
+            Must,
+            "a class-I wallet pays at most 1,000.00 from its balance, whatever the level",
+            class_one
+        ),
+        case!(
             "QGC-STEPUP-PIN",
             "BCP-ELEMENTS",
             Must,
@@ -758,8 +772,12 @@ fn device() -> Result<Ed25519KeyPair, Stop> {
     Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| fail("a device key", "bad key"))
 }
 
-/// A device-signed payment token (possession), as a consumer app makes offline.
-async fn device_token(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<String, Stop> {
+/// Enroll a device key for the consumer: (device id, key id).
+async fn enroll(
+    c: &mut Ctx,
+    ck: &str,
+    kp: &Ed25519KeyPair,
+) -> Result<(qrgate_core::id::DeviceId, KeyId), Stop> {
     let r = c
         .call(
             "POST",
@@ -770,10 +788,18 @@ async fn device_token(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<Stri
         )
         .await?;
     expect(&r, 201, None)?;
-    let id: qrgate_core::id::DeviceId = field(&r, "id")?
+    let id = field(&r, "id")?
         .parse()
         .map_err(|e: qrgate_core::IdError| fail("a device id", e.to_string()))?;
     let kid = KeyId::parse(field(&r, "kid")?).map_err(|e| fail("a key id", e.to_string()))?;
+    Ok((id, kid))
+}
+
+/// A payment token signed offline by an enrolled device (possession).
+fn signed_token(
+    kp: &Ed25519KeyPair,
+    device: &(qrgate_core::id::DeviceId, KeyId),
+) -> Result<String, Stop> {
     let now = Timestamp::from_unix_millis(
         i64::try_from(
             std::time::SystemTime::now()
@@ -785,14 +811,120 @@ async fn device_token(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<Stri
     );
     let claims = qrgate_codes::cpm::TokenClaims::new(
         qrgate_codes::cpm::Signer::Device,
-        kid,
-        *id.as_bytes(),
+        device.1.clone(),
+        *device.0.as_bytes(),
         now,
         60,
         &ring::rand::SystemRandom::new(),
     )
     .map_err(|e| fail("a token", e.to_string()))?;
     Ok(claims.sign_with(kp))
+}
+
+/// A device-signed payment token from a freshly enrolled device.
+async fn device_token(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<String, Stop> {
+    let d = enroll(c, ck, kp).await?;
+    signed_token(kp, &d)
+}
+
+/// Charge a device-signed token; if it needs step-up, confirm with the PIN.
+async fn pay_stepped_up(
+    c: &mut Ctx,
+    mk: &str,
+    ck: &str,
+    kp: &Ed25519KeyPair,
+    d: &(qrgate_core::id::DeviceId, KeyId),
+    amount: &str,
+) -> Result<crate::client::Resp, Stop> {
+    let token = signed_token(kp, d)?;
+    let r = c.charge(mk, &token, amount).await?;
+    if r.status != 201 || r.json["status"] != "requires_action" {
+        return Ok(r);
+    }
+    let id = field(&r, "id")?.to_owned();
+    c.post_money(
+        &format!("/v1/payments/{id}/confirm"),
+        ck,
+        json!({ "pin": "493817" }),
+    )
+    .await
+}
+
+async fn limit_b(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("7000.00", "II").await?;
+    expect(
+        &c.call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?,
+        200,
+        None,
+    )?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "1000.00").await?, 201, None)?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    for (amount, ok) in [("4999.99", true), ("0.01", true), ("0.01", false)] {
+        let r = pay_stepped_up(c, &mk, &ck, &kp, &d, amount).await?;
+        if ok {
+            check(
+                r.status < 300 && r.json["risk_level"] == "B",
+                format!("{amount} accepted at level B"),
+                r.body.clone(),
+            )?;
+        } else {
+            expect(&r, 402, Some("limit_exceeded"))?;
+            check(
+                r.rule() == "BCP-LIMIT-B-DAILY",
+                "rule BCP-LIMIT-B-DAILY cited",
+                r.rule().to_owned(),
+            )?;
+        }
+    }
+    check(
+        c.balance(&ck).await? == "1000.00",
+        "6,000.00 charged in total",
+        "another balance",
+    )
+}
+
+async fn class_one(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "I").await?;
+    expect(
+        &c.call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?,
+        200,
+        None,
+    )?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "999.99").await?, 201, None)?;
+    // Over the C cap, stepped up to B: level B has room, the class-I total does not.
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let r = pay_stepped_up(c, &mk, &ck, &kp, &d, "0.02").await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    check(
+        r.rule() == "BCP-ACCT-CLASS-I",
+        "rule BCP-ACCT-CLASS-I cited",
+        r.rule().to_owned(),
+    )?;
+    check(
+        c.balance(&ck).await? == "1000.01",
+        "only 999.99 charged",
+        "another balance",
+    )
 }
 
 async fn stepup(c: &mut Ctx) -> Outcome {

@@ -21,6 +21,7 @@ use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
+use crate::stepup::StepUp;
 use crate::views::{Failure, PaymentView, RefundView};
 use crate::{
     Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account, wallet_account,
@@ -454,16 +455,29 @@ impl<S: Store> Gateway<S> {
             Err(e) => return Err(e.into()),
         };
         // Over the level-C cap but within level B's: ask the payer to step up.
-        let over_c = level == RiskLevel::C && refusal.rule.as_deref() == Some(level.daily_rule());
-        if over_c
-            && let Some(needed) = self
+        let mut refusal = refusal;
+        if level == RiskLevel::C && refusal.rule.as_deref() == Some(level.daily_rule()) {
+            match self
                 .step_up_elements(customer, elements, amount.minor(), now)
                 .await?
-        {
-            let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
-            return self
-                .require_action(p, merchant, waiting, needed, burn, idem)
-                .await;
+            {
+                StepUp::Needs(needed) => {
+                    let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
+                    return self
+                        .require_action(p, merchant, waiting, needed, burn, idem)
+                        .await;
+                }
+                // Even a stronger verification would not fit: cite the level-B cap.
+                StepUp::LevelBFull { used, cap } => {
+                    refusal = Error::new(
+                        Kind::Declined,
+                        "limit_exceeded",
+                        format!("over the level-C cap, and level B's would be exceeded too: {used} + {} > {cap} (minor units)", amount.minor()),
+                    )
+                    .with_rule(RiskLevel::B.daily_rule());
+                }
+                StepUp::NoPin => {}
+            }
         }
         // Declined: record it. The code stays burned; nothing else moves.
         let Some(burn) = burn else {

@@ -82,6 +82,17 @@ fn check_pin_shape(pin: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether a payment over its level-C cap can be stepped up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepUp {
+    /// Yes, with these elements.
+    Needs(Vec<Element>),
+    /// No: the payer has no PIN.
+    NoPin,
+    /// No: level B's daily cap has no room either.
+    LevelBFull { used: i64, cap: i64 },
+}
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirmation {
@@ -170,9 +181,9 @@ impl<S: Store> Gateway<S> {
         elements: &[Element],
         amount: i64,
         now: Timestamp,
-    ) -> Result<Option<Vec<Element>>, Error> {
+    ) -> Result<StepUp, Error> {
         if self.store.credentials(customer).await?.is_none() {
-            return Ok(None);
+            return Ok(StepUp::NoPin);
         }
         let key = self
             .daily_charge(customer, RiskLevel::B, amount, now)
@@ -180,13 +191,16 @@ impl<S: Store> Gateway<S> {
             .key;
         let (used, _) = self.store.counter(&key).await?;
         if used.saturating_add(amount) > self.limits.daily_b {
-            return Ok(None);
+            return Ok(StepUp::LevelBFull {
+                used,
+                cap: self.limits.daily_b,
+            });
         }
         let mut needed = vec![Element::Pin];
         if !elements.contains(&Element::DeviceSignature) {
             needed.push(Element::DeviceSignature);
         }
-        Ok(Some(needed))
+        Ok(StepUp::Needs(needed))
     }
 
     /// Record a payment waiting for the payer's confirmation. The consumer
