@@ -45,6 +45,15 @@ enum Cmd {
         /// JSON report (the evidence).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Readable HTML report.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// `baseline` (a failed SHOULD case warns) or `strict` (it fails).
+        #[arg(long, value_enum, default_value = "baseline")]
+        profile: ProfileArg,
+        /// TOML file of waivers: [[waiver]] case, owner, expires (YYYY-MM-DD), reason.
+        #[arg(long)]
+        waivers: Option<PathBuf>,
         /// Sign the JSON report with this key (made by `keygen`).
         #[arg(long)]
         sign_key: Option<PathBuf>,
@@ -66,6 +75,12 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    Baseline,
+    Strict,
 }
 
 fn load_key(path: &PathBuf) -> Result<Ed25519KeyPair, String> {
@@ -168,9 +183,30 @@ fn main() -> ExitCode {
             skip,
             junit,
             json,
+            html,
+            profile,
+            waivers,
             sign_key,
             concurrency,
         } => {
+            let waivers = match waivers
+                .map(|p| {
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                        .and_then(|t| qrgate_conformance::run::load_waivers(&t))
+                })
+                .transpose()
+            {
+                Ok(w) => w.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let profile = match profile {
+                ProfileArg::Baseline => qrgate_conformance::run::Profile::Baseline,
+                ProfileArg::Strict => qrgate_conformance::run::Profile::Strict,
+            };
             let key = match sign_key.as_ref().map(load_key).transpose() {
                 Ok(k) => k,
                 Err(e) => {
@@ -194,6 +230,8 @@ fn main() -> ExitCode {
                 only,
                 skip,
                 concurrency,
+                profile,
+                waivers,
             }));
             let rep = match result {
                 Ok(r) => r,
@@ -242,6 +280,21 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+            }
+            for w in &rep.waivers {
+                if w["state"] != "applied" {
+                    println!(
+                        "waiver for {}: {}",
+                        w["case"].as_str().unwrap_or_default(),
+                        w["state"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            if let Some(path) = html
+                && let Err(e) = write(&path, &report::html(&rep))
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
             }
             if let Some(path) = junit
                 && let Err(e) = write(&path, &report::junit(&rep))

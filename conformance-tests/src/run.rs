@@ -17,6 +17,59 @@ pub struct Options {
     pub only: Vec<String>,
     pub skip: Vec<String>,
     pub concurrency: usize,
+    pub profile: Profile,
+    pub waivers: Vec<Waiver>,
+}
+
+/// `baseline`: a failed SHOULD case is a WARN. `strict`: it is a FAIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    #[default]
+    Baseline,
+    Strict,
+}
+
+/// An accepted, time-limited exception for one case.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waiver {
+    pub case: String,
+    pub owner: String,
+    /// `YYYY-MM-DD`, inclusive.
+    pub expires: String,
+    pub reason: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaiverFile {
+    waiver: Vec<Waiver>,
+}
+
+/// Read a waivers file (TOML, `[[waiver]]` tables with case, owner, expires, reason).
+pub fn load_waivers(text: &str) -> Result<Vec<Waiver>, String> {
+    let f: WaiverFile = toml::from_str(text).map_err(|e| format!("waivers: {e}"))?;
+    for w in &f.waiver {
+        if w.owner.trim().is_empty() || w.reason.trim().is_empty() {
+            return Err(format!("waiver for {} needs an owner and a reason", w.case));
+        }
+        let ok = w.expires.len() == 10
+            && w.expires.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !ok {
+            return Err(format!(
+                "waiver for {}: expires must be YYYY-MM-DD, not {:?}",
+                w.case, w.expires
+            ));
+        }
+    }
+    Ok(f.waiver)
 }
 
 #[derive(Debug)]
@@ -37,6 +90,14 @@ fn now_rfc3339() -> String {
 
 pub async fn run(o: Options) -> Result<Report, RunError> {
     let all = cases::all();
+    for w in &o.waivers {
+        if !all.iter().any(|c| c.id == w.case) {
+            return Err(RunError::Usage(format!(
+                "waiver for unknown case {:?}",
+                w.case
+            )));
+        }
+    }
     for id in o.only.iter().chain(&o.skip) {
         if !all.iter().any(|c| c.id == id || c.rule == id) {
             return Err(RunError::Usage(format!(
@@ -76,6 +137,7 @@ pub async fn run(o: Options) -> Result<Report, RunError> {
         }
     }
     let started_at = now_rfc3339();
+    let today: String = started_at.chars().take(10).collect();
     let mut tag_bytes = [0_u8; 3];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tag_bytes);
     let tag: String = tag_bytes.iter().map(|b| format!("{b:02X}")).collect();
@@ -88,6 +150,7 @@ pub async fn run(o: Options) -> Result<Report, RunError> {
     let mut results = Vec::new();
     for batch in [first, last] {
         let sem = Arc::new(tokio::sync::Semaphore::new(o.concurrency.max(1)));
+        let profile = o.profile;
         let mut tasks = Vec::new();
         for case in batch {
             let mut ctx = Ctx {
@@ -117,7 +180,7 @@ pub async fn run(o: Options) -> Result<Report, RunError> {
                 match outcome {
                     Ok(()) => {}
                     Err(Stop::Fail { expected, observed }) => {
-                        r.status = if case.level == Level::Must {
+                        r.status = if case.level == Level::Must || profile == Profile::Strict {
                             Status::Fail
                         } else {
                             Status::Warn
@@ -140,6 +203,41 @@ pub async fn run(o: Options) -> Result<Report, RunError> {
             }
         }
     }
+    // Waivers: a valid one turns a failure into a SKIP that names it; one
+    // for a case that now passes is stale; an expired one changes nothing.
+    let mut waivers = Vec::new();
+    for w in &o.waivers {
+        let state = match results.iter_mut().find(|r| r.id == w.case) {
+            None => "not_run",
+            Some(_) if w.expires.as_str() < today.as_str() => "expired",
+            Some(r) if matches!(r.status, Status::Fail | Status::Warn) => {
+                r.status = Status::Skip;
+                r.skip_reason = Some(format!(
+                    "waived until {} by {}: {}",
+                    w.expires, w.owner, w.reason
+                ));
+                "applied"
+            }
+            Some(_) => "stale",
+        };
+        waivers.push(json!({ "case": w.case, "owner": w.owner, "expires": w.expires, "reason": w.reason, "state": state }));
+    }
+    let catalogue =
+        qrgate_core::rules::Catalogue::builtin().map_err(|e| RunError::Usage(e.to_string()))?;
+    let coverage: Vec<_> = catalogue
+        .rules()
+        .iter()
+        .map(|rule| {
+            let cases: Vec<_> = results.iter().filter(|r| r.rule == rule.id).map(|r| json!({ "case": r.id, "status": r.status })).collect();
+            json!({
+                "rule": rule.id,
+                "level": rule.level,
+                "cases": cases,
+                "untestable": rule.untestable,
+                "covered": !cases.is_empty() && cases.iter().all(|c| c["status"] == json!(Status::Pass)),
+            })
+        })
+        .collect();
     let summary = Report::summarize(&results);
     let created = created.lock().map(|c| c.clone()).unwrap_or_default();
     Ok(Report {
@@ -148,6 +246,9 @@ pub async fn run(o: Options) -> Result<Report, RunError> {
         started_at,
         finished_at: now_rfc3339(),
         created,
+        profile: o.profile,
+        waivers,
+        coverage,
         summary,
         cases: results,
     })

@@ -96,6 +96,8 @@ async fn outcomes(url: String, admin: String, only: &[&str]) -> Vec<(String, Sta
         only: only.iter().map(|s| (*s).to_owned()).collect(),
         skip: vec![],
         concurrency: 4,
+        profile: Default::default(),
+        waivers: vec![],
     })
     .await
     .unwrap();
@@ -118,6 +120,8 @@ async fn every_case_passes_against_qrgate_on_sqlite() {
         only: vec![],
         skip: vec![],
         concurrency: 4,
+        profile: Default::default(),
+        waivers: vec![],
     })
     .await
     .unwrap();
@@ -158,6 +162,8 @@ async fn every_case_passes_against_qrgate_on_postgres() {
         only: vec![],
         skip: vec![],
         concurrency: 4,
+        profile: Default::default(),
+        waivers: vec![],
     })
     .await
     .unwrap();
@@ -322,4 +328,158 @@ fn cases_and_the_rule_catalogue_agree() {
             r.id
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waivers_profiles_coverage_and_html() {
+    use qrgate_conformance::run::{Profile, load_waivers};
+    let waivers = load_waivers(
+        r#"
+[[waiver]]
+case = "QGC-LIMIT-C-BOUNDARY"
+owner = "risk@example.com"
+expires = "2999-12-31"
+reason = "cap enforcement moves to the issuer next quarter"
+
+[[waiver]]
+case = "QGC-AUTH-NO-KEY"
+owner = "sec@example.com"
+expires = "2999-12-31"
+reason = "left over"
+
+[[waiver]]
+case = "QGC-LIMIT-D-BOUNDARY"
+owner = "risk@example.com"
+expires = "2001-01-01"
+reason = "long gone"
+"#,
+    )
+    .unwrap();
+    assert!(
+        load_waivers(
+            "[[waiver]]\ncase = \"X\"\nowner = \"\"\nexpires = \"2030-01-01\"\nreason = \"r\"\n"
+        )
+        .is_err()
+    );
+    assert!(
+        load_waivers(
+            "[[waiver]]\ncase = \"X\"\nowner = \"o\"\nexpires = \"soon\"\nreason = \"r\"\n"
+        )
+        .is_err()
+    );
+
+    let (url, admin) = target(sqlite().await, Some(ignores_caps)).await;
+    let only = [
+        "QGC-LIMIT-C-BOUNDARY",
+        "QGC-LIMIT-D-BOUNDARY",
+        "QGC-AUTH-NO-KEY",
+    ]
+    .map(String::from)
+    .to_vec();
+    let r = run(Options {
+        target: url.clone(),
+        admin_key: admin.clone(),
+        only: only.clone(),
+        skip: vec![],
+        concurrency: 2,
+        profile: Profile::Baseline,
+        waivers: waivers.clone(),
+    })
+    .await
+    .unwrap();
+    let status = |id: &str| r.cases.iter().find(|c| c.id == id).unwrap().status;
+    assert_eq!(
+        status("QGC-LIMIT-C-BOUNDARY"),
+        Status::Skip,
+        "a valid waiver applies"
+    );
+    assert_eq!(
+        status("QGC-LIMIT-D-BOUNDARY"),
+        Status::Fail,
+        "an expired waiver does not"
+    );
+    assert_eq!(status("QGC-AUTH-NO-KEY"), Status::Pass);
+    let state = |case: &str| {
+        r.waivers.iter().find(|w| w["case"] == case).unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        (
+            state("QGC-LIMIT-C-BOUNDARY"),
+            state("QGC-LIMIT-D-BOUNDARY"),
+            state("QGC-AUTH-NO-KEY")
+        ),
+        ("applied".into(), "expired".into(), "stale".into())
+    );
+    assert!(
+        r.cases
+            .iter()
+            .find(|c| c.id == "QGC-LIMIT-C-BOUNDARY")
+            .unwrap()
+            .skip_reason
+            .as_ref()
+            .unwrap()
+            .contains("risk@example.com")
+    );
+    // Coverage lists every rule of the catalogue.
+    let catalogue = qrgate_core::rules::Catalogue::builtin().unwrap();
+    assert_eq!(r.coverage.len(), catalogue.rules().len());
+    let html = qrgate_conformance::report::html(&r);
+    assert!(
+        html.contains("QGC-LIMIT-D-BOUNDARY")
+            && html.contains("class=\"FAIL\"")
+            && html.contains("not checked")
+    );
+    let junit = qrgate_conformance::report::junit(&r);
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+
+    // Strict: a failed SHOULD case fails.
+    let (url, admin) = target(sqlite().await, Some(bad_crc)).await;
+    let r = run(Options {
+        target: url,
+        admin_key: admin,
+        only: vec!["QGC-CODE-STATIC-EMV".into()],
+        skip: vec![],
+        concurrency: 1,
+        profile: Profile::Strict,
+        waivers: vec![],
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.cases[0].status, Status::Fail);
+}
+
+#[test]
+fn exit_codes_of_the_command_line() {
+    let bin = env!("CARGO_BIN_EXE_qrgate-conformance");
+    let out = std::process::Command::new(bin)
+        .args(["run", "--target", "http://127.0.0.1:9", "--admin-key", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "unreachable target");
+    let out = std::process::Command::new(bin)
+        .args([
+            "run",
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-key",
+            "x",
+            "--only",
+            "NOPE",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "no such case");
+    let out = std::process::Command::new(bin)
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage");
+    let out = std::process::Command::new(bin)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("QGC-CPM-SINGLE-USE"));
 }
