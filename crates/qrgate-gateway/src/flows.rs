@@ -29,6 +29,7 @@ use crate::{
 
 /// A payment code the gateway issued online, in both presentations.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"object": "payment_code", "numeric": "779204297617292862", "qr": "QRG:AEBGW3DJ…", "expires_at": "2026-11-25T13:28:48.000Z", "valid_seconds": 60}))]
 pub struct PaymentCodeView {
     pub object: &'static str,
     /// 18 digits for 1D barcode scanners and manual entry.
@@ -41,6 +42,7 @@ pub struct PaymentCodeView {
 
 /// What `POST /v1/codes/verify` tells about a merchant code.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"genuine": true, "kind": "static", "code_id": "sqr_lrzzauw6gs3zhv23tzmgayahci", "merchant_name": "DEMO NOODLES", "merchant_city": "SHANGHAI", "currency": "CNY", "key_id": "mf7463bt", "status": "active"}))]
 pub struct CodeVerification {
     pub genuine: bool,
     pub kind: String,
@@ -67,6 +69,7 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"object": "list", "data": [], "has_more": false}))]
 pub struct PaymentList {
     pub object: &'static str,
     pub data: Vec<PaymentView>,

@@ -23,6 +23,7 @@ use crate::{
 };
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "name_local": "老街面馆"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     pub name: String,
@@ -50,6 +51,7 @@ fn regular() -> String {
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"account_class": "II"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     /// Wallet account class under 43: `I`, `II` (default) or `III`.
@@ -64,6 +66,7 @@ fn class_ii() -> String {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "cus_hfrymmz2r26kb3zen56ofpia2u", "object": "customer", "account_class": "II", "balance": "2000.00", "currency": "CNY", "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct CustomerView {
     pub id: String,
     pub object: &'static str,
@@ -76,6 +79,7 @@ pub struct CustomerView {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "key_3vW1aZ9qP0s", "object": "api_key", "role": "merchant", "subject_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "secret": "qgk_merchant_NlHDhdYqrgkrqCpQ4WNYQewrJef3wBiS", "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct ApiKeyCreated {
     pub id: String,
     pub object: &'static str,
@@ -88,6 +92,7 @@ pub struct ApiKeyCreated {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "dev_aaaaaaaaaaaaaaaaaaaaaaaaae", "object": "device", "customer_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "kid": "devkey23", "status": "active", "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct DeviceView {
     pub id: String,
     pub object: &'static str,
@@ -99,6 +104,7 @@ pub struct DeviceView {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "sqr_lrzzauw6gs3zhv23tzmgayahci", "object": "static_code", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "payload": "00020101021126590009io.qrgate0130sqr_…6304FF37", "created_at": "2026-11-25T13:27:50.000Z"}))]
 pub struct StaticCodeView {
     pub id: String,
     pub object: &'static str,
@@ -108,6 +114,7 @@ pub struct StaticCodeView {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "top_qxtkpcjg5hblwcjs4dv7kxmfu4", "object": "topup", "customer_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "amount": "500.00", "currency": "CNY", "balance": "2500.00", "created_at": "2026-11-25T13:27:46.000Z"}))]
 pub struct TopupView {
     pub id: String,
     pub object: &'static str,

@@ -94,6 +94,7 @@ pub enum StepUp {
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"pin": "493817", "device_id": "dev_aaaaaaaaaaaaaaaaaaaaaaaaae", "device_signature": "x2Iq71kSwVNxgKX…"}))]
 #[serde(deny_unknown_fields)]
 pub struct Confirmation {
     pub pin: Option<String>,

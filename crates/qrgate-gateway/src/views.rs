@@ -16,6 +16,7 @@ pub fn amount(minor: i64, currency: &str) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "limit_exceeded", "message": "BCP-LIMIT-C-DAILY: 99999 + 2 would exceed the limit of 100000 (minor units)", "rule": "BCP-LIMIT-C-DAILY"}))]
 pub struct Failure {
     pub code: String,
     pub message: String,
@@ -24,6 +25,7 @@ pub struct Failure {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "pay_gqkzze5gcvjkcliypewhufdj3a", "object": "payment", "status": "succeeded", "mode": "cpm", "amount": "12.30", "currency": "CNY", "amount_refunded": "0.00", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "merchant_name": "DEMO NOODLES", "risk_level": "C", "verification": ["device_signature"], "out_trade_no": "T-1001", "created_at": "2026-11-25T13:27:48.155Z", "updated_at": "2026-11-25T13:27:48.155Z"}))]
 pub struct PaymentView {
     pub id: String,
     pub object: &'static str,
@@ -105,6 +107,7 @@ impl PaymentView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "ref_ev5syavwq2ej35gcnslqfgq7fy", "object": "refund", "payment_id": "pay_gqkzze5gcvjkcliypewhufdj3a", "amount": "6.50", "currency": "CNY", "status": "succeeded", "out_refund_no": "R1", "destination": "original_funding_source", "created_at": "2026-11-25T13:27:58.174Z"}))]
 pub struct RefundView {
     pub id: String,
     pub object: &'static str,
@@ -135,6 +138,7 @@ impl RefundView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "ord_aibaeaqcaibaeaqcaibaeaqcai", "object": "order", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "amount": "36.50", "currency": "CNY", "reference": "TABLE-7", "status": "open", "payload": "00020101021226730009io.qrgate0130ord_…6304F944", "expires_at": "2026-11-25T13:45:00Z", "created_at": "2026-11-25T13:30:00.000Z"}))]
 pub struct OrderView {
     pub id: String,
     pub object: &'static str,
@@ -174,6 +178,7 @@ impl OrderView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "object": "merchant", "name": "DEMO NOODLES", "name_local": "演示面馆", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "regular", "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct MerchantView {
     pub id: String,
     pub object: &'static str,

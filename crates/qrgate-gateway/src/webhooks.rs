@@ -91,6 +91,7 @@ pub fn backoff_seconds(attempts: i64) -> i64 {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "we_4mT0pQ2xS9ab", "object": "webhook_endpoint", "url": "https://shop.example/hooks/qrgate", "secret": "whsec_8f2K…", "created_at": "2026-11-25T13:40:00.000Z"}))]
 pub struct EndpointView {
     pub id: String,
     pub object: &'static str,
@@ -102,6 +103,7 @@ pub struct EndpointView {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 42, "object": "webhook_delivery", "endpoint_id": "we_4mT0pQ2xS9ab", "event_id": "evt_Zq0…", "event_type": "payment.succeeded", "status": "delivered", "attempts": 1, "last_status_code": 200, "next_attempt_at": "2026-11-25T13:40:01.000Z", "delivered_at": "2026-11-25T13:40:01.000Z"}))]
 pub struct DeliveryView {
     pub id: i64,
     pub object: &'static str,

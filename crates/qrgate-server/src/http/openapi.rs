@@ -85,6 +85,7 @@ pub struct PublicKeyDoc {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"keys": [{"kid": "mf7463bt", "alg": "Ed25519", "public_key": "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg", "state": "active", "created_at": 1795000000000_i64}]}))]
 pub struct KeysDoc {
     pub keys: Vec<PublicKeyDoc>,
 }
@@ -104,6 +105,7 @@ pub struct ErrorDetail {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "limit_exceeded", "message": "BCP-LIMIT-C-DAILY: 99999 + 2 would exceed the limit of 100000 (minor units)", "rule": "BCP-LIMIT-C-DAILY", "request_id": "req_rY77MqUWRb8SLLuf", "payment_id": "pay_gqkzze5gcvjkcliypewhufdj3a"}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

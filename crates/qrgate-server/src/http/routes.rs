@@ -148,6 +148,7 @@ async fn keys(State(s): State<AppState>) -> ApiResult {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"payload": "00020101021126590009io.qrgate0130sqr_…6304FF37"}))]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
     payload: String,
@@ -292,6 +293,7 @@ async fn topup(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"role": "merchant", "subject_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu"}))]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     role: String,
@@ -578,6 +580,7 @@ async fn cancel(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"public_key": "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"}))]
 #[serde(deny_unknown_fields)]
 struct NewDevice {
     public_key: String,
@@ -699,6 +702,7 @@ async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"url": "https://shop.example/hooks/qrgate"}))]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
     url: String,
@@ -769,6 +773,7 @@ async fn confirm(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"pin": "493817"}))]
 #[serde(deny_unknown_fields)]
 struct NewPin {
     pin: String,
