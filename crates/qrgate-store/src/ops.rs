@@ -13,6 +13,22 @@ use crate::db::{Arg, Conn, Dialect, Row};
 use crate::error::{MovementError, StoreError};
 use crate::model::*;
 
+/// The columns of a delivery, in `delivery_from` order.
+macro_rules! delivery_select {
+    () => {
+        "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
+         last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries"
+    };
+}
+
+/// The columns of an order, in `order_from` order.
+macro_rules! order_select {
+    () => {
+        "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
+         created_at, updated_at FROM orders"
+    };
+}
+
 fn ts(r: &Row, i: usize) -> Result<Timestamp, sqlx::Error> {
     Ok(Timestamp::from_unix_millis(r.i64(i)?))
 }
@@ -996,11 +1012,7 @@ fn order_from(r: &Row) -> Result<Order, StoreError> {
 
 pub(crate) async fn order<C: Conn>(c: &mut C, id: &str) -> Result<Option<Order>, StoreError> {
     let rows = c
-        .rows(
-            "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
-             created_at, updated_at FROM orders WHERE id = $1",
-            &[Arg::Str(id)],
-        )
+        .rows(concat!(order_select!(), " WHERE id = $1"), &[Arg::Str(id)])
         .await?;
     rows.first().map(order_from).transpose()
 }
@@ -1013,8 +1025,10 @@ pub(crate) async fn orders_due<C: Conn>(
 ) -> Result<Vec<Order>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
-             created_at, updated_at FROM orders WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+            concat!(
+                order_select!(),
+                " WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
+            ),
             &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
         )
         .await?;
@@ -1176,9 +1190,7 @@ pub(crate) async fn deliveries_due<C: Conn>(
 ) -> Result<Vec<WebhookDelivery>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
-             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+            concat!(delivery_select!(), " WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"),
             &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
         )
         .await?;
@@ -1192,9 +1204,10 @@ pub(crate) async fn deliveries_of<C: Conn>(
 ) -> Result<Vec<WebhookDelivery>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
-             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries \
-             WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2",
+            concat!(
+                delivery_select!(),
+                " WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
+            ),
             &[Arg::Str(endpoint_id), Arg::I64(limit)],
         )
         .await?;
@@ -1207,8 +1220,7 @@ pub(crate) async fn delivery<C: Conn>(
 ) -> Result<Option<WebhookDelivery>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
-             last_status_code, last_error, created_at, delivered_at FROM webhook_deliveries WHERE id = $1",
+            concat!(delivery_select!(), " WHERE id = $1"),
             &[Arg::I64(id)],
         )
         .await?;
