@@ -120,3 +120,22 @@ pub fn idem(
         request_hash,
     })
 }
+
+/// A query string, refused in the API's error format (unknown parameters too).
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| StrictQuery(q.0))
+            .map_err(|e| {
+                bad(
+                    "invalid_request",
+                    format!("query string: {}", e.body_text()),
+                )
+            })
+    }
+}

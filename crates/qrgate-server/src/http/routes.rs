@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use qrgate_store::Store;
 
 use super::AppState;
 use super::error::{ApiError, bad};
-use super::extract::{Auth, StrictJson, idem};
+use super::extract::{Auth, StrictJson, StrictQuery, idem};
 use super::openapi::{
     ChargeRequest, Conventions, ErrorBody, IdemHeader, KeysDoc, OrderRequest, RefundList,
     RefundRequest, ScanRequest, StdErrors, TopupRequest,
@@ -485,7 +485,7 @@ async fn get_payment(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    StrictQuery(q): StrictQuery<WaitQuery>,
 ) -> ApiResult {
     let first = s.gw.get_payment(&p, &id).await?;
     let wait = q.wait.unwrap_or(0);
@@ -508,7 +508,7 @@ async fn get_payment(
 async fn list_payments(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<ListQuery>,
+    StrictQuery(q): StrictQuery<ListQuery>,
 ) -> ApiResult {
     ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
 }
@@ -638,7 +638,7 @@ async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
 async fn my_payments(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<ListQuery>,
+    StrictQuery(q): StrictQuery<ListQuery>,
 ) -> ApiResult {
     p.customer()?;
     ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
@@ -666,7 +666,7 @@ struct AuditQuery {
 async fn audit_log(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<AuditQuery>,
+    StrictQuery(q): StrictQuery<AuditQuery>,
 ) -> ApiResult {
     auditor(&p)?;
     let limit = q.limit.unwrap_or(100);
