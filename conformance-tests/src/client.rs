@@ -83,10 +83,28 @@ impl Http {
     }
 
     pub async fn send(&self, r: Req<'_>) -> Result<(Resp, Exchange), String> {
+        self.send_with(&self.client, r).await
+    }
+
+    /// On a connection of its own, never reused: for requests the server may
+    /// answer early and close (an oversized body), so the pool stays clean.
+    pub async fn send_alone(&self, r: Req<'_>) -> Result<(Resp, Exchange), String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.send_with(&client, r).await
+    }
+
+    async fn send_with(
+        &self,
+        client: &reqwest::Client,
+        r: Req<'_>,
+    ) -> Result<(Resp, Exchange), String> {
         let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut b = self
-            .client
-            .request(method, format!("{}{}", self.base, r.path));
+        let mut b = client.request(method, format!("{}{}", self.base, r.path));
         if let Some(k) = r.key {
             b = b.header("authorization", format!("Bearer {k}"));
         }
