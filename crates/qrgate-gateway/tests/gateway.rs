@@ -863,7 +863,7 @@ on_both!(over_the_c_cap_a_pin_steps_up_to_b, |w: World| async move {
     let e = w.charge(&w.device_token(), "4900.01").await.unwrap_err();
     assert_eq!(
         (e.code, e.rule.as_deref()),
-        ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+        ("limit_exceeded", Some("BCP-LIMIT-B-DAILY"))
     );
     let c = w.gw.store().ledger_check().await.unwrap();
     assert!(c.is_sound(), "{c:?}");
