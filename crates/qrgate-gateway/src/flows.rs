@@ -444,14 +444,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "by": p.key_id }),
         });
         let refusal = match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => return Ok(Reply::new(201, body)),
-            Ok(Applied::Replayed { status, body }) => {
-                return Ok(Reply {
-                    status,
-                    body,
-                    replayed: true,
-                });
-            }
+            Ok(applied) => return Ok(Reply::of(applied, 201, body)),
             Err(
                 e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
             ) => Error::from(e),
@@ -893,12 +886,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => Ok(Reply::new(201, body)),
-            Ok(Applied::Replayed { status, body }) => Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            }),
+            Ok(applied) => Ok(Reply::of(applied, 201, body)),
             Err(MovementError::DuplicateRefundNo { .. }) => {
                 // A concurrent retry with the same number won the race.
                 let r = self
@@ -1018,12 +1006,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => Ok(Reply::new(200, body)),
-            Ok(Applied::Replayed { status, body }) => Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            }),
+            Ok(applied) => Ok(Reply::of(applied, 200, body)),
             Err(e) => Err(e.into()),
         }
     }

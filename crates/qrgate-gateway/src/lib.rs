@@ -119,6 +119,19 @@ impl Reply {
             replayed: false,
         }
     }
+
+    /// The answer for an applied movement: `status` and `body` when it ran
+    /// now, the stored answer when it was a replay.
+    pub fn of(applied: qrgate_store::Applied, status: u16, body: String) -> Reply {
+        match applied {
+            qrgate_store::Applied::Done { .. } => Reply::new(status, body),
+            qrgate_store::Applied::Replayed { status, body } => Reply {
+                status,
+                body,
+                replayed: true,
+            },
+        }
+    }
 }
 
 /// Numbers the gateway enforces, read from the rule catalogue.

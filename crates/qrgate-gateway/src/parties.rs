@@ -509,14 +509,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
         self.ensure_clearing().await?;
-        match self.store.apply(m).await? {
-            Applied::Done { .. } => Ok(Reply::new(201, body)),
-            Applied::Replayed { status, body } => Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            }),
-        }
+        Ok(Reply::of(self.store.apply(m).await?, 201, body))
     }
 
     async fn ensure_clearing(&self) -> Result<(), Error> {

@@ -252,14 +252,7 @@ impl<S: Store> Gateway<S> {
             subject: id,
             details: json!({ "needed": needed, "by": p.key_id }),
         });
-        match self.store.apply(m).await? {
-            Applied::Done { .. } => Ok(Reply::new(201, body)),
-            Applied::Replayed { status, body } => Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            }),
-        }
+        Ok(Reply::of(self.store.apply(m).await?, 201, body))
     }
 
     /// The payer confirms a `requires_action` payment with the elements it names.
@@ -444,14 +437,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
         });
         let refusal = match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => return Ok(Reply::new(200, body)),
-            Ok(Applied::Replayed { status, body }) => {
-                return Ok(Reply {
-                    status,
-                    body,
-                    replayed: true,
-                });
-            }
+            Ok(applied) => return Ok(Reply::of(applied, 200, body)),
             Err(
                 e @ (MovementError::LimitExceeded { .. }
                 | MovementError::InsufficientFunds { .. }
