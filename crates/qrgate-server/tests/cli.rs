@@ -179,3 +179,96 @@ fn scan_reads_images_from_an_independent_encoder() {
         assert_eq!(stdout(&o).trim_end_matches('\n'), p);
     }
 }
+
+#[test]
+fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
+    use base64::Engine;
+    let rng = ring::rand::SystemRandom::new();
+    let seed = tmp("device.seed");
+    let _ = std::fs::remove_file(&seed);
+    let o = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stdout(&o).trim())
+        .unwrap();
+    assert_eq!(public.len(), 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&seed).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "seed file must be private");
+    }
+    // Never overwrite an existing key.
+    let again = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
+    assert!(!again.status.success());
+
+    let device_id = qrgate_core::id::DeviceId::generate(&rng).unwrap();
+    let device = device_id.to_string();
+    let kid = qrgate_codes::keyring::KeyId::generate(&rng).unwrap();
+    let o = qrgate(&[
+        "code",
+        "sign-token",
+        "--seed-file",
+        seed.to_str().unwrap(),
+        "--device-id",
+        &device,
+        "--kid",
+        kid.as_str(),
+        "--ttl",
+        "30",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let token = stdout(&o).trim().to_owned();
+    let unverified = qrgate_codes::cpm::UnverifiedToken::decode(&token).unwrap();
+    assert_eq!(unverified.claims.kid, kid);
+    let now = qrgate_core::Clock::now(&qrgate_core::SystemClock);
+    let claims = unverified.verify(&public, now, 5_000).unwrap();
+    assert_eq!(claims.ttl_seconds, 30);
+    assert_eq!(claims.signer, qrgate_codes::cpm::Signer::Device);
+    assert_eq!(&claims.handle, device_id.as_bytes());
+
+    // A different key does not verify it.
+    let other = tmp("other.seed");
+    let _ = std::fs::remove_file(&other);
+    let o = qrgate(&["code", "device-key", "--out", other.to_str().unwrap()]);
+    let other_public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stdout(&o).trim())
+        .unwrap();
+    let unverified = qrgate_codes::cpm::UnverifiedToken::decode(&token).unwrap();
+    assert!(unverified.verify(&other_public, now, 5_000).is_err());
+
+    // Bad input is refused with a reason.
+    for args in [
+        ["--device-id", "nope", "--kid", kid.as_str(), "--ttl", "30"],
+        [
+            "--device-id",
+            device.as_str(),
+            "--kid",
+            "bad",
+            "--ttl",
+            "30",
+        ],
+        [
+            "--device-id",
+            device.as_str(),
+            "--kid",
+            kid.as_str(),
+            "--ttl",
+            "61",
+        ],
+        [
+            "--device-id",
+            device.as_str(),
+            "--kid",
+            kid.as_str(),
+            "--ttl",
+            "0",
+        ],
+    ] {
+        let mut full = vec!["code", "sign-token", "--seed-file", seed.to_str().unwrap()];
+        full.extend(args);
+        let o = qrgate(&full);
+        assert!(!o.status.success(), "{full:?} should fail");
+        assert!(!o.stderr.is_empty(), "{full:?} should say why");
+    }
+}

@@ -68,6 +68,28 @@ pub enum CodeCommand {
     /// Static (point of initiation 11) without --amount, dynamic (12) with it.
     /// Signed qrgate codes come from the gateway (`POST /v1/static-codes`).
     Mpm(MpmArgs),
+    /// Make an Ed25519 device key like a consumer app does: writes the seed
+    /// (base64url, mode 0600) and prints the public key for POST /v1/devices.
+    DeviceKey {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a consumer payment token offline with a device key (what a
+    /// consumer app shows as its payment QR code); prints `QRG:…`.
+    SignToken {
+        /// The seed file written by `qrgate code device-key`.
+        #[arg(long)]
+        seed_file: PathBuf,
+        /// The device id from POST /v1/devices (dev_…).
+        #[arg(long)]
+        device_id: String,
+        /// The key id from POST /v1/devices.
+        #[arg(long)]
+        kid: String,
+        /// Validity in seconds, 1 to 60.
+        #[arg(long, default_value_t = 60)]
+        ttl: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -279,6 +301,25 @@ pub fn run(cmd: CodeCommand) -> ExitCode {
                 Err(e) => fail(format!("{}: {e}", image.display())),
             }
         }
+        CodeCommand::DeviceKey { out } => match device_key(&out) {
+            Ok(public) => {
+                println!("{public}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        CodeCommand::SignToken {
+            seed_file,
+            device_id,
+            kid,
+            ttl,
+        } => match sign_token(&seed_file, &device_id, &kid, ttl) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
         CodeCommand::Mpm(a) => match build_mpm(a) {
             Ok(p) => {
                 println!("{p}");
@@ -322,4 +363,59 @@ fn build_mpm(a: MpmArgs) -> Result<String, String> {
         unreserved: vec![],
     };
     m.encode().map_err(|e| e.to_string())
+}
+
+fn device_key(out: &std::path::Path) -> Result<String, String> {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    use std::io::Write;
+    let mut seed = [0_u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| "no randomness".to_owned())?;
+    let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| "bad seed".to_owned())?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    writeln!(f, "{}", b64.encode(seed)).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(b64.encode(kp.public_key().as_ref()))
+}
+
+fn sign_token(
+    seed_file: &std::path::Path,
+    device_id: &str,
+    kid: &str,
+    ttl: u8,
+) -> Result<String, String> {
+    use base64::Engine;
+    let text =
+        std::fs::read_to_string(seed_file).map_err(|e| format!("{}: {e}", seed_file.display()))?;
+    let seed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| format!("{}: not a base64url seed", seed_file.display()))?;
+    let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| format!("{}: not a 32-byte seed", seed_file.display()))?;
+    let device: qrgate_core::id::DeviceId = device_id
+        .parse()
+        .map_err(|e: qrgate_core::IdError| e.to_string())?;
+    let kid = qrgate_codes::keyring::KeyId::parse(kid).map_err(|e| e.to_string())?;
+    let now = qrgate_core::Clock::now(&qrgate_core::SystemClock);
+    let claims = qrgate_codes::cpm::TokenClaims::new(
+        qrgate_codes::cpm::Signer::Device,
+        kid,
+        *device.as_bytes(),
+        now,
+        ttl,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(claims.sign_with(&kp))
 }

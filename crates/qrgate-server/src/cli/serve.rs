@@ -196,6 +196,28 @@ Copy and paste (bash):
 5. The auditor checks the books:
   curl -s $QG/v1/ledger/check -H "Authorization: Bearer $AK"
   curl -s $QG/v1/audit/verify -H "Authorization: Bearer $AK"
+
+6. Webhooks: a receiver on port 18777 prints each signed event (Qrgate-Signature header):
+  python3 -c 'import http.server as h
+class H(h.BaseHTTPRequestHandler):
+  def do_POST(s): print(s.headers["Qrgate-Signature"], s.rfile.read(int(s.headers["Content-Length"])).decode(), flush=True); s.send_response(200); s.end_headers()
+h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
+  WE=$(curl -s -X POST $QG/v1/webhook-endpoints -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -d '{{"url":"http://127.0.0.1:18777/hook"}}' | sed 's/.*"id":"\(we_[A-Za-z0-9_-]*\)".*/\1/')
+  (repeat step 1; the receiver prints payment.succeeded), then see the attempts:
+  curl -s $QG/v1/webhook-endpoints/$WE/deliveries -H "Authorization: Bearer $MK"
+
+7. Step-up: a device-signed code over the level-C daily cap (1000.00) asks for the payment PIN:
+  PUB=$(qrgate code device-key --out device.seed)      # qrgate = target/release/qrgate
+  DEV=$(curl -s -X POST $QG/v1/devices -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d "{{\"public_key\":\"$PUB\"}}")
+  DID=$(echo "$DEV" | sed 's/.*"id":"\(dev_[a-z0-9]*\)".*/\1/'); KID=$(echo "$DEV" | sed 's/.*"kid":"\([a-z0-9]*\)".*/\1/')
+  curl -s -X POST $QG/v1/me/pin -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d '{{"pin":"482915"}}'
+  TOK=$(qrgate code sign-token --seed-file device.seed --device-id $DID --kid $KID)
+  PAY=$(curl -s -X POST $QG/v1/payments -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"auth_code\":\"$TOK\",\"amount\":\"1200.00\"}}")
+  echo "$PAY"; PID=$(echo "$PAY" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/')      # status requires_action
+  curl -s -X POST $QG/v1/payments/$PID/confirm -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: c-$PID" -d '{{"pin":"482915"}}'                           # succeeded at level B
 "#,
         mid = m.id,
         mkey = mk.secret,
