@@ -307,7 +307,9 @@ impl<S: Store> Gateway<S> {
             .to_string();
             let deliveries = endpoints
                 .iter()
-                .filter(|e| e.disabled_at.is_none())
+                // An endpoint gets the events written after it was registered,
+                // not a backlog that happened to be waiting for the dispatcher.
+                .filter(|e| e.disabled_at.is_none() && e.created_at <= ev.created_at)
                 .map(|e| NewDelivery {
                     endpoint_id: e.id.clone(),
                     merchant_id: merchant.clone(),

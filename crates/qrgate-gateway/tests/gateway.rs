@@ -634,6 +634,39 @@ impl qrgate_gateway::webhooks::Sender for FakeSender {
 }
 
 on_both!(
+    an_endpoint_gets_only_events_written_after_it_was_registered,
+    |w: World| async move {
+        let sender = FakeSender::default();
+        let before = w.charge(&w.device_token(), "2.00").await.unwrap();
+        w.clock.advance_seconds(1);
+        let ep =
+            w.gw.create_webhook_endpoint(&w.merchant, "https://shop.example/late")
+                .await
+                .unwrap();
+        let r = w.gw.dispatch_webhooks(&sender).await.unwrap();
+        assert_eq!(r.events_fanned_out, 1, "the earlier event is handed over");
+        assert!(
+            sender.sent.lock().unwrap().is_empty(),
+            "but not to the new endpoint"
+        );
+        let after = w.charge(&w.device_token(), "3.00").await.unwrap();
+        w.gw.dispatch_webhooks(&sender).await.unwrap();
+        let sent = sender.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        let event: Value = serde_json::from_str(&sent[0].2).unwrap();
+        assert_eq!(event["data"]["payment"]["id"], after["id"]);
+        assert_ne!(event["data"]["payment"]["id"], before["id"]);
+        assert_eq!(
+            w.gw.list_deliveries(&w.merchant, &ep.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
+
+on_both!(
     webhooks_are_signed_retried_and_redeliverable,
     |w: World| async move {
         use qrgate_gateway::webhooks::verify_signature;
