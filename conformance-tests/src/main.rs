@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ring::signature::KeyPair;
 
 use qrgate_conformance::report::{self, Status};
 use qrgate_conformance::run::{Options, RunError};
@@ -83,15 +83,6 @@ enum ProfileArg {
     Strict,
 }
 
-fn load_key(path: &PathBuf) -> Result<Ed25519KeyPair, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let seed = URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .map_err(|_| format!("{}: not a base64url seed", path.display()))?;
-    Ed25519KeyPair::from_seed_unchecked(&seed)
-        .map_err(|_| format!("{}: not a 32-byte Ed25519 seed", path.display()))
-}
-
 fn write(path: &PathBuf, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -110,32 +101,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Keygen { out } => {
-            let mut seed = [0_u8; 32];
-            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err()
-            {
-                eprintln!("error: no randomness");
-                return ExitCode::from(2);
-            }
-            let Ok(kp) = Ed25519KeyPair::from_seed_unchecked(&seed) else {
-                return ExitCode::from(2);
+            let kp = match qrgate_codes::keyring::seed_file::create(&out) {
+                Ok(kp) => kp,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             };
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let r = opts.open(&out).and_then(|mut f| {
-                std::io::Write::write_all(
-                    &mut f,
-                    format!("{}\n", URL_SAFE_NO_PAD.encode(seed)).as_bytes(),
-                )
-            });
-            if let Err(e) = r {
-                eprintln!("error: {}: {e}", out.display());
-                return ExitCode::from(2);
-            }
             let public = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
             let pub_path = PathBuf::from(format!("{}.pub", out.display()));
             if let Err(e) = write(&pub_path, &format!("{public}\n")) {
@@ -207,7 +179,11 @@ fn main() -> ExitCode {
                 ProfileArg::Baseline => qrgate_conformance::run::Profile::Baseline,
                 ProfileArg::Strict => qrgate_conformance::run::Profile::Strict,
             };
-            let key = match sign_key.as_ref().map(load_key).transpose() {
+            let key = match sign_key
+                .as_deref()
+                .map(qrgate_codes::keyring::seed_file::load)
+                .transpose()
+            {
                 Ok(k) => k,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -469,3 +469,44 @@ mod tests {
         assert_eq!(KeyId::parse(k.as_str()).unwrap(), k);
     }
 }
+
+/// An Ed25519 key kept as a base64url seed in a private file (what
+/// `qrgate code device-key` and `qrgate-conformance keygen` write).
+pub mod seed_file {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ring::signature::Ed25519KeyPair;
+    use std::path::Path;
+
+    /// Make a fresh key and write its seed to `path` (mode 0600 on Unix).
+    /// Refuses to overwrite an existing file.
+    pub fn create(path: &Path) -> Result<Ed25519KeyPair, String> {
+        use std::io::Write;
+        let mut seed = [0_u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| "no randomness".to_owned())?;
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| "key generation failed".to_owned())?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        opts.open(path)
+            .and_then(|mut f| writeln!(f, "{}", URL_SAFE_NO_PAD.encode(seed)))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(pair)
+    }
+
+    /// Read a key written by [`create`].
+    pub fn load(path: &Path) -> Result<Ed25519KeyPair, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let seed = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| format!("{}: not a base64url seed", path.display()))?;
+        Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| format!("{}: not a 32-byte Ed25519 seed", path.display()))
+    }
+}

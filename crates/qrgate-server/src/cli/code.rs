@@ -368,25 +368,8 @@ fn build_mpm(a: MpmArgs) -> Result<String, String> {
 fn device_key(out: &std::path::Path) -> Result<String, String> {
     use base64::Engine;
     use ring::signature::KeyPair;
-    use std::io::Write;
-    let mut seed = [0_u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        .map_err(|_| "no randomness".to_owned())?;
-    let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-        .map_err(|_| "bad seed".to_owned())?;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(out)
-        .map_err(|e| format!("{}: {e}", out.display()))?;
-    writeln!(f, "{}", b64.encode(seed)).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(b64.encode(kp.public_key().as_ref()))
+    let kp = qrgate_codes::keyring::seed_file::create(out)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()))
 }
 
 fn sign_token(
@@ -395,14 +378,7 @@ fn sign_token(
     kid: &str,
     ttl: u8,
 ) -> Result<String, String> {
-    use base64::Engine;
-    let text =
-        std::fs::read_to_string(seed_file).map_err(|e| format!("{}: {e}", seed_file.display()))?;
-    let seed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .map_err(|_| format!("{}: not a base64url seed", seed_file.display()))?;
-    let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-        .map_err(|_| format!("{}: not a 32-byte seed", seed_file.display()))?;
+    let kp = qrgate_codes::keyring::seed_file::load(seed_file)?;
     let device: qrgate_core::id::DeviceId = device_id
         .parse()
         .map_err(|e: qrgate_core::IdError| e.to_string())?;
