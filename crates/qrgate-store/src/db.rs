@@ -7,8 +7,7 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Column, PgConnection, Row as _, SqliteConnection, ValueRef};
+use sqlx::{Column, PgConnection, Row as _, ValueRef};
 
 /// A bound parameter.
 #[derive(Debug, Clone, Copy)]
@@ -107,27 +106,13 @@ static SQLITE_SQL: LazyLock<Mutex<HashMap<&'static str, &'static str>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// `$n` → `?n`, once per distinct statement (a bounded set of constants).
-fn sqlite_sql(sql: &'static str) -> &'static str {
+pub(crate) fn sqlite_sql(sql: &'static str) -> &'static str {
     let mut map = match SQLITE_SQL.lock() {
         Ok(m) => m,
         Err(poisoned) => poisoned.into_inner(),
     };
     map.entry(sql)
         .or_insert_with(|| Box::leak(sql.replace('$', "?").into_boxed_str()))
-}
-
-fn sqlite_row(r: &SqliteRow) -> Result<Row, sqlx::Error> {
-    let mut out = Vec::with_capacity(r.columns().len());
-    for i in 0..r.columns().len() {
-        if r.try_get_raw(i)?.is_null() {
-            out.push(Val::Null);
-        } else if let Ok(v) = r.try_get::<i64, _>(i) {
-            out.push(Val::I64(v));
-        } else {
-            out.push(Val::Str(r.try_get::<String, _>(i)?));
-        }
-    }
-    Ok(Row(out))
 }
 
 fn pg_row(r: &PgRow) -> Result<Row, sqlx::Error> {
@@ -147,25 +132,6 @@ fn pg_row(r: &PgRow) -> Result<Row, sqlx::Error> {
         out.push(v);
     }
     Ok(Row(out))
-}
-
-impl Conn for SqliteConnection {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
-        let q = bind_all!(sqlx::query(sqlite_sql(sql)), args);
-        Ok(q.execute(&mut *self).await?.rows_affected())
-    }
-
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
-        let q = bind_all!(sqlx::query(sqlite_sql(sql)), args);
-        q.fetch_all(&mut *self)
-            .await?
-            .iter()
-            .map(sqlite_row)
-            .collect()
-    }
 }
 
 impl Conn for PgConnection {
@@ -190,18 +156,6 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-impl Conn for sqlx::pool::PoolConnection<sqlx::Sqlite> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
-        Conn::exec(&mut **self, sql, args).await
-    }
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
-        Conn::rows(&mut **self, sql, args).await
-    }
-}
-
 impl Conn for sqlx::pool::PoolConnection<sqlx::Postgres> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -216,7 +170,7 @@ impl Conn for sqlx::pool::PoolConnection<sqlx::Postgres> {
 
 /// A reader connection of either store.
 pub(crate) enum AnyConn {
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(crate::lite::Reader),
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
 }
 

@@ -13,6 +13,7 @@
 mod audit;
 mod db;
 pub mod error;
+mod lite;
 mod migrate;
 pub mod model;
 mod ops;

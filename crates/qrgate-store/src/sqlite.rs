@@ -1,6 +1,7 @@
 //! SQLite store, the embedded default: one file in WAL mode with
-//! `synchronous=FULL`, one writer task that owns the only write connection,
-//! and a small pool of readers.
+//! `synchronous=FULL`; one writer thread owns the only write connection,
+//! readers run their queries where they are called, and a checkpointer thread
+//! copies committed WAL frames back into the database file (see [`crate::lite`]).
 //!
 //! The writer commits many movements per transaction (group commit): it
 //! takes every job waiting in its queue (up to [`MAX_BATCH`]), runs each
@@ -10,19 +11,16 @@
 //! unacknowledged work. `BEGIN IMMEDIATE` takes the write lock up front, and
 //! a 5-second busy timeout covers another process holding it.
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use qrgate_core::Timestamp;
 
 use crate::db::Conn;
 use crate::error::{MovementError, StoreError};
+use crate::lite::{self, LiteConn, Readers};
 use crate::migrate;
 use crate::write::{self, Done, Work};
 
@@ -38,25 +36,16 @@ struct Job {
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
-    read: SqlitePool,
+    read: Readers,
+    /// Dropped with the last clone of the store, which stops the checkpointer.
+    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
 }
 
-fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    let opts = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: url.into(),
-        why: e.to_string(),
-    })?;
-    Ok(opts
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true)
-        .log_statements(tracing::log::LevelFilter::Trace))
-}
+/// How often committed WAL frames are copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 async fn migrate(
-    conn: &mut SqliteConnection,
+    conn: &mut LiteConn,
     now: Timestamp,
 ) -> Result<migrate::MigrationReport, StoreError> {
     let todo = migrate::pending(conn, migrate::SQLITE).await?;
@@ -65,7 +54,7 @@ async fn migrate(
     for m in todo {
         conn.exec("BEGIN IMMEDIATE", &[]).await?;
         let r = async {
-            sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
+            conn.batch(m.sql)?;
             migrate::record(conn, m, now.unix_millis()).await
         }
         .await;
@@ -85,23 +74,73 @@ async fn migrate(
     Ok(migrate::MigrationReport { applied, already })
 }
 
+type Opened = Result<migrate::MigrationReport, StoreError>;
+
 impl SqliteStore {
-    /// Open (creating the file on first start) and migrate.
+    /// Open (creating the file on first start) and migrate. The writer runs
+    /// on a thread of its own, which owns the only read-write connection.
     pub async fn open(
         url: &str,
         now: Timestamp,
     ) -> Result<(SqliteStore, migrate::MigrationReport), StoreError> {
-        let opts = options(url)?;
-        let mut conn = opts.connect().await?;
-        let report = migrate(&mut conn, now).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let path = lite::path_of(url)?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(conn, rx));
-        Ok((SqliteStore { writer: tx, read }, report))
+        let (opened_tx, opened_rx) = oneshot::channel::<Opened>();
+        let writer_path = path.clone();
+        std::thread::Builder::new()
+            .name("qrgate-sqlite-writer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(StoreError::Unavailable(format!(
+                            "cannot start the SQLite writer: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let opened = async {
+                        let mut conn = lite::open_writer(&writer_path)?;
+                        let report = migrate(&mut conn, now).await?;
+                        Ok::<_, StoreError>((conn, report))
+                    }
+                    .await;
+                    match opened {
+                        Ok((conn, report)) => {
+                            if opened_tx.send(Ok(report)).is_ok() {
+                                writer(conn, rx).await;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = opened_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+        let report = opened_rx.await.map_err(|_| {
+            StoreError::Unavailable("the SQLite writer stopped while opening".into())
+        })??;
+        let checkpointer = lite::Checkpointer::open(&path)?;
+        let read = Readers::new(path);
+        // Fail at start, not at the first request, when readers cannot open.
+        drop(read.get()?);
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("qrgate-sqlite-checkpoint".into())
+            .spawn(move || checkpointer.run(CHECKPOINT_EVERY, stopped))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the SQLite checkpointer: {e}"))
+            })?;
+        Ok((
+            SqliteStore {
+                writer: tx,
+                read,
+                _checkpoints: Arc::new(stop),
+            },
+            report,
+        ))
     }
 
     pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
@@ -114,14 +153,12 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
     }
 
-    pub(crate) async fn reader(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
-        Ok(self.read.acquire().await?)
+    pub(crate) async fn reader(&self) -> Result<lite::Reader, StoreError> {
+        self.read.get()
     }
 }
 
-async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -133,7 +170,6 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
         }
         run_batch(&mut conn, &mut batch).await;
     }
-    conn.close().await.ok();
 }
 
 fn fail_all(batch: &mut Vec<Job>, why: &str) {
@@ -144,7 +180,7 @@ fn fail_all(batch: &mut Vec<Job>, why: &str) {
     }
 }
 
-async fn run_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
+async fn run_batch(conn: &mut LiteConn, batch: &mut Vec<Job>) {
     if let Err(e) = conn.exec("BEGIN IMMEDIATE", &[]).await {
         tracing::warn!(error = %e, "SQLite BEGIN IMMEDIATE failed");
         fail_all(batch, &format!("could not start a transaction: {e}"));
