@@ -15,18 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use qrgate_codes::cpm::{Signer, TokenClaims};
-use qrgate_codes::keyring::KeyId;
-use qrgate_core::Timestamp;
-use qrgate_core::id::DeviceId;
+use qrgate_bench::{Consumer, Target, charge};
 
 /// Load generator for qrgate payments.
 #[derive(Parser, Clone)]
@@ -54,133 +48,20 @@ struct Args {
 
 struct Worker {
     merchant_key: String,
-    device: Ed25519KeyPair,
-    device_id: DeviceId,
-    kid: KeyId,
-}
-
-fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp::from_unix_millis(i64::try_from(ms).unwrap_or(0))
-}
-
-async fn post(
-    c: &reqwest::Client,
-    url: &str,
-    key: &str,
-    body: Value,
-    idem: Option<&str>,
-) -> Result<(u16, Value), String> {
-    let mut b = c
-        .post(url)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(i) = idem {
-        b = b.header("idempotency-key", i);
-    }
-    let r = b.send().await.map_err(|e| e.to_string())?;
-    let status = r.status().as_u16();
-    let text = r.text().await.map_err(|e| e.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-async fn get(c: &reqwest::Client, url: &str, key: &str) -> Result<Value, String> {
-    let r = c
-        .get(url)
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = r.text().await.map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
-}
-
-fn need(v: &Value, field: &str, what: &str) -> Result<String, String> {
-    v[field]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{what}: no {field} in {v}"))
+    consumer: Consumer,
 }
 
 /// Merchants with keys, and one funded customer with an enrolled device per worker.
-async fn setup(c: &reqwest::Client, a: &Args) -> Result<Vec<Worker>, String> {
-    let base = a.target.trim_end_matches('/');
-    let rng = SystemRandom::new();
+async fn setup(t: &Target, a: &Args) -> Result<Vec<Worker>, String> {
     let mut merchant_keys = Vec::new();
     for i in 0..a.merchants.max(1) {
-        let (_, m) = post(
-            c,
-            &format!("{base}/v1/merchants"),
-            &a.admin_key,
-            json!({ "name": format!("BENCH SHOP {i}"), "city": "SHANGHAI", "mcc": "5812" }),
-            None,
-        )
-        .await?;
-        let mid = need(&m, "id", "create merchant")?;
-        let (_, k) = post(
-            c,
-            &format!("{base}/v1/api-keys"),
-            &a.admin_key,
-            json!({ "role": "merchant", "subject_id": mid }),
-            None,
-        )
-        .await?;
-        merchant_keys.push(need(&k, "secret", "merchant key")?);
+        merchant_keys.push(t.merchant(&format!("BENCH SHOP {i}")).await?.1);
     }
     let mut workers = Vec::new();
     for i in 0..a.concurrency.max(1) {
-        let (_, cus) = post(
-            c,
-            &format!("{base}/v1/customers"),
-            &a.admin_key,
-            json!({ "account_class": "III" }),
-            None,
-        )
-        .await?;
-        let cid = need(&cus, "id", "create customer")?;
-        let (s, _) = post(
-            c,
-            &format!("{base}/v1/customers/{cid}/topups"),
-            &a.admin_key,
-            json!({ "amount": "10000.00" }),
-            Some(&format!("bench-topup-{cid}")),
-        )
-        .await?;
-        if s != 201 {
-            return Err(format!("top-up answered {s}"));
-        }
-        let (_, k) = post(
-            c,
-            &format!("{base}/v1/api-keys"),
-            &a.admin_key,
-            json!({ "role": "consumer", "subject_id": cid }),
-            None,
-        )
-        .await?;
-        let ck = need(&k, "secret", "consumer key")?;
-        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| "key generation failed")?;
-        let device = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| "bad key")?;
-        let (_, d) = post(
-            c,
-            &format!("{base}/v1/devices"),
-            &ck,
-            json!({ "public_key": URL_SAFE_NO_PAD.encode(device.public_key().as_ref()) }),
-            None,
-        )
-        .await?;
-        let device_id: DeviceId = need(&d, "id", "enroll device")?
-            .parse()
-            .map_err(|e: qrgate_core::IdError| e.to_string())?;
-        let kid = KeyId::parse(&need(&d, "kid", "enroll device")?).map_err(|e| e.to_string())?;
         workers.push(Worker {
             merchant_key: merchant_keys[i % merchant_keys.len()].clone(),
-            device,
-            device_id,
-            kid,
+            consumer: t.consumer("III", "10000.00").await?,
         });
     }
     Ok(workers)
@@ -192,41 +73,14 @@ struct Totals {
 }
 
 /// One payment: sign a token offline, the merchant charges it.
-async fn pay(
-    c: &reqwest::Client,
-    url: &str,
-    w: &Worker,
-    rng: &SystemRandom,
-    seq: u64,
-) -> Result<bool, String> {
-    let claims = TokenClaims::new(
-        Signer::Device,
-        w.kid.clone(),
-        *w.device_id.as_bytes(),
-        now(),
-        60,
-        rng,
-    )
-    .map_err(|e| e.to_string())?;
-    let token = claims.sign_with(&w.device);
-    let idem = format!("bench-{}-{seq}", w.device_id);
-    let (status, _) = post(
-        c,
-        url,
-        &w.merchant_key,
-        json!({ "auth_code": token, "amount": "0.01" }),
-        Some(&idem),
-    )
-    .await?;
+async fn pay(t: &Target, w: &Worker, rng: &SystemRandom, seq: u64) -> Result<bool, String> {
+    let token = w.consumer.token(rng)?;
+    let idem = format!("bench-{}-{seq}", w.consumer.device_id);
+    let (status, _) = charge(t, &w.merchant_key, &token, "0.01", &idem).await?;
     Ok(status == 201)
 }
 
-async fn load(
-    a: &Args,
-    workers: Vec<Worker>,
-    client: reqwest::Client,
-) -> (Histogram<u64>, u64, u64, Duration) {
-    let url = format!("{}/v1/payments", a.target.trim_end_matches('/'));
+async fn load(a: &Args, workers: Vec<Worker>, t: Target) -> (Histogram<u64>, u64, u64, Duration) {
     let totals = Arc::new(Totals {
         ok: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -238,7 +92,7 @@ async fn load(
         .map(|r| Duration::from_nanos(1_000_000_000 * workers.len() as u64 / r.max(1)));
     let mut tasks = Vec::new();
     for (i, w) in workers.into_iter().enumerate() {
-        let (client, url, totals) = (client.clone(), url.clone(), totals.clone());
+        let (t, totals) = (t.clone(), totals.clone());
         tasks.push(tokio::spawn(async move {
             let rng = SystemRandom::new();
             let mut hist = histogram();
@@ -258,7 +112,7 @@ async fn load(
                     break;
                 }
                 seq += 1;
-                let ok = matches!(pay(&client, &url, &w, &rng, seq).await, Ok(true));
+                let ok = matches!(pay(&t, &w, &rng, seq).await, Ok(true));
                 let micros = u64::try_from(scheduled.elapsed().as_micros())
                     .unwrap_or(u64::MAX)
                     .max(1);
@@ -304,32 +158,26 @@ fn ms(micros: u64) -> String {
 #[tokio::main]
 async fn main() {
     let a = Args::parse();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .pool_max_idle_per_host(a.concurrency.max(1))
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
-        Ok(c) => c,
+    let t = match Target::new(&a.target, &a.admin_key, a.concurrency) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(2);
         }
     };
-    let base = a.target.trim_end_matches('/').to_owned();
     eprintln!(
         "setting up {} merchants and {} customers with devices…",
         a.merchants, a.concurrency
     );
-    let workers = match setup(&client, &a).await {
+    let workers = match setup(&t, &a).await {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: setup failed: {e}");
             std::process::exit(3);
         }
     };
-    let before = match get(&client, &format!("{base}/v1/ledger/check"), &a.admin_key).await {
-        Ok(v) => v["check"]["entries"].as_i64().unwrap_or(0),
+    let before = match t.get("/v1/ledger/check", &a.admin_key).await {
+        Ok((_, v)) => v["check"]["entries"].as_i64().unwrap_or(0),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(3);
@@ -345,10 +193,12 @@ async fn main() {
             a.concurrency, a.duration
         ),
     }
-    let (hist, ok, errors, elapsed) = load(&a, workers, client.clone()).await;
+    let (hist, ok, errors, elapsed) = load(&a, workers, t.clone()).await;
     // Let group commits settle, then check the books.
-    let check = get(&client, &format!("{base}/v1/ledger/check"), &a.admin_key)
+    let check = t
+        .get("/v1/ledger/check", &a.admin_key)
         .await
+        .map(|(_, v)| v)
         .unwrap_or(Value::Null);
     let after = check["check"]["entries"].as_i64().unwrap_or(0);
     let balanced = check["balanced"] == true;
