@@ -350,7 +350,8 @@ impl<S: Store> Gateway<S> {
     pub(crate) fn new_id<K: qrgate_core::id::IdKind>(
         &self,
     ) -> Result<qrgate_core::id::Id<K>, Error> {
-        qrgate_core::id::Id::generate(&self.rng).map_err(Error::internal)
+        qrgate_core::id::Id::generate_at(self.now().unix_millis(), &self.rng)
+            .map_err(Error::internal)
     }
 }
 

@@ -7,6 +7,7 @@
 //! Receivers should recompute it over the raw body and reject timestamps
 //! more than five minutes away from their clock.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use base64::Engine;
@@ -285,6 +286,8 @@ impl<S: Store> Gateway<S> {
     pub async fn dispatch_webhooks(&self, sender: &impl Sender) -> Result<DispatchReport, Error> {
         let mut report = DispatchReport::default();
         let now = self.now();
+        let mut batch = Vec::new();
+        let mut endpoints_of: HashMap<String, Vec<WebhookEndpoint>> = HashMap::new();
         for ev in self.store.outbox_pending(200).await? {
             let merchant = ev
                 .payload
@@ -292,10 +295,16 @@ impl<S: Store> Gateway<S> {
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_owned();
-            let endpoints = if merchant.is_empty() {
-                Vec::new()
-            } else {
-                self.store.webhook_endpoints(&merchant).await?
+            let endpoints = match endpoints_of.get(&merchant) {
+                Some(e) => e,
+                None => {
+                    let e = if merchant.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.store.webhook_endpoints(&merchant).await?
+                    };
+                    endpoints_of.entry(merchant.clone()).or_insert(e)
+                }
             };
             let body = json!({
                 "id": ev.event_id,
@@ -318,9 +327,12 @@ impl<S: Store> Gateway<S> {
                     body: body.clone(),
                 })
                 .collect();
-            if self.store.fan_out(ev.seq, deliveries, now).await? {
-                report.events_fanned_out += 1;
-            }
+            batch.push((ev.seq, deliveries));
+        }
+        // One transaction for the whole batch: the writer is shared with payments.
+        if !batch.is_empty() {
+            let n = self.store.fan_out(batch, now).await?;
+            report.events_fanned_out += usize::try_from(n).unwrap_or(usize::MAX);
         }
         let due = self.store.deliveries_due(now, 100).await?;
         for d in due {

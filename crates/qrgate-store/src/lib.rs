@@ -141,13 +141,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<WebhookEndpoint>, StoreError>> + Send;
     /// Readiness: the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Hand an outbox event to its webhook deliveries and mark it handed over, atomically.
+    /// Hand outbox events (by seq) to their webhook deliveries and mark them
+    /// handed over, all in one transaction; how many were still pending.
     fn fan_out(
         &self,
-        seq: i64,
-        deliveries: Vec<NewDelivery>,
+        events: Vec<(i64, Vec<NewDelivery>)>,
         at: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     fn deliveries_due(
         &self,
         now: Timestamp,
@@ -193,6 +193,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         customer_id: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+fn count(r: Result<Done, MovementError>) -> Result<u64, StoreError> {
+    match r.map_err(store_err)? {
+        Done::Count(n) => Ok(n),
+        _ => Err(unexpected()),
+    }
 }
 
 fn flag(r: Result<Done, MovementError>) -> Result<bool, StoreError> {
@@ -262,24 +269,10 @@ macro_rules! impl_store {
                 ops::idempotency(&mut self.reader().await?, scope, key).await
             }
             async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-                match self
-                    .write(Work::PurgeIdempotency(before))
-                    .await
-                    .map_err(store_err)?
-                {
-                    Done::Count(n) => Ok(n),
-                    _ => Err(unexpected()),
-                }
+                count(self.write(Work::PurgeIdempotency(before)).await)
             }
             async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-                match self
-                    .write(Work::PurgeUsedCodes(before))
-                    .await
-                    .map_err(store_err)?
-                {
-                    Done::Count(n) => Ok(n),
-                    _ => Err(unexpected()),
-                }
+                count(self.write(Work::PurgeUsedCodes(before)).await)
             }
             async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::outbox_pending(&mut self.reader().await?, limit).await
@@ -377,11 +370,10 @@ macro_rules! impl_store {
             }
             async fn fan_out(
                 &self,
-                seq: i64,
-                deliveries: Vec<NewDelivery>,
+                events: Vec<(i64, Vec<NewDelivery>)>,
                 at: Timestamp,
-            ) -> Result<bool, StoreError> {
-                flag(self.write(Work::FanOut(seq, deliveries, at)).await)
+            ) -> Result<u64, StoreError> {
+                count(self.write(Work::FanOut(events, at)).await)
             }
             async fn deliveries_due(
                 &self,

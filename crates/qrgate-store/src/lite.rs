@@ -26,7 +26,7 @@ const WRITER_CACHE_KIB: i64 = -32 * 1024;
 /// threads, so about as many readers as workers are in use at once.
 const READER_CACHE_KIB: i64 = -16 * 1024;
 /// WAL pages after which the writer checkpoints (and can restart the WAL).
-const WAL_PAGES: i64 = 2000;
+const WAL_PAGES: i64 = 8000;
 /// Idle reader connections kept open.
 const IDLE_READERS: usize = 8;
 

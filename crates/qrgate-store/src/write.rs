@@ -15,7 +15,7 @@ pub(crate) enum Work {
     PurgeIdempotency(Timestamp),
     PurgeUsedCodes(Timestamp),
     RevokeApiKey(String, Timestamp),
-    FanOut(i64, Vec<NewDelivery>, Timestamp),
+    FanOut(Vec<(i64, Vec<NewDelivery>)>, Timestamp),
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
     SetCredentials(Credentials),
@@ -46,7 +46,13 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),
         Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(c, *t).await?),
         Work::RevokeApiKey(id, at) => Done::Flag(ops::revoke_api_key(c, id, *at).await?),
-        Work::FanOut(seq, d, at) => Done::Flag(ops::fan_out(c, *seq, d, *at).await?),
+        Work::FanOut(events, at) => {
+            let mut n = 0;
+            for (seq, d) in events {
+                n += u64::from(ops::fan_out(c, *seq, d, *at).await?);
+            }
+            Done::Count(n)
+        }
         Work::RecordAttempt(a) => Done::Flag(ops::record_attempt(c, a).await?),
         Work::RetryDelivery(id, at) => Done::Flag(ops::retry_delivery(c, *id, *at).await?),
         Work::SetCredentials(cr) => {

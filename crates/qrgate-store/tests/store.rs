@@ -1009,14 +1009,20 @@ on_both!(
             event_type: ev.event_type.clone(),
             body: "{}".into(),
         };
-        assert!(
-            s.fan_out(ev.seq, vec![d("we_1"), d("we_2")], t(10))
+        assert_eq!(
+            s.fan_out(vec![(ev.seq, vec![d("we_1"), d("we_2")])], t(10))
                 .await
-                .unwrap()
+                .unwrap(),
+            1
         );
         // Handed over once: the event leaves the outbox, a second fan-out changes nothing.
         assert!(s.outbox_pending(10).await.unwrap().is_empty());
-        assert!(!s.fan_out(ev.seq, vec![d("we_1")], t(11)).await.unwrap());
+        assert_eq!(
+            s.fan_out(vec![(ev.seq, vec![d("we_1")])], t(11))
+                .await
+                .unwrap(),
+            0
+        );
         let due = s.deliveries_due(t(10), 10).await.unwrap();
         assert_eq!(due.len(), 2);
         assert!(s.deliveries_due(t(9), 10).await.unwrap().is_empty());
