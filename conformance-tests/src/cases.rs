@@ -165,6 +165,27 @@ pub fn all() -> Vec<Case> {
             limit_b
         ),
         case!(
+            "QGC-LIMIT-A-BOUNDARY",
+            "BCP-LIMIT-A-DAILY",
+            Must,
+            "level A (PIN + certificate signature) within the customer's agreed daily cap: the cap accepted, one more payment over it refused with the rule",
+            limit_a
+        ),
+        case!(
+            "QGC-ACCT-CLASS-II",
+            "BCP-ACCT-CLASS-II",
+            Must,
+            "a class-II wallet pays at most 100,000.00 a year from its balance (reached at level A), one more fen refused",
+            class_two
+        ),
+        case!(
+            "QGC-ACCT-CLASS-III",
+            "BCP-ACCT-CLASS-III",
+            Must,
+            "a class-III wallet pays at most 200,000.00 a year from its balance (reached at level A), one more fen refused",
+            class_three
+        ),
+        case!(
             "QGC-WEBHOOK-SIGNED",
             "QG-WEBHOOK-SIGNED",
             Must,
@@ -858,6 +879,158 @@ async fn pay_stepped_up(
         json!({ "pin": "493817" }),
     )
     .await
+}
+
+async fn set_pin(c: &mut Ctx, ck: &str) -> Outcome {
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)
+}
+
+/// A customer able to pay at level A: agreement, PIN, device, certificate.
+struct LevelA {
+    key: String,
+    device: Ed25519KeyPair,
+    device_ids: (qrgate_core::id::DeviceId, KeyId),
+    certificate: Ed25519KeyPair,
+    certificate_id: String,
+}
+
+async fn level_a_customer(
+    c: &mut Ctx,
+    topup: &str,
+    class: &str,
+    cap: &str,
+) -> Result<LevelA, Stop> {
+    let (id, key) = c.customer_with(topup, class, Some(cap)).await?;
+    set_pin(c, &key).await?;
+    let device = device()?;
+    let device_ids = enroll(c, &key, &device).await?;
+    let certificate = self::device()?;
+    let admin = c.admin.clone();
+    let r = c
+        .call(
+            "POST",
+            &format!("/v1/customers/{id}/certificates"),
+            Some(&admin),
+            Some(
+                json!({ "public_key": URL_SAFE_NO_PAD.encode(certificate.public_key().as_ref()) }),
+            ),
+            None,
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let certificate_id = field(&r, "id")?.to_owned();
+    c.created(format!("certificate {certificate_id}"));
+    Ok(LevelA {
+        key,
+        device,
+        device_ids,
+        certificate,
+        certificate_id,
+    })
+}
+
+/// The confirmation message of spec/formats.md (confirmation signatures), signed.
+fn sign_confirmation(kp: &Ed25519KeyPair, payment: &serde_json::Value) -> String {
+    let msg = format!(
+        "qrgate-confirm-v1\0{}\0{}\0{}\0{}",
+        payment["id"].as_str().unwrap_or_default(),
+        payment["amount"].as_str().unwrap_or_default(),
+        payment["currency"].as_str().unwrap_or("CNY"),
+        payment["merchant_id"].as_str().unwrap_or_default(),
+    );
+    URL_SAFE_NO_PAD.encode(kp.sign(msg.as_bytes()).as_ref())
+}
+
+/// Charge a device-signed token; when the gateway asks for PIN + certificate,
+/// confirm with both. Any other answer is returned as it came.
+async fn pay_at_a(
+    c: &mut Ctx,
+    mk: &str,
+    a: &LevelA,
+    amount: &str,
+) -> Result<crate::client::Resp, Stop> {
+    let token = signed_token(&a.device, &a.device_ids)?;
+    let r = c.charge(mk, &token, amount).await?;
+    if r.status != 201 || r.json["status"] != "requires_action" {
+        return Ok(r);
+    }
+    check(
+        r.json["next_action"]["elements"] == json!(["pin", "digital_certificate"]),
+        "next_action names the PIN and the certificate",
+        r.body.clone(),
+    )?;
+    let id = field(&r, "id")?.to_owned();
+    let sig = sign_confirmation(&a.certificate, &r.json);
+    c.post_money(
+        &format!("/v1/payments/{id}/confirm"),
+        &a.key,
+        json!({ "pin": "493817", "certificate_id": a.certificate_id, "certificate_signature": sig }),
+    )
+    .await
+}
+
+async fn limit_a(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let a = level_a_customer(c, "20000.00", "III", "11000.00").await?;
+    for _ in 0..2 {
+        let r = pay_at_a(c, &mk, &a, "5500.00").await?;
+        expect(&r, 200, None)?;
+        check(
+            r.json["status"] == "succeeded" && r.json["risk_level"] == "A",
+            "5,500.00 succeeded at level A",
+            r.body.clone(),
+        )?;
+    }
+    // 11,000.00 used, the agreed cap exactly; B cannot take 5,000.01 either.
+    let r = pay_at_a(c, &mk, &a, "5000.01").await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    check(
+        r.rule() == "BCP-LIMIT-A-DAILY",
+        "rule BCP-LIMIT-A-DAILY cited",
+        r.rule().to_owned(),
+    )?;
+    check(
+        c.balance(&a.key).await? == "9000.00",
+        "11,000.00 charged in total",
+        "another balance",
+    )
+}
+
+/// A yearly class cap, reached in one A-level payment; a fen more refused.
+async fn class_cap(c: &mut Ctx, class: &str, cap: &str, rule: &str) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let a = level_a_customer(c, "250000.00", class, "250000.00").await?;
+    let r = pay_at_a(c, &mk, &a, cap).await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["status"] == "succeeded" && r.json["risk_level"] == "A",
+        format!("{cap} succeeded at level A"),
+        r.body.clone(),
+    )?;
+    let r = pay_at_a(c, &mk, &a, "0.01").await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    check(
+        r.rule() == rule,
+        format!("rule {rule} cited"),
+        r.rule().to_owned(),
+    )
+}
+
+async fn class_two(c: &mut Ctx) -> Outcome {
+    class_cap(c, "II", "100000.00", "BCP-ACCT-CLASS-II").await
+}
+
+async fn class_three(c: &mut Ctx) -> Outcome {
+    class_cap(c, "III", "200000.00", "BCP-ACCT-CLASS-III").await
 }
 
 async fn limit_b(c: &mut Ctx) -> Outcome {

@@ -46,7 +46,7 @@ impl Ctx {
         format!("qgc-{}-{}", self.tag, SEQ.fetch_add(1, Ordering::SeqCst))
     }
 
-    fn created(&self, what: String) {
+    pub(crate) fn created(&self, what: String) {
         if let Ok(mut c) = self.created.lock() {
             c.push(what);
         }
@@ -123,15 +123,23 @@ impl Ctx {
 
     /// A new customer with a wallet funded with `topup` CNY, and its key.
     pub async fn customer(&mut self, topup: &str, class: &str) -> Result<(String, String), Stop> {
+        self.customer_with(topup, class, None).await
+    }
+
+    /// A customer, optionally with a level-A agreement (daily cap, decimal string).
+    pub async fn customer_with(
+        &mut self,
+        topup: &str,
+        class: &str,
+        level_a_daily_cap: Option<&str>,
+    ) -> Result<(String, String), Stop> {
         let admin = self.admin.clone();
+        let mut body = json!({ "account_class": class });
+        if let Some(cap) = level_a_daily_cap {
+            body["level_a_daily_cap"] = json!(cap);
+        }
         let c = self
-            .call(
-                "POST",
-                "/v1/customers",
-                Some(&admin),
-                Some(json!({ "account_class": class })),
-                None,
-            )
+            .call("POST", "/v1/customers", Some(&admin), Some(body), None)
             .await?;
         expect(&c, 201, None)?;
         let id = field(&c, "id")?.to_owned();

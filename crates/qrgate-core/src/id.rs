@@ -232,6 +232,8 @@ id_kinds! {
     PaymentId => Payment, "pay";
     /// A refund (`ref_`).
     RefundId => Refund, "ref";
+    /// A customer's digital certificate key (`crt_`).
+    CertificateId => Certificate, "crt";
 }
 
 #[cfg(test)]

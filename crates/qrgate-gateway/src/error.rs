@@ -255,6 +255,18 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "currency_mismatch",
         "the currency differs from the merchant's",
     ),
+    (
+        "certificate_key_in_use",
+        "this public key is already enrolled as a certificate",
+    ),
+    (
+        "certificate_signature_invalid",
+        "the certificate signature does not verify, or the certificate is unknown or revoked",
+    ),
+    (
+        "certificate_signature_required",
+        "this confirmation needs a certificate signature (level A)",
+    ),
     ("currency_not_supported", "only CNY is supported"),
     ("device_blocked", "the device that made the code is blocked"),
     (

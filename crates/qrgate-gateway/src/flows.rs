@@ -464,13 +464,10 @@ impl<S: Store> Gateway<S> {
                         .await;
                 }
                 // Even a stronger verification would not fit: cite the level-B cap.
-                StepUp::LevelBFull { used, cap } => {
-                    refusal = Error::new(
-                        Kind::Declined,
-                        "limit_exceeded",
-                        format!("over the level-C cap, and level B's would be exceeded too: {used} + {} > {cap} (minor units)", amount.minor()),
-                    )
-                    .with_rule(RiskLevel::B.daily_rule());
+                full @ (StepUp::LevelBFull { .. } | StepUp::LevelAFull { .. }) => {
+                    if let Some(e) = full.refusal(amount.minor()) {
+                        refusal = e;
+                    }
                 }
                 StepUp::NoPin => {}
             }

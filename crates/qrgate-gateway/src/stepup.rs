@@ -89,8 +89,33 @@ pub enum StepUp {
     Needs(Vec<Element>),
     /// No: the payer has no PIN.
     NoPin,
-    /// No: level B's daily cap has no room either.
+    /// No: level B's daily cap has no room either (and level A is not
+    /// available to this payer: no agreement or no certificate).
     LevelBFull { used: i64, cap: i64 },
+    /// No: the payer could reach level A, but its daily cap has no room.
+    LevelAFull { used: i64, cap: i64 },
+}
+
+impl StepUp {
+    /// The refusal when a payment cannot be stepped up to a level with room.
+    pub(crate) fn refusal(&self, amount: i64) -> Option<Error> {
+        let (level, used, cap) = match self {
+            StepUp::LevelBFull { used, cap } => (RiskLevel::B, used, cap),
+            StepUp::LevelAFull { used, cap } => (RiskLevel::A, used, cap),
+            _ => return None,
+        };
+        Some(
+            Error::new(
+                Kind::Declined,
+                "limit_exceeded",
+                format!(
+                    "over the cap of the payment's level, and level {}'s would be exceeded too: {used} + {amount} > {cap} (minor units)",
+                    level.as_str()
+                ),
+            )
+            .with_rule(level.daily_rule()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -102,6 +127,10 @@ pub struct Confirmation {
     pub device_id: Option<String>,
     /// Ed25519 over [`confirmation_message`], base64url.
     pub device_signature: Option<String>,
+    /// The enrolled certificate that signed the confirmation (level A).
+    pub certificate_id: Option<String>,
+    /// Ed25519 by the certificate key over [`confirmation_message`], base64url.
+    pub certificate_signature: Option<String>,
 }
 
 impl<S: Store> Gateway<S> {
@@ -186,22 +215,52 @@ impl<S: Store> Gateway<S> {
         if self.store.credentials(customer).await?.is_none() {
             return Ok(StepUp::NoPin);
         }
-        let key = self
+        let b = self
             .daily_charge(customer, RiskLevel::B, amount, now)
+            .await?;
+        let (b_used, _) = self.store.counter(&b.key).await?;
+        if b_used.saturating_add(amount) <= self.limits.daily_b {
+            let mut needed = vec![Element::Pin];
+            if !elements.contains(&Element::DeviceSignature) {
+                needed.push(Element::DeviceSignature);
+            }
+            return Ok(StepUp::Needs(needed));
+        }
+        // Level A: a customer with an agreed level-A cap and an active
+        // certificate can prove PIN + certificate signature.
+        let has_agreement = self
+            .store
+            .customer(customer)
             .await?
-            .key;
-        let (used, _) = self.store.counter(&key).await?;
-        if used.saturating_add(amount) > self.limits.daily_b {
+            .and_then(|c| c.level_a_cap)
+            .is_some();
+        let has_certificate = self
+            .store
+            .certificates_of(customer)
+            .await?
+            .iter()
+            .any(|c| c.status == "active");
+        if !(has_agreement && has_certificate) {
             return Ok(StepUp::LevelBFull {
-                used,
+                used: b_used,
                 cap: self.limits.daily_b,
             });
         }
-        let mut needed = vec![Element::Pin];
-        if !elements.contains(&Element::DeviceSignature) {
-            needed.push(Element::DeviceSignature);
+        let a = self
+            .daily_charge(customer, RiskLevel::A, amount, now)
+            .await?;
+        let (a_used, _) = self.store.counter(&a.key).await?;
+        let a_cap = a.cap_amount.unwrap_or(0);
+        if a_used.saturating_add(amount) > a_cap {
+            return Ok(StepUp::LevelAFull {
+                used: a_used,
+                cap: a_cap,
+            });
         }
-        Ok(StepUp::Needs(needed))
+        Ok(StepUp::Needs(vec![
+            Element::Pin,
+            Element::DigitalCertificate,
+        ]))
     }
 
     /// Record a payment waiting for the payer's confirmation. The consumer
@@ -347,6 +406,44 @@ impl<S: Store> Gateway<S> {
                 .with_rule("BCP-ELEMENTS")
             })?;
             proven.push(Element::DeviceSignature);
+        }
+        if needed.contains(&Element::DigitalCertificate) {
+            let (Some(cert_id), Some(sig)) = (
+                c.certificate_id.as_deref(),
+                c.certificate_signature.as_deref(),
+            ) else {
+                return Err(Error::bad_request(
+                    "certificate_signature_required",
+                    "this payment needs a signature by your certificate (certificate_id and certificate_signature)",
+                ));
+            };
+            let invalid = |why: &str| {
+                Error::new(Kind::Unprocessable, "certificate_signature_invalid", why)
+                    .with_rule("BCP-ELEMENTS")
+            };
+            let cert = self
+                .store
+                .certificates_of(&customer)
+                .await?
+                .into_iter()
+                .find(|x| x.id == cert_id && x.status == "active")
+                .ok_or_else(|| invalid("unknown or revoked certificate for this customer"))?;
+            let pk = URL_SAFE_NO_PAD
+                .decode(&cert.public_key)
+                .map_err(Error::internal)?;
+            let sig = URL_SAFE_NO_PAD
+                .decode(sig)
+                .map_err(|_| invalid("certificate_signature must be base64url"))?;
+            let msg = confirmation_message(
+                payment_id,
+                &fmt_amount(pay.amount_minor, &pay.currency),
+                &pay.currency,
+                &pay.merchant_id,
+            );
+            verify_ed25519(&pk, &msg, &sig).map_err(|_| {
+                invalid("the certificate signature does not verify over this payment")
+            })?;
+            proven.push(Element::DigitalCertificate);
         }
         proven.sort();
         proven.dedup();

@@ -835,8 +835,155 @@ fn confirmation(
         pin: pin.map(Into::into),
         device_id: device.as_ref().map(|(d, _)| (*d).to_owned()),
         device_signature: device.map(|(_, s)| s),
+        certificate_id: None,
+        certificate_signature: None,
     }
 }
+
+on_both!(
+    over_the_b_cap_a_certificate_steps_up_to_a_within_the_agreement,
+    |w: World| async move {
+        let a = admin();
+        // A customer with a level-A agreement of 11,000.00 a day.
+        let c =
+            w.gw.create_customer(
+                &a,
+                NewCustomer {
+                    account_class: "III".into(),
+                    level_a_daily_cap: Some("11000.00".into()),
+                },
+            )
+            .await
+            .unwrap();
+        w.gw.topup(&a, &c.id, "20000.00", None).await.unwrap();
+        let consumer = Principal {
+            key_id: "key_a_consumer".into(),
+            role: Role::Consumer,
+            subject: Some(c.id.clone()),
+        };
+        let rng = SystemRandom::new();
+        let key = |rng: &SystemRandom| {
+            let doc = Ed25519KeyPair::generate_pkcs8(rng).unwrap();
+            Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap()
+        };
+        let device = key(&rng);
+        let d =
+            w.gw.enroll_device(
+                &consumer,
+                &URL_SAFE_NO_PAD.encode(device.public_key().as_ref()),
+            )
+            .await
+            .unwrap();
+        w.gw.set_pin(&consumer, "493817").await.unwrap();
+        let token = || {
+            let handle = *d.id.parse::<DeviceId>().unwrap().as_bytes();
+            TokenClaims::new(
+                Signer::Device,
+                KeyId::parse(&d.kid).unwrap(),
+                handle,
+                w.clock.now(),
+                60,
+                &rng,
+            )
+            .unwrap()
+            .sign_with(&device)
+        };
+        // Without a certificate, 5,500.00 is over B and cannot reach A.
+        let e = w.charge(&token(), "5500.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-LIMIT-B-DAILY"))
+        );
+        // Only an admin enrolls certificates; a key is enrolled once.
+        let cert = key(&rng);
+        let cert_pk = URL_SAFE_NO_PAD.encode(cert.public_key().as_ref());
+        assert_eq!(
+            w.gw.enroll_certificate(&consumer, &c.id, &cert_pk)
+                .await
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+        let crt = w.gw.enroll_certificate(&a, &c.id, &cert_pk).await.unwrap();
+        assert_eq!(
+            w.gw.enroll_certificate(&a, &c.id, &cert_pk)
+                .await
+                .unwrap_err()
+                .code,
+            "certificate_key_in_use"
+        );
+        let confirm = |sig: Option<String>| qrgate_gateway::stepup::Confirmation {
+            pin: Some("493817".into()),
+            device_id: None,
+            device_signature: None,
+            certificate_id: sig.as_ref().map(|_| crt.id.clone()),
+            certificate_signature: sig,
+        };
+        let sign = |p: &Value, k: &Ed25519KeyPair| {
+            let msg = qrgate_gateway::stepup::confirmation_message(
+                p["id"].as_str().unwrap(),
+                p["amount"].as_str().unwrap(),
+                "CNY",
+                p["merchant_id"].as_str().unwrap(),
+            );
+            URL_SAFE_NO_PAD.encode(k.sign(&msg).as_ref())
+        };
+        for round in 0..2 {
+            let p = w.charge(&token(), "5500.00").await.unwrap();
+            assert_eq!(p["status"], "requires_action");
+            assert_eq!(
+                p["next_action"]["elements"],
+                json!(["pin", "digital_certificate"])
+            );
+            let id = p["id"].as_str().unwrap();
+            if round == 0 {
+                let e =
+                    w.gw.confirm(&consumer, id, confirm(None), None)
+                        .await
+                        .unwrap_err();
+                assert_eq!(e.code, "certificate_signature_required");
+                // Signed by the device key instead of the certificate: refused.
+                let e =
+                    w.gw.confirm(&consumer, id, confirm(Some(sign(&p, &device))), None)
+                        .await
+                        .unwrap_err();
+                assert_eq!(
+                    (e.code, e.rule.as_deref()),
+                    ("certificate_signature_invalid", Some("BCP-ELEMENTS"))
+                );
+                assert_eq!(
+                    w.gw.get_payment(&consumer, id).await.unwrap().status,
+                    "requires_action"
+                );
+            }
+            let done =
+                w.gw.confirm(&consumer, id, confirm(Some(sign(&p, &cert))), None)
+                    .await
+                    .unwrap();
+            let v: Value = serde_json::from_str(&done.body).unwrap();
+            assert_eq!(
+                (v["status"].as_str(), v["risk_level"].as_str()),
+                (Some("succeeded"), Some("A"))
+            );
+            assert_eq!(
+                v["verification"],
+                json!(["device_signature", "digital_certificate", "pin"])
+            );
+        }
+        // 11,000.00 used: the agreement's cap, exactly. One cent more at A is refused.
+        let e = w.charge(&token(), "5000.01").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-LIMIT-A-DAILY"))
+        );
+        assert_eq!(
+            w.gw.get_customer(&a, &c.id).await.unwrap().balance,
+            "9000.00"
+        );
+        let check = w.gw.store().ledger_check().await.unwrap();
+        assert!(check.is_sound(), "{check:?}");
+    }
+);
 
 on_both!(over_the_c_cap_a_pin_steps_up_to_b, |w: World| async move {
     w.gw.set_pin(&w.consumer, "493817").await.unwrap();

@@ -110,6 +110,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
+    /// A customer's enrolled certificates, oldest first.
+    fn certificates_of(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<Certificate>, StoreError>> + Send;
     fn api_key_by_hash(
         &self,
         hash: &str,
@@ -326,6 +331,12 @@ macro_rules! impl_store {
             }
             async fn devices_of(&self, customer_id: &str) -> Result<Vec<Device>, StoreError> {
                 ops::devices_of(&mut self.reader().await?, customer_id).await
+            }
+            async fn certificates_of(
+                &self,
+                customer_id: &str,
+            ) -> Result<Vec<Certificate>, StoreError> {
+                ops::certificates_of(&mut self.reader().await?, customer_id).await
             }
             async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
                 ops::api_key_by_hash(&mut self.reader().await?, hash).await

@@ -374,6 +374,18 @@ pub struct WebhookEndpoint {
     pub disabled_at: Option<Timestamp>,
 }
 
+/// A customer's digital-certificate key (risk level A's signature element).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    pub id: String,
+    pub customer_id: String,
+    /// Raw Ed25519 public key, base64url.
+    pub public_key: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
 /// A row that is written once, outside money movements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
@@ -381,6 +393,7 @@ pub enum Record {
     Merchant(Merchant),
     Customer(Customer),
     Device(Device),
+    Certificate(Certificate),
     ApiKey(ApiKey),
     StaticCode(StaticCode),
     Order(Order),

@@ -805,6 +805,15 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
             )
             .await?,
         ),
+        Record::Certificate(x) => (
+            format!("certificate {} (or its key)", x.id),
+            c.exec(
+                "INSERT INTO certificates (id, customer_id, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.public_key), Arg::Str(&x.status), Arg::I64(x.created_at.unix_millis())],
+            )
+            .await?,
+        ),
         Record::ApiKey(k) => (
             format!("API key {}", k.id),
             c.exec(
@@ -937,6 +946,29 @@ pub(crate) async fn devices_of<C: Conn>(
         )
         .await?;
     rows.iter().map(device_from).collect()
+}
+
+fn certificate_from(r: &Row) -> Result<Certificate, StoreError> {
+    Ok(Certificate {
+        id: r.str(0)?,
+        customer_id: r.str(1)?,
+        public_key: r.str(2)?,
+        status: r.str(3)?,
+        created_at: ts(r, 4)?,
+    })
+}
+
+pub(crate) async fn certificates_of<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+) -> Result<Vec<Certificate>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, customer_id, public_key, status, created_at FROM certificates WHERE customer_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(customer_id)],
+        )
+        .await?;
+    rows.iter().map(certificate_from).collect()
 }
 
 pub(crate) async fn api_key_by_hash<C: Conn>(

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/payments/{id}/confirm", post(confirm))
         .route("/v1/me/pin", post(set_pin))
         .route("/v1/devices", post(enroll_device))
+        .route("/v1/customers/{id}/certificates", post(enroll_certificate))
         .route("/v1/payment-codes", post(issue_payment_code))
         .route("/v1/scans", post(scan))
         .route("/v1/me", get(me))
@@ -598,6 +599,21 @@ async fn enroll_device(
     )
 }
 
+#[utoipa::path(post, path = "/v1/customers/{id}/certificates", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Customer id")), request_body = NewDevice, responses((status = 201, description = "The certificate key is enrolled; its signature over a payment's details (with the PIN) lifts a payment to risk level A for a customer with a level-A agreement", body = qrgate_gateway::parties::CertificateView), StdErrors))]
+async fn enroll_certificate(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: StrictJson<NewDevice>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw
+            .enroll_certificate(&p, &id, &body.value.public_key)
+            .await?,
+    )
+}
+
 #[utoipa::path(post, path = "/v1/payment-codes", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::flows::PaymentCodeView), StdErrors))]
 async fn issue_payment_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::CREATED, &s.gw.issue_payment_code(&p).await?)
@@ -790,7 +806,7 @@ async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewP
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
     paths(
         healthz, readyz, metrics, keys, verify_code,
-        create_merchant, get_merchant, create_customer, get_customer, topup, create_api_key, revoke_api_key, rotate_keys,
+        create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
         enroll_device, issue_payment_code, scan, confirm, set_pin, me, my_payments,
