@@ -207,6 +207,20 @@ pub fn all() -> Vec<Case> {
             stepup
         ),
         case!(
+            "QGC-STEPUP-TTL",
+            "QG-STEPUP-TTL",
+            Should,
+            "a payment waiting for step-up declares a deadline within 300 s and cannot be confirmed after it (observed when the target's deadline is at most 20 s)",
+            stepup_ttl
+        ),
+        case!(
+            "QGC-PIN-LOCK-MINUTES",
+            "QG-PIN-LOCK-MINUTES",
+            Must,
+            "a locked PIN stays locked at least 30 minutes: the unlock time the gateway shows, and the right PIN refused meanwhile",
+            pin_lock_minutes
+        ),
+        case!(
             "QGC-PIN-LOCKOUT",
             "QG-PIN-LOCKOUT",
             Must,
@@ -1074,6 +1088,107 @@ async fn limit_b(c: &mut Ctx) -> Outcome {
         "6,000.00 charged in total",
         "another balance",
     )
+}
+
+/// Longest step-up deadline this case waits out.
+const STEPUP_WAIT_MS: i64 = 20_000;
+
+async fn stepup_ttl(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    set_pin(c, &ck).await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let token = signed_token(&kp, &d)?;
+    expect(&c.charge(&mk, &token, "1000.00").await?, 201, None)?;
+    let token = signed_token(&kp, &d)?;
+    let r = c.charge(&mk, &token, "10.00").await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action",
+        "status requires_action (over the level-C cap)",
+        r.body.clone(),
+    )?;
+    let created = Timestamp::parse_rfc3339(field(&r, "created_at")?)
+        .ok_or_else(|| fail("created_at in RFC 3339", r.body.clone()))?;
+    let deadline = r.json["next_action"]["expires_at"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+        .ok_or_else(|| fail("next_action.expires_at in RFC 3339", r.body.clone()))?;
+    let ttl = deadline.unix_millis() - created.unix_millis();
+    check(
+        ttl > 0 && ttl <= 300_000,
+        "a confirmation deadline at most 300 s after creation",
+        format!("{ttl} ms"),
+    )?;
+    if ttl > STEPUP_WAIT_MS {
+        return Err(Stop::Skip(format!(
+            "the declared deadline ({ttl} ms) is within the rule; watching it pass needs a target configured with QG-STEPUP-TTL of at most {} s",
+            STEPUP_WAIT_MS / 1000
+        )));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(ttl).unwrap_or(0) + 1000,
+    ))
+    .await;
+    let id = field(&r, "id")?.to_owned();
+    let late = c
+        .post_money(
+            &format!("/v1/payments/{id}/confirm"),
+            &ck,
+            json!({ "pin": "493817" }),
+        )
+        .await?;
+    // Refused as expired, or as already canceled when a sweeper got there first.
+    expect_refused(&late, &["payment_expired", "payment_state_conflict"])?;
+    let p = c
+        .call("GET", &format!("/v1/payments/{id}"), Some(&ck), None, None)
+        .await?;
+    check(
+        p.json["status"] == "canceled",
+        "the lapsed payment is canceled",
+        p.body.clone(),
+    )?;
+    check(
+        c.balance(&ck).await? == "1000.00",
+        "only the first 1,000.00 was charged",
+        "another balance",
+    )
+}
+
+async fn pin_lock_minutes(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    set_pin(c, &ck).await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let token = signed_token(&kp, &d)?;
+    expect(&c.charge(&mk, &token, "1000.00").await?, 201, None)?;
+    let token = signed_token(&kp, &d)?;
+    let r = c.charge(&mk, &token, "10.00").await?;
+    expect(&r, 201, None)?;
+    // The gateway's own clock: the lock starts after this payment was created.
+    let created = Timestamp::parse_rfc3339(field(&r, "created_at")?)
+        .ok_or_else(|| fail("created_at in RFC 3339", r.body.clone()))?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    for _ in 0..5 {
+        let w = c.post_money(&path, &ck, json!({ "pin": "000001" })).await?;
+        expect_refused(&w, &["pin_incorrect", "pin_locked"])?;
+    }
+    let me = c.call("GET", "/v1/me", Some(&ck), None, None).await?;
+    expect(&me, 200, None)?;
+    let until = me.json["pin_locked_until"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+        .ok_or_else(|| fail("pin_locked_until on GET /v1/me", me.body.clone()))?;
+    let lock = until.unix_millis() - created.unix_millis();
+    check(
+        lock >= 30 * 60 * 1000,
+        "the PIN locked until at least 30 minutes after the payment was created",
+        format!("{} s", lock / 1000),
+    )?;
+    let r = c.post_money(&path, &ck, json!({ "pin": "493817" })).await?;
+    expect_refused(&r, &["pin_locked"])
 }
 
 async fn class_one(c: &mut Ctx) -> Outcome {

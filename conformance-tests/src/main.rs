@@ -237,6 +237,22 @@ fn main() -> ExitCode {
                 "{} passed, {} failed, {} warned, {} skipped ({} cases)",
                 s.pass, s.fail, s.warn, s.skip, s.total
             );
+            let uncovered: Vec<&str> = rep
+                .coverage
+                .iter()
+                .filter(|r| r["covered"] != true)
+                .filter_map(|r| r["rule"].as_str())
+                .collect();
+            println!(
+                "rules covered by passing cases: {} of {}{}",
+                rep.coverage.len() - uncovered.len(),
+                rep.coverage.len(),
+                if uncovered.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not covered: {})", uncovered.join(", "))
+                }
+            );
             if !rep.created.is_empty() {
                 println!(
                     "created on the target: {} objects (listed in the JSON report)",

@@ -27,9 +27,12 @@ type Breaker = fn(&str, &str, u16, &str) -> Option<(u16, String)>;
 /// deliberately non-conforming. Returns the base URL and an admin key.
 async fn target(store: AnyStore, breaker: Option<Breaker>) -> (String, String) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (gw, _) = Gateway::start(store, clock, Config::default())
-        .await
-        .unwrap();
+    // A 10 s step-up deadline, so QGC-STEPUP-TTL watches one lapse (as in CI).
+    let config = Config {
+        rules: [("QG-STEPUP-TTL".to_owned(), 10)].into_iter().collect(),
+        ..Config::default()
+    };
+    let (gw, _) = Gateway::start(store, clock, config).await.unwrap();
     let admin = gw
         .create_api_key(None, Role::Admin, None)
         .await

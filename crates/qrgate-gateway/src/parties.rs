@@ -75,6 +75,9 @@ pub struct CustomerView {
     pub level_a_daily_cap: Option<String>,
     pub balance: String,
     pub currency: String,
+    /// Present while the payment PIN is locked (QG-PIN-LOCKOUT, QG-PIN-LOCK-MINUTES).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_locked_until: Option<String>,
     pub created_at: String,
 }
 
@@ -281,6 +284,7 @@ impl<S: Store> Gateway<S> {
             level_a_daily_cap: cap.map(|m| m.to_decimal_string()),
             balance: "0.00".into(),
             currency: "CNY".into(),
+            pin_locked_until: None,
             created_at: now.to_rfc3339(),
         })
     }
@@ -302,6 +306,13 @@ impl<S: Store> Gateway<S> {
             .account(&wallet_account(id))
             .await?
             .map_or(0, |a| a.balance_minor);
+        let now = self.now();
+        let locked_until = self
+            .store
+            .credentials(id)
+            .await?
+            .and_then(|cr| cr.locked_until)
+            .filter(|u| *u > now);
         Ok(CustomerView {
             id: c.id,
             object: "customer",
@@ -309,6 +320,7 @@ impl<S: Store> Gateway<S> {
             level_a_daily_cap: c.level_a_cap.map(|m| amount(m, "CNY")),
             balance: amount(bal, "CNY"),
             currency: "CNY".into(),
+            pin_locked_until: locked_until.map(|t| t.to_rfc3339()),
             created_at: c.created_at.to_rfc3339(),
         })
     }

@@ -276,9 +276,12 @@ impl<S: Store> Gateway<S> {
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         let now = self.now();
-        let expires_at = now
+        // From the payment's own creation time, so the deadline it shows is
+        // exactly QG-STEPUP-TTL after the created_at it shows.
+        let expires_at = waiting
+            .created_at
             .checked_add_seconds(self.limits.stepup_ttl_seconds)
-            .unwrap_or(now);
+            .unwrap_or(waiting.created_at);
         waiting.details["next_action"] = json!({
             "type": "confirm",
             "elements": needed,
