@@ -207,6 +207,13 @@ pub fn all() -> Vec<Case> {
             stepup
         ),
         case!(
+            "QGC-BLOCKLIST",
+            "QG-BLOCKLIST",
+            Must,
+            "a blocked payer and a blocked merchant are declined with the rule, without moving money; lifting the block restores payments",
+            blocklist
+        ),
+        case!(
             "QGC-STEPUP-TTL",
             "QG-STEPUP-TTL",
             Should,
@@ -1189,6 +1196,64 @@ async fn pin_lock_minutes(c: &mut Ctx) -> Outcome {
     )?;
     let r = c.post_money(&path, &ck, json!({ "pin": "493817" })).await?;
     expect_refused(&r, &["pin_locked"])
+}
+
+async fn block(c: &mut Ctx, subject: &str) -> Result<String, Stop> {
+    let admin = c.admin.clone();
+    let r = c
+        .call(
+            "POST",
+            "/v1/blocks",
+            Some(&admin),
+            Some(json!({ "subject_id": subject, "reason": "conformance run: blocked on purpose" })),
+            None,
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let id = field(&r, "id")?.to_owned();
+    c.created(format!("block {id}"));
+    Ok(id)
+}
+
+async fn blocklist(c: &mut Ctx) -> Outcome {
+    let (mid, mk) = c.merchant().await?;
+    let (cid, ck) = c.customer("100.00", "II").await?;
+    let b = block(c, &cid).await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "1.00").await?;
+    expect(&r, 402, Some("party_blocked"))?;
+    check(
+        r.rule() == "QG-BLOCKLIST",
+        "rule QG-BLOCKLIST cited",
+        r.rule().to_owned(),
+    )?;
+    check(
+        c.balance(&ck).await? == "100.00",
+        "nothing charged to a blocked payer",
+        "another balance",
+    )?;
+    let admin = c.admin.clone();
+    let r = c
+        .call(
+            "POST",
+            &format!("/v1/blocks/{b}/lift"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "1.00").await?, 201, None)?;
+    block(c, &mid).await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "1.00").await?;
+    expect(&r, 402, Some("party_blocked"))?;
+    check(
+        c.balance(&ck).await? == "99.00",
+        "one payment between the two blocks",
+        "another balance",
+    )
 }
 
 async fn class_one(c: &mut Ctx) -> Outcome {

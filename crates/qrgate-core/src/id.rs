@@ -234,6 +234,8 @@ id_kinds! {
     RefundId => Refund, "ref";
     /// A customer's digital certificate key (`crt_`).
     CertificateId => Certificate, "crt";
+    /// A block-list entry (`blk_`).
+    BlockId => Block, "blk";
 }
 
 #[cfg(test)]

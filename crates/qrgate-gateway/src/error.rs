@@ -268,6 +268,15 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "this confirmation needs a certificate signature (level A)",
     ),
     ("currency_not_supported", "only CNY is supported"),
+    ("block_already_lifted", "the block was lifted before"),
+    (
+        "invalid_reason",
+        "a block needs a reason of 1 to 200 characters",
+    ),
+    (
+        "party_blocked",
+        "the merchant or the payer is on the block list",
+    ),
     ("device_blocked", "the device that made the code is blocked"),
     (
         "device_signature_invalid",

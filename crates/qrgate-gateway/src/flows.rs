@@ -443,12 +443,16 @@ impl<S: Store> Gateway<S> {
             subject: id.clone(),
             details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "by": p.key_id }),
         });
-        let refusal = match self.store.apply(m).await {
-            Ok(applied) => return Ok(Reply::of(applied, 201, body)),
-            Err(
-                e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
-            ) => Error::from(e),
-            Err(e) => return Err(e.into()),
+        let refusal = match self.blocked(&merchant.id, customer).await? {
+            Some(blocked) => blocked,
+            None => match self.store.apply(m).await {
+                Ok(applied) => return Ok(Reply::of(applied, 201, body)),
+                Err(
+                    e @ (MovementError::LimitExceeded { .. }
+                    | MovementError::InsufficientFunds { .. }),
+                ) => Error::from(e),
+                Err(e) => return Err(e.into()),
+            },
         };
         // Over the level-C cap but within level B's: ask the payer to step up.
         let mut refusal = refusal;

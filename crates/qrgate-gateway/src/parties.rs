@@ -95,6 +95,31 @@ pub struct ApiKeyCreated {
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "blk_agrbhgxplpcb4vkb5zkrvmzejy", "object": "block", "subject_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "reason": "card-testing pattern reported by the issuer", "created_at": "2026-11-25T13:27:45.000Z"}))]
+pub struct BlockView {
+    pub id: String,
+    pub object: &'static str,
+    pub subject_id: String,
+    pub reason: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifted_at: Option<String>,
+}
+
+impl BlockView {
+    fn of(b: &Block) -> BlockView {
+        BlockView {
+            id: b.id.clone(),
+            object: "block",
+            subject_id: b.subject_id.clone(),
+            reason: b.reason.clone(),
+            created_at: b.created_at.to_rfc3339(),
+            lifted_at: b.lifted_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "crt_aaaaaaaaaaaaaaaaaaaaaaaaae", "object": "certificate", "customer_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "status": "active", "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct CertificateView {
     pub id: String,
@@ -462,6 +487,91 @@ impl<S: Store> Gateway<S> {
             status: "active".into(),
             created_at: now.to_rfc3339(),
         })
+    }
+
+    /// Put a merchant or a customer on the block list (QG-BLOCKLIST): from
+    /// now on their payments are declined, and recorded as such.
+    pub async fn block(
+        &self,
+        p: &Principal,
+        subject_id: &str,
+        reason: &str,
+    ) -> Result<BlockView, Error> {
+        p.require(&[Role::Admin])?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            return Err(Error::bad_request(
+                "invalid_reason",
+                "reason must be 1 to 200 characters: why the party is blocked, for the operator",
+            ));
+        }
+        let exists = if subject_id.starts_with("mch_") {
+            self.store.merchant(subject_id).await?.is_some()
+        } else if subject_id.starts_with("cus_") {
+            self.store.customer(subject_id).await?.is_some()
+        } else {
+            false
+        };
+        if !exists {
+            return Err(Error::not_found("merchant or customer", subject_id));
+        }
+        let b = Block {
+            id: self.new_id::<qrgate_core::id::kind::Block>()?.to_string(),
+            subject_id: subject_id.to_owned(),
+            reason: reason.to_owned(),
+            created_at: self.now(),
+            lifted_at: None,
+        };
+        self.store.insert(Record::Block(b.clone())).await?;
+        Ok(BlockView::of(&b))
+    }
+
+    /// Lift a block; payments of that party are accepted again.
+    pub async fn lift_block(&self, p: &Principal, id: &str) -> Result<BlockView, Error> {
+        p.require(&[Role::Admin])?;
+        let now = self.now();
+        if !self.store.lift_block(id, now).await? {
+            return match self.store.block(id).await? {
+                None => Err(Error::not_found("block", id)),
+                Some(_) => Err(Error::new(
+                    Kind::Conflict,
+                    "block_already_lifted",
+                    format!("block {id} was already lifted"),
+                )),
+            };
+        }
+        let b = self
+            .store
+            .block(id)
+            .await?
+            .ok_or_else(|| Error::not_found("block", id))?;
+        Ok(BlockView::of(&b))
+    }
+
+    /// Refusal when the merchant or the payer is blocked (QG-BLOCKLIST).
+    /// The reason stays with the operator; each side learns only which party.
+    pub(crate) async fn blocked(
+        &self,
+        merchant_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<Error>, Error> {
+        let blocks = self.store.active_blocks(merchant_id, customer_id).await?;
+        let Some(b) = blocks.first() else {
+            return Ok(None);
+        };
+        let who = if b.subject_id == merchant_id {
+            "the merchant"
+        } else {
+            "the payer"
+        };
+        Ok(Some(
+            Error::new(
+                Kind::Declined,
+                "party_blocked",
+                format!("{who} is blocked from paying or being paid through this gateway"),
+            )
+            .with_rule("QG-BLOCKLIST"),
+        ))
     }
 
     /// Enroll a customer's digital-certificate key (admin: the operator

@@ -450,6 +450,9 @@ impl<S: Store> Gateway<S> {
         }
         proven.sort();
         proven.dedup();
+        if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
+            return Err(blocked);
+        }
         let level = risk::level(&proven, false);
         let amount = Money::from_minor(pay.amount_minor, crate::CURRENCY);
         let merchant = self

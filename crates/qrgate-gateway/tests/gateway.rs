@@ -1134,3 +1134,69 @@ on_both!(five_wrong_pins_lock_the_pin, |w: World| async move {
     );
     assert_eq!(w.balance().await, "4000.00");
 });
+
+on_both!(
+    blocked_parties_are_declined_until_lifted,
+    |w: World| async move {
+        let a = admin();
+        let cus = w.consumer.subject.clone().unwrap();
+        let mid = w.merchant.subject.clone().unwrap();
+        assert_eq!(
+            w.gw.block(&w.merchant, &cus, "x").await.unwrap_err().code,
+            "forbidden"
+        );
+        assert_eq!(
+            w.gw.block(&a, &cus, "  ").await.unwrap_err().code,
+            "invalid_reason"
+        );
+        assert_eq!(
+            w.gw.block(&a, "cus_aaaaaaaaaaaaaaaaaaaaaaaaaa", "x")
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        let b = w.gw.block(&a, &cus, "card testing").await.unwrap();
+        let token = w.device_token();
+        let e = w.charge(&token, "10.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("party_blocked", Some("QG-BLOCKLIST"))
+        );
+        assert!(
+            e.message.contains("payer") && !e.message.contains("card testing"),
+            "{}",
+            e.message
+        );
+        // Recorded as a declined payment; the code is spent; no money moved.
+        let pid = e.payment_id.clone().unwrap();
+        assert_eq!(
+            w.gw.get_payment(&w.merchant, &pid).await.unwrap().status,
+            "failed"
+        );
+        assert_eq!(
+            w.charge(&token, "10.00").await.unwrap_err().code,
+            "payment_code_already_used"
+        );
+        assert_eq!(w.balance().await, "5000.00");
+        let lifted = w.gw.lift_block(&a, &b.id).await.unwrap();
+        assert!(lifted.lifted_at.is_some());
+        assert_eq!(
+            w.gw.lift_block(&a, &b.id).await.unwrap_err().code,
+            "block_already_lifted"
+        );
+        w.charge(&w.device_token(), "10.00").await.unwrap();
+        // A blocked merchant is not paid either; the message names the merchant.
+        w.gw.block(&a, &mid, "chargebacks").await.unwrap();
+        let e = w.charge(&w.device_token(), "10.00").await.unwrap_err();
+        assert_eq!(e.code, "party_blocked");
+        assert!(e.message.contains("merchant"), "{}", e.message);
+        // Another merchant is unaffected.
+        let Reply { body, .. } =
+            w.gw.charge(&w.other_merchant, &w.device_token(), "1.00", None, None)
+                .await
+                .unwrap();
+        assert!(body.contains("succeeded"));
+        assert_eq!(w.balance().await, "4989.00");
+    }
+);

@@ -110,6 +110,19 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
+    /// Blocks in force on either party (merchant id, customer id).
+    fn active_blocks(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> impl Future<Output = Result<Vec<Block>, StoreError>> + Send;
+    fn block(&self, id: &str) -> impl Future<Output = Result<Option<Block>, StoreError>> + Send;
+    /// Lift a block in force; false when none has that id.
+    fn lift_block(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A customer's enrolled certificates, oldest first.
     fn certificates_of(
         &self,
@@ -331,6 +344,15 @@ macro_rules! impl_store {
             }
             async fn devices_of(&self, customer_id: &str) -> Result<Vec<Device>, StoreError> {
                 ops::devices_of(&mut self.reader().await?, customer_id).await
+            }
+            async fn active_blocks(&self, a: &str, b: &str) -> Result<Vec<Block>, StoreError> {
+                ops::active_blocks(&mut self.reader().await?, a, b).await
+            }
+            async fn block(&self, id: &str) -> Result<Option<Block>, StoreError> {
+                ops::block(&mut self.reader().await?, id).await
+            }
+            async fn lift_block(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
+                flag(self.write(Work::LiftBlock(id.to_owned(), at)).await)
             }
             async fn certificates_of(
                 &self,

@@ -386,6 +386,18 @@ pub struct Certificate {
     pub created_at: Timestamp,
 }
 
+/// A merchant or customer on the block list (QG-BLOCKLIST).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub id: String,
+    /// A merchant id or a customer id.
+    pub subject_id: String,
+    /// Why, for the operator; never shown to the other party.
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub lifted_at: Option<Timestamp>,
+}
+
 /// A row that is written once, outside money movements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
@@ -394,6 +406,7 @@ pub enum Record {
     Customer(Customer),
     Device(Device),
     Certificate(Certificate),
+    Block(Block),
     ApiKey(ApiKey),
     StaticCode(StaticCode),
     Order(Order),

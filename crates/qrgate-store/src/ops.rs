@@ -814,6 +814,15 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
             )
             .await?,
         ),
+        Record::Block(b) => (
+            format!("block {}", b.id),
+            c.exec(
+                "INSERT INTO blocks (id, subject_id, reason, created_at, lifted_at) VALUES ($1, $2, $3, $4, NULL) \
+                 ON CONFLICT DO NOTHING",
+                &[Arg::Str(&b.id), Arg::Str(&b.subject_id), Arg::Str(&b.reason), Arg::I64(b.created_at.unix_millis())],
+            )
+            .await?,
+        ),
         Record::ApiKey(k) => (
             format!("API key {}", k.id),
             c.exec(
@@ -969,6 +978,57 @@ pub(crate) async fn certificates_of<C: Conn>(
         )
         .await?;
     rows.iter().map(certificate_from).collect()
+}
+
+fn block_from(r: &Row) -> Result<Block, StoreError> {
+    Ok(Block {
+        id: r.str(0)?,
+        subject_id: r.str(1)?,
+        reason: r.str(2)?,
+        created_at: ts(r, 3)?,
+        lifted_at: opt_ts(r, 4)?,
+    })
+}
+
+/// Blocks in force on either of two parties (a payment's merchant and payer).
+pub(crate) async fn active_blocks<C: Conn>(
+    c: &mut C,
+    a: &str,
+    b: &str,
+) -> Result<Vec<Block>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, subject_id, reason, created_at, lifted_at FROM blocks \
+             WHERE subject_id IN ($1, $2) AND lifted_at IS NULL ORDER BY created_at, id",
+            &[Arg::Str(a), Arg::Str(b)],
+        )
+        .await?;
+    rows.iter().map(block_from).collect()
+}
+
+pub(crate) async fn block<C: Conn>(c: &mut C, id: &str) -> Result<Option<Block>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, subject_id, reason, created_at, lifted_at FROM blocks WHERE id = $1",
+            &[Arg::Str(id)],
+        )
+        .await?;
+    rows.first().map(block_from).transpose()
+}
+
+/// Lift a block in force; false when there is none by that id.
+pub(crate) async fn lift_block<C: Conn>(
+    c: &mut C,
+    id: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = c
+        .exec(
+            "UPDATE blocks SET lifted_at = $1 WHERE id = $2 AND lifted_at IS NULL",
+            &[Arg::I64(at.unix_millis()), Arg::Str(id)],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 pub(crate) async fn api_key_by_hash<C: Conn>(

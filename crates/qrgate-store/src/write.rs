@@ -15,6 +15,7 @@ pub(crate) enum Work {
     PurgeIdempotency(Timestamp),
     PurgeUsedCodes(Timestamp),
     RevokeApiKey(String, Timestamp),
+    LiftBlock(String, Timestamp),
     FanOut(Vec<(i64, Vec<NewDelivery>)>, Timestamp),
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
@@ -46,6 +47,7 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),
         Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(c, *t).await?),
         Work::RevokeApiKey(id, at) => Done::Flag(ops::revoke_api_key(c, id, *at).await?),
+        Work::LiftBlock(id, at) => Done::Flag(ops::lift_block(c, id, *at).await?),
         Work::FanOut(events, at) => {
             let mut n = 0;
             for (seq, d) in events {

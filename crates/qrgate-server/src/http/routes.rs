@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/me/pin", post(set_pin))
         .route("/v1/devices", post(enroll_device))
         .route("/v1/customers/{id}/certificates", post(enroll_certificate))
+        .route("/v1/blocks", post(create_block))
+        .route("/v1/blocks/{id}/lift", post(lift_block))
         .route("/v1/payment-codes", post(issue_payment_code))
         .route("/v1/scans", post(scan))
         .route("/v1/me", get(me))
@@ -599,6 +601,34 @@ async fn enroll_device(
     )
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewBlock {
+    /// A merchant id (`mch_…`) or a customer id (`cus_…`).
+    subject_id: String,
+    /// Why, for the operator (1 to 200 characters); never shown to the other party.
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/blocks", tag = "admin", security(("bearer" = [])), request_body = NewBlock, responses((status = 201, description = "The party is blocked: its payments are declined with party_blocked (rule QG-BLOCKLIST) until the block is lifted", body = qrgate_gateway::parties::BlockView), StdErrors))]
+async fn create_block(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<NewBlock>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        &s.gw
+            .block(&p, &body.value.subject_id, &body.value.reason)
+            .await?,
+    )
+}
+
+#[utoipa::path(post, path = "/v1/blocks/{id}/lift", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Block id")), responses((status = 200, body = qrgate_gateway::parties::BlockView), StdErrors))]
+async fn lift_block(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.lift_block(&p, &id).await?)
+}
+
 #[utoipa::path(post, path = "/v1/customers/{id}/certificates", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Customer id")), request_body = NewDevice, responses((status = 201, description = "The certificate key is enrolled; its signature over a payment's details (with the PIN) lifts a payment to risk level A for a customer with a level-A agreement", body = qrgate_gateway::parties::CertificateView), StdErrors))]
 async fn enroll_certificate(
     State(s): State<AppState>,
@@ -806,14 +836,14 @@ async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewP
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
     paths(
         healthz, readyz, metrics, keys, verify_code,
-        create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_api_key, revoke_api_key, rotate_keys,
+        create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
         enroll_device, issue_payment_code, scan, confirm, set_pin, me, my_payments,
         create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
         audit_verify, audit_log, ledger_check,
     ),
-    components(schemas(VerifyBody, NewKey, NewDevice, NewEndpoint, NewPin)),
+    components(schemas(VerifyBody, NewKey, NewDevice, NewEndpoint, NewPin, NewBlock)),
     modifiers(&Conventions),
     tags(
         (name = "public", description = "No key needed"),
