@@ -232,18 +232,24 @@ impl<S: Store> Gateway<S> {
             name_local: m.name_local,
             created_at: now,
         };
-        self.store.insert(Record::Merchant(row.clone())).await?;
-        self.store
-            .insert(Record::Account(Account {
-                id: settlement_account(&id),
-                kind: "merchant_settlement".into(),
-                owner_id: Some(id.clone()),
-                currency: "CNY".into(),
-                allow_negative: false,
-                balance_minor: 0,
-                created_at: now,
-            }))
-            .await?;
+        let mut m = Movement::new(now);
+        m.records.push(Record::Merchant(row.clone()));
+        m.records.push(Record::Account(Account {
+            id: settlement_account(&id),
+            kind: "merchant_settlement".into(),
+            owner_id: Some(id.clone()),
+            currency: "CNY".into(),
+            allow_negative: false,
+            balance_minor: 0,
+            created_at: now,
+        }));
+        m.audit = Some(admin_audit(
+            Some(p),
+            "merchant.created",
+            &id,
+            json!({ "name": row.name, "category": row.category, "mcc": row.mcc }),
+        ));
+        self.store.apply(m).await?;
         Ok(MerchantView::of(&row))
     }
 
@@ -283,25 +289,29 @@ impl<S: Store> Gateway<S> {
             .new_id::<qrgate_core::id::kind::Customer>()?
             .to_string();
         let now = self.now();
-        self.store
-            .insert(Record::Customer(Customer {
-                id: id.clone(),
-                account_class: c.account_class.clone(),
-                level_a_cap: cap.map(|m| m.minor()),
-                created_at: now,
-            }))
-            .await?;
-        self.store
-            .insert(Record::Account(Account {
-                id: wallet_account(&id),
-                kind: "consumer_wallet".into(),
-                owner_id: Some(id.clone()),
-                currency: "CNY".into(),
-                allow_negative: false,
-                balance_minor: 0,
-                created_at: now,
-            }))
-            .await?;
+        let mut m = Movement::new(now);
+        m.records.push(Record::Customer(Customer {
+            id: id.clone(),
+            account_class: c.account_class.clone(),
+            level_a_cap: cap.map(|m| m.minor()),
+            created_at: now,
+        }));
+        m.records.push(Record::Account(Account {
+            id: wallet_account(&id),
+            kind: "consumer_wallet".into(),
+            owner_id: Some(id.clone()),
+            currency: "CNY".into(),
+            allow_negative: false,
+            balance_minor: 0,
+            created_at: now,
+        }));
+        m.audit = Some(admin_audit(
+            Some(p),
+            "customer.created",
+            &id,
+            json!({ "account_class": c.account_class, "level_a_daily_cap_minor": cap.map(|m| m.minor()) }),
+        ));
+        self.store.apply(m).await?;
         Ok(CustomerView {
             id,
             object: "customer",
@@ -394,16 +404,23 @@ impl<S: Store> Gateway<S> {
         self.rng.fill(&mut idb).map_err(Error::internal)?;
         let id = format!("key_{}", URL_SAFE_NO_PAD.encode(idb));
         let now = self.now();
-        self.store
-            .insert(Record::ApiKey(ApiKey {
-                id: id.clone(),
-                key_hash: key_hash(&secret),
-                role: role.as_str().into(),
-                subject_id: subject.clone(),
-                created_at: now,
-                revoked_at: None,
-            }))
-            .await?;
+        let mut m = Movement::new(now);
+        m.records.push(Record::ApiKey(ApiKey {
+            id: id.clone(),
+            key_hash: key_hash(&secret),
+            role: role.as_str().into(),
+            subject_id: subject.clone(),
+            created_at: now,
+            revoked_at: None,
+        }));
+        // The secret never enters the audit log; the key id and role do.
+        m.audit = Some(admin_audit(
+            p,
+            "api_key.created",
+            &id,
+            json!({ "role": role.as_str(), "subject_id": subject }),
+        ));
+        self.store.apply(m).await?;
         Ok(ApiKeyCreated {
             id,
             object: "api_key",
@@ -416,7 +433,8 @@ impl<S: Store> Gateway<S> {
 
     pub async fn revoke_api_key(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(&[Role::Admin])?;
-        if !self.store.revoke_api_key(id, self.now()).await? {
+        let audit = admin_audit(Some(p), "api_key.revoked", id, json!({}));
+        if !self.store.revoke_api_key(id, self.now(), audit).await? {
             return Err(Error::not_found("active API key", id));
         }
         Ok(())
@@ -522,7 +540,15 @@ impl<S: Store> Gateway<S> {
             created_at: self.now(),
             lifted_at: None,
         };
-        self.store.insert(Record::Block(b.clone())).await?;
+        let mut m = Movement::new(b.created_at);
+        m.records.push(Record::Block(b.clone()));
+        m.audit = Some(admin_audit(
+            Some(p),
+            "block.created",
+            &b.id,
+            json!({ "subject_id": b.subject_id, "reason": b.reason }),
+        ));
+        self.store.apply(m).await?;
         Ok(BlockView::of(&b))
     }
 
@@ -530,7 +556,8 @@ impl<S: Store> Gateway<S> {
     pub async fn lift_block(&self, p: &Principal, id: &str) -> Result<BlockView, Error> {
         p.require(&[Role::Admin])?;
         let now = self.now();
-        if !self.store.lift_block(id, now).await? {
+        let audit = admin_audit(Some(p), "block.lifted", id, json!({}));
+        if !self.store.lift_block(id, now, audit).await? {
             return match self.store.block(id).await? {
                 None => Err(Error::not_found("block", id)),
                 Some(_) => Err(Error::new(
@@ -597,19 +624,23 @@ impl<S: Store> Gateway<S> {
             .new_id::<qrgate_core::id::kind::Certificate>()?
             .to_string();
         let now = self.now();
-        let r = self
-            .store
-            .insert(Record::Certificate(Certificate {
-                id: id.clone(),
-                customer_id: customer.to_owned(),
-                public_key: URL_SAFE_NO_PAD.encode(raw),
-                status: "active".into(),
-                created_at: now,
-            }))
-            .await;
-        match r {
-            Ok(()) => {}
-            Err(StoreError::AlreadyExists(_)) => {
+        let mut m = Movement::new(now);
+        m.records.push(Record::Certificate(Certificate {
+            id: id.clone(),
+            customer_id: customer.to_owned(),
+            public_key: URL_SAFE_NO_PAD.encode(raw),
+            status: "active".into(),
+            created_at: now,
+        }));
+        m.audit = Some(admin_audit(
+            Some(p),
+            "certificate.enrolled",
+            &id,
+            json!({ "customer_id": customer }),
+        ));
+        match self.store.apply(m).await {
+            Ok(_) => {}
+            Err(MovementError::Store(StoreError::AlreadyExists(_))) => {
                 return Err(Error::new(
                     Kind::Conflict,
                     "certificate_key_in_use",
@@ -948,4 +979,19 @@ pub fn parse_id<K: qrgate_core::id::IdKind>(
     s: &str,
 ) -> Result<qrgate_core::id::Id<K>, Error> {
     s.parse().map_err(|_| Error::not_found(what, s))
+}
+
+/// The audit row of an admin action: what, on what, by which key.
+fn admin_audit(
+    by: Option<&Principal>,
+    action: &str,
+    subject: &str,
+    mut details: serde_json::Value,
+) -> AuditEntry {
+    details["by"] = json!(by.map_or("first-start", |p| p.key_id.as_str()));
+    AuditEntry {
+        action: action.into(),
+        subject: subject.into(),
+        details,
+    }
 }

@@ -1198,5 +1198,24 @@ on_both!(
                 .unwrap();
         assert!(body.contains("succeeded"));
         assert_eq!(w.balance().await, "4989.00");
+        // Admin actions are in the audit chain, with the key that did them.
+        let rows = w.gw.store().audit_rows(0, 1000).await.unwrap();
+        let actions: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.action.as_str(), r.details["by"].as_str().unwrap_or("")))
+            .collect();
+        for want in [
+            "merchant.created",
+            "customer.created",
+            "block.created",
+            "block.lifted",
+        ] {
+            assert!(
+                actions
+                    .iter()
+                    .any(|(a, by)| *a == want && *by == "key_admin"),
+                "{want} by key_admin missing from {actions:?}"
+            );
+        }
     }
 );

@@ -117,11 +117,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         b: &str,
     ) -> impl Future<Output = Result<Vec<Block>, StoreError>> + Send;
     fn block(&self, id: &str) -> impl Future<Output = Result<Option<Block>, StoreError>> + Send;
-    /// Lift a block in force; false when none has that id.
+    /// Lift a block in force, with its audit row; false when none has that id.
     fn lift_block(
         &self,
         id: &str,
         at: Timestamp,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A customer's enrolled certificates, oldest first.
     fn certificates_of(
@@ -132,10 +133,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         hash: &str,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+    /// Revoke a key that is active, with its audit row; false when none is.
     fn revoke_api_key(
         &self,
         id: &str,
         at: Timestamp,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Whether an unrevoked key with this role exists.
     fn has_active_key(&self, role: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -351,8 +354,13 @@ macro_rules! impl_store {
             async fn block(&self, id: &str) -> Result<Option<Block>, StoreError> {
                 ops::block(&mut self.reader().await?, id).await
             }
-            async fn lift_block(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
-                flag(self.write(Work::LiftBlock(id.to_owned(), at)).await)
+            async fn lift_block(
+                &self,
+                id: &str,
+                at: Timestamp,
+                audit: AuditEntry,
+            ) -> Result<bool, StoreError> {
+                flag(self.write(Work::LiftBlock(id.to_owned(), at, audit)).await)
             }
             async fn certificates_of(
                 &self,
@@ -363,15 +371,16 @@ macro_rules! impl_store {
             async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
                 ops::api_key_by_hash(&mut self.reader().await?, hash).await
             }
-            async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
-                match self
-                    .write(Work::RevokeApiKey(id.to_owned(), at))
-                    .await
-                    .map_err(store_err)?
-                {
-                    Done::Flag(b) => Ok(b),
-                    _ => Err(unexpected()),
-                }
+            async fn revoke_api_key(
+                &self,
+                id: &str,
+                at: Timestamp,
+                audit: AuditEntry,
+            ) -> Result<bool, StoreError> {
+                flag(
+                    self.write(Work::RevokeApiKey(id.to_owned(), at, audit))
+                        .await,
+                )
             }
             async fn has_active_key(&self, role: &str) -> Result<bool, StoreError> {
                 ops::has_active_key(&mut self.reader().await?, role).await

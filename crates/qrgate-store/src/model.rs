@@ -198,6 +198,10 @@ pub struct Movement {
     pub order: Option<OrderTransition>,
     pub refund: Option<Refund>,
     pub events: Vec<OutboxEvent>,
+    /// Rows written once in the same transaction (admin actions: a merchant
+    /// and its account, a key, a block, …), so they and their audit row
+    /// are one write.
+    pub records: Vec<Record>,
     pub audit: Option<AuditEntry>,
 }
 
@@ -265,6 +269,7 @@ impl Movement {
             order: None,
             refund: None,
             events: Vec::new(),
+            records: Vec::new(),
             audit: None,
         }
     }

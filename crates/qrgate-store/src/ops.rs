@@ -178,6 +178,10 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
         .await?;
     }
 
+    for r in &m.records {
+        insert(c, r).await?;
+    }
+
     let audit_seq = match &m.audit {
         Some(a) => Some(append_audit(c, a, at).await?),
         None => None,
@@ -342,7 +346,11 @@ async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<
     Ok(())
 }
 
-async fn append_audit<C: Conn>(c: &mut C, a: &AuditEntry, at: i64) -> Result<i64, MovementError> {
+pub(crate) async fn append_audit<C: Conn>(
+    c: &mut C,
+    a: &AuditEntry,
+    at: i64,
+) -> Result<i64, MovementError> {
     // Taking the head row last keeps the chain's serialisation point short.
     let head = c
         .rows(

@@ -14,8 +14,8 @@ pub(crate) enum Work {
     MarkDelivered(i64, Timestamp),
     PurgeIdempotency(Timestamp),
     PurgeUsedCodes(Timestamp),
-    RevokeApiKey(String, Timestamp),
-    LiftBlock(String, Timestamp),
+    RevokeApiKey(String, Timestamp, AuditEntry),
+    LiftBlock(String, Timestamp, AuditEntry),
     FanOut(Vec<(i64, Vec<NewDelivery>)>, Timestamp),
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
@@ -46,8 +46,20 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::MarkDelivered(seq, at) => Done::Flag(ops::outbox_mark_delivered(c, *seq, *at).await?),
         Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),
         Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(c, *t).await?),
-        Work::RevokeApiKey(id, at) => Done::Flag(ops::revoke_api_key(c, id, *at).await?),
-        Work::LiftBlock(id, at) => Done::Flag(ops::lift_block(c, id, *at).await?),
+        Work::RevokeApiKey(id, at, audit) => {
+            let done = ops::revoke_api_key(c, id, *at).await?;
+            if done {
+                ops::append_audit(c, audit, at.unix_millis()).await?;
+            }
+            Done::Flag(done)
+        }
+        Work::LiftBlock(id, at, audit) => {
+            let done = ops::lift_block(c, id, *at).await?;
+            if done {
+                ops::append_audit(c, audit, at.unix_millis()).await?;
+            }
+            Done::Flag(done)
+        }
         Work::FanOut(events, at) => {
             let mut n = 0;
             for (seq, d) in events {

@@ -808,8 +808,23 @@ on_both!(
         };
         s.insert(Record::ApiKey(k.clone())).await.unwrap();
         assert_eq!(s.api_key_by_hash("abc").await.unwrap(), Some(k));
-        assert!(s.revoke_api_key("key_1", t(4)).await.unwrap());
-        assert!(!s.revoke_api_key("key_1", t(5)).await.unwrap());
+        let audit = || AuditEntry {
+            action: "api_key.revoked".into(),
+            subject: "key_1".into(),
+            details: serde_json::json!({}),
+        };
+        let rows = |v: AuditVerdict| match v {
+            AuditVerdict::Intact { rows, .. } => rows,
+            broken => panic!("{broken:?}"),
+        };
+        let before = rows(s.verify_audit().await.unwrap());
+        assert!(s.revoke_api_key("key_1", t(4), audit()).await.unwrap());
+        assert!(!s.revoke_api_key("key_1", t(5), audit()).await.unwrap());
+        assert_eq!(
+            rows(s.verify_audit().await.unwrap()),
+            before + 1,
+            "one audit row, for the revocation that happened"
+        );
         assert_eq!(
             s.api_key_by_hash("abc").await.unwrap().unwrap().revoked_at,
             Some(t(4))
