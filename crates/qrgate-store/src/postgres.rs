@@ -65,8 +65,13 @@ impl PgStore {
             sqlx::raw_sql(&ddl).execute(&mut c).await?;
             c.close().await.ok();
         }
+        // No ping before each acquire: a payment takes a connection several
+        // times, and each ping is a round trip. A connection that died is
+        // found by its first statement instead (an I/O error, answered 503
+        // and retried by the client with its Idempotency-Key) and dropped.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options(url, schema)?)
             .await

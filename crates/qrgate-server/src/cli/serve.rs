@@ -202,9 +202,11 @@ Copy and paste (bash):
 class H(h.BaseHTTPRequestHandler):
   def do_POST(s): print(s.headers["Qrgate-Signature"], s.rfile.read(int(s.headers["Content-Length"])).decode(), flush=True); s.send_response(200); s.end_headers()
 h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
+  sleep 1                                             # let the receiver start listening
   WE=$(curl -s -X POST $QG/v1/webhook-endpoints -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
        -d '{{"url":"http://127.0.0.1:18777/hook"}}' | sed 's/.*"id":"\(we_[A-Za-z0-9_-]*\)".*/\1/')
-  (repeat step 1; the receiver prints payment.succeeded), then see the attempts:
+  (repeat step 1; the receiver prints payment.succeeded), then see the attempts
+  (a failed attempt is retried with backoff: 10 s, 20 s, 40 s, … up to hourly, for over 24 hours):
   curl -s $QG/v1/webhook-endpoints/$WE/deliveries -H "Authorization: Bearer $MK"
 
 7. Step-up: a device-signed code over the level-C daily cap (1000.00) asks for the payment PIN:
