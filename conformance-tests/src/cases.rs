@@ -1100,7 +1100,9 @@ async fn limit_b(c: &mut Ctx) -> Outcome {
 /// Longest step-up deadline this case waits out.
 const STEPUP_WAIT_MS: i64 = 20_000;
 
-async fn stepup_ttl(c: &mut Ctx) -> Outcome {
+/// A customer with a PIN whose level-C cap is used up, and a payment of
+/// 10.00 waiting for step-up: (consumer key, the payment, its created_at).
+async fn waiting_payment(c: &mut Ctx) -> Result<(String, crate::client::Resp, Timestamp), Stop> {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("2000.00", "II").await?;
     set_pin(c, &ck).await?;
@@ -1118,6 +1120,11 @@ async fn stepup_ttl(c: &mut Ctx) -> Outcome {
     )?;
     let created = Timestamp::parse_rfc3339(field(&r, "created_at")?)
         .ok_or_else(|| fail("created_at in RFC 3339", r.body.clone()))?;
+    Ok((ck, r, created))
+}
+
+async fn stepup_ttl(c: &mut Ctx) -> Outcome {
+    let (ck, r, created) = waiting_payment(c).await?;
     let deadline = r.json["next_action"]["expires_at"]
         .as_str()
         .and_then(Timestamp::parse_rfc3339)
@@ -1164,19 +1171,8 @@ async fn stepup_ttl(c: &mut Ctx) -> Outcome {
 }
 
 async fn pin_lock_minutes(c: &mut Ctx) -> Outcome {
-    let (_, mk) = c.merchant().await?;
-    let (_, ck) = c.customer("2000.00", "II").await?;
-    set_pin(c, &ck).await?;
-    let kp = device()?;
-    let d = enroll(c, &ck, &kp).await?;
-    let token = signed_token(&kp, &d)?;
-    expect(&c.charge(&mk, &token, "1000.00").await?, 201, None)?;
-    let token = signed_token(&kp, &d)?;
-    let r = c.charge(&mk, &token, "10.00").await?;
-    expect(&r, 201, None)?;
     // The gateway's own clock: the lock starts after this payment was created.
-    let created = Timestamp::parse_rfc3339(field(&r, "created_at")?)
-        .ok_or_else(|| fail("created_at in RFC 3339", r.body.clone()))?;
+    let (ck, r, created) = waiting_payment(c).await?;
     let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
     for _ in 0..5 {
         let w = c.post_money(&path, &ck, json!({ "pin": "000001" })).await?;

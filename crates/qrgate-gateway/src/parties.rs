@@ -234,15 +234,12 @@ impl<S: Store> Gateway<S> {
         };
         let mut m = Movement::new(now);
         m.records.push(Record::Merchant(row.clone()));
-        m.records.push(Record::Account(Account {
-            id: settlement_account(&id),
-            kind: "merchant_settlement".into(),
-            owner_id: Some(id.clone()),
-            currency: "CNY".into(),
-            allow_negative: false,
-            balance_minor: 0,
-            created_at: now,
-        }));
+        m.records.push(Record::Account(owned_account(
+            settlement_account(&id),
+            "merchant_settlement",
+            &id,
+            now,
+        )));
         m.audit = Some(admin_audit(
             Some(p),
             "merchant.created",
@@ -296,15 +293,12 @@ impl<S: Store> Gateway<S> {
             level_a_cap: cap.map(|m| m.minor()),
             created_at: now,
         }));
-        m.records.push(Record::Account(Account {
-            id: wallet_account(&id),
-            kind: "consumer_wallet".into(),
-            owner_id: Some(id.clone()),
-            currency: "CNY".into(),
-            allow_negative: false,
-            balance_minor: 0,
-            created_at: now,
-        }));
+        m.records.push(Record::Account(owned_account(
+            wallet_account(&id),
+            "consumer_wallet",
+            &id,
+            now,
+        )));
         m.audit = Some(admin_audit(
             Some(p),
             "customer.created",
@@ -993,5 +987,18 @@ fn admin_audit(
         action: action.into(),
         subject: subject.into(),
         details,
+    }
+}
+
+/// A new CNY account of a merchant or customer, empty, never negative.
+fn owned_account(id: String, kind: &str, owner: &str, now: qrgate_core::Timestamp) -> Account {
+    Account {
+        id,
+        kind: kind.into(),
+        owner_id: Some(owner.into()),
+        currency: "CNY".into(),
+        allow_negative: false,
+        balance_minor: 0,
+        created_at: now,
     }
 }

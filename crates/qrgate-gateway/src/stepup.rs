@@ -61,6 +61,38 @@ pub fn confirmation_message(
     format!("{CONFIRM_DOMAIN}\0{payment_id}\0{amount}\0{currency}\0{merchant_id}").into_bytes()
 }
 
+/// An enrolled key's Ed25519 signature over the payment's
+/// [`confirmation_message`]: malformed base64 is a 400, a signature that does
+/// not verify a 422 citing BCP-ELEMENTS; `code` names which element failed.
+fn check_signature(
+    public_key: &str,
+    signature: &str,
+    pay: &Payment,
+    code: &'static str,
+    signer: &str,
+) -> Result<(), Error> {
+    let pk = URL_SAFE_NO_PAD
+        .decode(public_key)
+        .map_err(Error::internal)?;
+    let sig = URL_SAFE_NO_PAD.decode(signature).map_err(|_| {
+        Error::bad_request(code, format!("the {signer} signature must be base64url"))
+    })?;
+    let msg = confirmation_message(
+        &pay.id,
+        &fmt_amount(pay.amount_minor, &pay.currency),
+        &pay.currency,
+        &pay.merchant_id,
+    );
+    verify_ed25519(&pk, &msg, &sig).map_err(|_| {
+        Error::new(
+            Kind::Unprocessable,
+            code,
+            format!("the {signer} signature does not verify over this payment"),
+        )
+        .with_rule("BCP-ELEMENTS")
+    })
+}
+
 /// Six digits, not all the same, not a run up or down.
 fn check_pin_shape(pin: &str) -> Result<(), Error> {
     let d: Vec<u8> = pin.bytes().collect();
@@ -385,29 +417,13 @@ impl<S: Store> Gateway<S> {
                         "unknown or blocked device",
                     )
                 })?;
-            let pk = URL_SAFE_NO_PAD
-                .decode(&d.public_key)
-                .map_err(Error::internal)?;
-            let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| {
-                Error::bad_request(
-                    "device_signature_invalid",
-                    "device_signature must be base64url",
-                )
-            })?;
-            let msg = confirmation_message(
-                payment_id,
-                &fmt_amount(pay.amount_minor, &pay.currency),
-                &pay.currency,
-                &pay.merchant_id,
-            );
-            verify_ed25519(&pk, &msg, &sig).map_err(|_| {
-                Error::new(
-                    Kind::Unprocessable,
-                    "device_signature_invalid",
-                    "the device signature does not verify over this payment",
-                )
-                .with_rule("BCP-ELEMENTS")
-            })?;
+            check_signature(
+                &d.public_key,
+                sig,
+                &pay,
+                "device_signature_invalid",
+                "device",
+            )?;
             proven.push(Element::DeviceSignature);
         }
         if needed.contains(&Element::DigitalCertificate) {
@@ -431,21 +447,13 @@ impl<S: Store> Gateway<S> {
                 .into_iter()
                 .find(|x| x.id == cert_id && x.status == "active")
                 .ok_or_else(|| invalid("unknown or revoked certificate for this customer"))?;
-            let pk = URL_SAFE_NO_PAD
-                .decode(&cert.public_key)
-                .map_err(Error::internal)?;
-            let sig = URL_SAFE_NO_PAD
-                .decode(sig)
-                .map_err(|_| invalid("certificate_signature must be base64url"))?;
-            let msg = confirmation_message(
-                payment_id,
-                &fmt_amount(pay.amount_minor, &pay.currency),
-                &pay.currency,
-                &pay.merchant_id,
-            );
-            verify_ed25519(&pk, &msg, &sig).map_err(|_| {
-                invalid("the certificate signature does not verify over this payment")
-            })?;
+            check_signature(
+                &cert.public_key,
+                sig,
+                &pay,
+                "certificate_signature_invalid",
+                "certificate",
+            )?;
             proven.push(Element::DigitalCertificate);
         }
         proven.sort();
