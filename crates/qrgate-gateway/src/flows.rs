@@ -166,7 +166,7 @@ impl<S: Store> Gateway<S> {
                             "the code was signed by a device this gateway does not know",
                         )
                     };
-                    let d = self.store.device(&device_id).await?.ok_or_else(unknown)?;
+                    let d = self.device_row(&device_id).await?.ok_or_else(unknown)?;
                     if d.kid != c.kid.as_str() {
                         return Err(unknown());
                     }
@@ -273,7 +273,7 @@ impl<S: Store> Gateway<S> {
     ) -> Result<CounterCharge, Error> {
         let cap = match level {
             RiskLevel::A => {
-                let c = self.store.customer(customer).await?;
+                let c = self.customer_row(customer).await?;
                 c.and_then(|c| c.level_a_cap).unwrap_or(self.limits.daily_b)
             }
             RiskLevel::B => self.limits.daily_b,
@@ -302,8 +302,7 @@ impl<S: Store> Gateway<S> {
         now: Timestamp,
     ) -> Result<CounterCharge, Error> {
         let c = self
-            .store
-            .customer(customer)
+            .customer_row(customer)
             .await?
             .ok_or_else(|| Error::not_found("customer", customer))?;
         let year = now
@@ -544,8 +543,7 @@ impl<S: Store> Gateway<S> {
         let merchant_id = p.merchant()?.to_owned();
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let merchant = self
-            .store
-            .merchant(&merchant_id)
+            .merchant_row(&merchant_id)
             .await?
             .ok_or_else(|| Error::not_found("merchant", &merchant_id))?;
         let now = self.now();
@@ -614,8 +612,7 @@ impl<S: Store> Gateway<S> {
                 })?;
                 let amount = Money::parse_amount(amount, crate::CURRENCY)?;
                 let merchant = self
-                    .store
-                    .merchant(&sc.merchant_id)
+                    .merchant_row(&sc.merchant_id)
                     .await?
                     .ok_or_else(|| Error::internal("static code without merchant"))?;
                 let level = risk::level(&elements, true);
@@ -662,8 +659,7 @@ impl<S: Store> Gateway<S> {
                     }
                 }
                 let merchant = self
-                    .store
-                    .merchant(&order.merchant_id)
+                    .merchant_row(&order.merchant_id)
                     .await?
                     .ok_or_else(|| Error::internal("order without merchant"))?;
                 let level = risk::level(&elements, false);

@@ -5,6 +5,7 @@
 mod error;
 pub mod flows;
 pub mod parties;
+mod rows;
 pub mod stepup;
 pub mod views;
 pub mod webhooks;
@@ -214,6 +215,7 @@ pub struct Gateway<S: Store> {
     pub(crate) catalogue: Catalogue,
     pub(crate) limits: Limits,
     pub(crate) config: Config,
+    pub(crate) rows: rows::Rows,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -283,6 +285,7 @@ impl<S: Store> Gateway<S> {
                 catalogue,
                 limits,
                 config,
+                rows: rows::Rows::default(),
             },
             applied,
         ))

@@ -261,8 +261,7 @@ impl<S: Store> Gateway<S> {
         // Level A: a customer with an agreed level-A cap and an active
         // certificate can prove PIN + certificate signature.
         let has_agreement = self
-            .store
-            .customer(customer)
+            .customer_row(customer)
             .await?
             .and_then(|c| c.level_a_cap)
             .is_some();
@@ -406,8 +405,7 @@ impl<S: Store> Gateway<S> {
                 ));
             };
             let d = self
-                .store
-                .device(device_id)
+                .device_row(device_id)
                 .await?
                 .filter(|d| d.customer_id == customer && d.status == "active")
                 .ok_or_else(|| {
@@ -464,8 +462,7 @@ impl<S: Store> Gateway<S> {
         let level = risk::level(&proven, false);
         let amount = Money::from_minor(pay.amount_minor, crate::CURRENCY);
         let merchant = self
-            .store
-            .merchant(&pay.merchant_id)
+            .merchant_row(&pay.merchant_id)
             .await?
             .ok_or_else(|| Error::internal("payment without merchant"))?;
         let funding = wallet_account(&customer);
