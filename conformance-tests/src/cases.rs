@@ -214,6 +214,13 @@ pub fn all() -> Vec<Case> {
             blocklist
         ),
         case!(
+            "QGC-REFUND-WINDOW",
+            "BCP-REFUND-WINDOW",
+            Should,
+            "the refund window the target states is at most 365 days, and a refund after it is refused with the rule (observed when the window is at most 20 s)",
+            refund_window
+        ),
+        case!(
             "QGC-STEPUP-TTL",
             "QG-STEPUP-TTL",
             Should,
@@ -1093,6 +1100,75 @@ async fn limit_b(c: &mut Ctx) -> Outcome {
     check(
         c.balance(&ck).await? == "1000.00",
         "6,000.00 charged in total",
+        "another balance",
+    )
+}
+
+/// The effective number of a rule, as the target states it (`GET /v1/rules`).
+async fn rule_value(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
+    let r = c.call("GET", "/v1/rules", None, None, None).await?;
+    expect(&r, 200, None)?;
+    r.json["data"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|x| x["id"] == id))
+        .and_then(|x| x["value"].as_i64())
+        .ok_or_else(|| {
+            fail(
+                format!("{id} with a value in GET /v1/rules"),
+                r.body.clone(),
+            )
+        })
+}
+
+/// Longest refund window this case waits out, seconds.
+const REFUND_WAIT_S: i64 = 20;
+
+async fn refund_window(c: &mut Ctx) -> Outcome {
+    let window = rule_value(c, "BCP-REFUND-WINDOW").await?;
+    check(
+        window > 0 && window <= 365 * 86_400,
+        "a refund window of at most 365 days",
+        format!("{window} s"),
+    )?;
+    if window > REFUND_WAIT_S {
+        return Err(Stop::Skip(format!(
+            "the stated window ({window} s) is within the rule; watching it close needs a target configured with BCP-REFUND-WINDOW of at most {REFUND_WAIT_S} s"
+        )));
+    }
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let p = c.charge(&mk, &code, "10.00").await?;
+    expect(&p, 201, None)?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    let early = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "W1" }),
+        )
+        .await?;
+    expect(&early, 201, None)?;
+    tokio::time::sleep(std::time::Duration::from_secs(
+        u64::try_from(window).unwrap_or(0) + 1,
+    ))
+    .await;
+    let late = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "W2" }),
+        )
+        .await?;
+    expect(&late, 409, Some("refund_window_closed"))?;
+    check(
+        late.rule() == "BCP-REFUND-WINDOW",
+        "rule BCP-REFUND-WINDOW cited",
+        late.rule().to_owned(),
+    )?;
+    check(
+        c.balance(&ck).await? == "91.00",
+        "only the refund inside the window was paid back",
         "another balance",
     )
 }

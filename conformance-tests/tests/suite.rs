@@ -27,9 +27,15 @@ type Breaker = fn(&str, &str, u16, &str) -> Option<(u16, String)>;
 /// deliberately non-conforming. Returns the base URL and an admin key.
 async fn target(store: AnyStore, breaker: Option<Breaker>) -> (String, String) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // A 10 s step-up deadline, so QGC-STEPUP-TTL watches one lapse (as in CI).
+    // A 10 s step-up deadline and a 15 s refund window, so QGC-STEPUP-TTL
+    // and QGC-REFUND-WINDOW watch them pass (as in CI).
     let config = Config {
-        rules: [("QG-STEPUP-TTL".to_owned(), 10)].into_iter().collect(),
+        rules: [
+            ("QG-STEPUP-TTL".to_owned(), 10),
+            ("BCP-REFUND-WINDOW".to_owned(), 15),
+        ]
+        .into_iter()
+        .collect(),
         ..Config::default()
     };
     let (gw, _) = Gateway::start(store, clock, config).await.unwrap();

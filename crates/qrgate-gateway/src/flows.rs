@@ -768,14 +768,14 @@ impl<S: Store> Gateway<S> {
         }
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let now = self.now();
-        let window_ms = self.limits.refund_window_days.saturating_mul(86_400_000);
+        let window_ms = self.limits.refund_window_seconds.saturating_mul(1000);
         if now.millis_since(pay.created_at) > window_ms {
             return Err(Error::new(
                 Kind::Conflict,
                 "refund_window_closed",
                 format!(
-                    "payments can be refunded for {} days",
-                    self.limits.refund_window_days
+                    "payments can be refunded for {} after they succeed",
+                    qrgate_core::rules::span(self.limits.refund_window_seconds)
                 ),
             )
             .with_rule("BCP-REFUND-WINDOW"));

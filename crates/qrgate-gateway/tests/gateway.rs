@@ -1219,3 +1219,28 @@ on_both!(
         }
     }
 );
+
+on_both!(
+    refunds_close_365_days_after_the_payment,
+    |w: World| async move {
+        let p = w.charge(&w.device_token(), "20.00").await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        // One second before the window closes: accepted.
+        w.clock.advance_seconds(365 * 86_400 - 1);
+        w.gw.refund(&w.merchant, id, "5.00", "W1", None)
+            .await
+            .unwrap();
+        // Two seconds later: refused with the rule, nothing paid back.
+        w.clock.advance_seconds(2);
+        let e =
+            w.gw.refund(&w.merchant, id, "5.00", "W2", None)
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("refund_window_closed", Some("BCP-REFUND-WINDOW"))
+        );
+        assert!(e.message.contains("365 days"), "{}", e.message);
+        assert_eq!(w.balance().await, "4985.00");
+    }
+);

@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json))
         .route("/v1/keys", get(keys))
+        .route("/v1/rules", get(rules))
         .route("/v1/codes/verify", post(verify_code))
         .route("/v1/merchants", post(create_merchant))
         .route("/v1/merchants/{id}", get(get_merchant))
@@ -148,6 +149,20 @@ async fn metrics(State(s): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/v1/keys", tag = "public", responses((status = 200, description = "Gateway Ed25519 public keys by key id", body = KeysDoc)))]
 async fn keys(State(s): State<AppState>) -> ApiResult {
     ok(StatusCode::OK, &s.gw.public_keys())
+}
+
+#[utoipa::path(get, path = "/v1/rules", tag = "public", responses((status = 200, description = "The rules this deployment enforces, with its effective numbers (the catalogue after the deployment's stricter overrides): {object: list, data: [{id, level, statement, value?, unit?}]}")))]
+async fn rules(State(s): State<AppState>) -> ApiResult {
+    let data: Vec<Value> = s
+        .gw
+        .catalogue()
+        .rules()
+        .iter()
+        .map(|r| {
+            json!({ "id": r.id, "level": r.level, "statement": r.statement, "value": r.value, "unit": r.unit })
+        })
+        .collect();
+    ok(StatusCode::OK, &json!({ "object": "list", "data": data }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -835,7 +850,7 @@ async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewP
 #[openapi(
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
     paths(
-        healthz, readyz, metrics, keys, verify_code,
+        healthz, readyz, metrics, keys, rules, verify_code,
         create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
