@@ -272,3 +272,63 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
         assert!(!o.stderr.is_empty(), "{full:?} should say why");
     }
 }
+
+#[test]
+fn sign_confirmation_signs_the_payment_message_with_the_seed_key() {
+    use base64::Engine;
+    let seed = tmp("cert.seed");
+    let _ = std::fs::remove_file(&seed);
+    let o = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stdout(&o).trim())
+        .unwrap();
+    let payment = r#"{"id":"pay_agrbhnkzp5b4mo76pultuwfyry","object":"payment","status":"requires_action","amount":"6000.00","currency":"CNY","merchant_id":"mch_agrbhnj4cboofoka6phzmpikvq"}"#;
+    let o = qrgate(&[
+        "code",
+        "sign-confirmation",
+        "--seed-file",
+        seed.to_str().unwrap(),
+        "--payment",
+        payment,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stdout(&o).trim())
+        .unwrap();
+    let msg = qrgate_gateway::stepup::confirmation_message(
+        "pay_agrbhnkzp5b4mo76pultuwfyry",
+        "6000.00",
+        "CNY",
+        "mch_agrbhnj4cboofoka6phzmpikvq",
+    );
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
+        .verify(&msg, &sig)
+        .expect("the signature verifies over the confirmation message");
+    // Another amount is another message.
+    let other = qrgate_gateway::stepup::confirmation_message(
+        "pay_agrbhnkzp5b4mo76pultuwfyry",
+        "6000.01",
+        "CNY",
+        "mch_agrbhnj4cboofoka6phzmpikvq",
+    );
+    assert!(
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
+            .verify(&other, &sig)
+            .is_err()
+    );
+    // Not the payment's JSON: refused with a reason.
+    let o = qrgate(&[
+        "code",
+        "sign-confirmation",
+        "--seed-file",
+        seed.to_str().unwrap(),
+        "--payment",
+        r#"{"id":"pay_x"}"#,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("amount"),
+        "{o:?}"
+    );
+}

@@ -90,6 +90,18 @@ pub enum CodeCommand {
         #[arg(long, default_value_t = 60)]
         ttl: u8,
     },
+    /// Sign a step-up confirmation with a device or certificate key: prints
+    /// the base64url Ed25519 signature for `device_signature` or
+    /// `certificate_signature` of POST /v1/payments/{id}/confirm.
+    SignConfirmation {
+        /// The seed file written by `qrgate code device-key`.
+        #[arg(long)]
+        seed_file: PathBuf,
+        /// The payment as the gateway returned it (JSON with id, amount,
+        /// currency, merchant_id).
+        #[arg(long)]
+        payment: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -320,6 +332,15 @@ pub fn run(cmd: CodeCommand) -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        CodeCommand::SignConfirmation { seed_file, payment } => {
+            match sign_confirmation(&seed_file, &payment) {
+                Ok(sig) => {
+                    println!("{sig}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         CodeCommand::Mpm(a) => match build_mpm(a) {
             Ok(p) => {
                 println!("{p}");
@@ -370,6 +391,25 @@ fn device_key(out: &std::path::Path) -> Result<String, String> {
     use ring::signature::KeyPair;
     let kp = qrgate_codes::keyring::seed_file::create(out)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()))
+}
+
+fn sign_confirmation(seed_file: &std::path::Path, payment: &str) -> Result<String, String> {
+    use base64::Engine;
+    let kp = qrgate_codes::keyring::seed_file::load(seed_file)?;
+    let p: serde_json::Value = serde_json::from_str(payment)
+        .map_err(|e| format!("--payment is not the payment's JSON: {e}"))?;
+    let field = |name: &str| {
+        p[name].as_str().ok_or_else(|| {
+            format!("--payment has no {name:?} string (pass the JSON the gateway answered)")
+        })
+    };
+    let msg = qrgate_gateway::stepup::confirmation_message(
+        field("id")?,
+        field("amount")?,
+        field("currency")?,
+        field("merchant_id")?,
+    );
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(&msg).as_ref()))
 }
 
 fn sign_token(
