@@ -37,6 +37,17 @@ start_server() { # $1 = store URL, $2 = port
 }
 stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }
 rss_peak() { grep VmHWM "/proc/$server/status" | awk '{print $2 " kB"}'; }
+# The payment flow against a fresh gateway on store $1, port $2: prints the
+# load generator's last line and the peak RSS, and sets $rate (payments/s).
+payments() {
+  start_server "$1" "$2"
+  local line
+  line=$(./target/release/qrgate-bench --target "http://127.0.0.1:$2" --admin-key "$(cat "$work/admin-$2.key")" \
+    --duration "$secs" --concurrency "$clients" | tail -n 1)
+  echo "$line   (gateway peak RSS $(rss_peak))"
+  stop_server
+  rate=$(echo "$line" | sed 's/.*payments_per_s=\([0-9]*\).*/\1/')
+}
 
 echo "== (a) HTTP ceiling: GET /healthz, wrk, $clients connections, $secs s"
 start_server "sqlite://$work/a.db" 18801
@@ -45,13 +56,8 @@ stop_server
 echo "requests_per_s=$a"
 
 echo "== (b) payments on SQLite, $clients clients, $secs s"
-start_server "sqlite://$work/b.db" 18802
-b_line=$(./target/release/qrgate-bench --target http://127.0.0.1:18802 --admin-key "$(cat "$work/admin-18802.key")" \
-  --duration "$secs" --concurrency "$clients" | tail -n 1)
-b_rss=$(rss_peak)
-stop_server
-echo "$b_line   (gateway peak RSS $b_rss)"
-b=$(echo "$b_line" | sed 's/.*payments_per_s=\([0-9]*\).*/\1/')
+payments "sqlite://$work/b.db" 18802
+b=$rate
 
 echo "== (c) pgbench TPC-B, $clients clients, $secs s"
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE ${pgdb}_tpcb"
@@ -61,13 +67,8 @@ echo "tps=$c"
 
 echo "== (d) payments on PostgreSQL, $clients clients, $secs s"
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $pgdb"
-start_server "postgres://postgres@127.0.0.1:5432/$pgdb" 18803
-d_line=$(./target/release/qrgate-bench --target http://127.0.0.1:18803 --admin-key "$(cat "$work/admin-18803.key")" \
-  --duration "$secs" --concurrency "$clients" | tail -n 1)
-d_rss=$(rss_peak)
-stop_server
-echo "$d_line   (gateway peak RSS $d_rss)"
-d=$(echo "$d_line" | sed 's/.*payments_per_s=\([0-9]*\).*/\1/')
+payments "postgres://postgres@127.0.0.1:5432/$pgdb" 18803
+d=$rate
 
 echo
 echo "| measurement | per second |"

@@ -384,26 +384,54 @@ impl<S: Store> Gateway<S> {
         let needed: Vec<Element> =
             serde_json::from_value(next.get("elements").cloned().unwrap_or_default())
                 .map_err(Error::internal)?;
+        // Everything the named elements need must be present before any is
+        // checked, so a missing signature does not spend a PIN attempt.
+        let pin = match needed.contains(&Element::Pin) {
+            true => Some(c.pin.as_deref().ok_or_else(|| {
+                Error::bad_request("pin_required", "this payment needs the payment PIN")
+            })?),
+            false => None,
+        };
+        let device = match needed.contains(&Element::DeviceSignature) {
+            true => match (c.device_id.as_deref(), c.device_signature.as_deref()) {
+                (Some(id), Some(sig)) => Some((id, sig)),
+                _ => {
+                    return Err(Error::bad_request(
+                        "device_signature_required",
+                        "this payment needs a signature from your enrolled device (device_id and device_signature)",
+                    ));
+                }
+            },
+            false => None,
+        };
+        let certificate = match needed.contains(&Element::DigitalCertificate) {
+            true => match (
+                c.certificate_id.as_deref(),
+                c.certificate_signature.as_deref(),
+            ) {
+                (Some(id), Some(sig)) => Some((id, sig)),
+                _ => {
+                    return Err(Error::bad_request(
+                        "certificate_signature_required",
+                        "this payment needs a signature by your certificate (certificate_id and certificate_signature)",
+                    ));
+                }
+            },
+            false => None,
+        };
+        // A blocked party is refused before its PIN is tried.
+        if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
+            return Err(blocked);
+        }
         // Every needed element must be proven; the PIN first (it counts toward lock-out).
         let mut proven: Vec<Element> =
             serde_json::from_value(pay.details.get("verification").cloned().unwrap_or_default())
                 .map_err(Error::internal)?;
-        if needed.contains(&Element::Pin) {
-            let pin = c.pin.as_deref().ok_or_else(|| {
-                Error::bad_request("pin_required", "this payment needs the payment PIN")
-            })?;
+        if let Some(pin) = pin {
             self.check_pin(&customer, pin).await?;
             proven.push(Element::Pin);
         }
-        if needed.contains(&Element::DeviceSignature) {
-            let (Some(device_id), Some(sig)) =
-                (c.device_id.as_deref(), c.device_signature.as_deref())
-            else {
-                return Err(Error::bad_request(
-                    "device_signature_required",
-                    "this payment needs a signature from your enrolled device (device_id and device_signature)",
-                ));
-            };
+        if let Some((device_id, sig)) = device {
             let d = self
                 .device_row(device_id)
                 .await?
@@ -424,27 +452,21 @@ impl<S: Store> Gateway<S> {
             )?;
             proven.push(Element::DeviceSignature);
         }
-        if needed.contains(&Element::DigitalCertificate) {
-            let (Some(cert_id), Some(sig)) = (
-                c.certificate_id.as_deref(),
-                c.certificate_signature.as_deref(),
-            ) else {
-                return Err(Error::bad_request(
-                    "certificate_signature_required",
-                    "this payment needs a signature by your certificate (certificate_id and certificate_signature)",
-                ));
-            };
-            let invalid = |why: &str| {
-                Error::new(Kind::Unprocessable, "certificate_signature_invalid", why)
-                    .with_rule("BCP-ELEMENTS")
-            };
+        if let Some((cert_id, sig)) = certificate {
             let cert = self
                 .store
                 .certificates_of(&customer)
                 .await?
                 .into_iter()
                 .find(|x| x.id == cert_id && x.status == "active")
-                .ok_or_else(|| invalid("unknown or revoked certificate for this customer"))?;
+                .ok_or_else(|| {
+                    Error::new(
+                        Kind::Unprocessable,
+                        "certificate_signature_invalid",
+                        "unknown or revoked certificate for this customer",
+                    )
+                    .with_rule("BCP-ELEMENTS")
+                })?;
             check_signature(
                 &cert.public_key,
                 sig,
@@ -456,9 +478,6 @@ impl<S: Store> Gateway<S> {
         }
         proven.sort();
         proven.dedup();
-        if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
-            return Err(blocked);
-        }
         let level = risk::level(&proven, false);
         let amount = Money::from_minor(pay.amount_minor, crate::CURRENCY);
         let merchant = self

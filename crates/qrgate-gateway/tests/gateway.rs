@@ -942,6 +942,23 @@ on_both!(
                         .await
                         .unwrap_err();
                 assert_eq!(e.code, "certificate_signature_required");
+                // Without the signature the PIN is not even tried: five wrong
+                // PINs sent that way do not lock it.
+                for _ in 0..5 {
+                    let wrong = qrgate_gateway::stepup::Confirmation {
+                        pin: Some("111119".into()),
+                        ..confirm(None)
+                    };
+                    let e = w.gw.confirm(&consumer, id, wrong, None).await.unwrap_err();
+                    assert_eq!(e.code, "certificate_signature_required");
+                }
+                assert!(
+                    w.gw.get_customer(&a, &c.id)
+                        .await
+                        .unwrap()
+                        .pin_locked_until
+                        .is_none()
+                );
                 // Signed by the device key instead of the certificate: refused.
                 let e =
                     w.gw.confirm(&consumer, id, confirm(Some(sign(&p, &device))), None)

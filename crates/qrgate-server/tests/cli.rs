@@ -180,11 +180,11 @@ fn scan_reads_images_from_an_independent_encoder() {
     }
 }
 
-#[test]
-fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
+/// `qrgate code device-key` into a fresh file: (the seed file, the raw
+/// 32-byte public key it printed).
+fn new_key(name: &str) -> (PathBuf, Vec<u8>) {
     use base64::Engine;
-    let rng = ring::rand::SystemRandom::new();
-    let seed = tmp("device.seed");
+    let seed = tmp(name);
     let _ = std::fs::remove_file(&seed);
     let o = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
     assert!(o.status.success(), "{o:?}");
@@ -192,6 +192,13 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
         .decode(stdout(&o).trim())
         .unwrap();
     assert_eq!(public.len(), 32);
+    (seed, public)
+}
+
+#[test]
+fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
+    let rng = ring::rand::SystemRandom::new();
+    let (seed, public) = new_key("device.seed");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -228,12 +235,7 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
     assert_eq!(&claims.handle, device_id.as_bytes());
 
     // A different key does not verify it.
-    let other = tmp("other.seed");
-    let _ = std::fs::remove_file(&other);
-    let o = qrgate(&["code", "device-key", "--out", other.to_str().unwrap()]);
-    let other_public = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(stdout(&o).trim())
-        .unwrap();
+    let (_, other_public) = new_key("other.seed");
     let unverified = qrgate_codes::cpm::UnverifiedToken::decode(&token).unwrap();
     assert!(unverified.verify(&other_public, now, 5_000).is_err());
 
@@ -276,13 +278,7 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
 #[test]
 fn sign_confirmation_signs_the_payment_message_with_the_seed_key() {
     use base64::Engine;
-    let seed = tmp("cert.seed");
-    let _ = std::fs::remove_file(&seed);
-    let o = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
-    assert!(o.status.success(), "{o:?}");
-    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(stdout(&o).trim())
-        .unwrap();
+    let (seed, public) = new_key("cert.seed");
     let payment = r#"{"id":"pay_agrbhnkzp5b4mo76pultuwfyry","object":"payment","status":"requires_action","amount":"6000.00","currency":"CNY","merchant_id":"mch_agrbhnj4cboofoka6phzmpikvq"}"#;
     let o = qrgate(&[
         "code",

@@ -502,6 +502,41 @@ async fn postgres_outage_fails_fast_with_503_and_recovers_by_itself() {
     pg.drop_db().await;
 }
 
+/// Charge (token, Idempotency-Key) pairs all at once, alternating between
+/// the targets; every answer is a success or `refusal` with `code`. How many
+/// succeeded.
+async fn race(
+    targets: &[Target],
+    merchant_key: &str,
+    amount: &str,
+    charges: impl Iterator<Item = (String, String)>,
+    refusal: u16,
+    code: &str,
+) -> usize {
+    let tasks: Vec<_> = charges
+        .enumerate()
+        .map(|(i, (token, idem))| {
+            let t = targets[i % targets.len()].clone();
+            let (mk, amount) = (merchant_key.to_owned(), amount.to_owned());
+            tokio::spawn(async move { charge(&t, &mk, &token, &amount, &idem).await.unwrap() })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        let (s, v) = task.await.unwrap();
+        if s == 201 {
+            ok += 1;
+        } else {
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (refusal, Some(code)),
+                "{v}"
+            );
+        }
+    }
+    ok
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_postgres_keep_codes_single_use_and_caps() {
     let Some(pg) = PgDb::create("two").await else {
@@ -517,29 +552,21 @@ async fn two_gateways_on_one_postgres_keep_codes_single_use_and_caps() {
     let (_, merchant_key) = t1.merchant("TWO GATEWAYS SHOP").await.unwrap();
     let rng = SystemRandom::new();
 
+    let targets = [t1.clone(), t2.clone()];
     // One code, charged 8 times at once through both gateways: one success.
     let c = Arc::new(t1.consumer("III", FUNDS).await.unwrap());
     for round in 0..5 {
         let token = c.token(&rng).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let t = if i % 2 == 0 { t1.clone() } else { t2.clone() };
-            let (mk, token) = (merchant_key.clone(), token.clone());
-            tasks.push(tokio::spawn(async move {
-                charge(&t, &mk, &token, "1.00", &format!("two-{round}-{i}"))
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut ok = 0;
-        for task in tasks {
-            let (s, v) = task.await.unwrap();
-            match s {
-                201 => ok += 1,
-                422 => assert_eq!(v["error"]["code"], "payment_code_already_used", "{v}"),
-                other => panic!("unexpected {other}: {v}"),
-            }
-        }
+        let charges = (0..8).map(|i| (token.clone(), format!("two-{round}-{i}")));
+        let ok = race(
+            &targets,
+            &merchant_key,
+            "1.00",
+            charges,
+            422,
+            "payment_code_already_used",
+        )
+        .await;
         assert_eq!(ok, 1, "round {round}: one payment code paid {ok} times");
     }
     assert_eq!(
@@ -550,26 +577,16 @@ async fn two_gateways_on_one_postgres_keep_codes_single_use_and_caps() {
     // Level C (device possession only): 1,000.00 a day. Eight 300.00 payments
     // race through both gateways: at most three fit.
     let c = Arc::new(t1.consumer("III", "5000.00").await.unwrap());
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let t = if i % 2 == 0 { t1.clone() } else { t2.clone() };
-        let token = c.token(&rng).unwrap();
-        let mk = merchant_key.clone();
-        tasks.push(tokio::spawn(async move {
-            charge(&t, &mk, &token, "300.00", &format!("cap-{i}"))
-                .await
-                .unwrap()
-        }));
-    }
-    let mut ok = 0;
-    for task in tasks {
-        let (s, v) = task.await.unwrap();
-        match s {
-            201 => ok += 1,
-            402 => assert_eq!(v["error"]["code"], "limit_exceeded", "{v}"),
-            other => panic!("unexpected {other}: {v}"),
-        }
-    }
+    let charges = (0..8).map(|i| (c.token(&rng).unwrap(), format!("cap-{i}")));
+    let ok = race(
+        &targets,
+        &merchant_key,
+        "300.00",
+        charges,
+        402,
+        "limit_exceeded",
+    )
+    .await;
     assert_eq!(ok, 3, "300.00 × {ok} against a 1,000.00 level-C cap");
     assert_eq!(
         minor(&t1.balance(&c.customer_id).await.unwrap()),

@@ -449,8 +449,8 @@ mod tests {
         assert_eq!(readers.idle().len(), 1);
         let e = r_write(&readers).await;
         assert!(
-            e.contains("readonly") || e.contains("read-only") || e.contains("8"),
-            "{e}"
+            e.contains("(SQLite code 8)"),
+            "a write on a reader must fail as read-only (SQLITE_READONLY): {e}"
         );
     }
 
