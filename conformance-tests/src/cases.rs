@@ -214,6 +214,20 @@ pub fn all() -> Vec<Case> {
             blocklist
         ),
         case!(
+            "QGC-SMALL-MERCHANT-CREDIT-DAY",
+            "BCP-SMALL-MERCHANT-CREDIT-DAY",
+            Must,
+            "credit-card receipts of one person's small merchants, across two merchant entries, reach the day cap and no further; debit cards are outside it",
+            small_credit_day
+        ),
+        case!(
+            "QGC-SMALL-MERCHANT-CREDIT-MONTH",
+            "BCP-SMALL-MERCHANT-CREDIT-MONTH",
+            Must,
+            "the stated month cap of a small merchant's credit-card receipts is at most 10,000.00 CNY, and a receipt past it is refused with the rule (observed when the target's month cap is below its day cap)",
+            small_credit_month
+        ),
+        case!(
             "QGC-REFUND-WINDOW",
             "BCP-REFUND-WINDOW",
             Should,
@@ -1118,6 +1132,135 @@ async fn rule_value(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
                 r.body.clone(),
             )
         })
+}
+
+/// Minor units as a decimal amount string.
+fn cny(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+/// Link a sandbox test card; SKIP when the target's processor does not take it.
+async fn link_card(c: &mut Ctx, ck: &str, number: &str) -> Result<String, Stop> {
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/cards",
+            Some(ck),
+            Some(json!({ "number": number, "exp_month": 12, "exp_year": 2099 })),
+            None,
+        )
+        .await?;
+    if r.status == 422 && r.code() == "card_not_supported" {
+        return Err(Stop::Skip(format!(
+            "the target's card processor does not take the sandbox test card {number}"
+        )));
+    }
+    expect(&r, 201, None)?;
+    Ok(field(&r, "id")?.to_owned())
+}
+
+/// The consumer pays a new order of the merchant from a funding source.
+async fn pay_order_from(
+    c: &mut Ctx,
+    mk: &str,
+    ck: &str,
+    amount: &str,
+    source: &str,
+) -> Result<crate::client::Resp, Stop> {
+    let payload = order_code(c, mk, amount).await?;
+    c.post_money(
+        "/v1/scans",
+        ck,
+        json!({ "payload": payload, "funding_source": source }),
+    )
+    .await
+}
+
+fn cites(r: &crate::client::Resp, rule: &str) -> Outcome {
+    check(
+        r.rule() == rule,
+        format!("rule {rule} cited"),
+        r.rule().to_owned(),
+    )
+}
+
+async fn small_credit_day(c: &mut Ctx) -> Outcome {
+    let day = rule_value(c, "BCP-SMALL-MERCHANT-CREDIT-DAY").await?;
+    let month = rule_value(c, "BCP-SMALL-MERCHANT-CREDIT-MONTH").await?;
+    check(
+        day > 0 && day <= 100_000,
+        "a day cap of at most 1,000.00 CNY",
+        cny(day),
+    )?;
+    if month < day {
+        return Err(Stop::Skip(format!(
+            "the target's month cap ({}) is below its day cap ({}), so the day cap cannot be reached; QGC-SMALL-MERCHANT-CREDIT-MONTH observes the month cap",
+            cny(month),
+            cny(day)
+        )));
+    }
+    let owner = c.idem();
+    let (_, m1) = c.small_merchant(&owner).await?;
+    let (_, m2) = c.small_merchant(&owner).await?;
+    let (_, a) = c.customer("0", "II").await?;
+    let (_, b) = c.customer("0", "II").await?;
+    let a_credit = link_card(c, &a, "4242424242424242").await?;
+    let b_credit = link_card(c, &b, "4242424242424242").await?;
+    let b_debit = link_card(c, &b, "6200000000000005").await?;
+    let first = day * 3 / 5;
+    let second = day - first - 1;
+    for (mk, ck, amount, card) in [
+        (&m1, &a, first, &a_credit),
+        (&m2, &b, second, &b_credit),
+        // Exactly at the cap.
+        (&m1, &b, 1, &b_credit),
+    ] {
+        expect(
+            &pay_order_from(c, mk, ck, &cny(amount), card).await?,
+            201,
+            None,
+        )?;
+    }
+    let r = pay_order_from(c, &m2, &b, "0.01", &b_credit).await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    cites(&r, "BCP-SMALL-MERCHANT-CREDIT-DAY")?;
+    // A debit card is not credit: outside this cap.
+    expect(
+        &pay_order_from(c, &m1, &b, "1.00", &b_debit).await?,
+        201,
+        None,
+    )
+}
+
+async fn small_credit_month(c: &mut Ctx) -> Outcome {
+    let day = rule_value(c, "BCP-SMALL-MERCHANT-CREDIT-DAY").await?;
+    let month = rule_value(c, "BCP-SMALL-MERCHANT-CREDIT-MONTH").await?;
+    check(
+        month > 0 && month <= 1_000_000,
+        "a month cap of at most 10,000.00 CNY",
+        cny(month),
+    )?;
+    if month >= day {
+        return Err(Stop::Skip(format!(
+            "the stated month cap ({}) is within the rule; watching it refuse within one run needs a target whose month cap is below its day cap ({})",
+            cny(month),
+            cny(day)
+        )));
+    }
+    let owner = c.idem();
+    let (_, m1) = c.small_merchant(&owner).await?;
+    let (_, m2) = c.small_merchant(&owner).await?;
+    let (_, a) = c.customer("0", "II").await?;
+    let card = link_card(c, &a, "4242424242424242").await?;
+    expect(
+        &pay_order_from(c, &m1, &a, &cny(month - 1), &card).await?,
+        201,
+        None,
+    )?;
+    expect(&pay_order_from(c, &m2, &a, "0.01", &card).await?, 201, None)?;
+    let r = pay_order_from(c, &m2, &a, "0.01", &card).await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    cites(&r, "BCP-SMALL-MERCHANT-CREDIT-MONTH")
 }
 
 /// Longest refund window this case waits out, seconds.

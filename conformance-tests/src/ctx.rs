@@ -92,16 +92,25 @@ impl Ctx {
 
     /// A new merchant (named after this run) and its key.
     pub async fn merchant(&mut self) -> Result<(String, String), Stop> {
+        self.merchant_with(json!({})).await
+    }
+
+    /// A small merchant onboarded with a personal ID only, of the person `owner_ref`.
+    pub async fn small_merchant(&mut self, owner_ref: &str) -> Result<(String, String), Stop> {
+        self.merchant_with(json!({ "category": "small_personal", "owner_ref": owner_ref }))
+            .await
+    }
+
+    /// A new merchant with these fields added to the defaults.
+    pub async fn merchant_with(&mut self, extra: Value) -> Result<(String, String), Stop> {
         let admin = self.admin.clone();
         let name = format!("CONFORMANCE {}", self.tag);
+        let mut body = json!({ "name": name, "city": "SHANGHAI", "mcc": "5812" });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
         let m = self
-            .call(
-                "POST",
-                "/v1/merchants",
-                Some(&admin),
-                Some(json!({ "name": name, "city": "SHANGHAI", "mcc": "5812" })),
-                None,
-            )
+            .call("POST", "/v1/merchants", Some(&admin), Some(body), None)
             .await?;
         expect(&m, 201, None)?;
         let id = field(&m, "id")?.to_owned();

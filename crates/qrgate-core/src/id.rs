@@ -236,6 +236,8 @@ id_kinds! {
     CertificateId => Certificate, "crt";
     /// A block-list entry (`blk_`).
     BlockId => Block, "blk";
+    /// A customer's linked card (`crd_`).
+    CardId => Card, "crd";
 }
 
 #[cfg(test)]

@@ -268,6 +268,43 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "this confirmation needs a certificate signature (level A)",
     ),
     ("currency_not_supported", "only CNY is supported"),
+    (
+        "card_number_invalid",
+        "the card number is not 12 to 19 digits or its check digit is wrong",
+    ),
+    (
+        "card_expiry_invalid",
+        "exp_month or exp_year is out of range",
+    ),
+    ("card_expired", "the card has expired"),
+    (
+        "card_not_supported",
+        "the processor does not take this card (the sandbox takes only its test cards)",
+    ),
+    (
+        "card_declined_insufficient_funds",
+        "the card issuer declined: insufficient funds",
+    ),
+    (
+        "card_declined_suspected_fraud",
+        "the card issuer declined: suspected fraud",
+    ),
+    (
+        "card_authorization_reversed",
+        "the card authorization was reversed before it completed",
+    ),
+    (
+        "card_processor_timeout",
+        "the card processor did not answer; the authorization was reversed, no money moved",
+    ),
+    (
+        "processor_unavailable",
+        "the card processor did not answer; retry (refunds: with the same out_refund_no)",
+    ),
+    (
+        "owner_ref_required",
+        "a small_personal merchant needs the owner_ref of the person behind it",
+    ),
     ("block_already_lifted", "the block was lifted before"),
     (
         "invalid_reason",

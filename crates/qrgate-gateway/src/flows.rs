@@ -21,11 +21,10 @@ use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
+use crate::funding::Source;
 use crate::stepup::StepUp;
 use crate::views::{Failure, PaymentView, RefundView};
-use crate::{
-    Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account, wallet_account,
-};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
 
 /// A payment code the gateway issued online, in both presentations.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -264,9 +263,12 @@ impl<S: Store> Gateway<S> {
         })
     }
 
+    /// The daily cap of `level`, counted for `subject`: the customer (all
+    /// wallet payments together) or one card.
     pub(crate) async fn daily_charge(
         &self,
         customer: &str,
+        subject: &str,
         level: RiskLevel,
         amount: i64,
         now: Timestamp,
@@ -282,7 +284,7 @@ impl<S: Store> Gateway<S> {
         };
         Ok(CounterCharge {
             key: format!(
-                "daily:{customer}:{}:{}",
+                "daily:{subject}:{}:{}",
                 level.as_str(),
                 now.business_date(self.limits.business_offset_minutes)
             ),
@@ -344,6 +346,8 @@ impl<S: Store> Gateway<S> {
 
     /// Build and apply a payment: on a refusal that consumed the code, record
     /// the failed payment (burning the code) and answer with the refusal.
+    /// A card is authorized before the movement and reversed if the
+    /// movement is refused.
     #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
@@ -353,6 +357,7 @@ impl<S: Store> Gateway<S> {
         amount: Money,
         level: RiskLevel,
         elements: &[Element],
+        source: &Source,
         burn: Option<CodeBurn>,
         order: Option<&Order>,
         mut details: serde_json::Value,
@@ -365,9 +370,10 @@ impl<S: Store> Gateway<S> {
         details["risk_level"] = json!(level.as_str());
         details["verification"] = json!(elements);
         details["merchant_name"] = json!(merchant.name);
-        details["funding_account"] = json!(wallet_account(customer));
+        details["funding_account"] = json!(self.source_account(customer, source));
+        details["funding"] = self.source_details(source);
         details["settlement_account"] = json!(settlement_account(&merchant.id));
-        if level == RiskLevel::C {
+        if level == RiskLevel::C && *source == Source::Wallet {
             // 43: the institution compensates level-C balance-payment losses in full.
             details["compensation_eligible"] = json!(true);
         }
@@ -384,83 +390,39 @@ impl<S: Store> Gateway<S> {
             created_at: now,
             updated_at: now,
         };
-        let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
-        let view = PaymentView::of(&ok_row, p.role);
-        let body = serde_json::to_string(&view).map_err(Error::internal)?;
-        let mut m = Movement::new(now);
-        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 201,
-            response_body: body.clone(),
-        });
-        m.burns.extend(burn.clone());
-        m.counters.push(
-            self.daily_charge(customer, level, amount.minor(), now)
-                .await?,
-        );
-        m.counters
-            .push(self.class_charge(customer, amount.minor(), now).await?);
-        m.posting = Some(Posting {
-            id: format!("pst_{id}"),
-            kind: "payment".into(),
-            payment_id: Some(id.clone()),
-            entries: vec![
-                Entry {
-                    account_id: wallet_account(customer),
-                    amount_minor: -amount.minor(),
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: settlement_account(&merchant.id),
-                    amount_minor: amount.minor(),
-                    currency: "CNY".into(),
-                },
-            ],
-        });
-        m.payment = Some(PaymentWrite::Insert(ok_row));
-        m.order = order
-            .map(|o| {
-                crate::order_move(
-                    &o.id,
-                    OrderStatus::Open,
-                    OrderStatus::Paid,
-                    Some(id.clone()),
-                )
-            })
-            .transpose()?;
-        let payload = json!({ "merchant_id": merchant.id, "payment": view });
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.succeeded".into(),
-            subject_id: id.clone(),
-            payload,
-        });
-        m.audit = Some(AuditEntry {
-            action: "payment.succeeded".into(),
-            subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "by": p.key_id }),
-        });
-        let refusal = match self.blocked(&merchant.id, customer).await? {
-            Some(blocked) => blocked,
-            None => match self.store.apply(m).await {
-                Ok(applied) => return Ok(Reply::of(applied, 201, body)),
-                Err(
-                    e @ (MovementError::LimitExceeded { .. }
-                    | MovementError::InsufficientFunds { .. }),
-                ) => Error::from(e),
-                Err(e) => return Err(e.into()),
-            },
+        let refusal = match self
+            .try_settle(
+                p,
+                merchant,
+                customer,
+                amount,
+                level,
+                source,
+                &burn,
+                order,
+                &mut details,
+                &row,
+                &idem,
+            )
+            .await?
+        {
+            Ok(reply) => return Ok(reply),
+            Err(refusal) => refusal,
         };
         // Over the level-C cap but within level B's: ask the payer to step up.
         let mut refusal = refusal;
         if level == RiskLevel::C && refusal.rule.as_deref() == Some(level.daily_rule()) {
             match self
-                .step_up_elements(customer, elements, amount.minor(), now)
+                .step_up_elements(customer, source, elements, amount.minor(), now)
                 .await?
             {
                 StepUp::Needs(needed) => {
+                    if let Some(f) = details.get_mut("funding").and_then(|f| f.as_object_mut()) {
+                        // The confirmation authorizes the card afresh.
+                        f.remove("request_id");
+                        f.remove("authorization");
+                        f.remove("reversed");
+                    }
                     let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
                     return self
                         .require_action(p, merchant, waiting, needed, burn, idem)
@@ -531,6 +493,128 @@ impl<S: Store> Gateway<S> {
         }
     }
 
+    /// The successful path of [`settle`](Self::settle): block list, card
+    /// authorization, then the movement. `Ok(Err(refusal))` when the payment
+    /// is refused in a way that is recorded (the code is burned); a card
+    /// authorization is reversed before a refusal is returned.
+    #[allow(clippy::too_many_arguments)]
+    async fn try_settle(
+        &self,
+        p: &Principal,
+        merchant: &Merchant,
+        customer: &str,
+        amount: Money,
+        level: RiskLevel,
+        source: &Source,
+        burn: &Option<CodeBurn>,
+        order: Option<&Order>,
+        details: &mut serde_json::Value,
+        row: &(dyn Fn(&str, serde_json::Value) -> Payment + Sync),
+        idem: &Option<Idem>,
+    ) -> Result<Result<Reply, Error>, Error> {
+        if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
+            return Ok(Err(blocked));
+        }
+        let now = self.now();
+        let counters = self
+            .funding_counters(customer, source, merchant, level, amount.minor(), now)
+            .await?;
+        let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
+        let id = ok_row.id.clone();
+        let mut authorized = false;
+        if let Source::Card(card) = source {
+            details["funding"]["request_id"] = json!(id);
+            match self.authorize_card(&id, card, amount.minor()).await {
+                Ok(authorization) => {
+                    details["funding"]["authorization"] = json!(authorization);
+                    authorized = true;
+                }
+                Err(declined) => return Ok(Err(declined)),
+            }
+        }
+        let ok_row = Payment {
+            details: details.clone(),
+            ..ok_row
+        };
+        let view = PaymentView::of(&ok_row, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
+            scope: i.scope,
+            key: i.key,
+            request_hash: i.request_hash,
+            response_status: 201,
+            response_body: body.clone(),
+        });
+        m.burns.extend(burn.clone());
+        m.counters = counters;
+        m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
+        m.payment = Some(PaymentWrite::Insert(ok_row));
+        m.order = order
+            .map(|o| {
+                crate::order_move(
+                    &o.id,
+                    OrderStatus::Open,
+                    OrderStatus::Paid,
+                    Some(id.clone()),
+                )
+            })
+            .transpose()?;
+        let payload = json!({ "merchant_id": merchant.id, "payment": view });
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.succeeded".into(),
+            subject_id: id.clone(),
+            payload,
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.succeeded".into(),
+            subject: id.clone(),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details["funding"], "by": p.key_id }),
+        });
+        let result = self.store.apply(m).await;
+        if authorized && !matches!(result, Ok(Applied::Done { .. })) {
+            // Refused, replayed or failed: this authorization must not settle.
+            self.reverse_card(&id).await;
+            details["funding"]["reversed"] = json!(true);
+        }
+        match result {
+            Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),
+            Err(
+                e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
+            ) => Ok(Err(Error::from(e))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ledger posting of a payment: from its source to the merchant.
+    pub(crate) fn payment_posting(
+        &self,
+        payment_id: &str,
+        customer: &str,
+        source: &Source,
+        merchant_id: &str,
+        amount: Money,
+    ) -> Posting {
+        Posting {
+            id: format!("pst_{payment_id}"),
+            kind: "payment".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: self.source_account(customer, source),
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: settlement_account(merchant_id),
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        }
+    }
+
     /// CPM: the merchant's cashier scanned the consumer's payment code.
     pub async fn charge(
         &self,
@@ -563,6 +647,7 @@ impl<S: Store> Gateway<S> {
             amount,
             level,
             &payer.elements,
+            &Source::Wallet,
             Some(burn),
             None,
             details,
@@ -578,11 +663,13 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         payload: &str,
         amount: Option<&str>,
+        funding_source: Option<&str>,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         let customer = p.customer()?.to_owned();
         let now = self.now();
         let verified = merchant::verify(payload, &self.public_keys(), now)?;
+        let source = self.source_of(&customer, funding_source).await?;
         let elements: Vec<Element> = Vec::new();
         match verified.code.kind {
             MerchantCodeKind::Static { code_id } => {
@@ -618,8 +705,8 @@ impl<S: Store> Gateway<S> {
                 let level = risk::level(&elements, true);
                 let details = json!({ "mode": "mpm_static", "static_code_id": sc.id });
                 self.settle(
-                    p, &merchant, &customer, amount, level, &elements, None, None, details, None,
-                    idem,
+                    p, &merchant, &customer, amount, level, &elements, &source, None, None,
+                    details, None, idem,
                 )
                 .await
             }
@@ -676,6 +763,7 @@ impl<S: Store> Gateway<S> {
                     code_amount,
                     level,
                     &elements,
+                    &source,
                     Some(burn),
                     Some(&order),
                     details,
@@ -780,6 +868,7 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-REFUND-WINDOW"));
         }
+        let refund_key = format!("{payment_id}:{out_refund_no}");
         // A retry with the same refund number refunds only once.
         if let Some(r) = self
             .store
@@ -796,6 +885,14 @@ impl<S: Store> Gateway<S> {
                 )
                 .with_rule("BCP-REFUND-IDEMPOTENT"));
             }
+            self.card_refund_or_retry(
+                &pay,
+                &refund_key,
+                r.amount_minor,
+                "the refund",
+                "retry with the same out_refund_no",
+            )
+            .await?;
             return Ok(Reply::new(
                 200,
                 serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
@@ -883,7 +980,17 @@ impl<S: Store> Gateway<S> {
             details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(applied) => Ok(Reply::of(applied, 201, body)),
+            Ok(applied) => {
+                self.card_refund_or_retry(
+                    &pay,
+                    &refund_key,
+                    amount.minor(),
+                    "the refund",
+                    "retry with the same out_refund_no",
+                )
+                .await?;
+                Ok(Reply::of(applied, 201, body))
+            }
             Err(MovementError::DuplicateRefundNo { .. }) => {
                 // A concurrent retry with the same number won the race.
                 let r = self
@@ -1002,10 +1109,39 @@ impl<S: Store> Gateway<S> {
             subject: payment_id.into(),
             details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
         });
-        match self.store.apply(m).await {
-            Ok(applied) => Ok(Reply::of(applied, 200, body)),
-            Err(e) => Err(e.into()),
-        }
+        let applied = self.store.apply(m).await?;
+        // Recorded (now or by the first try): return the money to the card.
+        self.card_refund_or_retry(
+            &pay,
+            &format!("{payment_id}:cancel"),
+            pay.amount_minor,
+            "the cancel",
+            "call cancel again",
+        )
+        .await?;
+        Ok(Reply::of(applied, 200, body))
+    }
+
+    /// After the ledger recorded a refund or cancel of a card payment, have
+    /// the processor return the money (idempotent by `key`). When it does
+    /// not answer, say so: the caller retries and the processor call is
+    /// repeated, the ledger is not written twice.
+    async fn card_refund_or_retry(
+        &self,
+        pay: &Payment,
+        key: &str,
+        amount: i64,
+        what: &str,
+        retry: &str,
+    ) -> Result<(), Error> {
+        self.refund_to_card(&pay.details, key, amount)
+            .await
+            .map_err(|e| Error {
+                message: format!(
+                    "{what} is recorded, but the card processor has not confirmed returning the money to the card: {retry}"
+                ),
+                ..e
+            })
     }
 
     /// Is this merchant code genuine, whose is it, is it still valid?

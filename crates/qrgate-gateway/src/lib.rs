@@ -4,6 +4,7 @@
 
 mod error;
 pub mod flows;
+pub mod funding;
 pub mod parties;
 mod rows;
 pub mod stepup;
@@ -12,6 +13,7 @@ pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use qrgate_codes::keyring::{KeyState, Keyring, PublicKeySet, StoredKey as CodeKey};
 use qrgate_core::rules::Catalogue;
 use qrgate_core::{Clock, Currency, Timestamp};
+use qrgate_processor::{Processor, Sandbox};
 use qrgate_store::{Store, StoredKey};
 
 pub use error::{ERROR_CODES, Error, Kind};
@@ -153,6 +156,8 @@ pub struct Limits {
     pub stepup_ttl_seconds: i64,
     pub pin_lockout: i64,
     pub pin_lock_minutes: i64,
+    pub small_credit_day: i64,
+    pub small_credit_month: i64,
 }
 
 impl Limits {
@@ -174,6 +179,8 @@ impl Limits {
             stepup_ttl_seconds: c.value("QG-STEPUP-TTL")?,
             pin_lockout: c.value("QG-PIN-LOCKOUT")?,
             pin_lock_minutes: c.value("QG-PIN-LOCK-MINUTES")?,
+            small_credit_day: c.value("BCP-SMALL-MERCHANT-CREDIT-DAY")?,
+            small_credit_month: c.value("BCP-SMALL-MERCHANT-CREDIT-MONTH")?,
         })
     }
 }
@@ -190,6 +197,14 @@ pub struct Config {
     /// How long after success a payment may still be canceled (full reversal).
     #[serde(default = "default_cancel_window")]
     pub cancel_window_seconds: i64,
+    /// How long the gateway waits for each card-processor call before it
+    /// treats the answer as lost (then queries, then reverses).
+    #[serde(default = "default_processor_timeout")]
+    pub processor_timeout_ms: u64,
+}
+
+fn default_processor_timeout() -> u64 {
+    3000
 }
 
 fn default_cancel_window() -> i64 {
@@ -202,6 +217,7 @@ impl Default for Config {
             rules: BTreeMap::new(),
             allow_loosening: Vec::new(),
             cancel_window_seconds: default_cancel_window(),
+            processor_timeout_ms: default_processor_timeout(),
         }
     }
 }
@@ -216,6 +232,8 @@ pub struct Gateway<S: Store> {
     pub(crate) limits: Limits,
     pub(crate) config: Config,
     pub(crate) rows: rows::Rows,
+    pub(crate) processor: Arc<dyn Processor>,
+    pub(crate) processor_timeout: Duration,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -284,11 +302,19 @@ impl<S: Store> Gateway<S> {
                 keyring: RwLock::new(keyring),
                 catalogue,
                 limits,
+                processor_timeout: Duration::from_millis(config.processor_timeout_ms),
                 config,
                 rows: rows::Rows::default(),
+                processor: Arc::new(Sandbox::default()),
             },
             applied,
         ))
+    }
+
+    /// Pay cards through this processor instead of the built-in sandbox.
+    pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Gateway<S> {
+        self.processor = processor;
+        self
     }
 
     pub fn store(&self) -> &S {

@@ -23,7 +23,7 @@ use crate::{
 };
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "name_local": "老街面馆"}))]
+#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "owner_ref": "kyc-20931", "name_local": "老街面馆"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     pub name: String,
@@ -38,6 +38,11 @@ pub struct NewMerchant {
     pub category: String,
     /// The name in Chinese (or another local language), shown in template 64.
     pub name_local: Option<String>,
+    /// Required for `small_personal`: an opaque reference to the person
+    /// behind the merchant (the acquirer's KYC record id, never the ID
+    /// number), the same for all their merchant entries, so caps apply
+    /// per person. 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+    pub owner_ref: Option<String>,
 }
 
 fn cn() -> String {
@@ -217,6 +222,33 @@ impl<S: Store> Gateway<S> {
                 "category must be regular or small_personal",
             ));
         }
+        match (m.category.as_str(), &m.owner_ref) {
+            ("small_personal", None) => {
+                return Err(Error::bad_request(
+                    "owner_ref_required",
+                    "a small_personal merchant needs owner_ref: the reference of the person behind it (their credit-card receipts are capped per person, BCP-SMALL-MERCHANT-CREDIT-DAY)",
+                ));
+            }
+            ("regular", Some(_)) => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "owner_ref is only for small_personal merchants",
+                ));
+            }
+            (_, Some(r))
+                if r.is_empty()
+                    || r.len() > 64
+                    || !r
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)) =>
+            {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "owner_ref must be 1 to 64 of A-Z a-z 0-9 . _ : - (an opaque reference, not an ID number)",
+                ));
+            }
+            _ => {}
+        }
         let id = self
             .new_id::<qrgate_core::id::kind::Merchant>()?
             .to_string();
@@ -230,6 +262,7 @@ impl<S: Store> Gateway<S> {
             currency: cur.code().into(),
             category: m.category,
             name_local: m.name_local,
+            owner_ref: m.owner_ref,
             created_at: now,
         };
         let mut m = Movement::new(now);
@@ -718,16 +751,17 @@ impl<S: Store> Gateway<S> {
             subject: customer.into(),
             details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
-        self.ensure_clearing().await?;
+        self.ensure_clearing(CLEARING_ACCOUNT).await?;
         Ok(Reply::of(self.store.apply(m).await?, 201, body))
     }
 
-    async fn ensure_clearing(&self) -> Result<(), Error> {
-        if self.store.account(CLEARING_ACCOUNT).await?.is_none() {
+    /// Create an external clearing account (may go negative) unless it exists.
+    pub(crate) async fn ensure_clearing(&self, id: &str) -> Result<(), Error> {
+        if self.store.account(id).await?.is_none() {
             match self
                 .store
                 .insert(Record::Account(Account {
-                    id: CLEARING_ACCOUNT.into(),
+                    id: id.into(),
                     kind: "external_clearing".into(),
                     owner_id: None,
                     currency: "CNY".into(),

@@ -20,8 +20,9 @@ use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
+use crate::funding::Source;
 use crate::views::{Failure, PaymentView, amount as fmt_amount};
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply, settlement_account, wallet_account};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply};
 
 const PBKDF2_ITERATIONS: u32 = 100_000;
 const CONFIRM_DOMAIN: &str = "qrgate-confirm-v1";
@@ -240,6 +241,7 @@ impl<S: Store> Gateway<S> {
     pub(crate) async fn step_up_elements(
         &self,
         customer: &str,
+        source: &Source,
         elements: &[Element],
         amount: i64,
         now: Timestamp,
@@ -247,8 +249,9 @@ impl<S: Store> Gateway<S> {
         if self.store.credentials(customer).await?.is_none() {
             return Ok(StepUp::NoPin);
         }
+        let subject = source.cap_subject(customer);
         let b = self
-            .daily_charge(customer, RiskLevel::B, amount, now)
+            .daily_charge(customer, subject, RiskLevel::B, amount, now)
             .await?;
         let (b_used, _) = self.store.counter(&b.key).await?;
         if b_used.saturating_add(amount) <= self.limits.daily_b {
@@ -278,7 +281,7 @@ impl<S: Store> Gateway<S> {
             });
         }
         let a = self
-            .daily_charge(customer, RiskLevel::A, amount, now)
+            .daily_charge(customer, subject, RiskLevel::A, amount, now)
             .await?;
         let (a_used, _) = self.store.counter(&a.key).await?;
         let a_cap = a.cap_amount.unwrap_or(0);
@@ -484,7 +487,7 @@ impl<S: Store> Gateway<S> {
             .merchant_row(&pay.merchant_id)
             .await?
             .ok_or_else(|| Error::internal("payment without merchant"))?;
-        let funding = wallet_account(&customer);
+        let source = self.source_recorded(&customer, &pay.details).await?;
 
         let mut details = pay.details.clone();
         if let Some(o) = details.as_object_mut() {
@@ -492,6 +495,25 @@ impl<S: Store> Gateway<S> {
         }
         details["risk_level"] = json!(level.as_str());
         details["verification"] = json!(proven);
+        let counters = self
+            .funding_counters(&customer, &source, &merchant, level, amount.minor(), now)
+            .await?;
+        let mut authorized = None;
+        if let Source::Card(card) = &source {
+            // A fresh authorization: the one taken when the payment was
+            // first tried was reversed when it went to requires_action.
+            let request_id = format!("{payment_id}.confirm");
+            details["funding"]["request_id"] = json!(request_id);
+            match self.authorize_card(&request_id, card, amount.minor()).await {
+                Ok(authorization) => {
+                    details["funding"]["authorization"] = json!(authorization);
+                    authorized = Some(request_id);
+                }
+                Err(declined) => {
+                    return self.fail_waiting(p, &pay, &merchant, declined, now).await;
+                }
+            }
+        }
         let mut done = pay.clone();
         done.status = PaymentStatus::Succeeded.as_str().into();
         done.details = details.clone();
@@ -507,29 +529,9 @@ impl<S: Store> Gateway<S> {
             response_status: 200,
             response_body: body.clone(),
         });
-        m.counters.push(
-            self.daily_charge(&customer, level, amount.minor(), now)
-                .await?,
-        );
-        m.counters
-            .push(self.class_charge(&customer, amount.minor(), now).await?);
-        m.posting = Some(Posting {
-            id: format!("pst_{payment_id}"),
-            kind: "payment".into(),
-            payment_id: Some(payment_id.into()),
-            entries: vec![
-                Entry {
-                    account_id: funding,
-                    amount_minor: -amount.minor(),
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: settlement_account(&merchant.id),
-                    amount_minor: amount.minor(),
-                    currency: "CNY".into(),
-                },
-            ],
-        });
+        m.counters = counters;
+        m.posting =
+            Some(self.payment_posting(payment_id, &customer, &source, &merchant.id, amount));
         PaymentStatus::RequiresAction
             .transition(PaymentStatus::Succeeded)
             .map_err(Error::internal)?;
@@ -563,7 +565,13 @@ impl<S: Store> Gateway<S> {
             subject: payment_id.into(),
             details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
         });
-        let refusal = match self.store.apply(m).await {
+        let result = self.store.apply(m).await;
+        if let Some(request_id) = &authorized
+            && !matches!(result, Ok(Applied::Done { .. }))
+        {
+            self.reverse_card(request_id).await;
+        }
+        let refusal = match result {
             Ok(applied) => return Ok(Reply::of(applied, 200, body)),
             Err(
                 e @ (MovementError::LimitExceeded { .. }
@@ -573,7 +581,20 @@ impl<S: Store> Gateway<S> {
             ) => Error::from(e),
             Err(e) => return Err(e.into()),
         };
-        // Confirmed but refused (the cap filled up meanwhile, funds, the order went away): fail it.
+        self.fail_waiting(p, &pay, &merchant, refusal, now).await
+    }
+
+    /// Confirmed but refused (the cap filled up meanwhile, funds, the
+    /// order went away, the card was declined): fail the waiting payment.
+    async fn fail_waiting(
+        &self,
+        p: &Principal,
+        pay: &Payment,
+        merchant: &Merchant,
+        refusal: Error,
+        now: Timestamp,
+    ) -> Result<Reply, Error> {
+        let payment_id = pay.id.as_str();
         let mut failed_details = pay.details.clone();
         if let Some(o) = failed_details.as_object_mut() {
             o.remove("next_action");

@@ -53,6 +53,12 @@ pub struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub next_action: Option<serde_json::Value>,
+    /// Where the money came from: `{"type": "wallet"}`, or a card with its
+    /// brand, last four digits and `debit`/`credit` (and, for the payer,
+    /// its `card_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub funding: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -99,6 +105,19 @@ impl PaymentView {
                     o.remove("expires_at_ms");
                 }
                 a
+            }),
+            funding: d.get("funding").map(|f| {
+                let mut shown = serde_json::Map::new();
+                let mut keys = vec!["type", "brand", "last4", "funding"];
+                if audience != Role::Merchant {
+                    keys.push("card_id");
+                }
+                for k in keys {
+                    if let Some(v) = f.get(k) {
+                        shown.insert(k.to_owned(), v.clone());
+                    }
+                }
+                serde_json::Value::Object(shown)
             }),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
@@ -190,6 +209,9 @@ pub struct MerchantView {
     pub mcc: String,
     pub currency: String,
     pub category: String,
+    /// For small merchants: the opaque reference to the person behind them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_ref: Option<String>,
     pub created_at: String,
 }
 
@@ -205,6 +227,7 @@ impl MerchantView {
             mcc: m.mcc.clone(),
             currency: m.currency.clone(),
             category: m.category.clone(),
+            owner_ref: m.owner_ref.clone(),
             created_at: m.created_at.to_rfc3339(),
         }
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,8 +13,10 @@ use qrgate_codes::cpm::{Signer, TokenClaims};
 use qrgate_codes::keyring::KeyId;
 use qrgate_core::id::DeviceId;
 use qrgate_core::{Clock, ManualClock, Timestamp};
+use qrgate_gateway::funding::NewCard;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
 use qrgate_gateway::{Config, Gateway, Principal, Reply, Role};
+use qrgate_processor::Sandbox;
 use qrgate_store::{AnyStore, PgStore, Store};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -31,6 +34,7 @@ fn admin() -> Principal {
 
 struct World {
     gw: Gateway<AnyStore>,
+    sandbox: Arc<Sandbox>,
     clock: Arc<ManualClock>,
     merchant: Principal,
     other_merchant: Principal,
@@ -45,9 +49,14 @@ const START: &str = "2026-11-25T02:00:00Z";
 
 async fn world(store: AnyStore) -> World {
     let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(START).unwrap()));
-    let (gw, _) = Gateway::start(store, clock.clone(), Config::default())
-        .await
-        .unwrap();
+    let config = Config {
+        processor_timeout_ms: 300,
+        ..Config::default()
+    };
+    let (gw, _) = Gateway::start(store, clock.clone(), config).await.unwrap();
+    let sandbox =
+        Arc::new(Sandbox::new(Duration::from_millis(20)).with_hang(Duration::from_secs(5)));
+    let gw = gw.with_processor(sandbox.clone());
     let a = admin();
     let nm = |name: &str| NewMerchant {
         name: name.into(),
@@ -57,6 +66,7 @@ async fn world(store: AnyStore) -> World {
         currency: "CNY".into(),
         category: "regular".into(),
         name_local: Some("老街面馆".into()),
+        owner_ref: None,
     };
     let m1 = gw
         .create_merchant(&a, nm("OLD STREET NOODLES"))
@@ -92,6 +102,7 @@ async fn world(store: AnyStore) -> World {
         .unwrap();
     World {
         gw,
+        sandbox,
         clock,
         merchant: p(Role::Merchant, &m1.id),
         other_merchant: p(Role::Merchant, &m2.id),
@@ -340,12 +351,12 @@ on_both!(
             ("static", "active", "OLD STREET NOODLES")
         );
         let e =
-            w.gw.pay_scanned(&w.consumer, &sc.payload, None, None)
+            w.gw.pay_scanned(&w.consumer, &sc.payload, None, None, None)
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_required");
         let Reply { body, .. } =
-            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("500.00"), None)
+            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("500.00"), None, None)
                 .await
                 .unwrap();
         let p: Value = serde_json::from_str(&body).unwrap();
@@ -354,7 +365,7 @@ on_both!(
             (Some("mpm_static"), Some("D"))
         );
         let e =
-            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("0.01"), None)
+            w.gw.pay_scanned(&w.consumer, &sc.payload, Some("0.01"), None, None)
                 .await
                 .unwrap_err();
         assert_eq!(e.rule.as_deref(), Some("BCP-LIMIT-D-STATIC"));
@@ -363,7 +374,7 @@ on_both!(
             w.gw.create_order(&w.merchant, "20.00", None, None, None)
                 .await
                 .unwrap();
-        w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+        w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
             .await
             .unwrap();
     }
@@ -384,12 +395,12 @@ on_both!(
             .unwrap();
         assert_eq!(order.status, "open");
         let e =
-            w.gw.pay_scanned(&w.consumer, &order.payload, Some("80.00"), None)
+            w.gw.pay_scanned(&w.consumer, &order.payload, Some("80.00"), None, None)
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_mismatch");
         let Reply { body, .. } =
-            w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
                 .await
                 .unwrap();
         let p: Value = serde_json::from_str(&body).unwrap();
@@ -402,7 +413,7 @@ on_both!(
             "paid"
         );
         assert_eq!(
-            w.gw.pay_scanned(&w.consumer, &order.payload, None, None)
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
                 .await
                 .unwrap_err()
                 .code,
@@ -427,7 +438,7 @@ on_both!(
             "expired"
         );
         let e =
-            w.gw.pay_scanned(&w.consumer, &o2.payload, None, None)
+            w.gw.pay_scanned(&w.consumer, &o2.payload, None, None, None)
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "code_expired");
@@ -1259,5 +1270,343 @@ on_both!(
         );
         assert!(e.message.contains("365 days"), "{}", e.message);
         assert_eq!(w.balance().await, "4985.00");
+    }
+);
+
+// ---- Cards through the sandbox processor ----
+
+impl World {
+    /// A new customer with a funded class II wallet.
+    async fn new_consumer(&self, name: &str) -> Principal {
+        let c = self
+            .gw
+            .create_customer(
+                &admin(),
+                NewCustomer {
+                    account_class: "II".into(),
+                    level_a_daily_cap: None,
+                },
+            )
+            .await
+            .unwrap();
+        Principal {
+            key_id: format!("key_{name}"),
+            role: Role::Consumer,
+            subject: Some(c.id),
+        }
+    }
+
+    async fn link(&self, who: &Principal, number: &str) -> String {
+        let card = NewCard {
+            number: number.into(),
+            exp_month: 12,
+            exp_year: 2030,
+        };
+        self.gw.link_card(who, card).await.unwrap().id
+    }
+
+    /// A small merchant of the person `owner`.
+    async fn small_merchant(&self, name: &str, owner: &str) -> Principal {
+        let m = self
+            .gw
+            .create_merchant(
+                &admin(),
+                NewMerchant {
+                    name: name.into(),
+                    city: "SHANGHAI".into(),
+                    country: "CN".into(),
+                    mcc: "5499".into(),
+                    currency: "CNY".into(),
+                    category: "small_personal".into(),
+                    name_local: None,
+                    owner_ref: Some(owner.into()),
+                },
+            )
+            .await
+            .unwrap();
+        Principal {
+            key_id: format!("key_{name}"),
+            role: Role::Merchant,
+            subject: Some(m.id),
+        }
+    }
+
+    /// `payer` pays a new order of `merchant` from `source`.
+    async fn pay_order(
+        &self,
+        merchant: &Principal,
+        payer: &Principal,
+        amount: &str,
+        source: Option<&str>,
+    ) -> Result<Value, qrgate_gateway::Error> {
+        let order = self
+            .gw
+            .create_order(merchant, amount, None, None, None)
+            .await
+            .unwrap();
+        let Reply { body, .. } = self
+            .gw
+            .pay_scanned(payer, &order.payload, None, source, None)
+            .await?;
+        Ok(serde_json::from_str(&body).unwrap())
+    }
+
+    async fn assert_books_sound(&self) {
+        let c = self.gw.store().ledger_check().await.unwrap();
+        assert!(c.is_sound(), "{c:?}");
+    }
+
+    async fn clearing(&self) -> i64 {
+        self.gw
+            .store()
+            .account("clearing:card:sandbox:CNY")
+            .await
+            .unwrap()
+            .map_or(0, |a| a.balance_minor)
+    }
+}
+
+on_both!(
+    card_payments_come_from_the_card_and_refunds_go_back_to_it,
+    |w: World| async move {
+        let credit = w.link(&w.consumer, "4242424242424242").await;
+        let cards = w.gw.list_cards(&w.consumer).await.unwrap();
+        let shown = serde_json::to_string(&cards).unwrap();
+        assert!(shown.contains("\"last4\":\"4242\"") && shown.contains("\"credit\""));
+        assert!(!shown.contains("424242424242"), "no card number: {shown}");
+        // Someone else's card is not a funding source of this payer.
+        let other = w.new_consumer("other").await;
+        assert_eq!(
+            w.pay_order(&w.merchant, &other, "1.00", Some(&credit))
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        let wallet_before = w.balance().await;
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "120.00", Some(&credit))
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "succeeded");
+        assert_eq!(
+            (
+                p["funding"]["type"].as_str(),
+                p["funding"]["last4"].as_str()
+            ),
+            (Some("card"), Some("4242"))
+        );
+        assert_eq!(w.balance().await, wallet_before, "the wallet is untouched");
+        assert_eq!(w.clearing().await, -12_000);
+        let id = p["id"].as_str().unwrap();
+        let auth = w.sandbox.authorization(id).unwrap();
+        assert!(!auth.reversed);
+        w.gw.refund(&w.merchant, id, "20.00", "R1", None)
+            .await
+            .unwrap();
+        // A retry with the same refund number returns nothing twice.
+        w.gw.refund(&w.merchant, id, "20.00", "R1", None)
+            .await
+            .unwrap();
+        assert_eq!(w.sandbox.authorization(id).unwrap().refunded_minor, 2_000);
+        assert_eq!(w.clearing().await, -10_000);
+        // The card's daily level-C cap is its own: the wallet still has 1,000.00.
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    declines_and_processor_timeouts_move_no_money,
+    |w: World| async move {
+        let before = w.clearing().await;
+        let nofunds = w.link(&w.consumer, "4000000000009995").await;
+        let e = w
+            .pay_order(&w.merchant, &w.consumer, "10.00", Some(&nofunds))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "card_declined_insufficient_funds");
+        let failed =
+            w.gw.get_payment(&w.consumer, e.payment_id.as_deref().unwrap())
+                .await
+                .unwrap();
+        assert_eq!(failed.status, "failed");
+        let fraud = w.link(&w.consumer, "4100000000000019").await;
+        let e = w
+            .pay_order(&w.merchant, &w.consumer, "10.00", Some(&fraud))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "card_declined_suspected_fraud");
+        // The answer is lost; a query finds the authorization approved.
+        let lost = w.link(&w.consumer, "4000000000000119").await;
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "10.00", Some(&lost))
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "succeeded");
+        // Nothing answers: reversed, refused, recorded.
+        let silent = w.link(&w.consumer, "4000000000000127").await;
+        let e = w
+            .pay_order(&w.merchant, &w.consumer, "10.00", Some(&silent))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "card_processor_timeout");
+        let id = e.payment_id.unwrap();
+        assert!(w.sandbox.authorization(&id).unwrap().reversed);
+        assert_eq!(
+            w.gw.get_payment(&w.consumer, &id).await.unwrap().status,
+            "failed"
+        );
+        // Slow but within the deadline: approved.
+        let slow = w.link(&w.consumer, "4000000000000259").await;
+        w.pay_order(&w.merchant, &w.consumer, "10.00", Some(&slow))
+            .await
+            .unwrap();
+        assert_eq!(
+            w.clearing().await,
+            before - 2_000,
+            "only the two approvals moved money"
+        );
+        w.assert_books_sound().await;
+        let bad = NewCard {
+            number: "4242424242424241".into(),
+            exp_month: 12,
+            exp_year: 2030,
+        };
+        assert_eq!(
+            w.gw.link_card(&w.consumer, bad).await.unwrap_err().code,
+            "card_number_invalid"
+        );
+        let expired = NewCard {
+            number: "4242424242424242".into(),
+            exp_month: 10,
+            exp_year: 2026,
+        };
+        assert_eq!(
+            w.gw.link_card(&w.consumer, expired).await.unwrap_err().code,
+            "card_expired"
+        );
+    }
+);
+
+on_both!(
+    small_merchant_credit_receipts_are_capped_per_person_per_day,
+    |w: World| async move {
+        // One person behind two merchant entries; another person's shop.
+        let stall = w.small_merchant("FRUIT STALL", "kyc-1").await;
+        let stall2 = w.small_merchant("FRUIT STALL 2", "kyc-1").await;
+        let other = w.small_merchant("TEA STALL", "kyc-2").await;
+        let alice = w.new_consumer("alice").await;
+        let bob = w.new_consumer("bob").await;
+        let alice_credit = w.link(&alice, "4242424242424242").await;
+        let bob_credit = w.link(&bob, "4242424242424242").await;
+        let bob_debit = w.link(&bob, "6200000000000005").await;
+        w.pay_order(&stall, &alice, "600.00", Some(&alice_credit))
+            .await
+            .unwrap();
+        w.pay_order(&stall2, &bob, "399.99", Some(&bob_credit))
+            .await
+            .unwrap();
+        // Exactly at the cap (1,000.00) is allowed.
+        w.pay_order(&stall, &bob, "0.01", Some(&bob_credit))
+            .await
+            .unwrap();
+        let e = w
+            .pay_order(&stall2, &bob, "0.01", Some(&bob_credit))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-SMALL-MERCHANT-CREDIT-DAY"))
+        );
+        // Refused after the card was authorized: the authorization is reversed.
+        assert!(
+            w.sandbox
+                .authorization(e.payment_id.as_deref().unwrap())
+                .unwrap()
+                .reversed
+        );
+        // Debit cards and another person's stall are outside this cap.
+        w.pay_order(&stall, &bob, "50.00", Some(&bob_debit))
+            .await
+            .unwrap();
+        w.pay_order(&other, &bob, "50.00", Some(&bob_credit))
+            .await
+            .unwrap();
+        // The next business day (Shanghai) starts afresh.
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-25T16:00:00Z").unwrap());
+        w.pay_order(&stall2, &alice, "1000.00", Some(&alice_credit))
+            .await
+            .unwrap();
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    concurrent_credit_payments_race_the_small_merchant_cap,
+    |w: World| async move {
+        let stall = w.small_merchant("NOODLE CART", "kyc-9").await;
+        let mut payers = Vec::new();
+        for i in 0..8 {
+            let c = w.new_consumer(&format!("p{i}")).await;
+            let card = w.link(&c, "4242424242424242").await;
+            payers.push((c, card));
+        }
+        // Eight 300.00 payments against a 1,000.00 cap: exactly three fit.
+        let w = Arc::new(w);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (c, card) in payers {
+            let (w, stall) = (w.clone(), stall.clone());
+            tasks.spawn(async move { w.pay_order(&stall, &c, "300.00", Some(&card)).await });
+        }
+        let results = tasks.join_all().await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 3, "{results:?}");
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(e.rule.as_deref(), Some("BCP-SMALL-MERCHANT-CREDIT-DAY"));
+            let auth = w.sandbox.authorization(e.payment_id.as_deref().unwrap());
+            assert!(auth.unwrap().reversed);
+        }
+        assert_eq!(w.clearing().await, -90_000);
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    the_monthly_credit_cap_counts_across_days,
+    |w: World| async move {
+        let stall = w.small_merchant("FLOWER STALL", "kyc-m").await;
+        let mut cards = Vec::new();
+        for i in 0..12 {
+            let c = w.new_consumer(&format!("m{i}")).await;
+            let card = w.link(&c, "4242424242424242").await;
+            cards.push((c, card));
+        }
+        // Ten days at the day cap fill the month's 10,000.00, the 11th is refused.
+        for (day, (c, card)) in cards.iter().take(10).enumerate() {
+            w.clock.set(
+                Timestamp::parse_rfc3339(&format!("2026-11-{:02}T02:00:00Z", day + 1)).unwrap(),
+            );
+            w.pay_order(&stall, c, "1000.00", Some(card)).await.unwrap();
+        }
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-20T02:00:00Z").unwrap());
+        let (c, card) = &cards[10];
+        let e = w
+            .pay_order(&stall, c, "0.01", Some(card))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-SMALL-MERCHANT-CREDIT-MONTH"))
+        );
+        // December 1st in Shanghai (Nov 30, 16:00 UTC) is a new month.
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-30T16:00:00Z").unwrap());
+        w.pay_order(&stall, c, "0.01", Some(card)).await.unwrap();
+        let (c, card) = &cards[11];
+        w.pay_order(&stall, c, "999.99", Some(card)).await.unwrap();
+        w.assert_books_sound().await;
     }
 );

@@ -70,6 +70,8 @@ fn codes_in_sources() -> BTreeSet<String> {
         "crates/qrgate-codes/src/cpm.rs",
         "crates/qrgate-codes/src/numeric.rs",
         "crates/qrgate-codes/src/merchant.rs",
+        "crates/qrgate-processor/src/lib.rs",
+        "crates/qrgate-processor/src/card.rs",
     ] {
         files.push((root().join(f), true));
     }

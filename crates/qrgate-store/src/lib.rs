@@ -129,6 +129,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Vec<Certificate>, StoreError>> + Send;
+    /// A customer's linked cards, oldest first.
+    fn cards_of(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<Card>, StoreError>> + Send;
     fn api_key_by_hash(
         &self,
         hash: &str,
@@ -367,6 +372,9 @@ macro_rules! impl_store {
                 customer_id: &str,
             ) -> Result<Vec<Certificate>, StoreError> {
                 ops::certificates_of(&mut self.reader().await?, customer_id).await
+            }
+            async fn cards_of(&self, customer_id: &str) -> Result<Vec<Card>, StoreError> {
+                ops::cards_of(&mut self.reader().await?, customer_id).await
             }
             async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
                 ops::api_key_by_hash(&mut self.reader().await?, hash).await

@@ -295,6 +295,9 @@ pub struct Merchant {
     /// `regular`, or `small_personal` (onboarded with a personal ID only).
     pub category: String,
     pub name_local: Option<String>,
+    /// For `small_personal` merchants: an opaque reference to the person
+    /// behind them (never the ID number), so caps apply per person.
+    pub owner_ref: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -391,6 +394,23 @@ pub struct Certificate {
     pub created_at: Timestamp,
 }
 
+/// A customer's linked card: the processor's token, never the number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub id: String,
+    pub customer_id: String,
+    /// The processor that issued the token (`sandbox`, …).
+    pub processor: String,
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+    /// `debit` or `credit`.
+    pub funding: String,
+    pub exp_month: i64,
+    pub exp_year: i64,
+    pub created_at: Timestamp,
+}
+
 /// A merchant or customer on the block list (QG-BLOCKLIST).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -411,6 +431,7 @@ pub enum Record {
     Customer(Customer),
     Device(Device),
     Certificate(Certificate),
+    Card(Card),
     Block(Block),
     ApiKey(ApiKey),
     StaticCode(StaticCode),

@@ -780,8 +780,8 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
         Record::Merchant(m) => (
             format!("merchant {}", m.id),
             c.exec(
-                "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, owner_ref, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                 &[
                     Arg::Str(&m.id),
                     Arg::Str(&m.name),
@@ -791,6 +791,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
                     Arg::Str(&m.currency),
                     Arg::Str(&m.category),
                     Arg::OptStr(m.name_local.as_deref()),
+                    Arg::OptStr(m.owner_ref.as_deref()),
                     Arg::I64(m.created_at.unix_millis()),
                 ],
             )
@@ -819,6 +820,26 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
                 "INSERT INTO certificates (id, customer_id, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT DO NOTHING",
                 &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.public_key), Arg::Str(&x.status), Arg::I64(x.created_at.unix_millis())],
+            )
+            .await?,
+        ),
+        Record::Card(x) => (
+            format!("card {} (or its token)", x.id),
+            c.exec(
+                "INSERT INTO cards (id, customer_id, processor, token, brand, last4, funding, exp_month, exp_year, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&x.id),
+                    Arg::Str(&x.customer_id),
+                    Arg::Str(&x.processor),
+                    Arg::Str(&x.token),
+                    Arg::Str(&x.brand),
+                    Arg::Str(&x.last4),
+                    Arg::Str(&x.funding),
+                    Arg::I64(x.exp_month),
+                    Arg::I64(x.exp_year),
+                    Arg::I64(x.created_at.unix_millis()),
+                ],
             )
             .await?,
         ),
@@ -896,7 +917,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
 
 pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merchant>, StoreError> {
     let rows = c
-        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
+        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, owner_ref, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
         .await?;
     rows.first()
         .map(|r| {
@@ -909,7 +930,8 @@ pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merc
                 currency: r.str(5)?,
                 category: r.str(6)?,
                 name_local: r.opt_str(7)?,
-                created_at: ts(r, 8)?,
+                owner_ref: r.opt_str(8)?,
+                created_at: ts(r, 9)?,
             })
         })
         .transpose()
@@ -986,6 +1008,35 @@ pub(crate) async fn certificates_of<C: Conn>(
         )
         .await?;
     rows.iter().map(certificate_from).collect()
+}
+
+fn card_from(r: &Row) -> Result<Card, StoreError> {
+    Ok(Card {
+        id: r.str(0)?,
+        customer_id: r.str(1)?,
+        processor: r.str(2)?,
+        token: r.str(3)?,
+        brand: r.str(4)?,
+        last4: r.str(5)?,
+        funding: r.str(6)?,
+        exp_month: r.i64(7)?,
+        exp_year: r.i64(8)?,
+        created_at: ts(r, 9)?,
+    })
+}
+
+pub(crate) async fn cards_of<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+) -> Result<Vec<Card>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, customer_id, processor, token, brand, last4, funding, exp_month, exp_year, created_at \
+             FROM cards WHERE customer_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(customer_id)],
+        )
+        .await?;
+    rows.iter().map(card_from).collect()
 }
 
 fn block_from(r: &Row) -> Result<Block, StoreError> {

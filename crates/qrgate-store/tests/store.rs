@@ -762,6 +762,7 @@ on_both!(
             currency: "CNY".into(),
             category: "small_personal".into(),
             name_local: Some("老街面馆".into()),
+            owner_ref: None,
             created_at: t(1),
         };
         s.insert(Record::Merchant(m.clone())).await.unwrap();
@@ -875,6 +876,7 @@ on_both!(
             currency: "CNY".into(),
             category: "regular".into(),
             name_local: None,
+            owner_ref: None,
             created_at: t(0),
         }))
         .await
@@ -1013,6 +1015,7 @@ on_both!(
             currency: "CNY".into(),
             category: "regular".into(),
             name_local: None,
+            owner_ref: None,
             created_at: t(0),
         }))
         .await

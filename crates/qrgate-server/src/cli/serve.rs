@@ -29,7 +29,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "QRGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`.
+    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`, `processor_timeout_ms`.
     #[arg(long, env = "QRGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the first start writes the admin key (mode 0600).
@@ -129,6 +129,7 @@ async fn demo(gw: &Gateway<AnyStore>, base: &str) -> Result<(), String> {
                 currency: "CNY".into(),
                 category: "regular".into(),
                 name_local: Some("演示面馆".into()),
+                owner_ref: None,
             },
         )
         .await

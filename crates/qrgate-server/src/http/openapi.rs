@@ -32,6 +32,8 @@ pub struct ScanRequest {
     #[schema(example = "8.00")]
     pub amount: Option<String>,
     pub currency: Option<String>,
+    /// `wallet` (the default) or one of the payer's card ids (`crd_…`, from `POST /v1/me/cards`).
+    pub funding_source: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]

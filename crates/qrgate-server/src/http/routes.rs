@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/payments/{id}/cancel", post(cancel))
         .route("/v1/payments/{id}/confirm", post(confirm))
         .route("/v1/me/pin", post(set_pin))
+        .route("/v1/me/cards", post(link_card).get(list_cards))
         .route("/v1/devices", post(enroll_device))
         .route("/v1/customers/{id}/certificates", post(enroll_certificate))
         .route("/v1/blocks", post(create_block))
@@ -674,18 +675,29 @@ async fn scan(
     body: StrictJson<Value>,
 ) -> ApiResult {
     let v = &body.value;
-    fields(v, &["payload", "amount", "currency"], &["payload"])?;
+    fields(
+        v,
+        &["payload", "amount", "currency", "funding_source"],
+        &["payload"],
+    )?;
     currency_check(v)?;
     let amount = amount_field(v, "amount")?;
     let payload = opt_str(v, "payload")?.unwrap_or_default();
+    let funding_source = opt_str(v, "funding_source")?;
     p.require(&[Role::Consumer])?;
     let i = idem(&headers, &method, "/v1/scans", &body.bytes, &p)?;
     if let Some(r) = replay(&s, &i).await? {
         return Ok(r);
     }
     Ok(reply(
-        s.gw.pay_scanned(&p, &payload, amount.as_deref(), Some(i))
-            .await?,
+        s.gw.pay_scanned(
+            &p,
+            &payload,
+            amount.as_deref(),
+            funding_source.as_deref(),
+            Some(i),
+        )
+        .await?,
     ))
 }
 
@@ -846,6 +858,26 @@ async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewP
     ok(StatusCode::OK, &json!({ "object": "pin", "set": true }))
 }
 
+/// Link a card: the number goes to the processor; the gateway keeps a token.
+#[utoipa::path(post, path = "/v1/me/cards", tag = "consumer", security(("bearer" = [])), request_body = qrgate_gateway::funding::NewCard, responses((status = 201, body = qrgate_gateway::funding::CardView), StdErrors))]
+async fn link_card(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<qrgate_gateway::funding::NewCard>,
+) -> ApiResult {
+    p.require(&[Role::Consumer])?;
+    ok(
+        StatusCode::CREATED,
+        &s.gw.link_card(&p, body.value.clone()).await?,
+    )
+}
+
+#[utoipa::path(get, path = "/v1/me/cards", tag = "consumer", security(("bearer" = [])), responses((status = 200, body = qrgate_gateway::funding::CardList), StdErrors))]
+async fn list_cards(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    p.require(&[Role::Consumer])?;
+    ok(StatusCode::OK, &s.gw.list_cards(&p).await?)
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
@@ -854,7 +886,7 @@ async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewP
         create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
-        enroll_device, issue_payment_code, scan, confirm, set_pin, me, my_payments,
+        enroll_device, issue_payment_code, scan, confirm, set_pin, link_card, list_cards, me, my_payments,
         create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
         audit_verify, audit_log, ledger_check,
     ),

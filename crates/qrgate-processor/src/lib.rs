@@ -1,0 +1,624 @@
+//! qrgate-processor: paying with a linked card.
+//!
+//! The gateway never sees a card network: it talks to a [`Processor`]
+//! through five calls (tokenize, authorize, query, reverse, refund). The
+//! card number only passes through [`Processor::tokenize`]; the gateway
+//! stores the token, brand, last four digits and whether the card is debit
+//! or credit, never the number.
+//!
+//! Deadlines are the caller's: it wraps every call in its own timeout and,
+//! when an authorization's answer is lost, asks [`Processor::query`] what
+//! became of it and [`Processor::reverse`]s it when that stays unknown, so a
+//! timeout never leaves a payment half-done. Authorizations are idempotent
+//! by the caller's request id (the payment id).
+//!
+//! [`Sandbox`] is a deterministic in-process processor whose behaviour is
+//! chosen by the card number ([`TEST_CARDS`]), for tests, demos and the
+//! conformance suite.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+mod card;
+pub use card::{CardError, brand_of, check_number};
+
+/// A boxed future, so the trait stays object safe (`Arc<dyn Processor>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a card draws on the holder's own money or on credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardFunding {
+    Debit,
+    Credit,
+}
+
+impl CardFunding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardFunding::Debit => "debit",
+            CardFunding::Credit => "credit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CardFunding> {
+        match s {
+            "debit" => Some(CardFunding::Debit),
+            "credit" => Some(CardFunding::Credit),
+            _ => None,
+        }
+    }
+}
+
+/// A card as the holder typed it in.
+#[derive(Debug, Clone, Copy)]
+pub struct CardDetails<'a> {
+    pub number: &'a str,
+    pub exp_month: u8,
+    pub exp_year: u16,
+}
+
+/// What the gateway keeps about a card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokenized {
+    pub token: String,
+    pub brand: &'static str,
+    pub last4: String,
+    pub funding: CardFunding,
+}
+
+/// One authorization: `request_id` is the caller's idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    pub request_id: &'a str,
+    pub token: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+}
+
+/// Why the issuer said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineReason {
+    InsufficientFunds,
+    SuspectedFraud,
+    /// The request was reversed (voided) before or after it arrived.
+    Reversed,
+}
+
+impl DeclineReason {
+    /// The gateway's stable error code for this decline.
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclineReason::InsufficientFunds => "card_declined_insufficient_funds",
+            DeclineReason::SuspectedFraud => "card_declined_suspected_fraud",
+            DeclineReason::Reversed => "card_authorization_reversed",
+        }
+    }
+}
+
+/// The answer to an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Approved { authorization: String },
+    Declined(DeclineReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("the processor does not know this card token")]
+    UnknownToken,
+    #[error("the processor has no approved authorization {0}")]
+    UnknownAuthorization(String),
+    #[error("refund of {requested} would pass the {left} left on authorization {request_id}")]
+    RefundTooLarge {
+        request_id: String,
+        requested: i64,
+        left: i64,
+    },
+    #[error("the processor is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A card processor (acquirer or card network gateway).
+pub trait Processor: Send + Sync {
+    /// A short name, used in account ids (`clearing:card:<name>:CNY`).
+    fn name(&self) -> &'static str;
+
+    /// Exchange a card number for a token. `today` is (year, month) in the
+    /// deployment's business time zone, to refuse expired cards.
+    fn tokenize<'a>(
+        &'a self,
+        card: CardDetails<'a>,
+        today: (u16, u8),
+    ) -> BoxFuture<'a, Result<Tokenized, CardError>>;
+
+    /// Ask the issuer to approve a payment.
+    fn authorize<'a>(
+        &'a self,
+        req: AuthRequest<'a>,
+    ) -> BoxFuture<'a, Result<Outcome, ProcessorError>>;
+
+    /// What became of an authorization whose answer was lost; `None` when
+    /// the processor never received it.
+    fn query<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Outcome>, ProcessorError>>;
+
+    /// Void an authorization (idempotent). Reversing a request the
+    /// processor never saw records a tombstone, so a late copy of it is
+    /// declined rather than approved.
+    fn reverse<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<(), ProcessorError>>;
+
+    /// Return money to the card (idempotent by `refund_id`).
+    fn refund<'a>(
+        &'a self,
+        request_id: &'a str,
+        refund_id: &'a str,
+        amount_minor: i64,
+    ) -> BoxFuture<'a, Result<(), ProcessorError>>;
+}
+
+/// How a sandbox test card behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Approve,
+    DeclineInsufficientFunds,
+    DeclineSuspectedFraud,
+    /// The authorization is approved but its answer never arrives; a query finds it approved.
+    TimeoutThenApproved,
+    /// Neither the authorization nor a query ever answers; only a reversal settles it.
+    TimeoutUnknown,
+    /// Approved after [`Sandbox::delay`] (shorter than a sane deadline).
+    ApproveAfterDelay,
+}
+
+impl Behaviour {
+    fn tag(self) -> &'static str {
+        match self {
+            Behaviour::Approve => "approve",
+            Behaviour::DeclineInsufficientFunds => "nofunds",
+            Behaviour::DeclineSuspectedFraud => "fraud",
+            Behaviour::TimeoutThenApproved => "lostanswer",
+            Behaviour::TimeoutUnknown => "silent",
+            Behaviour::ApproveAfterDelay => "slow",
+        }
+    }
+
+    fn from_tag(s: &str) -> Option<Behaviour> {
+        [
+            Behaviour::Approve,
+            Behaviour::DeclineInsufficientFunds,
+            Behaviour::DeclineSuspectedFraud,
+            Behaviour::TimeoutThenApproved,
+            Behaviour::TimeoutUnknown,
+            Behaviour::ApproveAfterDelay,
+        ]
+        .into_iter()
+        .find(|b| b.tag() == s)
+    }
+}
+
+/// A documented sandbox card.
+#[derive(Debug, Clone, Copy)]
+pub struct TestCard {
+    pub number: &'static str,
+    pub funding: CardFunding,
+    pub behaviour: Behaviour,
+    pub what: &'static str,
+}
+
+/// The sandbox's cards; any other number is refused at tokenization.
+pub const TEST_CARDS: &[TestCard] = &[
+    TestCard {
+        number: "4242424242424242",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::Approve,
+        what: "credit, approved",
+    },
+    TestCard {
+        number: "6200000000000005",
+        funding: CardFunding::Debit,
+        behaviour: Behaviour::Approve,
+        what: "debit, approved",
+    },
+    TestCard {
+        number: "4000056655665556",
+        funding: CardFunding::Debit,
+        behaviour: Behaviour::Approve,
+        what: "debit, approved",
+    },
+    TestCard {
+        number: "4000000000009995",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::DeclineInsufficientFunds,
+        what: "credit, declined: insufficient funds",
+    },
+    TestCard {
+        number: "4100000000000019",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::DeclineSuspectedFraud,
+        what: "credit, declined: suspected fraud",
+    },
+    TestCard {
+        number: "4000000000000119",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::TimeoutThenApproved,
+        what: "credit, the answer times out; a query finds it approved",
+    },
+    TestCard {
+        number: "4000000000000127",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::TimeoutUnknown,
+        what: "credit, the answer and every query time out; the gateway reverses it",
+    },
+    TestCard {
+        number: "4000000000000259",
+        funding: CardFunding::Credit,
+        behaviour: Behaviour::ApproveAfterDelay,
+        what: "credit, approved after a delay (1 s by default)",
+    },
+];
+
+/// What the sandbox remembers about one request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxAuth {
+    /// `None` while the request is lost in the sandbox (TimeoutUnknown) or
+    /// was reversed before it arrived.
+    pub outcome: Option<Outcome>,
+    pub amount_minor: i64,
+    pub reversed: bool,
+    pub refunded_minor: i64,
+    refund_ids: Vec<String>,
+    hangs: bool,
+}
+
+/// A deterministic processor that lives in the gateway's process. Its
+/// memory of authorizations is lost on restart (it is a sandbox).
+pub struct Sandbox {
+    auths: Mutex<HashMap<String, SandboxAuth>>,
+    rng: SystemRandom,
+    /// How long `ApproveAfterDelay` cards take.
+    pub delay: Duration,
+    /// How long the timing-out cards hang (longer than any deadline).
+    pub hang: Duration,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new(Duration::from_secs(1))
+    }
+}
+
+impl Sandbox {
+    pub fn new(delay: Duration) -> Sandbox {
+        Sandbox {
+            auths: Mutex::new(HashMap::new()),
+            rng: SystemRandom::new(),
+            delay,
+            hang: Duration::from_secs(3600),
+        }
+    }
+
+    /// How long the timing-out cards hang (keep it above the caller's deadline).
+    pub fn with_hang(mut self, hang: Duration) -> Sandbox {
+        self.hang = hang;
+        self
+    }
+
+    /// What the sandbox knows about a request id (for tests and audits).
+    pub fn authorization(&self, request_id: &str) -> Option<SandboxAuth> {
+        self.lock().get(request_id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxAuth>> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.auths
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn approved(request_id: &str) -> Outcome {
+        Outcome::Approved {
+            authorization: format!("sbx_auth_{request_id}"),
+        }
+    }
+
+    /// Record an outcome unless the request id was seen before (then the
+    /// earlier answer stands, or a reversal's tombstone declines it).
+    fn record(
+        &self,
+        request_id: &str,
+        amount: i64,
+        outcome: Option<Outcome>,
+        hangs: bool,
+    ) -> Option<Outcome> {
+        let mut auths = self.lock();
+        let entry = auths
+            .entry(request_id.to_owned())
+            .or_insert_with(|| SandboxAuth {
+                outcome: outcome.clone(),
+                amount_minor: amount,
+                reversed: false,
+                refunded_minor: 0,
+                refund_ids: Vec::new(),
+                hangs,
+            });
+        if entry.reversed {
+            return Some(Outcome::Declined(DeclineReason::Reversed));
+        }
+        entry.outcome.clone()
+    }
+}
+
+fn behaviour_of(token: &str) -> Option<Behaviour> {
+    let rest = token.strip_prefix("sbx_")?;
+    let (tag, _) = rest.split_once('_')?;
+    Behaviour::from_tag(tag)
+}
+
+impl Processor for Sandbox {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn tokenize<'a>(
+        &'a self,
+        card: CardDetails<'a>,
+        today: (u16, u8),
+    ) -> BoxFuture<'a, Result<Tokenized, CardError>> {
+        Box::pin(async move {
+            let number = check_number(card.number)?;
+            card::check_expiry(card.exp_month, card.exp_year, today)?;
+            let test = TEST_CARDS
+                .iter()
+                .find(|c| c.number == number)
+                .ok_or(CardError::NotATestCard)?;
+            let mut r = [0_u8; 8];
+            self.rng.fill(&mut r).map_err(|_| CardError::Unavailable)?;
+            let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+            Ok(Tokenized {
+                token: format!("sbx_{}_{hex}", test.behaviour.tag()),
+                brand: brand_of(&number),
+                last4: number[number.len() - 4..].to_owned(),
+                funding: test.funding,
+            })
+        })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        req: AuthRequest<'a>,
+    ) -> BoxFuture<'a, Result<Outcome, ProcessorError>> {
+        Box::pin(async move {
+            let behaviour = behaviour_of(req.token).ok_or(ProcessorError::UnknownToken)?;
+            let id = req.request_id;
+            let amount = req.amount_minor;
+            match behaviour {
+                Behaviour::Approve => self
+                    .record(id, amount, Some(Self::approved(id)), false)
+                    .ok_or_else(|| ProcessorError::Unavailable("lost".into())),
+                Behaviour::DeclineInsufficientFunds | Behaviour::DeclineSuspectedFraud => {
+                    let reason = match behaviour {
+                        Behaviour::DeclineInsufficientFunds => DeclineReason::InsufficientFunds,
+                        _ => DeclineReason::SuspectedFraud,
+                    };
+                    self.record(id, amount, Some(Outcome::Declined(reason)), false)
+                        .ok_or_else(|| ProcessorError::Unavailable("lost".into()))
+                }
+                Behaviour::ApproveAfterDelay => {
+                    tokio::time::sleep(self.delay).await;
+                    self.record(id, amount, Some(Self::approved(id)), false)
+                        .ok_or_else(|| ProcessorError::Unavailable("lost".into()))
+                }
+                Behaviour::TimeoutThenApproved => {
+                    let outcome = self.record(id, amount, Some(Self::approved(id)), false);
+                    tokio::time::sleep(self.hang).await;
+                    outcome.ok_or_else(|| ProcessorError::Unavailable("lost".into()))
+                }
+                Behaviour::TimeoutUnknown => {
+                    self.record(id, amount, None, true);
+                    tokio::time::sleep(self.hang).await;
+                    Err(ProcessorError::Unavailable("no answer".into()))
+                }
+            }
+        })
+    }
+
+    fn query<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Outcome>, ProcessorError>> {
+        Box::pin(async move {
+            let seen = self.authorization(request_id);
+            match seen {
+                Some(a) if a.hangs && !a.reversed => {
+                    tokio::time::sleep(self.hang).await;
+                    Err(ProcessorError::Unavailable("no answer".into()))
+                }
+                Some(a) if a.reversed => Ok(Some(Outcome::Declined(DeclineReason::Reversed))),
+                Some(a) => Ok(a.outcome),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn reverse<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<(), ProcessorError>> {
+        Box::pin(async move {
+            let mut auths = self.lock();
+            let entry = auths
+                .entry(request_id.to_owned())
+                .or_insert_with(|| SandboxAuth {
+                    outcome: None,
+                    amount_minor: 0,
+                    reversed: false,
+                    refunded_minor: 0,
+                    refund_ids: Vec::new(),
+                    hangs: false,
+                });
+            entry.reversed = true;
+            Ok(())
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        request_id: &'a str,
+        refund_id: &'a str,
+        amount_minor: i64,
+    ) -> BoxFuture<'a, Result<(), ProcessorError>> {
+        Box::pin(async move {
+            let mut auths = self.lock();
+            let a = auths
+                .get_mut(request_id)
+                .filter(|a| !a.reversed && matches!(a.outcome, Some(Outcome::Approved { .. })))
+                .ok_or_else(|| ProcessorError::UnknownAuthorization(request_id.to_owned()))?;
+            if a.refund_ids.iter().any(|r| r == refund_id) {
+                return Ok(());
+            }
+            let left = a.amount_minor - a.refunded_minor;
+            if amount_minor > left {
+                return Err(ProcessorError::RefundTooLarge {
+                    request_id: request_id.to_owned(),
+                    requested: amount_minor,
+                    left,
+                });
+            }
+            a.refunded_minor += amount_minor;
+            a.refund_ids.push(refund_id.to_owned());
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TODAY: (u16, u8) = (2026, 11);
+
+    async fn token(s: &Sandbox, number: &str) -> Tokenized {
+        s.tokenize(
+            CardDetails {
+                number,
+                exp_month: 12,
+                exp_year: 2030,
+            },
+            TODAY,
+        )
+        .await
+        .unwrap()
+    }
+
+    fn req<'a>(id: &'a str, token: &'a str) -> AuthRequest<'a> {
+        AuthRequest {
+            request_id: id,
+            token,
+            amount_minor: 1000,
+            currency: "CNY",
+        }
+    }
+
+    #[tokio::test]
+    async fn every_test_card_tokenizes_and_keeps_only_the_last_four() {
+        let s = Sandbox::default();
+        for c in TEST_CARDS {
+            let t = token(&s, c.number).await;
+            assert_eq!(t.last4, &c.number[c.number.len() - 4..]);
+            assert_eq!(t.funding, c.funding);
+            assert!(!t.token.contains(&c.number[..12]), "{}", t.token);
+            assert_eq!(behaviour_of(&t.token), Some(c.behaviour));
+        }
+        let other = s
+            .tokenize(
+                CardDetails {
+                    number: "4111111111111111",
+                    exp_month: 12,
+                    exp_year: 2030,
+                },
+                TODAY,
+            )
+            .await;
+        assert_eq!(other, Err(CardError::NotATestCard));
+    }
+
+    #[tokio::test]
+    async fn approvals_are_idempotent_and_declines_say_why() {
+        let s = Sandbox::default();
+        let ok = token(&s, "4242424242424242").await;
+        let a = s.authorize(req("pay_1", &ok.token)).await.unwrap();
+        assert_eq!(a, s.authorize(req("pay_1", &ok.token)).await.unwrap());
+        assert!(matches!(a, Outcome::Approved { .. }));
+        let nf = token(&s, "4000000000009995").await;
+        assert_eq!(
+            s.authorize(req("pay_2", &nf.token)).await.unwrap(),
+            Outcome::Declined(DeclineReason::InsufficientFunds)
+        );
+        let fr = token(&s, "4100000000000019").await;
+        assert_eq!(
+            s.authorize(req("pay_3", &fr.token)).await.unwrap(),
+            Outcome::Declined(DeclineReason::SuspectedFraud)
+        );
+        assert_eq!(
+            s.authorize(req("pay_4", "tok_other")).await,
+            Err(ProcessorError::UnknownToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_found_by_query_and_a_silent_one_is_reversed() {
+        let s = Sandbox::default().with_hang(Duration::from_millis(50));
+        let lost = token(&s, "4000000000000119").await;
+        let deadline = Duration::from_millis(10);
+        assert!(
+            tokio::time::timeout(deadline, s.authorize(req("pay_l", &lost.token)))
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            s.query("pay_l").await.unwrap(),
+            Some(Outcome::Approved { .. })
+        ));
+        let silent = token(&s, "4000000000000127").await;
+        assert!(
+            tokio::time::timeout(deadline, s.authorize(req("pay_s", &silent.token)))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(deadline, s.query("pay_s"))
+                .await
+                .is_err()
+        );
+        s.reverse("pay_s").await.unwrap();
+        assert!(s.authorization("pay_s").unwrap().reversed);
+        // A reversal before the request arrives declines the late copy.
+        s.reverse("pay_late").await.unwrap();
+        let ok = token(&s, "4242424242424242").await;
+        assert_eq!(
+            s.authorize(req("pay_late", &ok.token)).await.unwrap(),
+            Outcome::Declined(DeclineReason::Reversed)
+        );
+        assert_eq!(s.query("pay_never").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn refunds_stay_within_the_authorization_and_are_idempotent() {
+        let s = Sandbox::default();
+        let ok = token(&s, "4242424242424242").await;
+        s.authorize(req("pay_r", &ok.token)).await.unwrap();
+        s.refund("pay_r", "ref_1", 600).await.unwrap();
+        s.refund("pay_r", "ref_1", 600).await.unwrap();
+        assert_eq!(s.authorization("pay_r").unwrap().refunded_minor, 600);
+        assert!(matches!(
+            s.refund("pay_r", "ref_2", 401).await,
+            Err(ProcessorError::RefundTooLarge { left: 400, .. })
+        ));
+        s.refund("pay_r", "ref_2", 400).await.unwrap();
+        assert!(s.refund("pay_x", "ref_3", 1).await.is_err());
+    }
+}
