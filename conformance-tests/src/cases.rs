@@ -207,6 +207,20 @@ pub fn all() -> Vec<Case> {
             stepup
         ),
         case!(
+            "QGC-STEPUP-OTP",
+            "BCP-ELEMENTS",
+            Must,
+            "a PIN and an authenticator-app one-time password (TOTP) step a payment up to level B; the same one-time password is refused the second time",
+            stepup_otp
+        ),
+        case!(
+            "QGC-STEPUP-BIOMETRIC",
+            "BCP-ELEMENTS",
+            Must,
+            "a device signature asserting a biometric check steps a payment up to level B without the PIN; the same signature without the assertion does not",
+            stepup_biometric
+        ),
+        case!(
             "QGC-BLOCKLIST",
             "QG-BLOCKLIST",
             Must,
@@ -982,14 +996,26 @@ async fn level_a_customer(
 
 /// The confirmation message of spec/formats.md (confirmation signatures), signed.
 fn sign_confirmation(kp: &Ed25519KeyPair, payment: &serde_json::Value) -> String {
-    let msg = format!(
+    URL_SAFE_NO_PAD.encode(kp.sign(&confirmation_message(payment)).as_ref())
+}
+
+/// A device's confirmation asserting its biometric check passed
+/// (spec/formats.md: the message followed by `\0biometric`).
+fn sign_biometric_confirmation(kp: &Ed25519KeyPair, payment: &serde_json::Value) -> String {
+    let mut msg = confirmation_message(payment);
+    msg.extend_from_slice(b"\0biometric");
+    URL_SAFE_NO_PAD.encode(kp.sign(&msg).as_ref())
+}
+
+fn confirmation_message(payment: &serde_json::Value) -> Vec<u8> {
+    format!(
         "qrgate-confirm-v1\0{}\0{}\0{}\0{}",
         payment["id"].as_str().unwrap_or_default(),
         payment["amount"].as_str().unwrap_or_default(),
         payment["currency"].as_str().unwrap_or("CNY"),
         payment["merchant_id"].as_str().unwrap_or_default(),
-    );
-    URL_SAFE_NO_PAD.encode(kp.sign(msg.as_bytes()).as_ref())
+    )
+    .into_bytes()
 }
 
 /// Charge a device-signed token; when the gateway asks for PIN + certificate,
@@ -1544,6 +1570,116 @@ async fn stepup(c: &mut Ctx) -> Outcome {
         c.balance(&ck).await? == "901.00",
         "charged 1,099.00 in total",
         "another balance",
+    )
+}
+
+/// The code of an authenticator app for `secret` (base32) now, by this machine's clock.
+fn totp_now(secret: &str) -> Result<String, Stop> {
+    let key = qrgate_codes::otp::unbase32(secret)
+        .ok_or_else(|| fail("a base32 OTP secret", secret.to_owned()))?;
+    let now = Timestamp::from_unix_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0),
+    );
+    let step = u64::try_from(qrgate_codes::otp::step_of(now)).unwrap_or(0);
+    Ok(qrgate_codes::otp::totp(&key, step))
+}
+
+/// A customer with a PIN whose level-C cap is used up: (merchant key, consumer key).
+async fn c_cap_used(c: &mut Ctx) -> Result<(String, String), Stop> {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    set_pin(c, &ck).await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, "1000.00").await?, 201, None)?;
+    Ok((mk, ck))
+}
+
+/// An order of 10.00 the consumer pays, answered requires_action.
+async fn waiting_order(c: &mut Ctx, mk: &str, ck: &str) -> Result<crate::client::Resp, Stop> {
+    let payload = order_code(c, mk, "10.00").await?;
+    let r = c
+        .post_money("/v1/scans", ck, json!({ "payload": payload }))
+        .await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action",
+        "status requires_action",
+        r.body.clone(),
+    )?;
+    Ok(r)
+}
+
+async fn stepup_otp(c: &mut Ctx) -> Outcome {
+    let (mk, ck) = c_cap_used(c).await?;
+    let e = c.call("POST", "/v1/me/otp", Some(&ck), None, None).await?;
+    expect(&e, 201, None)?;
+    let secret = field(&e, "secret")?.to_owned();
+    let r = waiting_order(c, &mk, &ck).await?;
+    check(
+        r.json["next_action"]["accepts"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!(["pin", "one_time_password"]))),
+        "next_action.accepts offers [pin, one_time_password]",
+        r.body.clone(),
+    )?;
+    let code = totp_now(&secret)?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    let done = c
+        .post_money(&path, &ck, json!({ "pin": "493817", "otp": code }))
+        .await?;
+    expect(&done, 200, None)?;
+    check(
+        done.json["status"] == "succeeded"
+            && done.json["risk_level"] == "B"
+            && done.json["verification"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("one_time_password"))),
+        "succeeded at level B with the one-time password",
+        done.body.clone(),
+    )?;
+    let again = waiting_order(c, &mk, &ck).await?;
+    let path = format!("/v1/payments/{}/confirm", field(&again, "id")?);
+    let r = c
+        .post_money(&path, &ck, json!({ "pin": "493817", "otp": code }))
+        .await?;
+    expect(&r, 422, Some("otp_reused"))
+}
+
+async fn stepup_biometric(c: &mut Ctx) -> Outcome {
+    let (mk, ck) = c_cap_used(c).await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let r = waiting_order(c, &mk, &ck).await?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    let device_id = d.0.to_string();
+    let plain = c
+        .post_money(
+            &path,
+            &ck,
+            json!({ "device_id": device_id, "device_signature": sign_confirmation(&kp, &r.json), "biometric": true }),
+        )
+        .await?;
+    expect(&plain, 422, Some("device_signature_invalid"))?;
+    let done = c
+        .post_money(
+            &path,
+            &ck,
+            json!({ "device_id": device_id, "device_signature": sign_biometric_confirmation(&kp, &r.json), "biometric": true }),
+        )
+        .await?;
+    expect(&done, 200, None)?;
+    check(
+        done.json["status"] == "succeeded"
+            && done.json["risk_level"] == "B"
+            && done.json["verification"] == json!(["device_signature", "biometric"]),
+        "succeeded at level B with device signature and biometric",
+        done.body.clone(),
     )
 }
 

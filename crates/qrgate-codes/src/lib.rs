@@ -14,3 +14,4 @@ pub mod image;
 pub mod keyring;
 pub mod merchant;
 pub mod numeric;
+pub mod otp;

@@ -238,6 +238,8 @@ id_kinds! {
     BlockId => Block, "blk";
     /// A customer's linked card (`crd_`).
     CardId => Card, "crd";
+    /// A customer's one-time-password enrollment (`otp_`).
+    OtpId => Otp, "otp";
 }
 
 #[cfg(test)]

@@ -302,6 +302,20 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "the card processor did not answer; retry (refunds: with the same out_refund_no)",
     ),
     (
+        "elements_insufficient",
+        "the confirmation does not bring the payment to the level it needs",
+    ),
+    ("invalid_otp", "the one-time password is six digits"),
+    (
+        "otp_incorrect",
+        "wrong one-time password (counts toward the lock-out)",
+    ),
+    (
+        "otp_not_enrolled",
+        "no authenticator app is enrolled (POST /v1/me/otp)",
+    ),
+    ("otp_reused", "the one-time password was already used"),
+    (
         "owner_ref_required",
         "a small_personal merchant needs the owner_ref of the person behind it",
     ),

@@ -416,7 +416,7 @@ impl<S: Store> Gateway<S> {
                 .step_up_elements(customer, source, elements, amount.minor(), now)
                 .await?
             {
-                StepUp::Needs(needed) => {
+                StepUp::Needs(offer) => {
                     if let Some(f) = details.get_mut("funding").and_then(|f| f.as_object_mut()) {
                         // The confirmation authorizes the card afresh.
                         f.remove("request_id");
@@ -425,7 +425,7 @@ impl<S: Store> Gateway<S> {
                     }
                     let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
                     return self
-                        .require_action(p, merchant, waiting, needed, burn, idem)
+                        .require_action(p, merchant, waiting, offer, burn, idem)
                         .await;
                 }
                 // Even a stronger verification would not fit: cite the level-B cap.

@@ -5,6 +5,7 @@
 mod error;
 pub mod flows;
 pub mod funding;
+pub mod otp;
 pub mod parties;
 mod rows;
 pub mod stepup;

@@ -62,6 +62,10 @@ pub fn confirmation_message(
     format!("{CONFIRM_DOMAIN}\0{payment_id}\0{amount}\0{currency}\0{merchant_id}").into_bytes()
 }
 
+/// Appended to the confirmation message when the device asserts that its
+/// biometric check (fingerprint, face) passed for this payment.
+pub const BIOMETRIC_SUFFIX: &[u8] = b"\0biometric";
+
 /// An enrolled key's Ed25519 signature over the payment's
 /// [`confirmation_message`]: malformed base64 is a 400, a signature that does
 /// not verify a 422 citing BCP-ELEMENTS; `code` names which element failed.
@@ -69,6 +73,7 @@ fn check_signature(
     public_key: &str,
     signature: &str,
     pay: &Payment,
+    biometric: bool,
     code: &'static str,
     signer: &str,
 ) -> Result<(), Error> {
@@ -78,12 +83,15 @@ fn check_signature(
     let sig = URL_SAFE_NO_PAD.decode(signature).map_err(|_| {
         Error::bad_request(code, format!("the {signer} signature must be base64url"))
     })?;
-    let msg = confirmation_message(
+    let mut msg = confirmation_message(
         &pay.id,
         &fmt_amount(pay.amount_minor, &pay.currency),
         &pay.currency,
         &pay.merchant_id,
     );
+    if biometric {
+        msg.extend_from_slice(BIOMETRIC_SUFFIX);
+    }
     verify_ed25519(&pk, &msg, &sig).map_err(|_| {
         Error::new(
             Kind::Unprocessable,
@@ -115,12 +123,20 @@ fn check_pin_shape(pin: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a waiting payment asks of the payer: reach `target` with any one
+/// of the element sets in `accepts` (the first is the suggested one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub target: RiskLevel,
+    pub accepts: Vec<Vec<Element>>,
+}
+
 /// Whether a payment over its level-C cap can be stepped up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepUp {
-    /// Yes, with these elements.
-    Needs(Vec<Element>),
-    /// No: the payer has no PIN.
+    /// Yes: to this level, with any one of these sets of elements.
+    Needs(Offer),
+    /// No: the payer has nothing enrolled to step up with.
     NoPin,
     /// No: level B's daily cap has no room either (and level A is not
     /// available to this payer: no agreement or no certificate).
@@ -164,6 +180,11 @@ pub struct Confirmation {
     pub certificate_id: Option<String>,
     /// Ed25519 by the certificate key over [`confirmation_message`], base64url.
     pub certificate_signature: Option<String>,
+    /// The six-digit code of the enrolled authenticator app (TOTP).
+    pub otp: Option<String>,
+    /// The device asserts its biometric check passed: the device signature
+    /// is then over the confirmation message followed by [`BIOMETRIC_SUFFIX`].
+    pub biometric: Option<bool>,
 }
 
 impl<S: Store> Gateway<S> {
@@ -187,7 +208,10 @@ impl<S: Store> Gateway<S> {
         Ok(())
     }
 
-    /// Check a PIN, counting failures and locking after too many.
+    /// Check a PIN, counting failures and locking after too many. A right
+    /// PIN does not clear the failures by itself: the caller does, once every
+    /// element of the confirmation is proven (else a known PIN would let
+    /// someone guess one-time passwords without ever locking).
     pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<(), Error> {
         let now = self.now();
         let cr = self.store.credentials(customer).await?.ok_or_else(|| {
@@ -218,7 +242,6 @@ impl<S: Store> Gateway<S> {
         )
         .is_ok()
         {
-            self.store.pin_succeeded(customer, now).await?;
             return Ok(());
         }
         let lock_until = now
@@ -246,7 +269,49 @@ impl<S: Store> Gateway<S> {
         amount: i64,
         now: Timestamp,
     ) -> Result<StepUp, Error> {
+        // Step-up is for payers who set it up: without a PIN, decline.
         if self.store.credentials(customer).await?.is_none() {
+            return Ok(StepUp::NoPin);
+        }
+        let has_device = self
+            .store
+            .devices_of(customer)
+            .await?
+            .iter()
+            .any(|d| d.status == "active");
+        let has_otp = self.store.otp_enrollment(customer).await?.is_some();
+        // Sets that make two classes with what is already proven; a
+        // biometric is asserted inside a device signature, so it brings one.
+        let mut accepts: Vec<Vec<Element>> = Vec::new();
+        let mut offer = |set: &[Element]| {
+            let mut add: Vec<Element> = set
+                .iter()
+                .copied()
+                .filter(|e| {
+                    *e == Element::DeviceSignature && set.contains(&Element::Biometric)
+                        || !elements.contains(e)
+                })
+                .collect();
+            let mut all = elements.to_vec();
+            all.extend(add.iter().copied());
+            add.dedup();
+            if risk::level(&all, false) <= RiskLevel::B
+                && !add.is_empty()
+                && !accepts.contains(&add)
+            {
+                accepts.push(add);
+            }
+        };
+        if has_device {
+            offer(&[Element::Pin, Element::DeviceSignature]);
+        }
+        if has_otp {
+            offer(&[Element::Pin, Element::OneTimePassword]);
+        }
+        if has_device {
+            offer(&[Element::DeviceSignature, Element::Biometric]);
+        }
+        if accepts.is_empty() {
             return Ok(StepUp::NoPin);
         }
         let subject = source.cap_subject(customer);
@@ -255,11 +320,10 @@ impl<S: Store> Gateway<S> {
             .await?;
         let (b_used, _) = self.store.counter(&b.key).await?;
         if b_used.saturating_add(amount) <= self.limits.daily_b {
-            let mut needed = vec![Element::Pin];
-            if !elements.contains(&Element::DeviceSignature) {
-                needed.push(Element::DeviceSignature);
-            }
-            return Ok(StepUp::Needs(needed));
+            return Ok(StepUp::Needs(Offer {
+                target: RiskLevel::B,
+                accepts,
+            }));
         }
         // Level A: a customer with an agreed level-A cap and an active
         // certificate can prove PIN + certificate signature.
@@ -291,10 +355,10 @@ impl<S: Store> Gateway<S> {
                 cap: a_cap,
             });
         }
-        Ok(StepUp::Needs(vec![
-            Element::Pin,
-            Element::DigitalCertificate,
-        ]))
+        Ok(StepUp::Needs(Offer {
+            target: RiskLevel::A,
+            accepts: vec![vec![Element::Pin, Element::DigitalCertificate]],
+        }))
     }
 
     /// Record a payment waiting for the payer's confirmation. The consumer
@@ -305,7 +369,7 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         merchant: &Merchant,
         mut waiting: Payment,
-        needed: Vec<Element>,
+        offer: Offer,
         burn: Option<CodeBurn>,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
@@ -316,9 +380,12 @@ impl<S: Store> Gateway<S> {
             .created_at
             .checked_add_seconds(self.limits.stepup_ttl_seconds)
             .unwrap_or(waiting.created_at);
+        let needed = offer.accepts.first().cloned().unwrap_or_default();
         waiting.details["next_action"] = json!({
             "type": "confirm",
             "elements": needed,
+            "accepts": offer.accepts,
+            "target_level": offer.target.as_str(),
             "expires_at": expires_at.to_rfc3339(),
             "expires_at_ms": expires_at.unix_millis(),
             "confirm_url": format!("/v1/payments/{}/confirm", waiting.id),
@@ -387,52 +454,81 @@ impl<S: Store> Gateway<S> {
         let needed: Vec<Element> =
             serde_json::from_value(next.get("elements").cloned().unwrap_or_default())
                 .map_err(Error::internal)?;
-        // Everything the named elements need must be present before any is
-        // checked, so a missing signature does not spend a PIN attempt.
-        let pin = match needed.contains(&Element::Pin) {
-            true => Some(c.pin.as_deref().ok_or_else(|| {
-                Error::bad_request("pin_required", "this payment needs the payment PIN")
-            })?),
-            false => None,
+        let accepts: Vec<Vec<Element>> = match next.get("accepts") {
+            Some(a) => serde_json::from_value(a.clone()).map_err(Error::internal)?,
+            None => vec![needed.clone()],
         };
-        let device = match needed.contains(&Element::DeviceSignature) {
-            true => match (c.device_id.as_deref(), c.device_signature.as_deref()) {
-                (Some(id), Some(sig)) => Some((id, sig)),
-                _ => {
-                    return Err(Error::bad_request(
-                        "device_signature_required",
-                        "this payment needs a signature from your enrolled device (device_id and device_signature)",
-                    ));
-                }
-            },
-            false => None,
+        let target = match next.get("target_level").and_then(|t| t.as_str()) {
+            Some("A") => RiskLevel::A,
+            Some(_) => RiskLevel::B,
+            None if needed.contains(&Element::DigitalCertificate) => RiskLevel::A,
+            None => RiskLevel::B,
         };
-        let certificate = match needed.contains(&Element::DigitalCertificate) {
-            true => match (
-                c.certificate_id.as_deref(),
-                c.certificate_signature.as_deref(),
-            ) {
-                (Some(id), Some(sig)) => Some((id, sig)),
-                _ => {
-                    return Err(Error::bad_request(
-                        "certificate_signature_required",
-                        "this payment needs a signature by your certificate (certificate_id and certificate_signature)",
-                    ));
-                }
-            },
-            false => None,
+        let mut proven: Vec<Element> =
+            serde_json::from_value(pay.details.get("verification").cloned().unwrap_or_default())
+                .map_err(Error::internal)?;
+        // What the confirmation offers. Everything must be there before any
+        // of it is checked, so a missing piece does not spend a PIN attempt.
+        let device = match (c.device_id.as_deref(), c.device_signature.as_deref()) {
+            (Some(id), Some(sig)) => Some((id, sig)),
+            _ => None,
         };
+        let certificate = match (
+            c.certificate_id.as_deref(),
+            c.certificate_signature.as_deref(),
+        ) {
+            (Some(id), Some(sig)) => Some((id, sig)),
+            _ => None,
+        };
+        let biometric = c.biometric.unwrap_or(false);
+        if biometric && device.is_none() {
+            return Err(Error::bad_request(
+                "device_signature_required",
+                "a biometric is asserted inside the enrolled device's signature: send device_id and device_signature with biometric",
+            ));
+        }
+        let mut offered = proven.clone();
+        offered.extend(c.pin.as_ref().map(|_| Element::Pin));
+        offered.extend(c.otp.as_ref().map(|_| Element::OneTimePassword));
+        offered.extend(device.map(|_| Element::DeviceSignature));
+        offered.extend(biometric.then_some(Element::Biometric));
+        offered.extend(certificate.map(|_| Element::DigitalCertificate));
+        if risk::level(&offered, false) > target {
+            // Name the first missing element of the suggested set.
+            let missing = needed.iter().find(|e| !offered.contains(e));
+            let (code, what) = match missing {
+                Some(Element::Pin) => ("pin_required", "the payment PIN"),
+                Some(Element::DeviceSignature) => (
+                    "device_signature_required",
+                    "a signature from your enrolled device (device_id and device_signature)",
+                ),
+                Some(Element::DigitalCertificate) => (
+                    "certificate_signature_required",
+                    "a signature by your certificate (certificate_id and certificate_signature)",
+                ),
+                _ => ("elements_insufficient", "more verification elements"),
+            };
+            return Err(Error::bad_request(
+                code,
+                format!(
+                    "this payment needs {what}; any one of these sets completes it: {}",
+                    serde_json::to_string(&accepts).unwrap_or_default()
+                ),
+            )
+            .with_rule("BCP-ELEMENTS"));
+        }
         // A blocked party is refused before its PIN is tried.
         if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
             return Err(blocked);
         }
-        // Every needed element must be proven; the PIN first (it counts toward lock-out).
-        let mut proven: Vec<Element> =
-            serde_json::from_value(pay.details.get("verification").cloned().unwrap_or_default())
-                .map_err(Error::internal)?;
-        if let Some(pin) = pin {
+        // Every offered element must be proven; the PIN first (it counts toward lock-out).
+        if let Some(pin) = c.pin.as_deref() {
             self.check_pin(&customer, pin).await?;
             proven.push(Element::Pin);
+        }
+        if let Some(otp) = c.otp.as_deref() {
+            self.check_otp(&customer, otp).await?;
+            proven.push(Element::OneTimePassword);
         }
         if let Some((device_id, sig)) = device {
             let d = self
@@ -450,10 +546,14 @@ impl<S: Store> Gateway<S> {
                 &d.public_key,
                 sig,
                 &pay,
+                biometric,
                 "device_signature_invalid",
                 "device",
             )?;
             proven.push(Element::DeviceSignature);
+            if biometric {
+                proven.push(Element::Biometric);
+            }
         }
         if let Some((cert_id, sig)) = certificate {
             let cert = self
@@ -474,10 +574,15 @@ impl<S: Store> Gateway<S> {
                 &cert.public_key,
                 sig,
                 &pay,
+                false,
                 "certificate_signature_invalid",
                 "certificate",
             )?;
             proven.push(Element::DigitalCertificate);
+        }
+        // Everything offered is proven: now a right PIN clears the failures.
+        if c.pin.is_some() {
+            self.store.pin_succeeded(&customer, now).await?;
         }
         proven.sort();
         proven.dedup();

@@ -848,6 +848,8 @@ fn confirmation(
         device_signature: device.map(|(_, s)| s),
         certificate_id: None,
         certificate_signature: None,
+        otp: None,
+        biometric: None,
     }
 }
 
@@ -929,6 +931,8 @@ on_both!(
             device_signature: None,
             certificate_id: sig.as_ref().map(|_| crt.id.clone()),
             certificate_signature: sig,
+            otp: None,
+            biometric: None,
         };
         let sign = |p: &Value, k: &Ed25519KeyPair| {
             let msg = qrgate_gateway::stepup::confirmation_message(
@@ -1607,6 +1611,176 @@ on_both!(
         w.pay_order(&stall, c, "0.01", Some(card)).await.unwrap();
         let (c, card) = &cards[11];
         w.pay_order(&stall, c, "999.99", Some(card)).await.unwrap();
+        w.assert_books_sound().await;
+    }
+);
+
+// ---- One-time passwords and biometrics as step-up elements ----
+
+impl World {
+    /// A dynamic order of 10.00 over the exhausted level-C cap: waiting for step-up.
+    async fn waiting_order(&self) -> Value {
+        let p = self
+            .pay_order(&self.merchant, &self.consumer, "10.00", None)
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "requires_action", "{p}");
+        p
+    }
+
+    async fn confirm_with(
+        &self,
+        p: &Value,
+        c: qrgate_gateway::stepup::Confirmation,
+    ) -> Result<Value, qrgate_gateway::Error> {
+        let Reply { body, .. } = self
+            .gw
+            .confirm(&self.consumer, p["id"].as_str().unwrap(), c, None)
+            .await?;
+        Ok(serde_json::from_str(&body).unwrap())
+    }
+}
+
+fn otp_now(w: &World, secret: &str) -> String {
+    let step = qrgate_codes::otp::step_of(w.clock.now());
+    qrgate_codes::otp::totp(
+        &qrgate_codes::otp::unbase32(secret).unwrap(),
+        u64::try_from(step).unwrap(),
+    )
+}
+
+fn with_otp(pin: Option<&str>, otp: &str) -> qrgate_gateway::stepup::Confirmation {
+    qrgate_gateway::stepup::Confirmation {
+        otp: Some(otp.into()),
+        ..confirmation(pin, None)
+    }
+}
+
+on_both!(
+    a_pin_and_a_one_time_password_step_up_to_level_b_once_per_code,
+    |w: World| async move {
+        assert_eq!(
+            w.gw.enroll_otp(&w.consumer).await.unwrap_err().code,
+            "pin_not_set"
+        );
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        let otp = w.gw.enroll_otp(&w.consumer).await.unwrap();
+        assert!(otp.otpauth_uri.contains(&otp.secret));
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        let p = w.waiting_order().await;
+        let accepts = &p["next_action"]["accepts"];
+        assert!(
+            accepts
+                .as_array()
+                .unwrap()
+                .contains(&json!(["pin", "one_time_password"])),
+            "{accepts}"
+        );
+        // An OTP alone is one class: not enough, and nothing is spent.
+        let e = w
+            .confirm_with(&p, with_otp(None, &otp_now(&w, &otp.secret)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "pin_required");
+        let e = w
+            .confirm_with(&p, with_otp(Some("493817"), "000000"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("otp_incorrect", Some("QG-PIN-LOCKOUT"))
+        );
+        let code = otp_now(&w, &otp.secret);
+        let done = w
+            .confirm_with(&p, with_otp(Some("493817"), &code))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done["status"].as_str(), done["risk_level"].as_str()),
+            (Some("succeeded"), Some("B"))
+        );
+        assert_eq!(done["verification"], json!(["one_time_password", "pin"]));
+        // The same code a second time is refused; the next step's code works.
+        let p2 = w.waiting_order().await;
+        let e = w
+            .confirm_with(&p2, with_otp(Some("493817"), &code))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "otp_reused");
+        w.clock.advance_seconds(30);
+        let done = w
+            .confirm_with(&p2, with_otp(Some("493817"), &otp_now(&w, &otp.secret)))
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "succeeded");
+        // Wrong codes count toward the same lock-out as wrong PINs.
+        let p3 = w.waiting_order().await;
+        for _ in 0..5 {
+            let e = w
+                .confirm_with(&p3, with_otp(Some("493817"), "000000"))
+                .await
+                .unwrap_err();
+            assert!(["otp_incorrect", "pin_locked"].contains(&e.code), "{e:?}");
+        }
+        let e = w
+            .confirm_with(&p3, with_otp(Some("493817"), &otp_now(&w, &otp.secret)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "pin_locked");
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_biometric_inside_the_device_signature_steps_up_without_the_pin,
+    |w: World| async move {
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        let p = w.waiting_order().await;
+        assert!(
+            p["next_action"]["accepts"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["device_signature", "biometric"]))
+        );
+        let plain = sign_confirmation(&w, &p);
+        let biometric = |sig: String| qrgate_gateway::stepup::Confirmation {
+            biometric: Some(true),
+            ..confirmation(None, Some((&w.device_id, sig)))
+        };
+        // A signature made without the biometric assertion does not carry one.
+        assert_eq!(
+            w.confirm_with(&p, biometric(plain.clone()))
+                .await
+                .unwrap_err()
+                .code,
+            "device_signature_invalid"
+        );
+        // A device signature alone is one class.
+        assert_eq!(
+            w.confirm_with(&p, confirmation(None, Some((&w.device_id, plain))))
+                .await
+                .unwrap_err()
+                .code,
+            "pin_required"
+        );
+        let mut msg = qrgate_gateway::stepup::confirmation_message(
+            p["id"].as_str().unwrap(),
+            "10.00",
+            "CNY",
+            p["merchant_id"].as_str().unwrap(),
+        );
+        msg.extend_from_slice(qrgate_gateway::stepup::BIOMETRIC_SUFFIX);
+        let sig = URL_SAFE_NO_PAD.encode(w.device.sign(&msg).as_ref());
+        let done = w.confirm_with(&p, biometric(sig)).await.unwrap();
+        assert_eq!(
+            (done["status"].as_str(), done["risk_level"].as_str()),
+            (Some("succeeded"), Some("B"))
+        );
+        assert_eq!(
+            done["verification"],
+            json!(["device_signature", "biometric"])
+        );
         w.assert_books_sound().await;
     }
 );

@@ -129,6 +129,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Vec<Certificate>, StoreError>> + Send;
+    /// A customer's TOTP enrollment in force (the newest), if any.
+    fn otp_enrollment(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Option<OtpEnrollment>, StoreError>> + Send;
     /// A customer's linked cards, oldest first.
     fn cards_of(
         &self,
@@ -372,6 +377,12 @@ macro_rules! impl_store {
                 customer_id: &str,
             ) -> Result<Vec<Certificate>, StoreError> {
                 ops::certificates_of(&mut self.reader().await?, customer_id).await
+            }
+            async fn otp_enrollment(
+                &self,
+                customer_id: &str,
+            ) -> Result<Option<OtpEnrollment>, StoreError> {
+                ops::otp_enrollment(&mut self.reader().await?, customer_id).await
             }
             async fn cards_of(&self, customer_id: &str) -> Result<Vec<Card>, StoreError> {
                 ops::cards_of(&mut self.reader().await?, customer_id).await

@@ -411,6 +411,16 @@ pub struct Card {
     pub created_at: Timestamp,
 }
 
+/// A customer's TOTP enrollment (RFC 6238: HMAC-SHA1, 30 s, 6 digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtpEnrollment {
+    pub id: String,
+    pub customer_id: String,
+    /// The shared secret, RFC 4648 base32 without padding.
+    pub secret: String,
+    pub created_at: Timestamp,
+}
+
 /// A merchant or customer on the block list (QG-BLOCKLIST).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -432,6 +442,7 @@ pub enum Record {
     Device(Device),
     Certificate(Certificate),
     Card(Card),
+    Otp(OtpEnrollment),
     Block(Block),
     ApiKey(ApiKey),
     StaticCode(StaticCode),

@@ -843,6 +843,14 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
             )
             .await?,
         ),
+        Record::Otp(x) => (
+            format!("OTP enrollment {}", x.id),
+            c.exec(
+                "INSERT INTO otp_enrollments (id, customer_id, secret, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.secret), Arg::I64(x.created_at.unix_millis())],
+            )
+            .await?,
+        ),
         Record::Block(b) => (
             format!("block {}", b.id),
             c.exec(
@@ -1037,6 +1045,29 @@ pub(crate) async fn cards_of<C: Conn>(
         )
         .await?;
     rows.iter().map(card_from).collect()
+}
+
+pub(crate) async fn otp_enrollment<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+) -> Result<Option<OtpEnrollment>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, customer_id, secret, created_at FROM otp_enrollments WHERE customer_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+            &[Arg::Str(customer_id)],
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(OtpEnrollment {
+                id: r.str(0)?,
+                customer_id: r.str(1)?,
+                secret: r.str(2)?,
+                created_at: ts(r, 3)?,
+            })
+        })
+        .transpose()
 }
 
 fn block_from(r: &Row) -> Result<Block, StoreError> {

@@ -101,6 +101,10 @@ pub enum CodeCommand {
         /// currency, merchant_id).
         #[arg(long)]
         payment: String,
+        /// Assert that the device's biometric check (fingerprint, face)
+        /// passed: sign for `"biometric": true` in the confirmation.
+        #[arg(long)]
+        biometric: bool,
     },
 }
 
@@ -332,15 +336,17 @@ pub fn run(cmd: CodeCommand) -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        CodeCommand::SignConfirmation { seed_file, payment } => {
-            match sign_confirmation(&seed_file, &payment) {
-                Ok(sig) => {
-                    println!("{sig}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
+        CodeCommand::SignConfirmation {
+            seed_file,
+            payment,
+            biometric,
+        } => match sign_confirmation(&seed_file, &payment, biometric) {
+            Ok(sig) => {
+                println!("{sig}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => fail(e),
+        },
         CodeCommand::Mpm(a) => match build_mpm(a) {
             Ok(p) => {
                 println!("{p}");
@@ -393,7 +399,11 @@ fn device_key(out: &std::path::Path) -> Result<String, String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()))
 }
 
-fn sign_confirmation(seed_file: &std::path::Path, payment: &str) -> Result<String, String> {
+fn sign_confirmation(
+    seed_file: &std::path::Path,
+    payment: &str,
+    biometric: bool,
+) -> Result<String, String> {
     use base64::Engine;
     let kp = qrgate_codes::keyring::seed_file::load(seed_file)?;
     let p: serde_json::Value = serde_json::from_str(payment)
@@ -403,12 +413,15 @@ fn sign_confirmation(seed_file: &std::path::Path, payment: &str) -> Result<Strin
             format!("--payment has no {name:?} string (pass the JSON the gateway answered)")
         })
     };
-    let msg = qrgate_gateway::stepup::confirmation_message(
+    let mut msg = qrgate_gateway::stepup::confirmation_message(
         field("id")?,
         field("amount")?,
         field("currency")?,
         field("merchant_id")?,
     );
+    if biometric {
+        msg.extend_from_slice(qrgate_gateway::stepup::BIOMETRIC_SUFFIX);
+    }
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(&msg).as_ref()))
 }
 

@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/payments/{id}/confirm", post(confirm))
         .route("/v1/me/pin", post(set_pin))
         .route("/v1/me/cards", post(link_card).get(list_cards))
+        .route("/v1/me/otp", post(enroll_otp))
         .route("/v1/devices", post(enroll_device))
         .route("/v1/customers/{id}/certificates", post(enroll_certificate))
         .route("/v1/blocks", post(create_block))
@@ -878,6 +879,13 @@ async fn list_cards(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::OK, &s.gw.list_cards(&p).await?)
 }
 
+/// Enroll an authenticator app (TOTP): the secret is shown once.
+#[utoipa::path(post, path = "/v1/me/otp", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::otp::OtpView), StdErrors))]
+async fn enroll_otp(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
+    p.require(&[Role::Consumer])?;
+    ok(StatusCode::CREATED, &s.gw.enroll_otp(&p).await?)
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
@@ -886,7 +894,7 @@ async fn list_cards(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
         create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
-        enroll_device, issue_payment_code, scan, confirm, set_pin, link_card, list_cards, me, my_payments,
+        enroll_device, issue_payment_code, scan, confirm, set_pin, link_card, list_cards, enroll_otp, me, my_payments,
         create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
         audit_verify, audit_log, ledger_check,
     ),
