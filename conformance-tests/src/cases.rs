@@ -221,6 +221,27 @@ pub fn all() -> Vec<Case> {
             stepup_biometric
         ),
         case!(
+            "QGC-PASSWORD-FREE-COUNT",
+            "BCP-PASSWORD-FREE-COUNT",
+            Should,
+            "past the target's password-free count a payment without the PIN is declined citing the rule, and for a payer with a PIN it waits for a confirmation that includes the PIN",
+            password_free_count
+        ),
+        case!(
+            "QGC-TXN-CAP",
+            "BCP-TXN-CAP",
+            Should,
+            "a single payment above the target's per-transaction cap is declined citing the rule, without moving money",
+            txn_cap
+        ),
+        case!(
+            "QGC-VELOCITY-CUSTOMER",
+            "QG-VELOCITY-CUSTOMER",
+            Should,
+            "a customer's payments past the target's per-minute velocity limit are declined citing the rule",
+            velocity
+        ),
+        case!(
             "QGC-BLOCKLIST",
             "QG-BLOCKLIST",
             Must,
@@ -1287,6 +1308,133 @@ async fn small_credit_month(c: &mut Ctx) -> Outcome {
     let r = pay_order_from(c, &m2, &a, "0.01", &card).await?;
     expect(&r, 402, Some("limit_exceeded"))?;
     cites(&r, "BCP-SMALL-MERCHANT-CREDIT-MONTH")
+}
+
+/// An optional limit's number, `None` when the target leaves it off.
+async fn c_rule_opt(c: &mut Ctx, id: &str) -> Result<Option<i64>, Stop> {
+    match optional_rule(c, id).await {
+        Ok(v) => Ok(Some(v)),
+        Err(Stop::Skip(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An optional limit's number, or SKIP when the target leaves it off.
+async fn optional_rule(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
+    let r = c.call("GET", "/v1/rules", None, None, None).await?;
+    expect(&r, 200, None)?;
+    let rule = r.json["data"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|x| x["id"] == id))
+        .ok_or_else(|| fail(format!("{id} in GET /v1/rules"), r.body.clone()))?;
+    rule["value"].as_i64().ok_or_else(|| {
+        Stop::Skip(format!(
+            "{id} is an optional limit and the target leaves it off"
+        ))
+    })
+}
+
+async fn password_free_count(c: &mut Ctx) -> Outcome {
+    let n = optional_rule(c, "BCP-PASSWORD-FREE-COUNT").await?;
+    if n > 50 {
+        return Err(Stop::Skip(format!(
+            "the target allows {n} password-free payments a day; this case observes at most 50"
+        )));
+    }
+    if let Some(v) = c_rule_opt(c, "QG-VELOCITY-CUSTOMER").await?
+        && v < n + 2
+    {
+        return Err(Stop::Skip(format!(
+            "the target's velocity limit ({v} a minute) stops a payer before its password-free count ({n}) can be watched"
+        )));
+    }
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    for _ in 0..n {
+        let (code, _) = c.payment_code(&ck).await?;
+        expect(&c.charge(&mk, &code, "0.01").await?, 201, None)?;
+    }
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "0.01").await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    cites(&r, "BCP-PASSWORD-FREE-COUNT")?;
+    // With a PIN and a device the payer can confirm with the PIN.
+    set_pin(c, &ck).await?;
+    let kp = device()?;
+    let token = device_token(c, &ck, &kp).await?;
+    let r = c.charge(&mk, &token, "0.01").await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action"
+            && r.json["next_action"]["accepts"]
+                .as_array()
+                .is_some_and(|a| {
+                    !a.is_empty()
+                        && a.iter()
+                            .all(|s| s.as_array().is_some_and(|s| s.contains(&json!("pin"))))
+                }),
+        "requires_action, every accepted set with the PIN",
+        r.body.clone(),
+    )?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    let done = c.post_money(&path, &ck, json!({ "pin": "493817" })).await?;
+    expect(&done, 200, None)?;
+    check(
+        done.json["status"] == "succeeded",
+        "confirmed with the PIN",
+        done.body.clone(),
+    )
+}
+
+async fn txn_cap(c: &mut Ctx) -> Outcome {
+    let cap = optional_rule(c, "BCP-TXN-CAP").await?;
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("10.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, &cny(cap + 1)).await?;
+    expect(&r, 402, Some("limit_exceeded"))?;
+    cites(&r, "BCP-TXN-CAP")?;
+    check(
+        c.balance(&ck).await? == "10.00",
+        "nothing charged",
+        "another balance",
+    )?;
+    let (code, _) = c.payment_code(&ck).await?;
+    expect(&c.charge(&mk, &code, &cny(cap.min(1000))).await?, 201, None)
+}
+
+async fn velocity(c: &mut Ctx) -> Outcome {
+    let v = optional_rule(c, "QG-VELOCITY-CUSTOMER").await?;
+    if v > 20 {
+        return Err(Stop::Skip(format!(
+            "the target allows {v} payments a minute; this case observes at most 20"
+        )));
+    }
+    let (_, mk) = c.merchant().await?;
+    // A minute may turn while paying: then try once more with a new payer.
+    for _ in 0..2 {
+        let (_, ck) = c.customer("100.00", "II").await?;
+        // A PIN, so a password-free count (if any) asks for it instead of declining.
+        set_pin(c, &ck).await?;
+        let kp = device()?;
+        let d = enroll(c, &ck, &kp).await?;
+        let mut refused = None;
+        for _ in 0..=v {
+            let r = pay_stepped_up(c, &mk, &ck, &kp, &d, "0.01").await?;
+            if r.status >= 300 {
+                refused = Some(r);
+                break;
+            }
+        }
+        if let Some(r) = refused {
+            expect(&r, 402, Some("limit_exceeded"))?;
+            return cites(&r, "QG-VELOCITY-CUSTOMER");
+        }
+    }
+    Err(fail(
+        format!("a refusal within {} payments in a minute", v + 1),
+        "every payment accepted, twice",
+    ))
 }
 
 /// Longest refund window this case waits out, seconds.

@@ -45,6 +45,10 @@ async fn target_with(
         rules: [
             ("QG-STEPUP-TTL".to_owned(), 10),
             ("BCP-REFUND-WINDOW".to_owned(), 15),
+            // Optional limits on, as in CI, so their cases observe them.
+            ("BCP-PASSWORD-FREE-COUNT".to_owned(), 10),
+            ("QG-VELOCITY-CUSTOMER".to_owned(), 12),
+            ("BCP-TXN-CAP".to_owned(), 20_000_000),
         ]
         .into_iter()
         .chain(extra_rules.iter().map(|(r, v)| ((*r).to_owned(), *v)))

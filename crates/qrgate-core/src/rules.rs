@@ -61,6 +61,10 @@ pub struct Rule {
     pub cases: Vec<String>,
     /// Why no black-box case can check it (then `cases` may be empty).
     pub untestable: Option<String>,
+    /// An optional limit: no number (off) until a deployment sets one,
+    /// which always counts as stricter than none.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +108,8 @@ struct File {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
     pub id: String,
-    pub from: i64,
+    /// `None` when an optional limit was off.
+    pub from: Option<i64>,
     pub to: i64,
     /// True when it loosens a rule through `allow_loosening`.
     pub loosened: bool,
@@ -145,6 +150,14 @@ impl Catalogue {
             .ok_or_else(|| RuleError::Missing(id.to_owned()))
     }
 
+    /// The number of an optional limit: `None` while it is off.
+    pub fn optional_value(&self, id: &str) -> Result<Option<i64>, RuleError> {
+        self.get(id)
+            .filter(|r| r.optional || r.value.is_some())
+            .map(|r| r.value)
+            .ok_or_else(|| RuleError::Missing(id.to_owned()))
+    }
+
     /// Apply deployment overrides, refusing any that loosen a rule without
     /// being named in `allow_loosening`.
     pub fn with_overrides(
@@ -159,10 +172,24 @@ impl Catalogue {
                 .iter_mut()
                 .find(|r| &r.id == id)
                 .ok_or_else(|| RuleError::Unknown(id.clone()))?;
+            let unit = rule.unit.clone().unwrap_or_default();
+            if rule.value.is_none() && rule.optional {
+                // Turning an optional limit on is always stricter than none.
+                if to < 0 {
+                    return Err(RuleError::Parse(format!("{id} must not be negative")));
+                }
+                rule.value = Some(to);
+                applied.push(Applied {
+                    id: id.clone(),
+                    from: None,
+                    to,
+                    loosened: false,
+                });
+                continue;
+            }
             let from = rule
                 .value
                 .ok_or_else(|| RuleError::NoValue { id: id.clone() })?;
-            let unit = rule.unit.clone().unwrap_or_default();
             let stricter = to <= from;
             let allowed = match rule.overridable {
                 Overridable::Any => true,
@@ -190,7 +217,7 @@ impl Catalogue {
             rule.value = Some(to);
             applied.push(Applied {
                 id: id.clone(),
-                from,
+                from: Some(from),
                 to,
                 loosened: !allowed,
             });

@@ -167,12 +167,19 @@ impl From<MovementError> for Error {
                 "this code was already used; ask the customer to refresh their payment code",
             )
             .with_rule("BCP-CODE-SINGLE-USE"),
-            MovementError::LimitExceeded { rule, current, amount, cap, .. } => Error::new(
-                Kind::Declined,
-                "limit_exceeded",
-                format!("{rule}: {current} + {amount} would exceed the limit of {cap} (minor units)"),
-            )
-            .with_rule(rule),
+            MovementError::LimitExceeded { rule, key, current, amount, cap } => {
+                // Counters of uses (refunds, password-free payments, velocity) or of money.
+                let unit = match key.split(':').next() {
+                    Some("refund_count" | "pwfree" | "velocity") => "uses",
+                    _ => "minor units",
+                };
+                Error::new(
+                    Kind::Declined,
+                    "limit_exceeded",
+                    format!("{rule}: {current} + {amount} would exceed the limit of {cap} ({unit})"),
+                )
+                .with_rule(rule)
+            }
             MovementError::InsufficientFunds { .. } => Error::new(Kind::Declined, "insufficient_funds", "the wallet balance is too low for this payment"),
             MovementError::PaymentStateConflict { id, actual, .. } => {
                 Error::new(Kind::Conflict, "payment_state_conflict", format!("payment {id} is {actual}"))

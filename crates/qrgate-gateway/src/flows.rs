@@ -397,6 +397,7 @@ impl<S: Store> Gateway<S> {
                 customer,
                 amount,
                 level,
+                elements,
                 source,
                 &burn,
                 order,
@@ -409,11 +410,22 @@ impl<S: Store> Gateway<S> {
             Ok(reply) => return Ok(reply),
             Err(refusal) => refusal,
         };
-        // Over the level-C cap but within level B's: ask the payer to step up.
+        // Over the level-C cap but within level B's, or over the
+        // password-free count: ask the payer to step up.
         let mut refusal = refusal;
-        if level == RiskLevel::C && refusal.rule.as_deref() == Some(level.daily_rule()) {
+        let password_free = refusal.rule.as_deref() == Some("BCP-PASSWORD-FREE-COUNT");
+        if level == RiskLevel::C
+            && (refusal.rule.as_deref() == Some(level.daily_rule()) || password_free)
+        {
             match self
-                .step_up_elements(customer, source, elements, amount.minor(), now)
+                .step_up_elements(
+                    customer,
+                    source,
+                    elements,
+                    amount.minor(),
+                    now,
+                    password_free,
+                )
                 .await?
             {
                 StepUp::Needs(offer) => {
@@ -505,6 +517,7 @@ impl<S: Store> Gateway<S> {
         customer: &str,
         amount: Money,
         level: RiskLevel,
+        elements: &[Element],
         source: &Source,
         burn: &Option<CodeBurn>,
         order: Option<&Order>,
@@ -515,9 +528,28 @@ impl<S: Store> Gateway<S> {
         if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
             return Ok(Err(blocked));
         }
+        if let Some(cap) = self.txn_cap(merchant).filter(|c| amount.minor() > *c) {
+            return Ok(Err(Error::new(
+                Kind::Declined,
+                "limit_exceeded",
+                format!(
+                    "a single payment to this merchant is at most {} CNY",
+                    crate::views::amount(cap, "CNY")
+                ),
+            )
+            .with_rule("BCP-TXN-CAP")));
+        }
         let now = self.now();
         let counters = self
-            .funding_counters(customer, source, merchant, level, amount.minor(), now)
+            .funding_counters(
+                customer,
+                source,
+                merchant,
+                level,
+                elements,
+                amount.minor(),
+                now,
+            )
             .await?;
         let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
         let id = ok_row.id.clone();

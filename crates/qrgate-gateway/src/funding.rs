@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use qrgate_core::Timestamp;
-use qrgate_core::risk::RiskLevel;
+use qrgate_core::risk::{Element, RiskLevel};
 use qrgate_processor::{AuthRequest, CardDetails, CardError, CardFunding, Outcome, ProcessorError};
 use qrgate_store::*;
 
@@ -128,6 +128,16 @@ impl<S: Store> Gateway<S> {
     /// The processor's clearing account: card money enters and leaves here.
     pub(crate) fn card_clearing_account(&self) -> String {
         format!("clearing:card:{}:CNY", self.processor.name())
+    }
+
+    /// BCP-TXN-CAP: the most one payment to this merchant may be (the
+    /// lower of the general cap and its category's), if any.
+    pub(crate) fn txn_cap(&self, merchant: &Merchant) -> Option<i64> {
+        let by_mcc = self.config.txn_cap_by_mcc.get(&merchant.mcc).copied();
+        match (self.limits.txn_cap, by_mcc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Run a processor call under the deployment's deadline.
@@ -242,7 +252,8 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    /// Every cap a payment of `amount` from `source` at `level` counts toward.
+    /// Every cap a payment of `amount` from `source` at `level`, proven
+    /// with `elements`, counts toward.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn funding_counters(
         &self,
@@ -250,6 +261,7 @@ impl<S: Store> Gateway<S> {
         source: &Source,
         merchant: &Merchant,
         level: RiskLevel,
+        elements: &[Element],
         amount: i64,
         now: Timestamp,
     ) -> Result<Vec<CounterCharge>, Error> {
@@ -258,6 +270,29 @@ impl<S: Store> Gateway<S> {
             self.daily_charge(customer, subject, level, amount, now)
                 .await?,
         ];
+        if let Some(n) = self.limits.password_free_count
+            && !elements.contains(&Element::Pin)
+        {
+            let day = now.business_date(self.limits.business_offset_minutes);
+            counters.push(CounterCharge {
+                key: format!("pwfree:{customer}:{day}"),
+                amount_minor: 0,
+                uses: 1,
+                cap_amount: None,
+                cap_uses: Some(n),
+                rule: "BCP-PASSWORD-FREE-COUNT".into(),
+            });
+        }
+        if let Some(n) = self.limits.velocity_per_minute {
+            counters.push(CounterCharge {
+                key: format!("velocity:{customer}:{}", now.unix_seconds().div_euclid(60)),
+                amount_minor: 0,
+                uses: 1,
+                cap_amount: None,
+                cap_uses: Some(n),
+                rule: "QG-VELOCITY-CUSTOMER".into(),
+            });
+        }
         if *source == Source::Wallet {
             counters.push(self.class_charge(customer, amount, now).await?);
         }

@@ -159,6 +159,10 @@ pub struct Limits {
     pub pin_lock_minutes: i64,
     pub small_credit_day: i64,
     pub small_credit_month: i64,
+    /// Optional limits: `None` while off.
+    pub password_free_count: Option<i64>,
+    pub txn_cap: Option<i64>,
+    pub velocity_per_minute: Option<i64>,
 }
 
 impl Limits {
@@ -182,6 +186,9 @@ impl Limits {
             pin_lock_minutes: c.value("QG-PIN-LOCK-MINUTES")?,
             small_credit_day: c.value("BCP-SMALL-MERCHANT-CREDIT-DAY")?,
             small_credit_month: c.value("BCP-SMALL-MERCHANT-CREDIT-MONTH")?,
+            password_free_count: c.optional_value("BCP-PASSWORD-FREE-COUNT")?,
+            txn_cap: c.optional_value("BCP-TXN-CAP")?,
+            velocity_per_minute: c.optional_value("QG-VELOCITY-CUSTOMER")?,
         })
     }
 }
@@ -202,6 +209,10 @@ pub struct Config {
     /// treats the answer as lost (then queries, then reverses).
     #[serde(default = "default_processor_timeout")]
     pub processor_timeout_ms: u64,
+    /// BCP-TXN-CAP per merchant category: MCC → most a single payment may
+    /// be, in minor units (never above BCP-TXN-CAP when that is set).
+    #[serde(default)]
+    pub txn_cap_by_mcc: BTreeMap<String, i64>,
 }
 
 fn default_processor_timeout() -> u64 {
@@ -219,6 +230,7 @@ impl Default for Config {
             allow_loosening: Vec::new(),
             cancel_window_seconds: default_cancel_window(),
             processor_timeout_ms: default_processor_timeout(),
+            txn_cap_by_mcc: BTreeMap::new(),
         }
     }
 }
@@ -286,6 +298,24 @@ impl<S: Store> Gateway<S> {
             .with_overrides(&config.rules, &config.allow_loosening)
             .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
         let limits = Limits::from_catalogue(&catalogue).map_err(Error::internal)?;
+        for (mcc, cap) in &config.txn_cap_by_mcc {
+            if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) || *cap <= 0 {
+                return Err(Error::bad_request(
+                    "config_rule_override",
+                    format!(
+                        "txn_cap_by_mcc: {mcc:?} = {cap}: keys are four-digit MCCs, caps positive minor units"
+                    ),
+                ));
+            }
+            if let Some(general) = limits.txn_cap.filter(|g| cap > g) {
+                return Err(Error::bad_request(
+                    "config_rule_override",
+                    format!(
+                        "txn_cap_by_mcc: {mcc} = {cap} is above BCP-TXN-CAP ({general}); a category cap may only be lower"
+                    ),
+                ));
+            }
+        }
         let rng = SystemRandom::new();
         let stored = store.load_keys().await?;
         let keyring = if stored.is_empty() {

@@ -268,6 +268,7 @@ impl<S: Store> Gateway<S> {
         elements: &[Element],
         amount: i64,
         now: Timestamp,
+        need_pin: bool,
     ) -> Result<StepUp, Error> {
         // Step-up is for payers who set it up: without a PIN, decline.
         if self.store.credentials(customer).await?.is_none() {
@@ -310,6 +311,10 @@ impl<S: Store> Gateway<S> {
         }
         if has_device {
             offer(&[Element::DeviceSignature, Element::Biometric]);
+        }
+        if need_pin {
+            // Over the password-free count: only sets with the PIN will do.
+            accepts.retain(|set| set.contains(&Element::Pin));
         }
         if accepts.is_empty() {
             return Ok(StepUp::NoPin);
@@ -601,7 +606,15 @@ impl<S: Store> Gateway<S> {
         details["risk_level"] = json!(level.as_str());
         details["verification"] = json!(proven);
         let counters = self
-            .funding_counters(&customer, &source, &merchant, level, amount.minor(), now)
+            .funding_counters(
+                &customer,
+                &source,
+                &merchant,
+                level,
+                &proven,
+                amount.minor(),
+                now,
+            )
             .await?;
         let mut authorized = None;
         if let Source::Card(card) = &source {

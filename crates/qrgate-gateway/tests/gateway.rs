@@ -1784,3 +1784,144 @@ on_both!(
         w.assert_books_sound().await;
     }
 );
+
+// ---- Optional limits: password-free count, per-transaction cap, velocity ----
+
+impl World {
+    /// Restart the gateway on the same store with these rule overrides.
+    async fn reconfigure(&mut self, rules: &[(&str, i64)], by_mcc: &[(&str, i64)]) {
+        let config = Config {
+            processor_timeout_ms: 300,
+            rules: rules.iter().map(|(r, v)| ((*r).to_owned(), *v)).collect(),
+            txn_cap_by_mcc: by_mcc.iter().map(|(m, v)| ((*m).to_owned(), *v)).collect(),
+            ..Config::default()
+        };
+        let (gw, applied) = Gateway::start(self.gw.store().clone(), self.clock.clone(), config)
+            .await
+            .unwrap();
+        assert_eq!(applied.len(), rules.len());
+        self.gw = gw.with_processor(self.sandbox.clone());
+    }
+}
+
+on_both!(
+    past_the_password_free_count_a_payment_asks_for_the_pin,
+    |mut w: World| async move {
+        w.reconfigure(&[("BCP-PASSWORD-FREE-COUNT", 3)], &[]).await;
+        for _ in 0..3 {
+            w.charge(&w.device_token(), "1.00").await.unwrap();
+        }
+        // No PIN to step up with: declined, recorded, nothing moved.
+        let e = w.charge(&w.device_token(), "1.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-PASSWORD-FREE-COUNT"))
+        );
+        assert!(e.payment_id.is_some());
+        assert_eq!(w.balance().await, "4997.00");
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        let p = w.charge(&w.device_token(), "2.00").await.unwrap();
+        assert_eq!(p["status"], "requires_action");
+        let accepts = p["next_action"]["accepts"].as_array().unwrap();
+        assert!(
+            accepts
+                .iter()
+                .all(|set| set.as_array().unwrap().contains(&json!("pin"))),
+            "only sets with the PIN: {accepts:?}"
+        );
+        let done = w
+            .confirm_with(&p, confirmation(Some("493817"), None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done["status"].as_str(), done["risk_level"].as_str()),
+            (Some("succeeded"), Some("B"))
+        );
+        // The next business day counts afresh.
+        w.clock
+            .set(Timestamp::parse_rfc3339("2026-11-25T16:00:00Z").unwrap());
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_single_payment_stays_within_the_transaction_cap_of_its_category,
+    |mut w: World| async move {
+        w.reconfigure(&[("BCP-TXN-CAP", 50_000)], &[("5812", 20_000)])
+            .await;
+        // The world's merchants are restaurants (5812): 200.00 at most.
+        w.charge(&w.device_token(), "200.00").await.unwrap();
+        let e = w.charge(&w.device_token(), "200.01").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-TXN-CAP"))
+        );
+        assert!(e.message.contains("200.00"), "{}", e.message);
+        // Another category has only the general cap.
+        let shop =
+            w.gw.create_merchant(
+                &admin(),
+                NewMerchant {
+                    name: "GROCER".into(),
+                    city: "SHANGHAI".into(),
+                    country: "CN".into(),
+                    mcc: "5411".into(),
+                    currency: "CNY".into(),
+                    category: "regular".into(),
+                    name_local: None,
+                    owner_ref: None,
+                },
+            )
+            .await
+            .unwrap();
+        let shop = Principal {
+            key_id: "key_grocer".into(),
+            role: Role::Merchant,
+            subject: Some(shop.id),
+        };
+        w.pay_order(&shop, &w.consumer, "500.00", None)
+            .await
+            .unwrap();
+        let e = w
+            .pay_order(&shop, &w.consumer, "500.01", None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.rule.as_deref(), Some("BCP-TXN-CAP"));
+        assert_eq!(w.balance().await, "4300.00");
+        // A category cap above the general one is a configuration error.
+        let config = Config {
+            rules: [("BCP-TXN-CAP".to_owned(), 50_000)].into_iter().collect(),
+            txn_cap_by_mcc: [("5812".to_owned(), 60_000)].into_iter().collect(),
+            ..Config::default()
+        };
+        let e = Gateway::start(w.gw.store().clone(), w.clock.clone(), config)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.message.contains("above BCP-TXN-CAP"), "{}", e.message);
+    }
+);
+
+on_both!(
+    more_payments_a_minute_than_the_velocity_limit_are_declined,
+    |mut w: World| async move {
+        w.reconfigure(&[("QG-VELOCITY-CUSTOMER", 3)], &[]).await;
+        // Align to the start of a minute so all four fall in it.
+        let now = w.clock.now().unix_seconds();
+        w.clock
+            .set(Timestamp::from_unix_millis((now / 60 * 60 + 60) * 1000));
+        for _ in 0..3 {
+            w.charge(&w.device_token(), "1.00").await.unwrap();
+        }
+        let e = w.charge(&w.device_token(), "1.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("QG-VELOCITY-CUSTOMER"))
+        );
+        assert!(e.message.contains("uses"), "{}", e.message);
+        w.clock.advance_seconds(60);
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+        assert_eq!(w.balance().await, "4996.00");
+    }
+);

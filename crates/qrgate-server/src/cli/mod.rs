@@ -124,7 +124,7 @@ fn rules_list(json: bool) -> Result<(), String> {
     }
     let _ = writeln!(
         out,
-        "{:<24} {:<6} {:>10}  {:<12} SOURCE",
+        "{:<31} {:<6} {:>10}  {:<12} SOURCE",
         "ID", "LEVEL", "NUMBER", "UNIT"
     );
     for r in c.rules() {
@@ -132,7 +132,12 @@ fn rules_list(json: bool) -> Result<(), String> {
             qrgate_core::rules::Level::Must => "MUST",
             qrgate_core::rules::Level::Should => "SHOULD",
         };
-        let number = r.value.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let number = match (r.value, r.optional) {
+            (Some(v), _) => v.to_string(),
+            // An optional limit nobody turned on.
+            (None, true) => "off".into(),
+            (None, false) => "-".into(),
+        };
         let unit: String = r
             .unit
             .as_deref()
@@ -143,7 +148,7 @@ fn rules_list(json: bool) -> Result<(), String> {
             .join(" ");
         if writeln!(
             out,
-            "{:<24} {:<6} {:>10}  {:<12} {}",
+            "{:<31} {:<6} {:>10}  {:<12} {}",
             r.id, level, number, unit, r.source
         )
         .is_err()

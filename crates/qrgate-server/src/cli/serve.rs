@@ -86,9 +86,9 @@ pub async fn open(store: &StoreArgs, config: Config) -> Result<Gateway<AnyStore>
         .map_err(|e| e.message)?;
     for a in applied {
         if a.loosened {
-            tracing::warn!(rule = %a.id, from = a.from, to = a.to, "rule LOOSENED by allow_loosening");
+            tracing::warn!(rule = %a.id, from = ?a.from, to = a.to, "rule LOOSENED by allow_loosening");
         } else {
-            tracing::info!(rule = %a.id, from = a.from, to = a.to, "rule made stricter by config");
+            tracing::info!(rule = %a.id, from = ?a.from, to = a.to, "rule made stricter by config (from None = was off)");
         }
     }
     Ok(gw)
