@@ -270,6 +270,13 @@ pub fn all() -> Vec<Case> {
             refund_window
         ),
         case!(
+            "QGC-CANCEL-WINDOW",
+            "QG-CANCEL-WINDOW",
+            Should,
+            "a payment canceled inside the stated window goes back to the payer in full; after the window the cancel is refused with the rule (observed when the window is at most 20 s)",
+            cancel_window
+        ),
+        case!(
             "QGC-STEPUP-TTL",
             "QG-STEPUP-TTL",
             Should,
@@ -1435,6 +1442,49 @@ async fn velocity(c: &mut Ctx) -> Outcome {
         format!("a refusal within {} payments in a minute", v + 1),
         "every payment accepted, twice",
     ))
+}
+
+async fn cancel_window(c: &mut Ctx) -> Outcome {
+    let window = rule_value(c, "QG-CANCEL-WINDOW").await?;
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let p = c.charge(&mk, &code, "10.00").await?;
+    expect(&p, 201, None)?;
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{}/cancel", field(&p, "id")?),
+            &mk,
+            json!({}),
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    check(
+        c.balance(&ck).await? == "100.00",
+        "the canceled payment paid back in full",
+        "another balance",
+    )?;
+    if window > REFUND_WAIT_S {
+        return Err(Stop::Skip(format!(
+            "canceling inside the window works; watching the window ({window} s) close needs a target configured with QG-CANCEL-WINDOW of at most {REFUND_WAIT_S} s"
+        )));
+    }
+    let (code, _) = c.payment_code(&ck).await?;
+    let late = c.charge(&mk, &code, "10.00").await?;
+    expect(&late, 201, None)?;
+    tokio::time::sleep(std::time::Duration::from_secs(
+        u64::try_from(window).unwrap_or(0) + 1,
+    ))
+    .await;
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{}/cancel", field(&late, "id")?),
+            &mk,
+            json!({}),
+        )
+        .await?;
+    expect(&r, 409, Some("cancel_window_closed"))?;
+    cites(&r, "QG-CANCEL-WINDOW")
 }
 
 /// Longest refund window this case waits out, seconds.

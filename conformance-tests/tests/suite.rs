@@ -45,6 +45,7 @@ async fn target_with(
         rules: [
             ("QG-STEPUP-TTL".to_owned(), 10),
             ("BCP-REFUND-WINDOW".to_owned(), 15),
+            ("QG-CANCEL-WINDOW".to_owned(), 10),
             // Optional limits on, as in CI, so their cases observe them.
             ("BCP-PASSWORD-FREE-COUNT".to_owned(), 10),
             ("QG-VELOCITY-CUSTOMER".to_owned(), 12),

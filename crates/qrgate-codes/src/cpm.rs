@@ -1,4 +1,7 @@
 //! Consumer payment codes (CPM), QR presentation: a compact signed token.
+//! Each carries a validity period and a single-use nonce (rule
+//! BCP-MODE-CPM-DYNAMIC), and only an opaque device handle, never personal
+//! data (BCP-CODE-NO-SENSITIVE).
 //!
 //! Text form: `QRG:` followed by the RFC 4648 base32 (upper case, no
 //! padding) of 103 bytes, so the whole code fits QR alphanumeric mode

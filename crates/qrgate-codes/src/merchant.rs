@@ -1,4 +1,5 @@
-//! qrgate's signed merchant codes: EMV MPM payloads that any EMV reader
+//! qrgate's signed merchant codes (rules BCP-CODE-SIGNED; they carry only
+//! the merchant, the code or the order, BCP-CODE-NO-SENSITIVE): EMV MPM payloads that any EMV reader
 //! parses, carrying our identifier, the code or order id and an Ed25519
 //! signature, so a consumer app detects a forged or swapped code offline.
 //!

@@ -96,6 +96,12 @@ pub enum RuleError {
     },
     #[error("the catalogue has no rule {0}, which this build enforces")]
     Missing(String),
+    #[error("rule {id} is {value}, outside what this build can enforce: {why}")]
+    OutOfRange {
+        id: String,
+        value: i64,
+        why: &'static str,
+    },
 }
 
 #[derive(Deserialize)]

@@ -72,7 +72,7 @@ impl Error {
     }
 
     pub fn forbidden(message: impl Into<String>) -> Error {
-        Error::new(Kind::Forbidden, "forbidden", message)
+        Error::new(Kind::Forbidden, "forbidden", message).with_rule("QG-AUTH")
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Error {

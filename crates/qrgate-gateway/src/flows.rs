@@ -807,7 +807,8 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    /// Load a payment the principal may see; others' payments answer 404.
+    /// Load a payment the principal may see; others' payments answer 404
+    /// exactly like missing ones (rule QG-TENANCY).
     pub async fn payment_for(&self, p: &Principal, id: &str) -> Result<Payment, Error> {
         let pay = self
             .store
@@ -1078,16 +1079,17 @@ impl<S: Store> Gateway<S> {
                 ),
             ));
         }
-        if now.millis_since(pay.created_at) > self.config.cancel_window_seconds.saturating_mul(1000)
-        {
+        let window = self.limits.cancel_window_seconds;
+        if now.millis_since(pay.created_at) > window.saturating_mul(1000) {
             return Err(Error::new(
                 Kind::Conflict,
                 "cancel_window_closed",
                 format!(
-                    "payments can be canceled within {} seconds; use a refund",
-                    self.config.cancel_window_seconds
+                    "payments can be canceled within {} of succeeding; use a refund",
+                    qrgate_core::rules::span(window)
                 ),
-            ));
+            )
+            .with_rule("QG-CANCEL-WINDOW"));
         }
         let funding = pay
             .details

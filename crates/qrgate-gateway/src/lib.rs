@@ -163,20 +163,39 @@ pub struct Limits {
     pub password_free_count: Option<i64>,
     pub txn_cap: Option<i64>,
     pub velocity_per_minute: Option<i64>,
+    pub cancel_window_seconds: i64,
 }
 
 impl Limits {
     pub fn from_catalogue(c: &Catalogue) -> Result<Limits, qrgate_core::rules::RuleError> {
+        use qrgate_core::rules::RuleError;
         let ttl = c.value("BCP-CODE-TTL")?;
+        let code_ttl_seconds = u8::try_from(ttl)
+            .ok()
+            .filter(|t| (1..=qrgate_codes::cpm::MAX_TTL_SECONDS).contains(t))
+            .ok_or(RuleError::OutOfRange {
+                id: "BCP-CODE-TTL".into(),
+                value: ttl,
+                why: "a payment code's validity is 1 to 60 seconds",
+            })?;
+        let offset = c.value("BCP-LIMIT-SCOPE")?;
+        let business_offset_minutes = i32::try_from(offset)
+            .ok()
+            .filter(|m| m.abs() <= 14 * 60)
+            .ok_or(RuleError::OutOfRange {
+                id: "BCP-LIMIT-SCOPE".into(),
+                value: offset,
+                why: "a time zone is at most 14 hours from UTC",
+            })?;
         Ok(Limits {
-            code_ttl_seconds: u8::try_from(ttl.clamp(1, 60)).unwrap_or(60),
+            code_ttl_seconds,
             daily_b: c.value("BCP-LIMIT-B-DAILY")?,
             daily_c: c.value("BCP-LIMIT-C-DAILY")?,
             daily_d: c.value("BCP-LIMIT-D-STATIC")?,
             class_i_total: c.value("BCP-ACCT-CLASS-I")?,
             class_ii_yearly: c.value("BCP-ACCT-CLASS-II")?,
             class_iii_yearly: c.value("BCP-ACCT-CLASS-III")?,
-            business_offset_minutes: i32::try_from(c.value("BCP-LIMIT-SCOPE")?).unwrap_or(480),
+            business_offset_minutes,
             refund_count: c.value("BCP-REFUND-COUNT")?,
             refund_window_seconds: c.value("BCP-REFUND-WINDOW")?,
             order_ttl_seconds: c.value("QG-ORDER-TTL")?,
@@ -189,6 +208,7 @@ impl Limits {
             password_free_count: c.optional_value("BCP-PASSWORD-FREE-COUNT")?,
             txn_cap: c.optional_value("BCP-TXN-CAP")?,
             velocity_per_minute: c.optional_value("QG-VELOCITY-CUSTOMER")?,
+            cancel_window_seconds: c.value("QG-CANCEL-WINDOW")?,
         })
     }
 }
@@ -202,9 +222,10 @@ pub struct Config {
     pub rules: BTreeMap<String, i64>,
     #[serde(default)]
     pub allow_loosening: Vec<String>,
-    /// How long after success a payment may still be canceled (full reversal).
-    #[serde(default = "default_cancel_window")]
-    pub cancel_window_seconds: i64,
+    /// Deprecated spelling of `[rules] QG-CANCEL-WINDOW`, still honoured
+    /// (an override in `[rules]` wins).
+    #[serde(default)]
+    pub cancel_window_seconds: Option<i64>,
     /// How long the gateway waits for each card-processor call before it
     /// treats the answer as lost (then queries, then reverses).
     #[serde(default = "default_processor_timeout")]
@@ -219,16 +240,12 @@ fn default_processor_timeout() -> u64 {
     3000
 }
 
-fn default_cancel_window() -> i64 {
-    15 * 60
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             rules: BTreeMap::new(),
             allow_loosening: Vec::new(),
-            cancel_window_seconds: default_cancel_window(),
+            cancel_window_seconds: None,
             processor_timeout_ms: default_processor_timeout(),
             txn_cap_by_mcc: BTreeMap::new(),
         }
@@ -294,10 +311,18 @@ impl<S: Store> Gateway<S> {
         config: Config,
     ) -> Result<(Gateway<S>, Vec<qrgate_core::rules::Applied>), Error> {
         let catalogue = Catalogue::builtin().map_err(Error::internal)?;
+        let mut overrides = config.rules.clone();
+        if let Some(w) = config.cancel_window_seconds {
+            tracing::warn!(
+                "config cancel_window_seconds is deprecated: write QG-CANCEL-WINDOW = {w} under [rules]"
+            );
+            overrides.entry("QG-CANCEL-WINDOW".to_owned()).or_insert(w);
+        }
         let (catalogue, applied) = catalogue
-            .with_overrides(&config.rules, &config.allow_loosening)
+            .with_overrides(&overrides, &config.allow_loosening)
             .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
-        let limits = Limits::from_catalogue(&catalogue).map_err(Error::internal)?;
+        let limits = Limits::from_catalogue(&catalogue)
+            .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
         for (mcc, cap) in &config.txn_cap_by_mcc {
             if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) || *cap <= 0 {
                 return Err(Error::bad_request(

@@ -475,6 +475,7 @@ impl<S: Store> Gateway<S> {
                 "unauthorized",
                 "missing, unknown or revoked API key: send Authorization: Bearer <key>",
             )
+            .with_rule("QG-AUTH")
         };
         let k = self
             .store
@@ -486,7 +487,8 @@ impl<S: Store> Gateway<S> {
                 Kind::Unauthorized,
                 "api_key_revoked",
                 "this API key was revoked",
-            ));
+            )
+            .with_rule("QG-AUTH"));
         }
         let role = Role::parse(&k.role)
             .ok_or_else(|| Error::internal(format!("key {} has role {:?}", k.id, k.role)))?;

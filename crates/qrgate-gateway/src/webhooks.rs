@@ -40,7 +40,7 @@ pub trait Sender: Send + Sync {
     ) -> impl Future<Output = Result<u16, String>> + Send;
 }
 
-/// `t=…,v1=…` for a body at a time.
+/// `t=…,v1=…` for a body at a time (rule QG-WEBHOOK-SIGNED).
 pub fn signature(secret: &str, t_unix: i64, body: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     let tag = hmac::sign(&key, format!("{t_unix}.{body}").as_bytes());

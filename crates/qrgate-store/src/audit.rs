@@ -1,4 +1,4 @@
-//! The audit log's hash chain: each row holds
+//! The audit log's hash chain (rule QG-AUDIT-CHAIN): each row holds
 //! `SHA-256(previous hash ‖ canonical row bytes)`, hex encoded; the first
 //! row's previous hash is 32 zero bytes.
 

@@ -40,7 +40,8 @@ pub struct Posting {
 }
 
 impl Posting {
-    /// Entries are non-empty, non-zero, and sum to zero in every currency.
+    /// Entries are non-empty, non-zero, and sum to zero in every currency
+    /// (rule QG-LEDGER-BALANCED, checked before anything is written).
     pub fn check_balanced(&self) -> Result<(), String> {
         if self.entries.len() < 2 {
             return Err(format!("posting {} needs at least two entries", self.id));

@@ -1,5 +1,6 @@
-//! Request extractors: the caller (from the bearer key), strict JSON bodies,
-//! and the Idempotency-Key with the request's hash.
+//! Request extractors: the caller (from the bearer key, rule QG-AUTH),
+//! strict JSON bodies (rule QG-INPUT), and the Idempotency-Key with the
+//! request's hash.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
