@@ -242,6 +242,20 @@ pub fn all() -> Vec<Case> {
             velocity
         ),
         case!(
+            "QGC-MPM-RISK-PROMPT",
+            "BCP-MPM-RISK-PROMPT",
+            Must,
+            "a risk prompt comes with a generated static code, with the verification of a scanned code (naming the merchant) and with the payer's answer to a scanned-code payment",
+            mpm_risk_prompt
+        ),
+        case!(
+            "QGC-RETENTION",
+            "BCP-RETENTION",
+            Must,
+            "no API path deletes a payment, its refunds or the audit log: DELETE is refused and the records read back unchanged",
+            retention
+        ),
+        case!(
             "QGC-BLOCKLIST",
             "QG-BLOCKLIST",
             Must,
@@ -1442,6 +1456,94 @@ async fn velocity(c: &mut Ctx) -> Outcome {
         format!("a refusal within {} payments in a minute", v + 1),
         "every payment accepted, twice",
     ))
+}
+
+async fn mpm_risk_prompt(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let r = c
+        .call("POST", "/v1/static-codes", Some(&mk), None, None)
+        .await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["risk_prompt"].as_str().is_some_and(|p| p.len() > 20),
+        "a risk prompt with the generated static code",
+        r.body.clone(),
+    )?;
+    let payload = field(&r, "payload")?.to_owned();
+    let v = c
+        .call(
+            "POST",
+            "/v1/codes/verify",
+            None,
+            Some(json!({ "payload": payload })),
+            None,
+        )
+        .await?;
+    expect(&v, 200, None)?;
+    let name = field(&v, "merchant_name")?.to_owned();
+    check(
+        v.json["risk_prompt"]
+            .as_str()
+            .is_some_and(|p| p.contains(&name)),
+        format!("a scanning risk prompt naming {name}"),
+        v.body.clone(),
+    )?;
+    let p = c
+        .post_money(
+            "/v1/scans",
+            &ck,
+            json!({ "payload": payload, "amount": "1.00" }),
+        )
+        .await?;
+    expect(&p, 201, None)?;
+    check(
+        p.json["risk_prompt"]
+            .as_str()
+            .is_some_and(|x| !x.is_empty()),
+        "a risk prompt in the payer's answer",
+        p.body.clone(),
+    )
+}
+
+async fn retention(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let p = c.charge(&mk, &code, "10.00").await?;
+    expect(&p, 201, None)?;
+    let id = field(&p, "id")?.to_owned();
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{id}/refunds"),
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "KEEP1" }),
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let admin = c.admin.clone();
+    for (path, key) in [
+        (format!("/v1/payments/{id}"), mk.clone()),
+        (format!("/v1/payments/{id}"), admin.clone()),
+        (format!("/v1/payments/{id}/refunds"), mk.clone()),
+        ("/v1/audit/log".to_owned(), admin.clone()),
+    ] {
+        let d = c.call("DELETE", &path, Some(&key), None, None).await?;
+        check(
+            d.status == 404 || d.status == 405,
+            format!("DELETE {path} refused (404 or 405)"),
+            format!("HTTP {}", d.status),
+        )?;
+    }
+    let after = c
+        .call("GET", &format!("/v1/payments/{id}"), Some(&mk), None, None)
+        .await?;
+    expect(&after, 200, None)?;
+    check(
+        after.json["status"] == "succeeded" && after.json["amount_refunded"] == "1.00",
+        "the payment and its refund read back unchanged",
+        after.body.clone(),
+    )
 }
 
 async fn cancel_window(c: &mut Ctx) -> Outcome {

@@ -21,6 +21,8 @@ pub enum Kind {
     Forbidden,
     /// 404: no such object (or another tenant's).
     NotFound,
+    /// 405: the endpoint exists but does not take this method.
+    MethodNotAllowed,
     /// 409: conflicts with the object's state or an earlier request.
     Conflict,
     /// 402: well-formed but declined (limit, funds).

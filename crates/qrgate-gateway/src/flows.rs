@@ -56,6 +56,8 @@ pub struct CodeVerification {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// What the payer app shows before paying (BCP-MPM-RISK-PROMPT).
+    pub risk_prompt: String,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
@@ -1182,7 +1184,7 @@ impl<S: Store> Gateway<S> {
     pub async fn verify_code(&self, payload: &str) -> Result<CodeVerification, Error> {
         let v = merchant::verify(payload, &self.public_keys(), self.now())?;
         let d = &v.code.display;
-        Ok(match v.code.kind {
+        let mut verified = match v.code.kind {
             MerchantCodeKind::Static { code_id } => {
                 let sc = self.store.static_code(&code_id.to_string()).await?;
                 CodeVerification {
@@ -1200,6 +1202,7 @@ impl<S: Store> Gateway<S> {
                         Some(_) => "active".into(),
                     },
                     expires_at: None,
+                    risk_prompt: String::new(),
                 }
             }
             MerchantCodeKind::Dynamic {
@@ -1220,8 +1223,28 @@ impl<S: Store> Gateway<S> {
                     key_id: v.key_id.to_string(),
                     status: o.map_or_else(|| "unknown".into(), |o| o.status),
                     expires_at: Some(expires_at.to_rfc3339()),
+                    risk_prompt: String::new(),
                 }
             }
-        })
+        };
+        verified.risk_prompt = self.scan_prompt(&verified);
+        Ok(verified)
+    }
+
+    /// BCP-MPM-RISK-PROMPT at scanning: who is paid, what to check, the limit.
+    fn scan_prompt(&self, v: &CodeVerification) -> String {
+        let who = format!("{} ({})", v.merchant_name, v.merchant_city);
+        match (v.kind.as_str(), v.status.as_str()) {
+            ("static", "active") => format!(
+                "You are paying {who} through a static code. Make sure this is the shop you are paying (a code can be stuck over another); payments through static codes are limited to {} CNY a day.",
+                crate::views::amount(self.limits.daily_d, "CNY")
+            ),
+            ("dynamic", "open") => format!(
+                "You are paying {who} {} CNY for an order. Pay only if the amount is what you were asked.",
+                v.amount.as_deref().unwrap_or("")
+            ),
+            (_, "revoked") => format!("{who} revoked this code: do not pay it."),
+            (_, status) => format!("This code of {who} cannot be paid now ({status})."),
+        }
     }
 }

@@ -154,7 +154,12 @@ pub struct StaticCodeView {
     pub merchant_id: String,
     pub payload: String,
     pub created_at: String,
+    /// What the merchant must know about displaying a static code (BCP-MPM-RISK-PROMPT).
+    pub risk_prompt: &'static str,
 }
+
+/// BCP-MPM-RISK-PROMPT at code generation.
+pub const STATIC_CODE_PROMPT: &str = "A static code can be covered or swapped by a fraudster's code: display it where staff can see it, check it every day with POST /v1/codes/verify (it must name your shop), do not lend or sell it, and do not use a personal static code to collect payments remotely.";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "top_qxtkpcjg5hblwcjs4dv7kxmfu4", "object": "topup", "customer_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "amount": "500.00", "currency": "CNY", "balance": "2500.00", "created_at": "2026-11-25T13:27:46.000Z"}))]
@@ -829,6 +834,7 @@ impl<S: Store> Gateway<S> {
             merchant_id: m.id,
             payload,
             created_at: now.to_rfc3339(),
+            risk_prompt: STATIC_CODE_PROMPT,
         })
     }
 
@@ -850,6 +856,7 @@ impl<S: Store> Gateway<S> {
             merchant_id: sc.merchant_id,
             payload: sc.payload,
             created_at: sc.created_at.to_rfc3339(),
+            risk_prompt: STATIC_CODE_PROMPT,
         })
     }
 

@@ -59,6 +59,10 @@ pub struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub funding: Option<serde_json::Value>,
+    /// For the payer of a scanned merchant code: what to do if the payee
+    /// was not the one meant (BCP-MPM-RISK-PROMPT at payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_prompt: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -119,6 +123,13 @@ impl PaymentView {
                 }
                 serde_json::Value::Object(shown)
             }),
+            risk_prompt: match (audience, s("mode").as_deref()) {
+                (Role::Consumer, Some("mpm_static" | "mpm_dynamic")) => Some(format!(
+                    "Paid to {}. If that is not who you meant to pay, report it at once from your payments list; keep this payment id.",
+                    s("merchant_name").unwrap_or_default()
+                )),
+                _ => None,
+            },
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }

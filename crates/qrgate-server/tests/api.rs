@@ -359,7 +359,10 @@ async fn input_validation_is_strict() {
         (StatusCode::BAD_REQUEST, "payload_too_large")
     );
     let r = app.call("DELETE", "/v1/merchants", a, None, &[]).await;
-    assert_eq!(err(&r).0, "method_not_allowed");
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 
     let (_, mk, _, _) = app.parties().await;
     let pay = |body: Value, key: &'static str| {

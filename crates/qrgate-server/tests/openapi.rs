@@ -101,6 +101,7 @@ fn codes_in_sources() -> BTreeSet<String> {
             "Unauthorized",
             "Forbidden",
             "NotFound",
+            "MethodNotAllowed",
             "Conflict",
             "Declined",
             "Unprocessable",

@@ -25,6 +25,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Unauthorized => StatusCode::UNAUTHORIZED,
         Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::Declined => StatusCode::PAYMENT_REQUIRED,
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,

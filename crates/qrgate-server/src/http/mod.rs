@@ -173,12 +173,17 @@ async fn method_not_allowed(req: Request<Body>, next: Next) -> Response {
     if res.status() == StatusCode::METHOD_NOT_ALLOWED
         && res.extensions().get::<ErrorBody>().is_none()
     {
-        return ApiError(Error::new(
-            Kind::BadRequest,
+        let allow = res.headers().get(axum::http::header::ALLOW).cloned();
+        let mut out = ApiError(Error::new(
+            Kind::MethodNotAllowed,
             "method_not_allowed",
-            "this endpoint does not take that method",
+            "this endpoint does not take that method (see the Allow header)",
         ))
         .into_response();
+        if let Some(a) = allow {
+            out.headers_mut().insert(axum::http::header::ALLOW, a);
+        }
+        return out;
     }
     res
 }

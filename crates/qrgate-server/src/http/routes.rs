@@ -26,6 +26,9 @@ use super::openapi::{
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Every route. None deletes a record: payments, refunds, the ledger and
+/// the audit log are kept (rule BCP-RETENTION; the store's append-only
+/// triggers refuse deletes underneath).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
