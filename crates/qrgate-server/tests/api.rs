@@ -509,6 +509,24 @@ async fn cpm_charge_with_idempotent_retries() {
         )
         .await;
     assert_eq!(err(&r), ("payment_code_expired", Some("BCP-CODE-TTL")));
+    // The first payment's code has expired too, yet its retry still gets the stored answer.
+    let late = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": numeric, "amount": "12.30", "out_trade_no": "T-1" })),
+            &[("idempotency-key", "pay-1")],
+        )
+        .await;
+    assert_eq!(
+        (
+            late.status,
+            late.headers["idempotent-replayed"].to_str().unwrap()
+        ),
+        (StatusCode::CREATED, "true")
+    );
+    assert_eq!(late.bytes, first.bytes);
     // Over the level-C daily cap: 402 with the rule, recorded as failed; the retry replays the same answer.
     let code = app
         .call("POST", "/v1/payment-codes", Some(&ck), None, &[])

@@ -487,13 +487,27 @@ async fn charge(
     let code = opt_str(v, "auth_code")?.unwrap_or_default();
     p.require(&[Role::Merchant])?;
     let i = idem(&headers, &method, "/v1/payments", &body.bytes, &p)?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
+    // No read before the charge: its movement checks the Idempotency-Key in
+    // its own transaction and answers a replay with the stored response.
+    // Only a charge refused before it reaches the store (say, the code has
+    // expired since the first try) looks for a stored answer, which wins.
+    match s
+        .gw
+        .charge(
+            &p,
+            &code,
+            &amount,
+            opt_str(v, "out_trade_no")?,
+            Some(i.clone()),
+        )
+        .await
+    {
+        Ok(r) => Ok(reply(r)),
+        Err(e) => match replay(&s, &i).await? {
+            Some(stored) => Ok(stored),
+            None => Err(e.into()),
+        },
     }
-    Ok(reply(
-        s.gw.charge(&p, &code, &amount, opt_str(v, "out_trade_no")?, Some(i))
-            .await?,
-    ))
 }
 
 #[derive(Deserialize)]
