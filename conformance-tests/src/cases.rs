@@ -256,6 +256,20 @@ pub fn all() -> Vec<Case> {
             retention
         ),
         case!(
+            "QGC-ANOMALY-AMOUNT",
+            "QG-ANOMALY-AMOUNT",
+            Should,
+            "a payment far above the payer's usual amount succeeds but is flagged for review, with the rule, in the record admins and auditors read",
+            anomaly_amount
+        ),
+        case!(
+            "QGC-PERSONAL-CODE-PAYERS",
+            "QG-PERSONAL-CODE-PAYERS",
+            Should,
+            "a personal small merchant paid by as many distinct payers in a day as the target's threshold has its next payment flagged for review (observed when the threshold is at most 10)",
+            personal_code_payers
+        ),
+        case!(
             "QGC-BLOCKLIST",
             "QG-BLOCKLIST",
             Must,
@@ -1544,6 +1558,77 @@ async fn retention(c: &mut Ctx) -> Outcome {
         "the payment and its refund read back unchanged",
         after.body.clone(),
     )
+}
+
+/// Whether the admin's view of a payment records `rule` with `decision`.
+async fn flagged(c: &mut Ctx, payment: &str, rule: &str, decision: &str) -> Outcome {
+    let admin = c.admin.clone();
+    let v = c
+        .call(
+            "GET",
+            &format!("/v1/payments/{payment}"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await?;
+    expect(&v, 200, None)?;
+    check(
+        v.json["risk_checks"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["rule"] == rule && x["decision"] == decision)
+        }),
+        format!("risk_checks records {rule}: {decision}"),
+        v.body.clone(),
+    )
+}
+
+async fn anomaly_amount(c: &mut Ctx) -> Outcome {
+    let factor = rule_value(c, "QG-ANOMALY-AMOUNT").await?;
+    let floor = rule_value(c, "BCP-LIMIT-D-STATIC").await?;
+    let c_cap = rule_value(c, "BCP-LIMIT-C-DAILY").await?;
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("2000.00", "II").await?;
+    for _ in 0..3 {
+        let (code, _) = c.payment_code(&ck).await?;
+        expect(&c.charge(&mk, &code, "1.00").await?, 201, None)?;
+    }
+    // Above the review floor and at least `factor` times the 1.00 average.
+    let amount = (floor + 10_000).max(factor * 100);
+    if amount + 300 > c_cap {
+        return Err(Stop::Skip(format!(
+            "a payment of {} would not fit the target's level-C cap",
+            cny(amount)
+        )));
+    }
+    let p = pay_order_from(c, &mk, &ck, &cny(amount), "wallet").await?;
+    expect(&p, 201, None)?;
+    check(
+        p.json["status"] == "succeeded",
+        "the payment succeeds (a flag never refuses)",
+        p.body.clone(),
+    )?;
+    flagged(c, field(&p, "id")?, "QG-ANOMALY-AMOUNT", "flag_for_review").await
+}
+
+async fn personal_code_payers(c: &mut Ctx) -> Outcome {
+    let limit = rule_value(c, "QG-PERSONAL-CODE-PAYERS").await?;
+    if limit > 10 {
+        return Err(Stop::Skip(format!(
+            "the target reviews at {limit} distinct payers a day; this case pays with at most 11"
+        )));
+    }
+    let owner = c.idem();
+    let (_, mk) = c.small_merchant(&owner).await?;
+    let mut last = None;
+    for _ in 0..=limit {
+        let (_, ck) = c.customer("10.00", "II").await?;
+        let p = pay_order_from(c, &mk, &ck, "1.00", "wallet").await?;
+        expect(&p, 201, None)?;
+        last = Some(field(&p, "id")?.to_owned());
+    }
+    let last = last.ok_or_else(|| fail("a payment", "none made"))?;
+    flagged(c, &last, "QG-PERSONAL-CODE-PAYERS", "flag_for_review").await
 }
 
 async fn cancel_window(c: &mut Ctx) -> Outcome {

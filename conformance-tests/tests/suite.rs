@@ -50,6 +50,7 @@ async fn target_with(
             ("BCP-PASSWORD-FREE-COUNT".to_owned(), 10),
             ("QG-VELOCITY-CUSTOMER".to_owned(), 12),
             ("BCP-TXN-CAP".to_owned(), 20_000_000),
+            ("QG-PERSONAL-CODE-PAYERS".to_owned(), 3),
         ]
         .into_iter()
         .chain(extra_rules.iter().map(|(r, v)| ((*r).to_owned(), *v)))

@@ -22,6 +22,7 @@ use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
 use crate::funding::Source;
+use crate::risk::{Check, Decision};
 use crate::stepup::StepUp;
 use crate::views::{Failure, PaymentView, RefundView};
 use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
@@ -431,6 +432,14 @@ impl<S: Store> Gateway<S> {
                 .await?
             {
                 StepUp::Needs(offer) => {
+                    record_check(
+                        &mut details,
+                        Check::new(
+                            refusal.rule.as_deref().unwrap_or_default(),
+                            Decision::StepUp,
+                            refusal.message.clone(),
+                        ),
+                    );
                     if let Some(f) = details.get_mut("funding").and_then(|f| f.as_object_mut()) {
                         // The confirmation authorizes the card afresh.
                         f.remove("request_id");
@@ -455,6 +464,14 @@ impl<S: Store> Gateway<S> {
         let Some(burn) = burn else {
             return Err(refusal);
         };
+        record_check(
+            &mut details,
+            Check::new(
+                refusal.rule.as_deref().unwrap_or(refusal.code),
+                Decision::Decline,
+                refusal.message.clone(),
+            ),
+        );
         details["failure"] = serde_json::to_value(Failure {
             code: refusal.code.into(),
             message: refusal.message.clone(),
@@ -542,6 +559,36 @@ impl<S: Store> Gateway<S> {
             .with_rule("BCP-TXN-CAP")));
         }
         let now = self.now();
+        let mut checks = vec![Check::new(
+            "QG-BLOCKLIST",
+            Decision::Allow,
+            "neither party is blocked",
+        )];
+        if let Some(cap) = self.txn_cap(merchant) {
+            checks.push(Check::new(
+                "BCP-TXN-CAP",
+                Decision::Allow,
+                format!("within {} CNY a payment", crate::views::amount(cap, "CNY")),
+            ));
+        }
+        if let Some(n) = self.limits.velocity_per_minute {
+            checks.push(Check::new(
+                "QG-VELOCITY-CUSTOMER",
+                Decision::Allow,
+                format!("at most {n} payments a minute"),
+            ));
+        }
+        checks.extend(
+            self.review_checks(merchant, customer, amount.minor(), now)
+                .await?,
+        );
+        let flags: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.decision == Decision::FlagForReview)
+            .map(|c| c.rule.as_str())
+            .collect();
+        let flags = json!(flags);
+        details["risk_checks"] = json!(checks);
         let counters = self
             .funding_counters(
                 customer,
@@ -604,7 +651,7 @@ impl<S: Store> Gateway<S> {
         m.audit = Some(AuditEntry {
             action: "payment.succeeded".into(),
             subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details["funding"], "by": p.key_id }),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details["funding"], "flags": flags, "by": p.key_id }),
         });
         let result = self.store.apply(m).await;
         if authorized && !matches!(result, Ok(Applied::Done { .. })) {
@@ -1247,4 +1294,16 @@ impl<S: Store> Gateway<S> {
             (_, status) => format!("This code of {who} cannot be paid now ({status})."),
         }
     }
+}
+
+/// Record a decisive check on a payment's details, replacing an earlier
+/// entry of the same rule (an `allow` noted before the store refused it).
+fn record_check(details: &mut serde_json::Value, check: Check) {
+    let mut checks: Vec<Check> = details
+        .get("risk_checks")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    checks.retain(|c| c.rule != check.rule);
+    checks.push(check);
+    details["risk_checks"] = json!(checks);
 }

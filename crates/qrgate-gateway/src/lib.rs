@@ -7,6 +7,7 @@ pub mod flows;
 pub mod funding;
 pub mod otp;
 pub mod parties;
+pub mod risk;
 mod rows;
 pub mod stepup;
 pub mod views;
@@ -164,6 +165,8 @@ pub struct Limits {
     pub txn_cap: Option<i64>,
     pub velocity_per_minute: Option<i64>,
     pub cancel_window_seconds: i64,
+    pub anomaly_factor: i64,
+    pub personal_code_payers: i64,
 }
 
 impl Limits {
@@ -209,6 +212,8 @@ impl Limits {
             txn_cap: c.optional_value("BCP-TXN-CAP")?,
             velocity_per_minute: c.optional_value("QG-VELOCITY-CUSTOMER")?,
             cancel_window_seconds: c.value("QG-CANCEL-WINDOW")?,
+            anomaly_factor: c.value("QG-ANOMALY-AMOUNT")?,
+            personal_code_payers: c.value("QG-PERSONAL-CODE-PAYERS")?,
         })
     }
 }

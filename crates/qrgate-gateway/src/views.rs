@@ -63,6 +63,10 @@ pub struct PaymentView {
     /// was not the one meant (BCP-MPM-RISK-PROMPT at payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_prompt: Option<String>,
+    /// For admins and auditors: the risk checks the payment went through,
+    /// each with its rule, decision and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_checks: Option<Vec<crate::risk::Check>>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -123,6 +127,12 @@ impl PaymentView {
                 }
                 serde_json::Value::Object(shown)
             }),
+            risk_checks: match audience {
+                Role::Admin | Role::Auditor => d
+                    .get("risk_checks")
+                    .and_then(|c| serde_json::from_value(c.clone()).ok()),
+                _ => None,
+            },
             risk_prompt: match (audience, s("mode").as_deref()) {
                 (Role::Consumer, Some("mpm_static" | "mpm_dynamic")) => Some(format!(
                     "Paid to {}. If that is not who you meant to pay, report it at once from your payments list; keep this payment id.",

@@ -2021,6 +2021,8 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "input shape: block reason length / HTTP status",
         ),
         ("parties.rs", "201", "HTTP status"),
+        ("risk.rs", "60_000", "milliseconds per minute"),
+        ("risk.rs", "86_400_000", "milliseconds per day"),
         ("rows.rs", "100_000", "size of the in-memory row cache"),
         ("stepup.rs", "60", "seconds per minute"),
         (
@@ -2122,3 +2124,121 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         "every Limits field is read from the catalogue"
     );
 }
+
+// ---- Risk checks that flag for review ----
+
+fn checks_of(v: &qrgate_gateway::views::PaymentView) -> Vec<(String, String)> {
+    v.risk_checks
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c.rule.clone(),
+                serde_json::to_value(c.decision)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+on_both!(
+    an_unusually_large_payment_is_flagged_not_refused,
+    |w: World| async move {
+        // Too little history: allowed without a flag.
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "600.00", None)
+            .await
+            .unwrap();
+        let v =
+            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
+                .await
+                .unwrap();
+        assert!(checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into())));
+        for _ in 0..3 {
+            w.charge(&w.device_token(), "10.00").await.unwrap();
+        }
+        // Average now (600 + 30) / 4 = 157.50; 10x is 1,575.00.
+        w.clock.advance_seconds(86_400);
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "900.00", None)
+            .await
+            .unwrap();
+        let v =
+            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
+                .await
+                .unwrap();
+        assert!(checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into())));
+        for _ in 0..20 {
+            w.charge(&w.device_token(), "1.00").await.unwrap();
+        }
+        // 25 payments averaging 1,550.00 / 25 = 62.00: 700.00 is more than 10x.
+        w.clock.advance_seconds(86_400);
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "700.00", None)
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "succeeded", "flagged, not refused");
+        assert!(
+            p.get("risk_checks").is_none(),
+            "the payer does not see the checks"
+        );
+        let v =
+            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
+                .await
+                .unwrap();
+        assert!(
+            checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "flag_for_review".into())),
+            "{:?}",
+            v.risk_checks
+        );
+        let audit = w.gw.store().audit_rows(0, 1000).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.subject == v.id && r.details["flags"] == json!(["QG-ANOMALY-AMOUNT"]))
+        );
+    }
+);
+
+on_both!(
+    a_personal_merchant_paid_by_many_people_is_flagged_and_declines_are_recorded,
+    |mut w: World| async move {
+        w.reconfigure(&[("QG-PERSONAL-CODE-PAYERS", 2)], &[]).await;
+        let stall = w.small_merchant("SNACK STALL", "kyc-s").await;
+        let mut last = Value::Null;
+        for i in 0..3 {
+            let c = w.new_consumer(&format!("s{i}")).await;
+            w.gw.topup(&admin(), c.subject.as_deref().unwrap(), "10.00", None)
+                .await
+                .unwrap();
+            last = w.pay_order(&stall, &c, "1.00", None).await.unwrap();
+        }
+        let v =
+            w.gw.get_payment(&admin(), last["id"].as_str().unwrap())
+                .await
+                .unwrap();
+        assert!(
+            checks_of(&v).contains(&("QG-PERSONAL-CODE-PAYERS".into(), "flag_for_review".into())),
+            "{:?}",
+            v.risk_checks
+        );
+        // A declined payment records the deciding check.
+        let e = w
+            .pay_order(&stall, &w.consumer, "5000.00", None)
+            .await
+            .unwrap_err();
+        let v =
+            w.gw.get_payment(&admin(), e.payment_id.as_deref().unwrap())
+                .await
+                .unwrap();
+        assert!(
+            checks_of(&v).contains(&("BCP-LIMIT-C-DAILY".into(), "decline".into())),
+            "{:?}",
+            v.risk_checks
+        );
+    }
+);

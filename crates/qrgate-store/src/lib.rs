@@ -134,6 +134,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Option<OtpEnrollment>, StoreError>> + Send;
+    /// A customer's succeeded payments since `since`: (count, total minor units).
+    fn payer_history(
+        &self,
+        customer_id: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
+    /// How many distinct customers paid a merchant since `since`.
+    fn distinct_payers(
+        &self,
+        merchant_id: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
     /// A customer's linked cards, oldest first.
     fn cards_of(
         &self,
@@ -383,6 +395,20 @@ macro_rules! impl_store {
                 customer_id: &str,
             ) -> Result<Option<OtpEnrollment>, StoreError> {
                 ops::otp_enrollment(&mut self.reader().await?, customer_id).await
+            }
+            async fn payer_history(
+                &self,
+                customer_id: &str,
+                since: Timestamp,
+            ) -> Result<(i64, i64), StoreError> {
+                ops::payer_history(&mut self.reader().await?, customer_id, since).await
+            }
+            async fn distinct_payers(
+                &self,
+                merchant_id: &str,
+                since: Timestamp,
+            ) -> Result<i64, StoreError> {
+                ops::distinct_payers(&mut self.reader().await?, merchant_id, since).await
             }
             async fn cards_of(&self, customer_id: &str) -> Result<Vec<Card>, StoreError> {
                 ops::cards_of(&mut self.reader().await?, customer_id).await

@@ -1261,6 +1261,44 @@ pub(crate) async fn webhook_endpoints<C: Conn>(
         .collect()
 }
 
+/// A customer's succeeded payments since `since`: (count, total minor units).
+pub(crate) async fn payer_history<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    since: Timestamp,
+) -> Result<(i64, i64), StoreError> {
+    let rows = c
+        .rows(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments \
+             WHERE customer_id = $1 AND created_at >= $2 AND status = 'succeeded'",
+            &[Arg::Str(customer_id), Arg::I64(since.unix_millis())],
+        )
+        .await?;
+    let r = rows.first().ok_or_else(unexpected_none)?;
+    Ok((r.i64(0)?, r.i64(1)?))
+}
+
+/// How many distinct customers paid a merchant (succeeded) since `since`.
+pub(crate) async fn distinct_payers<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    since: Timestamp,
+) -> Result<i64, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT COUNT(DISTINCT customer_id) FROM payments \
+             WHERE merchant_id = $1 AND created_at >= $2 AND status = 'succeeded'",
+            &[Arg::Str(merchant_id), Arg::I64(since.unix_millis())],
+        )
+        .await?;
+    let r = rows.first().ok_or_else(unexpected_none)?;
+    Ok(r.i64(0)?)
+}
+
+fn unexpected_none() -> StoreError {
+    StoreError::Corrupt("an aggregate query returned no row".into())
+}
+
 /// A page of payments, newest first, and whether more follow.
 pub(crate) async fn list_payments<C: Conn>(
     c: &mut C,
