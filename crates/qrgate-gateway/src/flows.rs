@@ -489,13 +489,7 @@ impl<S: Store> Gateway<S> {
             _ => 422,
         };
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: status,
-            response_body: err_body.to_string(),
-        });
+        m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
         m.burns.push(burn);
         let fview = PaymentView::of(&failed, p.role);
         m.payment = Some(PaymentWrite::Insert(failed));
@@ -620,13 +614,7 @@ impl<S: Store> Gateway<S> {
         let view = PaymentView::of(&ok_row, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 201,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
         m.burns.extend(burn.clone());
         m.counters = counters;
         m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
@@ -1005,13 +993,7 @@ impl<S: Store> Gateway<S> {
         let view = RefundView::of(&refund);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 201,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.map(|i| i.record(201, body.clone()));
         m.counters.push(CounterCharge {
             key: format!("refund:{payment_id}"),
             amount_minor: amount.minor(),
@@ -1152,13 +1134,7 @@ impl<S: Store> Gateway<S> {
         let view = PaymentView::of(&after, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 200,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.map(|i| i.record(200, body.clone()));
         m.posting = Some(Posting {
             id: format!("pst_cancel_{payment_id}"),
             kind: "reversal".into(),

@@ -106,6 +106,19 @@ pub struct Idem {
     pub request_hash: String,
 }
 
+impl Idem {
+    /// What to store so that a replay of this request answers `status` and `body`.
+    pub fn record(self, status: u16, body: String) -> qrgate_store::IdempotencyRecord {
+        qrgate_store::IdempotencyRecord {
+            scope: self.scope,
+            key: self.key,
+            request_hash: self.request_hash,
+            response_status: status,
+            response_body: body,
+        }
+    }
+}
+
 /// The stored response of a money-moving request: what to answer now and on
 /// every replay of its Idempotency-Key.
 #[derive(Debug, Clone, PartialEq, Eq)]

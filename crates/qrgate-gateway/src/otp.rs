@@ -114,19 +114,13 @@ impl<S: Store> Gateway<S> {
             u64::try_from(*s).is_ok_and(|u| same(totp(&secret, u).as_bytes(), code.as_bytes()))
         });
         let Some(step) = matched else {
-            let lock_until = now
-                .checked_add_seconds(self.limits.pin_lock_minutes * 60)
-                .unwrap_or(now);
-            let (failures, locked) = self
-                .store
-                .pin_failed(customer, now, self.limits.pin_lockout, lock_until)
-                .await?;
-            let left = (self.limits.pin_lockout - failures).max(0);
-            let msg = match locked {
-                Some(u) if u > now => {
+            let msg = match self.count_failure(customer, now).await? {
+                (_, Some(u)) => {
                     format!("wrong one-time password; PIN and OTP are now locked until {u}")
                 }
-                _ => format!("wrong one-time password; {left} attempts left before the lock"),
+                (left, None) => {
+                    format!("wrong one-time password; {left} attempts left before the lock")
+                }
             };
             return Err(
                 Error::new(Kind::Unprocessable, "otp_incorrect", msg).with_rule("QG-PIN-LOCKOUT")

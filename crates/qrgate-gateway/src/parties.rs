@@ -729,13 +729,7 @@ impl<S: Store> Gateway<S> {
         };
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 201,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.map(|i| i.record(201, body.clone()));
         m.posting = Some(Posting {
             id: format!("pst_{id}"),
             kind: "topup".into(),

@@ -244,6 +244,20 @@ impl<S: Store> Gateway<S> {
         {
             return Ok(());
         }
+        let msg = match self.count_failure(customer, now).await? {
+            (_, Some(u)) => format!("wrong PIN; the PIN is now locked until {u}"),
+            (left, None) => format!("wrong PIN; {left} attempts left before the PIN locks"),
+        };
+        Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+    }
+
+    /// Count a wrong PIN or one-time password toward the lock-out: the
+    /// attempts left, and until when it is locked if it now is.
+    pub(crate) async fn count_failure(
+        &self,
+        customer: &str,
+        now: Timestamp,
+    ) -> Result<(i64, Option<Timestamp>), Error> {
         let lock_until = now
             .checked_add_seconds(self.limits.pin_lock_minutes * 60)
             .unwrap_or(now);
@@ -251,12 +265,10 @@ impl<S: Store> Gateway<S> {
             .store
             .pin_failed(customer, now, self.limits.pin_lockout, lock_until)
             .await?;
-        let left = (self.limits.pin_lockout - failures).max(0);
-        let msg = match locked {
-            Some(u) if u > now => format!("wrong PIN; the PIN is now locked until {u}"),
-            _ => format!("wrong PIN; {left} attempts left before the PIN locks"),
-        };
-        Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+        Ok((
+            (self.limits.pin_lockout - failures).max(0),
+            locked.filter(|u| *u > now),
+        ))
     }
 
     /// What would raise this payment to level B, if B's daily cap has room
@@ -399,13 +411,7 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let id = waiting.id.clone();
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 201,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.map(|i| i.record(201, body.clone()));
         m.burns
             .extend(burn.filter(|b| !b.key.starts_with("order:")));
         m.payment = Some(PaymentWrite::Insert(waiting));
@@ -640,13 +646,7 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
 
         let mut m = Movement::new(now);
-        m.idempotency = idem.clone().map(|i| IdempotencyRecord {
-            scope: i.scope,
-            key: i.key,
-            request_hash: i.request_hash,
-            response_status: 200,
-            response_body: body.clone(),
-        });
+        m.idempotency = idem.clone().map(|i| i.record(200, body.clone()));
         m.counters = counters;
         m.posting =
             Some(self.payment_posting(payment_id, &customer, &source, &merchant.id, amount));

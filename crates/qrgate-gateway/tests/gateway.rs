@@ -2008,7 +2008,6 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "processor_timeout_ms default (deployment setting)",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
-        ("otp.rs", "60", "seconds per minute"),
         ("parties.rs", "60", "seconds per minute"),
         (
             "parties.rs",
