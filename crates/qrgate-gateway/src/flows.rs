@@ -604,7 +604,13 @@ impl<S: Store> Gateway<S> {
                     details["funding"]["authorization"] = json!(authorization);
                     authorized = true;
                 }
-                Err(declined) => return Ok(Err(declined)),
+                Err(declined) => {
+                    if declined.code == "card_processor_timeout" {
+                        // authorize_card reversed the unanswered authorization.
+                        details["funding"]["reversed"] = json!(true);
+                    }
+                    return Ok(Err(declined));
+                }
             }
         }
         let ok_row = Payment {

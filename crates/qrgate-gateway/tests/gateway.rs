@@ -1457,6 +1457,8 @@ on_both!(
         assert_eq!(e.code, "card_processor_timeout");
         let id = e.payment_id.unwrap();
         assert!(w.sandbox.authorization(&id).unwrap().reversed);
+        let recorded = w.gw.store().payment(&id).await.unwrap().unwrap();
+        assert_eq!(recorded.details["funding"]["reversed"], json!(true));
         assert_eq!(
             w.gw.get_payment(&w.consumer, &id).await.unwrap().status,
             "failed"
