@@ -1026,16 +1026,13 @@ async fn level_a_customer(
     let device = device()?;
     let device_ids = enroll(c, &key, &device).await?;
     let certificate = self::device()?;
-    let admin = c.admin.clone();
     let r = c
-        .call(
+        .as_admin(
             "POST",
             &format!("/v1/customers/{id}/certificates"),
-            Some(&admin),
             Some(
                 json!({ "public_key": URL_SAFE_NO_PAD.encode(certificate.public_key().as_ref()) }),
             ),
-            None,
         )
         .await?;
     expect(&r, 201, None)?;
@@ -1160,18 +1157,7 @@ async fn class_three(c: &mut Ctx) -> Outcome {
 async fn limit_b(c: &mut Ctx) -> Outcome {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("7000.00", "II").await?;
-    expect(
-        &c.call(
-            "POST",
-            "/v1/me/pin",
-            Some(&ck),
-            Some(json!({ "pin": "493817" })),
-            None,
-        )
-        .await?,
-        200,
-        None,
-    )?;
+    set_pin(c, &ck).await?;
     let (code, _) = c.payment_code(&ck).await?;
     expect(&c.charge(&mk, &code, "1000.00").await?, 201, None)?;
     let kp = device()?;
@@ -1201,19 +1187,22 @@ async fn limit_b(c: &mut Ctx) -> Outcome {
 }
 
 /// The effective number of a rule, as the target states it (`GET /v1/rules`).
-async fn rule_value(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
+/// A rule's effective number as the target states it: `Ok(None)` when the
+/// target lists the rule without one (an optional limit left off).
+async fn stated(c: &mut Ctx, id: &str) -> Result<Option<i64>, Stop> {
     let r = c.call("GET", "/v1/rules", None, None, None).await?;
     expect(&r, 200, None)?;
-    r.json["data"]
+    let rule = r.json["data"]
         .as_array()
         .and_then(|rules| rules.iter().find(|x| x["id"] == id))
-        .and_then(|x| x["value"].as_i64())
-        .ok_or_else(|| {
-            fail(
-                format!("{id} with a value in GET /v1/rules"),
-                r.body.clone(),
-            )
-        })
+        .ok_or_else(|| fail(format!("{id} in GET /v1/rules"), r.body.clone()))?;
+    Ok(rule["value"].as_i64())
+}
+
+async fn rule_value(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
+    stated(c, id)
+        .await?
+        .ok_or_else(|| fail(format!("{id} with a value in GET /v1/rules"), "no value"))
 }
 
 /// Minor units as a decimal amount string.
@@ -1345,24 +1334,9 @@ async fn small_credit_month(c: &mut Ctx) -> Outcome {
     cites(&r, "BCP-SMALL-MERCHANT-CREDIT-MONTH")
 }
 
-/// An optional limit's number, `None` when the target leaves it off.
-async fn c_rule_opt(c: &mut Ctx, id: &str) -> Result<Option<i64>, Stop> {
-    match optional_rule(c, id).await {
-        Ok(v) => Ok(Some(v)),
-        Err(Stop::Skip(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// An optional limit's number, or SKIP when the target leaves it off.
 async fn optional_rule(c: &mut Ctx, id: &str) -> Result<i64, Stop> {
-    let r = c.call("GET", "/v1/rules", None, None, None).await?;
-    expect(&r, 200, None)?;
-    let rule = r.json["data"]
-        .as_array()
-        .and_then(|rules| rules.iter().find(|x| x["id"] == id))
-        .ok_or_else(|| fail(format!("{id} in GET /v1/rules"), r.body.clone()))?;
-    rule["value"].as_i64().ok_or_else(|| {
+    stated(c, id).await?.ok_or_else(|| {
         Stop::Skip(format!(
             "{id} is an optional limit and the target leaves it off"
         ))
@@ -1376,7 +1350,7 @@ async fn password_free_count(c: &mut Ctx) -> Outcome {
             "the target allows {n} password-free payments a day; this case observes at most 50"
         )));
     }
-    if let Some(v) = c_rule_opt(c, "QG-VELOCITY-CUSTOMER").await?
+    if let Some(v) = stated(c, "QG-VELOCITY-CUSTOMER").await?
         && v < n + 2
     {
         return Err(Stop::Skip(format!(
@@ -1562,15 +1536,8 @@ async fn retention(c: &mut Ctx) -> Outcome {
 
 /// Whether the admin's view of a payment records `rule` with `decision`.
 async fn flagged(c: &mut Ctx, payment: &str, rule: &str, decision: &str) -> Outcome {
-    let admin = c.admin.clone();
     let v = c
-        .call(
-            "GET",
-            &format!("/v1/payments/{payment}"),
-            Some(&admin),
-            None,
-            None,
-        )
+        .as_admin("GET", &format!("/v1/payments/{payment}"), None)
         .await?;
     expect(&v, 200, None)?;
     check(
@@ -1825,14 +1792,11 @@ async fn pin_lock_minutes(c: &mut Ctx) -> Outcome {
 }
 
 async fn block(c: &mut Ctx, subject: &str) -> Result<String, Stop> {
-    let admin = c.admin.clone();
     let r = c
-        .call(
+        .as_admin(
             "POST",
             "/v1/blocks",
-            Some(&admin),
             Some(json!({ "subject_id": subject, "reason": "conformance run: blocked on purpose" })),
-            None,
         )
         .await?;
     expect(&r, 201, None)?;
@@ -1858,15 +1822,8 @@ async fn blocklist(c: &mut Ctx) -> Outcome {
         "nothing charged to a blocked payer",
         "another balance",
     )?;
-    let admin = c.admin.clone();
     let r = c
-        .call(
-            "POST",
-            &format!("/v1/blocks/{b}/lift"),
-            Some(&admin),
-            None,
-            None,
-        )
+        .as_admin("POST", &format!("/v1/blocks/{b}/lift"), None)
         .await?;
     expect(&r, 200, None)?;
     let (code, _) = c.payment_code(&ck).await?;
@@ -1885,18 +1842,7 @@ async fn blocklist(c: &mut Ctx) -> Outcome {
 async fn class_one(c: &mut Ctx) -> Outcome {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("2000.00", "I").await?;
-    expect(
-        &c.call(
-            "POST",
-            "/v1/me/pin",
-            Some(&ck),
-            Some(json!({ "pin": "493817" })),
-            None,
-        )
-        .await?,
-        200,
-        None,
-    )?;
+    set_pin(c, &ck).await?;
     let (code, _) = c.payment_code(&ck).await?;
     expect(&c.charge(&mk, &code, "999.99").await?, 201, None)?;
     // Over the C cap, stepped up to B: level B has room, the class-I total does not.
@@ -1919,16 +1865,7 @@ async fn class_one(c: &mut Ctx) -> Outcome {
 async fn stepup(c: &mut Ctx) -> Outcome {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("2000.00", "II").await?;
-    let r = c
-        .call(
-            "POST",
-            "/v1/me/pin",
-            Some(&ck),
-            Some(json!({ "pin": "493817" })),
-            None,
-        )
-        .await?;
-    expect(&r, 200, None)?;
+    set_pin(c, &ck).await?;
     let (code, _) = c.payment_code(&ck).await?;
     expect(&c.charge(&mk, &code, "999.00").await?, 201, None)?;
     let kp = device()?;
@@ -2071,18 +2008,7 @@ async fn stepup_biometric(c: &mut Ctx) -> Outcome {
 async fn pin_lockout(c: &mut Ctx) -> Outcome {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("2000.00", "II").await?;
-    expect(
-        &c.call(
-            "POST",
-            "/v1/me/pin",
-            Some(&ck),
-            Some(json!({ "pin": "493817" })),
-            None,
-        )
-        .await?,
-        200,
-        None,
-    )?;
+    set_pin(c, &ck).await?;
     let (code, _) = c.payment_code(&ck).await?;
     expect(&c.charge(&mk, &code, "1000.00").await?, 201, None)?;
     let kp = device()?;
@@ -2532,19 +2458,13 @@ async fn input_body(c: &mut Ctx) -> Outcome {
 }
 
 async fn ledger_balanced(c: &mut Ctx) -> Outcome {
-    let admin = c.admin.clone();
-    let r = c
-        .call("GET", "/v1/ledger/check", Some(&admin), None, None)
-        .await?;
+    let r = c.as_admin("GET", "/v1/ledger/check", None).await?;
     expect(&r, 200, None)?;
     check(r.json["balanced"] == true, "balanced: true", r.body.clone())
 }
 
 async fn audit_chain(c: &mut Ctx) -> Outcome {
-    let admin = c.admin.clone();
-    let r = c
-        .call("GET", "/v1/audit/verify", Some(&admin), None, None)
-        .await?;
+    let r = c.as_admin("GET", "/v1/audit/verify", None).await?;
     expect(&r, 200, None)?;
     check(
         r.json.get("Intact").is_some(),

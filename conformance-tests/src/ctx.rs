@@ -83,6 +83,17 @@ impl Ctx {
         .await
     }
 
+    /// A call with the admin key (no Idempotency-Key).
+    pub async fn as_admin(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Resp, Stop> {
+        let admin = self.admin.clone();
+        self.call(method, path, Some(&admin), body, None).await
+    }
+
     /// A money-moving POST with a fresh Idempotency-Key.
     pub async fn post_money(&mut self, path: &str, key: &str, body: Value) -> Result<Resp, Stop> {
         let i = self.idem();

@@ -92,6 +92,19 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// What is being paid: who pays whom, how much, at which risk level with
+/// which proven elements, from which source, for which order.
+#[derive(Clone, Copy)]
+struct Sale<'a> {
+    merchant: &'a Merchant,
+    customer: &'a str,
+    amount: Money,
+    level: RiskLevel,
+    elements: &'a [Element],
+    source: &'a Source,
+    order: Option<&'a Order>,
+}
+
 impl<S: Store> Gateway<S> {
     pub(crate) fn event_id(&self) -> Result<String, Error> {
         let mut b = [0_u8; 12];
@@ -351,22 +364,24 @@ impl<S: Store> Gateway<S> {
     /// the failed payment (burning the code) and answer with the refusal.
     /// A card is authorized before the movement and reversed if the
     /// movement is refused.
-    #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
         p: &Principal,
-        merchant: &Merchant,
-        customer: &str,
-        amount: Money,
-        level: RiskLevel,
-        elements: &[Element],
-        source: &Source,
+        sale: Sale<'_>,
         burn: Option<CodeBurn>,
-        order: Option<&Order>,
         mut details: serde_json::Value,
         out_trade_no: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
+        let Sale {
+            merchant,
+            customer,
+            amount,
+            level,
+            elements,
+            source,
+            ..
+        } = sale;
         let now = self.now();
         let id: PaymentId = self.new_id()?;
         let id = id.to_string();
@@ -394,20 +409,7 @@ impl<S: Store> Gateway<S> {
             updated_at: now,
         };
         let refusal = match self
-            .try_settle(
-                p,
-                merchant,
-                customer,
-                amount,
-                level,
-                elements,
-                source,
-                &burn,
-                order,
-                &mut details,
-                &row,
-                &idem,
-            )
+            .try_settle(p, &sale, &burn, &mut details, &row, &idem)
             .await?
         {
             Ok(reply) => return Ok(reply),
@@ -522,22 +524,24 @@ impl<S: Store> Gateway<S> {
     /// authorization, then the movement. `Ok(Err(refusal))` when the payment
     /// is refused in a way that is recorded (the code is burned); a card
     /// authorization is reversed before a refusal is returned.
-    #[allow(clippy::too_many_arguments)]
     async fn try_settle(
         &self,
         p: &Principal,
-        merchant: &Merchant,
-        customer: &str,
-        amount: Money,
-        level: RiskLevel,
-        elements: &[Element],
-        source: &Source,
+        sale: &Sale<'_>,
         burn: &Option<CodeBurn>,
-        order: Option<&Order>,
         details: &mut serde_json::Value,
         row: &(dyn Fn(&str, serde_json::Value) -> Payment + Sync),
         idem: &Option<Idem>,
     ) -> Result<Result<Reply, Error>, Error> {
+        let &Sale {
+            merchant,
+            customer,
+            amount,
+            level,
+            elements,
+            source,
+            order,
+        } = sale;
         if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
             return Ok(Err(blocked));
         }
@@ -715,21 +719,17 @@ impl<S: Store> Gateway<S> {
         };
         let details =
             json!({ "mode": "cpm", "code_kind": payer.code_kind, "device_id": payer.device_id });
-        self.settle(
-            p,
-            &merchant,
-            &payer.customer,
+        let sale = Sale {
+            merchant: &merchant,
+            customer: &payer.customer,
             amount,
             level,
-            &payer.elements,
-            &Source::Wallet,
-            Some(burn),
-            None,
-            details,
-            out_trade_no,
-            idem,
-        )
-        .await
+            elements: &payer.elements,
+            source: &Source::Wallet,
+            order: None,
+        };
+        self.settle(p, sale, Some(burn), details, out_trade_no, idem)
+            .await
     }
 
     /// MPM: the consumer scanned a merchant's code and pays it.
@@ -779,11 +779,16 @@ impl<S: Store> Gateway<S> {
                     .ok_or_else(|| Error::internal("static code without merchant"))?;
                 let level = risk::level(&elements, true);
                 let details = json!({ "mode": "mpm_static", "static_code_id": sc.id });
-                self.settle(
-                    p, &merchant, &customer, amount, level, &elements, &source, None, None,
-                    details, None, idem,
-                )
-                .await
+                let sale = Sale {
+                    merchant: &merchant,
+                    customer: &customer,
+                    amount,
+                    level,
+                    elements: &elements,
+                    source: &source,
+                    order: None,
+                };
+                self.settle(p, sale, None, details, None, idem).await
             }
             MerchantCodeKind::Dynamic {
                 order_id,
@@ -831,21 +836,18 @@ impl<S: Store> Gateway<S> {
                     expires_at: order.expires_at,
                 };
                 let details = json!({ "mode": "mpm_dynamic", "order_id": order.id });
-                self.settle(
-                    p,
-                    &merchant,
-                    &customer,
-                    code_amount,
+                let sale = Sale {
+                    merchant: &merchant,
+                    customer: &customer,
+                    amount: code_amount,
                     level,
-                    &elements,
-                    &source,
-                    Some(burn),
-                    Some(&order),
-                    details,
-                    order.out_trade_no.clone(),
-                    idem,
-                )
-                .await
+                    elements: &elements,
+                    source: &source,
+                    order: Some(&order),
+                };
+                let out_trade_no = order.out_trade_no.clone();
+                self.settle(p, sale, Some(burn), details, out_trade_no, idem)
+                    .await
             }
         }
     }

@@ -2128,9 +2128,13 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
 
 // ---- Risk checks that flag for review ----
 
-fn checks_of(v: &qrgate_gateway::views::PaymentView) -> Vec<(String, String)> {
-    v.risk_checks
-        .as_ref()
+/// The risk checks of a payment as an admin sees them: (rule, decision).
+async fn checks_of(w: &World, payment: &Value) -> Vec<(String, String)> {
+    let id = payment["id"].as_str().unwrap();
+    w.gw.get_payment(&admin(), id)
+        .await
+        .unwrap()
+        .risk_checks
         .unwrap()
         .iter()
         .map(|c| {
@@ -2154,11 +2158,11 @@ on_both!(
             .pay_order(&w.merchant, &w.consumer, "600.00", None)
             .await
             .unwrap();
-        let v =
-            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
+        assert!(
+            checks_of(&w, &p)
                 .await
-                .unwrap();
-        assert!(checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into())));
+                .contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into()))
+        );
         for _ in 0..3 {
             w.charge(&w.device_token(), "10.00").await.unwrap();
         }
@@ -2168,11 +2172,11 @@ on_both!(
             .pay_order(&w.merchant, &w.consumer, "900.00", None)
             .await
             .unwrap();
-        let v =
-            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
+        assert!(
+            checks_of(&w, &p)
                 .await
-                .unwrap();
-        assert!(checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into())));
+                .contains(&("QG-ANOMALY-AMOUNT".into(), "allow".into()))
+        );
         for _ in 0..20 {
             w.charge(&w.device_token(), "1.00").await.unwrap();
         }
@@ -2187,20 +2191,16 @@ on_both!(
             p.get("risk_checks").is_none(),
             "the payer does not see the checks"
         );
-        let v =
-            w.gw.get_payment(&admin(), p["id"].as_str().unwrap())
-                .await
-                .unwrap();
+        let checks = checks_of(&w, &p).await;
         assert!(
-            checks_of(&v).contains(&("QG-ANOMALY-AMOUNT".into(), "flag_for_review".into())),
-            "{:?}",
-            v.risk_checks
+            checks.contains(&("QG-ANOMALY-AMOUNT".into(), "flag_for_review".into())),
+            "{checks:?}"
         );
         let audit = w.gw.store().audit_rows(0, 1000).await.unwrap();
         assert!(
             audit
                 .iter()
-                .any(|r| r.subject == v.id && r.details["flags"] == json!(["QG-ANOMALY-AMOUNT"]))
+                .any(|r| r.subject == p["id"] && r.details["flags"] == json!(["QG-ANOMALY-AMOUNT"]))
         );
     }
 );
@@ -2210,36 +2210,32 @@ on_both!(
     |mut w: World| async move {
         w.reconfigure(&[("QG-PERSONAL-CODE-PAYERS", 2)], &[]).await;
         let stall = w.small_merchant("SNACK STALL", "kyc-s").await;
-        let mut last = Value::Null;
-        for i in 0..3 {
+        // Review at 2 distinct payers: the first two pass, the third is flagged.
+        for (i, decision) in ["allow", "allow", "flag_for_review"]
+            .into_iter()
+            .enumerate()
+        {
             let c = w.new_consumer(&format!("s{i}")).await;
             w.gw.topup(&admin(), c.subject.as_deref().unwrap(), "10.00", None)
                 .await
                 .unwrap();
-            last = w.pay_order(&stall, &c, "1.00", None).await.unwrap();
+            let p = w.pay_order(&stall, &c, "1.00", None).await.unwrap();
+            assert_eq!(p["status"], "succeeded");
+            let checks = checks_of(&w, &p).await;
+            assert!(
+                checks.contains(&("QG-PERSONAL-CODE-PAYERS".into(), decision.into())),
+                "payer {i}: {checks:?}"
+            );
         }
-        let v =
-            w.gw.get_payment(&admin(), last["id"].as_str().unwrap())
-                .await
-                .unwrap();
-        assert!(
-            checks_of(&v).contains(&("QG-PERSONAL-CODE-PAYERS".into(), "flag_for_review".into())),
-            "{:?}",
-            v.risk_checks
-        );
         // A declined payment records the deciding check.
         let e = w
             .pay_order(&stall, &w.consumer, "5000.00", None)
             .await
             .unwrap_err();
-        let v =
-            w.gw.get_payment(&admin(), e.payment_id.as_deref().unwrap())
-                .await
-                .unwrap();
+        let checks = checks_of(&w, &json!({ "id": e.payment_id })).await;
         assert!(
-            checks_of(&v).contains(&("BCP-LIMIT-C-DAILY".into(), "decline".into())),
-            "{:?}",
-            v.risk_checks
+            checks.contains(&("BCP-LIMIT-C-DAILY".into(), "decline".into())),
+            "{checks:?}"
         );
     }
 );
