@@ -22,6 +22,11 @@ use serde_json::Value;
 
 use qrgate_bench::{Consumer, Target, charge};
 
+/// The same allocator as the gateway, so the load generator takes as little
+/// of the shared cores as it can.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load generator for qrgate payments.
 #[derive(Parser, Clone)]
 #[command(name = "qrgate-bench", version)]
