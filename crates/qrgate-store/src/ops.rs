@@ -183,7 +183,7 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
     }
 
     let audit_seq = match &m.audit {
-        Some(a) => Some(append_audit(c, a, at).await?),
+        Some(a) => append_audit(c, a, at).await?,
         None => None,
     };
     Ok(Applied::Done { audit_seq })
@@ -346,12 +346,29 @@ async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<
     Ok(())
 }
 
+/// Record an audit entry in the movement's transaction. SQLite (one writer)
+/// chains it at once and answers its `seq`; PostgreSQL queues it for
+/// [`chain_audit`] (`None`), so concurrent movements do not wait for each
+/// other on the chain's head row.
 pub(crate) async fn append_audit<C: Conn>(
     c: &mut C,
     a: &AuditEntry,
     at: i64,
-) -> Result<i64, MovementError> {
-    // Taking the head row last keeps the chain's serialisation point short.
+) -> Result<Option<i64>, MovementError> {
+    let details = to_text(&a.details);
+    if c.dialect() == Dialect::Postgres {
+        c.exec(
+            "INSERT INTO audit_queue (at, action, subject, details) VALUES ($1, $2, $3, $4)",
+            &[
+                Arg::I64(at),
+                Arg::Str(&a.action),
+                Arg::Str(&a.subject),
+                Arg::Str(&details),
+            ],
+        )
+        .await?;
+        return Ok(None);
+    }
     let head = c
         .rows(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
@@ -362,23 +379,84 @@ pub(crate) async fn append_audit<C: Conn>(
         .first()
         .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
     let (seq, prev) = (head.i64(0)?, head.str(1)?);
-    let details = to_text(&a.details);
-    let hash = audit::chain_hash(
-        &prev,
-        &audit::canonical(seq, at, &a.action, &a.subject, &details),
-    )
-    .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
-    c.exec(
-        "INSERT INTO audit_log (seq, at, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[Arg::I64(seq), Arg::I64(at), Arg::Str(&a.action), Arg::Str(&a.subject), Arg::Str(&details), Arg::Str(&prev), Arg::Str(&hash)],
-    )
-    .await?;
+    let hash = link(c, seq, at, &a.action, &a.subject, &details, &prev).await?;
     c.exec(
         "UPDATE audit_head SET hash = $1 WHERE id = 1",
         &[Arg::Str(&hash)],
     )
     .await?;
-    Ok(seq)
+    Ok(Some(seq))
+}
+
+/// Append row `seq` after `prev` to the chain; its hash.
+async fn link<C: Conn>(
+    c: &mut C,
+    seq: i64,
+    at: i64,
+    action: &str,
+    subject: &str,
+    details: &str,
+    prev: &str,
+) -> Result<String, MovementError> {
+    let hash = audit::chain_hash(prev, &audit::canonical(seq, at, action, subject, details))
+        .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
+    c.exec(
+        "INSERT INTO audit_log (seq, at, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[Arg::I64(seq), Arg::I64(at), Arg::Str(action), Arg::Str(subject), Arg::Str(details), Arg::Str(prev), Arg::Str(&hash)],
+    )
+    .await?;
+    Ok(hash)
+}
+
+/// Most queued audit entries chained in one pass.
+pub(crate) const CHAIN_BATCH: i64 = 1000;
+
+/// PostgreSQL: move queued audit entries into the chain, oldest first, in
+/// one transaction that holds the head row (so passes of several gateways
+/// take turns, and each sees what the one before it moved). The number
+/// chained; 0 on SQLite, which chains inline.
+pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError> {
+    if c.dialect() == Dialect::Sqlite {
+        return Ok(0);
+    }
+    if c.rows("SELECT 1 FROM audit_queue LIMIT 1", &[])
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    // Lock the head first; READ COMMITTED then reads the queue afresh.
+    let head = c
+        .rows(
+            "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
+            &[],
+        )
+        .await?;
+    let head = head
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
+    let (mut seq, mut prev) = (head.i64(0)?, head.str(1)?);
+    let queued = c
+        .rows(
+            "SELECT id, at, action, subject, details FROM audit_queue ORDER BY id LIMIT $1",
+            &[Arg::I64(CHAIN_BATCH)],
+        )
+        .await?;
+    for r in &queued {
+        seq += 1;
+        prev = link(c, seq, r.i64(1)?, &r.str(2)?, &r.str(3)?, &r.str(4)?, &prev).await?;
+        c.exec(
+            "DELETE FROM audit_queue WHERE id = $1",
+            &[Arg::I64(r.i64(0)?)],
+        )
+        .await?;
+    }
+    c.exec(
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        &[Arg::I64(seq), Arg::Str(&prev)],
+    )
+    .await?;
+    Ok(queued.len() as u64)
 }
 
 // ---------- reads and simple writes ----------

@@ -22,6 +22,7 @@ pub(crate) enum Work {
     SetCredentials(Credentials),
     PinFailed(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
+    ChainAudit,
 }
 
 pub(crate) enum Done {
@@ -77,6 +78,7 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             let (n, l) = ops::pin_failed(c, id, *at, *after, *until).await?;
             Done::PinState(n, l)
         }
+        Work::ChainAudit => Done::Count(ops::chain_audit(c).await?),
         Work::PinSucceeded(id, at) => {
             ops::pin_succeeded(c, id, *at).await?;
             Done::Unit

@@ -368,6 +368,7 @@ async fn fingerprint(db: &Db) -> Vec<i64> {
         "SELECT CAST(COUNT(*) AS BIGINT) FROM idempotency",
         "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox",
         "SELECT seq FROM audit_head",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_queue",
     ] {
         v.push(db.scalar(sql).await);
     }
@@ -402,10 +403,18 @@ on_both!(
 on_both!(topup_pay_refund_round_trip, |db: Db| async move {
     let s = &db.store;
     accounts(s, 1).await;
+    // SQLite chains the entry in the movement; PostgreSQL queues it.
+    let chained_at_once = match s {
+        AnyStore::Sqlite(_) => Some(1),
+        AnyStore::Postgres(_) => None,
+    };
     assert!(matches!(
         s.apply(topup("t1", &wallet(0), 10_000)).await.unwrap(),
-        Applied::Done { audit_seq: Some(1) }
+        Applied::Done { audit_seq } if audit_seq == chained_at_once
     ));
+    let log = s.audit_rows(0, 10).await.unwrap();
+    assert_eq!(log.len(), 1, "the top-up's entry is in the log when read");
+    assert_eq!((log[0].seq, log[0].subject.clone()), (1, wallet(0)));
     s.apply(pay("pay_1", &wallet(0), "c1", 2_500, 100_000))
         .await
         .unwrap();
@@ -1278,6 +1287,72 @@ on_both!(
 );
 
 on_both!(
+    audit_entries_of_concurrent_movements_are_chained_exactly_once,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        s.apply(topup("t1", &wallet(0), 1_000_000)).await.unwrap();
+        let payers: Vec<_> = (0..40)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.apply(pay(
+                        &format!("pay_{i}"),
+                        &wallet(0),
+                        &format!("c{i}"),
+                        100,
+                        10_000_000,
+                    ))
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        // Two chainers (two gateways) racing the payments and each other.
+        let chainers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    for _ in 0..30 {
+                        n += s.chain_audit().await.unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for p in payers {
+            p.await.unwrap();
+        }
+        let mut chained_by_chainers = 0;
+        for c in chainers {
+            chained_by_chainers += c.await.unwrap();
+        }
+        let log = s.audit_rows(0, 1000).await.unwrap();
+        assert_eq!(
+            log.len(),
+            41,
+            "each entry chained once: the top-up and 40 payments"
+        );
+        let mut subjects: Vec<&str> = log.iter().map(|r| r.subject.as_str()).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        assert_eq!(subjects.len(), 41, "no entry chained twice");
+        assert!(log.iter().enumerate().all(|(i, r)| r.seq == i as i64 + 1));
+        match s.verify_audit().await.unwrap() {
+            AuditVerdict::Intact { rows, .. } => assert_eq!(rows, 41),
+            other => panic!("{other:?}"),
+        }
+        if matches!(s, AnyStore::Sqlite(_)) {
+            assert_eq!(chained_by_chainers, 0, "SQLite chains inline");
+        }
+        assert_eq!(s.chain_audit().await.unwrap(), 0, "nothing left queued");
+        assert_sound(&s).await;
+    }
+);
+
+on_both!(
     concurrent_debits_never_take_a_wallet_below_zero,
     |db: Db| async move {
         let s = db.store.clone();
@@ -1722,7 +1797,7 @@ async fn crash_rounds(db: Db, rounds: u64) {
             ),
             (
                 "payment without audit row",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.subject = p.id)",
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.subject = p.id) AND NOT EXISTS (SELECT 1 FROM audit_queue q WHERE q.subject = p.id)",
             ),
             (
                 "refund without posting",

@@ -308,6 +308,27 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     });
 
+    // PostgreSQL: chain the audit entries movements queued (a few ms after
+    // their commit; reads of the audit log chain what is queued first).
+    let au = gw.clone();
+    let chainer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            // A full pass (1,000) means more may be waiting.
+            loop {
+                match au.store().chain_audit().await {
+                    Ok(n) if n >= 1000 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit chaining failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
     // Webhooks: fan out new events and attempt due deliveries.
     let sender = crate::http::webhook_sender::HttpSender::new()?;
     let wh = gw.clone();
@@ -328,6 +349,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     sweeper.abort();
     webhooks.abort();
+    chainer.abort();
     tracing::info!("qrgate stopped");
     Ok(())
 }
