@@ -369,16 +369,11 @@ pub(crate) async fn append_audit<C: Conn>(
         .await?;
         return Ok(None);
     }
-    let head = c
-        .rows(
-            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
-            &[],
-        )
-        .await?;
-    let head = head
-        .first()
-        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
-    let (seq, prev) = (head.i64(0)?, head.str(1)?);
+    let (seq, prev) = take_head(
+        c,
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+    )
+    .await?;
     let hash = link(c, seq, at, &a.action, &a.subject, &details, &prev).await?;
     c.exec(
         "UPDATE audit_head SET hash = $1 WHERE id = 1",
@@ -386,6 +381,15 @@ pub(crate) async fn append_audit<C: Conn>(
     )
     .await?;
     Ok(Some(seq))
+}
+
+/// Lock the chain's head row with `sql` (an UPDATE … RETURNING seq, hash).
+async fn take_head<C: Conn>(c: &mut C, sql: &'static str) -> Result<(i64, String), MovementError> {
+    let head = c.rows(sql, &[]).await?;
+    let head = head
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
+    Ok((head.i64(0)?, head.str(1)?))
 }
 
 /// Append row `seq` after `prev` to the chain; its hash.
@@ -426,16 +430,11 @@ pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError
         return Ok(0);
     }
     // Lock the head first; READ COMMITTED then reads the queue afresh.
-    let head = c
-        .rows(
-            "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
-            &[],
-        )
-        .await?;
-    let head = head
-        .first()
-        .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
-    let (mut seq, mut prev) = (head.i64(0)?, head.str(1)?);
+    let (mut seq, mut prev) = take_head(
+        c,
+        "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
+    )
+    .await?;
     let queued = c
         .rows(
             "SELECT id, at, action, subject, details FROM audit_queue ORDER BY id LIMIT $1",

@@ -276,6 +276,30 @@ fn payment_row(id: &str, amount: i64, status: &str) -> Payment {
 
 /// A complete CPM payment: burn the code, charge the daily counter, move
 /// money wallet → merchant, record the payment, an event and an audit row.
+/// `n` payments of `amount` from wallet 0 at once (`pay_0`, `pay_1`, …).
+fn spawn_payments(
+    s: &AnyStore,
+    n: usize,
+    amount: i64,
+    daily_cap: i64,
+) -> Vec<tokio::task::JoinHandle<Result<Applied, MovementError>>> {
+    (0..n)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.apply(pay(
+                    &format!("pay_{i}"),
+                    &wallet(0),
+                    &format!("c{i}"),
+                    amount,
+                    daily_cap,
+                ))
+                .await
+            })
+        })
+        .collect()
+}
+
 fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movement {
     let mut m = Movement::new(t(2));
     m.burns.push(CodeBurn {
@@ -1292,22 +1316,7 @@ on_both!(
         let s = db.store.clone();
         accounts(&s, 1).await;
         s.apply(topup("t1", &wallet(0), 1_000_000)).await.unwrap();
-        let payers: Vec<_> = (0..40)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.apply(pay(
-                        &format!("pay_{i}"),
-                        &wallet(0),
-                        &format!("c{i}"),
-                        100,
-                        10_000_000,
-                    ))
-                    .await
-                    .unwrap()
-                })
-            })
-            .collect();
+        let payers = spawn_payments(&s, 40, 100, 10_000_000);
         // Two chainers (two gateways) racing the payments and each other.
         let chainers: Vec<_> = (0..2)
             .map(|_| {
@@ -1323,7 +1332,7 @@ on_both!(
             })
             .collect();
         for p in payers {
-            p.await.unwrap();
+            p.await.unwrap().unwrap();
         }
         let mut chained_by_chainers = 0;
         for c in chainers {
@@ -1358,21 +1367,7 @@ on_both!(
         let s = db.store.clone();
         accounts(&s, 1).await;
         s.apply(topup("t1", &wallet(0), 5_000)).await.unwrap();
-        let tasks: Vec<_> = (0..48)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.apply(pay(
-                        &format!("pay_{i}"),
-                        &wallet(0),
-                        &format!("c{i}"),
-                        300,
-                        1_000_000,
-                    ))
-                    .await
-                })
-            })
-            .collect();
+        let tasks = spawn_payments(&s, 48, 300, 1_000_000);
         let mut ok = 0;
         for t in tasks {
             match t.await.unwrap() {
