@@ -274,8 +274,6 @@ fn payment_row(id: &str, amount: i64, status: &str) -> Payment {
     }
 }
 
-/// A complete CPM payment: burn the code, charge the daily counter, move
-/// money wallet → merchant, record the payment, an event and an audit row.
 /// `n` payments of `amount` from wallet 0 at once (`pay_0`, `pay_1`, …).
 fn spawn_payments(
     s: &AnyStore,
@@ -300,6 +298,8 @@ fn spawn_payments(
         .collect()
 }
 
+/// A complete CPM payment: burn the code, charge the daily counter, move
+/// money wallet → merchant, record the payment, an event and an audit row.
 fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movement {
     let mut m = Movement::new(t(2));
     m.burns.push(CodeBurn {
