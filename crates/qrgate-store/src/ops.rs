@@ -114,12 +114,25 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
                 p.id
             )));
         }
-        for e in &p.entries {
-            c.exec(
-                "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4)",
-                &[Arg::Str(&p.id), Arg::Str(&e.account_id), Arg::I64(e.amount_minor), Arg::Str(&e.currency)],
-            )
-            .await?;
+        match p.entries.as_slice() {
+            // Most postings have two entries: one statement (on PostgreSQL
+            // one round trip) for both, in entry order like the loop below.
+            [a, b] => {
+                c.exec(
+                    "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4), ($1, $5, $6, $7)",
+                    &[Arg::Str(&p.id), Arg::Str(&a.account_id), Arg::I64(a.amount_minor), Arg::Str(&a.currency), Arg::Str(&b.account_id), Arg::I64(b.amount_minor), Arg::Str(&b.currency)],
+                )
+                .await?;
+            }
+            entries => {
+                for e in entries {
+                    c.exec(
+                        "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4)",
+                        &[Arg::Str(&p.id), Arg::Str(&e.account_id), Arg::I64(e.amount_minor), Arg::Str(&e.currency)],
+                    )
+                    .await?;
+                }
+            }
         }
     }
 
