@@ -24,6 +24,16 @@ use serde_json::{Value, json};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Nanoseconds of the wall clock, so names stay unique across runs whose
+/// processes happen to get the same id (a leftover schema or file would be
+/// reused, keys and all).
+fn run_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
 fn admin() -> Principal {
     Principal {
         key_id: "key_admin".into(),
@@ -149,10 +159,13 @@ impl World {
 
 async fn on_sqlite() -> AnyStore {
     let dir = std::env::temp_dir().join(format!(
-        "qrgate_gw_{}_{}",
+        "qrgate_gw_{}_{}_{}",
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        run_nanos()
     ));
+    // A directory left by an earlier run (whose process had the same id) is stale.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     AnyStore::open(
         &format!("sqlite://{}", dir.join("g.db").display()),
@@ -169,9 +182,10 @@ async fn on_postgres() -> Option<(AnyStore, String)> {
         return None;
     };
     let schema = format!(
-        "qrgate_gw_{}_{}",
+        "qrgate_gw_{}_{}_{}",
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        run_nanos()
     );
     Some((
         AnyStore::Postgres(

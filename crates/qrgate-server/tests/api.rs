@@ -19,6 +19,16 @@ use tower::ServiceExt;
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// Nanoseconds of the wall clock, so names stay unique across runs whose
+/// processes happen to get the same id (a leftover schema or file would be
+/// reused, keys and all).
+fn run_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
 struct App {
     router: axum::Router,
     clock: Arc<ManualClock>,
@@ -27,10 +37,13 @@ struct App {
 
 async fn sqlite_store() -> AnyStore {
     let dir = std::env::temp_dir().join(format!(
-        "qrgate_api_{}_{}",
+        "qrgate_api_{}_{}_{}",
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        run_nanos()
     ));
+    // A directory left by an earlier run (whose process had the same id) is stale.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     AnyStore::open(
         &format!("sqlite://{}", dir.join("api.db").display()),
@@ -1235,9 +1248,10 @@ async fn end_to_end_over_a_socket_on_postgres() {
         return;
     };
     let schema = format!(
-        "qrgate_api_{}_{}",
+        "qrgate_api_{}_{}_{}",
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        run_nanos()
     );
     let store = AnyStore::Postgres(
         PgStore::open(&url, Some(&schema), 8, Timestamp::from_unix_millis(0))
