@@ -428,14 +428,12 @@ async fn link<C: Conn>(
 /// Most queued audit entries chained in one pass.
 pub(crate) const CHAIN_BATCH: i64 = 1000;
 
-/// PostgreSQL: move queued audit entries into the chain, oldest first, in
-/// one transaction that holds the head row (so passes of several gateways
-/// take turns, and each sees what the one before it moved). The number
-/// chained; 0 on SQLite, which chains inline.
+/// PostgreSQL: move up to [`CHAIN_BATCH`] queued audit entries into the
+/// chain, oldest first, in one transaction that holds the head row (so
+/// passes of several gateways take turns, and each sees what the one before
+/// it moved). The number chained. (SQLite's queue stays empty: it chains
+/// inline.)
 pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError> {
-    if c.dialect() == Dialect::Sqlite {
-        return Ok(0);
-    }
     if c.rows("SELECT 1 FROM audit_queue LIMIT 1", &[])
         .await?
         .is_empty()

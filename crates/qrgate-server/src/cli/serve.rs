@@ -315,16 +315,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tick.tick().await;
-            // A full pass (1,000) means more may be waiting.
-            loop {
-                match au.store().chain_audit().await {
-                    Ok(n) if n >= 1000 => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audit chaining failed; will retry");
-                        break;
-                    }
-                }
+            if let Err(e) = au.store().chain_audit().await {
+                tracing::warn!(error = %e, "audit chaining failed; will retry");
             }
         }
     });
