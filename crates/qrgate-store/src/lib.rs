@@ -16,6 +16,7 @@ pub mod error;
 mod lite;
 mod migrate;
 pub mod model;
+mod one_statement;
 mod ops;
 mod postgres;
 mod sqlite;
@@ -27,7 +28,7 @@ pub use audit::sha256_hex;
 pub use error::{MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
-pub use postgres::PgStore;
+pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::SqliteStore;
 
 use qrgate_core::Timestamp;

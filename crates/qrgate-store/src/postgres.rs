@@ -1,10 +1,14 @@
-//! PostgreSQL store: a connection pool; each movement is one READ COMMITTED
-//! transaction whose guards are conditional writes on the rows they guard,
-//! taken in a fixed order, retried on serialization failure or deadlock.
+//! PostgreSQL store: a connection pool; each movement is one statement
+//! ([`one_statement`]) or, when that refuses it, one READ COMMITTED
+//! transaction that names the refusal; the guards are conditional writes on
+//! the rows they guard, taken in a fixed order, retried on serialization
+//! failure or deadlock.
 //! The SQL is portable to Postgres-compatible distributed engines: no
 //! advisory locks.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -15,6 +19,8 @@ use qrgate_core::Timestamp;
 use crate::db::Conn;
 use crate::error::{MovementError, StoreError, is_transient};
 use crate::migrate;
+use crate::model::{Applied, Movement};
+use crate::one_statement::{self, Outcome};
 use crate::write::{self, Done, Work};
 
 /// Attempts for a movement that meets a serialization failure or deadlock.
@@ -24,6 +30,22 @@ const MAX_ATTEMPTS: u32 = 8;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    paths: Arc<PathCounts>,
+}
+
+#[derive(Default)]
+struct PathCounts {
+    one_statement: AtomicU64,
+    step_by_step: AtomicU64,
+}
+
+/// How this store's movements were written since it opened: as one
+/// statement, or step by step in a transaction (a guard refused the
+/// statement, or the movement is of a shape it does not compose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovementPaths {
+    pub one_statement: u64,
+    pub step_by_step: u64,
 }
 
 fn options(url: &str, schema: Option<&str>) -> Result<PgConnectOptions, StoreError> {
@@ -77,7 +99,21 @@ impl PgStore {
             .await
             .map_err(unavailable)?;
         let report = migrate(&pool, now).await?;
-        Ok((PgStore { pool }, report))
+        Ok((
+            PgStore {
+                pool,
+                paths: Arc::default(),
+            },
+            report,
+        ))
+    }
+
+    /// How movements were written since the store opened.
+    pub fn movement_paths(&self) -> MovementPaths {
+        MovementPaths {
+            one_statement: self.paths.one_statement.load(Ordering::Relaxed),
+            step_by_step: self.paths.step_by_step.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) async fn reader(
@@ -89,6 +125,13 @@ impl PgStore {
     /// Run one write in its own transaction, retried on serialization
     /// failure or deadlock.
     pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
+        if let Work::Apply(m) = &work {
+            if self.one_statement(m).await? {
+                self.paths.one_statement.fetch_add(1, Ordering::Relaxed);
+                return Ok(Done::Applied(Applied::Done { audit_seq: None }));
+            }
+            self.paths.step_by_step.fetch_add(1, Ordering::Relaxed);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -109,6 +152,35 @@ impl PgStore {
                 Err(e) => {
                     tx.rollback().await.ok();
                     return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Write a movement as one statement (see [`one_statement`]); `true`
+    /// when it is written. `false` leaves the movement to the step-by-step
+    /// transaction: it was not composed, a guard refused it (the transaction
+    /// names the refusal), or the database answered an error that is not
+    /// transient (the transaction reports it). Nothing was written then.
+    async fn one_statement(&self, m: &Movement) -> Result<bool, MovementError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut c = self.pool.acquire().await.map_err(unavailable)?;
+            match one_statement::apply(&mut c, m).await {
+                Ok(Outcome::Written) => return Ok(true),
+                Ok(Outcome::Refused | Outcome::NotComposed) => return Ok(false),
+                Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => {
+                    drop(c);
+                    tracing::debug!(attempt, error = %e, "retrying one-statement movement");
+                    backoff(attempt).await;
+                }
+                Err(e) if is_transient(&e) => return Err(StoreError::from(e).into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "one-statement movement failed; running it step by step");
+                    return Ok(false);
                 }
             }
         }

@@ -1,0 +1,489 @@
+//! A movement as one PostgreSQL statement: every write of [`ops::apply`]
+//! becomes a data-modifying CTE, and the statement runs on its own (an
+//! implicit transaction), so a payment costs one round trip to the database
+//! instead of one per write plus BEGIN and COMMIT.
+//!
+//! The guards stay what they are in [`ops::apply`]: an insert that must not
+//! conflict (idempotency key, code burn, posting, payment, refund) or a
+//! conditional write that must match its row (counter under its cap, account
+//! with the funds, payment or order in the expected state). Each returns one
+//! row when it passes; the statement's result expression checks every count
+//! and calls `qrgate_refuse()` (migration 0011) when one is short, which
+//! aborts the statement, and with it every write, before anything commits.
+//! The caller then runs the movement step by step in a transaction
+//! ([`ops::apply`]), which finds the same refusal and names it (or replays
+//! the stored response of an idempotency key seen before). So the fast path
+//! never decides an outcome other than "written".
+//!
+//! All CTEs of a statement share one snapshot, and a row written by one CTE
+//! is not seen by another: a movement that would touch one row twice (two
+//! charges of one counter, two entries on one account, one code burnt twice)
+//! is not composed and goes the step-by-step way. The guards are read by the
+//! result expression in the order of [`ops::apply`] (counters by key,
+//! accounts by id), which is the order their rows are locked in.
+
+use sqlx::PgConnection;
+
+use crate::db::Arg;
+use crate::model::*;
+
+/// The SQLSTATE `qrgate_refuse()` raises.
+pub(crate) const REFUSED: &str = "QG001";
+
+/// What running a movement as one statement did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Committed.
+    Written,
+    /// A guard refused it; nothing was written.
+    Refused,
+    /// The movement has a shape this path does not compose.
+    NotComposed,
+}
+
+/// A statement being composed: its text and its parameters, numbered in
+/// the order they are added.
+struct Composer<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
+    /// CTE names whose row count must be exactly one.
+    guards: Vec<String>,
+    ctes: usize,
+}
+
+impl<'a> Composer<'a> {
+    fn new() -> Self {
+        Composer {
+            sql: String::with_capacity(2048),
+            args: Vec::with_capacity(48),
+            guards: Vec::new(),
+            ctes: 0,
+        }
+    }
+
+    /// Add a parameter; its placeholder.
+    fn p(&mut self, a: Arg<'a>) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+
+    /// Add `name AS (body)`; a guard when `guard`.
+    fn cte(&mut self, name: String, body: &str, guard: bool) {
+        self.sql
+            .push_str(if self.ctes == 0 { "WITH " } else { ", " });
+        self.sql.push_str(&name);
+        self.sql.push_str(" AS (");
+        self.sql.push_str(body);
+        self.sql.push(')');
+        self.ctes += 1;
+        if guard {
+            self.guards.push(name);
+        }
+    }
+
+    fn finish(mut self) -> (String, Vec<Arg<'a>>) {
+        if self.guards.is_empty() {
+            self.sql.push_str(" SELECT 1");
+        } else {
+            let all = self
+                .guards
+                .iter()
+                .map(|g| format!("(SELECT count(*) FROM {g}) = 1"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            self.sql.push_str(" SELECT CASE WHEN ");
+            self.sql.push_str(&all);
+            self.sql.push_str(" THEN 1 ELSE qrgate_refuse() END");
+        }
+        (self.sql, self.args)
+    }
+}
+
+fn distinct<'s>(keys: impl Iterator<Item = &'s str>) -> bool {
+    let mut v: Vec<&str> = keys.collect();
+    let n = v.len();
+    v.sort_unstable();
+    v.dedup();
+    v.len() == n
+}
+
+/// Whether [`ops::apply`] would refuse the movement before writing, or it
+/// touches a row twice: either way it is not composed.
+fn composable(m: &Movement) -> bool {
+    let counters_ok = m.counters.iter().all(|ch| {
+        ch.amount_minor >= 0
+            && ch.uses >= 0
+            && ch.amount_minor <= ch.cap_amount.unwrap_or(i64::MAX)
+            && ch.uses <= ch.cap_uses.unwrap_or(i64::MAX)
+    });
+    let posting_ok = m.posting.as_ref().is_none_or(|p| {
+        p.check_balanced().is_ok() && distinct(p.entries.iter().map(|e| e.account_id.as_str()))
+    });
+    m.records.is_empty()
+        && counters_ok
+        && posting_ok
+        && distinct(m.counters.iter().map(|c| c.key.as_str()))
+        && distinct(m.burns.iter().map(|b| b.key.as_str()))
+}
+
+/// The movement as one statement, or `None` when it is not composed.
+/// `texts` holds the JSON the statement binds: payment details, event
+/// payloads, audit details (see [`texts`]).
+fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>>)> {
+    if !composable(m) {
+        return None;
+    }
+    let mut s = Composer::new();
+    let at = s.p(Arg::I64(m.at.unix_millis()));
+
+    if let Some(rec) = &m.idempotency {
+        let body = format!(
+            "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
+             VALUES ({}, {}, {}, {}, {}, {at}) ON CONFLICT (scope, idem_key) DO NOTHING RETURNING 1",
+            s.p(Arg::Str(&rec.scope)),
+            s.p(Arg::Str(&rec.key)),
+            s.p(Arg::Str(&rec.request_hash)),
+            s.p(Arg::I64(i64::from(rec.response_status))),
+            s.p(Arg::Str(&rec.response_body)),
+        );
+        s.cte("i".into(), &body, true);
+    }
+
+    for (n, b) in m.burns.iter().enumerate() {
+        let body = format!(
+            "INSERT INTO used_codes (code_key, payment_id, used_at, expires_at) VALUES ({}, {}, {at}, {}) \
+             ON CONFLICT (code_key) DO NOTHING RETURNING 1",
+            s.p(Arg::Str(&b.key)),
+            s.p(Arg::OptStr(b.payment_id.as_deref())),
+            s.p(Arg::I64(b.expires_at.unix_millis())),
+        );
+        s.cte(format!("b{n}"), &body, true);
+    }
+
+    let mut counters: Vec<&CounterCharge> = m.counters.iter().collect();
+    counters.sort_by(|a, b| a.key.cmp(&b.key));
+    for (n, ch) in counters.into_iter().enumerate() {
+        // `current <= cap - amount` cannot overflow: 0 <= amount <= cap.
+        let body = format!(
+            "INSERT INTO counters (counter_key, amount_minor, uses, updated_at) VALUES ({}, {}, {}, {at}) \
+             ON CONFLICT (counter_key) DO UPDATE SET \
+               amount_minor = counters.amount_minor + excluded.amount_minor, \
+               uses = counters.uses + excluded.uses, \
+               updated_at = excluded.updated_at \
+             WHERE counters.amount_minor <= {} - excluded.amount_minor \
+               AND counters.uses <= {} - excluded.uses \
+             RETURNING 1",
+            s.p(Arg::Str(&ch.key)),
+            s.p(Arg::I64(ch.amount_minor)),
+            s.p(Arg::I64(ch.uses)),
+            s.p(Arg::I64(ch.cap_amount.unwrap_or(i64::MAX))),
+            s.p(Arg::I64(ch.cap_uses.unwrap_or(i64::MAX))),
+        );
+        s.cte(format!("c{n}"), &body, true);
+    }
+
+    if let Some(p) = &m.posting {
+        let mut entries: Vec<&Entry> = p.entries.iter().collect();
+        entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        for (n, e) in entries.into_iter().enumerate() {
+            let amount = s.p(Arg::I64(e.amount_minor));
+            let body = format!(
+                "UPDATE accounts SET balance_minor = balance_minor + {amount} \
+                 WHERE id = {} AND currency = {} AND (allow_negative OR balance_minor + {amount} >= 0) RETURNING 1",
+                s.p(Arg::Str(&e.account_id)),
+                s.p(Arg::Str(&e.currency)),
+            );
+            s.cte(format!("a{n}"), &body, true);
+        }
+        let posting_id = s.p(Arg::Str(&p.id));
+        let body = format!(
+            "INSERT INTO postings (id, kind, payment_id, created_at) VALUES ({posting_id}, {}, {}, {at}) \
+             ON CONFLICT (id) DO NOTHING RETURNING 1",
+            s.p(Arg::Str(&p.kind)),
+            s.p(Arg::OptStr(p.payment_id.as_deref())),
+        );
+        s.cte("p".into(), &body, true);
+        let rows = p
+            .entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "({posting_id}, {}, {}, {})",
+                    s.p(Arg::Str(&e.account_id)),
+                    s.p(Arg::I64(e.amount_minor)),
+                    s.p(Arg::Str(&e.currency))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = format!(
+            "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES {rows}"
+        );
+        s.cte("l".into(), &body, false);
+    }
+
+    if let Some(w) = &m.payment {
+        let body = match w {
+            PaymentWrite::Insert(p) => format!(
+                "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
+                 out_trade_no, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
+                 ON CONFLICT DO NOTHING RETURNING 1",
+                s.p(Arg::Str(&p.id)),
+                s.p(Arg::Str(&p.merchant_id)),
+                s.p(Arg::OptStr(p.customer_id.as_deref())),
+                s.p(Arg::Str(&p.status)),
+                s.p(Arg::I64(p.amount_minor)),
+                s.p(Arg::Str(&p.currency)),
+                s.p(Arg::I64(p.refunded_minor)),
+                s.p(Arg::OptStr(p.out_trade_no.as_deref())),
+                s.p(Arg::Str(
+                    texts.payment_details.as_deref().unwrap_or_default()
+                )),
+                s.p(Arg::I64(p.created_at.unix_millis())),
+                s.p(Arg::I64(p.updated_at.unix_millis())),
+            ),
+            PaymentWrite::Transition { id, from, to, .. } => format!(
+                "UPDATE payments SET status = {}, updated_at = {at}, details = COALESCE({}, details) \
+                 WHERE id = {} AND status = {} RETURNING 1",
+                s.p(Arg::Str(to)),
+                s.p(Arg::OptStr(texts.payment_details.as_deref())),
+                s.p(Arg::Str(id)),
+                s.p(Arg::Str(from)),
+            ),
+            PaymentWrite::AddRefunded { id, amount_minor } => {
+                let amount = s.p(Arg::I64(*amount_minor));
+                format!(
+                    "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {at} \
+                     WHERE id = {} AND refunded_minor <= amount_minor - {amount} RETURNING 1",
+                    s.p(Arg::Str(id)),
+                )
+            }
+        };
+        s.cte("y".into(), &body, true);
+    }
+
+    if let Some(o) = &m.order {
+        let body = format!(
+            "UPDATE orders SET status = {}, payment_id = COALESCE({}, payment_id), updated_at = {at} \
+             WHERE id = {} AND status = {} RETURNING 1",
+            s.p(Arg::Str(&o.to)),
+            s.p(Arg::OptStr(o.payment_id.as_deref())),
+            s.p(Arg::Str(&o.id)),
+            s.p(Arg::Str(&o.from)),
+        );
+        s.cte("o".into(), &body, true);
+    }
+
+    if let Some(r) = &m.refund {
+        let body = format!(
+            "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, created_at) \
+             VALUES ({}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING 1",
+            s.p(Arg::Str(&r.id)),
+            s.p(Arg::Str(&r.payment_id)),
+            s.p(Arg::I64(r.amount_minor)),
+            s.p(Arg::Str(&r.currency)),
+            s.p(Arg::Str(&r.status)),
+            s.p(Arg::Str(&r.out_refund_no)),
+            s.p(Arg::I64(r.created_at.unix_millis())),
+        );
+        s.cte("r".into(), &body, true);
+    }
+
+    for (n, (e, payload)) in m.events.iter().zip(&texts.payloads).enumerate() {
+        let body = format!(
+            "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ({}, {}, {}, {}, {at})",
+            s.p(Arg::Str(&e.event_id)),
+            s.p(Arg::Str(&e.event_type)),
+            s.p(Arg::Str(&e.subject_id)),
+            s.p(Arg::Str(payload)),
+        );
+        s.cte(format!("e{n}"), &body, false);
+    }
+
+    if let (Some(a), Some(details)) = (&m.audit, &texts.audit_details) {
+        let body = format!(
+            "INSERT INTO audit_queue (at, action, subject, details) VALUES ({at}, {}, {}, {})",
+            s.p(Arg::Str(&a.action)),
+            s.p(Arg::Str(&a.subject)),
+            s.p(Arg::Str(details)),
+        );
+        s.cte("q".into(), &body, false);
+    }
+
+    Some(s.finish())
+}
+
+/// The JSON texts a movement's statement binds.
+struct Texts {
+    payment_details: Option<String>,
+    payloads: Vec<String>,
+    audit_details: Option<String>,
+}
+
+fn texts(m: &Movement) -> Texts {
+    Texts {
+        payment_details: match &m.payment {
+            Some(PaymentWrite::Insert(p)) => Some(p.details.to_string()),
+            Some(PaymentWrite::Transition { details, .. }) => {
+                details.as_ref().map(|d| d.to_string())
+            }
+            _ => None,
+        },
+        payloads: m.events.iter().map(|e| e.payload.to_string()).collect(),
+        audit_details: m.audit.as_ref().map(|a| a.details.to_string()),
+    }
+}
+
+/// Run `m` as one statement outside any transaction. An error is the
+/// database's (a transient one is for the caller to retry).
+pub(crate) async fn apply(c: &mut PgConnection, m: &Movement) -> Result<Outcome, sqlx::Error> {
+    let texts = texts(m);
+    let Some((sql, args)) = compose(m, &texts) else {
+        return Ok(Outcome::NotComposed);
+    };
+    let mut q = sqlx::query(&sql);
+    for a in &args {
+        q = match *a {
+            Arg::I64(v) => q.bind(v),
+            Arg::Str(v) => q.bind(v),
+            Arg::OptStr(v) => q.bind(v),
+            Arg::OptI64(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+        };
+    }
+    match q.execute(&mut *c).await {
+        Ok(_) => Ok(Outcome::Written),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(REFUSED) => {
+            Ok(Outcome::Refused)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qrgate_core::Timestamp;
+
+    fn payment_movement() -> Movement {
+        let at = Timestamp::from_unix_millis(1_000);
+        Movement {
+            at,
+            idempotency: Some(IdempotencyRecord {
+                scope: "merchant:m".into(),
+                key: "k".into(),
+                request_hash: "h".into(),
+                response_status: 201,
+                response_body: "{}".into(),
+            }),
+            burns: vec![CodeBurn {
+                key: "code".into(),
+                payment_id: Some("pay".into()),
+                expires_at: at,
+            }],
+            counters: vec![
+                CounterCharge {
+                    key: "z".into(),
+                    amount_minor: 5,
+                    uses: 1,
+                    cap_amount: Some(10),
+                    cap_uses: None,
+                    rule: "R".into(),
+                },
+                CounterCharge {
+                    key: "a".into(),
+                    amount_minor: 5,
+                    uses: 1,
+                    cap_amount: None,
+                    cap_uses: Some(3),
+                    rule: "R".into(),
+                },
+            ],
+            posting: Some(Posting {
+                id: "pst".into(),
+                kind: "payment".into(),
+                payment_id: Some("pay".into()),
+                entries: vec![
+                    Entry {
+                        account_id: "w".into(),
+                        amount_minor: -5,
+                        currency: "CNY".into(),
+                    },
+                    Entry {
+                        account_id: "m".into(),
+                        amount_minor: 5,
+                        currency: "CNY".into(),
+                    },
+                ],
+            }),
+            payment: None,
+            order: None,
+            refund: None,
+            events: vec![],
+            records: vec![],
+            audit: None,
+        }
+    }
+
+    #[test]
+    fn guards_are_read_in_lock_order() {
+        let m = payment_movement();
+        let t = texts(&m);
+        let (sql, args) = compose(&m, &t).expect("composed");
+        // Counter "a" before "z", account "m" before "w", and each guard checked.
+        let a = sql.find("VALUES ($10,").expect("counter a");
+        let z = sql.find("VALUES ($15,").expect("counter z");
+        assert!(a < z, "{sql}");
+        assert!(matches!(args[9], Arg::Str("a")));
+        assert!(matches!(args[14], Arg::Str("z")));
+        assert!(matches!(args[20], Arg::Str("m")));
+        assert!(matches!(args[23], Arg::Str("w")));
+        for g in ["i", "b0", "c0", "c1", "a0", "a1", "p"] {
+            assert!(
+                sql.contains(&format!("(SELECT count(*) FROM {g}) = 1")),
+                "{g}: {sql}"
+            );
+        }
+        assert!(!sql.contains("FROM l)"), "ledger entries are not a guard");
+        assert!(sql.ends_with("THEN 1 ELSE qrgate_refuse() END"));
+        let placeholders = sql.matches('$').count();
+        assert!(placeholders >= args.len());
+        assert!(sql.contains(&format!("${}", args.len())));
+        assert!(!sql.contains(&format!("${}", args.len() + 1)));
+    }
+
+    #[test]
+    fn a_row_touched_twice_is_not_composed() {
+        let mut m = payment_movement();
+        m.counters[1].key = "z".into();
+        assert!(compose(&m, &texts(&m)).is_none());
+
+        let mut m = payment_movement();
+        if let Some(p) = m.posting.as_mut() {
+            p.entries[1].account_id = "w".into();
+            p.entries[1].amount_minor = 5;
+        }
+        assert!(compose(&m, &texts(&m)).is_none());
+
+        let mut m = payment_movement();
+        m.burns.push(m.burns[0].clone());
+        assert!(compose(&m, &texts(&m)).is_none());
+    }
+
+    #[test]
+    fn what_apply_refuses_up_front_is_not_composed() {
+        let mut m = payment_movement();
+        m.counters[0].amount_minor = 11; // over its cap of 10 on its own
+        assert!(compose(&m, &texts(&m)).is_none());
+
+        let mut m = payment_movement();
+        m.counters[1].uses = -1;
+        assert!(compose(&m, &texts(&m)).is_none());
+
+        let mut m = payment_movement();
+        if let Some(p) = m.posting.as_mut() {
+            p.entries[0].amount_minor = -4; // does not balance
+        }
+        assert!(compose(&m, &texts(&m)).is_none());
+    }
+}

@@ -1,0 +1,3 @@
+-- Nothing on SQLite: its single writer already batches many movements per
+-- transaction. PostgreSQL's 0011 adds the function that aborts a
+-- one-statement movement when one of its guards refuses it.
