@@ -452,14 +452,45 @@ pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError
             &[Arg::I64(CHAIN_BATCH)],
         )
         .await?;
+    // The pass's rows go in with one INSERT and leave the queue with one
+    // DELETE (by id, not by range: a lower id may commit after this read).
+    let mut rows = Vec::with_capacity(queued.len());
+    let mut ids = Vec::with_capacity(queued.len());
     for r in &queued {
         seq += 1;
-        prev = link(c, seq, r.i64(1)?, &r.str(2)?, &r.str(3)?, &r.str(4)?, &prev).await?;
-        c.exec(
-            "DELETE FROM audit_queue WHERE id = $1",
-            &[Arg::I64(r.i64(0)?)],
+        let (at, action, subject, details) = (r.i64(1)?, r.str(2)?, r.str(3)?, r.str(4)?);
+        let hash = audit::chain_hash(
+            &prev,
+            &audit::canonical(seq, at, &action, &subject, &details),
+        )
+        .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
+        rows.push(serde_json::json!({
+            "seq": seq, "at": at, "action": action, "subject": subject,
+            "details": details, "prev_hash": prev, "hash": hash,
+        }));
+        ids.push(r.i64(0)?);
+        prev = hash;
+    }
+    let rows = serde_json::Value::Array(rows).to_string();
+    c.exec(
+        "INSERT INTO audit_log (seq, at, action, subject, details, prev_hash, hash) \
+         SELECT seq, at, action, subject, details, prev_hash, hash FROM json_to_recordset(CAST($1 AS JSON)) \
+         AS x(seq BIGINT, at BIGINT, action TEXT, subject TEXT, details TEXT, prev_hash TEXT, hash TEXT)",
+        &[Arg::Str(&rows)],
+    )
+    .await?;
+    let deleted = c
+        .exec(
+            "DELETE FROM audit_queue WHERE id = ANY(CAST($1 AS BIGINT[]))",
+            &[Arg::Str(&pg_array(&ids))],
         )
         .await?;
+    if deleted != ids.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "audit queue: {deleted} of {} chained entries were still queued",
+            ids.len()
+        ))
+        .into());
     }
     c.exec(
         "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
@@ -1454,14 +1485,14 @@ pub(crate) async fn has_active_key<C: Conn>(c: &mut C, role: &str) -> Result<boo
     Ok(!rows.is_empty())
 }
 
-/// Turn one outbox event into deliveries and mark it handed over, atomically.
+/// Turn outbox events into deliveries and mark them handed over (in the
+/// caller's transaction); how many were still pending.
 pub(crate) async fn fan_out<C: Conn>(
     c: &mut C,
-    seq: i64,
-    deliveries: &[NewDelivery],
+    events: &[(i64, Vec<NewDelivery>)],
     at: Timestamp,
-) -> Result<bool, StoreError> {
-    for d in deliveries {
+) -> Result<u64, StoreError> {
+    for d in events.iter().flat_map(|(_, d)| d) {
         c.exec(
             "INSERT INTO webhook_deliveries (endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
              last_status_code, last_error, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, NULL, NULL, $6, NULL) \
@@ -1470,7 +1501,29 @@ pub(crate) async fn fan_out<C: Conn>(
         )
         .await?;
     }
-    outbox_mark_delivered(c, seq, at).await
+    let seqs: Vec<i64> = events.iter().map(|(seq, _)| *seq).collect();
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    // One statement for the batch; the list travels as one text parameter.
+    let (sql, list) = match c.dialect() {
+        Dialect::Postgres => (
+            "UPDATE outbox SET delivered_at = $1 WHERE seq = ANY(CAST($2 AS BIGINT[])) AND delivered_at IS NULL",
+            pg_array(&seqs),
+        ),
+        Dialect::Sqlite => (
+            "UPDATE outbox SET delivered_at = $1 WHERE seq IN (SELECT value FROM json_each($2)) AND delivered_at IS NULL",
+            serde_json::Value::from(seqs).to_string(),
+        ),
+    };
+    Ok(c.exec(sql, &[Arg::I64(at.unix_millis()), Arg::Str(&list)])
+        .await?)
+}
+
+/// A PostgreSQL array literal of integers: `{1,2,3}`.
+fn pg_array(v: &[i64]) -> String {
+    let items: Vec<String> = v.iter().map(i64::to_string).collect();
+    format!("{{{}}}", items.join(","))
 }
 
 fn delivery_from(r: &Row) -> Result<WebhookDelivery, StoreError> {

@@ -61,13 +61,7 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             }
             Done::Flag(done)
         }
-        Work::FanOut(events, at) => {
-            let mut n = 0;
-            for (seq, d) in events {
-                n += u64::from(ops::fan_out(c, *seq, d, *at).await?);
-            }
-            Done::Count(n)
-        }
+        Work::FanOut(events, at) => Done::Count(ops::fan_out(c, events, *at).await?),
         Work::RecordAttempt(a) => Done::Flag(ops::record_attempt(c, a).await?),
         Work::RetryDelivery(id, at) => Done::Flag(ops::retry_delivery(c, *id, *at).await?),
         Work::SetCredentials(cr) => {

@@ -1362,6 +1362,26 @@ on_both!(
 );
 
 on_both!(
+    audit_details_are_chained_byte_for_byte,
+    |db: Db| async move {
+        let s = db.store.clone();
+        accounts(&s, 1).await;
+        let tricky = json!({ "note": "quote \" backslash \\ newline \n tab \t \u{1} ü 中文 😀", "n": [1, -2.5e3] });
+        let mut m = topup("t1", &wallet(0), 100);
+        m.audit.as_mut().unwrap().details = tricky.clone();
+        s.apply(m).await.unwrap();
+        s.chain_audit().await.unwrap();
+        let log = s.audit_rows(0, 10).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].details, tricky);
+        assert!(matches!(
+            s.verify_audit().await.unwrap(),
+            AuditVerdict::Intact { rows: 1, .. }
+        ));
+    }
+);
+
+on_both!(
     concurrent_debits_never_take_a_wallet_below_zero,
     |db: Db| async move {
         let s = db.store.clone();
