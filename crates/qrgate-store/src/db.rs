@@ -101,6 +101,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 static SQLITE_SQL: LazyLock<Mutex<HashMap<&'static str, &'static str>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));

@@ -341,16 +341,7 @@ pub(crate) async fn apply(c: &mut PgConnection, m: &Movement) -> Result<Outcome,
     let Some((sql, args)) = compose(m, &texts) else {
         return Ok(Outcome::NotComposed);
     };
-    let mut q = sqlx::query(&sql);
-    for a in &args {
-        q = match *a {
-            Arg::I64(v) => q.bind(v),
-            Arg::Str(v) => q.bind(v),
-            Arg::OptStr(v) => q.bind(v),
-            Arg::OptI64(v) => q.bind(v),
-            Arg::Bool(v) => q.bind(v),
-        };
-    }
+    let q = crate::db::bind_all!(sqlx::query(&sql), &args);
     match q.execute(&mut *c).await {
         Ok(_) => Ok(Outcome::Written),
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(REFUSED) => {
