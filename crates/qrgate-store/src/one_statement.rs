@@ -429,12 +429,14 @@ mod tests {
         assert!(matches!(args[14], Arg::Str("z")));
         assert!(matches!(args[20], Arg::Str("m")));
         assert!(matches!(args[23], Arg::Str("w")));
-        for g in ["i", "b0", "c0", "c1", "a0", "a1", "p"] {
-            assert!(
-                sql.contains(&format!("(SELECT count(*) FROM {g}) = 1")),
-                "{g}: {sql}"
-            );
-        }
+        // The result expression reads every guard, in the order of apply().
+        let at = |g: &str| sql.find(&format!("(SELECT count(*) FROM {g}) = 1"));
+        let order: Vec<Option<usize>> = ["i", "b0", "c0", "c1", "a0", "a1", "p"]
+            .into_iter()
+            .map(at)
+            .collect();
+        assert!(order.iter().all(Option::is_some), "{sql}");
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{sql}");
         assert!(!sql.contains("FROM l)"), "ledger entries are not a guard");
         assert!(sql.ends_with("THEN 1 ELSE qrgate_refuse() END"));
         let placeholders = sql.matches('$').count();

@@ -405,6 +405,19 @@ async fn take_head<C: Conn>(c: &mut C, sql: &'static str) -> Result<(i64, String
     Ok((head.i64(0)?, head.str(1)?))
 }
 
+/// The hash of row `seq` chained after `prev`.
+fn chained(
+    seq: i64,
+    at: i64,
+    action: &str,
+    subject: &str,
+    details: &str,
+    prev: &str,
+) -> Result<String, StoreError> {
+    audit::chain_hash(prev, &audit::canonical(seq, at, action, subject, details))
+        .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))
+}
+
 /// Append row `seq` after `prev` to the chain; its hash.
 async fn link<C: Conn>(
     c: &mut C,
@@ -415,8 +428,7 @@ async fn link<C: Conn>(
     details: &str,
     prev: &str,
 ) -> Result<String, MovementError> {
-    let hash = audit::chain_hash(prev, &audit::canonical(seq, at, action, subject, details))
-        .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
+    let hash = chained(seq, at, action, subject, details, prev)?;
     c.exec(
         "INSERT INTO audit_log (seq, at, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[Arg::I64(seq), Arg::I64(at), Arg::Str(action), Arg::Str(subject), Arg::Str(details), Arg::Str(prev), Arg::Str(&hash)],
@@ -459,11 +471,7 @@ pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError
     for r in &queued {
         seq += 1;
         let (at, action, subject, details) = (r.i64(1)?, r.str(2)?, r.str(3)?, r.str(4)?);
-        let hash = audit::chain_hash(
-            &prev,
-            &audit::canonical(seq, at, &action, &subject, &details),
-        )
-        .ok_or_else(|| StoreError::Corrupt(format!("audit head hash {prev:?} is not hex")))?;
+        let hash = chained(seq, at, &action, &subject, &details, &prev)?;
         rows.push(serde_json::json!({
             "seq": seq, "at": at, "action": action, "subject": subject,
             "details": details, "prev_hash": prev, "hash": hash,

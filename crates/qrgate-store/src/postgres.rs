@@ -156,9 +156,7 @@ impl PgStore {
             }
         }
     }
-}
 
-impl PgStore {
     /// Write a movement as one statement (see [`one_statement`]); `true`
     /// when it is written. `false` leaves the movement to the step-by-step
     /// transaction: it was not composed, a guard refused it (the transaction
