@@ -153,10 +153,40 @@ impl From<MerchantCodeError> for Error {
     }
 }
 
+impl Error {
+    /// The caller's API key was revoked (QG-AUTH).
+    pub(crate) fn api_key_revoked() -> Error {
+        Error::new(
+            Kind::Unauthorized,
+            "api_key_revoked",
+            "this API key was revoked",
+        )
+        .with_rule("QG-AUTH")
+    }
+
+    /// A party of the payment is on the block list (QG-BLOCKLIST). The
+    /// reason stays with the operator; each side learns only which party.
+    pub(crate) fn party_blocked(subject_id: &str) -> Error {
+        let who = if subject_id.starts_with("mch_") {
+            "the merchant"
+        } else {
+            "the payer"
+        };
+        Error::new(
+            Kind::Declined,
+            "party_blocked",
+            format!("{who} is blocked from paying or being paid through this gateway"),
+        )
+        .with_rule("QG-BLOCKLIST")
+    }
+}
+
 /// Refusals from the store, in API terms.
 impl From<MovementError> for Error {
     fn from(e: MovementError) -> Error {
         match e {
+            MovementError::ApiKeyRevoked { .. } => Error::api_key_revoked(),
+            MovementError::PartyBlocked { subject_id } => Error::party_blocked(&subject_id),
             MovementError::IdempotencyKeyReused { key, .. } => Error::new(
                 Kind::Conflict,
                 "idempotency_key_reused",

@@ -491,6 +491,7 @@ impl<S: Store> Gateway<S> {
             _ => 422,
         };
         let mut m = Movement::new(now);
+        m.live_api_key = Some(p.key_id.clone());
         m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
         m.burns.push(burn);
         let fview = PaymentView::of(&failed, p.role);
@@ -624,6 +625,9 @@ impl<S: Store> Gateway<S> {
         let view = PaymentView::of(&ok_row, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
+        // The key and the block list were read from copies: checked again here.
+        m.live_api_key = Some(p.key_id.clone());
+        m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
         m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
         m.burns.extend(burn.clone());
         m.counters = counters;
@@ -660,7 +664,9 @@ impl<S: Store> Gateway<S> {
         match result {
             Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),
             Err(
-                e @ (MovementError::LimitExceeded { .. } | MovementError::InsufficientFunds { .. }),
+                e @ (MovementError::LimitExceeded { .. }
+                | MovementError::InsufficientFunds { .. }
+                | MovementError::PartyBlocked { .. }),
             ) => Ok(Err(Error::from(e))),
             Err(e) => Err(e.into()),
         }

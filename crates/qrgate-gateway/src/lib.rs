@@ -4,6 +4,7 @@
 
 mod error;
 pub mod flows;
+mod fresh;
 pub mod funding;
 pub mod otp;
 pub mod parties;
@@ -280,6 +281,8 @@ pub struct Gateway<S: Store> {
     pub(crate) limits: Limits,
     pub(crate) config: Config,
     pub(crate) rows: rows::Rows,
+    pub(crate) keys: fresh::Keys,
+    pub(crate) blocks: fresh::Blocks,
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) processor_timeout: Duration,
 }
@@ -379,6 +382,8 @@ impl<S: Store> Gateway<S> {
                 processor_timeout: Duration::from_millis(config.processor_timeout_ms),
                 config,
                 rows: rows::Rows::default(),
+                keys: fresh::Keys::default(),
+                blocks: fresh::Blocks::default(),
                 processor: Arc::new(Sandbox::default()),
             },
             applied,

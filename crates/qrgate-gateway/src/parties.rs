@@ -16,6 +16,7 @@ use qrgate_core::{Currency, Money};
 use qrgate_store::*;
 
 use crate::Reply;
+use crate::fresh::{self, CachedKey, Verdict};
 use crate::views::{MerchantView, OrderView, amount};
 use crate::{
     CLEARING_ACCOUNT, Error, Gateway, Idem, Kind, Principal, Role, settlement_account,
@@ -187,6 +188,17 @@ fn check_len(field: &'static str, v: &str, max: usize) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// The caller a key names.
+fn principal(k: CachedKey) -> Result<Principal, Error> {
+    let role = Role::parse(&k.role)
+        .ok_or_else(|| Error::internal(format!("key {} has role {:?}", k.key_id, k.role)))?;
+    Ok(Principal {
+        key_id: k.key_id,
+        role,
+        subject: k.subject_id,
+    })
 }
 
 impl<S: Store> Gateway<S> {
@@ -466,14 +478,36 @@ impl<S: Store> Gateway<S> {
     pub async fn revoke_api_key(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(&[Role::Admin])?;
         let audit = admin_audit(Some(p), "api_key.revoked", id, json!({}));
-        if !self.store.revoke_api_key(id, self.now(), audit).await? {
+        let revoked = self.store.revoke_api_key(id, self.now(), audit).await;
+        // After the write, so a read from before it is not kept either.
+        self.keys.invalidate();
+        if !revoked? {
             return Err(Error::not_found("active API key", id));
         }
         Ok(())
     }
 
     /// Who holds this secret; `unauthorized` for unknown or revoked keys.
+    /// Always asks the store.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal, Error> {
+        self.read_key(&key_hash(secret)).await
+    }
+
+    /// [`authenticate`](Self::authenticate) for the payment routes (a
+    /// merchant charging a code, a consumer paying a scanned code): the key
+    /// may come from a copy up to a second old. Only for routes whose every
+    /// write is a payment settlement, which checks again in its movement
+    /// that the key is unrevoked, so a key revoked on another gateway a
+    /// moment ago still moves no money.
+    pub async fn authenticate_for_payment(&self, secret: &str) -> Result<Principal, Error> {
+        let hash = key_hash(secret);
+        match self.keys.get(&hash, self.now()) {
+            Some(k) => principal(k),
+            None => self.read_key(&hash).await,
+        }
+    }
+
+    async fn read_key(&self, hash: &str) -> Result<Principal, Error> {
         let unauthorized = || {
             Error::new(
                 Kind::Unauthorized,
@@ -482,26 +516,23 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-AUTH")
         };
+        let generation = self.keys.generation();
+        let read_at = self.now();
         let k = self
             .store
-            .api_key_by_hash(&key_hash(secret))
+            .api_key_by_hash(hash)
             .await?
             .ok_or_else(unauthorized)?;
         if k.revoked_at.is_some() {
-            return Err(Error::new(
-                Kind::Unauthorized,
-                "api_key_revoked",
-                "this API key was revoked",
-            )
-            .with_rule("QG-AUTH"));
+            return Err(Error::api_key_revoked());
         }
-        let role = Role::parse(&k.role)
-            .ok_or_else(|| Error::internal(format!("key {} has role {:?}", k.id, k.role)))?;
-        Ok(Principal {
+        let k = CachedKey {
             key_id: k.id,
-            role,
-            subject: k.subject_id,
-        })
+            role: k.role,
+            subject_id: k.subject_id,
+        };
+        self.keys.put(hash, k.clone(), read_at, generation);
+        principal(k)
     }
 
     /// Enroll a consumer device's Ed25519 public key (raw 32 bytes, base64url).
@@ -582,7 +613,10 @@ impl<S: Store> Gateway<S> {
             &b.id,
             json!({ "subject_id": b.subject_id, "reason": b.reason }),
         ));
-        self.store.apply(m).await?;
+        let applied = self.store.apply(m).await;
+        // After the write, so a read of the list from before it is not kept either.
+        self.blocks.invalidate();
+        applied?;
         Ok(BlockView::of(&b))
     }
 
@@ -591,7 +625,9 @@ impl<S: Store> Gateway<S> {
         p.require(&[Role::Admin])?;
         let now = self.now();
         let audit = admin_audit(Some(p), "block.lifted", id, json!({}));
-        if !self.store.lift_block(id, now, audit).await? {
+        let lifted = self.store.lift_block(id, now, audit).await;
+        self.blocks.invalidate();
+        if !lifted? {
             return match self.store.block(id).await? {
                 None => Err(Error::not_found("block", id)),
                 Some(_) => Err(Error::new(
@@ -609,30 +645,37 @@ impl<S: Store> Gateway<S> {
         Ok(BlockView::of(&b))
     }
 
-    /// Refusal when the merchant or the payer is blocked (QG-BLOCKLIST).
-    /// The reason stays with the operator; each side learns only which party.
+    /// Refusal when the merchant or the payer is blocked (QG-BLOCKLIST),
+    /// from a copy of the block list up to a second old. Every movement
+    /// after this check must name both parties in `Movement::unblocked`,
+    /// so a block made on another gateway a moment ago still holds.
     pub(crate) async fn blocked(
         &self,
         merchant_id: &str,
         customer_id: &str,
     ) -> Result<Option<Error>, Error> {
-        let blocks = self.store.active_blocks(merchant_id, customer_id).await?;
-        let Some(b) = blocks.first() else {
-            return Ok(None);
+        let parties = [merchant_id, customer_id];
+        let mut verdict = self.blocks.check(parties, self.now());
+        if verdict == Verdict::Unknown {
+            let generation = self.blocks.generation();
+            let read_at = self.now();
+            let subjects = self.store.blocked_subjects(fresh::MAX_BLOCKED + 1).await?;
+            self.blocks.put(subjects, read_at, generation);
+            verdict = self.blocks.check(parties, read_at);
+        }
+        let blocked = match verdict {
+            Verdict::Blocked(who) => Some(who),
+            Verdict::Clear => None,
+            // Too long to keep, or invalidated while it was read: ask about these two.
+            Verdict::TooMany | Verdict::Unknown => self
+                .store
+                .active_blocks(merchant_id, customer_id)
+                .await?
+                .into_iter()
+                .next()
+                .map(|b| b.subject_id),
         };
-        let who = if b.subject_id == merchant_id {
-            "the merchant"
-        } else {
-            "the payer"
-        };
-        Ok(Some(
-            Error::new(
-                Kind::Declined,
-                "party_blocked",
-                format!("{who} is blocked from paying or being paid through this gateway"),
-            )
-            .with_rule("QG-BLOCKLIST"),
-        ))
+        Ok(blocked.map(|who| Error::party_blocked(&who)))
     }
 
     /// Enroll a customer's digital-certificate key (admin: the operator

@@ -411,6 +411,7 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let id = waiting.id.clone();
         let mut m = Movement::new(now);
+        m.live_api_key = Some(p.key_id.clone());
         m.idempotency = idem.map(|i| i.record(201, body.clone()));
         m.burns
             .extend(burn.filter(|b| !b.key.starts_with("order:")));
@@ -646,6 +647,8 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
 
         let mut m = Movement::new(now);
+        // The block list was read from a copy: checked again here.
+        m.unblocked = vec![merchant.id.clone(), customer.clone()];
         m.idempotency = idem.clone().map(|i| i.record(200, body.clone()));
         m.counters = counters;
         m.posting =

@@ -42,6 +42,15 @@ fn admin() -> Principal {
     }
 }
 
+/// A real API key of `role` for `subject`, and the caller it authenticates.
+async fn key_of(gw: &Gateway<AnyStore>, role: Role, subject: &str) -> Principal {
+    let k = gw
+        .create_api_key(Some(&admin()), role, Some(subject.into()))
+        .await
+        .unwrap();
+    gw.authenticate(&k.secret).await.unwrap()
+}
+
 struct World {
     gw: Gateway<AnyStore>,
     sandbox: Arc<Sandbox>,
@@ -94,12 +103,7 @@ async fn world(store: AnyStore) -> World {
         .await
         .unwrap();
     gw.topup(&a, &c.id, "5000.00", None).await.unwrap();
-    let p = |role, s: &str| Principal {
-        key_id: format!("key_{s}"),
-        role,
-        subject: Some(s.into()),
-    };
-    let consumer = p(Role::Consumer, &c.id);
+    let consumer = key_of(&gw, Role::Consumer, &c.id).await;
     let rng = SystemRandom::new();
     let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let device = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
@@ -110,12 +114,14 @@ async fn world(store: AnyStore) -> World {
         )
         .await
         .unwrap();
+    let merchant = key_of(&gw, Role::Merchant, &m1.id).await;
+    let other_merchant = key_of(&gw, Role::Merchant, &m2.id).await;
     World {
         gw,
         sandbox,
         clock,
-        merchant: p(Role::Merchant, &m1.id),
-        other_merchant: p(Role::Merchant, &m2.id),
+        merchant,
+        other_merchant,
         consumer,
         device,
         device_id: d.id,
@@ -813,11 +819,7 @@ on_both!(
             .await
             .unwrap();
         w.gw.topup(&a, &c.id, "5000.00", None).await.unwrap();
-        let consumer = Principal {
-            key_id: "k1".into(),
-            role: Role::Consumer,
-            subject: Some(c.id.clone()),
-        };
+        let consumer = key_of(&w.gw, Role::Consumer, &c.id).await;
         let pay = |amount: &'static str| {
             let w = &w;
             let consumer = consumer.clone();
@@ -883,11 +885,7 @@ on_both!(
             .await
             .unwrap();
         w.gw.topup(&a, &c.id, "20000.00", None).await.unwrap();
-        let consumer = Principal {
-            key_id: "key_a_consumer".into(),
-            role: Role::Consumer,
-            subject: Some(c.id.clone()),
-        };
+        let consumer = key_of(&w.gw, Role::Consumer, &c.id).await;
         let rng = SystemRandom::new();
         let key = |rng: &SystemRandom| {
             let doc = Ed25519KeyPair::generate_pkcs8(rng).unwrap();
@@ -1181,6 +1179,88 @@ on_both!(five_wrong_pins_lock_the_pin, |w: World| async move {
     assert_eq!(w.balance().await, "4000.00");
 });
 
+// A gateway keeps the caller's key and the block list for up to a second.
+// A revocation or a block made on another gateway within that second still
+// stops the payment: its movement checks both again with its writes.
+on_both!(
+    a_key_revoked_or_a_party_blocked_elsewhere_stops_payments_at_once,
+    |w: World| async move {
+        let a = admin();
+        let config = Config {
+            processor_timeout_ms: 300,
+            ..Config::default()
+        };
+        let (other, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), config)
+            .await
+            .unwrap();
+        let mid = w.merchant.subject.clone().unwrap();
+        let cus = w.consumer.subject.clone().unwrap();
+        let k =
+            w.gw.create_api_key(Some(&a), Role::Merchant, Some(mid.clone()))
+                .await
+                .unwrap();
+        let cashier = w.gw.authenticate_for_payment(&k.secret).await.unwrap();
+        w.gw.charge(&cashier, &w.device_token(), "1.00", None, None)
+            .await
+            .unwrap();
+
+        other.revoke_api_key(&a, &k.id).await.unwrap();
+        // This gateway's copy of the key is still fresh …
+        let stale = w.gw.authenticate_for_payment(&k.secret).await.unwrap();
+        // … but no money moves, and the code is not spent.
+        let token = w.device_token();
+        let e =
+            w.gw.charge(&stale, &token, "10.00", None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("api_key_revoked", Some("QG-AUTH"))
+        );
+        assert_eq!(e.payment_id, None);
+        assert_eq!(w.balance().await, "4999.00");
+        w.charge(&token, "10.00").await.unwrap();
+        // The uncached path and, a second later, the cached one refuse the key.
+        assert_eq!(
+            w.gw.authenticate(&k.secret).await.unwrap_err().code,
+            "api_key_revoked"
+        );
+        w.clock.advance_seconds(1);
+        assert_eq!(
+            w.gw.authenticate_for_payment(&k.secret)
+                .await
+                .unwrap_err()
+                .code,
+            "api_key_revoked"
+        );
+
+        // The block list: read (nobody blocked), then the payer is blocked elsewhere.
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+        let b = other.block(&a, &cus, "card testing").await.unwrap();
+        let token = w.device_token();
+        let e = w.charge(&token, "10.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("party_blocked", Some("QG-BLOCKLIST"))
+        );
+        assert!(e.message.contains("payer"), "{}", e.message);
+        // Declined and recorded as such, the code spent, no money moved.
+        let pid = e.payment_id.clone().unwrap();
+        let failed = w.gw.get_payment(&w.merchant, &pid).await.unwrap();
+        assert_eq!(failed.status, "failed");
+        assert_eq!(
+            w.charge(&token, "10.00").await.unwrap_err().code,
+            "payment_code_already_used"
+        );
+        assert_eq!(w.balance().await, "4988.00");
+        other.lift_block(&a, &b.id).await.unwrap();
+        w.charge(&w.device_token(), "2.00").await.unwrap();
+        assert_eq!(w.balance().await, "4986.00");
+        let check = w.gw.store().ledger_check().await.unwrap();
+        assert!(check.is_sound(), "{check:?}");
+    }
+);
+
 on_both!(
     blocked_parties_are_declined_until_lifted,
     |w: World| async move {
@@ -1295,7 +1375,7 @@ on_both!(
 
 impl World {
     /// A new customer with a funded class II wallet.
-    async fn new_consumer(&self, name: &str) -> Principal {
+    async fn new_consumer(&self) -> Principal {
         let c = self
             .gw
             .create_customer(
@@ -1307,11 +1387,7 @@ impl World {
             )
             .await
             .unwrap();
-        Principal {
-            key_id: format!("key_{name}"),
-            role: Role::Consumer,
-            subject: Some(c.id),
-        }
+        key_of(&self.gw, Role::Consumer, &c.id).await
     }
 
     async fn link(&self, who: &Principal, number: &str) -> String {
@@ -1342,11 +1418,7 @@ impl World {
             )
             .await
             .unwrap();
-        Principal {
-            key_id: format!("key_{name}"),
-            role: Role::Merchant,
-            subject: Some(m.id),
-        }
+        key_of(&self.gw, Role::Merchant, &m.id).await
     }
 
     /// `payer` pays a new order of `merchant` from `source`.
@@ -1393,7 +1465,7 @@ on_both!(
         assert!(shown.contains("\"last4\":\"4242\"") && shown.contains("\"credit\""));
         assert!(!shown.contains("424242424242"), "no card number: {shown}");
         // Someone else's card is not a funding source of this payer.
-        let other = w.new_consumer("other").await;
+        let other = w.new_consumer().await;
         assert_eq!(
             w.pay_order(&w.merchant, &other, "1.00", Some(&credit))
                 .await
@@ -1516,8 +1588,8 @@ on_both!(
         let stall = w.small_merchant("FRUIT STALL", "kyc-1").await;
         let stall2 = w.small_merchant("FRUIT STALL 2", "kyc-1").await;
         let other = w.small_merchant("TEA STALL", "kyc-2").await;
-        let alice = w.new_consumer("alice").await;
-        let bob = w.new_consumer("bob").await;
+        let alice = w.new_consumer().await;
+        let bob = w.new_consumer().await;
         let alice_credit = w.link(&alice, "4242424242424242").await;
         let bob_credit = w.link(&bob, "4242424242424242").await;
         let bob_debit = w.link(&bob, "6200000000000005").await;
@@ -1568,8 +1640,8 @@ on_both!(
     |w: World| async move {
         let stall = w.small_merchant("NOODLE CART", "kyc-9").await;
         let mut payers = Vec::new();
-        for i in 0..8 {
-            let c = w.new_consumer(&format!("p{i}")).await;
+        for _ in 0..8 {
+            let c = w.new_consumer().await;
             let card = w.link(&c, "4242424242424242").await;
             payers.push((c, card));
         }
@@ -1598,8 +1670,8 @@ on_both!(
     |w: World| async move {
         let stall = w.small_merchant("FLOWER STALL", "kyc-m").await;
         let mut cards = Vec::new();
-        for i in 0..12 {
-            let c = w.new_consumer(&format!("m{i}")).await;
+        for _ in 0..12 {
+            let c = w.new_consumer().await;
             let card = w.link(&c, "4242424242424242").await;
             cards.push((c, card));
         }
@@ -1891,11 +1963,7 @@ on_both!(
             )
             .await
             .unwrap();
-        let shop = Principal {
-            key_id: "key_grocer".into(),
-            role: Role::Merchant,
-            subject: Some(shop.id),
-        };
+        let shop = key_of(&w.gw, Role::Merchant, &shop.id).await;
         w.pay_order(&shop, &w.consumer, "500.00", None)
             .await
             .unwrap();
@@ -2036,6 +2104,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "input shape: block reason length / HTTP status",
         ),
         ("parties.rs", "201", "HTTP status"),
+        (
+            "fresh.rs",
+            "1_000",
+            "how long a copy of a key or the block list is trusted (ms)",
+        ),
+        (
+            "fresh.rs",
+            "10_000",
+            "size bounds of the key and block-list caches",
+        ),
         ("risk.rs", "60_000", "milliseconds per minute"),
         ("risk.rs", "86_400_000", "milliseconds per day"),
         ("rows.rs", "100_000", "size of the in-memory row cache"),
@@ -2229,7 +2307,7 @@ on_both!(
             .into_iter()
             .enumerate()
         {
-            let c = w.new_consumer(&format!("s{i}")).await;
+            let c = w.new_consumer().await;
             w.gw.topup(&admin(), c.subject.as_deref().unwrap(), "10.00", None)
                 .await
                 .unwrap();

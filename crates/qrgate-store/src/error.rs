@@ -66,6 +66,10 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
 /// Why a movement was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum MovementError {
+    #[error("API key {key_id} was revoked")]
+    ApiKeyRevoked { key_id: String },
+    #[error("{subject_id} is blocked")]
+    PartyBlocked { subject_id: String },
     #[error("idempotency key {key:?} was used before with a different request")]
     IdempotencyKeyReused { scope: String, key: String },
     #[error("code {key} was already used")]

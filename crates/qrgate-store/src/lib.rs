@@ -123,6 +123,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         a: &str,
         b: &str,
     ) -> impl Future<Output = Result<Vec<Block>, StoreError>> + Send;
+    /// The parties (merchant or customer ids) with a block in force, at
+    /// most `limit` of them, in id order.
+    fn blocked_subjects(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     fn block(&self, id: &str) -> impl Future<Output = Result<Option<Block>, StoreError>> + Send;
     /// Lift a block in force, with its audit row; false when none has that id.
     fn lift_block(
@@ -394,6 +400,9 @@ macro_rules! impl_store {
             }
             async fn active_blocks(&self, a: &str, b: &str) -> Result<Vec<Block>, StoreError> {
                 ops::active_blocks(&mut self.reader().await?, a, b).await
+            }
+            async fn blocked_subjects(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+                ops::blocked_subjects(&mut self.reader().await?, limit).await
             }
             async fn block(&self, id: &str) -> Result<Option<Block>, StoreError> {
                 ops::block(&mut self.reader().await?, id).await

@@ -191,6 +191,13 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Movement {
     pub at: Timestamp,
+    /// Written only while this API key is not revoked: the caller's key is
+    /// checked again with the writes, so a key read from a cache a moment
+    /// before it was revoked (here or on another gateway) moves nothing.
+    pub live_api_key: Option<String>,
+    /// Written only while none of these parties (merchant or customer ids)
+    /// is on the block list, checked with the writes for the same reason.
+    pub unblocked: Vec<String>,
     pub idempotency: Option<IdempotencyRecord>,
     pub burns: Vec<CodeBurn>,
     pub counters: Vec<CounterCharge>,
@@ -262,6 +269,8 @@ impl Movement {
     pub fn new(at: Timestamp) -> Movement {
         Movement {
             at,
+            live_api_key: None,
+            unblocked: Vec::new(),
             idempotency: None,
             burns: Vec::new(),
             counters: Vec::new(),

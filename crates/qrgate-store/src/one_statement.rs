@@ -6,7 +6,8 @@
 //! The guards stay what they are in [`ops::apply`]: an insert that must not
 //! conflict (idempotency key, code burn, posting, payment, refund) or a
 //! conditional write that must match its row (counter under its cap, account
-//! with the funds, payment or order in the expected state). Each returns one
+//! with the funds, payment or order in the expected state), plus two reads:
+//! the caller's API key is unrevoked, neither party is blocked. Each returns one
 //! row when it passes; the statement's result expression checks every count
 //! and calls `qrgate_refuse()` (migration 0011) when one is short, which
 //! aborts the statement, and with it every write, before anything commits.
@@ -136,6 +137,14 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
     let mut s = Composer::new();
     let at = s.p(Arg::I64(m.at.unix_millis()));
 
+    if let Some(key_id) = &m.live_api_key {
+        let body = format!(
+            "SELECT 1 FROM api_keys WHERE id = {} AND revoked_at IS NULL",
+            s.p(Arg::Str(key_id))
+        );
+        s.cte("k".into(), &body, true);
+    }
+
     if let Some(rec) = &m.idempotency {
         let body = format!(
             "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
@@ -147,6 +156,19 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
             s.p(Arg::Str(&rec.response_body)),
         );
         s.cte("i".into(), &body, true);
+    }
+
+    if !m.unblocked.is_empty() {
+        let subjects = m
+            .unblocked
+            .iter()
+            .map(|id| s.p(Arg::Str(id)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = format!(
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE subject_id IN ({subjects}) AND lifted_at IS NULL)"
+        );
+        s.cte("u".into(), &body, true);
     }
 
     for (n, b) in m.burns.iter().enumerate() {
@@ -360,6 +382,8 @@ mod tests {
         let at = Timestamp::from_unix_millis(1_000);
         Movement {
             at,
+            live_api_key: None,
+            unblocked: vec![],
             idempotency: Some(IdempotencyRecord {
                 scope: "merchant:m".into(),
                 key: "k".into(),

@@ -5,6 +5,11 @@
 //! single writer; rows are locked in one global order (idempotency, codes,
 //! counters by key, accounts by id, payment, refund, outbox, audit head) so
 //! concurrent movements cannot deadlock.
+//!
+//! Two checks are reads, not writes: the caller's API key is unrevoked and
+//! neither party is blocked. A revocation or block committed before the
+//! movement starts stops it; one committing at the same moment is ordered
+//! after it, as if it had come a moment later.
 
 use qrgate_core::Timestamp;
 
@@ -46,6 +51,20 @@ fn to_text(v: &serde_json::Value) -> String {
 pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, MovementError> {
     let at = m.at.unix_millis();
 
+    if let Some(key_id) = &m.live_api_key {
+        let live = c
+            .rows(
+                "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                &[Arg::Str(key_id)],
+            )
+            .await?;
+        if live.is_empty() {
+            return Err(MovementError::ApiKeyRevoked {
+                key_id: key_id.clone(),
+            });
+        }
+    }
+
     if let Some(rec) = &m.idempotency {
         let inserted = c
             .exec(
@@ -73,6 +92,20 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
                     key: rec.key.clone(),
                 }),
             };
+        }
+    }
+
+    for subject in &m.unblocked {
+        let blocked = c
+            .rows(
+                "SELECT 1 FROM blocks WHERE subject_id = $1 AND lifted_at IS NULL LIMIT 1",
+                &[Arg::Str(subject)],
+            )
+            .await?;
+        if !blocked.is_empty() {
+            return Err(MovementError::PartyBlocked {
+                subject_id: subject.clone(),
+            });
         }
     }
 
@@ -1221,6 +1254,20 @@ pub(crate) async fn active_blocks<C: Conn>(
         )
         .await?;
     rows.iter().map(block_from).collect()
+}
+
+/// The parties with a block in force, at most `limit` of them.
+pub(crate) async fn blocked_subjects<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT DISTINCT subject_id FROM blocks WHERE lifted_at IS NULL ORDER BY subject_id LIMIT $1",
+            &[Arg::I64(limit)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.str(0)).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn block<C: Conn>(c: &mut C, id: &str) -> Result<Option<Block>, StoreError> {

@@ -20,24 +20,44 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let Some(secret) = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
-            return Err(ApiError(Error::new(
+        Ok(Auth(state.gw.authenticate(bearer(parts)?).await?))
+    }
+}
+
+/// The caller of `POST /v1/payments`, whose key may come from a copy up to
+/// a second old: every write of that route checks again that the key is
+/// unrevoked ([`Gateway::authenticate_for_payment`]).
+///
+/// [`Gateway::authenticate_for_payment`]: qrgate_gateway::Gateway::authenticate_for_payment
+pub struct PaymentAuth(pub Principal);
+
+impl FromRequestParts<AppState> for PaymentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(PaymentAuth(
+            state.gw.authenticate_for_payment(bearer(parts)?).await?,
+        ))
+    }
+}
+
+/// The secret of `Authorization: Bearer <key>`.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError(Error::new(
                 Kind::Unauthorized,
                 "unauthorized",
                 "send your API key as Authorization: Bearer <key>",
-            )));
-        };
-        Ok(Auth(state.gw.authenticate(secret).await?))
-    }
+            ))
+        })
 }
 
 /// A JSON body: `Content-Type: application/json`, no unknown fields (the

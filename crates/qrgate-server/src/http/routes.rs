@@ -18,7 +18,7 @@ use qrgate_store::Store;
 
 use super::AppState;
 use super::error::{ApiError, bad};
-use super::extract::{Auth, StrictJson, StrictQuery, idem};
+use super::extract::{Auth, PaymentAuth, StrictJson, StrictQuery, idem};
 use super::openapi::{
     ChargeRequest, Conventions, ErrorBody, IdemHeader, KeysDoc, OrderRequest, RefundList,
     RefundRequest, ScanRequest, StdErrors, TopupRequest,
@@ -471,7 +471,7 @@ async fn close_order(
 #[utoipa::path(post, path = "/v1/payments", tag = "merchant", security(("bearer" = [])), params(IdemHeader), request_body = ChargeRequest, responses((status = 201, description = "Succeeded, or requires_action (step-up)", body = qrgate_gateway::views::PaymentView), StdErrors))]
 async fn charge(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    PaymentAuth(p): PaymentAuth,
     method: Method,
     headers: HeaderMap,
     body: StrictJson<Value>,
@@ -503,6 +503,8 @@ async fn charge(
         .await
     {
         Ok(r) => Ok(reply(r)),
+        // A key revoked since it was read gets no stored answer either.
+        Err(e) if e.code == "api_key_revoked" => Err(e.into()),
         Err(e) => match replay(&s, &i).await? {
             Some(stored) => Ok(stored),
             None => Err(e.into()),
