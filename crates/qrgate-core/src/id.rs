@@ -240,6 +240,8 @@ id_kinds! {
     CardId => Card, "crd";
     /// A customer's one-time-password enrollment (`otp_`).
     OtpId => Otp, "otp";
+    /// An outbox event, delivered to webhooks (`evt_`).
+    EventId => Event, "evt";
 }
 
 #[cfg(test)]

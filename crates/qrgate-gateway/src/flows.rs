@@ -106,10 +106,10 @@ struct Sale<'a> {
 }
 
 impl<S: Store> Gateway<S> {
+    /// A new event id; time-ordered like the other ids, so the outbox's
+    /// unique index on it grows at one end instead of at a random page.
     pub(crate) fn event_id(&self) -> Result<String, Error> {
-        let mut b = [0_u8; 12];
-        self.rng.fill(&mut b).map_err(Error::internal)?;
-        Ok(format!("evt_{}", URL_SAFE_NO_PAD.encode(b)))
+        Ok(self.new_id::<qrgate_core::id::kind::Event>()?.to_string())
     }
 
     /// Issue a one-time payment code online: an 18-digit number and a signed

@@ -993,12 +993,7 @@ impl<S: Store> Gateway<S> {
             None,
         )?);
         m.events.push(OutboxEvent {
-            event_id: format!(
-                "evt_{}",
-                self.new_id::<qrgate_core::id::kind::Payment>()?
-                    .to_string()
-                    .trim_start_matches("pay_")
-            ),
+            event_id: self.event_id()?,
             event_type: "order.closed".into(),
             subject_id: id.into(),
             payload: json!({ "order_id": id, "merchant_id": view.merchant_id }),
