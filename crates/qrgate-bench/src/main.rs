@@ -95,6 +95,7 @@ async fn load(a: &Args, workers: Vec<Worker>, t: Target) -> (Histogram<u64>, u64
     let per_worker_interval = a
         .rate
         .map(|r| Duration::from_nanos(1_000_000_000 * workers.len() as u64 / r.max(1)));
+    let n_workers = u32::try_from(workers.len()).unwrap_or(u32::MAX).max(1);
     let mut tasks = Vec::new();
     for (i, w) in workers.into_iter().enumerate() {
         let (t, totals) = (t.clone(), totals.clone());
@@ -102,8 +103,11 @@ async fn load(a: &Args, workers: Vec<Worker>, t: Target) -> (Histogram<u64>, u64
             let rng = SystemRandom::new();
             let mut hist = histogram();
             let mut seq = 0_u64;
-            // Open loop: this worker's share of the offered rate, staggered.
-            let mut next = per_worker_interval.map(|iv| start + iv * (i as u32 % 1000) / 1000);
+            // Open loop: this worker's share of the offered rate, the
+            // workers' starts spread evenly over one interval (so the
+            // offered load is smooth, not a burst of every worker at once).
+            let slot = u32::try_from(i).unwrap_or(0);
+            let mut next = per_worker_interval.map(|iv| start + iv * slot / n_workers);
             while Instant::now() < end {
                 let scheduled = match (next, per_worker_interval) {
                     (Some(t), Some(iv)) => {
