@@ -89,14 +89,20 @@ impl Keys {
     }
 }
 
+/// What a read of the block list found.
+enum Listing {
+    /// The blocked parties.
+    Parties(HashSet<String>),
+    /// More than [`MAX_BLOCKED`] parties (none kept).
+    TooMany,
+}
+
 #[derive(Default)]
 struct BlockList {
     generation: u64,
-    /// The blocked parties and when they were read; `None` until read or
-    /// after an invalidation.
-    read: Option<(HashSet<String>, Timestamp)>,
-    /// The last read found more than [`MAX_BLOCKED`] parties (and kept none).
-    too_many: bool,
+    /// The last read and when it was made; `None` until read or after an
+    /// invalidation.
+    read: Option<(Listing, Timestamp)>,
 }
 
 /// The parties with a block in force.
@@ -120,11 +126,13 @@ impl Blocks {
     pub fn check(&self, parties: [&str; 2], now: Timestamp) -> Verdict {
         let g = lock(&self.0);
         match &g.read {
-            Some((_, read_at)) if g.too_many && fresh(*read_at, now) => Verdict::TooMany,
-            Some((set, read_at)) if fresh(*read_at, now) => parties
-                .into_iter()
-                .find(|p| set.contains(*p))
-                .map_or(Verdict::Clear, |p| Verdict::Blocked(p.to_owned())),
+            Some((listing, read_at)) if fresh(*read_at, now) => match listing {
+                Listing::TooMany => Verdict::TooMany,
+                Listing::Parties(set) => parties
+                    .into_iter()
+                    .find(|p| set.contains(*p))
+                    .map_or(Verdict::Clear, |p| Verdict::Blocked(p.to_owned())),
+            },
             _ => Verdict::Unknown,
         }
     }
@@ -141,13 +149,12 @@ impl Blocks {
         if g.generation != generation {
             return;
         }
-        g.too_many = subjects.len() as i64 > MAX_BLOCKED;
-        let set = if g.too_many {
-            HashSet::new()
+        let listing = if subjects.len() as i64 > MAX_BLOCKED {
+            Listing::TooMany
         } else {
-            subjects.into_iter().collect()
+            Listing::Parties(subjects.into_iter().collect())
         };
-        g.read = Some((set, read_at));
+        g.read = Some((listing, read_at));
     }
 
     /// Forget the list (a block was made or lifted here).
@@ -155,7 +162,6 @@ impl Blocks {
         let mut g = lock(&self.0);
         g.generation += 1;
         g.read = None;
-        g.too_many = false;
     }
 }
 

@@ -493,12 +493,11 @@ impl<S: Store> Gateway<S> {
         self.read_key(&key_hash(secret)).await
     }
 
-    /// [`authenticate`](Self::authenticate) for the payment routes (a
-    /// merchant charging a code, a consumer paying a scanned code): the key
-    /// may come from a copy up to a second old. Only for routes whose every
-    /// write is a payment settlement, which checks again in its movement
-    /// that the key is unrevoked, so a key revoked on another gateway a
-    /// moment ago still moves no money.
+    /// [`authenticate`](Self::authenticate) for `POST /v1/payments`: the
+    /// key may come from a copy up to a second old. Only for routes whose
+    /// every write is a payment movement naming the key in
+    /// `Movement::live_api_key`, which checks again that it is unrevoked,
+    /// so a key revoked on another gateway a moment ago still moves no money.
     pub async fn authenticate_for_payment(&self, secret: &str) -> Result<Principal, Error> {
         let hash = key_hash(secret);
         match self.keys.get(&hash, self.now()) {

@@ -95,14 +95,25 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
         }
     }
 
-    for subject in &m.unblocked {
-        let blocked = c
+    // Two parties per query (a payment names two: one round trip).
+    for pair in m.unblocked.chunks(2) {
+        let (a, b) = match pair {
+            [a, b] => (a, b),
+            [a] => (a, a),
+            _ => continue,
+        };
+        let rows = c
             .rows(
-                "SELECT 1 FROM blocks WHERE subject_id = $1 AND lifted_at IS NULL LIMIT 1",
-                &[Arg::Str(subject)],
+                "SELECT subject_id FROM blocks WHERE subject_id IN ($1, $2) AND lifted_at IS NULL",
+                &[Arg::Str(a), Arg::Str(b)],
             )
             .await?;
-        if !blocked.is_empty() {
+        let blocked = rows
+            .iter()
+            .map(|r| r.str(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The first party named that is blocked, whatever order the rows came in.
+        if let Some(subject) = pair.iter().find(|s| blocked.contains(s)) {
             return Err(MovementError::PartyBlocked {
                 subject_id: subject.clone(),
             });
