@@ -213,6 +213,19 @@ async fn public_endpoints() {
         ),
         "{text}"
     );
+    // The writer's counters are there, in Prometheus form (the store's own
+    // tests check their values).
+    for name in [
+        "qrgate_sqlite_transactions_total",
+        "qrgate_sqlite_writes_total",
+        "qrgate_sqlite_savepoint_passes_total",
+        "qrgate_sqlite_commit_seconds_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} counter\n{name} ")),
+            "{text}"
+        );
+    }
     let nf = app.call("GET", "/v1/nope", None, None, &[]).await;
     assert_eq!(
         (nf.status, err(&nf).0),

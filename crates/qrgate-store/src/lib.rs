@@ -29,7 +29,7 @@ pub use error::{MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
 pub use postgres::{MovementPaths, PgStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{GroupCommits, SqliteStore};
 
 use qrgate_core::Timestamp;
 use write::{Done, Work};
@@ -285,7 +285,10 @@ macro_rules! impl_store {
                 $kind(self)
             }
             async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-                match self.write(Work::Apply(Box::new(m))).await? {
+                match self
+                    .write(Work::Apply(Box::new(write::Prepared::new(m))))
+                    .await?
+                {
                     Done::Applied(a) => Ok(a),
                     _ => Err(unexpected().into()),
                 }
@@ -586,7 +589,21 @@ pub enum AnyStore {
     Postgres(PgStore),
 }
 
+/// What a store's write path has done since it opened, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStats {
+    Sqlite(GroupCommits),
+    Postgres(MovementPaths),
+}
+
 impl AnyStore {
+    pub fn write_stats(&self) -> WriteStats {
+        match self {
+            AnyStore::Sqlite(s) => WriteStats::Sqlite(s.group_commits()),
+            AnyStore::Postgres(s) => WriteStats::Postgres(s.movement_paths()),
+        }
+    }
+
     /// Open and migrate. `sqlite://qrgate.db` creates the file on first start.
     pub async fn open(
         url: &str,

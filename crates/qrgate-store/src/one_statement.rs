@@ -27,6 +27,7 @@ use sqlx::PgConnection;
 
 use crate::db::Arg;
 use crate::model::*;
+use crate::write::{Prepared, Texts};
 
 /// The SQLSTATE `qrgate_refuse()` raises.
 pub(crate) const REFUSED: &str = "QG001";
@@ -129,7 +130,7 @@ fn composable(m: &Movement) -> bool {
 
 /// The movement as one statement, or `None` when it is not composed.
 /// `texts` holds the JSON the statement binds: payment details, event
-/// payloads, audit details (see [`texts`]).
+/// payloads, audit details (see [`Prepared`]).
 fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>>)> {
     if !composable(m) {
         return None;
@@ -335,32 +336,10 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
     Some(s.finish())
 }
 
-/// The JSON texts a movement's statement binds.
-struct Texts {
-    payment_details: Option<String>,
-    payloads: Vec<String>,
-    audit_details: Option<String>,
-}
-
-fn texts(m: &Movement) -> Texts {
-    Texts {
-        payment_details: match &m.payment {
-            Some(PaymentWrite::Insert(p)) => Some(p.details.to_string()),
-            Some(PaymentWrite::Transition { details, .. }) => {
-                details.as_ref().map(|d| d.to_string())
-            }
-            _ => None,
-        },
-        payloads: m.events.iter().map(|e| e.payload.to_string()).collect(),
-        audit_details: m.audit.as_ref().map(|a| a.details.to_string()),
-    }
-}
-
 /// Run `m` as one statement outside any transaction. An error is the
 /// database's (a transient one is for the caller to retry).
-pub(crate) async fn apply(c: &mut PgConnection, m: &Movement) -> Result<Outcome, sqlx::Error> {
-    let texts = texts(m);
-    let Some((sql, args)) = compose(m, &texts) else {
+pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome, sqlx::Error> {
+    let Some((sql, args)) = compose(&p.movement, &p.texts) else {
         return Ok(Outcome::NotComposed);
     };
     let q = crate::db::bind_all!(sqlx::query(&sql), &args);
@@ -375,6 +354,11 @@ pub(crate) async fn apply(c: &mut PgConnection, m: &Movement) -> Result<Outcome,
 
 #[cfg(test)]
 mod tests {
+    /// The texts [`Prepared::new`] makes for `m`.
+    fn texts(m: &Movement) -> Texts {
+        Prepared::new(m.clone()).texts
+    }
+
     use super::*;
     use qrgate_core::Timestamp;
 

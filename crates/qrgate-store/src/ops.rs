@@ -17,6 +17,7 @@ use crate::audit;
 use crate::db::{Arg, Conn, Dialect, Row};
 use crate::error::{MovementError, StoreError};
 use crate::model::*;
+use crate::write::Prepared;
 
 /// The columns of a delivery, in `delivery_from` order.
 macro_rules! delivery_select {
@@ -42,13 +43,10 @@ fn json(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
-fn to_text(v: &serde_json::Value) -> String {
-    v.to_string()
-}
-
 /// Apply a movement inside an open transaction (or savepoint). On `Err`
 /// the caller must roll back.
-pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, MovementError> {
+pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, MovementError> {
+    let (m, texts) = (&p.movement, &p.texts);
     let at = m.at.unix_millis();
 
     if let Some(key_id) = &m.live_api_key {
@@ -181,7 +179,7 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
     }
 
     if let Some(w) = &m.payment {
-        write_payment(c, w, at).await?;
+        write_payment(c, w, texts.payment_details.as_deref(), at).await?;
     }
 
     if let Some(o) = &m.order {
@@ -227,10 +225,10 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
         }
     }
 
-    for e in &m.events {
+    for (e, payload) in m.events.iter().zip(&texts.payloads) {
         c.exec(
             "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[Arg::Str(&e.event_id), Arg::Str(&e.event_type), Arg::Str(&e.subject_id), Arg::Str(&to_text(&e.payload)), Arg::I64(at)],
+            &[Arg::Str(&e.event_id), Arg::Str(&e.event_type), Arg::Str(&e.subject_id), Arg::Str(payload), Arg::I64(at)],
         )
         .await?;
     }
@@ -239,9 +237,9 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, m: &Movement) -> Result<Applied, M
         insert(c, r).await?;
     }
 
-    let audit_seq = match &m.audit {
-        Some(a) => append_audit(c, a, at).await?,
-        None => None,
+    let audit_seq = match (&m.audit, &texts.audit_details) {
+        (Some(a), Some(details)) => append_audit(c, a, details, at).await?,
+        _ => None,
     };
     Ok(Applied::Done { audit_seq })
 }
@@ -326,7 +324,13 @@ async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError
     }
 }
 
-async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<(), MovementError> {
+/// `details` is the text of the JSON the write carries ([`Prepared`]).
+async fn write_payment<C: Conn>(
+    c: &mut C,
+    w: &PaymentWrite,
+    details: Option<&str>,
+    at: i64,
+) -> Result<(), MovementError> {
     match w {
         PaymentWrite::Insert(p) => {
             let n = c
@@ -343,7 +347,7 @@ async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<
                         Arg::Str(&p.currency),
                         Arg::I64(p.refunded_minor),
                         Arg::OptStr(p.out_trade_no.as_deref()),
-                        Arg::Str(&to_text(&p.details)),
+                        Arg::Str(details.unwrap_or_default()),
                         Arg::I64(p.created_at.unix_millis()),
                         Arg::I64(p.updated_at.unix_millis()),
                     ],
@@ -359,18 +363,12 @@ async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<
                 });
             }
         }
-        PaymentWrite::Transition {
-            id,
-            from,
-            to,
-            details,
-        } => {
-            let details = details.as_ref().map(to_text);
+        PaymentWrite::Transition { id, from, to, .. } => {
             let n = c
                 .exec(
                     "UPDATE payments SET status = $1, updated_at = $2, details = COALESCE($3, details) \
                      WHERE id = $4 AND status = $5",
-                    &[Arg::Str(to), Arg::I64(at), Arg::OptStr(details.as_deref()), Arg::Str(id), Arg::Str(from)],
+                    &[Arg::Str(to), Arg::I64(at), Arg::OptStr(details), Arg::Str(id), Arg::Str(from)],
                 )
                 .await?;
             if n == 0 {
@@ -410,9 +408,9 @@ async fn write_payment<C: Conn>(c: &mut C, w: &PaymentWrite, at: i64) -> Result<
 pub(crate) async fn append_audit<C: Conn>(
     c: &mut C,
     a: &AuditEntry,
+    details: &str,
     at: i64,
 ) -> Result<Option<i64>, MovementError> {
-    let details = to_text(&a.details);
     if c.dialect() == Dialect::Postgres {
         c.exec(
             "INSERT INTO audit_queue (at, action, subject, details) VALUES ($1, $2, $3, $4)",
@@ -420,7 +418,7 @@ pub(crate) async fn append_audit<C: Conn>(
                 Arg::I64(at),
                 Arg::Str(&a.action),
                 Arg::Str(&a.subject),
-                Arg::Str(&details),
+                Arg::Str(details),
             ],
         )
         .await?;
@@ -431,7 +429,7 @@ pub(crate) async fn append_audit<C: Conn>(
         "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
     )
     .await?;
-    let hash = link(c, seq, at, &a.action, &a.subject, &details, &prev).await?;
+    let hash = link(c, seq, at, &a.action, &a.subject, details, &prev).await?;
     c.exec(
         "UPDATE audit_head SET hash = $1 WHERE id = 1",
         &[Arg::Str(&hash)],

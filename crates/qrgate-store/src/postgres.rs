@@ -19,9 +19,9 @@ use qrgate_core::Timestamp;
 use crate::db::Conn;
 use crate::error::{MovementError, StoreError, is_transient};
 use crate::migrate;
-use crate::model::{Applied, Movement};
+use crate::model::Applied;
 use crate::one_statement::{self, Outcome};
-use crate::write::{self, Done, Work};
+use crate::write::{self, Done, Prepared, Work};
 
 /// Attempts for a movement that meets a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 8;
@@ -162,7 +162,7 @@ impl PgStore {
     /// transaction: it was not composed, a guard refused it (the transaction
     /// names the refusal), or the database answered an error that is not
     /// transient (the transaction reports it). Nothing was written then.
-    async fn one_statement(&self, m: &Movement) -> Result<bool, MovementError> {
+    async fn one_statement(&self, m: &Prepared) -> Result<bool, MovementError> {
         let mut attempt = 0;
         loop {
             attempt += 1;

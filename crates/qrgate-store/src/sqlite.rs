@@ -13,7 +13,8 @@
 //! a 5-second busy timeout covers another process holding it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,10 +34,33 @@ struct Job {
     reply: oneshot::Sender<Result<Done, MovementError>>,
 }
 
+/// What the writer has committed since the store opened (for `/metrics`):
+/// `writes / transactions` is the mean group size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCommits {
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Writes answered from those transactions (applied or refused).
+    pub writes: u64,
+    /// Batches run again with a savepoint per write, because one was refused.
+    pub savepoint_passes: u64,
+    /// Microseconds spent in `COMMIT` (writing WAL frames, fsync).
+    pub commit_micros: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+    savepoint_passes: AtomicU64,
+    commit_micros: AtomicU64,
+}
+
 /// The SQLite implementation of [`crate::Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
     read: Readers,
     /// Dropped with the last clone of the store, which stops the checkpointer.
     _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
@@ -88,6 +112,8 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let (opened_tx, opened_rx) = oneshot::channel::<Opened>();
         let writer_path = path.clone();
+        let counts = Arc::new(Counts::default());
+        let writer_counts = Arc::clone(&counts);
         std::thread::Builder::new()
             .name("qrgate-sqlite-writer".into())
             .spawn(move || {
@@ -110,7 +136,7 @@ impl SqliteStore {
                     match opened {
                         Ok((conn, report)) => {
                             if opened_tx.send(Ok(report)).is_ok() {
-                                writer(conn, rx).await;
+                                writer(conn, rx, &writer_counts).await;
                             }
                         }
                         Err(e) => {
@@ -137,6 +163,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 writer: tx,
+                counts,
                 read,
                 _checkpoints: Arc::new(stop),
             },
@@ -154,12 +181,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
     }
 
+    /// What the writer has committed since the store opened.
+    pub fn group_commits(&self) -> GroupCommits {
+        let c = &self.counts;
+        GroupCommits {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            savepoint_passes: c.savepoint_passes.load(Ordering::Relaxed),
+            commit_micros: c.commit_micros.load(Ordering::Relaxed),
+        }
+    }
+
     pub(crate) async fn reader(&self) -> Result<lite::Reader, StoreError> {
         self.read.get()
     }
 }
 
-async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>) {
+async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>, counts: &Counts) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Whether the last batch had a refused movement: then the next one goes
     // straight to savepoints, so a stream of refusals (replayed codes, full
@@ -173,7 +211,7 @@ async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        refusals_seen = run_batch(&mut conn, &mut batch, refusals_seen).await;
+        refusals_seen = run_batch(&mut conn, &mut batch, refusals_seen, counts).await;
     }
 }
 
@@ -207,9 +245,14 @@ enum Pass {
 /// writer is the only one changing the file between the two passes (another
 /// process would have to wait for the write lock, and then each pass sees a
 /// consistent state of its own), so the answers are those of the last pass.
-async fn run_batch(conn: &mut LiteConn, batch: &mut Vec<Job>, refusals_seen: bool) -> bool {
+async fn run_batch(
+    conn: &mut LiteConn,
+    batch: &mut Vec<Job>,
+    refusals_seen: bool,
+    counts: &Counts,
+) -> bool {
     if !refusals_seen {
-        match pass(conn, batch, false).await {
+        match pass(conn, batch, false, counts).await {
             Pass::Committed(results) => {
                 answer(batch, results);
                 return false;
@@ -218,7 +261,8 @@ async fn run_batch(conn: &mut LiteConn, batch: &mut Vec<Job>, refusals_seen: boo
             Pass::Refused => {}
         }
     }
-    match pass(conn, batch, true).await {
+    counts.savepoint_passes.fetch_add(1, Ordering::Relaxed);
+    match pass(conn, batch, true, counts).await {
         Pass::Committed(results) => {
             let refused = results.iter().any(Result::is_err);
             answer(batch, results);
@@ -237,7 +281,12 @@ fn answer(batch: &mut Vec<Job>, results: Vec<Result<Done, MovementError>>) {
 /// One transaction over the batch; with `savepoints`, each movement in its
 /// own savepoint (a refusal rolls back that movement only), without, the
 /// first refusal rolls back the transaction.
-async fn pass(conn: &mut LiteConn, batch: &mut Vec<Job>, savepoints: bool) -> Pass {
+async fn pass(
+    conn: &mut LiteConn,
+    batch: &mut Vec<Job>,
+    savepoints: bool,
+    counts: &Counts,
+) -> Pass {
     if let Err(e) = conn.exec("BEGIN IMMEDIATE", &[]).await {
         tracing::warn!(error = %e, "SQLite BEGIN IMMEDIATE failed");
         fail_all(batch, &format!("could not start a transaction: {e}"));
@@ -275,11 +324,18 @@ async fn pass(conn: &mut LiteConn, batch: &mut Vec<Job>, savepoints: bool) -> Pa
             }
         }
     }
+    let started = Instant::now();
     if let Err(e) = conn.exec("COMMIT", &[]).await {
         tracing::error!(error = %e, "SQLite COMMIT failed");
         conn.exec("ROLLBACK", &[]).await.ok();
         fail_all(batch, &format!("commit failed: {e}"));
         return Pass::Failed;
     }
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    counts.commit_micros.fetch_add(micros, Ordering::Relaxed);
+    counts.transactions.fetch_add(1, Ordering::Relaxed);
+    counts
+        .writes
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
     Pass::Committed(results)
 }

@@ -7,8 +7,47 @@ use crate::error::MovementError;
 use crate::model::*;
 use crate::ops;
 
+/// A movement with its JSON already turned into text. The text is made by
+/// [`Prepared::new`] on the caller's task, before the movement reaches a
+/// store's write path, so the SQLite writer (the one serial stage of a
+/// payment) only binds it, and a batch that runs again with savepoints does
+/// not serialize it twice.
+pub(crate) struct Prepared {
+    pub(crate) movement: Movement,
+    pub(crate) texts: Texts,
+}
+
+/// The JSON texts a movement writes: payment details, event payloads (in
+/// event order), audit details.
+pub(crate) struct Texts {
+    pub(crate) payment_details: Option<String>,
+    pub(crate) payloads: Vec<String>,
+    pub(crate) audit_details: Option<String>,
+}
+
+impl Prepared {
+    pub(crate) fn new(movement: Movement) -> Prepared {
+        let texts = Texts {
+            payment_details: match &movement.payment {
+                Some(PaymentWrite::Insert(p)) => Some(p.details.to_string()),
+                Some(PaymentWrite::Transition { details, .. }) => {
+                    details.as_ref().map(|d| d.to_string())
+                }
+                _ => None,
+            },
+            payloads: movement
+                .events
+                .iter()
+                .map(|e| e.payload.to_string())
+                .collect(),
+            audit_details: movement.audit.as_ref().map(|a| a.details.to_string()),
+        };
+        Prepared { movement, texts }
+    }
+}
+
 pub(crate) enum Work {
-    Apply(Box<Movement>),
+    Apply(Box<Prepared>),
     Insert(Box<Record>),
     SaveKeys(Vec<StoredKey>),
     MarkDelivered(i64, Timestamp),
@@ -35,7 +74,7 @@ pub(crate) enum Done {
 
 pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, MovementError> {
     Ok(match work {
-        Work::Apply(m) => Done::Applied(ops::apply(c, m).await?),
+        Work::Apply(p) => Done::Applied(ops::apply(c, p).await?),
         Work::Insert(r) => {
             ops::insert(c, r).await?;
             Done::Unit
@@ -50,14 +89,14 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::RevokeApiKey(id, at, audit) => {
             let done = ops::revoke_api_key(c, id, *at).await?;
             if done {
-                ops::append_audit(c, audit, at.unix_millis()).await?;
+                ops::append_audit(c, audit, &audit.details.to_string(), at.unix_millis()).await?;
             }
             Done::Flag(done)
         }
         Work::LiftBlock(id, at, audit) => {
             let done = ops::lift_block(c, id, *at).await?;
             if done {
-                ops::append_audit(c, audit, at.unix_millis()).await?;
+                ops::append_audit(c, audit, &audit.details.to_string(), at.unix_millis()).await?;
             }
             Done::Flag(done)
         }

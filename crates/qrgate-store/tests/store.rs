@@ -2082,3 +2082,55 @@ async fn crash_rounds(db: Db, rounds: u64) {
 on_both!(crash_safety_under_sigkill, |db: Db| async move {
     crash_rounds(db, 5).await;
 });
+
+/// The SQLite writer's counters: one transaction per write when writes come
+/// one at a time, a savepoint pass for a batch with a refusal, and fewer
+/// transactions than writes when many arrive at once (group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_group_commit_counters() {
+    let db = open_sqlite().await;
+    let s = &db.store;
+    let stats = || match s.write_stats() {
+        WriteStats::Sqlite(g) => g,
+        other => panic!("a SQLite store reported {other:?}"),
+    };
+    let start = stats();
+    accounts(s, 1).await;
+    s.apply(topup("t1", &wallet(0), 1_000_000)).await.unwrap();
+    s.apply(pay("pay_x", &wallet(0), "used", 100, 1_000_000))
+        .await
+        .unwrap();
+    let one_by_one = stats();
+    let sequential = one_by_one.writes - start.writes;
+    assert!(sequential >= 2, "{one_by_one:?}");
+    assert_eq!(
+        one_by_one.transactions - start.transactions,
+        sequential,
+        "writes one at a time commit one transaction each"
+    );
+    assert_eq!(one_by_one.savepoint_passes, start.savepoint_passes);
+
+    let e = s
+        .apply(pay("pay_y", &wallet(0), "used", 100, 1_000_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, MovementError::CodeAlreadyUsed { .. }), "{e}");
+    let refused = stats();
+    assert_eq!(refused.savepoint_passes, one_by_one.savepoint_passes + 1);
+    assert_eq!(refused.writes, one_by_one.writes + 1);
+
+    let n = 200;
+    for h in spawn_payments(s, n, 10, 1_000_000) {
+        h.await.unwrap().unwrap();
+    }
+    let burst = stats();
+    let writes = burst.writes - refused.writes;
+    let transactions = burst.transactions - refused.transactions;
+    assert_eq!(writes, n as u64);
+    assert!(
+        transactions < writes,
+        "{n} concurrent payments took {transactions} transactions"
+    );
+    assert!(burst.commit_micros > start.commit_micros);
+    assert_sound(s).await;
+}

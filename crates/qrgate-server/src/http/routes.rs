@@ -146,7 +146,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(s.gw.store().kind()),
+        s.metrics
+            .render(s.gw.store().kind(), &s.gw.store().write_stats()),
     )
         .into_response()
 }
