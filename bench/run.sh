@@ -49,6 +49,20 @@ hz=$(getconf CLK_TCK)
 per_op() { awk -v d="$(($2 - $1))" -v s="$3" -v r="$4" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.2f", d * 1000 / hz / (r * s); else print "-" }'; }
 # Wait until file $1 has a line matching $2 (or process $3 has ended).
 wait_for() { until grep -q "$2" "$1" 2>/dev/null; do kill -0 "$3" 2>/dev/null || return 0; sleep 0.05; done; }
+# How the gateway on port $1 wrote (from /metrics, whole run including setup):
+# SQLite's mean group size and time per COMMIT, PostgreSQL's movement paths.
+write_paths() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '
+    /^qrgate_sqlite_transactions_total / { t = $2 }
+    /^qrgate_sqlite_writes_total / { w = $2 }
+    /^qrgate_sqlite_commit_seconds_total / { cs = $2 }
+    /^qrgate_postgres_movements_total\{path="one_statement"\}/ { one = $2 }
+    /^qrgate_postgres_movements_total\{path="step_by_step"\}/ { step = $2 }
+    END {
+      if (t > 0) printf "group commit: %d writes in %d transactions (%.1f a commit), %.2f ms a COMMIT\n", w, t, w / t, cs * 1000 / t
+      if (one + step > 0) printf "movements: %d as one statement, %d step by step\n", one, step
+    }' || true
+}
 # Seconds of the middle window over which CPU is sampled.
 window=$((secs > 4 ? secs - 2 : secs))
 # The payment flow against a fresh gateway on store $1, port $2: prints the
@@ -68,6 +82,7 @@ payments() {
   cpu=$(per_op "$j0" "$j1" "$window" "$rate")
   grep "^ledger:" "$out" || true
   echo "$line   (gateway peak RSS $(rss_peak); machine CPU $cpu ms per payment)"
+  write_paths "$2"
   stop_server
 }
 
