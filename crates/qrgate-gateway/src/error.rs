@@ -154,6 +154,13 @@ impl From<MerchantCodeError> for Error {
 }
 
 impl Error {
+    /// Whether the caller's credential itself was refused (401: a missing,
+    /// unknown or revoked API key). Such a caller gets no stored
+    /// idempotent answer: a replay is for the one who may see it.
+    pub fn refuses_the_caller(&self) -> bool {
+        self.kind == Kind::Unauthorized
+    }
+
     /// The caller's API key was revoked (QG-AUTH).
     pub(crate) fn api_key_revoked() -> Error {
         Error::new(

@@ -451,6 +451,65 @@ async fn input_validation_is_strict() {
     assert_eq!(err(&r).0, "idempotency_key_required");
 }
 
+/// A merchant key revoked after a payment gets no replay of it. The retry
+/// goes to a second gateway on the same store (a second process, say) whose
+/// copy of the keys still holds the key as live, so the request passes the
+/// door; the movement's own key check refuses it, and the stored answer must
+/// not be handed out instead.
+#[tokio::test]
+async fn a_revoked_key_gets_no_stored_answer() {
+    let store = sqlite_store().await;
+    let app = app_on(store.clone()).await;
+    let till = app_on(store).await;
+    let (mid, _, _, ck) = app.parties().await;
+    let key = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({ "role": "merchant", "subject_id": mid })),
+            &[],
+        )
+        .await;
+    let (kid, mk) = (
+        key.json["id"].as_str().unwrap().to_owned(),
+        key.json["secret"].as_str().unwrap().to_owned(),
+    );
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let body = json!({ "auth_code": code.json["numeric"], "amount": "3.00" });
+    let pay = |body: serde_json::Value| {
+        till.call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body),
+            &[("idempotency-key", "pay-revoked")],
+        )
+    };
+    let first = pay(body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json);
+    let revoked = app
+        .call(
+            "POST",
+            &format!("/v1/api-keys/{kid}/revoke"),
+            Some(&app.admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{:?}", revoked.json);
+    let again = pay(body).await;
+    assert_eq!(
+        (again.status, err(&again).0),
+        (StatusCode::UNAUTHORIZED, "api_key_revoked"),
+        "{:?}",
+        again.json
+    );
+    assert!(again.headers.get("idempotent-replayed").is_none());
+}
+
 #[tokio::test]
 async fn cpm_charge_with_idempotent_retries() {
     let app = app_on(sqlite_store().await).await;

@@ -505,7 +505,7 @@ async fn charge(
     {
         Ok(r) => Ok(reply(r)),
         // A key revoked since it was read gets no stored answer either.
-        Err(e) if e.code == "api_key_revoked" => Err(e.into()),
+        Err(e) if e.refuses_the_caller() => Err(e.into()),
         Err(e) => match replay(&s, &i).await? {
             Some(stored) => Ok(stored),
             None => Err(e.into()),
