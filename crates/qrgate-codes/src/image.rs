@@ -213,6 +213,20 @@ pub fn scan_gray(img: &GrayImage) -> Result<Vec<Scanned>, ImageError> {
             return Ok(found);
         }
     }
+    // Jagged edges (a code rotated by an odd angle, say) can defeat the
+    // finder at full size; smoothing them by scaling to 3/4 helps.
+    if (400..=1200).contains(&side) {
+        let smooth = image::imageops::resize(
+            img,
+            w * 3 / 4,
+            h * 3 / 4,
+            image::imageops::FilterType::Triangle,
+        );
+        let found = scan_once(&smooth);
+        if !found.is_empty() {
+            return Ok(found);
+        }
+    }
     // Large photos: detection works better at a moderate resolution.
     let mut target = side;
     while target > 1200 {
