@@ -339,7 +339,7 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
 /// Run `m` as one statement outside any transaction. An error is the
 /// database's (a transient one is for the caller to retry).
 pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome, sqlx::Error> {
-    let Some((sql, args)) = compose(&p.movement, &p.texts) else {
+    let Some((sql, args)) = compose(p.movement(), p.texts()) else {
         return Ok(Outcome::NotComposed);
     };
     let q = crate::db::bind_all!(sqlx::query(&sql), &args);
@@ -354,9 +354,9 @@ pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome,
 
 #[cfg(test)]
 mod tests {
-    /// The texts [`Prepared::new`] makes for `m`.
-    fn texts(m: &Movement) -> Texts {
-        Prepared::new(m.clone()).texts
+    /// `m` with the texts [`Prepared::new`] makes for it.
+    fn prepared(m: &Movement) -> Prepared {
+        Prepared::new(m.clone())
     }
 
     use super::*;
@@ -427,8 +427,8 @@ mod tests {
     #[test]
     fn guards_are_read_in_lock_order() {
         let m = payment_movement();
-        let t = texts(&m);
-        let (sql, args) = compose(&m, &t).expect("composed");
+        let t = prepared(&m);
+        let (sql, args) = compose(&m, t.texts()).expect("composed");
         // Counter "a" before "z", account "m" before "w", and each guard checked.
         let a = sql.find("VALUES ($10,").expect("counter a");
         let z = sql.find("VALUES ($15,").expect("counter z");
@@ -457,34 +457,34 @@ mod tests {
     fn a_row_touched_twice_is_not_composed() {
         let mut m = payment_movement();
         m.counters[1].key = "z".into();
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
 
         let mut m = payment_movement();
         if let Some(p) = m.posting.as_mut() {
             p.entries[1].account_id = "w".into();
             p.entries[1].amount_minor = 5;
         }
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
 
         let mut m = payment_movement();
         m.burns.push(m.burns[0].clone());
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
     }
 
     #[test]
     fn what_apply_refuses_up_front_is_not_composed() {
         let mut m = payment_movement();
         m.counters[0].amount_minor = 11; // over its cap of 10 on its own
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
 
         let mut m = payment_movement();
         m.counters[1].uses = -1;
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
 
         let mut m = payment_movement();
         if let Some(p) = m.posting.as_mut() {
             p.entries[0].amount_minor = -4; // does not balance
         }
-        assert!(compose(&m, &texts(&m)).is_none());
+        assert!(compose(&m, prepared(&m).texts()).is_none());
     }
 }

@@ -46,7 +46,7 @@ fn json(text: &str) -> Result<serde_json::Value, StoreError> {
 /// Apply a movement inside an open transaction (or savepoint). On `Err`
 /// the caller must roll back.
 pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, MovementError> {
-    let (m, texts) = (&p.movement, &p.texts);
+    let (m, texts) = (p.movement(), p.texts());
     let at = m.at.unix_millis();
 
     if let Some(key_id) = &m.live_api_key {
@@ -237,9 +237,15 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         insert(c, r).await?;
     }
 
-    let audit_seq = match (&m.audit, &texts.audit_details) {
-        (Some(a), Some(details)) => append_audit(c, a, details, at).await?,
-        _ => None,
+    let audit_seq = match &m.audit {
+        Some(a) => {
+            // Never skip an audit entry quietly, even if the texts were wrong.
+            let details = texts.audit_details.as_deref().ok_or_else(|| {
+                MovementError::Invalid("the audit entry has no prepared details".into())
+            })?;
+            append_audit(c, a, details, at).await?
+        }
+        None => None,
     };
     Ok(Applied::Done { audit_seq })
 }

@@ -11,10 +11,11 @@ use crate::ops;
 /// [`Prepared::new`] on the caller's task, before the movement reaches a
 /// store's write path, so the SQLite writer (the one serial stage of a
 /// payment) only binds it, and a batch that runs again with savepoints does
-/// not serialize it twice.
+/// not serialize it twice. Its fields are private: [`Prepared::new`] is the
+/// only way to make one, so the texts always belong to the movement.
 pub(crate) struct Prepared {
-    pub(crate) movement: Movement,
-    pub(crate) texts: Texts,
+    movement: Movement,
+    texts: Texts,
 }
 
 /// The JSON texts a movement writes: payment details, event payloads (in
@@ -43,6 +44,14 @@ impl Prepared {
             audit_details: movement.audit.as_ref().map(|a| a.details.to_string()),
         };
         Prepared { movement, texts }
+    }
+
+    pub(crate) fn movement(&self) -> &Movement {
+        &self.movement
+    }
+
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.texts
     }
 }
 
