@@ -354,6 +354,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        // Set by .cargo/config.toml (LIBSQLITE3_FLAGS): without it every
+        // SQLite allocation takes a global mutex.
+        let c = Connection::open_in_memory().unwrap();
+        let mut st = c.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "build from the repository (its .cargo/config.toml sets LIBSQLITE3_FLAGS): {options:?}"
+        );
+    }
+
+    #[test]
     fn urls_name_a_file() {
         assert_eq!(path_of("sqlite://a/b.db").unwrap(), PathBuf::from("a/b.db"));
         assert_eq!(
