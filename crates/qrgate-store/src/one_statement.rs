@@ -30,7 +30,7 @@ use sqlx::PgConnection;
 
 use crate::db::Arg;
 use crate::model::*;
-use crate::write::{Prepared, Texts};
+use crate::write::Prepared;
 
 /// The SQLSTATE `qrgate_refuse()` raises.
 pub(crate) const REFUSED: &str = "QG001";
@@ -131,11 +131,14 @@ fn composable(m: &Movement) -> bool {
         && distinct(m.burns.iter().map(|b| b.key.as_str()))
 }
 
-/// The movement as one statement, or `None` when it is not composed.
-/// `texts` holds the JSON the statement binds: payment details, event
-/// payloads, audit details (see [`Prepared`]).
-fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>>)> {
-    if !composable(m) {
+/// The movement as one statement, or `None` when it is not composed. The
+/// statement binds the JSON texts [`Prepared`] made for the movement; a text
+/// it lacks (which [`Prepared::new`] never leaves out) is not composed
+/// either, so [`ops::apply`] refuses it instead of a row being written
+/// empty or skipped.
+fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
+    let (m, texts) = (p.movement(), p.texts());
+    if !composable(m) || texts.payloads.len() != m.events.len() {
         return None;
     }
     let mut s = Composer::new();
@@ -262,9 +265,7 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
                 s.p(Arg::Str(&p.currency)),
                 s.p(Arg::I64(p.refunded_minor)),
                 s.p(Arg::OptStr(p.out_trade_no.as_deref())),
-                s.p(Arg::Str(
-                    texts.payment_details.as_deref().unwrap_or_default()
-                )),
+                s.p(Arg::Str(texts.payment_details.as_deref()?)),
                 s.p(Arg::I64(p.created_at.unix_millis())),
                 s.p(Arg::I64(p.updated_at.unix_millis())),
             ),
@@ -326,7 +327,8 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
         s.cte(format!("e{n}"), &body, false);
     }
 
-    if let (Some(a), Some(details)) = (&m.audit, &texts.audit_details) {
+    if let Some(a) = &m.audit {
+        let details = texts.audit_details.as_deref()?;
         let body = format!(
             "INSERT INTO audit_queue (at, action, subject, details) VALUES ({at}, {}, {}, {})",
             s.p(Arg::Str(&a.action)),
@@ -342,7 +344,7 @@ fn compose<'a>(m: &'a Movement, texts: &'a Texts) -> Option<(String, Vec<Arg<'a>
 /// Run `m` as one statement outside any transaction. An error is the
 /// database's (a transient one is for the caller to retry).
 pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome, sqlx::Error> {
-    let Some((sql, args)) = compose(p.movement(), p.texts()) else {
+    let Some((sql, args)) = compose(p) else {
         return Ok(Outcome::NotComposed);
     };
     let q = crate::db::bind_all!(sqlx::query(&sql), &args);
@@ -431,7 +433,7 @@ mod tests {
     fn guards_are_read_in_lock_order() {
         let m = payment_movement();
         let t = prepared(&m);
-        let (sql, args) = compose(&m, t.texts()).expect("composed");
+        let (sql, args) = compose(&t).expect("composed");
         // Counter "a" before "z", account "m" before "w", and each guard checked.
         let a = sql.find("VALUES ($10,").expect("counter a");
         let z = sql.find("VALUES ($15,").expect("counter z");
@@ -457,37 +459,78 @@ mod tests {
     }
 
     #[test]
+    fn a_movement_missing_a_text_is_not_composed() {
+        let mut m = payment_movement();
+        assert!(compose(&Prepared::without_texts(m.clone())).is_some());
+        m.audit = Some(AuditEntry {
+            action: "payment.succeeded".into(),
+            subject: "pay".into(),
+            details: serde_json::json!({ "amount_minor": 5 }),
+        });
+        assert!(compose(&prepared(&m)).is_some());
+        assert!(compose(&Prepared::without_texts(m.clone())).is_none());
+
+        let mut m = payment_movement();
+        m.events.push(OutboxEvent {
+            event_id: "evt".into(),
+            event_type: "payment.succeeded".into(),
+            subject_id: "pay".into(),
+            payload: serde_json::json!({}),
+        });
+        assert!(compose(&prepared(&m)).is_some());
+        assert!(compose(&Prepared::without_texts(m)).is_none());
+
+        let mut m = payment_movement();
+        let at = Timestamp::from_unix_millis(1_000);
+        m.payment = Some(PaymentWrite::Insert(Payment {
+            id: "pay".into(),
+            merchant_id: "mch".into(),
+            customer_id: Some("cus".into()),
+            status: "succeeded".into(),
+            amount_minor: 5,
+            currency: "CNY".into(),
+            refunded_minor: 0,
+            out_trade_no: None,
+            details: serde_json::json!({ "risk_level": "C" }),
+            created_at: at,
+            updated_at: at,
+        }));
+        assert!(compose(&prepared(&m)).is_some());
+        assert!(compose(&Prepared::without_texts(m)).is_none());
+    }
+
+    #[test]
     fn a_row_touched_twice_is_not_composed() {
         let mut m = payment_movement();
         m.counters[1].key = "z".into();
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
 
         let mut m = payment_movement();
         if let Some(p) = m.posting.as_mut() {
             p.entries[1].account_id = "w".into();
             p.entries[1].amount_minor = 5;
         }
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
 
         let mut m = payment_movement();
         m.burns.push(m.burns[0].clone());
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
     }
 
     #[test]
     fn what_apply_refuses_up_front_is_not_composed() {
         let mut m = payment_movement();
         m.counters[0].amount_minor = 11; // over its cap of 10 on its own
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
 
         let mut m = payment_movement();
         m.counters[1].uses = -1;
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
 
         let mut m = payment_movement();
         if let Some(p) = m.posting.as_mut() {
             p.entries[0].amount_minor = -4; // does not balance
         }
-        assert!(compose(&m, prepared(&m).texts()).is_none());
+        assert!(compose(&prepared(&m)).is_none());
     }
 }

@@ -47,6 +47,13 @@ fn json(text: &str) -> Result<serde_json::Value, StoreError> {
 /// the caller must roll back.
 pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, MovementError> {
     let (m, texts) = (p.movement(), p.texts());
+    if texts.payloads.len() != m.events.len() {
+        return Err(MovementError::Invalid(format!(
+            "{} events but {} prepared payloads",
+            m.events.len(),
+            texts.payloads.len()
+        )));
+    }
     let at = m.at.unix_millis();
 
     if let Some(key_id) = &m.live_api_key {
@@ -339,6 +346,10 @@ async fn write_payment<C: Conn>(
 ) -> Result<(), MovementError> {
     match w {
         PaymentWrite::Insert(p) => {
+            // Never write a payment with empty details, even if the texts were wrong.
+            let details = details.ok_or_else(|| {
+                MovementError::Invalid(format!("payment {} has no prepared details", p.id))
+            })?;
             let n = c
                 .exec(
                     "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
@@ -353,7 +364,7 @@ async fn write_payment<C: Conn>(
                         Arg::Str(&p.currency),
                         Arg::I64(p.refunded_minor),
                         Arg::OptStr(p.out_trade_no.as_deref()),
-                        Arg::Str(details.unwrap_or_default()),
+                        Arg::Str(details),
                         Arg::I64(p.created_at.unix_millis()),
                         Arg::I64(p.updated_at.unix_millis()),
                     ],

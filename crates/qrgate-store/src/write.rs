@@ -46,6 +46,20 @@ impl Prepared {
         Prepared { movement, texts }
     }
 
+    /// A movement whose texts were never made: for tests of the paths that
+    /// must refuse it rather than write a row empty or skip it.
+    #[cfg(test)]
+    pub(crate) fn without_texts(movement: Movement) -> Prepared {
+        Prepared {
+            movement,
+            texts: Texts {
+                payment_details: None,
+                payloads: Vec::new(),
+                audit_details: None,
+            },
+        }
+    }
+
     pub(crate) fn movement(&self) -> &Movement {
         &self.movement
     }
