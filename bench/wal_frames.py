@@ -31,6 +31,9 @@ def main() -> None:
     }
     pages = collections.Counter()
     commits = 0
+    # Copies taken before the WAL restarts hold the same commits again (same
+    # salt, same frame offsets); each commit is counted once.
+    seen = set()
     for path in wals:
         data = open(path, "rb").read()
         if len(data) < 32:
@@ -45,8 +48,10 @@ def main() -> None:
             current.add(pgno)
             off += 24 + page_size
             if commit_size:
-                commits += 1
-                pages.update(owner.get(p, ("(new page)", "-")) for p in current)
+                if (salt, off) not in seen:
+                    seen.add((salt, off))
+                    commits += 1
+                    pages.update(owner.get(p, ("(new page)", "-")) for p in current)
                 current = set()
     if commits == 0:
         sys.exit("no committed frames in the WAL copies")
