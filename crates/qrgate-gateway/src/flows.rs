@@ -923,14 +923,7 @@ impl<S: Store> Gateway<S> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
         if pay.status != PaymentStatus::Succeeded.as_str() {
-            return Err(Error::new(
-                Kind::Conflict,
-                "payment_not_refundable",
-                format!(
-                    "payment {payment_id} is {}; only succeeded payments can be refunded",
-                    pay.status
-                ),
-            ));
+            return Err(not_refundable(payment_id, &pay.status));
         }
         if out_refund_no.is_empty() || out_refund_no.chars().count() > 64 {
             return Err(Error::bad_request(
@@ -1044,6 +1037,7 @@ impl<S: Store> Gateway<S> {
         m.payment = Some(PaymentWrite::AddRefunded {
             id: payment_id.into(),
             amount_minor: amount.minor(),
+            status: PaymentStatus::Succeeded.as_str().into(),
         });
         m.refund = Some(refund);
         m.events.push(OutboxEvent {
@@ -1069,21 +1063,33 @@ impl<S: Store> Gateway<S> {
                 .await?;
                 Ok(Reply::of(applied, 201, body))
             }
-            Err(MovementError::DuplicateRefundNo { .. }) => {
-                // A concurrent retry with the same number won the race.
-                let r = self
+            Err(e) => {
+                // A concurrent retry with the same number may have won the
+                // race (and filled the cap this one was refused by): its
+                // refund is the answer.
+                let won = self
                     .store
                     .refunds(payment_id)
                     .await?
                     .into_iter()
-                    .find(|r| r.out_refund_no == out_refund_no)
-                    .ok_or_else(|| Error::internal("refund vanished"))?;
-                Ok(Reply::new(
-                    200,
-                    serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
-                ))
+                    .find(|r| r.out_refund_no == out_refund_no);
+                match (won, e) {
+                    (Some(r), _) if r.amount_minor == amount.minor() => Ok(Reply::new(
+                        200,
+                        serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
+                    )),
+                    (Some(_), MovementError::DuplicateRefundNo { .. }) => Err(Error::new(
+                        Kind::Conflict,
+                        "duplicate_out_refund_no",
+                        "out_refund_no was used for a refund of another amount",
+                    )
+                    .with_rule("BCP-REFUND-IDEMPOTENT")),
+                    (_, MovementError::PaymentStateConflict { actual, .. }) => {
+                        Err(not_refundable(payment_id, &actual))
+                    }
+                    (_, e) => Err(e.into()),
+                }
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -1115,14 +1121,7 @@ impl<S: Store> Gateway<S> {
         let now = self.now();
         let status: PaymentStatus = pay.status.parse().map_err(Error::internal)?;
         if status != PaymentStatus::Succeeded || pay.refunded_minor != 0 {
-            return Err(Error::new(
-                Kind::Conflict,
-                "payment_not_cancelable",
-                format!(
-                    "payment {payment_id} is {} with {} refunded; use a refund",
-                    pay.status, pay.refunded_minor
-                ),
-            ));
+            return Err(not_cancelable(payment_id, &pay.status, pay.refunded_minor));
         }
         let window = self.limits.cancel_window_seconds;
         if now.millis_since(pay.created_at) > window.saturating_mul(1000) {
@@ -1182,7 +1181,19 @@ impl<S: Store> Gateway<S> {
             subject: payment_id.into(),
             details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
         });
-        let applied = self.store.apply(m).await?;
+        // The read above is advice; the movement's own guards decide (the
+        // payment still succeeded, nothing refunded meanwhile).
+        let applied = self.store.apply(m).await.map_err(|e| match e {
+            MovementError::PaymentStateConflict { actual, .. } => {
+                not_cancelable(payment_id, &actual, 0)
+            }
+            MovementError::PaymentHasRefunds { refunded_minor, .. } => not_cancelable(
+                payment_id,
+                PaymentStatus::Succeeded.as_str(),
+                refunded_minor,
+            ),
+            e => e.into(),
+        })?;
         // Recorded (now or by the first try): return the money to the card.
         self.card_refund_or_retry(
             &pay,
@@ -1288,6 +1299,23 @@ impl<S: Store> Gateway<S> {
 
 /// Record a decisive check on a payment's details, replacing an earlier
 /// entry of the same rule (an `allow` noted before the store refused it).
+fn not_refundable(payment_id: &str, status: &str) -> Error {
+    Error::new(
+        Kind::Conflict,
+        "payment_not_refundable",
+        format!("payment {payment_id} is {status}; only succeeded payments can be refunded"),
+    )
+}
+
+fn not_cancelable(payment_id: &str, status: &str, refunded_minor: i64) -> Error {
+    let refunded = Money::from_minor(refunded_minor, crate::CURRENCY);
+    Error::new(
+        Kind::Conflict,
+        "payment_not_cancelable",
+        format!("payment {payment_id} is {status} with {refunded} refunded; use a refund"),
+    )
+}
+
 fn record_check(details: &mut serde_json::Value, check: Check) {
     let mut checks: Vec<Check> = details
         .get("risk_checks")

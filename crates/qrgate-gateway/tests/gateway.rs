@@ -2331,3 +2331,6 @@ on_both!(
         );
     }
 );
+
+#[path = "gateway/races.rs"]
+mod races;

@@ -102,6 +102,8 @@ pub enum MovementError {
         expected: String,
         actual: String,
     },
+    #[error("payment {id} has {refunded_minor} refunded, so its status cannot change")]
+    PaymentHasRefunds { id: String, refunded_minor: i64 },
     #[error("order {id} does not exist")]
     OrderNotFound { id: String },
     #[error("order {id} is {actual}, not {expected}")]

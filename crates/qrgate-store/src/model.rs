@@ -108,17 +108,23 @@ pub struct Payment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentWrite {
     Insert(Payment),
-    /// Move from `from` to `to`; fails if the payment is not in `from`.
+    /// Move from `from` to `to`; fails if the payment is not in `from`,
+    /// or if anything of it was refunded: every status change (completing,
+    /// failing, abandoning, reversing in full) is one of a payment with no
+    /// refunds, so a cancel cannot pay back what a refund already did.
     Transition {
         id: String,
         from: String,
         to: String,
         details: Option<serde_json::Value>,
     },
-    /// Add to the refunded amount (its cap is a [`CounterCharge`]).
+    /// Add to the refunded amount, never past the amount, and only while
+    /// the payment is in `status` (so a refund cannot follow or race a
+    /// cancel that reversed it in full).
     AddRefunded {
         id: String,
         amount_minor: i64,
+        status: String,
     },
 }
 
@@ -232,13 +238,114 @@ pub struct LedgerCheck {
     /// Accounts below zero that may not be.
     pub negative_accounts: Vec<String>,
     pub entries: i64,
+    /// Payments whose postings disagree with what their state says moved
+    /// (at most [`LedgerCheck::MAX_LISTED`] of them, by id). A ledger can
+    /// balance while money left twice; this is what shows it.
+    pub disagreeing_payments: Vec<PaymentDisagreement>,
 }
 
 impl LedgerCheck {
+    /// Most disagreeing payments listed by one check.
+    pub const MAX_LISTED: i64 = 1000;
+
     pub fn is_sound(&self) -> bool {
         self.totals.iter().all(|(_, t)| *t == 0)
             && self.mismatched_accounts.is_empty()
             && self.negative_accounts.is_empty()
+            && self.disagreeing_payments.is_empty()
+    }
+}
+
+/// One payment's state beside the postings that name it. Each posted
+/// figure is the money a posting of that kind moved (the sum of its
+/// positive entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentDisagreement {
+    pub payment_id: String,
+    /// The payment's status, or `missing` when postings name a payment
+    /// that does not exist.
+    pub status: String,
+    pub amount_minor: i64,
+    /// What the payment row says was refunded.
+    pub refunded_minor: i64,
+    /// The sum of its refund records.
+    pub refunds_minor: i64,
+    /// Moved by `payment` postings.
+    pub captured_minor: i64,
+    /// Moved by `refund` postings.
+    pub refunded_posted_minor: i64,
+    /// Moved by `reversal` (cancel) postings.
+    pub reversed_minor: i64,
+    /// Moved by postings of any other kind that name the payment.
+    pub other_minor: i64,
+    /// What disagrees, in words.
+    pub problems: Vec<String>,
+}
+
+impl PaymentDisagreement {
+    /// What the state and the postings disagree on; empty when they agree.
+    /// The rules: refunded and reversed money never exceed what was
+    /// captured; the refunds, the payment's refunded amount and the refund
+    /// postings agree; a succeeded payment was captured in full and not
+    /// reversed; a canceled one was reversed in full (or never captured) and
+    /// not refunded; any other state moved nothing.
+    pub fn problems_of(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let (captured, refunded, reversed) = (
+            self.captured_minor,
+            self.refunded_posted_minor,
+            self.reversed_minor,
+        );
+        if self.status == "missing" {
+            out.push("postings name a payment that does not exist".to_owned());
+            return out;
+        }
+        if refunded.saturating_add(reversed) > captured {
+            out.push(format!(
+                "refunded {refunded} + reversed {reversed} exceed captured {captured}"
+            ));
+        }
+        if refunded != self.refunded_minor || self.refunds_minor != self.refunded_minor {
+            out.push(format!(
+                "refund postings {refunded}, refund records {} and the payment's refunded amount {} differ",
+                self.refunds_minor, self.refunded_minor
+            ));
+        }
+        if self.other_minor != 0 {
+            out.push(format!(
+                "{} moved by postings of another kind",
+                self.other_minor
+            ));
+        }
+        match self.status.as_str() {
+            "succeeded" => {
+                if captured != self.amount_minor {
+                    out.push(format!(
+                        "succeeded for {} but {captured} captured",
+                        self.amount_minor
+                    ));
+                }
+                if reversed != 0 {
+                    out.push(format!("succeeded but {reversed} reversed"));
+                }
+            }
+            "canceled" => {
+                if reversed != captured || (captured != 0 && captured != self.amount_minor) {
+                    out.push(format!(
+                        "canceled with {captured} captured and {reversed} reversed"
+                    ));
+                }
+                if self.refunded_minor != 0 || refunded != 0 {
+                    out.push("canceled after refunds".to_owned());
+                }
+            }
+            other => {
+                if captured != 0 || reversed != 0 || refunded != 0 {
+                    out.push(format!("{other} but money moved"));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -211,6 +211,50 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         s.cte(format!("c{n}"), &body, true);
     }
 
+    // Before the money, as in ops::apply: the payment's guard is taken first.
+    if let Some(w) = &m.payment {
+        let body = match w {
+            PaymentWrite::Insert(p) => format!(
+                "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
+                 out_trade_no, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
+                 ON CONFLICT DO NOTHING RETURNING 1",
+                s.p(Arg::Str(&p.id)),
+                s.p(Arg::Str(&p.merchant_id)),
+                s.p(Arg::OptStr(p.customer_id.as_deref())),
+                s.p(Arg::Str(&p.status)),
+                s.p(Arg::I64(p.amount_minor)),
+                s.p(Arg::Str(&p.currency)),
+                s.p(Arg::I64(p.refunded_minor)),
+                s.p(Arg::OptStr(p.out_trade_no.as_deref())),
+                s.p(Arg::Str(texts.payment_details.as_deref()?)),
+                s.p(Arg::I64(p.created_at.unix_millis())),
+                s.p(Arg::I64(p.updated_at.unix_millis())),
+            ),
+            PaymentWrite::Transition { id, from, to, .. } => format!(
+                "UPDATE payments SET status = {}, updated_at = {at}, details = COALESCE({}, details) \
+                 WHERE id = {} AND status = {} AND refunded_minor = 0 RETURNING 1",
+                s.p(Arg::Str(to)),
+                s.p(Arg::OptStr(texts.payment_details.as_deref())),
+                s.p(Arg::Str(id)),
+                s.p(Arg::Str(from)),
+            ),
+            PaymentWrite::AddRefunded {
+                id,
+                amount_minor,
+                status,
+            } => {
+                let amount = s.p(Arg::I64(*amount_minor));
+                format!(
+                    "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {at} \
+                     WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount} RETURNING 1",
+                    s.p(Arg::Str(id)),
+                    s.p(Arg::Str(status)),
+                )
+            }
+        };
+        s.cte("y".into(), &body, true);
+    }
+
     if let Some(p) = &m.posting {
         let mut entries: Vec<&Entry> = p.entries.iter().collect();
         entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
@@ -249,44 +293,6 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
             "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES {rows}"
         );
         s.cte("l".into(), &body, false);
-    }
-
-    if let Some(w) = &m.payment {
-        let body = match w {
-            PaymentWrite::Insert(p) => format!(
-                "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
-                 out_trade_no, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
-                 ON CONFLICT DO NOTHING RETURNING 1",
-                s.p(Arg::Str(&p.id)),
-                s.p(Arg::Str(&p.merchant_id)),
-                s.p(Arg::OptStr(p.customer_id.as_deref())),
-                s.p(Arg::Str(&p.status)),
-                s.p(Arg::I64(p.amount_minor)),
-                s.p(Arg::Str(&p.currency)),
-                s.p(Arg::I64(p.refunded_minor)),
-                s.p(Arg::OptStr(p.out_trade_no.as_deref())),
-                s.p(Arg::Str(texts.payment_details.as_deref()?)),
-                s.p(Arg::I64(p.created_at.unix_millis())),
-                s.p(Arg::I64(p.updated_at.unix_millis())),
-            ),
-            PaymentWrite::Transition { id, from, to, .. } => format!(
-                "UPDATE payments SET status = {}, updated_at = {at}, details = COALESCE({}, details) \
-                 WHERE id = {} AND status = {} RETURNING 1",
-                s.p(Arg::Str(to)),
-                s.p(Arg::OptStr(texts.payment_details.as_deref())),
-                s.p(Arg::Str(id)),
-                s.p(Arg::Str(from)),
-            ),
-            PaymentWrite::AddRefunded { id, amount_minor } => {
-                let amount = s.p(Arg::I64(*amount_minor));
-                format!(
-                    "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {at} \
-                     WHERE id = {} AND refunded_minor <= amount_minor - {amount} RETURNING 1",
-                    s.p(Arg::Str(id)),
-                )
-            }
-        };
-        s.cte("y".into(), &body, true);
     }
 
     if let Some(o) = &m.order {
@@ -456,6 +462,36 @@ mod tests {
         assert!(placeholders >= args.len());
         assert!(sql.contains(&format!("${}", args.len())));
         assert!(!sql.contains(&format!("${}", args.len() + 1)));
+    }
+
+    #[test]
+    fn the_payment_guard_comes_before_the_money_and_checks_refunds_and_state() {
+        let mut m = payment_movement();
+        m.payment = Some(PaymentWrite::Transition {
+            id: "pay".into(),
+            from: "succeeded".into(),
+            to: "canceled".into(),
+            details: None,
+        });
+        let (sql, _) = compose(&prepared(&m)).expect("composed");
+        let at = |g: &str| sql.find(&format!("EXISTS (SELECT 1 FROM {g})"));
+        assert!(at("c1") < at("y") && at("y") < at("a0"), "{sql}");
+        assert!(sql.contains("AND refunded_minor = 0 RETURNING 1"), "{sql}");
+
+        m.payment = Some(PaymentWrite::AddRefunded {
+            id: "pay".into(),
+            amount_minor: 5,
+            status: "succeeded".into(),
+        });
+        let t = prepared(&m);
+        let (sql, args) = compose(&t).expect("composed");
+        let at = |g: &str| sql.find(&format!("EXISTS (SELECT 1 FROM {g})"));
+        assert!(at("y") < at("a0"), "{sql}");
+        assert!(
+            sql.contains("AND status = $")
+                && args.iter().any(|a| matches!(a, Arg::Str("succeeded"))),
+            "{sql}"
+        );
     }
 
     #[test]

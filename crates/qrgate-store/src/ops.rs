@@ -3,8 +3,8 @@
 //! write on the row it guards (an upsert with a `WHERE`, an `UPDATE … WHERE`),
 //! so it is atomic under PostgreSQL's READ COMMITTED as well as SQLite's
 //! single writer; rows are locked in one global order (idempotency, codes,
-//! counters by key, accounts by id, payment, refund, outbox, audit head) so
-//! concurrent movements cannot deadlock.
+//! counters by key, payment, accounts by id, order, refund, outbox, audit
+//! head) so concurrent movements cannot deadlock.
 //!
 //! Two checks are reads, not writes: the caller's API key is unrevoked and
 //! neither party is blocked. A revocation or block committed before the
@@ -144,6 +144,13 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         charge_counter(c, ch, at).await?;
     }
 
+    // The payment's own guard (its state, what was refunded) comes before
+    // the money: a movement that lost a race for the payment is refused as
+    // a state conflict before it touches a balance or its posting's id.
+    if let Some(w) = &m.payment {
+        write_payment(c, w, texts.payment_details.as_deref(), at).await?;
+    }
+
     if let Some(p) = &m.posting {
         p.check_balanced().map_err(MovementError::Invalid)?;
         let mut entries: Vec<&Entry> = p.entries.iter().collect();
@@ -183,10 +190,6 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
                 }
             }
         }
-    }
-
-    if let Some(w) = &m.payment {
-        write_payment(c, w, texts.payment_details.as_deref(), at).await?;
     }
 
     if let Some(o) = &m.order {
@@ -384,32 +387,50 @@ async fn write_payment<C: Conn>(
             let n = c
                 .exec(
                     "UPDATE payments SET status = $1, updated_at = $2, details = COALESCE($3, details) \
-                     WHERE id = $4 AND status = $5",
+                     WHERE id = $4 AND status = $5 AND refunded_minor = 0",
                     &[Arg::Str(to), Arg::I64(at), Arg::OptStr(details), Arg::Str(id), Arg::Str(from)],
                 )
                 .await?;
             if n == 0 {
                 return Err(match payment(c, id).await? {
                     None => MovementError::PaymentNotFound { id: id.clone() },
-                    Some(p) => MovementError::PaymentStateConflict {
+                    Some(p) if p.status != *from => MovementError::PaymentStateConflict {
                         id: id.clone(),
                         expected: from.clone(),
                         actual: p.status,
                     },
+                    Some(p) => MovementError::PaymentHasRefunds {
+                        id: id.clone(),
+                        refunded_minor: p.refunded_minor,
+                    },
                 });
             }
         }
-        PaymentWrite::AddRefunded { id, amount_minor } => {
+        PaymentWrite::AddRefunded {
+            id,
+            amount_minor,
+            status,
+        } => {
             let n = c
                 .exec(
                     "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
-                     WHERE id = $3 AND refunded_minor <= amount_minor - $1",
-                    &[Arg::I64(*amount_minor), Arg::I64(at), Arg::Str(id)],
+                     WHERE id = $3 AND status = $4 AND refunded_minor <= amount_minor - $1",
+                    &[
+                        Arg::I64(*amount_minor),
+                        Arg::I64(at),
+                        Arg::Str(id),
+                        Arg::Str(status),
+                    ],
                 )
                 .await?;
             if n == 0 {
                 return Err(match payment(c, id).await? {
                     None => MovementError::PaymentNotFound { id: id.clone() },
+                    Some(p) if p.status != *status => MovementError::PaymentStateConflict {
+                        id: id.clone(),
+                        expected: status.clone(),
+                        actual: p.status,
+                    },
                     Some(_) => MovementError::RefundExceedsCaptured { id: id.clone() },
                 });
             }
@@ -896,7 +917,9 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
             &[],
         )
         .await?;
+    let disagreeing_payments = disagreeing_payments(c).await?;
     Ok(LedgerCheck {
+        disagreeing_payments,
         totals: out,
         mismatched_accounts: mismatched
             .iter()
@@ -908,6 +931,79 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
             .collect::<Result<_, _>>()?,
         entries,
     })
+}
+
+/// Per payment id named by a posting: the money moved by its postings of
+/// each kind (the sum of each posting's positive entries).
+macro_rules! posted_per_payment {
+    () => {
+        "SELECT s.payment_id AS pid, \
+           CAST(SUM(CASE WHEN s.kind = 'payment' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS captured, \
+           CAST(SUM(CASE WHEN s.kind = 'refund' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS refunded, \
+           CAST(SUM(CASE WHEN s.kind = 'reversal' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS reversed, \
+           CAST(SUM(CASE WHEN s.kind NOT IN ('payment', 'refund', 'reversal') THEN e.amount_minor ELSE 0 END) AS BIGINT) AS other \
+         FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+         WHERE s.payment_id IS NOT NULL AND e.amount_minor > 0 GROUP BY s.payment_id"
+    };
+}
+
+/// Payments whose postings disagree with their state, and payment ids
+/// named by postings that have no payment. The SQL keeps the payments
+/// whose figures break a rule of [`PaymentDisagreement::problems_of`] (the
+/// same rules, so a large store is not read whole), which then names what.
+async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreement>, StoreError> {
+    let rows = c
+        .rows(
+            concat!(
+                "SELECT p.id, p.status, p.amount_minor, p.refunded_minor, COALESCE(r.total, 0), \
+                   COALESCE(f.captured, 0), COALESCE(f.refunded, 0), COALESCE(f.reversed, 0), COALESCE(f.other, 0) \
+                 FROM payments p LEFT JOIN (",
+                posted_per_payment!(),
+                ") f ON f.pid = p.id \
+                 LEFT JOIN (SELECT payment_id AS pid, CAST(SUM(amount_minor) AS BIGINT) AS total FROM refunds GROUP BY payment_id) r \
+                   ON r.pid = p.id \
+                 WHERE NOT ( \
+                   COALESCE(f.refunded, 0) + COALESCE(f.reversed, 0) <= COALESCE(f.captured, 0) \
+                   AND COALESCE(f.refunded, 0) = p.refunded_minor AND COALESCE(r.total, 0) = p.refunded_minor \
+                   AND COALESCE(f.other, 0) = 0 \
+                   AND CASE p.status \
+                     WHEN 'succeeded' THEN COALESCE(f.captured, 0) = p.amount_minor AND COALESCE(f.reversed, 0) = 0 \
+                     WHEN 'canceled' THEN COALESCE(f.reversed, 0) = COALESCE(f.captured, 0) \
+                       AND COALESCE(f.captured, 0) IN (0, p.amount_minor) AND p.refunded_minor = 0 \
+                     ELSE COALESCE(f.captured, 0) = 0 AND COALESCE(f.reversed, 0) = 0 AND COALESCE(f.refunded, 0) = 0 \
+                   END) \
+                 UNION ALL \
+                 SELECT f.pid, 'missing', 0, 0, 0, f.captured, f.refunded, f.reversed, f.other FROM (",
+                posted_per_payment!(),
+                ") f LEFT JOIN payments p ON p.id = f.pid WHERE p.id IS NULL \
+                 ORDER BY 1 LIMIT $1"
+            ),
+            &[Arg::I64(LedgerCheck::MAX_LISTED)],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut d = PaymentDisagreement {
+            payment_id: r.str(0)?,
+            status: r.str(1)?,
+            amount_minor: r.i64(2)?,
+            refunded_minor: r.i64(3)?,
+            refunds_minor: r.i64(4)?,
+            captured_minor: r.i64(5)?,
+            refunded_posted_minor: r.i64(6)?,
+            reversed_minor: r.i64(7)?,
+            other_minor: r.i64(8)?,
+            problems: Vec::new(),
+        };
+        d.problems = d.problems_of();
+        if d.problems.is_empty() {
+            // The SQL and the rules disagree: say so rather than pass it.
+            d.problems
+                .push("the check's query and its rules disagree on this payment".to_owned());
+        }
+        out.push(d);
+    }
+    Ok(out)
 }
 
 pub(crate) async fn load_keys<C: Conn>(c: &mut C) -> Result<Vec<StoredKey>, StoreError> {

@@ -1,0 +1,387 @@
+//! The race matrix: for one payment, order or code, every pair of
+//! operations that change it (and each with itself) started at the same
+//! moment behind a barrier, many times, on both stores. After every trial:
+//! no 5xx and no `internal`; exactly one winner where only one may win;
+//! refunded + reversed never above what was captured; the books agree with
+//! the payments (`ledger_check`, which compares each payment's state with
+//! its postings) and the payer's wallet holds what the payment's final state
+//! says it should.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use qrgate_gateway::{Error, Kind};
+use tokio::sync::Barrier;
+
+use super::*;
+
+/// Trials per pair and store.
+const TRIALS: usize = 8;
+/// Each trial's payment.
+const AMOUNT: &str = "2.00";
+const AMOUNT_MINOR: i64 = 200;
+
+type Outcome = Result<Reply, Error>;
+type OpFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+/// One operation on the trial's subject (a payment id, an order, a code).
+type Op = fn(Arc<World>, Arc<String>) -> OpFuture;
+
+/// Start `a` and `b` on their own tasks at the same moment; both outcomes.
+async fn race(w: &Arc<World>, subject: &str, a: Op, b: Op) -> [Outcome; 2] {
+    let barrier = Arc::new(Barrier::new(2));
+    let subject = Arc::new(subject.to_owned());
+    let spawn = |op: Op| {
+        let (w, s, barrier) = (w.clone(), subject.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            op(w, s).await
+        })
+    };
+    let (ta, tb) = (spawn(a), spawn(b));
+    [ta.await.unwrap(), tb.await.unwrap()]
+}
+
+/// No outcome is a server fault.
+fn no_fault(outcomes: &[Outcome], what: &str) {
+    for o in outcomes {
+        if let Err(e) = o {
+            assert!(
+                !matches!(e.kind, Kind::Internal | Kind::Unavailable),
+                "{what}: a 5xx: {e:?}"
+            );
+        }
+    }
+}
+
+fn winners(outcomes: &[Outcome]) -> usize {
+    outcomes.iter().filter(|o| o.is_ok()).count()
+}
+
+/// The losers were told why, with a 4xx that names a state conflict or a cap.
+fn losers_say(outcomes: &[Outcome], codes: &[&str], what: &str) {
+    for o in outcomes {
+        if let Err(e) = o {
+            assert!(codes.contains(&e.code), "{what}: unexpected refusal {e:?}");
+        }
+    }
+}
+
+async fn books_agree(w: &World, what: &str) {
+    let check = w.gw.store().ledger_check().await.unwrap();
+    assert!(check.is_sound(), "{what}: {check:?}");
+}
+
+fn minor(amount: &str) -> i64 {
+    let (units, cents) = amount.split_once('.').unwrap();
+    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+/// A fresh succeeded payment of [`AMOUNT`] by the world's consumer.
+async fn paid(w: &World) -> String {
+    let p = w.charge(&w.device_token(), AMOUNT).await.unwrap();
+    assert_eq!(p["status"], "succeeded");
+    p["id"].as_str().unwrap().to_owned()
+}
+
+/// After a trial on `payment`: refunded + reversed within what was
+/// captured, and the wallet moved by exactly what the final state says.
+async fn payment_settled(w: &World, payment: &str, wallet_before: i64, what: &str) {
+    let v = w.gw.get_payment(&w.merchant, payment).await.unwrap();
+    let refunded = minor(&v.amount_refunded);
+    let back = match v.status.as_str() {
+        "succeeded" => refunded,
+        "canceled" => {
+            assert_eq!(refunded, 0, "{what}: canceled after a refund");
+            AMOUNT_MINOR
+        }
+        other => panic!("{what}: the payment ended {other}"),
+    };
+    assert!(
+        back <= AMOUNT_MINOR,
+        "{what}: {back} paid back of {AMOUNT_MINOR}"
+    );
+    assert_eq!(
+        minor(&w.balance().await),
+        wallet_before - AMOUNT_MINOR + back,
+        "{what}: the wallet does not match the payment ({} with {} refunded)",
+        v.status,
+        v.amount_refunded
+    );
+    books_agree(w, what).await;
+}
+
+fn cancel(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.cancel(&w.merchant, &pay, None).await })
+}
+fn refund_full_r1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.refund(&w.merchant, &pay, AMOUNT, "R1", None).await })
+}
+fn refund_full_r2(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.refund(&w.merchant, &pay, AMOUNT, "R2", None).await })
+}
+fn refund_part_p1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "0.80", "P1", None).await })
+}
+fn refund_part_p2(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "0.80", "P2", None).await })
+}
+fn refund_over_p3(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "1.50", "P3", None).await })
+}
+
+/// The refusals a loser of a payment race may get: a state conflict, or
+/// the refund cap that the winner filled.
+const PAYMENT_LOSERS: &[&str] = &[
+    "payment_not_cancelable",
+    "payment_not_refundable",
+    "payment_state_conflict",
+    "limit_exceeded",
+];
+
+/// One pair of the payment rows: the two operations, how many may win
+/// (`None`: any number, the invariants decide), and its name.
+struct PaymentPair {
+    name: &'static str,
+    a: Op,
+    b: Op,
+    winners: Option<usize>,
+}
+
+fn payment_pairs() -> Vec<PaymentPair> {
+    let one = Some(1);
+    vec![
+        PaymentPair {
+            name: "cancel x cancel",
+            a: cancel,
+            b: cancel,
+            winners: one,
+        },
+        PaymentPair {
+            name: "cancel x full refund",
+            a: cancel,
+            b: refund_full_r1,
+            winners: one,
+        },
+        PaymentPair {
+            name: "cancel x partial refund",
+            a: cancel,
+            b: refund_part_p1,
+            winners: one,
+        },
+        PaymentPair {
+            name: "full refund x full refund",
+            a: refund_full_r1,
+            b: refund_full_r2,
+            winners: one,
+        },
+        // The same refund number twice: one refund, and both are told so.
+        PaymentPair {
+            name: "full refund x its retry",
+            a: refund_full_r1,
+            b: refund_full_r1,
+            winners: Some(2),
+        },
+        PaymentPair {
+            name: "partial x partial",
+            a: refund_part_p1,
+            b: refund_part_p2,
+            winners: Some(2),
+        },
+        PaymentPair {
+            name: "partial x over the rest",
+            a: refund_part_p1,
+            b: refund_over_p3,
+            winners: one,
+        },
+        PaymentPair {
+            name: "partial retry x partial retry",
+            a: refund_part_p1,
+            b: refund_part_p1,
+            winners: Some(2),
+        },
+    ]
+}
+
+async fn payment_matrix(w: World) {
+    // The merchant's settlement holds other money, so a second payback
+    // is not stopped by its balance: the guards must stop it.
+    w.charge(&w.device_token(), "300.00").await.unwrap();
+    let w = Arc::new(w);
+    for pair in payment_pairs() {
+        // A new business day for each pair, so the daily caps never decide.
+        w.clock.advance_seconds(86_400);
+        for trial in 0..TRIALS {
+            let what = format!("{} (trial {trial})", pair.name);
+            let pay = paid(&w).await;
+            let wallet = minor(&w.balance().await) + AMOUNT_MINOR;
+            let out = race(&w, &pay, pair.a, pair.b).await;
+            no_fault(&out, &what);
+            losers_say(&out, PAYMENT_LOSERS, &what);
+            if let Some(n) = pair.winners {
+                assert_eq!(winners(&out), n, "{what}: {out:?}");
+            }
+            payment_settled(&w, &pay, wallet, &what).await;
+            let refunds = w.gw.list_refunds(&w.merchant, &pay).await.unwrap();
+            let mut numbers: Vec<&str> = refunds.iter().map(|r| r.out_refund_no.as_str()).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            assert_eq!(
+                numbers.len(),
+                refunds.len(),
+                "{what}: a refund number twice"
+            );
+        }
+    }
+}
+
+on_both!(race_matrix_payments, payment_matrix);
+
+// ---------- step-up confirmations ----------
+
+fn confirm_pin(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        w.gw.confirm(&w.consumer, &pay, confirmation(Some(PIN), None), None)
+            .await
+    })
+}
+fn sweep(w: Arc<World>, _: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        w.gw.expire_requires_action()
+            .await
+            .map(|n| Reply::new(200, n.to_string()))
+    })
+}
+
+const PIN: &str = "493817";
+
+/// A payment over the C cap, waiting for the PIN.
+async fn waiting(w: &World) -> String {
+    w.clock.advance_seconds(86_400);
+    w.charge(&w.device_token(), "999.00").await.unwrap();
+    let p = w.charge(&w.device_token(), "100.00").await.unwrap();
+    assert_eq!(p["status"], "requires_action", "{p}");
+    p["id"].as_str().unwrap().to_owned()
+}
+
+on_both!(race_matrix_confirmations, |w: World| async move {
+    w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+    let customer = w.consumer.subject.clone().unwrap();
+    w.gw.topup(&admin(), &customer, "20000.00", None)
+        .await
+        .unwrap();
+    let w = Arc::new(w);
+    for trial in 0..TRIALS {
+        let what = format!("confirm x confirm (trial {trial})");
+        let pay = waiting(&w).await;
+        let before = minor(&w.balance().await);
+        let out = race(&w, &pay, confirm_pin, confirm_pin).await;
+        no_fault(&out, &what);
+        losers_say(&out, &["payment_state_conflict"], &what);
+        assert_eq!(winners(&out), 1, "{what}: {out:?}");
+        assert_eq!(minor(&w.balance().await), before - 10_000, "{what}");
+        books_agree(&w, &what).await;
+    }
+    for trial in 0..TRIALS {
+        // At the deadline: the confirmation finds it lapsed, and so does
+        // the sweeper; one of them cancels it, nothing moves.
+        let what = format!("lapsed confirm x sweep (trial {trial})");
+        let pay = waiting(&w).await;
+        let before = minor(&w.balance().await);
+        w.clock.advance_seconds(300);
+        let out = race(&w, &pay, confirm_pin, sweep).await;
+        no_fault(&out, &what);
+        losers_say(&out, &["payment_expired", "payment_state_conflict"], &what);
+        let v = w.gw.get_payment(&w.consumer, &pay).await.unwrap();
+        assert_eq!(v.status, "canceled", "{what}");
+        assert_eq!(minor(&w.balance().await), before, "{what}");
+        books_agree(&w, &what).await;
+    }
+});
+
+// ---------- orders and codes ----------
+
+fn pay_order(w: Arc<World>, payload: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        w.gw.pay_scanned(&w.consumer, &payload, None, None, None)
+            .await
+    })
+}
+fn charge_code(w: Arc<World>, code: Arc<String>) -> OpFuture {
+    Box::pin(async move { w.gw.charge(&w.merchant, &code, AMOUNT, None, None).await })
+}
+
+on_both!(race_matrix_orders_and_codes, |w: World| async move {
+    let w = Arc::new(w);
+    for trial in 0..TRIALS {
+        let what = format!("pay order x pay order (trial {trial})");
+        let before = minor(&w.balance().await);
+        let order =
+            w.gw.create_order(&w.merchant, AMOUNT, None, None, Some(300))
+                .await
+                .unwrap();
+        let out = race(&w, &order.payload, pay_order, pay_order).await;
+        no_fault(&out, &what);
+        losers_say(
+            &out,
+            &["order_not_open", "payment_code_already_used"],
+            &what,
+        );
+        assert_eq!(winners(&out), 1, "{what}: {out:?}");
+        assert_eq!(minor(&w.balance().await), before - AMOUNT_MINOR, "{what}");
+        books_agree(&w, &what).await;
+    }
+    for trial in 0..TRIALS {
+        let what = format!("pay order x close (trial {trial})");
+        let before = minor(&w.balance().await);
+        let order =
+            w.gw.create_order(&w.merchant, AMOUNT, None, None, Some(300))
+                .await
+                .unwrap();
+        let (ww, id) = (w.clone(), order.id.clone());
+        let barrier = Arc::new(Barrier::new(2));
+        let b2 = barrier.clone();
+        let close = tokio::spawn(async move {
+            b2.wait().await;
+            ww.gw.close_order(&ww.merchant, &id).await
+        });
+        let (ww, payload, b3) = (w.clone(), order.payload.clone(), barrier.clone());
+        let payit = tokio::spawn(async move {
+            b3.wait().await;
+            ww.gw
+                .pay_scanned(&ww.consumer, &payload, None, None, None)
+                .await
+        });
+        let (closed, paid) = (close.await.unwrap(), payit.await.unwrap());
+        no_fault(std::slice::from_ref(&paid), &what);
+        if let Err(e) = &closed {
+            assert!(
+                !matches!(e.kind, Kind::Internal | Kind::Unavailable),
+                "{what}: {e:?}"
+            );
+        }
+        assert!(
+            closed.is_ok() != paid.is_ok(),
+            "{what}: {closed:?} {paid:?}"
+        );
+        let status = w.gw.get_order(&w.merchant, &order.id).await.unwrap().status;
+        let spent = if paid.is_ok() { AMOUNT_MINOR } else { 0 };
+        assert_eq!(
+            status,
+            if paid.is_ok() { "paid" } else { "closed" },
+            "{what}"
+        );
+        assert_eq!(minor(&w.balance().await), before - spent, "{what}");
+        books_agree(&w, &what).await;
+    }
+    for trial in 0..TRIALS {
+        let what = format!("charge x charge of one code (trial {trial})");
+        let before = minor(&w.balance().await);
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let out = race(&w, &code.numeric, charge_code, charge_code).await;
+        no_fault(&out, &what);
+        losers_say(&out, &["payment_code_already_used"], &what);
+        assert_eq!(winners(&out), 1, "{what}: {out:?}");
+        assert_eq!(minor(&w.balance().await), before - AMOUNT_MINOR, "{what}");
+        books_agree(&w, &what).await;
+    }
+});
