@@ -109,12 +109,14 @@ impl<S: Store> Gateway<S> {
         })?;
         let secret =
             unbase32(&enrolled.secret).ok_or_else(|| Error::internal("stored OTP secret"))?;
+        // Taken before the code is checked, like a PIN attempt.
+        let (left, locks) = self.take_attempt(customer, now).await?;
         let now_step = step_of(now);
         let matched = (now_step - DRIFT_STEPS..=now_step + DRIFT_STEPS).find(|s| {
             u64::try_from(*s).is_ok_and(|u| same(totp(&secret, u).as_bytes(), code.as_bytes()))
         });
         let Some(step) = matched else {
-            let msg = match self.count_failure(customer, now).await? {
+            let msg = match (left, locks) {
                 (_, Some(u)) => {
                     format!("wrong one-time password; PIN and OTP are now locked until {u}")
                 }

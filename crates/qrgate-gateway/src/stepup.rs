@@ -232,6 +232,9 @@ impl<S: Store> Gateway<S> {
         let salt = unhex(&cr.pin_salt).ok_or_else(|| Error::internal("stored salt is not hex"))?;
         let stored =
             unhex(&cr.pin_hash).ok_or_else(|| Error::internal("stored hash is not hex"))?;
+        // The attempt is taken (and counted) before the PIN is checked, so
+        // concurrent guesses never get more than the allowed number checked.
+        let (left, locks) = self.take_attempt(customer, now).await?;
         let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
         if pbkdf2::verify(
             pbkdf2::PBKDF2_HMAC_SHA256,
@@ -242,18 +245,20 @@ impl<S: Store> Gateway<S> {
         )
         .is_ok()
         {
+            // Counted until the whole confirmation is proven (pin_succeeded).
             return Ok(());
         }
-        let msg = match self.count_failure(customer, now).await? {
-            (_, Some(u)) => format!("wrong PIN; the PIN is now locked until {u}"),
-            (left, None) => format!("wrong PIN; {left} attempts left before the PIN locks"),
+        let msg = match locks {
+            Some(u) => format!("wrong PIN; the PIN is now locked until {u}"),
+            None => format!("wrong PIN; {left} attempts left before the PIN locks"),
         };
         Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
     }
 
-    /// Count a wrong PIN or one-time password toward the lock-out: the
-    /// attempts left, and until when it is locked if it now is.
-    pub(crate) async fn count_failure(
+    /// Take one PIN or one-time-password attempt toward the lock-out,
+    /// before the secret is checked: the attempts left after it, and the
+    /// lock it set if it was the last. `pin_locked` while a lock is in force.
+    pub(crate) async fn take_attempt(
         &self,
         customer: &str,
         now: Timestamp,
@@ -261,14 +266,30 @@ impl<S: Store> Gateway<S> {
         let lock_until = now
             .checked_add_seconds(self.limits.pin_lock_minutes * 60)
             .unwrap_or(now);
-        let (failures, locked) = self
+        match self
             .store
-            .pin_failed(customer, now, self.limits.pin_lockout, lock_until)
-            .await?;
-        Ok((
-            (self.limits.pin_lockout - failures).max(0),
-            locked.filter(|u| *u > now),
-        ))
+            .pin_attempt(customer, now, self.limits.pin_lockout, lock_until)
+            .await?
+        {
+            Some((failures, locked)) => Ok((
+                (self.limits.pin_lockout - failures).max(0),
+                locked.filter(|u| *u > now),
+            )),
+            None => {
+                let until = self
+                    .store
+                    .credentials(customer)
+                    .await?
+                    .and_then(|c| c.locked_until)
+                    .unwrap_or(lock_until);
+                Err(Error::new(
+                    Kind::Conflict,
+                    "pin_locked",
+                    format!("too many wrong PINs or one-time passwords; try again after {until}"),
+                )
+                .with_rule("QG-PIN-LOCKOUT"))
+            }
+        }
     }
 
     /// What would raise this payment to level B, if B's daily cap has room
@@ -592,8 +613,9 @@ impl<S: Store> Gateway<S> {
             )?;
             proven.push(Element::DigitalCertificate);
         }
-        // Everything offered is proven: now a right PIN clears the failures.
-        if c.pin.is_some() {
+        // Everything offered is proven: the attempts this confirmation took
+        // (a right PIN, a right one-time password) are failures no more.
+        if c.pin.is_some() || c.otp.is_some() {
             self.store.pin_succeeded(&customer, now).await?;
         }
         proven.sort();

@@ -236,14 +236,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
-    /// Count a wrong PIN; lock at `locked_until` once failures reach `lock_after`.
-    fn pin_failed(
+    /// Take a PIN attempt before checking it (counted as a failure until
+    /// [`Store::pin_succeeded`]); `None` while locked. The failures so far
+    /// and the lock this attempt set, if it reached `lock_after`.
+    fn pin_attempt(
         &self,
         customer_id: &str,
         at: Timestamp,
         lock_after: i64,
         locked_until: Timestamp,
-    ) -> impl Future<Output = Result<(i64, Option<Timestamp>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(i64, Option<Timestamp>)>, StoreError>> + Send;
     fn pin_succeeded(
         &self,
         customer_id: &str,
@@ -531,15 +533,15 @@ macro_rules! impl_store {
             ) -> Result<Option<Credentials>, StoreError> {
                 ops::credentials(&mut self.reader().await?, customer_id).await
             }
-            async fn pin_failed(
+            async fn pin_attempt(
                 &self,
                 customer_id: &str,
                 at: Timestamp,
                 lock_after: i64,
                 locked_until: Timestamp,
-            ) -> Result<(i64, Option<Timestamp>), StoreError> {
+            ) -> Result<Option<(i64, Option<Timestamp>)>, StoreError> {
                 match self
-                    .write(Work::PinFailed(
+                    .write(Work::PinAttempt(
                         customer_id.to_owned(),
                         at,
                         lock_after,
@@ -548,7 +550,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(store_err)?
                 {
-                    Done::PinState(n, l) => Ok((n, l)),
+                    Done::PinAttempt(a) => Ok(a),
                     _ => Err(unexpected()),
                 }
             }

@@ -1840,20 +1840,29 @@ pub(crate) async fn credentials<C: Conn>(
         .transpose()
 }
 
-/// Count a wrong PIN atomically; lock when the count reaches `lock_after`.
-/// Returns the failures so far and the lock, if any.
-pub(crate) async fn pin_failed<C: Conn>(
+/// Take one PIN (or one-time password) attempt, atomically, before the
+/// secret is checked: it counts as a failure until the caller proves it
+/// right ([`pin_succeeded`]). `None` while a lock is in force, so however
+/// many attempts race, at most `lock_after` are ever evaluated. The attempt
+/// that reaches `lock_after` locks until `locked_until`; the first attempt
+/// after a lock has run out starts the count again. Returns the failures
+/// counted so far (this attempt included) and the lock it set, if any.
+pub(crate) async fn pin_attempt<C: Conn>(
     c: &mut C,
     customer_id: &str,
     at: Timestamp,
     lock_after: i64,
     locked_until: Timestamp,
-) -> Result<(i64, Option<Timestamp>), StoreError> {
+) -> Result<Option<(i64, Option<Timestamp>)>, StoreError> {
     let rows = c
         .rows(
-            "UPDATE customer_credentials SET failures = failures + 1, updated_at = $1, \
-             locked_until = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_until END \
-             WHERE customer_id = $4 RETURNING failures, locked_until",
+            "UPDATE customer_credentials SET \
+               failures = CASE WHEN locked_until IS NULL THEN failures + 1 ELSE 1 END, \
+               locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failures + 1 ELSE 1 END) >= $2 \
+                 THEN $3 ELSE NULL END, \
+               updated_at = $1 \
+             WHERE customer_id = $4 AND (locked_until IS NULL OR locked_until <= $1) \
+             RETURNING failures, locked_until",
             &[
                 Arg::I64(at.unix_millis()),
                 Arg::I64(lock_after),
@@ -1862,10 +1871,10 @@ pub(crate) async fn pin_failed<C: Conn>(
             ],
         )
         .await?;
-    let r = rows
-        .first()
-        .ok_or_else(|| StoreError::Corrupt(format!("no credentials for {customer_id}")))?;
-    Ok((r.i64(0)?, opt_ts(r, 1)?))
+    match rows.first() {
+        Some(r) => Ok(Some((r.i64(0)?, opt_ts(r, 1)?))),
+        None => Ok(None),
+    }
 }
 
 pub(crate) async fn pin_succeeded<C: Conn>(

@@ -82,7 +82,7 @@ pub(crate) enum Work {
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
     SetCredentials(Credentials),
-    PinFailed(String, Timestamp, i64, Timestamp),
+    PinAttempt(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
     ChainAudit,
 }
@@ -92,7 +92,7 @@ pub(crate) enum Done {
     Unit,
     Count(u64),
     Flag(bool),
-    PinState(i64, Option<Timestamp>),
+    PinAttempt(Option<(i64, Option<Timestamp>)>),
 }
 
 pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, MovementError> {
@@ -130,9 +130,8 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             ops::set_credentials(c, cr).await?;
             Done::Unit
         }
-        Work::PinFailed(id, at, after, until) => {
-            let (n, l) = ops::pin_failed(c, id, *at, *after, *until).await?;
-            Done::PinState(n, l)
+        Work::PinAttempt(id, at, after, until) => {
+            Done::PinAttempt(ops::pin_attempt(c, id, *at, *after, *until).await?)
         }
         Work::ChainAudit => Done::Count(ops::chain_audit(c).await?),
         Work::PinSucceeded(id, at) => {

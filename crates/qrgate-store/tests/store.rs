@@ -1160,22 +1160,33 @@ on_both!(pin_failures_count_and_lock, |db: Db| async move {
     };
     s.set_credentials(cr.clone()).await.unwrap();
     assert_eq!(
-        s.pin_failed("cus_1", t(2), 3, t(1_000)).await.unwrap(),
-        (1, None)
+        s.pin_attempt("cus_1", t(2), 3, t(1_000)).await.unwrap(),
+        Some((1, None))
     );
     assert_eq!(
-        s.pin_failed("cus_1", t(3), 3, t(1_000)).await.unwrap(),
-        (2, None)
+        s.pin_attempt("cus_1", t(3), 3, t(1_000)).await.unwrap(),
+        Some((2, None))
     );
     assert_eq!(
-        s.pin_failed("cus_1", t(4), 3, t(1_000)).await.unwrap(),
-        (3, Some(t(1_000)))
+        s.pin_attempt("cus_1", t(4), 3, t(1_000)).await.unwrap(),
+        Some((3, Some(t(1_000))))
     );
-    s.pin_succeeded("cus_1", t(5)).await.unwrap();
+    // Locked: no attempt is taken, and nothing changes.
+    assert_eq!(
+        s.pin_attempt("cus_1", t(5), 3, t(1_005)).await.unwrap(),
+        None
+    );
+    assert_eq!(s.credentials("cus_1").await.unwrap().unwrap().failures, 3);
+    // The lock runs out: the count starts again.
+    assert_eq!(
+        s.pin_attempt("cus_1", t(1_000), 3, t(2_000)).await.unwrap(),
+        Some((1, None))
+    );
+    s.pin_succeeded("cus_1", t(1_001)).await.unwrap();
     let got = s.credentials("cus_1").await.unwrap().unwrap();
     assert_eq!((got.failures, got.locked_until), (0, None));
     // Setting a new PIN also clears a lock.
-    s.pin_failed("cus_1", t(6), 1, t(2_000)).await.unwrap();
+    s.pin_attempt("cus_1", t(1_006), 1, t(2_000)).await.unwrap();
     s.set_credentials(Credentials {
         pin_hash: "cc".into(),
         ..cr

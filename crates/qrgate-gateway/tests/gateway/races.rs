@@ -385,3 +385,51 @@ on_both!(race_matrix_orders_and_codes, |w: World| async move {
         books_agree(&w, &what).await;
     }
 });
+
+// ---------- PIN guesses ----------
+
+on_both!(
+    race_twenty_wrong_pins_check_at_most_five,
+    |w: World| async move {
+        w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+        let w = Arc::new(w);
+        let pay = Arc::new(waiting(&w).await);
+        let barrier = Arc::new(Barrier::new(20));
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (w, pay, barrier) = (w.clone(), pay.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let guess = format!("{:06}", 500_000 + i);
+                    w.gw.confirm(&w.consumer, &pay, confirmation(Some(&guess), None), None)
+                        .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        no_fault(&outcomes, "20 wrong PINs");
+        losers_say(&outcomes, &["pin_incorrect", "pin_locked"], "20 wrong PINs");
+        let checked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(e) if e.code == "pin_incorrect"))
+            .count();
+        assert_eq!(
+            checked, 5,
+            "exactly the allowed five were checked: {outcomes:?}"
+        );
+        // Locked now: even the right PIN is refused, and nothing moved.
+        let e =
+            w.gw.confirm(&w.consumer, &pay, confirmation(Some(PIN), None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "pin_locked");
+        assert_eq!(
+            w.gw.get_payment(&w.consumer, &pay).await.unwrap().status,
+            "requires_action"
+        );
+        books_agree(&w, "20 wrong PINs").await;
+    }
+);
