@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub enum PaymentStatus {
     /// Waiting for the payer's step-up verification.
     RequiresAction,
+    /// A confirmation has claimed it and is asking the card processor;
+    /// no other confirmation may (it would authorize the card again).
+    Confirming,
     /// Money moved. Refunds do not change the status (see `amount_refunded`).
     Succeeded,
     /// Declined; the one-time code is burned, no money moved.
@@ -34,6 +37,14 @@ pub const PAYMENT_TRANSITIONS: &[(PaymentStatus, PaymentStatus)] = &[
     (PaymentStatus::RequiresAction, PaymentStatus::Succeeded),
     (PaymentStatus::RequiresAction, PaymentStatus::Failed),
     (PaymentStatus::RequiresAction, PaymentStatus::Canceled),
+    // A card-funded confirmation claims the payment before the processor is
+    // asked; it then completes, fails, or gives the claim back (no answer
+    // that could be kept); a claim left past the deadline is canceled.
+    (PaymentStatus::RequiresAction, PaymentStatus::Confirming),
+    (PaymentStatus::Confirming, PaymentStatus::Succeeded),
+    (PaymentStatus::Confirming, PaymentStatus::Failed),
+    (PaymentStatus::Confirming, PaymentStatus::RequiresAction),
+    (PaymentStatus::Confirming, PaymentStatus::Canceled),
     // A full reversal (cancel) within the cancel window.
     (PaymentStatus::Succeeded, PaymentStatus::Canceled),
 ];
@@ -96,6 +107,7 @@ macro_rules! status_strings {
 
 status_strings!(PaymentStatus, PAYMENT_TRANSITIONS, "payment", {
     RequiresAction => "requires_action",
+    Confirming => "confirming",
     Succeeded => "succeeded",
     Failed => "failed",
     Canceled => "canceled",
@@ -113,7 +125,7 @@ mod tests {
     use super::*;
     use PaymentStatus::*;
 
-    const ALL: [PaymentStatus; 4] = [RequiresAction, Succeeded, Failed, Canceled];
+    const ALL: [PaymentStatus; 5] = [RequiresAction, Confirming, Succeeded, Failed, Canceled];
 
     #[test]
     fn only_table_transitions_are_allowed() {

@@ -223,6 +223,11 @@ impl From<MovementError> for Error {
             MovementError::PaymentStateConflict { id, actual, .. } => {
                 Error::new(Kind::Conflict, "payment_state_conflict", format!("payment {id} is {actual}"))
             }
+            MovementError::PaymentHasRefunds { id, .. } => Error::new(
+                Kind::Conflict,
+                "payment_state_conflict",
+                format!("payment {id} has refunds, so its status cannot change"),
+            ),
             MovementError::OrderStateConflict { id, actual, .. } => Error::new(Kind::Conflict, "order_not_open", format!("order {id} is {actual}")),
             MovementError::DuplicateOutTradeNo { out_trade_no } => Error::new(
                 Kind::Conflict,

@@ -88,7 +88,7 @@ struct Payer {
     device_id: Option<String>,
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -1074,11 +1074,23 @@ impl<S: Store> Gateway<S> {
                     .into_iter()
                     .find(|r| r.out_refund_no == out_refund_no);
                 match (won, e) {
-                    (Some(r), _) if r.amount_minor == amount.minor() => Ok(Reply::new(
-                        200,
-                        serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
-                    )),
-                    (Some(_), MovementError::DuplicateRefundNo { .. }) => Err(Error::new(
+                    (Some(r), _) if r.amount_minor == amount.minor() => {
+                        // The winner may have stopped before the processor
+                        // call: asking again is idempotent by refund key.
+                        self.card_refund_or_retry(
+                            &pay,
+                            &refund_key,
+                            r.amount_minor,
+                            "the refund",
+                            "retry with the same out_refund_no",
+                        )
+                        .await?;
+                        Ok(Reply::new(
+                            200,
+                            serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
+                        ))
+                    }
+                    (Some(_), _) => Err(Error::new(
                         Kind::Conflict,
                         "duplicate_out_refund_no",
                         "out_refund_no was used for a refund of another amount",

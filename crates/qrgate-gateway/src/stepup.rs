@@ -476,7 +476,8 @@ impl<S: Store> Gateway<S> {
             .map(Timestamp::from_unix_millis)
             .unwrap_or(now);
         if now >= expires {
-            self.cancel_waiting(&pay, "expired").await?;
+            self.cancel_waiting(&pay, PaymentStatus::RequiresAction, "expired")
+                .await?;
             return Err(Error::new(
                 Kind::Conflict,
                 "payment_expired",
@@ -646,18 +647,37 @@ impl<S: Store> Gateway<S> {
             )
             .await?;
         let mut authorized = None;
+        let mut from = PaymentStatus::RequiresAction;
         if let Source::Card(card) = &source {
-            // A fresh authorization: the one taken when the payment was
-            // first tried was reversed when it went to requires_action.
-            let request_id = format!("{payment_id}.confirm");
+            // Claim the payment before the processor is asked, so only one
+            // confirmation authorizes the card; the attempt's own request
+            // id (recorded with the claim) is the only one it may reverse.
+            // The authorization taken when the payment was first tried was
+            // reversed when it went to requires_action.
+            let mut nonce = [0_u8; 8];
+            self.rng.fill(&mut nonce).map_err(Error::internal)?;
+            let request_id = format!("{payment_id}.confirm.{}", crate::flows::hex(&nonce));
             details["funding"]["request_id"] = json!(request_id);
+            // The claim keeps the deadline (next_action) for the sweeper.
+            let mut claimed = pay.details.clone();
+            claimed["funding"]["request_id"] = json!(request_id);
+            self.move_waiting(
+                &pay,
+                PaymentStatus::RequiresAction,
+                PaymentStatus::Confirming,
+                claimed,
+            )
+            .await?;
+            from = PaymentStatus::Confirming;
             match self.authorize_card(&request_id, card, amount.minor()).await {
                 Ok(authorization) => {
                     details["funding"]["authorization"] = json!(authorization);
                     authorized = Some(request_id);
                 }
                 Err(declined) => {
-                    return self.fail_waiting(p, &pay, &merchant, declined, now).await;
+                    return self
+                        .fail_waiting(p, &pay, from, &merchant, declined, now)
+                        .await;
                 }
             }
         }
@@ -675,12 +695,11 @@ impl<S: Store> Gateway<S> {
         m.counters = counters;
         m.posting =
             Some(self.payment_posting(payment_id, &customer, &source, &merchant.id, amount));
-        PaymentStatus::RequiresAction
-            .transition(PaymentStatus::Succeeded)
+        from.transition(PaymentStatus::Succeeded)
             .map_err(Error::internal)?;
         m.payment = Some(PaymentWrite::Transition {
             id: payment_id.into(),
-            from: PaymentStatus::RequiresAction.as_str().into(),
+            from: from.as_str().into(),
             to: PaymentStatus::Succeeded.as_str().into(),
             details: Some(details.clone()),
         });
@@ -715,16 +734,68 @@ impl<S: Store> Gateway<S> {
             self.reverse_card(request_id).await;
         }
         let refusal = match result {
-            Ok(applied) => return Ok(Reply::of(applied, 200, body)),
+            Ok(Applied::Done { audit_seq }) => {
+                return Ok(Reply::of(Applied::Done { audit_seq }, 200, body));
+            }
             Err(
                 e @ (MovementError::LimitExceeded { .. }
                 | MovementError::InsufficientFunds { .. }
                 | MovementError::OrderStateConflict { .. }
                 | MovementError::CodeAlreadyUsed { .. }),
             ) => Error::from(e),
-            Err(e) => return Err(e.into()),
+            other => {
+                // Nothing was kept: give a claim back so the payer can try
+                // again (if this fails too, the sweeper ends it at the
+                // deadline).
+                if from == PaymentStatus::Confirming
+                    && let Err(e) = self
+                        .move_waiting(
+                            &pay,
+                            from,
+                            PaymentStatus::RequiresAction,
+                            pay.details.clone(),
+                        )
+                        .await
+                {
+                    tracing::warn!(payment_id, error = %e, "could not give back a confirmation claim");
+                }
+                return match other {
+                    Ok(applied) => Ok(Reply::of(applied, 200, body)),
+                    Err(e) => Err(e.into()),
+                };
+            }
         };
-        self.fail_waiting(p, &pay, &merchant, refusal, now).await
+        self.fail_waiting(p, &pay, from, &merchant, refusal, now)
+            .await
+    }
+
+    /// Move a waiting payment between `from` and `to` (claiming it for a
+    /// confirmation, or giving the claim back), with `details`; a payment
+    /// no longer in `from` is a state conflict.
+    async fn move_waiting(
+        &self,
+        pay: &Payment,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        from.transition(to).map_err(Error::internal)?;
+        let mut m = Movement::new(self.now());
+        m.payment = Some(PaymentWrite::Transition {
+            id: pay.id.clone(),
+            from: from.as_str().into(),
+            to: to.as_str().into(),
+            details: Some(details),
+        });
+        match self.store.apply(m).await {
+            Ok(_) => Ok(()),
+            Err(MovementError::PaymentStateConflict { actual, .. }) => Err(Error::new(
+                Kind::Conflict,
+                "payment_state_conflict",
+                format!("payment {} is {actual}, nothing to confirm", pay.id),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Confirmed but refused (the cap filled up meanwhile, funds, the
@@ -733,6 +804,7 @@ impl<S: Store> Gateway<S> {
         &self,
         p: &Principal,
         pay: &Payment,
+        from: PaymentStatus,
         merchant: &Merchant,
         refusal: Error,
         now: Timestamp,
@@ -748,10 +820,12 @@ impl<S: Store> Gateway<S> {
             rule: refusal.rule.clone(),
         })
         .map_err(Error::internal)?;
+        from.transition(PaymentStatus::Failed)
+            .map_err(Error::internal)?;
         let mut m = Movement::new(now);
         m.payment = Some(PaymentWrite::Transition {
             id: payment_id.into(),
-            from: PaymentStatus::RequiresAction.as_str().into(),
+            from: from.as_str().into(),
             to: PaymentStatus::Failed.as_str().into(),
             details: Some(failed_details),
         });
@@ -768,10 +842,14 @@ impl<S: Store> Gateway<S> {
         })
     }
 
-    async fn cancel_waiting(&self, pay: &Payment, why: &str) -> Result<bool, Error> {
+    async fn cancel_waiting(
+        &self,
+        pay: &Payment,
+        from: PaymentStatus,
+        why: &str,
+    ) -> Result<bool, Error> {
         let mut m = Movement::new(self.now());
-        PaymentStatus::RequiresAction
-            .transition(PaymentStatus::Canceled)
+        from.transition(PaymentStatus::Canceled)
             .map_err(Error::internal)?;
         let mut details = pay.details.clone();
         if let Some(o) = details.as_object_mut() {
@@ -780,7 +858,7 @@ impl<S: Store> Gateway<S> {
         details["cancellation_reason"] = json!(why);
         m.payment = Some(PaymentWrite::Transition {
             id: pay.id.clone(),
-            from: PaymentStatus::RequiresAction.as_str().into(),
+            from: from.as_str().into(),
             to: PaymentStatus::Canceled.as_str().into(),
             details: Some(details),
         });
@@ -802,32 +880,58 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    /// Cancel `requires_action` payments whose confirmation time has passed.
+    /// Cancel `requires_action` payments whose confirmation time has
+    /// passed, and card confirmations left `confirming` (their node stopped
+    /// while it asked the processor) a minute past it, reversing the
+    /// authorization the claim recorded.
     pub async fn expire_requires_action(&self) -> Result<usize, Error> {
         let now = self.now();
-        let (waiting, _) = self
-            .store
-            .list_payments(PaymentQuery {
-                status: Some(PaymentStatus::RequiresAction.as_str().into()),
-                limit: 100,
-                ..Default::default()
-            })
-            .await?;
         let mut n = 0;
-        for pay in waiting {
-            let expires = pay
-                .details
-                .get("next_action")
-                .and_then(|a| a.get("expires_at_ms"))
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
-            if now.unix_millis() >= expires && self.cancel_waiting(&pay, "expired").await? {
+        for (status, grace_ms) in [
+            (PaymentStatus::RequiresAction, 0),
+            (PaymentStatus::Confirming, CLAIM_GRACE_MS),
+        ] {
+            let (waiting, _) = self
+                .store
+                .list_payments(PaymentQuery {
+                    status: Some(status.as_str().into()),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await?;
+            for pay in waiting {
+                let expires = pay
+                    .details
+                    .get("next_action")
+                    .and_then(|a| a.get("expires_at_ms"))
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0);
+                if now.unix_millis() < expires.saturating_add(grace_ms) {
+                    continue;
+                }
+                if !self.cancel_waiting(&pay, status, "expired").await? {
+                    continue;
+                }
                 n += 1;
+                // Canceled by us: whatever the claim authorized goes back.
+                if let Some(request_id) = pay
+                    .details
+                    .get("funding")
+                    .and_then(|f| f.get("request_id"))
+                    .and_then(|r| r.as_str())
+                    .filter(|_| status == PaymentStatus::Confirming)
+                {
+                    self.reverse_card(request_id).await;
+                }
             }
         }
         Ok(n)
     }
 }
+
+/// How long past its deadline a `confirming` claim is left to its
+/// confirmation before the sweeper ends it.
+const CLAIM_GRACE_MS: i64 = 60_000;
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,8 @@ pub struct Failure {
 pub struct PaymentView {
     pub id: String,
     pub object: &'static str,
-    /// `succeeded`, `failed`, `requires_action`, `canceled`.
+    /// `succeeded`, `failed`, `requires_action`, `confirming` (a card
+    /// confirmation is with the processor), `canceled`.
     pub status: String,
     /// `cpm` (merchant scanned the consumer's code), `mpm_static`, `mpm_dynamic`.
     pub mode: String,

@@ -2092,6 +2092,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "processor_timeout_ms default (deployment setting)",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
+        (
+            "stepup.rs",
+            "60_000",
+            "grace (ms) before the sweeper ends a confirmation claim left by a stopped node",
+        ),
         ("parties.rs", "60", "seconds per minute"),
         (
             "parties.rs",

@@ -950,7 +950,9 @@ macro_rules! posted_per_payment {
 /// Payments whose postings disagree with their state, and payment ids
 /// named by postings that have no payment. The SQL keeps the payments
 /// whose figures break a rule of [`PaymentDisagreement::problems_of`] (the
-/// same rules, so a large store is not read whole), which then names what.
+/// same rules), so only those rows leave the database (the query itself
+/// still aggregates every posting that names a payment); the function then
+/// names what is wrong.
 async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreement>, StoreError> {
     let rows = c
         .rows(

@@ -433,3 +433,98 @@ on_both!(
         books_agree(&w, "20 wrong PINs").await;
     }
 );
+
+// ---------- card-funded confirmations ----------
+
+/// A confirmation with the PIN and the device's signature (what an order
+/// paid by scanning needs).
+fn confirm_signed(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        let v = serde_json::to_value(w.gw.get_payment(&w.consumer, &pay).await?).unwrap();
+        let device = Some((w.device_id.as_str(), sign_confirmation(&w, &v)));
+        w.gw.confirm(&w.consumer, &pay, confirmation(Some(PIN), device), None)
+            .await
+    })
+}
+
+on_both!(
+    race_card_confirmations_charge_the_card_once,
+    |w: World| async move {
+        w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+        let card = w.link(&w.consumer, "4242424242424242").await;
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("card confirm x card confirm (trial {trial})");
+            w.clock.advance_seconds(86_400);
+            w.pay_order(&w.merchant, &w.consumer, "999.00", Some(&card))
+                .await
+                .unwrap();
+            let p = w
+                .pay_order(&w.merchant, &w.consumer, "100.00", Some(&card))
+                .await
+                .unwrap();
+            assert_eq!(p["status"], "requires_action", "{p}");
+            let pay = p["id"].as_str().unwrap().to_owned();
+            let clearing = w.clearing().await;
+            let out = race(&w, &pay, confirm_signed, confirm_signed).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["payment_state_conflict"], &what);
+            assert_eq!(winners(&out), 1, "{what}: {out:?}");
+            let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
+            assert_eq!(row.status, "succeeded", "{what}");
+            // The authorization the payment kept is live: the loser reversed
+            // nothing of the winner's.
+            let request_id = row.details["funding"]["request_id"].as_str().unwrap();
+            let auth = w.sandbox.authorization(request_id).unwrap();
+            assert!(
+                !auth.reversed,
+                "{what}: the winner's authorization was reversed"
+            );
+            assert_eq!(auth.amount_minor, 10_000, "{what}");
+            assert_eq!(w.clearing().await, clearing - 10_000, "{what}");
+            books_agree(&w, &what).await;
+        }
+    }
+);
+
+on_both!(
+    a_claim_left_by_a_stopped_node_is_swept_after_the_deadline,
+    |w: World| async move {
+        use qrgate_store::{Movement, PaymentWrite};
+        w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+        let pay = waiting(&w).await;
+        // A node claimed it for a card confirmation and stopped.
+        let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
+        let mut claimed = row.details.clone();
+        claimed["funding"]["request_id"] = json!(format!("{pay}.confirm.0011223344556677"));
+        let mut m = Movement::new(w.clock.now());
+        m.payment = Some(PaymentWrite::Transition {
+            id: pay.clone(),
+            from: "requires_action".into(),
+            to: "confirming".into(),
+            details: Some(claimed),
+        });
+        w.gw.store().apply(m).await.unwrap();
+        // Another confirmation is refused while it is claimed.
+        let e =
+            w.gw.confirm(&w.consumer, &pay, confirmation(Some(PIN), None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "payment_state_conflict");
+        // At the deadline the claim is still left to its confirmation; a
+        // minute later the sweeper ends it.
+        w.clock.advance_seconds(300);
+        w.gw.expire_requires_action().await.unwrap();
+        assert_eq!(
+            w.gw.get_payment(&w.consumer, &pay).await.unwrap().status,
+            "confirming"
+        );
+        w.clock.advance_seconds(60);
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 1);
+        assert_eq!(
+            w.gw.get_payment(&w.consumer, &pay).await.unwrap().status,
+            "canceled"
+        );
+        books_agree(&w, "swept claim").await;
+    }
+);
