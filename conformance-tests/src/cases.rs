@@ -17,7 +17,7 @@ use qrgate_codes::merchant;
 use qrgate_core::Timestamp;
 
 use crate::client::Req;
-use crate::ctx::{Ctx, Outcome, Stop, check, expect, expect_refused, fail, field};
+use crate::ctx::{Ctx, Outcome, Stop, check, expect, expect_refused, fail, field, summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Level {
@@ -331,6 +331,13 @@ pub fn all() -> Vec<Case> {
             Must,
             "refunds never exceed the captured amount; failed payments cannot be refunded",
             refund_cap
+        ),
+        case!(
+            "QGC-CANCEL-REFUND-RACE",
+            "BCP-REFUND-CAP",
+            Must,
+            "a cancel and a full refund of one payment sent at once: one pays back, the books agree with the payments",
+            cancel_refund_race
         ),
         case!(
             "QGC-REFUND-IDEMPOTENT",
@@ -2139,6 +2146,75 @@ async fn refund_original(c: &mut Ctx) -> Outcome {
         c.balance(&ck).await? == "900.00",
         "the wallet has its 30.00 back",
         "another balance",
+    )
+}
+
+async fn cancel_refund_race(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, first) = c.paid("20.00").await?;
+    // The merchant holds other money, so only the guards can stop a
+    // second payback, not the merchant's balance.
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "30.00").await?;
+    expect(&r, 201, None)?;
+    let mut payment = first;
+    for trial in 0..5 {
+        if trial > 0 {
+            let (code, _) = c.payment_code(&ck).await?;
+            payment = c.charge(&mk, &code, "20.00").await?;
+            expect(&payment, 201, None)?;
+        }
+        let id = field(&payment, "id")?;
+        let requests = [
+            (format!("/v1/payments/{id}/cancel"), None),
+            (
+                format!("/v1/payments/{id}/refunds"),
+                Some(
+                    json!({ "amount": "20.00", "out_refund_no": format!("R{trial}") }).to_string(),
+                ),
+            ),
+        ];
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (path, body) in requests {
+            let (http, mk, idem, barrier) = (c.http.clone(), mk.clone(), c.idem(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                http.send(Req {
+                    method: "POST",
+                    path,
+                    key: Some(&mk),
+                    body,
+                    content_type: None,
+                    idempotency_key: Some(idem),
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            let (r, ex) = t
+                .await
+                .map_err(|e| fail("a finished request", e.to_string()))?
+                .map_err(|e| fail("an answer", e))?;
+            c.exchanges.push(ex);
+            check(r.status < 500, "no server error", summary(&r))?;
+            ok += usize::from((200..300).contains(&r.status));
+        }
+        check(
+            ok == 1,
+            "exactly one of cancel and refund succeeds",
+            format!("{ok} succeeded (trial {trial})"),
+        )?;
+    }
+    // 900.00 - 30.00, every 20.00 paid back exactly once.
+    let balance = c.balance(&ck).await?;
+    check(balance == "870.00", "the payer's balance 870.00", balance)?;
+    let r = c.as_admin("GET", "/v1/ledger/check", None).await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["balanced"] == true,
+        "balanced: true (the books agree with the payments)",
+        r.body.clone(),
     )
 }
 

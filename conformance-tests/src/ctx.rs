@@ -36,7 +36,7 @@ pub struct Ctx {
     pub created: Arc<Mutex<Vec<String>>>,
 }
 
-fn summary(r: &Resp) -> String {
+pub fn summary(r: &Resp) -> String {
     let body: String = r.body.chars().take(400).collect();
     format!("HTTP {} {}", r.status, body)
 }
