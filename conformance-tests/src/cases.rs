@@ -732,31 +732,11 @@ async fn single_use_race(c: &mut Ctx) -> Outcome {
     let (_, mk) = c.merchant().await?;
     let (_, ck) = c.customer("500.00", "II").await?;
     let (code, _) = c.payment_code(&ck).await?;
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let http = c.http.clone();
-        let (mk, code, idem) = (mk.clone(), code.clone(), c.idem());
-        tasks.push(tokio::spawn(async move {
-            http.send(Req {
-                method: "POST",
-                path: "/v1/payments".into(),
-                key: Some(&mk),
-                body: Some(json!({ "auth_code": code, "amount": "10.00" }).to_string()),
-                content_type: None,
-                idempotency_key: Some(idem),
-            })
-            .await
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        let (r, ex) = t
-            .await
-            .map_err(|e| fail("a finished request", e.to_string()))?
-            .map_err(|e| fail("an answer", e))?;
-        c.exchanges.push(ex);
-        ok += usize::from(r.status == 201);
-    }
+    let charge = json!({ "auth_code": code, "amount": "10.00" });
+    let answers = c
+        .post_together(&mk, vec![("/v1/payments".into(), Some(charge)); 16])
+        .await?;
+    let ok = answers.iter().filter(|r| r.status == 201).count();
     check(ok == 1, "exactly one success", format!("{ok} successes"))?;
     check(
         c.balance(&ck).await? == "490.00",
@@ -840,31 +820,18 @@ async fn limit_c_race(c: &mut Ctx) -> Outcome {
     for _ in 0..16 {
         codes.push(c.payment_code(&ck).await?.0);
     }
-    let mut tasks = Vec::new();
-    for code in codes {
-        let http = c.http.clone();
-        let (mk, idem) = (mk.clone(), c.idem());
-        tasks.push(tokio::spawn(async move {
-            http.send(Req {
-                method: "POST",
-                path: "/v1/payments".into(),
-                key: Some(&mk),
-                body: Some(json!({ "auth_code": code, "amount": "100.00" }).to_string()),
-                content_type: None,
-                idempotency_key: Some(idem),
-            })
-            .await
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        let (r, ex) = t
-            .await
-            .map_err(|e| fail("a finished request", e.to_string()))?
-            .map_err(|e| fail("an answer", e))?;
-        c.exchanges.push(ex);
-        ok += i64::from(r.status == 201);
-    }
+    let charges = codes
+        .into_iter()
+        .map(|code| {
+            let body = json!({ "auth_code": code, "amount": "100.00" });
+            ("/v1/payments".to_owned(), Some(body))
+        })
+        .collect();
+    let answers = c.post_together(&mk, charges).await?;
+    let ok = answers
+        .iter()
+        .map(|r| i64::from(r.status == 201))
+        .sum::<i64>();
     check(
         ok <= 10,
         "at most 10 of 16 (the 1,000.00 cap)",
@@ -2164,40 +2131,19 @@ async fn cancel_refund_race(c: &mut Ctx) -> Outcome {
             expect(&payment, 201, None)?;
         }
         let id = field(&payment, "id")?;
-        let requests = [
-            (format!("/v1/payments/{id}/cancel"), None),
-            (
-                format!("/v1/payments/{id}/refunds"),
-                Some(
-                    json!({ "amount": "20.00", "out_refund_no": format!("R{trial}") }).to_string(),
-                ),
-            ),
-        ];
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-        let mut tasks = Vec::new();
-        for (path, body) in requests {
-            let (http, mk, idem, barrier) = (c.http.clone(), mk.clone(), c.idem(), barrier.clone());
-            tasks.push(tokio::spawn(async move {
-                barrier.wait().await;
-                http.send(Req {
-                    method: "POST",
-                    path,
-                    key: Some(&mk),
-                    body,
-                    content_type: None,
-                    idempotency_key: Some(idem),
-                })
-                .await
-            }));
-        }
+        let refund = json!({ "amount": "20.00", "out_refund_no": format!("R{trial}") });
+        let answers = c
+            .post_together(
+                &mk,
+                vec![
+                    (format!("/v1/payments/{id}/cancel"), None),
+                    (format!("/v1/payments/{id}/refunds"), Some(refund)),
+                ],
+            )
+            .await?;
         let mut ok = 0;
-        for t in tasks {
-            let (r, ex) = t
-                .await
-                .map_err(|e| fail("a finished request", e.to_string()))?
-                .map_err(|e| fail("an answer", e))?;
-            c.exchanges.push(ex);
-            check(r.status < 500, "no server error", summary(&r))?;
+        for r in &answers {
+            check(r.status < 500, "no server error", summary(r))?;
             ok += usize::from((200..300).contains(&r.status));
         }
         check(

@@ -101,6 +101,48 @@ impl Ctx {
             .await
     }
 
+    /// Money-moving POSTs by `key`, each with a fresh Idempotency-Key and
+    /// on its own task, released together by a barrier; the answers in
+    /// order (every exchange is kept as evidence).
+    pub async fn post_together(
+        &mut self,
+        key: &str,
+        requests: Vec<(String, Option<Value>)>,
+    ) -> Result<Vec<Resp>, Stop> {
+        let barrier = Arc::new(tokio::sync::Barrier::new(requests.len()));
+        let mut tasks = Vec::new();
+        for (path, body) in requests {
+            let (http, key, idem, barrier) = (
+                self.http.clone(),
+                key.to_owned(),
+                self.idem(),
+                barrier.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                http.send(Req {
+                    method: "POST",
+                    path,
+                    key: Some(&key),
+                    body: body.map(|b| b.to_string()),
+                    content_type: None,
+                    idempotency_key: Some(idem),
+                })
+                .await
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let (r, ex) = t
+                .await
+                .map_err(|e| fail("a finished request", e.to_string()))?
+                .map_err(|e| fail("an answer", e))?;
+            self.exchanges.push(ex);
+            out.push(r);
+        }
+        Ok(out)
+    }
+
     /// A new merchant (named after this run) and its key.
     pub async fn merchant(&mut self) -> Result<(String, String), Stop> {
         self.merchant_with(json!({})).await

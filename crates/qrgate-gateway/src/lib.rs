@@ -2,12 +2,15 @@
 //! [`qrgate_store::Movement`] and applied in one store transaction; the
 //! numbers it enforces come from the rule catalogue.
 
+pub mod audit;
 mod error;
 pub mod flows;
 mod fresh;
 pub mod funding;
 pub mod otp;
 pub mod parties;
+mod pin;
+mod refunds;
 pub mod risk;
 mod rows;
 pub mod stepup;

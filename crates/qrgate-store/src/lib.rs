@@ -11,6 +11,7 @@
 //! the store opens.
 
 mod audit;
+mod books;
 mod db;
 pub mod error;
 mod lite;
@@ -380,7 +381,7 @@ macro_rules! impl_store {
             }
             async fn ledger_check(&self) -> Result<LedgerCheck, StoreError> {
                 let mut c = self.reader().await?;
-                ops::in_snapshot(&mut c, async |c| ops::ledger_check(c).await).await
+                ops::in_snapshot(&mut c, async |c| books::ledger_check(c).await).await
             }
             async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 ops::load_keys(&mut self.reader().await?).await

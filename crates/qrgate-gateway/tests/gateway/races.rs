@@ -27,18 +27,30 @@ type OpFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 type Op = fn(Arc<World>, Arc<String>) -> OpFuture;
 
 /// Start `a` and `b` on their own tasks at the same moment; both outcomes.
-async fn race(w: &Arc<World>, subject: &str, a: Op, b: Op) -> [Outcome; 2] {
-    let barrier = Arc::new(Barrier::new(2));
+async fn race(w: &Arc<World>, subject: &str, a: Op, b: Op) -> Vec<Outcome> {
     let subject = Arc::new(subject.to_owned());
-    let spawn = |op: Op| {
-        let (w, s, barrier) = (w.clone(), subject.clone(), barrier.clone());
-        tokio::spawn(async move {
-            barrier.wait().await;
-            op(w, s).await
+    race_all(vec![a(w.clone(), subject.clone()), b(w.clone(), subject)]).await
+}
+
+/// Run operations each on its own task, released together by a barrier;
+/// their outcomes in order.
+async fn race_all(ops: Vec<OpFuture>) -> Vec<Outcome> {
+    let barrier = Arc::new(Barrier::new(ops.len()));
+    let tasks: Vec<_> = ops
+        .into_iter()
+        .map(|op| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                op.await
+            })
         })
-    };
-    let (ta, tb) = (spawn(a), spawn(b));
-    [ta.await.unwrap(), tb.await.unwrap()]
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }
 
 /// No outcome is a server fault.
@@ -338,31 +350,18 @@ on_both!(race_matrix_orders_and_codes, |w: World| async move {
                 .await
                 .unwrap();
         let (ww, id) = (w.clone(), order.id.clone());
-        let barrier = Arc::new(Barrier::new(2));
-        let b2 = barrier.clone();
-        let close = tokio::spawn(async move {
-            b2.wait().await;
-            ww.gw.close_order(&ww.merchant, &id).await
-        });
-        let (ww, payload, b3) = (w.clone(), order.payload.clone(), barrier.clone());
-        let payit = tokio::spawn(async move {
-            b3.wait().await;
+        let close: OpFuture = Box::pin(async move {
             ww.gw
-                .pay_scanned(&ww.consumer, &payload, None, None, None)
+                .close_order(&ww.merchant, &id)
                 .await
+                .map(|o| Reply::new(200, o.status))
         });
-        let (closed, paid) = (close.await.unwrap(), payit.await.unwrap());
-        no_fault(std::slice::from_ref(&paid), &what);
-        if let Err(e) = &closed {
-            assert!(
-                !matches!(e.kind, Kind::Internal | Kind::Unavailable),
-                "{what}: {e:?}"
-            );
-        }
-        assert!(
-            closed.is_ok() != paid.is_ok(),
-            "{what}: {closed:?} {paid:?}"
-        );
+        let pay = pay_order(w.clone(), Arc::new(order.payload.clone()));
+        let out = race_all(vec![close, pay]).await;
+        no_fault(&out, &what);
+        losers_say(&out, &["order_not_open"], &what);
+        assert_eq!(winners(&out), 1, "{what}: {out:?}");
+        let paid = &out[1];
         let status = w.gw.get_order(&w.merchant, &order.id).await.unwrap().status;
         let spent = if paid.is_ok() { AMOUNT_MINOR } else { 0 };
         assert_eq!(
@@ -394,22 +393,17 @@ on_both!(
         w.gw.set_pin(&w.consumer, PIN).await.unwrap();
         let w = Arc::new(w);
         let pay = Arc::new(waiting(&w).await);
-        let barrier = Arc::new(Barrier::new(20));
-        let tasks: Vec<_> = (0..20)
+        let guesses: Vec<OpFuture> = (0..20)
             .map(|i| {
-                let (w, pay, barrier) = (w.clone(), pay.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
+                let (w, pay) = (w.clone(), pay.clone());
+                Box::pin(async move {
                     let guess = format!("{:06}", 500_000 + i);
                     w.gw.confirm(&w.consumer, &pay, confirmation(Some(&guess), None), None)
                         .await
-                })
+                }) as OpFuture
             })
             .collect();
-        let mut outcomes = Vec::new();
-        for t in tasks {
-            outcomes.push(t.await.unwrap());
-        }
+        let outcomes = race_all(guesses).await;
         no_fault(&outcomes, "20 wrong PINs");
         losers_say(&outcomes, &["pin_incorrect", "pin_locked"], "20 wrong PINs");
         let checked = outcomes
@@ -496,7 +490,8 @@ on_both!(
         // A node claimed it for a card confirmation and stopped.
         let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
         let mut claimed = row.details.clone();
-        claimed["funding"]["request_id"] = json!(format!("{pay}.confirm.0011223344556677"));
+        let request_id = format!("{pay}.confirm.0011223344556677");
+        claimed["funding"]["request_id"] = json!(request_id);
         let mut m = Movement::new(w.clock.now());
         m.payment = Some(PaymentWrite::Transition {
             id: pay.clone(),
@@ -520,7 +515,17 @@ on_both!(
             "confirming"
         );
         w.clock.advance_seconds(60);
+        assert!(
+            w.sandbox.authorization(&request_id).is_none(),
+            "nothing reversed yet"
+        );
         assert_eq!(w.gw.expire_requires_action().await.unwrap(), 1);
+        // What the claim may have authorized is reversed.
+        assert!(
+            w.sandbox
+                .authorization(&request_id)
+                .is_some_and(|a| a.reversed)
+        );
         assert_eq!(
             w.gw.get_payment(&w.consumer, &pay).await.unwrap().status,
             "canceled"

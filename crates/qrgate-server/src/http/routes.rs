@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use qrgate_codes::image::{RenderOptions, render_png, render_svg};
 use qrgate_gateway::flows::ListQuery;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
-use qrgate_gateway::{Error, Kind, Principal, Reply, Role};
+use qrgate_gateway::{Error, Kind, Reply, Role};
 use qrgate_store::Store;
 
 use super::AppState;
@@ -738,15 +738,9 @@ async fn my_payments(
     ok(StatusCode::OK, &s.gw.list_payments(&p, q).await?)
 }
 
-fn auditor(p: &Principal) -> Result<(), ApiError> {
-    Ok(p.require(&[Role::Auditor, Role::Admin])?)
-}
-
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{\"Intact\": {rows, head}} or {\"Broken\": {seq, reason}}"), StdErrors))]
 async fn audit_verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
-    auditor(&p)?;
-    let v = s.gw.store().verify_audit().await.map_err(Error::from)?;
-    ok(StatusCode::OK, &v)
+    ok(StatusCode::OK, &s.gw.verify_audit(&p).await?)
 }
 
 #[derive(Deserialize)]
@@ -762,23 +756,15 @@ async fn audit_log(
     Auth(p): Auth,
     StrictQuery(q): StrictQuery<AuditQuery>,
 ) -> ApiResult {
-    auditor(&p)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(bad("invalid_request", "limit must be 1 to 1000"));
-    }
     let rows =
-        s.gw.store()
-            .audit_rows(q.after.unwrap_or(0), limit)
-            .await
-            .map_err(Error::from)?;
+        s.gw.audit_log(&p, q.after.unwrap_or(0), q.limit.unwrap_or(100))
+            .await?;
     ok(StatusCode::OK, &json!({ "object": "list", "data": rows }))
 }
 
-#[utoipa::path(get, path = "/v1/ledger/check", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{balanced, check: {totals, mismatched_accounts, negative_accounts, entries}}"), StdErrors))]
+#[utoipa::path(get, path = "/v1/ledger/check", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{balanced, check: {totals, mismatched_accounts, negative_accounts, entries, disagreeing_payments}}"), StdErrors))]
 async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
-    auditor(&p)?;
-    let c = s.gw.store().ledger_check().await.map_err(Error::from)?;
+    let c = s.gw.ledger_check(&p).await?;
     ok(
         StatusCode::OK,
         &json!({ "balanced": c.is_sound(), "check": c }),

@@ -1,0 +1,187 @@
+//! The payment PIN: its shape, its salted hash, and the attempts counted
+//! toward the lock-out (shared with one-time passwords).
+
+use std::num::NonZeroU32;
+
+use ring::pbkdf2;
+use ring::rand::SecureRandom;
+
+use qrgate_core::Timestamp;
+use qrgate_store::{Credentials, Store};
+
+use crate::flows::hex;
+use crate::{Error, Gateway, Kind, Principal};
+
+const PBKDF2_ITERATIONS: u32 = 100_000;
+
+/// PBKDF2-HMAC-SHA256 of a PIN with a salt, hex.
+pub fn hash_pin(pin: &str, salt: &[u8]) -> String {
+    let mut out = [0_u8; 32];
+    let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        pin.as_bytes(),
+        &mut out,
+    );
+    hex(&out)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+/// Six digits, not all the same, not a run up or down.
+fn check_pin_shape(pin: &str) -> Result<(), Error> {
+    let d: Vec<u8> = pin.bytes().collect();
+    if d.len() != 6 || !d.iter().all(u8::is_ascii_digit) {
+        return Err(Error::bad_request(
+            "invalid_pin",
+            "the payment PIN is exactly six digits",
+        ));
+    }
+    let same = d.windows(2).all(|w| w[0] == w[1]);
+    let up = d.windows(2).all(|w| w[1] == w[0] + 1);
+    let down = d.windows(2).all(|w| w[0] == w[1] + 1);
+    if same || up || down {
+        return Err(Error::bad_request(
+            "weak_pin",
+            "choose a PIN that is not one digit repeated or a run like 123456",
+        ));
+    }
+    Ok(())
+}
+
+impl<S: Store> Gateway<S> {
+    /// Set or replace the consumer's payment PIN.
+    pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
+        let customer = p.customer()?.to_owned();
+        check_pin_shape(pin)?;
+        let mut salt = [0_u8; 16];
+        self.rng.fill(&mut salt).map_err(Error::internal)?;
+        let hash = hash_pin(pin, &salt);
+        self.store
+            .set_credentials(Credentials {
+                customer_id: customer,
+                pin_hash: hash,
+                pin_salt: hex(&salt),
+                failures: 0,
+                locked_until: None,
+                updated_at: self.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Check a PIN, counting failures and locking after too many. A right
+    /// PIN does not clear the failures by itself: the caller does, once every
+    /// element of the confirmation is proven (else a known PIN would let
+    /// someone guess one-time passwords without ever locking).
+    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<(), Error> {
+        let now = self.now();
+        let cr = self.store.credentials(customer).await?.ok_or_else(|| {
+            Error::new(
+                Kind::Conflict,
+                "pin_not_set",
+                "set a payment PIN first (POST /v1/me/pin)",
+            )
+        })?;
+        if let Some(until) = cr.locked_until.filter(|u| *u > now) {
+            return Err(Error::new(
+                Kind::Conflict,
+                "pin_locked",
+                format!("too many wrong PINs; try again after {until}"),
+            )
+            .with_rule("QG-PIN-LOCKOUT"));
+        }
+        let salt = unhex(&cr.pin_salt).ok_or_else(|| Error::internal("stored salt is not hex"))?;
+        let stored =
+            unhex(&cr.pin_hash).ok_or_else(|| Error::internal("stored hash is not hex"))?;
+        // The attempt is taken (and counted) before the PIN is checked, so
+        // concurrent guesses never get more than the allowed number checked.
+        let (left, locks) = self.take_attempt(customer, now).await?;
+        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+        if pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            &salt,
+            pin.as_bytes(),
+            &stored,
+        )
+        .is_ok()
+        {
+            // Counted until the whole confirmation is proven (pin_succeeded).
+            return Ok(());
+        }
+        let msg = match locks {
+            Some(u) => format!("wrong PIN; the PIN is now locked until {u}"),
+            None => format!("wrong PIN; {left} attempts left before the PIN locks"),
+        };
+        Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+    }
+
+    /// Take one PIN or one-time-password attempt toward the lock-out,
+    /// before the secret is checked: the attempts left after it, and the
+    /// lock it set if it was the last. `pin_locked` while a lock is in force.
+    pub(crate) async fn take_attempt(
+        &self,
+        customer: &str,
+        now: Timestamp,
+    ) -> Result<(i64, Option<Timestamp>), Error> {
+        let lock_until = now
+            .checked_add_seconds(self.limits.pin_lock_minutes * 60)
+            .unwrap_or(now);
+        match self
+            .store
+            .pin_attempt(customer, now, self.limits.pin_lockout, lock_until)
+            .await?
+        {
+            Some((failures, locked)) => Ok((
+                (self.limits.pin_lockout - failures).max(0),
+                locked.filter(|u| *u > now),
+            )),
+            None => {
+                let until = self
+                    .store
+                    .credentials(customer)
+                    .await?
+                    .and_then(|c| c.locked_until)
+                    .unwrap_or(lock_until);
+                Err(Error::new(
+                    Kind::Conflict,
+                    "pin_locked",
+                    format!("too many wrong PINs or one-time passwords; try again after {until}"),
+                )
+                .with_rule("QG-PIN-LOCKOUT"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_shapes() {
+        assert!(check_pin_shape("493817").is_ok());
+        for bad in [
+            "12345", "1234567", "12a456", "000000", "123456", "654321", "777777",
+        ] {
+            assert!(check_pin_shape(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pin_hash_depends_on_salt_and_pin() {
+        let a = hash_pin("493817", b"salt-one-16bytes");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, hash_pin("493817", b"salt-one-16bytes"));
+        assert_ne!(a, hash_pin("493818", b"salt-one-16bytes"));
+        assert_ne!(a, hash_pin("493817", b"salt-two-16bytes"));
+    }
+}

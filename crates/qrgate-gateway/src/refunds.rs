@@ -1,0 +1,363 @@
+//! Money going back: refunds (part or all, to the original funding source,
+//! once per refund number) and cancels (a full reversal within the cancel
+//! window). Each one's guards are in its movement: a refund needs the
+//! payment still succeeded, a cancel needs nothing refunded.
+
+use serde_json::json;
+
+use qrgate_core::Money;
+use qrgate_core::state::PaymentStatus;
+use qrgate_store::*;
+
+use crate::views::{PaymentView, RefundView};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
+
+impl<S: Store> Gateway<S> {
+    /// Refund part or all of a payment to its original funding source.
+    pub async fn refund(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        amount: &str,
+        out_refund_no: &str,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        p.require(&[Role::Merchant])?;
+        let pay = self.payment_for(p, payment_id).await?;
+        if pay.status != PaymentStatus::Succeeded.as_str() {
+            return Err(not_refundable(payment_id, &pay.status));
+        }
+        if out_refund_no.is_empty() || out_refund_no.chars().count() > 64 {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "out_refund_no must be 1 to 64 characters; reuse it when retrying",
+            ));
+        }
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+        // A retry with the same refund number refunds only once, and still
+        // reaches the processor after the window has closed.
+        if let Some(reply) = self
+            .refund_made(&pay, out_refund_no, amount.minor())
+            .await?
+        {
+            return Ok(reply);
+        }
+        let now = self.now();
+        let window_ms = self.limits.refund_window_seconds.saturating_mul(1000);
+        if now.millis_since(pay.created_at) > window_ms {
+            return Err(Error::new(
+                Kind::Conflict,
+                "refund_window_closed",
+                format!(
+                    "payments can be refunded for {} after they succeed",
+                    qrgate_core::rules::span(self.limits.refund_window_seconds)
+                ),
+            )
+            .with_rule("BCP-REFUND-WINDOW"));
+        }
+        let funding = pay
+            .details
+            .get("funding_account")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::internal("payment without funding account"))?
+            .to_owned();
+        let settlement = settlement_account(&pay.merchant_id);
+        let id = format!(
+            "ref_{}",
+            self.new_id::<qrgate_core::id::kind::Refund>()?
+                .to_string()
+                .trim_start_matches("ref_")
+        );
+        let refund = Refund {
+            id: id.clone(),
+            payment_id: payment_id.into(),
+            amount_minor: amount.minor(),
+            currency: "CNY".into(),
+            status: "succeeded".into(),
+            out_refund_no: out_refund_no.into(),
+            created_at: now,
+        };
+        let view = RefundView::of(&refund);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| i.record(201, body.clone()));
+        m.counters.push(CounterCharge {
+            key: format!("refund:{payment_id}"),
+            amount_minor: amount.minor(),
+            uses: 0,
+            cap_amount: Some(pay.amount_minor),
+            cap_uses: None,
+            rule: "BCP-REFUND-CAP".into(),
+        });
+        m.counters.push(CounterCharge {
+            key: format!("refund_count:{payment_id}"),
+            amount_minor: 0,
+            uses: 1,
+            cap_amount: None,
+            cap_uses: Some(self.limits.refund_count),
+            rule: "BCP-REFUND-COUNT".into(),
+        });
+        m.posting = Some(Posting {
+            id: format!("pst_{id}"),
+            kind: "refund".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: settlement,
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: funding,
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.payment = Some(PaymentWrite::AddRefunded {
+            id: payment_id.into(),
+            amount_minor: amount.minor(),
+            status: PaymentStatus::Succeeded.as_str().into(),
+        });
+        m.refund = Some(refund);
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "refund.succeeded".into(),
+            subject_id: id.clone(),
+            payload: json!({ "merchant_id": pay.merchant_id, "refund": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "refund.succeeded".into(),
+            subject: id.clone(),
+            details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
+        });
+        match self.store.apply(m).await {
+            Ok(applied) => {
+                self.card_refund_or_retry(
+                    &pay,
+                    &refund_key(payment_id, out_refund_no),
+                    amount.minor(),
+                    "the refund",
+                    "retry with the same out_refund_no",
+                )
+                .await?;
+                Ok(Reply::of(applied, 201, body))
+            }
+            Err(e) => {
+                // A concurrent retry with the same number may have won the
+                // race (and filled the cap this one was refused by): its
+                // refund is the answer.
+                match (
+                    self.refund_made(&pay, out_refund_no, amount.minor())
+                        .await?,
+                    e,
+                ) {
+                    (Some(reply), _) => Ok(reply),
+                    (None, MovementError::PaymentStateConflict { actual, .. }) => {
+                        Err(not_refundable(payment_id, &actual))
+                    }
+                    (None, e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// The answer to a refund whose number was used before on this
+    /// payment: the refund made then (after asking the processor again,
+    /// idempotent by refund key, in case the first call never got there),
+    /// or a conflict when it was for another amount. `None` when the number
+    /// is new.
+    async fn refund_made(
+        &self,
+        pay: &Payment,
+        out_refund_no: &str,
+        amount_minor: i64,
+    ) -> Result<Option<Reply>, Error> {
+        let Some(r) = self
+            .store
+            .refunds(&pay.id)
+            .await?
+            .into_iter()
+            .find(|r| r.out_refund_no == out_refund_no)
+        else {
+            return Ok(None);
+        };
+        if r.amount_minor != amount_minor {
+            return Err(Error::new(
+                Kind::Conflict,
+                "duplicate_out_refund_no",
+                "out_refund_no was used for a refund of another amount",
+            )
+            .with_rule("BCP-REFUND-IDEMPOTENT"));
+        }
+        self.card_refund_or_retry(
+            pay,
+            &refund_key(&pay.id, out_refund_no),
+            r.amount_minor,
+            "the refund",
+            "retry with the same out_refund_no",
+        )
+        .await?;
+        Ok(Some(Reply::new(
+            200,
+            serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
+        )))
+    }
+
+    pub async fn list_refunds(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+    ) -> Result<Vec<RefundView>, Error> {
+        self.payment_for(p, payment_id).await?;
+        Ok(self
+            .store
+            .refunds(payment_id)
+            .await?
+            .iter()
+            .map(RefundView::of)
+            .collect())
+    }
+
+    /// Cancel (reverse) a payment: one that succeeded within the cancel
+    /// window and has no refunds is reversed in full to its funding source.
+    pub async fn cancel(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        p.require(&[Role::Merchant])?;
+        let pay = self.payment_for(p, payment_id).await?;
+        let now = self.now();
+        let status: PaymentStatus = pay.status.parse().map_err(Error::internal)?;
+        if status != PaymentStatus::Succeeded || pay.refunded_minor != 0 {
+            return Err(not_cancelable(payment_id, &pay.status, pay.refunded_minor));
+        }
+        let window = self.limits.cancel_window_seconds;
+        if now.millis_since(pay.created_at) > window.saturating_mul(1000) {
+            return Err(Error::new(
+                Kind::Conflict,
+                "cancel_window_closed",
+                format!(
+                    "payments can be canceled within {} of succeeding; use a refund",
+                    qrgate_core::rules::span(window)
+                ),
+            )
+            .with_rule("QG-CANCEL-WINDOW"));
+        }
+        let funding = pay
+            .details
+            .get("funding_account")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::internal("payment without funding account"))?
+            .to_owned();
+        let mut after = pay.clone();
+        after.status = PaymentStatus::Canceled.as_str().into();
+        after.updated_at = now;
+        let view = PaymentView::of(&after, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| i.record(200, body.clone()));
+        m.posting = Some(Posting {
+            id: format!("pst_cancel_{payment_id}"),
+            kind: "reversal".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: settlement_account(&pay.merchant_id),
+                    amount_minor: -pay.amount_minor,
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: funding,
+                    amount_minor: pay.amount_minor,
+                    currency: "CNY".into(),
+                },
+            ],
+        });
+        m.payment = Some(crate::payment_move(
+            payment_id,
+            status,
+            PaymentStatus::Canceled,
+        )?);
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.canceled".into(),
+            subject_id: payment_id.into(),
+            payload: json!({ "merchant_id": pay.merchant_id, "payment": view }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.canceled".into(),
+            subject: payment_id.into(),
+            details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
+        });
+        // The read above is advice; the movement's own guards decide (the
+        // payment still succeeded, nothing refunded meanwhile).
+        let applied = self.store.apply(m).await.map_err(|e| match e {
+            MovementError::PaymentStateConflict { actual, .. } => {
+                not_cancelable(payment_id, &actual, 0)
+            }
+            MovementError::PaymentHasRefunds { refunded_minor, .. } => not_cancelable(
+                payment_id,
+                PaymentStatus::Succeeded.as_str(),
+                refunded_minor,
+            ),
+            e => e.into(),
+        })?;
+        // Recorded (now or by the first try): return the money to the card.
+        self.card_refund_or_retry(
+            &pay,
+            &format!("{payment_id}:cancel"),
+            pay.amount_minor,
+            "the cancel",
+            "call cancel again",
+        )
+        .await?;
+        Ok(Reply::of(applied, 200, body))
+    }
+
+    /// After the ledger recorded a refund or cancel of a card payment, have
+    /// the processor return the money (idempotent by `key`). When it does
+    /// not answer, say so: the caller retries and the processor call is
+    /// repeated, the ledger is not written twice.
+    async fn card_refund_or_retry(
+        &self,
+        pay: &Payment,
+        key: &str,
+        amount: i64,
+        what: &str,
+        retry: &str,
+    ) -> Result<(), Error> {
+        self.refund_to_card(&pay.details, key, amount)
+            .await
+            .map_err(|e| Error {
+                message: format!(
+                    "{what} is recorded, but the card processor has not confirmed returning the money to the card: {retry}"
+                ),
+                ..e
+            })
+    }
+}
+
+/// The processor's idempotency key of a refund: one per refund number.
+fn refund_key(payment_id: &str, out_refund_no: &str) -> String {
+    format!("{payment_id}:{out_refund_no}")
+}
+
+fn not_refundable(payment_id: &str, status: &str) -> Error {
+    Error::new(
+        Kind::Conflict,
+        "payment_not_refundable",
+        format!("payment {payment_id} is {status}; only succeeded payments can be refunded"),
+    )
+}
+
+fn not_cancelable(payment_id: &str, status: &str, refunded_minor: i64) -> Error {
+    let refunded = Money::from_minor(refunded_minor, crate::CURRENCY);
+    Error::new(
+        Kind::Conflict,
+        "payment_not_cancelable",
+        format!("payment {payment_id} is {status} with {refunded} refunded; use a refund"),
+    )
+}

@@ -1,0 +1,125 @@
+//! The auditor's check of the books: the ledger balances, every stored
+//! balance is the sum of its entries, no account is below zero that may not
+//! be, and every payment's state agrees with the postings that name it.
+
+use crate::db::{Arg, Conn};
+use crate::error::StoreError;
+use crate::model::{LedgerCheck, PaymentDisagreement};
+
+pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, StoreError> {
+    let totals = c
+        .rows(
+            "SELECT currency, CAST(SUM(amount_minor) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM ledger_entries GROUP BY currency ORDER BY currency",
+            &[],
+        )
+        .await?;
+    let mut entries = 0;
+    let mut out = Vec::new();
+    for r in &totals {
+        out.push((r.str(0)?, r.i64(1)?));
+        entries += r.i64(2)?;
+    }
+    let mismatched = c
+        .rows(
+            "SELECT a.id FROM accounts a LEFT JOIN \
+             (SELECT account_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM ledger_entries GROUP BY account_id) e \
+             ON e.account_id = a.id WHERE a.balance_minor <> COALESCE(e.total, 0) ORDER BY a.id",
+            &[],
+        )
+        .await?;
+    let negative = c
+        .rows(
+            "SELECT id FROM accounts WHERE NOT allow_negative AND balance_minor < 0 ORDER BY id",
+            &[],
+        )
+        .await?;
+    let disagreeing_payments = disagreeing_payments(c).await?;
+    Ok(LedgerCheck {
+        disagreeing_payments,
+        totals: out,
+        mismatched_accounts: mismatched
+            .iter()
+            .map(|r| r.str(0))
+            .collect::<Result<_, _>>()?,
+        negative_accounts: negative
+            .iter()
+            .map(|r| r.str(0))
+            .collect::<Result<_, _>>()?,
+        entries,
+    })
+}
+
+/// Per payment id named by a posting: the money moved by its postings of
+/// each kind (the sum of each posting's positive entries).
+macro_rules! posted_per_payment {
+    () => {
+        "SELECT s.payment_id AS pid, \
+           CAST(SUM(CASE WHEN s.kind = 'payment' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS captured, \
+           CAST(SUM(CASE WHEN s.kind = 'refund' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS refunded, \
+           CAST(SUM(CASE WHEN s.kind = 'reversal' THEN e.amount_minor ELSE 0 END) AS BIGINT) AS reversed, \
+           CAST(SUM(CASE WHEN s.kind NOT IN ('payment', 'refund', 'reversal') THEN e.amount_minor ELSE 0 END) AS BIGINT) AS other \
+         FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+         WHERE s.payment_id IS NOT NULL AND e.amount_minor > 0 GROUP BY s.payment_id"
+    };
+}
+
+/// Payments whose postings disagree with their state, and payment ids
+/// named by postings that have no payment. The SQL keeps the payments
+/// whose figures break a rule of [`PaymentDisagreement::problems_of`] (the
+/// same rules), so only those rows leave the database (the query itself
+/// still aggregates every posting that names a payment); the function then
+/// names what is wrong.
+async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreement>, StoreError> {
+    let rows = c
+        .rows(
+            concat!(
+                "SELECT p.id, p.status, p.amount_minor, p.refunded_minor, COALESCE(r.total, 0), \
+                   COALESCE(f.captured, 0), COALESCE(f.refunded, 0), COALESCE(f.reversed, 0), COALESCE(f.other, 0) \
+                 FROM payments p LEFT JOIN (",
+                posted_per_payment!(),
+                ") f ON f.pid = p.id \
+                 LEFT JOIN (SELECT payment_id AS pid, CAST(SUM(amount_minor) AS BIGINT) AS total FROM refunds GROUP BY payment_id) r \
+                   ON r.pid = p.id \
+                 WHERE NOT ( \
+                   COALESCE(f.refunded, 0) + COALESCE(f.reversed, 0) <= COALESCE(f.captured, 0) \
+                   AND COALESCE(f.refunded, 0) = p.refunded_minor AND COALESCE(r.total, 0) = p.refunded_minor \
+                   AND COALESCE(f.other, 0) = 0 \
+                   AND CASE p.status \
+                     WHEN 'succeeded' THEN COALESCE(f.captured, 0) = p.amount_minor AND COALESCE(f.reversed, 0) = 0 \
+                     WHEN 'canceled' THEN COALESCE(f.reversed, 0) = COALESCE(f.captured, 0) \
+                       AND COALESCE(f.captured, 0) IN (0, p.amount_minor) AND p.refunded_minor = 0 \
+                     ELSE COALESCE(f.captured, 0) = 0 AND COALESCE(f.reversed, 0) = 0 AND COALESCE(f.refunded, 0) = 0 \
+                   END) \
+                 UNION ALL \
+                 SELECT f.pid, 'missing', 0, 0, 0, f.captured, f.refunded, f.reversed, f.other FROM (",
+                posted_per_payment!(),
+                ") f LEFT JOIN payments p ON p.id = f.pid WHERE p.id IS NULL \
+                 ORDER BY 1 LIMIT $1"
+            ),
+            &[Arg::I64(LedgerCheck::MAX_LISTED)],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut d = PaymentDisagreement {
+            payment_id: r.str(0)?,
+            status: r.str(1)?,
+            amount_minor: r.i64(2)?,
+            refunded_minor: r.i64(3)?,
+            refunds_minor: r.i64(4)?,
+            captured_minor: r.i64(5)?,
+            refunded_posted_minor: r.i64(6)?,
+            reversed_minor: r.i64(7)?,
+            other_minor: r.i64(8)?,
+            problems: Vec::new(),
+        };
+        d.problems = d.problems_of();
+        if d.problems.is_empty() {
+            // The SQL and the rules disagree: say so rather than pass it.
+            d.problems
+                .push("the check's query and its rules disagree on this payment".to_owned());
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
