@@ -2127,6 +2127,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("risk.rs", "60_000", "milliseconds per minute"),
         ("risk.rs", "86_400_000", "milliseconds per day"),
         ("rows.rs", "100_000", "size of the in-memory row cache"),
+        (
+            "audit.rs",
+            "1000",
+            "most audit rows one page of the log returns",
+        ),
         ("pin.rs", "60", "seconds per minute"),
         (
             "stepup.rs",
