@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod currency;
 pub mod id;
+pub mod json;
 pub mod money;
 pub mod risk;
 pub mod rules;

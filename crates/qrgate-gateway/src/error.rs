@@ -220,6 +220,11 @@ impl From<MovementError> for Error {
                 .with_rule(rule)
             }
             MovementError::InsufficientFunds { .. } => Error::new(Kind::Declined, "insufficient_funds", "the wallet balance is too low for this payment"),
+            MovementError::BalanceOverflow { .. } => Error::new(
+                Kind::Unprocessable,
+                "balance_overflow",
+                "this amount would take a balance past 92233720368547758.07, the most the ledger holds; nothing moved",
+            ),
             MovementError::PaymentStateConflict { id, actual, .. } => {
                 Error::new(Kind::Conflict, "payment_state_conflict", format!("payment {id} is {actual}"))
             }
@@ -379,6 +384,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "party_blocked",
         "the merchant or the payer is on the block list",
     ),
+    (
+        "balance_overflow",
+        "the amount would take a balance past what the ledger holds",
+    ),
     ("device_blocked", "the device that made the code is blocked"),
     (
         "device_signature_invalid",
@@ -395,6 +404,14 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     (
         "duplicate_out_trade_no",
         "out_trade_no was already used by this merchant",
+    ),
+    (
+        "duplicate_key",
+        "a key appears twice in one JSON object of the body",
+    ),
+    (
+        "request_timeout",
+        "the request ran past the server's deadline and was stopped; retry it",
     ),
     ("forbidden", "the key's role may not do this"),
     ("idempotency_key_required", "send an Idempotency-Key header"),

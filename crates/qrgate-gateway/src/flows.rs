@@ -380,7 +380,7 @@ impl<S: Store> Gateway<S> {
             level,
             elements,
             source,
-            ..
+            order,
         } = sale;
         let now = self.now();
         let id: PaymentId = self.new_id()?;
@@ -462,10 +462,13 @@ impl<S: Store> Gateway<S> {
                 StepUp::NoPin => {}
             }
         }
-        // Declined: record it. The code stays burned; nothing else moves.
+        // Declined: record it. A payment code stays burned (single use even
+        // on failure); an order stays payable until it is paid, expires or
+        // is closed. Nothing else moves.
         let Some(burn) = burn else {
             return Err(refusal);
         };
+        let burn = Some(burn).filter(|_| order.is_none());
         record_check(
             &mut details,
             Check::new(
@@ -493,7 +496,7 @@ impl<S: Store> Gateway<S> {
         let mut m = Movement::new(now);
         m.live_api_key = Some(p.key_id.clone());
         m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
-        m.burns.push(burn);
+        m.burns.extend(burn);
         let fview = PaymentView::of(&failed, p.role);
         m.payment = Some(PaymentWrite::Insert(failed));
         m.events.push(OutboxEvent {
@@ -710,6 +713,9 @@ impl<S: Store> Gateway<S> {
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         let merchant_id = p.merchant()?.to_owned();
+        if let Some(n) = &out_trade_no {
+            crate::check_merchant_number("out_trade_no", n)?;
+        }
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let merchant = self
             .merchant_row(&merchant_id)
@@ -841,7 +847,12 @@ impl<S: Store> Gateway<S> {
                     payment_id: None,
                     expires_at: order.expires_at,
                 };
-                let details = json!({ "mode": "mpm_dynamic", "order_id": order.id });
+                let mut details = json!({ "mode": "mpm_dynamic", "order_id": order.id });
+                if let Some(n) = &order.out_trade_no {
+                    // The order holds the merchant's number; a failed or
+                    // lapsed attempt must not take it from the next one.
+                    details["out_trade_no"] = json!(n);
+                }
                 let sale = Sale {
                     merchant: &merchant,
                     customer: &customer,
@@ -851,9 +862,7 @@ impl<S: Store> Gateway<S> {
                     source: &source,
                     order: Some(&order),
                 };
-                let out_trade_no = order.out_trade_no.clone();
-                self.settle(p, sale, Some(burn), details, out_trade_no, idem)
-                    .await
+                self.settle(p, sale, Some(burn), details, None, idem).await
             }
         }
     }

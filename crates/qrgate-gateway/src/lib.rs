@@ -482,6 +482,24 @@ pub(crate) fn order_move(
     })
 }
 
+/// Longest `out_trade_no` or `out_refund_no` a merchant may send.
+pub const MERCHANT_NUMBER_MAX: usize = 64;
+
+/// A merchant's own number for a payment, order or refund (`out_trade_no`,
+/// `out_refund_no`): 1 to 64 visible ASCII characters, so it prints the same
+/// on a statement, a receipt and a log line, and cannot hide a space.
+pub(crate) fn check_merchant_number(field: &'static str, v: &str) -> Result<(), Error> {
+    if v.is_empty() || v.len() > MERCHANT_NUMBER_MAX || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::bad_request(
+            "invalid_request",
+            format!(
+                "{field} must be 1 to {MERCHANT_NUMBER_MAX} visible ASCII characters (no spaces); reuse it when retrying"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A payment state change, checked against the transition table.
 pub(crate) fn payment_move(
     id: &str,

@@ -917,7 +917,7 @@ impl<S: Store> Gateway<S> {
             .with_rule("QG-ORDER-TTL"));
         }
         if let Some(o) = &out_trade_no {
-            check_len("out_trade_no", o, 64)?;
+            crate::check_merchant_number("out_trade_no", o)?;
         }
         let id: OrderId = self.new_id()?;
         let reference = match reference {

@@ -23,17 +23,12 @@ impl<S: Store> Gateway<S> {
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
+        crate::check_merchant_number("out_refund_no", out_refund_no)?;
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let pay = self.payment_for(p, payment_id).await?;
         if pay.status != PaymentStatus::Succeeded.as_str() {
             return Err(not_refundable(payment_id, &pay.status));
         }
-        if out_refund_no.is_empty() || out_refund_no.chars().count() > 64 {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "out_refund_no must be 1 to 64 characters; reuse it when retrying",
-            ));
-        }
-        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         // A retry with the same refund number refunds only once, and still
         // reaches the processor after the window has closed.
         if let Some(reply) = self

@@ -103,7 +103,9 @@ impl PaymentView {
                         .collect()
                 })
                 .unwrap_or_default(),
-            out_trade_no: p.out_trade_no.clone(),
+            // A payment of an order shows the order's number, which the
+            // order's row keeps unique (its attempts do not hold it).
+            out_trade_no: p.out_trade_no.clone().or_else(|| s("out_trade_no")),
             order_id: s("order_id"),
             failure: d
                 .get("failure")

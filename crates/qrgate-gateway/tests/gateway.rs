@@ -401,6 +401,93 @@ on_both!(
 );
 
 on_both!(
+    a_failed_or_lapsed_attempt_leaves_the_order_payable,
+    |w: World| async move {
+        let order =
+            w.gw.create_order(&w.merchant, "30.00", None, Some("O-7".into()), Some(3600))
+                .await
+                .unwrap();
+        // The card is declined: the attempt is recorded, the order stays open.
+        let nofunds = w.link(&w.consumer, "4000000000009995").await;
+        let e =
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, Some(&nofunds), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "card_declined_insufficient_funds");
+        let failed =
+            w.gw.get_payment(&w.consumer, e.payment_id.as_deref().unwrap())
+                .await
+                .unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.order_id.as_deref()),
+            ("failed", Some(order.id.as_str()))
+        );
+        assert_eq!(
+            w.gw.get_order(&w.merchant, &order.id).await.unwrap().status,
+            "open"
+        );
+        // Over the level-C cap with a PIN set: a step-up that lapses does
+        // not hold the order or its number either.
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        w.charge(&w.device_token(), "999.00").await.unwrap();
+        let Reply { body, .. } =
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
+                .await
+                .unwrap();
+        let waiting: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(waiting["status"], "requires_action", "{waiting}");
+        w.clock.advance_seconds(301);
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 1);
+        // The next attempt steps up again and is confirmed: it pays the
+        // order and carries the order's number.
+        let Reply { body, .. } =
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
+                .await
+                .unwrap();
+        let again: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(again["status"], "requires_action", "{again}");
+        let id = again["id"].as_str().unwrap();
+        let sig = sign_confirmation(&w, &again);
+        let done =
+            w.gw.confirm(
+                &w.consumer,
+                id,
+                confirmation(Some("493817"), Some((&w.device_id, sig))),
+                None,
+            )
+            .await
+            .unwrap();
+        let paid: Value = serde_json::from_str(&done.body).unwrap();
+        assert_eq!(
+            (paid["status"].as_str(), paid["out_trade_no"].as_str()),
+            (Some("succeeded"), Some("O-7"))
+        );
+        let o = w.gw.get_order(&w.merchant, &order.id).await.unwrap();
+        assert_eq!(
+            (o.status.as_str(), o.payment_id.as_deref()),
+            ("paid", Some(id))
+        );
+        // Paid once: the order refuses any further attempt.
+        assert_eq!(
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
+                .await
+                .unwrap_err()
+                .code,
+            "order_not_open"
+        );
+        // A payment code, by contrast, stays used after a failed charge.
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let e = w.charge(&code.numeric, "999999.00").await.unwrap_err();
+        assert_ne!(e.code, "payment_code_already_used");
+        assert_eq!(
+            w.charge(&code.numeric, "1.00").await.unwrap_err().code,
+            "payment_code_already_used"
+        );
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
     dynamic_order_is_paid_once_and_expires,
     |w: World| async move {
         let order =
@@ -1026,6 +1113,27 @@ on_both!(
         );
         let check = w.gw.store().ledger_check().await.unwrap();
         assert!(check.is_sound(), "{check:?}");
+    }
+);
+
+on_both!(
+    the_sweeper_ends_every_lapsed_step_up_however_many_wait,
+    |w: World| async move {
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        // 500 payments over the level-C cap wait for their payer.
+        for _ in 0..500 {
+            let p = w.charge(&w.device_token(), "1.00").await.unwrap();
+            assert_eq!(p["status"], "requires_action");
+        }
+        // Not due yet: nothing ends.
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 0);
+        w.clock.advance_seconds(301);
+        // One sweep ends them all, the oldest included.
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 500);
+        assert_eq!(w.gw.expire_requires_action().await.unwrap(), 0);
+        assert_eq!(w.balance().await, "4000.00");
+        w.assert_books_sound().await;
     }
 );
 
@@ -2133,17 +2241,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "most audit rows one page of the log returns",
         ),
         ("pin.rs", "60", "seconds per minute"),
-        (
-            "stepup.rs",
-            "100",
-            "page size when expiring waiting payments",
-        ),
         ("pin.rs", "100_000", "PBKDF2 iterations of the PIN hash"),
-        ("refunds.rs", "64", "input shape: out_refund_no length"),
+        (
+            "lib.rs",
+            "64",
+            "input shape: out_trade_no / out_refund_no length",
+        ),
         ("refunds.rs", "200", "HTTP status"),
         ("refunds.rs", "201", "HTTP status"),
         ("refunds.rs", "1000", "milliseconds per second"),
-        ("stepup.rs", "200", "HTTP status"),
+        ("stepup.rs", "200", "HTTP status; sweeper batch size"),
         ("stepup.rs", "201", "HTTP status"),
         ("webhooks.rs", "100", "page size of the outbox fan-out"),
         ("webhooks.rs", "200", "HTTP status"),

@@ -451,6 +451,168 @@ async fn input_validation_is_strict() {
     assert_eq!(err(&r).0, "idempotency_key_required");
 }
 
+/// Inputs a careless or hostile client sends: every one gets a 4xx with a
+/// stable code, and nothing moves.
+#[tokio::test]
+async fn edges_that_must_not_fall_over() {
+    let app = app_on(sqlite_store().await).await;
+    let a = Some(app.admin.as_str());
+    let (_, mk, cid, ck) = app.parties().await;
+    // A key given twice in one object is refused, not read as its last value.
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/v1/customers/{cid}/topups"))
+        .header("authorization", format!("Bearer {}", app.admin))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "dup-1")
+        .body(Body::from(r#"{"amount":"1.00","amount":"900.00"}"#))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "duplicate_key")
+    );
+    // An amount no balance can hold: a 422 with its own code, no 500.
+    let topup = |key: &'static str, amount: &'static str| {
+        let (app, cid) = (&app, cid.clone());
+        async move {
+            app.call(
+                "POST",
+                &format!("/v1/customers/{cid}/topups"),
+                Some(&app.admin),
+                Some(json!({ "amount": amount })),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let r = topup("big-1", "92233720368547758.07").await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::UNPROCESSABLE_ENTITY, "balance_overflow")
+    );
+    let c = app
+        .call("GET", &format!("/v1/customers/{cid}"), a, None, &[])
+        .await;
+    assert_eq!(c.json["balance"], "500.00");
+    let check = app.call("GET", "/v1/ledger/check", a, None, &[]).await;
+    assert_eq!(check.json["balanced"], true, "{:?}", check.json);
+    // The merchant's own numbers: at most 64 visible ASCII characters.
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let numeric = code.json["numeric"].as_str().unwrap().to_owned();
+    for n in ["x".repeat(65), "T 1".into(), String::new()] {
+        let r = app
+            .call(
+                "POST",
+                "/v1/payments",
+                Some(&mk),
+                Some(json!({ "auth_code": numeric, "amount": "1.00", "out_trade_no": n })),
+                &[("idempotency-key", &format!("long-{}", n.len()))],
+            )
+            .await;
+        assert_eq!(
+            (r.status, err(&r).0),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{n:?}"
+        );
+    }
+    // The code was not spent by the refusals above.
+    let paid = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": numeric, "amount": "1.00", "out_trade_no": "x".repeat(64) })),
+            &[("idempotency-key", "long-ok")],
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{:?}", paid.json);
+    let id = paid.json["id"].as_str().unwrap();
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{id}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "1.00", "out_refund_no": "R 1" })),
+            &[("idempotency-key", "ref-space")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // Methods nobody defined are counted as one label, not one each.
+    for m in ["FOO", "BAR", "BAZ"] {
+        let r = app.call(m, "/v1/payments", None, None, &[]).await;
+        assert!(r.status.is_client_error(), "{m}: {}", r.status);
+    }
+    let text = String::from_utf8(app.call("GET", "/metrics", None, None, &[]).await.bytes).unwrap();
+    assert!(!text.contains("FOO") && !text.contains("BAZ"), "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+    // Near the top of the range, the next top-up overflows: refused whole.
+    let r = topup("big-2", "92233720368547000.00").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let r = topup("big-3", "1000.00").await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::UNPROCESSABLE_ENTITY, "balance_overflow")
+    );
+    let check = app.call("GET", "/v1/ledger/check", a, None, &[]).await;
+    assert_eq!(check.json["balanced"], true, "{:?}", check.json);
+}
+
+/// A long poll that sees no change answers with the payment when its wait
+/// is over, inside the request deadline (this test takes 30 s of real time).
+#[tokio::test]
+async fn a_thirty_second_long_poll_answers_with_the_payment() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let numeric = code.json["numeric"].as_str().unwrap().to_owned();
+    let paid = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": numeric, "amount": "2.00" })),
+            &[("idempotency-key", "poll-1")],
+        )
+        .await;
+    let id = paid.json["id"].as_str().unwrap();
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/payments/{id}?wait=30"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["id"].as_str(), r.json["status"].as_str()),
+        (StatusCode::OK, Some(id), Some("succeeded")),
+        "{:?}",
+        r.json
+    );
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/payments/{id}?wait=31"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+}
+
 /// A merchant key revoked after a payment gets no replay of it. The retry
 /// goes to a second gateway on the same store (a second process, say) whose
 /// copy of the keys still holds the key as live, so the request passes the

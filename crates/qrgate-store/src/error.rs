@@ -84,6 +84,10 @@ pub enum MovementError {
     },
     #[error("account {account_id} has insufficient funds")]
     InsufficientFunds { account_id: String },
+    /// The balance would leave the range the ledger holds (a BIGINT of
+    /// minor units); nothing moved.
+    #[error("account {account_id} cannot hold the balance this movement would give it")]
+    BalanceOverflow { account_id: String },
     #[error("account {account_id} does not exist")]
     UnknownAccount { account_id: String },
     #[error("account {account_id} is in {account_currency}, the entry is in {entry_currency}")]

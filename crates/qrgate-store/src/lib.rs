@@ -55,6 +55,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         q: PaymentQuery,
     ) -> impl Future<Output = Result<(Vec<Payment>, bool), StoreError>> + Send;
+    /// Payments in the waiting status `status` (`requires_action` or
+    /// `confirming`), oldest first, after the cursor `(created_at, id)` of
+    /// the last one of the previous batch: the step-up sweeper's walk.
+    fn waiting_payments(
+        &self,
+        status: &str,
+        after: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Payment>, StoreError>> + Send;
     fn refunds(
         &self,
         payment_id: &str,
@@ -71,8 +80,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Delete burned codes that expired before `before` (they no longer verify anyway).
-    fn purge_used_codes(
+    /// Delete burned codes and issued numeric codes that expired before
+    /// `before` (they no longer verify anyway); how many rows went.
+    fn purge_codes(
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -317,6 +327,14 @@ macro_rules! impl_store {
             ) -> Result<(Vec<Payment>, bool), StoreError> {
                 ops::list_payments(&mut self.reader().await?, &q).await
             }
+            async fn waiting_payments(
+                &self,
+                status: &str,
+                after: Option<(Timestamp, String)>,
+                limit: i64,
+            ) -> Result<Vec<Payment>, StoreError> {
+                ops::waiting_payments(&mut self.reader().await?, status, after, limit).await
+            }
             async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
                 ops::refunds_of(&mut self.reader().await?, payment_id).await
             }
@@ -333,8 +351,8 @@ macro_rules! impl_store {
             async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
                 count(self.write(Work::PurgeIdempotency(before)).await)
             }
-            async fn purge_used_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-                count(self.write(Work::PurgeUsedCodes(before)).await)
+            async fn purge_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
+                count(self.write(Work::PurgeCodes(before)).await)
             }
             async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::outbox_pending(&mut self.reader().await?, limit).await

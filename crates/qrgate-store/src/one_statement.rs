@@ -261,10 +261,14 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         for (n, e) in entries.into_iter().enumerate() {
             let amount = s.p(Arg::I64(e.amount_minor));
             let body = format!(
-                "UPDATE accounts SET balance_minor = balance_minor + {amount} \
-                 WHERE id = {} AND currency = {} AND (allow_negative OR balance_minor + {amount} >= 0) RETURNING 1",
-                s.p(Arg::Str(&e.account_id)),
-                s.p(Arg::Str(&e.currency)),
+                concat!(
+                    "UPDATE accounts SET balance_minor = balance_minor + {amount} WHERE id = {id} AND currency = {currency} AND ",
+                    crate::ops::balance_guard!("{amount}"),
+                    " RETURNING 1"
+                ),
+                amount = amount,
+                id = s.p(Arg::Str(&e.account_id)),
+                currency = s.p(Arg::Str(&e.currency)),
             );
             s.cte(format!("a{n}"), &body, true);
         }

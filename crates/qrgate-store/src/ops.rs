@@ -311,12 +311,36 @@ async fn charge_counter<C: Conn>(
     Ok(())
 }
 
+/// The guard of a balance move by `$amount`: the account has the funds (or
+/// may go negative), and the new balance stays within a BIGINT either way.
+/// Written so that nothing in it can overflow: `9223372036854775807 - $x`
+/// for `$x >= 0`, `-9223372036854775807 - $x` for `$x < 0`. One text for
+/// [`move_balance`] and the one-statement path.
+macro_rules! balance_guard {
+    ($x:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $x,
+            " >= 0 THEN balance_minor <= 9223372036854775807 - ",
+            $x,
+            " WHEN allow_negative THEN balance_minor >= -9223372036854775807 - ",
+            $x,
+            " ELSE balance_minor >= -",
+            $x,
+            " END"
+        )
+    };
+}
+pub(crate) use balance_guard;
+
 async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError> {
     let rows = c
         .rows(
-            "UPDATE accounts SET balance_minor = balance_minor + $1 \
-             WHERE id = $2 AND currency = $3 AND (allow_negative OR balance_minor + $1 >= 0) \
-             RETURNING balance_minor",
+            concat!(
+                "UPDATE accounts SET balance_minor = balance_minor + $1 WHERE id = $2 AND currency = $3 AND ",
+                balance_guard!("$1"),
+                " RETURNING balance_minor"
+            ),
             &[
                 Arg::I64(e.amount_minor),
                 Arg::Str(&e.account_id),
@@ -336,6 +360,9 @@ async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError
             account_currency: a.currency,
             entry_currency: e.currency.clone(),
         }),
+        Some(a) if e.amount_minor > 0 || a.allow_negative => {
+            Err(MovementError::BalanceOverflow { account_id: a.id })
+        }
         Some(a) => Err(MovementError::InsufficientFunds { account_id: a.id }),
     }
 }
@@ -687,8 +714,44 @@ pub(crate) async fn create_account<C: Conn>(c: &mut C, a: &Account) -> Result<()
     Ok(())
 }
 
-const PAYMENT_SELECT: &str = "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, \
-     details, created_at, updated_at FROM payments WHERE id = $1";
+macro_rules! payment_columns {
+    () => {
+        "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, \
+         details, created_at, updated_at FROM payments "
+    };
+}
+
+const PAYMENT_SELECT: &str = concat!(payment_columns!(), "WHERE id = $1");
+
+/// Payments in one waiting status, oldest first, after a `(created_at, id)`
+/// cursor. The literal `IN` term matches the partial index
+/// `payments_waiting` (migration 0012), so the walk reads only waiting
+/// payments however many others there are.
+pub(crate) async fn waiting_payments<C: Conn>(
+    c: &mut C,
+    status: &str,
+    after: Option<(Timestamp, String)>,
+    limit: i64,
+) -> Result<Vec<Payment>, StoreError> {
+    let (after_ts, after_id) =
+        after.map_or((i64::MIN, String::new()), |(t, id)| (t.unix_millis(), id));
+    let rows = c
+        .rows(
+            concat!(
+                payment_columns!(),
+                "WHERE status IN ('requires_action', 'confirming') AND status = $1 \
+                 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4"
+            ),
+            &[
+                Arg::Str(status),
+                Arg::I64(after_ts),
+                Arg::Str(&after_id),
+                Arg::I64(limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(payment_from).collect()
+}
 
 fn payment_from(r: &Row) -> Result<Payment, StoreError> {
     Ok(Payment {
@@ -748,15 +811,17 @@ pub(crate) async fn purge_idempotency<C: Conn>(
     .await?)
 }
 
-pub(crate) async fn purge_used_codes<C: Conn>(
-    c: &mut C,
-    before: Timestamp,
-) -> Result<u64, StoreError> {
-    Ok(c.exec(
-        "DELETE FROM used_codes WHERE expires_at < $1",
-        &[Arg::I64(before.unix_millis())],
-    )
-    .await?)
+/// Burned codes and issued numeric codes that expired before `before`: both
+/// are refused by their expiry anyway, and neither table may grow forever.
+pub(crate) async fn purge_codes<C: Conn>(c: &mut C, before: Timestamp) -> Result<u64, StoreError> {
+    let at = [Arg::I64(before.unix_millis())];
+    let used = c
+        .exec("DELETE FROM used_codes WHERE expires_at < $1", &at)
+        .await?;
+    let issued = c
+        .exec("DELETE FROM issued_codes WHERE expires_at < $1", &at)
+        .await?;
+    Ok(used + issued)
 }
 
 pub(crate) async fn outbox_pending<C: Conn>(

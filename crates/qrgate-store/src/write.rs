@@ -75,7 +75,7 @@ pub(crate) enum Work {
     SaveKeys(Vec<StoredKey>),
     MarkDelivered(i64, Timestamp),
     PurgeIdempotency(Timestamp),
-    PurgeUsedCodes(Timestamp),
+    PurgeCodes(Timestamp),
     RevokeApiKey(String, Timestamp, AuditEntry),
     LiftBlock(String, Timestamp, AuditEntry),
     FanOut(Vec<(i64, Vec<NewDelivery>)>, Timestamp),
@@ -108,7 +108,7 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         }
         Work::MarkDelivered(seq, at) => Done::Flag(ops::outbox_mark_delivered(c, *seq, *at).await?),
         Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),
-        Work::PurgeUsedCodes(t) => Done::Count(ops::purge_used_codes(c, *t).await?),
+        Work::PurgeCodes(t) => Done::Count(ops::purge_codes(c, *t).await?),
         Work::RevokeApiKey(id, at, audit) => {
             let done = ops::revoke_api_key(c, id, *at).await?;
             if done {

@@ -599,8 +599,56 @@ on_both!(
             .await
             .unwrap_err();
         assert!(matches!(e, MovementError::CodeAlreadyUsed { .. }));
-        assert_eq!(s.purge_used_codes(t(59_999)).await.unwrap(), 0);
-        assert_eq!(s.purge_used_codes(t(60_001)).await.unwrap(), 1);
+        assert_eq!(s.purge_codes(t(59_999)).await.unwrap(), 0);
+        assert_eq!(s.purge_codes(t(60_001)).await.unwrap(), 1);
+    }
+);
+
+on_both!(
+    a_balance_past_the_ledger_range_is_refused_whole,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 2).await;
+        const SECOND: &str = "acc_clearing_two";
+        s.insert(Record::Account(Account {
+            id: SECOND.into(),
+            kind: "external_clearing".into(),
+            owner_id: None,
+            currency: "CNY".into(),
+            allow_negative: true,
+            balance_minor: 0,
+            created_at: t(0),
+        }))
+        .await
+        .unwrap();
+        let near = i64::MAX - 10;
+        s.apply(topup("t1", &wallet(0), near)).await.unwrap();
+        // Upward: the wallet cannot hold 11 more (from a second source
+        // that has the room).
+        let mut more = topup("t2", &wallet(0), 11);
+        if let Some(p) = more.posting.as_mut() {
+            p.entries = vec![entry(SECOND, -11), entry(&wallet(0), 11)];
+        }
+        let e = s.apply(more).await.unwrap_err();
+        assert!(
+            matches!(&e, MovementError::BalanceOverflow { account_id } if *account_id == wallet(0)),
+            "{e:?}"
+        );
+        // Downward: the clearing account may go negative, but not past the range.
+        let e = s.apply(topup("t3", &wallet(1), 11)).await.unwrap_err();
+        assert!(
+            matches!(&e, MovementError::BalanceOverflow { account_id } if account_id == CLEARING),
+            "{e:?}"
+        );
+        // Nothing of either moved; what fits still moves.
+        assert_eq!(
+            (balance(s, &wallet(0)).await, balance(s, CLEARING).await),
+            (near, -near)
+        );
+        assert_eq!(balance(s, SECOND).await, 0);
+        s.apply(topup("t4", &wallet(1), 10)).await.unwrap();
+        assert_eq!(balance(s, CLEARING).await, -near - 10);
+        assert_sound(s).await;
     }
 );
 
@@ -893,6 +941,11 @@ on_both!(
         s.insert(Record::WebhookEndpoint(w.clone())).await.unwrap();
         assert_eq!(s.webhook_endpoints("mch_1").await.unwrap(), vec![w]);
         assert!(s.merchant("mch_2").await.unwrap().is_none());
+        // An issued numeric code is purged once it has expired, not before.
+        assert_eq!(s.purge_codes(t(59_999)).await.unwrap(), 0);
+        assert!(s.issued_code("771234").await.unwrap().is_some());
+        assert_eq!(s.purge_codes(t(60_001)).await.unwrap(), 1);
+        assert_eq!(s.issued_code("771234").await.unwrap(), None);
     }
 );
 

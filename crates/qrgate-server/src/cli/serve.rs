@@ -305,7 +305,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
                     let _ = bg.store().purge_idempotency(before).await;
                 }
                 if let Some(before) = now.checked_add_millis(-60_000) {
-                    let _ = bg.store().purge_used_codes(before).await;
+                    let _ = bg.store().purge_codes(before).await;
                 }
             }
         }

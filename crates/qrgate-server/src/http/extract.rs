@@ -61,7 +61,8 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 /// A JSON body: `Content-Type: application/json`, no unknown fields (the
-/// target types deny them), within the body limit. The raw bytes are kept
+/// target types deny them), no key twice in one object, within the body
+/// limit. The raw bytes are kept
 /// for the idempotency hash.
 pub struct StrictJson<T> {
     pub value: T,
@@ -95,6 +96,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
                 bad("invalid_request", format!("could not read the body: {e}"))
             }
         })?;
+        // A key given twice would be read as its last value here and maybe
+        // as its first by something in front of the gateway: refused.
+        if let Err(qrgate_core::json::JsonProblem::DuplicateKey(key)) =
+            qrgate_core::json::check_unique_keys(&bytes)
+        {
+            return Err(bad(
+                "duplicate_key",
+                format!("request body: the key {key:?} appears twice in one object; send it once"),
+            ));
+        }
         let value = serde_json::from_slice::<T>(&bytes).map_err(|e| {
             let msg = e.to_string();
             let code = if msg.contains("unknown field") {

@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
-use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use qrgate_gateway::{Error, Gateway, Kind};
@@ -145,7 +144,7 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
             format!("req_{}", URL_SAFE_NO_PAD.encode(b))
         });
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().as_str().to_owned();
+    let method = metric_method(req.method()).to_owned();
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -186,6 +185,26 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
         )
     });
     res
+}
+
+/// The method as a metrics label: one of the methods HTTP defines, or
+/// `other`, so a client inventing methods cannot grow the label set (and
+/// the memory behind it) without bound. The route label is already bounded:
+/// a route template or `unmatched`.
+fn metric_method(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// A stored error answer, replayed: name this request in it.
@@ -233,16 +252,40 @@ async fn method_not_allowed(req: Request<Body>, next: Next) -> Response {
     res
 }
 
+/// Longest a request may run before it is stopped.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(40);
+
+/// Longest long poll (`GET /v1/payments/{id}?wait=`), in seconds. It ends
+/// well inside [`REQUEST_DEADLINE`], so a poll that sees no change answers
+/// with the payment, never with a timeout.
+pub const MAX_WAIT_SECONDS: u64 = 30;
+const _: () = assert!(MAX_WAIT_SECONDS + 5 < REQUEST_DEADLINE.as_secs());
+
+/// Stop a request at [`REQUEST_DEADLINE`] with the API's error JSON (503,
+/// `request_timeout`). A write stopped this way rolled back, or committed
+/// and is replayed by a retry with the same Idempotency-Key.
+async fn deadline(req: Request<Body>, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError(Error::new(
+            Kind::Unavailable,
+            "request_timeout",
+            format!(
+                "the request ran longer than {} s and was stopped; retry it (with the same Idempotency-Key if it moves money)",
+                REQUEST_DEADLINE.as_secs()
+            ),
+        ))
+        .into_response(),
+    }
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     routes::routes()
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

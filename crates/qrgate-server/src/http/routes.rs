@@ -529,8 +529,11 @@ async fn get_payment(
 ) -> ApiResult {
     let first = s.gw.get_payment(&p, &id).await?;
     let wait = q.wait.unwrap_or(0);
-    if wait > 30 {
-        return Err(bad("invalid_request", "wait must be at most 30 seconds"));
+    if wait > super::MAX_WAIT_SECONDS {
+        return Err(bad(
+            "invalid_request",
+            format!("wait must be at most {} seconds", super::MAX_WAIT_SECONDS),
+        ));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut current = first.clone();
