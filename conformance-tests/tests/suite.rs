@@ -67,7 +67,7 @@ async fn target_with(
     // Deliver webhooks as `qrgate serve` does.
     let wh = gw.clone();
     tokio::spawn(async move {
-        let sender = qrgate_server::http::webhook_sender::HttpSender::new().unwrap();
+        let sender = qrgate_server::http::webhook_sender::HttpSender::new(false).unwrap();
         loop {
             if let Err(e) = wh.dispatch_webhooks(&sender).await {
                 eprintln!("webhook dispatch: {e}");

@@ -8,6 +8,7 @@ pub mod currency;
 pub mod id;
 pub mod json;
 pub mod money;
+pub mod net;
 pub mod risk;
 pub mod rules;
 pub mod state;

@@ -413,6 +413,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "request_timeout",
         "the request ran past the server's deadline and was stopped; retry it",
     ),
+    (
+        "too_many_endpoints",
+        "the merchant has the most webhook endpoints allowed; delete one first",
+    ),
     ("forbidden", "the key's role may not do this"),
     ("idempotency_key_required", "send an Idempotency-Key header"),
     (

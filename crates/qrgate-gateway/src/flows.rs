@@ -497,7 +497,8 @@ impl<S: Store> Gateway<S> {
         m.live_api_key = Some(p.key_id.clone());
         m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
         m.burns.extend(burn);
-        let fview = PaymentView::of(&failed, p.role);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let fview = PaymentView::of(&failed, Role::Merchant);
         m.payment = Some(PaymentWrite::Insert(failed));
         m.events.push(OutboxEvent {
             event_id: self.event_id()?,
@@ -626,6 +627,8 @@ impl<S: Store> Gateway<S> {
             ..ok_row
         };
         let view = PaymentView::of(&ok_row, p.role);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let event_view = PaymentView::of(&ok_row, Role::Merchant);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
         // The key and the block list were read from copies: checked again here.
@@ -646,7 +649,7 @@ impl<S: Store> Gateway<S> {
                 )
             })
             .transpose()?;
-        let payload = json!({ "merchant_id": merchant.id, "payment": view });
+        let payload = json!({ "merchant_id": merchant.id, "payment": event_view });
         m.events.push(OutboxEvent {
             event_id: self.event_id()?,
             event_type: "payment.succeeded".into(),

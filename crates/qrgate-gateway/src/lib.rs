@@ -256,6 +256,11 @@ pub struct Config {
     /// be, in minor units (never above BCP-TXN-CAP when that is set).
     #[serde(default)]
     pub txn_cap_by_mcc: BTreeMap<String, i64>,
+    /// Accept webhook endpoints on internal addresses (private, loopback,
+    /// link-local…) over https: for a deployment whose merchants' systems
+    /// are on its own network. Off by default.
+    #[serde(default)]
+    pub allow_internal_webhooks: bool,
 }
 
 fn default_processor_timeout() -> u64 {
@@ -270,6 +275,7 @@ impl Default for Config {
             cancel_window_seconds: None,
             processor_timeout_ms: default_processor_timeout(),
             txn_cap_by_mcc: BTreeMap::new(),
+            allow_internal_webhooks: false,
         }
     }
 }
@@ -288,6 +294,7 @@ pub struct Gateway<S: Store> {
     pub(crate) blocks: fresh::Blocks,
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) processor_timeout: Duration,
+    pub(crate) resolver: Arc<dyn webhooks::Resolver>,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -388,6 +395,7 @@ impl<S: Store> Gateway<S> {
                 keys: fresh::Keys::default(),
                 blocks: fresh::Blocks::default(),
                 processor: Arc::new(Sandbox::default()),
+                resolver: Arc::new(webhooks::SystemResolver),
             },
             applied,
         ))
@@ -396,6 +404,12 @@ impl<S: Store> Gateway<S> {
     /// Pay cards through this processor instead of the built-in sandbox.
     pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Gateway<S> {
         self.processor = processor;
+        self
+    }
+
+    /// Resolve webhook host names with this resolver instead of the system's.
+    pub fn with_resolver(mut self, resolver: Arc<dyn webhooks::Resolver>) -> Gateway<S> {
+        self.resolver = resolver;
         self
     }
 

@@ -280,7 +280,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "payment.canceled".into(),
             subject_id: payment_id.into(),
-            payload: json!({ "merchant_id": pay.merchant_id, "payment": view }),
+            payload: json!({ "merchant_id": pay.merchant_id, "payment": PaymentView::of(&after, Role::Merchant) }),
         });
         m.audit = Some(AuditEntry {
             action: "payment.canceled".into(),

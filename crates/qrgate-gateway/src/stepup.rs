@@ -275,6 +275,8 @@ impl<S: Store> Gateway<S> {
             "confirm_url": format!("/v1/payments/{}/confirm", waiting.id),
         });
         let view = PaymentView::of(&waiting, p.role);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let event_view = PaymentView::of(&waiting, crate::Role::Merchant);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let id = waiting.id.clone();
         let mut m = Movement::new(now);
@@ -287,7 +289,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "payment.requires_action".into(),
             subject_id: id.clone(),
-            payload: json!({ "merchant_id": merchant.id, "payment": view }),
+            payload: json!({ "merchant_id": merchant.id, "payment": event_view }),
         });
         m.audit = Some(AuditEntry {
             action: "payment.requires_action".into(),
@@ -566,7 +568,7 @@ impl<S: Store> Gateway<S> {
             event_id: self.event_id()?,
             event_type: "payment.succeeded".into(),
             subject_id: payment_id.into(),
-            payload: json!({ "merchant_id": merchant.id, "payment": view }),
+            payload: json!({ "merchant_id": merchant.id, "payment": PaymentView::of(&done, crate::Role::Merchant) }),
         });
         m.audit = Some(AuditEntry {
             action: "payment.confirmed".into(),

@@ -75,7 +75,9 @@ async fn world(store: AnyStore) -> World {
     let (gw, _) = Gateway::start(store, clock.clone(), config).await.unwrap();
     let sandbox =
         Arc::new(Sandbox::new(Duration::from_millis(20)).with_hang(Duration::from_secs(5)));
-    let gw = gw.with_processor(sandbox.clone());
+    let gw = gw
+        .with_processor(sandbox.clone())
+        .with_resolver(Arc::new(FakeResolver));
     let a = admin();
     let nm = |name: &str| NewMerchant {
         name: name.into(),
@@ -730,6 +732,33 @@ async fn loosening_a_must_rule_is_refused_at_start() {
     assert_eq!(applied.len(), 1);
 }
 
+/// Names for the webhook tests: `*.internal.example` resolves to a private
+/// address, `mixed.example` to a public and a link-local one, every other
+/// name to a public address.
+struct FakeResolver;
+
+impl qrgate_gateway::webhooks::Resolver for FakeResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        _port: u16,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<std::net::IpAddr>, String>> + Send + 'a>,
+    > {
+        let ips: Vec<std::net::IpAddr> = if host.ends_with(".internal.example") {
+            vec!["10.20.30.40".parse().unwrap()]
+        } else if host == "mixed.example" {
+            vec![
+                "93.184.215.14".parse().unwrap(),
+                "169.254.169.254".parse().unwrap(),
+            ]
+        } else {
+            vec!["93.184.215.14".parse().unwrap()]
+        };
+        Box::pin(async move { Ok(ips) })
+    }
+}
+
 /// Records what it is asked to post; fails while `failures` is above zero.
 #[derive(Default)]
 struct FakeSender {
@@ -887,6 +916,212 @@ on_both!(
             failed.attempts > 24,
             "retried for at least a day: {} attempts",
             failed.attempts
+        );
+    }
+);
+
+on_both!(
+    webhook_endpoints_point_only_at_the_internet_and_have_a_lifecycle,
+    |w: World| async move {
+        use qrgate_gateway::webhooks::{EndpointAction, MAX_ENDPOINTS, verify_signature};
+        // Internal targets, however they are spelled, are refused.
+        for url in [
+            "http://127.0.0.1@example.com/",
+            "http://127.0.0.1.example.com/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::ffff:10.0.0.1]/h",
+            "https://0x7f000001/h",
+            "https://localhost/h",
+            "https://db.internal.example/h",
+            "https://mixed.example/h",
+        ] {
+            let e =
+                w.gw.create_webhook_endpoint(&w.merchant, url)
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.code, "invalid_url", "{url}");
+            assert!(
+                !e.message.contains("10.20") && !e.message.contains("169.254"),
+                "{}",
+                e.message
+            );
+        }
+        // At most MAX_ENDPOINTS live endpoints; a deleted one frees a place.
+        let mut ids = Vec::new();
+        for i in 0..MAX_ENDPOINTS {
+            let ep =
+                w.gw.create_webhook_endpoint(&w.merchant, &format!("https://shop.example/h{i}"))
+                    .await
+                    .unwrap();
+            assert_eq!(ep.status, "enabled");
+            ids.push(ep.id);
+        }
+        let e =
+            w.gw.create_webhook_endpoint(&w.merchant, "https://shop.example/more")
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "too_many_endpoints");
+        for id in &ids[1..] {
+            let gone =
+                w.gw.change_webhook_endpoint(&w.merchant, id, EndpointAction::Delete)
+                    .await
+                    .unwrap();
+            assert_eq!(gone.status, "deleted");
+        }
+        assert_eq!(
+            w.gw.list_webhook_endpoints(&w.merchant)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Another merchant can neither see nor change it.
+        let ep = ids[0].clone();
+        assert_eq!(
+            w.gw.change_webhook_endpoint(&w.other_merchant, &ep, EndpointAction::Disable)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        // Disabled: events wait; enabled again: they are sent.
+        let sender = FakeSender::default();
+        let off =
+            w.gw.change_webhook_endpoint(&w.merchant, &ep, EndpointAction::Disable)
+                .await
+                .unwrap();
+        assert_eq!(off.status, "disabled");
+        w.clock.advance_seconds(1);
+        // A consumer pays an order: the merchant's event names no customer
+        // and no card.
+        let card = w.link(&w.consumer, "4242424242424242").await;
+        let paid = w
+            .pay_order(&w.merchant, &w.consumer, "3.00", Some(&card))
+            .await
+            .unwrap();
+        assert!(paid["customer_id"].is_string(), "the payer sees itself");
+        w.gw.dispatch_webhooks(&sender).await.unwrap();
+        assert!(sender.sent.lock().unwrap().is_empty());
+        // Events written while it was disabled are not fanned out to it;
+        // the next one is.
+        w.gw.change_webhook_endpoint(&w.merchant, &ep, EndpointAction::Enable)
+            .await
+            .unwrap();
+        w.clock.advance_seconds(1);
+        let paid = w
+            .pay_order(&w.merchant, &w.consumer, "4.00", Some(&card))
+            .await
+            .unwrap();
+        w.gw.dispatch_webhooks(&sender).await.unwrap();
+        let sent = sender.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let event: Value = serde_json::from_str(&sent[0].2).unwrap();
+        assert_eq!(event["data"]["payment"]["id"], paid["id"]);
+        assert!(!sent[0].2.contains(w.consumer.subject.as_deref().unwrap()));
+        assert!(!sent[0].2.contains(&card), "{}", sent[0].2);
+        // A rotation: the new secret is shown once; both sign for a day.
+        let old_secret = {
+            // The first endpoint's secret was shown at creation only; rotate
+            // twice so the test holds both the old and the new one.
+            let r1 =
+                w.gw.change_webhook_endpoint(&w.merchant, &ep, EndpointAction::RotateSecret)
+                    .await
+                    .unwrap();
+            r1.secret.unwrap()
+        };
+        let r2 =
+            w.gw.change_webhook_endpoint(&w.merchant, &ep, EndpointAction::RotateSecret)
+                .await
+                .unwrap();
+        let new_secret = r2.secret.unwrap();
+        assert_ne!(old_secret, new_secret);
+        assert!(
+            w.gw.list_webhook_endpoints(&w.merchant).await.unwrap()[0]
+                .secret
+                .is_none()
+        );
+        w.clock.advance_seconds(1);
+        w.pay_order(&w.merchant, &w.consumer, "5.00", Some(&card))
+            .await
+            .unwrap();
+        w.gw.dispatch_webhooks(&sender).await.unwrap();
+        let (_, sig, body) = sender.sent.lock().unwrap().last().unwrap().clone();
+        let now = w.clock.now().unix_seconds();
+        assert!(verify_signature(&new_secret, &sig, &body, now, 300));
+        assert!(verify_signature(&old_secret, &sig, &body, now, 300));
+        // After the overlap only the new secret signs.
+        w.clock.advance_seconds(24 * 3600 + 1);
+        w.pay_order(&w.merchant, &w.consumer, "6.00", Some(&card))
+            .await
+            .unwrap();
+        w.gw.dispatch_webhooks(&sender).await.unwrap();
+        let (_, sig, body) = sender.sent.lock().unwrap().last().unwrap().clone();
+        let now = w.clock.now().unix_seconds();
+        assert!(verify_signature(&new_secret, &sig, &body, now, 300));
+        assert!(!verify_signature(&old_secret, &sig, &body, now, 300));
+        // Every change is in the audit chain.
+        let log = w.gw.store().audit_rows(0, 1000).await.unwrap();
+        let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+        for a in [
+            "webhook_endpoint.created",
+            "webhook_endpoint.deleted",
+            "webhook_endpoint.disabled",
+            "webhook_endpoint.enabled",
+            "webhook_endpoint.secret_rotated",
+        ] {
+            assert!(actions.contains(&a), "{a} not in {actions:?}");
+        }
+    }
+);
+
+/// Posts slowly, counting what it sent.
+#[derive(Default)]
+struct SlowSender {
+    sent: std::sync::Mutex<Vec<String>>,
+}
+
+impl qrgate_gateway::webhooks::Sender for SlowSender {
+    async fn post(&self, _url: &str, _signature: &str, body: &str) -> Result<u16, String> {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.sent.lock().unwrap().push(body.into());
+        Ok(200)
+    }
+}
+
+on_both!(
+    overlapping_dispatch_passes_send_each_delivery_once,
+    |w: World| async move {
+        for i in 0..3 {
+            w.gw.create_webhook_endpoint(&w.merchant, &format!("https://shop.example/p{i}"))
+                .await
+                .unwrap();
+        }
+        w.clock.advance_seconds(1);
+        for _ in 0..6 {
+            w.charge(&w.device_token(), "1.00").await.unwrap();
+        }
+        let sender = SlowSender::default();
+        // Four passes at once, as four nodes (or one node's overlapping
+        // passes) would run them: every attempt is claimed first.
+        let (a, b, c, d) = tokio::join!(
+            w.gw.dispatch_webhooks(&sender),
+            w.gw.dispatch_webhooks(&sender),
+            w.gw.dispatch_webhooks(&sender),
+            w.gw.dispatch_webhooks(&sender),
+        );
+        let delivered: usize = [a, b, c, d].into_iter().map(|r| r.unwrap().delivered).sum();
+        // A pass that found nothing due yet: one more, after the others.
+        let rest = w.gw.dispatch_webhooks(&sender).await.unwrap().delivered;
+        let sent = sender.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 18, "3 endpoints x 6 events");
+        assert_eq!(delivered + rest, 18);
+        let mut seen = std::collections::BTreeMap::new();
+        for body in &sent {
+            *seen.entry(body.clone()).or_insert(0) += 1;
+        }
+        assert!(
+            seen.values().all(|n| *n == 3),
+            "each event once per endpoint"
         );
     }
 );
@@ -2252,15 +2487,15 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("refunds.rs", "1000", "milliseconds per second"),
         ("stepup.rs", "200", "HTTP status; sweeper batch size"),
         ("stepup.rs", "201", "HTTP status"),
-        ("webhooks.rs", "100", "page size of the outbox fan-out"),
-        ("webhooks.rs", "200", "HTTP status"),
-        ("webhooks.rs", "1000", "milliseconds per second"),
-        ("webhooks.rs", "2026", "schema example: a timestamp"),
+        ("webhooks.rs", "60", "seconds a delivery attempt stays claimed"),
+        ("webhooks.rs", "100", "page size of the delivery list"),
         (
             "webhooks.rs",
-            "2048",
-            "bytes of a response body kept for the log",
+            "200",
+            "HTTP status; outbox and delivery batch sizes",
         ),
+        ("webhooks.rs", "1000", "milliseconds per second"),
+        ("webhooks.rs", "2026", "schema example: a timestamp"),
         (
             "webhooks.rs",
             "3600",

@@ -1421,7 +1421,7 @@ async fn end_to_end(store: AnyStore) {
     assert_eq!(l["balanced"], true);
 
     // Webhooks reach the local receiver, signed with the endpoint's secret.
-    let sender = qrgate_server::http::webhook_sender::HttpSender::new().unwrap();
+    let sender = qrgate_server::http::webhook_sender::HttpSender::new(false).unwrap();
     let r = gw.dispatch_webhooks(&sender).await.unwrap();
     assert!(r.delivered >= 5, "{r:?}");
     let got = received.lock().unwrap().clone();

@@ -215,11 +215,31 @@ pub trait Store: Clone + Send + Sync + 'static {
         events: Vec<(i64, Vec<NewDelivery>)>,
         at: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Pending deliveries due at `now`, oldest first: at most
+    /// `per_endpoint` of each endpoint and `limit` in all, none of a
+    /// disabled or deleted endpoint.
     fn deliveries_due(
         &self,
         now: Timestamp,
+        per_endpoint: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
+    /// Claim a due delivery for one attempt (see [`AttemptResult::claimed_until`]):
+    /// `true` for the one claimant whose `seen` still matched.
+    fn claim_delivery(
+        &self,
+        id: i64,
+        seen: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Change a webhook endpoint, with its audit entry; `false` when there
+    /// was nothing to change (not the merchant's, deleted, already so).
+    fn change_endpoint(
+        &self,
+        change: EndpointChange,
+        at: Timestamp,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<bool, MovementError>> + Send;
     fn deliveries_of(
         &self,
         endpoint_id: &str,
@@ -520,9 +540,32 @@ macro_rules! impl_store {
             async fn deliveries_due(
                 &self,
                 now: Timestamp,
+                per_endpoint: i64,
                 limit: i64,
             ) -> Result<Vec<WebhookDelivery>, StoreError> {
-                ops::deliveries_due(&mut self.reader().await?, now, limit).await
+                ops::deliveries_due(&mut self.reader().await?, now, per_endpoint, limit).await
+            }
+            async fn claim_delivery(
+                &self,
+                id: i64,
+                seen: Timestamp,
+                until: Timestamp,
+            ) -> Result<bool, StoreError> {
+                flag(self.write(Work::ClaimDelivery(id, seen, until)).await)
+            }
+            async fn change_endpoint(
+                &self,
+                change: EndpointChange,
+                at: Timestamp,
+                audit: AuditEntry,
+            ) -> Result<bool, MovementError> {
+                match self
+                    .write(Work::ChangeEndpoint(Box::new(change), at, audit))
+                    .await?
+                {
+                    Done::Flag(b) => Ok(b),
+                    _ => Err(unexpected().into()),
+                }
             }
             async fn deliveries_of(
                 &self,

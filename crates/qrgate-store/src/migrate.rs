@@ -23,8 +23,8 @@ macro_rules! migrations {
 }
 
 // Files are `NNNN_name.sql`, the same numbers and names in both directories.
-pub(crate) const SQLITE: &[Migration] = migrations!("sqlite": (1, "0001", "ledger_and_movements"), (2, "0002", "append_only"), (3, "0003", "parties_and_codes"), (4, "0004", "webhook_deliveries"), (5, "0005", "customer_credentials"), (6, "0006", "certificates"), (7, "0007", "blocks"), (8, "0008", "cards"), (9, "0009", "otp"), (10, "0010", "audit_queue"), (11, "0011", "one_statement_movements"), (12, "0012", "waiting_payments"));
-pub(crate) const POSTGRES: &[Migration] = migrations!("postgres": (1, "0001", "ledger_and_movements"), (2, "0002", "append_only"), (3, "0003", "parties_and_codes"), (4, "0004", "webhook_deliveries"), (5, "0005", "customer_credentials"), (6, "0006", "certificates"), (7, "0007", "blocks"), (8, "0008", "cards"), (9, "0009", "otp"), (10, "0010", "audit_queue"), (11, "0011", "one_statement_movements"), (12, "0012", "waiting_payments"));
+pub(crate) const SQLITE: &[Migration] = migrations!("sqlite": (1, "0001", "ledger_and_movements"), (2, "0002", "append_only"), (3, "0003", "parties_and_codes"), (4, "0004", "webhook_deliveries"), (5, "0005", "customer_credentials"), (6, "0006", "certificates"), (7, "0007", "blocks"), (8, "0008", "cards"), (9, "0009", "otp"), (10, "0010", "audit_queue"), (11, "0011", "one_statement_movements"), (12, "0012", "waiting_payments"), (13, "0013", "endpoint_lifecycle"));
+pub(crate) const POSTGRES: &[Migration] = migrations!("postgres": (1, "0001", "ledger_and_movements"), (2, "0002", "append_only"), (3, "0003", "parties_and_codes"), (4, "0004", "webhook_deliveries"), (5, "0005", "customer_credentials"), (6, "0006", "certificates"), (7, "0007", "blocks"), (8, "0008", "cards"), (9, "0009", "otp"), (10, "0010", "audit_queue"), (11, "0011", "one_statement_movements"), (12, "0012", "waiting_payments"), (13, "0013", "endpoint_lifecycle"));
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS qrgate_migrations (\
     version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)";

@@ -496,7 +496,44 @@ pub struct WebhookEndpoint {
     pub url: String,
     pub secret: String,
     pub created_at: Timestamp,
+    /// Paused: nothing is sent (deliveries wait) until it is enabled again.
     pub disabled_at: Option<Timestamp>,
+    /// The secret before the last rotation, still signing beside `secret`
+    /// until `previous_until`.
+    pub previous_secret: Option<String>,
+    pub previous_until: Option<Timestamp>,
+}
+
+/// A change to one of a merchant's webhook endpoints; each is written with
+/// an audit entry. A deleted endpoint is not listed, sent to or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointChange {
+    /// Register `endpoint`, refused when its merchant already has `cap`
+    /// endpoints that are not deleted.
+    Add {
+        endpoint: WebhookEndpoint,
+        cap: i64,
+    },
+    Disable {
+        id: String,
+        merchant_id: String,
+    },
+    Enable {
+        id: String,
+        merchant_id: String,
+    },
+    /// Delete it; its pending deliveries fail ("endpoint deleted").
+    Delete {
+        id: String,
+        merchant_id: String,
+    },
+    /// A new secret; the old one keeps signing beside it until `previous_until`.
+    RotateSecret {
+        id: String,
+        merchant_id: String,
+        secret: String,
+        previous_until: Timestamp,
+    },
 }
 
 /// A customer's digital-certificate key (risk level A's signature element).
@@ -613,6 +650,9 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptResult {
     pub id: i64,
+    /// The `next_attempt_at` the claim set ([`crate::Store::claim_delivery`]):
+    /// the result is recorded only while the claim still holds.
+    pub claimed_until: Timestamp,
     pub at: Timestamp,
     pub status_code: Option<i64>,
     pub error: Option<String>,

@@ -1488,7 +1488,8 @@ pub(crate) async fn webhook_endpoints<C: Conn>(
 ) -> Result<Vec<WebhookEndpoint>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, merchant_id, url, secret, created_at, disabled_at FROM webhook_endpoints WHERE merchant_id = $1 ORDER BY created_at, id",
+            "SELECT id, merchant_id, url, secret, created_at, disabled_at, previous_secret, previous_until \
+             FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
             &[Arg::Str(merchant_id)],
         )
         .await?;
@@ -1501,9 +1502,116 @@ pub(crate) async fn webhook_endpoints<C: Conn>(
                 secret: r.str(3)?,
                 created_at: ts(r, 4)?,
                 disabled_at: opt_ts(r, 5)?,
+                previous_secret: r.opt_str(6)?,
+                previous_until: opt_ts(r, 7)?,
             })
         })
         .collect()
+}
+
+/// Apply a change to one of a merchant's endpoints (see [`EndpointChange`]);
+/// `false` when the endpoint is not the merchant's, is deleted, or is
+/// already in the state asked for.
+pub(crate) async fn change_endpoint<C: Conn>(
+    c: &mut C,
+    change: &EndpointChange,
+    at: Timestamp,
+) -> Result<bool, MovementError> {
+    let at = at.unix_millis();
+    let n = match change {
+        EndpointChange::Add { endpoint, cap } => {
+            // Registrations of one merchant take its row in turn
+            // (PostgreSQL's row lock; SQLite has one writer), so the count
+            // below cannot be passed by two at once.
+            c.exec(
+                "UPDATE merchants SET name = name WHERE id = $1",
+                &[Arg::Str(&endpoint.merchant_id)],
+            )
+            .await?;
+            let live = c
+                .rows(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL",
+                    &[Arg::Str(&endpoint.merchant_id)],
+                )
+                .await?;
+            let live = live.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+            if live >= *cap {
+                return Err(MovementError::TooManyEndpoints { cap: *cap });
+            }
+            insert(c, &Record::WebhookEndpoint(endpoint.clone())).await?;
+            1
+        }
+        EndpointChange::Disable { id, merchant_id } => {
+            c.exec(
+                "UPDATE webhook_endpoints SET disabled_at = $1 \
+                 WHERE id = $2 AND merchant_id = $3 AND deleted_at IS NULL AND disabled_at IS NULL",
+                &[Arg::I64(at), Arg::Str(id), Arg::Str(merchant_id)],
+            )
+            .await?
+        }
+        EndpointChange::Enable { id, merchant_id } => {
+            c.exec(
+                "UPDATE webhook_endpoints SET disabled_at = NULL \
+                 WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL AND disabled_at IS NOT NULL",
+                &[Arg::Str(id), Arg::Str(merchant_id)],
+            )
+            .await?
+        }
+        EndpointChange::Delete { id, merchant_id } => {
+            let n = c
+                .exec(
+                    "UPDATE webhook_endpoints SET deleted_at = $1, disabled_at = COALESCE(disabled_at, $1) \
+                     WHERE id = $2 AND merchant_id = $3 AND deleted_at IS NULL",
+                    &[Arg::I64(at), Arg::Str(id), Arg::Str(merchant_id)],
+                )
+                .await?;
+            if n == 1 {
+                c.exec(
+                    "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted' \
+                     WHERE endpoint_id = $1 AND status = 'pending'",
+                    &[Arg::Str(id)],
+                )
+                .await?;
+            }
+            n
+        }
+        EndpointChange::RotateSecret {
+            id,
+            merchant_id,
+            secret,
+            previous_until,
+        } => {
+            c.exec(
+                "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $1, secret = $2 \
+                 WHERE id = $3 AND merchant_id = $4 AND deleted_at IS NULL",
+                &[
+                    Arg::I64(previous_until.unix_millis()),
+                    Arg::Str(secret),
+                    Arg::Str(id),
+                    Arg::Str(merchant_id),
+                ],
+            )
+            .await?
+        }
+    };
+    Ok(n == 1)
+}
+
+/// Claim a due delivery for one attempt: move its `next_attempt_at` from the
+/// value it was read with (`seen`) to `until`. Only one claimant wins; if it
+/// never records a result, the delivery is due again at `until`.
+pub(crate) async fn claim_delivery<C: Conn>(
+    c: &mut C,
+    id: i64,
+    seen: Timestamp,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(c.exec(
+        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+        &[Arg::I64(until.unix_millis()), Arg::I64(id), Arg::I64(seen.unix_millis())],
+    )
+    .await?
+        == 1)
 }
 
 /// A customer's succeeded payments since `since`: (count, total minor units).
@@ -1673,12 +1781,27 @@ fn delivery_from(r: &Row) -> Result<WebhookDelivery, StoreError> {
 pub(crate) async fn deliveries_due<C: Conn>(
     c: &mut C,
     now: Timestamp,
+    per_endpoint: i64,
     limit: i64,
 ) -> Result<Vec<WebhookDelivery>, StoreError> {
+    // At most `per_endpoint` of each endpoint, so one endpoint's backlog
+    // cannot fill the batch; none of an endpoint that is disabled (they
+    // wait) or deleted.
     let rows = c
         .rows(
-            concat!(delivery_select!(), " WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"),
-            &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
+            concat!(
+                delivery_select!(),
+                " WHERE id IN (SELECT id FROM (SELECT d.id, ROW_NUMBER() OVER \
+                 (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS rn \
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL \
+                 AND e.deleted_at IS NULL) x WHERE rn <= $2) ORDER BY next_attempt_at, id LIMIT $3"
+            ),
+            &[
+                Arg::I64(now.unix_millis()),
+                Arg::I64(per_endpoint),
+                Arg::I64(limit),
+            ],
         )
         .await?;
     rows.iter().map(delivery_from).collect()
@@ -1722,7 +1845,7 @@ pub(crate) async fn record_attempt<C: Conn>(
     Ok(c
         .exec(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2, last_status_code = $3, \
-             last_error = $4, delivered_at = $5 WHERE id = $6 AND status = 'pending'",
+             last_error = $4, delivered_at = $5 WHERE id = $6 AND status = 'pending' AND next_attempt_at = $7",
             &[
                 Arg::Str(&a.status),
                 Arg::I64(a.next_attempt_at.unix_millis()),
@@ -1730,6 +1853,7 @@ pub(crate) async fn record_attempt<C: Conn>(
                 Arg::OptStr(a.error.as_deref()),
                 Arg::OptI64(delivered_at),
                 Arg::I64(a.id),
+                Arg::I64(a.claimed_until.unix_millis()),
             ],
         )
         .await?

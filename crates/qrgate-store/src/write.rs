@@ -81,6 +81,8 @@ pub(crate) enum Work {
     FanOut(Vec<(i64, Vec<NewDelivery>)>, Timestamp),
     RecordAttempt(AttemptResult),
     RetryDelivery(i64, Timestamp),
+    ClaimDelivery(i64, Timestamp, Timestamp),
+    ChangeEndpoint(Box<EndpointChange>, Timestamp, AuditEntry),
     SetCredentials(Credentials),
     PinAttempt(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
@@ -126,6 +128,16 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::FanOut(events, at) => Done::Count(ops::fan_out(c, events, *at).await?),
         Work::RecordAttempt(a) => Done::Flag(ops::record_attempt(c, a).await?),
         Work::RetryDelivery(id, at) => Done::Flag(ops::retry_delivery(c, *id, *at).await?),
+        Work::ClaimDelivery(id, seen, until) => {
+            Done::Flag(ops::claim_delivery(c, *id, *seen, *until).await?)
+        }
+        Work::ChangeEndpoint(change, at, audit) => {
+            let done = ops::change_endpoint(c, change, *at).await?;
+            if done {
+                ops::append_audit(c, audit, &audit.details.to_string(), at.unix_millis()).await?;
+            }
+            Done::Flag(done)
+        }
         Work::SetCredentials(cr) => {
             ops::set_credentials(c, cr).await?;
             Done::Unit

@@ -937,6 +937,8 @@ on_both!(
             secret: "s".into(),
             created_at: t(6),
             disabled_at: None,
+            previous_secret: None,
+            previous_until: None,
         };
         s.insert(Record::WebhookEndpoint(w.clone())).await.unwrap();
         assert_eq!(s.webhook_endpoints("mch_1").await.unwrap(), vec![w]);
@@ -1115,6 +1117,8 @@ on_both!(
                 secret: "s".into(),
                 created_at: t(0),
                 disabled_at: None,
+                previous_secret: None,
+                previous_until: None,
             }))
             .await
             .unwrap();
@@ -1145,22 +1149,38 @@ on_both!(
                 .unwrap(),
             0
         );
-        let due = s.deliveries_due(t(10), 10).await.unwrap();
+        let due = s.deliveries_due(t(10), 10, 10).await.unwrap();
         assert_eq!(due.len(), 2);
-        assert!(s.deliveries_due(t(9), 10).await.unwrap().is_empty());
+        assert!(s.deliveries_due(t(9), 10, 10).await.unwrap().is_empty());
         let id = due[0].id;
+        // Two claimants of one attempt (two nodes): one wins.
+        let seen = due[0].next_attempt_at;
+        assert!(s.claim_delivery(id, seen, t(40)).await.unwrap());
+        assert!(!s.claim_delivery(id, seen, t(41)).await.unwrap());
+        // Claimed: not due again until the claim runs out.
+        assert_eq!(s.deliveries_due(t(12), 10, 10).await.unwrap().len(), 1);
+        assert_eq!(s.deliveries_due(t(40), 10, 10).await.unwrap().len(), 2);
         let fail = AttemptResult {
             id,
+            claimed_until: t(40),
             at: t(12),
             status_code: Some(500),
             error: Some("HTTP 500".into()),
             status: "pending".into(),
             next_attempt_at: t(10_012),
         };
+        // A claimant whose claim is not the current one records nothing.
+        let stale = AttemptResult {
+            claimed_until: t(41),
+            ..fail.clone()
+        };
+        assert!(!s.record_attempt(stale).await.unwrap());
         assert!(s.record_attempt(fail).await.unwrap());
-        assert_eq!(s.deliveries_due(t(12), 10).await.unwrap().len(), 1);
+        assert_eq!(s.deliveries_due(t(12), 10, 10).await.unwrap().len(), 1);
+        assert!(s.claim_delivery(id, t(10_012), t(10_042)).await.unwrap());
         let ok = AttemptResult {
             id,
+            claimed_until: t(10_042),
             at: t(10_013),
             status_code: Some(200),
             error: None,
@@ -1189,6 +1209,107 @@ on_both!(
             s.deliveries_of(&got.endpoint_id, 10).await.unwrap().len(),
             1
         );
+        // The other endpoint's delivery waits while it is disabled, and is
+        // sent again once it is enabled.
+        let other = due[1].endpoint_id.clone();
+        let change = |c: EndpointChange| {
+            let audit = AuditEntry {
+                action: "webhook_endpoint.changed".into(),
+                subject: other.clone(),
+                details: json!({}),
+            };
+            async move { s.change_endpoint(c, t(20_001), audit).await }
+        };
+        let who = |id: &str| (id.to_owned(), "mch_1".to_owned());
+        let (id2, m) = who(&other);
+        let disable = EndpointChange::Disable {
+            id: id2.clone(),
+            merchant_id: m.clone(),
+        };
+        assert!(change(disable.clone()).await.unwrap());
+        assert!(!change(disable).await.unwrap(), "already disabled");
+        assert!(
+            s.deliveries_due(t(20_000), 10, 10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.endpoint_id != other)
+        );
+        let enable = EndpointChange::Enable {
+            id: id2.clone(),
+            merchant_id: m.clone(),
+        };
+        assert!(change(enable).await.unwrap());
+        assert!(
+            s.deliveries_due(t(20_000), 10, 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|d| d.endpoint_id == other)
+        );
+        // Another merchant cannot change it.
+        let foreign = EndpointChange::Disable {
+            id: id2.clone(),
+            merchant_id: "mch_2".into(),
+        };
+        assert!(!change(foreign).await.unwrap());
+        // A rotation keeps the old secret beside the new one.
+        let rotate = EndpointChange::RotateSecret {
+            id: id2.clone(),
+            merchant_id: m.clone(),
+            secret: "s2".into(),
+            previous_until: t(99_000),
+        };
+        assert!(change(rotate).await.unwrap());
+        let eps = s.webhook_endpoints("mch_1").await.unwrap();
+        let ep = eps.iter().find(|e| e.id == other).unwrap();
+        assert_eq!(
+            (
+                ep.secret.as_str(),
+                ep.previous_secret.as_deref(),
+                ep.previous_until
+            ),
+            ("s2", Some("s"), Some(t(99_000)))
+        );
+        // Deleted: not listed, not sent to, its pending delivery failed.
+        let delete = EndpointChange::Delete {
+            id: id2.clone(),
+            merchant_id: m.clone(),
+        };
+        assert!(change(delete.clone()).await.unwrap());
+        assert!(!change(delete).await.unwrap(), "already deleted");
+        assert!(
+            s.webhook_endpoints("mch_1")
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.id != other)
+        );
+        let left = s.deliveries_of(&other, 10).await.unwrap();
+        assert_eq!(
+            (left[0].status.as_str(), left[0].last_error.as_deref()),
+            ("failed", Some("endpoint deleted"))
+        );
+        // At most `cap` live endpoints: one left (we_1), so a cap of 2 takes one more.
+        let add = |id: &str| EndpointChange::Add {
+            endpoint: WebhookEndpoint {
+                id: id.into(),
+                merchant_id: "mch_1".into(),
+                url: "https://shop.example/h".into(),
+                secret: "s".into(),
+                created_at: t(20_002),
+                disabled_at: None,
+                previous_secret: None,
+                previous_until: None,
+            },
+            cap: 2,
+        };
+        assert!(change(add("we_3")).await.unwrap());
+        assert!(matches!(
+            change(add("we_4")).await.unwrap_err(),
+            MovementError::TooManyEndpoints { cap: 2 }
+        ));
+        assert_sound(s).await;
     }
 );
 

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "QRGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`, `processor_timeout_ms`.
+    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`, `processor_timeout_ms`, `allow_internal_webhooks`.
     #[arg(long, env = "QRGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the first start writes the admin key (mode 0600).
@@ -66,6 +66,9 @@ pub fn init_logging(format: &str) {
             .try_init()
     };
 }
+
+/// Webhook dispatch passes that may run at once.
+const WEBHOOK_PASSES: usize = 4;
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
     let Some(path) = path else {
@@ -238,6 +241,7 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(&args.log_format);
     let config = load_config(args.config.as_deref())?;
+    let allow_internal_webhooks = config.allow_internal_webhooks;
     let gw = Arc::new(open(&args.store, config).await?);
     let first_admin = if gw
         .store()
@@ -324,16 +328,29 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     });
 
-    // Webhooks: fan out new events and attempt due deliveries.
-    let sender = crate::http::webhook_sender::HttpSender::new()?;
+    // Webhooks: fan out new events and attempt due deliveries. Passes
+    // overlap (up to WEBHOOK_PASSES at once; every attempt is claimed, so
+    // none is sent twice), so a pass waiting on a slow endpoint does not
+    // hold up the deliveries to the others.
+    let sender = Arc::new(crate::http::webhook_sender::HttpSender::new(
+        allow_internal_webhooks,
+    )?);
     let wh = gw.clone();
+    let passes = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_PASSES));
     let webhooks = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            if let Err(e) = wh.dispatch_webhooks(&sender).await {
-                tracing::warn!(error = %e, "webhook dispatch failed");
-            }
+            let Ok(permit) = passes.clone().try_acquire_owned() else {
+                continue;
+            };
+            let (wh, sender) = (wh.clone(), sender.clone());
+            tokio::spawn(async move {
+                if let Err(e) = wh.dispatch_webhooks(sender.as_ref()).await {
+                    tracing::warn!(error = %e, "webhook dispatch failed");
+                }
+                drop(permit);
+            });
         }
     });
 

@@ -78,6 +78,14 @@ pub fn routes() -> Router<AppState> {
             "/v1/webhook-endpoints/{id}/deliveries",
             get(list_deliveries),
         )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            axum::routing::delete(delete_webhook_endpoint),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/{action}",
+            post(change_webhook_endpoint),
+        )
         .route("/v1/webhook-deliveries/{id}/retry", post(redeliver))
 }
 
@@ -823,6 +831,50 @@ async fn list_deliveries(
     )
 }
 
+/// Disable (pause; deliveries wait), enable, or rotate the secret of an
+/// endpoint (the new secret is in the answer, once; the old one keeps
+/// signing beside it for 24 hours).
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/{action}", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path), ("action" = String, Path, description = "disable, enable or rotate-secret")), responses((status = 200, body = qrgate_gateway::webhooks::EndpointView), StdErrors))]
+async fn change_webhook_endpoint(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult {
+    use qrgate_gateway::webhooks::EndpointAction;
+    let action = match action.as_str() {
+        "disable" => EndpointAction::Disable,
+        "enable" => EndpointAction::Enable,
+        "rotate-secret" => EndpointAction::RotateSecret,
+        _ => {
+            return Err(ApiError(Error::new(
+                Kind::NotFound,
+                "route_not_found",
+                "no such endpoint action; use disable, enable or rotate-secret",
+            )));
+        }
+    };
+    ok(
+        StatusCode::OK,
+        &s.gw.change_webhook_endpoint(&p, &id, action).await?,
+    )
+}
+
+/// Delete an endpoint: it is no longer listed or sent to, and its pending
+/// deliveries fail; its delivery history stays readable by id.
+#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::webhooks::EndpointView), StdErrors))]
+async fn delete_webhook_endpoint(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw
+            .change_webhook_endpoint(&p, &id, qrgate_gateway::webhooks::EndpointAction::Delete)
+            .await?,
+    )
+}
+
 #[utoipa::path(post, path = "/v1/webhook-deliveries/{id}/retry", tag = "webhooks", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = qrgate_gateway::webhooks::DeliveryView), StdErrors))]
 async fn redeliver(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id
@@ -905,6 +957,7 @@ async fn enroll_otp(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
         charge, get_payment, list_payments, refund, list_refunds, cancel,
         enroll_device, issue_payment_code, scan, confirm, set_pin, link_card, list_cards, enroll_otp, me, my_payments,
         create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
+        change_webhook_endpoint, delete_webhook_endpoint,
         audit_verify, audit_log, ledger_check,
     ),
     components(schemas(VerifyBody, NewKey, NewDevice, NewEndpoint, NewPin, NewBlock)),
