@@ -217,7 +217,7 @@ pub fn all() -> Vec<Case> {
             "QGC-STEPUP-BIOMETRIC",
             "BCP-ELEMENTS",
             Must,
-            "a device signature asserting a biometric check steps a payment up to level B without the PIN; the same signature without the assertion does not",
+            "a device signature asserting a biometric check steps a payment up to level B without the PIN once biometrics were turned on for the device (with the PIN); before that, or without the assertion, it does not",
             stepup_biometric
         ),
         case!(
@@ -900,7 +900,9 @@ async fn enroll(
             "POST",
             "/v1/devices",
             Some(ck),
-            Some(json!({ "public_key": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()) })),
+            // The suite's customers use one PIN; once it is set, enrolling a
+            // device needs it (a gateway ignores it before).
+            Some(json!({ "public_key": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()), "pin": "493817" })),
             None,
         )
         .await?;
@@ -1913,7 +1915,15 @@ async fn waiting_order(c: &mut Ctx, mk: &str, ck: &str) -> Result<crate::client:
 
 async fn stepup_otp(c: &mut Ctx) -> Outcome {
     let (mk, ck) = c_cap_used(c).await?;
-    let e = c.call("POST", "/v1/me/otp", Some(&ck), None, None).await?;
+    let e = c
+        .call(
+            "POST",
+            "/v1/me/otp",
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?;
     expect(&e, 201, None)?;
     let secret = field(&e, "secret")?.to_owned();
     let r = waiting_order(c, &mk, &ck).await?;
@@ -1951,9 +1961,28 @@ async fn stepup_biometric(c: &mut Ctx) -> Outcome {
     let (mk, ck) = c_cap_used(c).await?;
     let kp = device()?;
     let d = enroll(c, &ck, &kp).await?;
+    let device_id = d.0.to_string();
     let r = waiting_order(c, &mk, &ck).await?;
     let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
-    let device_id = d.0.to_string();
+    // Biometrics count only once turned on for the device, with the PIN.
+    let off = c
+        .post_money(
+            &path,
+            &ck,
+            json!({ "device_id": device_id, "device_signature": sign_biometric_confirmation(&kp, &r.json), "biometric": true }),
+        )
+        .await?;
+    expect(&off, 422, Some("biometric_not_enabled"))?;
+    let on = c
+        .call(
+            "POST",
+            &format!("/v1/devices/{device_id}/biometric"),
+            Some(&ck),
+            Some(json!({ "pin": "493817" })),
+            None,
+        )
+        .await?;
+    expect(&on, 200, None)?;
     let plain = c
         .post_money(
             &path,

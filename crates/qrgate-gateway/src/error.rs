@@ -220,6 +220,11 @@ impl From<MovementError> for Error {
                 .with_rule(rule)
             }
             MovementError::InsufficientFunds { .. } => Error::new(Kind::Declined, "insufficient_funds", "the wallet balance is too low for this payment"),
+            MovementError::DeviceRevoked { .. } => Error::new(
+                Kind::Unprocessable,
+                "device_revoked",
+                "the device that made this code is revoked",
+            ),
             MovementError::BalanceOverflow { .. } => Error::new(
                 Kind::Unprocessable,
                 "balance_overflow",
@@ -388,7 +393,20 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "balance_overflow",
         "the amount would take a balance past what the ledger holds",
     ),
-    ("device_blocked", "the device that made the code is blocked"),
+    (
+        "device_revoked",
+        "the device that made the code, or confirms, is revoked",
+    ),
+    (
+        "biometric_not_enabled",
+        "biometric confirmation is not turned on for this device",
+    ),
+    (
+        "pin_already_set",
+        "a PIN is set: change it with current_pin, or have the operator reset it",
+    ),
+    ("pin_changed", "the PIN was changed or reset meanwhile"),
+    ("certificate_revoked", "the certificate is already revoked"),
     (
         "device_signature_invalid",
         "the device signature does not verify",

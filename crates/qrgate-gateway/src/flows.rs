@@ -103,6 +103,9 @@ struct Sale<'a> {
     elements: &'a [Element],
     source: &'a Source,
     order: Option<&'a Order>,
+    /// The device that signed the payer's code: the movement checks it is
+    /// still active (a revocation on any gateway stops its codes at once).
+    device: Option<&'a str>,
 }
 
 impl<S: Store> Gateway<S> {
@@ -185,11 +188,13 @@ impl<S: Store> Gateway<S> {
                     if d.kid != c.kid.as_str() {
                         return Err(unknown());
                     }
+                    // The status of a cached row may be stale: the movement
+                    // checks it again (Movement::live_device).
                     if d.status != "active" {
                         return Err(Error::new(
                             Kind::Unprocessable,
-                            "device_blocked",
-                            "the device that made this code is blocked",
+                            "device_revoked",
+                            "the device that made this code is revoked",
                         ));
                     }
                     let pk = URL_SAFE_NO_PAD
@@ -381,6 +386,7 @@ impl<S: Store> Gateway<S> {
             elements,
             source,
             order,
+            ..
         } = sale;
         let now = self.now();
         let id: PaymentId = self.new_id()?;
@@ -546,6 +552,7 @@ impl<S: Store> Gateway<S> {
             elements,
             source,
             order,
+            device,
         } = sale;
         if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
             return Ok(Err(blocked));
@@ -633,6 +640,7 @@ impl<S: Store> Gateway<S> {
         let mut m = Movement::new(now);
         // The key and the block list were read from copies: checked again here.
         m.live_api_key = Some(p.key_id.clone());
+        m.live_device = device.map(str::to_owned);
         m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
         m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
         m.burns.extend(burn.clone());
@@ -742,6 +750,7 @@ impl<S: Store> Gateway<S> {
             elements: &payer.elements,
             source: &Source::Wallet,
             order: None,
+            device: payer.device_id.as_deref(),
         };
         self.settle(p, sale, Some(burn), details, out_trade_no, idem)
             .await
@@ -802,6 +811,7 @@ impl<S: Store> Gateway<S> {
                     elements: &elements,
                     source: &source,
                     order: None,
+                    device: None,
                 };
                 self.settle(p, sale, None, details, None, idem).await
             }
@@ -864,6 +874,7 @@ impl<S: Store> Gateway<S> {
                     elements: &elements,
                     source: &source,
                     order: Some(&order),
+                    device: None,
                 };
                 self.settle(p, sale, Some(burn), details, None, idem).await
             }

@@ -3,6 +3,7 @@
 //! numbers it enforces come from the rule catalogue.
 
 pub mod audit;
+mod credentials;
 mod error;
 pub mod flows;
 mod fresh;

@@ -34,17 +34,24 @@ pub struct OtpView {
 }
 
 impl<S: Store> Gateway<S> {
-    /// Enroll (or replace) the consumer's TOTP secret. Needs a PIN: a wrong
-    /// code counts toward the PIN's lock-out.
-    pub async fn enroll_otp(&self, p: &Principal) -> Result<OtpView, Error> {
+    /// Enroll (or replace) the consumer's TOTP secret. Needs a PIN set (a
+    /// wrong code counts toward its lock-out) and the PIN itself.
+    pub async fn enroll_otp(&self, p: &Principal, pin: Option<&str>) -> Result<OtpView, Error> {
         let customer = p.customer()?.to_owned();
-        if self.store.credentials(&customer).await?.is_none() {
+        if !self
+            .store
+            .credentials(&customer)
+            .await?
+            .is_some_and(|c| c.has_pin())
+        {
             return Err(Error::new(
                 Kind::Conflict,
                 "pin_not_set",
                 "set a payment PIN first (POST /v1/me/pin): wrong one-time passwords count toward its lock-out",
             ));
         }
+        // A stolen API key is not a second factor: the PIN is needed too.
+        self.pin_step_up(&customer, pin).await?;
         let mut secret = [0_u8; 20];
         self.rng.fill(&mut secret).map_err(Error::internal)?;
         let secret = base32(&secret);

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use qrgate_codes::emv::LanguageTemplate;
-use qrgate_codes::keyring::KeyId;
 use qrgate_codes::merchant::{MerchantCode, MerchantCodeKind, MerchantDisplay};
 use qrgate_core::id::{OrderId, StaticCodeId};
 use qrgate_core::state::OrderStatus;
@@ -143,7 +142,10 @@ pub struct DeviceView {
     pub customer_id: String,
     /// The key id to put in payment tokens this device signs.
     pub kid: String,
+    /// `active` or `revoked`.
     pub status: String,
+    /// Biometric confirmation was turned on for it (with the PIN).
+    pub biometric: bool,
     pub created_at: String,
 }
 
@@ -532,43 +534,6 @@ impl<S: Store> Gateway<S> {
         };
         self.keys.put(hash, k.clone(), read_at, generation);
         principal(k)
-    }
-
-    /// Enroll a consumer device's Ed25519 public key (raw 32 bytes, base64url).
-    pub async fn enroll_device(
-        &self,
-        p: &Principal,
-        public_key: &str,
-    ) -> Result<DeviceView, Error> {
-        let customer = p.customer()?.to_owned();
-        let raw = URL_SAFE_NO_PAD
-            .decode(public_key)
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| Error::bad_request("invalid_public_key", "public_key must be a raw 32-byte Ed25519 key in base64url without padding (43 characters)"))?;
-        let id = self.new_id::<qrgate_core::id::kind::Device>()?.to_string();
-        let kid = KeyId::generate(&self.rng)
-            .map_err(Error::internal)?
-            .to_string();
-        let now = self.now();
-        self.store
-            .insert(Record::Device(Device {
-                id: id.clone(),
-                customer_id: customer.clone(),
-                kid: kid.clone(),
-                public_key: URL_SAFE_NO_PAD.encode(raw),
-                status: "active".into(),
-                created_at: now,
-            }))
-            .await?;
-        Ok(DeviceView {
-            id,
-            object: "device",
-            customer_id: customer,
-            kid,
-            status: "active".into(),
-            created_at: now.to_rfc3339(),
-        })
     }
 
     /// Put a merchant or a customer on the block list (QG-BLOCKLIST): from

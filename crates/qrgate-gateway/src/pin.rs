@@ -7,10 +7,10 @@ use ring::pbkdf2;
 use ring::rand::SecureRandom;
 
 use qrgate_core::Timestamp;
-use qrgate_store::{Credentials, Store};
+use qrgate_store::{CredentialChange, Credentials, Store};
 
 use crate::flows::hex;
-use crate::{Error, Gateway, Kind, Principal};
+use crate::{Error, Gateway, Kind, Principal, Role};
 
 const PBKDF2_ITERATIONS: u32 = 100_000;
 
@@ -57,23 +57,84 @@ fn check_pin_shape(pin: &str) -> Result<(), Error> {
 }
 
 impl<S: Store> Gateway<S> {
-    /// Set or replace the consumer's payment PIN.
-    pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
-        let customer = p.customer()?.to_owned();
+    /// A salted hash of a new PIN: (hash, salt), hex.
+    fn new_pin_hash(&self, pin: &str) -> Result<(String, String), Error> {
         check_pin_shape(pin)?;
         let mut salt = [0_u8; 16];
         self.rng.fill(&mut salt).map_err(Error::internal)?;
-        let hash = hash_pin(pin, &salt);
-        self.store
-            .set_credentials(Credentials {
-                customer_id: customer,
-                pin_hash: hash,
-                pin_salt: hex(&salt),
-                failures: 0,
-                locked_until: None,
-                updated_at: self.now(),
-            })
-            .await?;
+        Ok((hash_pin(pin, &salt), hex(&salt)))
+    }
+
+    /// Set the consumer's payment PIN where there is none yet (or none
+    /// since an operator reset it). Changing a PIN is [`Self::change_pin`].
+    pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
+        let customer = p.customer()?.to_owned();
+        let (hash, salt) = self.new_pin_hash(pin)?;
+        let change = CredentialChange::PinSet {
+            customer_id: customer.clone(),
+            hash,
+            salt,
+        };
+        if !self
+            .credential_change(p, change, "pin.set", &customer)
+            .await?
+        {
+            return Err(Error::new(
+                Kind::Conflict,
+                "pin_already_set",
+                "a payment PIN is set: change it with current_pin, or ask the operator to reset it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Change the consumer's PIN. The current one is checked first: it
+    /// counts toward the lock-out, and a lock-out in force refuses the
+    /// change (a change never clears one).
+    pub async fn change_pin(&self, p: &Principal, current: &str, new: &str) -> Result<(), Error> {
+        let customer = p.customer()?.to_owned();
+        let (hash, salt) = self.new_pin_hash(new)?;
+        let proven = self.check_pin(&customer, current).await?;
+        self.store.pin_succeeded(&customer, self.now()).await?;
+        let change = CredentialChange::PinReplace {
+            customer_id: customer.clone(),
+            expected: proven.pin_hash,
+            hash,
+            salt,
+        };
+        if !self
+            .credential_change(p, change, "pin.changed", &customer)
+            .await?
+        {
+            return Err(Error::new(
+                Kind::Conflict,
+                "pin_changed",
+                "the PIN was changed or reset meanwhile; try again with the current one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An operator's reset: the customer has no PIN until they set a new
+    /// one (POST /v1/me/pin without current_pin). A lock-out in force stays.
+    pub async fn reset_pin(&self, p: &Principal, customer_id: &str) -> Result<(), Error> {
+        p.require(&[Role::Admin])?;
+        self.customer_row(customer_id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer_id))?;
+        let change = CredentialChange::PinReset {
+            customer_id: customer_id.to_owned(),
+        };
+        if !self
+            .credential_change(p, change, "pin.reset", customer_id)
+            .await?
+        {
+            return Err(Error::new(
+                Kind::Conflict,
+                "pin_not_set",
+                format!("customer {customer_id} has no PIN to reset"),
+            ));
+        }
         Ok(())
     }
 
@@ -81,15 +142,20 @@ impl<S: Store> Gateway<S> {
     /// PIN does not clear the failures by itself: the caller does, once every
     /// element of the confirmation is proven (else a known PIN would let
     /// someone guess one-time passwords without ever locking).
-    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<(), Error> {
+    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<Credentials, Error> {
         let now = self.now();
-        let cr = self.store.credentials(customer).await?.ok_or_else(|| {
-            Error::new(
-                Kind::Conflict,
-                "pin_not_set",
-                "set a payment PIN first (POST /v1/me/pin)",
-            )
-        })?;
+        let cr = self
+            .store
+            .credentials(customer)
+            .await?
+            .filter(Credentials::has_pin)
+            .ok_or_else(|| {
+                Error::new(
+                    Kind::Conflict,
+                    "pin_not_set",
+                    "set a payment PIN first (POST /v1/me/pin)",
+                )
+            })?;
         if let Some(until) = cr.locked_until.filter(|u| *u > now) {
             return Err(Error::new(
                 Kind::Conflict,
@@ -115,7 +181,7 @@ impl<S: Store> Gateway<S> {
         .is_ok()
         {
             // Counted until the whole confirmation is proven (pin_succeeded).
-            return Ok(());
+            return Ok(cr);
         }
         let msg = match locks {
             Some(u) => format!("wrong PIN; the PIN is now locked until {u}"),

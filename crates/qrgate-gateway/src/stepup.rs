@@ -150,7 +150,12 @@ impl<S: Store> Gateway<S> {
         need_pin: bool,
     ) -> Result<StepUp, Error> {
         // Step-up is for payers who set it up: without a PIN, decline.
-        if self.store.credentials(customer).await?.is_none() {
+        if !self
+            .store
+            .credentials(customer)
+            .await?
+            .is_some_and(|c| c.has_pin())
+        {
             return Ok(StepUp::NoPin);
         }
         let has_device = self
@@ -399,6 +404,35 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-ELEMENTS"));
         }
+        // The device is read (afresh: its status and biometric setting
+        // change) before the PIN is tried, so a refusal here spends no
+        // PIN attempt.
+        let device_row = match device {
+            Some((device_id, sig)) => {
+                let d = self
+                    .store
+                    .device(device_id)
+                    .await?
+                    .filter(|d| d.customer_id == customer && d.status == "active")
+                    .ok_or_else(|| {
+                        Error::new(
+                            Kind::Unprocessable,
+                            "device_signature_invalid",
+                            "unknown or revoked device",
+                        )
+                    })?;
+                if biometric && d.biometric_at.is_none() {
+                    return Err(Error::new(
+                        Kind::Unprocessable,
+                        "biometric_not_enabled",
+                        "biometric confirmation is not turned on for this device (POST /v1/devices/{id}/biometric, with your PIN)",
+                    )
+                    .with_rule("BCP-ELEMENTS"));
+                }
+                Some((d, sig))
+            }
+            None => None,
+        };
         // A blocked party is refused before its PIN is tried.
         if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
             return Err(blocked);
@@ -412,18 +446,9 @@ impl<S: Store> Gateway<S> {
             self.check_otp(&customer, otp).await?;
             proven.push(Element::OneTimePassword);
         }
-        if let Some((device_id, sig)) = device {
-            let d = self
-                .device_row(device_id)
-                .await?
-                .filter(|d| d.customer_id == customer && d.status == "active")
-                .ok_or_else(|| {
-                    Error::new(
-                        Kind::Unprocessable,
-                        "device_signature_invalid",
-                        "unknown or blocked device",
-                    )
-                })?;
+        if let Some((d, sig)) = &device_row {
+            let d = d.clone();
+            let sig = *sig;
             check_signature(
                 &d.public_key,
                 sig,
@@ -537,8 +562,10 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
 
         let mut m = Movement::new(now);
-        // The block list was read from a copy: checked again here.
+        // The block list was read from a copy: checked again here, and the
+        // confirming device is still active when the money moves.
         m.unblocked = vec![merchant.id.clone(), customer.clone()];
+        m.live_device = device_row.as_ref().map(|(d, _)| d.id.clone());
         m.idempotency = idem.clone().map(|i| i.record(200, body.clone()));
         m.counters = counters;
         m.posting =

@@ -113,6 +113,7 @@ async fn world(store: AnyStore) -> World {
         .enroll_device(
             &consumer,
             &URL_SAFE_NO_PAD.encode(device.public_key().as_ref()),
+            None,
         )
         .await
         .unwrap();
@@ -1218,6 +1219,7 @@ on_both!(
             w.gw.enroll_device(
                 &consumer,
                 &URL_SAFE_NO_PAD.encode(device.public_key().as_ref()),
+                None,
             )
             .await
             .unwrap();
@@ -1368,6 +1370,176 @@ on_both!(
         assert_eq!(w.gw.expire_requires_action().await.unwrap(), 500);
         assert_eq!(w.gw.expire_requires_action().await.unwrap(), 0);
         assert_eq!(w.balance().await, "4000.00");
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    credentials_have_a_lifecycle_and_a_stolen_key_is_not_a_second_factor,
+    |w: World| async move {
+        let a = admin();
+        let customer = w.consumer.subject.clone().unwrap();
+        // The first PIN is set once; changing it needs the current one.
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        assert_eq!(
+            w.gw.set_pin(&w.consumer, "271828").await.unwrap_err().code,
+            "pin_already_set"
+        );
+        assert_eq!(
+            w.gw.change_pin(&w.consumer, "111119", "271828")
+                .await
+                .unwrap_err()
+                .code,
+            "pin_incorrect"
+        );
+        // Locked after the allowed wrong PINs: even the right one cannot
+        // change it, and the lock stays.
+        for _ in 0..4 {
+            let _ = w.gw.change_pin(&w.consumer, "111119", "271828").await;
+        }
+        assert_eq!(
+            w.gw.change_pin(&w.consumer, "493817", "271828")
+                .await
+                .unwrap_err()
+                .code,
+            "pin_locked"
+        );
+        w.clock.advance_seconds(31 * 60);
+        w.gw.change_pin(&w.consumer, "493817", "271828")
+            .await
+            .unwrap();
+        assert_eq!(
+            w.gw.change_pin(&w.consumer, "493817", "314159")
+                .await
+                .unwrap_err()
+                .code,
+            "pin_incorrect",
+            "the old PIN no longer works"
+        );
+        // A forgotten PIN: the operator resets it; the customer sets a new one.
+        assert_eq!(
+            w.gw.reset_pin(&w.consumer, &customer)
+                .await
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
+        w.gw.reset_pin(&a, &customer).await.unwrap();
+        w.gw.set_pin(&w.consumer, "314159").await.unwrap();
+        // With a PIN, enrolling a device needs it.
+        let rng = SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let second = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+        let pk = URL_SAFE_NO_PAD.encode(second.public_key().as_ref());
+        assert_eq!(
+            w.gw.enroll_device(&w.consumer, &pk, None)
+                .await
+                .unwrap_err()
+                .code,
+            "pin_required"
+        );
+        let d2 =
+            w.gw.enroll_device(&w.consumer, &pk, Some("314159"))
+                .await
+                .unwrap();
+        assert_eq!(w.gw.list_devices(&w.consumer).await.unwrap().len(), 2);
+        // A second gateway on the same database, which has the device in
+        // its cache from an earlier payment.
+        let (gw2, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), Config::default())
+            .await
+            .unwrap();
+        let merchant2 = w.merchant.clone();
+        let offline = w.device_token();
+        let r = gw2
+            .charge(&merchant2, &w.device_token(), "1.00", None, None)
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        // Revoked on the first: an offline code made before is refused on
+        // the second at once.
+        let revoked = w.gw.revoke_device(&w.consumer, &w.device_id).await.unwrap();
+        assert_eq!(revoked.status, "revoked");
+        assert_eq!(
+            gw2.charge(&merchant2, &offline, "1.00", None, None)
+                .await
+                .unwrap_err()
+                .code,
+            "device_revoked"
+        );
+        // Another consumer cannot revoke it; an admin can revoke any.
+        let other = key_of(&w.gw, Role::Consumer, &customer).await;
+        let stranger = {
+            let c =
+                w.gw.create_customer(
+                    &a,
+                    NewCustomer {
+                        account_class: "II".into(),
+                        level_a_daily_cap: None,
+                    },
+                )
+                .await
+                .unwrap();
+            key_of(&w.gw, Role::Consumer, &c.id).await
+        };
+        assert_eq!(
+            w.gw.revoke_device(&stranger, &d2.id)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        let _ = other;
+        // Revoking the API key a device was enrolled with revokes the device.
+        w.gw.revoke_api_key(&a, &w.consumer.key_id).await.unwrap();
+        let listed = w.gw.store().devices_of(&customer).await.unwrap();
+        assert!(listed.iter().all(|d| d.status == "revoked"), "{listed:?}");
+        // A merchant revokes a static code: scans are refused.
+        let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
+        w.gw.revoke_static_code(&w.merchant, &sc.id).await.unwrap();
+        assert_eq!(
+            w.gw.revoke_static_code(&w.merchant, &sc.id)
+                .await
+                .unwrap_err()
+                .code,
+            "code_revoked"
+        );
+        assert_eq!(
+            w.gw.revoke_static_code(&w.other_merchant, &sc.id)
+                .await
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        let payer = key_of(&w.gw, Role::Consumer, &customer).await;
+        assert_eq!(
+            w.gw.pay_scanned(&payer, &sc.payload, Some("1.00"), None, None)
+                .await
+                .unwrap_err()
+                .code,
+            "code_revoked"
+        );
+        // Every change is in the audit chain.
+        let actions: Vec<String> =
+            w.gw.store()
+                .audit_rows(0, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.action)
+                .collect();
+        for want in [
+            "pin.set",
+            "pin.changed",
+            "pin.reset",
+            "device.enrolled",
+            "device.revoked",
+            "api_key.revoked",
+            "static_code.revoked",
+        ] {
+            assert!(
+                actions.iter().any(|x| x == want),
+                "{want} not in {actions:?}"
+            );
+        }
         w.assert_books_sound().await;
     }
 );
@@ -2098,11 +2270,11 @@ on_both!(
     a_pin_and_a_one_time_password_step_up_to_level_b_once_per_code,
     |w: World| async move {
         assert_eq!(
-            w.gw.enroll_otp(&w.consumer).await.unwrap_err().code,
+            w.gw.enroll_otp(&w.consumer, None).await.unwrap_err().code,
             "pin_not_set"
         );
         w.gw.set_pin(&w.consumer, "493817").await.unwrap();
-        let otp = w.gw.enroll_otp(&w.consumer).await.unwrap();
+        let otp = w.gw.enroll_otp(&w.consumer, Some("493817")).await.unwrap();
         assert!(otp.otpauth_uri.contains(&otp.secret));
         w.charge(&w.device_token(), "1000.00").await.unwrap();
         let p = w.waiting_order().await;
@@ -2186,6 +2358,35 @@ on_both!(
             biometric: Some(true),
             ..confirmation(None, Some((&w.device_id, sig)))
         };
+        // Biometrics count only once turned on for the device, with the PIN
+        // (a stolen API key is not enough), and no PIN attempt is spent on
+        // the refusal.
+        assert_eq!(
+            w.confirm_with(&p, biometric(plain.clone()))
+                .await
+                .unwrap_err()
+                .code,
+            "biometric_not_enabled"
+        );
+        assert_eq!(
+            w.gw.enable_biometric(&w.consumer, &w.device_id, None)
+                .await
+                .unwrap_err()
+                .code,
+            "pin_required"
+        );
+        assert_eq!(
+            w.gw.enable_biometric(&w.consumer, &w.device_id, Some("111119"))
+                .await
+                .unwrap_err()
+                .code,
+            "pin_incorrect"
+        );
+        let d =
+            w.gw.enable_biometric(&w.consumer, &w.device_id, Some("493817"))
+                .await
+                .unwrap();
+        assert!(d.biometric);
         // A signature made without the biometric assertion does not carry one.
         assert_eq!(
             w.confirm_with(&p, biometric(plain.clone()))
@@ -2487,7 +2688,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("refunds.rs", "1000", "milliseconds per second"),
         ("stepup.rs", "200", "HTTP status; sweeper batch size"),
         ("stepup.rs", "201", "HTTP status"),
-        ("webhooks.rs", "60", "seconds a delivery attempt stays claimed"),
+        (
+            "webhooks.rs",
+            "60",
+            "seconds a delivery attempt stays claimed",
+        ),
         ("webhooks.rs", "100", "page size of the delivery list"),
         (
             "webhooks.rs",

@@ -1555,6 +1555,8 @@ async fn step_up_over_http() {
     use base64::Engine;
     use ring::signature::KeyPair;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // With a PIN set, a device is enrolled with it: the API key alone is
+    // not enough.
     let dev = app
         .call(
             "POST",
@@ -1564,7 +1566,39 @@ async fn step_up_over_http() {
             &[],
         )
         .await;
+    assert_eq!(
+        (dev.status, err(&dev).0),
+        (StatusCode::FORBIDDEN, "pin_required")
+    );
+    let dev = app
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&ck),
+            Some(json!({ "public_key": b64.encode(kp.public_key().as_ref()), "pin": "493817" })),
+            &[],
+        )
+        .await;
     assert_eq!(dev.status, StatusCode::CREATED);
+    // A PIN is changed only with the current one.
+    let r = app
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "271828" })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::CONFLICT, "pin_already_set")
+    );
+    let r = app.call("POST", "/v1/me/otp", Some(&ck), None, &[]).await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::FORBIDDEN, "pin_required")
+    );
     let code = app
         .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
         .await;

@@ -88,6 +88,8 @@ pub enum MovementError {
     /// minor units); nothing moved.
     #[error("account {account_id} cannot hold the balance this movement would give it")]
     BalanceOverflow { account_id: String },
+    #[error("device {device_id} is revoked")]
+    DeviceRevoked { device_id: String },
     #[error("the merchant already has {cap} webhook endpoints")]
     TooManyEndpoints { cap: i64 },
     #[error("account {account_id} does not exist")]

@@ -258,11 +258,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         id: i64,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Set (or replace) a customer's PIN; clears failures and lock.
-    fn set_credentials(
+    /// Change a credential (PIN, device, certificate, static code) with
+    /// its audit entry; `false` when there was nothing to change.
+    fn change_credential(
         &self,
-        c: Credentials,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        change: CredentialChange,
+        at: Timestamp,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn credentials(
         &self,
         customer_id: &str,
@@ -583,11 +586,16 @@ macro_rules! impl_store {
             async fn retry_delivery(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
                 flag(self.write(Work::RetryDelivery(id, now)).await)
             }
-            async fn set_credentials(&self, c: Credentials) -> Result<(), StoreError> {
-                self.write(Work::SetCredentials(c))
-                    .await
-                    .map(|_| ())
-                    .map_err(store_err)
+            async fn change_credential(
+                &self,
+                change: CredentialChange,
+                at: Timestamp,
+                audit: AuditEntry,
+            ) -> Result<bool, StoreError> {
+                flag(
+                    self.write(Work::ChangeCredential(Box::new(change), at, audit))
+                        .await,
+                )
             }
             async fn credentials(
                 &self,

@@ -201,6 +201,9 @@ pub struct Movement {
     /// checked again with the writes, so a key read from a cache a moment
     /// before it was revoked (here or on another gateway) moves nothing.
     pub live_api_key: Option<String>,
+    /// Written only while this device is active: a code it signed offline
+    /// moves nothing once it is revoked (here or on another gateway).
+    pub live_device: Option<String>,
     /// Written only while none of these parties (merchant or customer ids)
     /// is on the block list, checked with the writes for the same reason.
     pub unblocked: Vec<String>,
@@ -377,6 +380,7 @@ impl Movement {
         Movement {
             at,
             live_api_key: None,
+            live_device: None,
             unblocked: Vec::new(),
             idempotency: None,
             burns: Vec::new(),
@@ -435,9 +439,50 @@ pub struct Device {
     pub kid: String,
     /// Raw Ed25519 public key, base64url.
     pub public_key: String,
-    /// `active` or `blocked`.
+    /// `active` or `revoked`.
     pub status: String,
     pub created_at: Timestamp,
+    /// The API key it was enrolled with: revoking that key revokes it.
+    pub enrolled_by: Option<String>,
+    /// When the customer turned on biometric confirmation for it.
+    pub biometric_at: Option<Timestamp>,
+}
+
+/// A change to a credential; each is written with an audit entry and is
+/// `false` (nothing written) when there was nothing to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialChange {
+    /// Set the PIN where there is none, or none since an admin reset.
+    /// Failures and a lock-out in force are kept.
+    PinSet {
+        customer_id: String,
+        hash: String,
+        salt: String,
+    },
+    /// Replace the PIN whose hash is `expected` (the caller proved it).
+    PinReplace {
+        customer_id: String,
+        expected: String,
+        hash: String,
+        salt: String,
+    },
+    /// An admin reset: no PIN until the customer sets a new one; failures
+    /// and a lock-out in force are kept.
+    PinReset { customer_id: String },
+    /// Revoke a device (of `customer_id` when given).
+    DeviceRevoke {
+        id: String,
+        customer_id: Option<String>,
+    },
+    /// Turn on biometric confirmation for an active device of the customer.
+    DeviceBiometric { id: String, customer_id: String },
+    /// Revoke a digital certificate (of `customer_id` when given).
+    CertificateRevoke {
+        id: String,
+        customer_id: Option<String>,
+    },
+    /// Revoke a static code of the merchant.
+    StaticCodeRevoke { id: String, merchant_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -673,4 +718,11 @@ pub struct Credentials {
     pub failures: i64,
     pub locked_until: Option<Timestamp>,
     pub updated_at: Timestamp,
+}
+
+impl Credentials {
+    /// A PIN is set (an admin reset leaves none until the customer sets one).
+    pub fn has_pin(&self) -> bool {
+        !self.pin_hash.is_empty()
+    }
 }

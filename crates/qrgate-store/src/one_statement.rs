@@ -152,6 +152,14 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         s.cte("k".into(), &body, true);
     }
 
+    if let Some(device_id) = &m.live_device {
+        let body = format!(
+            "SELECT 1 FROM devices WHERE id = {} AND status = 'active'",
+            s.p(Arg::Str(device_id))
+        );
+        s.cte("dv".into(), &body, true);
+    }
+
     if let Some(rec) = &m.idempotency {
         let body = format!(
             "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
@@ -382,6 +390,7 @@ mod tests {
         Movement {
             at,
             live_api_key: None,
+            live_device: None,
             unblocked: vec![],
             idempotency: Some(IdempotencyRecord {
                 scope: "merchant:m".into(),

@@ -70,6 +70,20 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         }
     }
 
+    if let Some(device_id) = &m.live_device {
+        let live = c
+            .rows(
+                "SELECT 1 FROM devices WHERE id = $1 AND status = 'active'",
+                &[Arg::Str(device_id)],
+            )
+            .await?;
+        if live.is_empty() {
+            return Err(MovementError::DeviceRevoked {
+                device_id: device_id.clone(),
+            });
+        }
+    }
+
     if let Some(rec) = &m.idempotency {
         let inserted = c
             .exec(
@@ -1039,9 +1053,18 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
         Record::Device(d) => (
             format!("device {} (key id {})", d.id, d.kid),
             c.exec(
-                "INSERT INTO devices (id, customer_id, kid, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&d.id), Arg::Str(&d.customer_id), Arg::Str(&d.kid), Arg::Str(&d.public_key), Arg::Str(&d.status), Arg::I64(d.created_at.unix_millis())],
+                "INSERT INTO devices (id, customer_id, kid, public_key, status, created_at, enrolled_by, biometric_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&d.id),
+                    Arg::Str(&d.customer_id),
+                    Arg::Str(&d.kid),
+                    Arg::Str(&d.public_key),
+                    Arg::Str(&d.status),
+                    Arg::I64(d.created_at.unix_millis()),
+                    Arg::OptStr(d.enrolled_by.as_deref()),
+                    Arg::OptI64(d.biometric_at.map(|t| t.unix_millis())),
+                ],
             )
             .await?,
         ),
@@ -1203,12 +1226,21 @@ fn device_from(r: &Row) -> Result<Device, StoreError> {
         public_key: r.str(3)?,
         status: r.str(4)?,
         created_at: ts(r, 5)?,
+        enrolled_by: r.opt_str(6)?,
+        biometric_at: opt_ts(r, 7)?,
     })
+}
+
+/// The columns of a device, in `device_from` order.
+macro_rules! device_select {
+    () => {
+        "SELECT id, customer_id, kid, public_key, status, created_at, enrolled_by, biometric_at FROM devices "
+    };
 }
 
 pub(crate) async fn device<C: Conn>(c: &mut C, id: &str) -> Result<Option<Device>, StoreError> {
     let rows = c
-        .rows("SELECT id, customer_id, kid, public_key, status, created_at FROM devices WHERE id = $1", &[Arg::Str(id)])
+        .rows(concat!(device_select!(), "WHERE id = $1"), &[Arg::Str(id)])
         .await?;
     rows.first().map(device_from).transpose()
 }
@@ -1219,7 +1251,10 @@ pub(crate) async fn devices_of<C: Conn>(
 ) -> Result<Vec<Device>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, customer_id, kid, public_key, status, created_at FROM devices WHERE customer_id = $1 ORDER BY created_at, id",
+            concat!(
+                device_select!(),
+                "WHERE customer_id = $1 ORDER BY created_at, id"
+            ),
             &[Arg::Str(customer_id)],
         )
         .await?;
@@ -1392,12 +1427,100 @@ pub(crate) async fn revoke_api_key<C: Conn>(
     id: &str,
     at: Timestamp,
 ) -> Result<bool, StoreError> {
-    Ok(c.exec(
-        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        &[Arg::I64(at.unix_millis()), Arg::Str(id)],
-    )
-    .await?
-        == 1)
+    let revoked = c
+        .exec(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            &[Arg::I64(at.unix_millis()), Arg::Str(id)],
+        )
+        .await?
+        == 1;
+    if revoked {
+        // A device enrolled with a stolen key is the thief's device.
+        c.exec(
+            "UPDATE devices SET status = 'revoked' WHERE enrolled_by = $1 AND status = 'active'",
+            &[Arg::Str(id)],
+        )
+        .await?;
+    }
+    Ok(revoked)
+}
+
+/// Apply a [`CredentialChange`]; `false` when there was nothing to change.
+pub(crate) async fn change_credential<C: Conn>(
+    c: &mut C,
+    change: &CredentialChange,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    let at = at.unix_millis();
+    let n = match change {
+        CredentialChange::PinSet {
+            customer_id,
+            hash,
+            salt,
+        } => {
+            c.exec(
+                "INSERT INTO customer_credentials (customer_id, pin_hash, pin_salt, failures, locked_until, updated_at) \
+                 VALUES ($1, $2, $3, 0, NULL, $4) ON CONFLICT (customer_id) DO UPDATE SET pin_hash = excluded.pin_hash, \
+                 pin_salt = excluded.pin_salt, updated_at = excluded.updated_at \
+                 WHERE customer_credentials.pin_hash = ''",
+                &[Arg::Str(customer_id), Arg::Str(hash), Arg::Str(salt), Arg::I64(at)],
+            )
+            .await?
+        }
+        CredentialChange::PinReplace {
+            customer_id,
+            expected,
+            hash,
+            salt,
+        } => {
+            c.exec(
+                "UPDATE customer_credentials SET pin_hash = $1, pin_salt = $2, updated_at = $3 \
+                 WHERE customer_id = $4 AND pin_hash = $5 AND pin_hash <> ''",
+                &[Arg::Str(hash), Arg::Str(salt), Arg::I64(at), Arg::Str(customer_id), Arg::Str(expected)],
+            )
+            .await?
+        }
+        CredentialChange::PinReset { customer_id } => {
+            c.exec(
+                "UPDATE customer_credentials SET pin_hash = '', pin_salt = '', updated_at = $1 \
+                 WHERE customer_id = $2 AND pin_hash <> ''",
+                &[Arg::I64(at), Arg::Str(customer_id)],
+            )
+            .await?
+        }
+        CredentialChange::DeviceRevoke { id, customer_id } => {
+            c.exec(
+                "UPDATE devices SET status = 'revoked' WHERE id = $1 AND status = 'active' \
+                 AND ($2 IS NULL OR customer_id = $2)",
+                &[Arg::Str(id), Arg::OptStr(customer_id.as_deref())],
+            )
+            .await?
+        }
+        CredentialChange::DeviceBiometric { id, customer_id } => {
+            c.exec(
+                "UPDATE devices SET biometric_at = $1 WHERE id = $2 AND customer_id = $3 \
+                 AND status = 'active' AND biometric_at IS NULL",
+                &[Arg::I64(at), Arg::Str(id), Arg::Str(customer_id)],
+            )
+            .await?
+        }
+        CredentialChange::CertificateRevoke { id, customer_id } => {
+            c.exec(
+                "UPDATE certificates SET status = 'revoked' WHERE id = $1 AND status = 'active' \
+                 AND ($2 IS NULL OR customer_id = $2)",
+                &[Arg::Str(id), Arg::OptStr(customer_id.as_deref())],
+            )
+            .await?
+        }
+        CredentialChange::StaticCodeRevoke { id, merchant_id } => {
+            c.exec(
+                "UPDATE static_codes SET revoked_at = $1 WHERE id = $2 AND merchant_id = $3 AND revoked_at IS NULL",
+                &[Arg::I64(at), Arg::Str(id), Arg::Str(merchant_id)],
+            )
+            .await?
+        }
+    };
+    Ok(n == 1)
 }
 
 pub(crate) async fn static_code<C: Conn>(
@@ -1873,20 +1996,6 @@ pub(crate) async fn retry_delivery<C: Conn>(
         )
         .await?
         == 1)
-}
-
-pub(crate) async fn set_credentials<C: Conn>(
-    c: &mut C,
-    cr: &Credentials,
-) -> Result<(), StoreError> {
-    c.exec(
-        "INSERT INTO customer_credentials (customer_id, pin_hash, pin_salt, failures, locked_until, updated_at) \
-         VALUES ($1, $2, $3, 0, NULL, $4) ON CONFLICT (customer_id) DO UPDATE SET pin_hash = excluded.pin_hash, \
-         pin_salt = excluded.pin_salt, failures = 0, locked_until = NULL, updated_at = excluded.updated_at",
-        &[Arg::Str(&cr.customer_id), Arg::Str(&cr.pin_hash), Arg::Str(&cr.pin_salt), Arg::I64(cr.updated_at.unix_millis())],
-    )
-    .await?;
-    Ok(())
 }
 
 pub(crate) async fn credentials<C: Conn>(

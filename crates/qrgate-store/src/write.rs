@@ -83,7 +83,7 @@ pub(crate) enum Work {
     RetryDelivery(i64, Timestamp),
     ClaimDelivery(i64, Timestamp, Timestamp),
     ChangeEndpoint(Box<EndpointChange>, Timestamp, AuditEntry),
-    SetCredentials(Credentials),
+    ChangeCredential(Box<CredentialChange>, Timestamp, AuditEntry),
     PinAttempt(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
     ChainAudit,
@@ -138,9 +138,12 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             }
             Done::Flag(done)
         }
-        Work::SetCredentials(cr) => {
-            ops::set_credentials(c, cr).await?;
-            Done::Unit
+        Work::ChangeCredential(change, at, audit) => {
+            let done = ops::change_credential(c, change, *at).await?;
+            if done {
+                ops::append_audit(c, audit, &audit.details.to_string(), at.unix_millis()).await?;
+            }
+            Done::Flag(done)
         }
         Work::PinAttempt(id, at, after, until) => {
             Done::PinAttempt(ops::pin_attempt(c, id, *at, *after, *until).await?)

@@ -868,6 +868,8 @@ on_both!(
             public_key: "pk".into(),
             status: "active".into(),
             created_at: t(2),
+            enrolled_by: Some("key_c".into()),
+            biometric_at: None,
         };
         s.insert(Record::Device(d.clone())).await.unwrap();
         // A key id is enrolled once across all devices.
@@ -1324,15 +1326,31 @@ on_both!(pin_failures_count_and_lock, |db: Db| async move {
     .await
     .unwrap();
     assert!(s.credentials("cus_1").await.unwrap().is_none());
-    let cr = Credentials {
-        customer_id: "cus_1".into(),
-        pin_hash: "aa".into(),
-        pin_salt: "bb".into(),
-        failures: 0,
-        locked_until: None,
-        updated_at: t(1),
+    let audit = |what: &str| AuditEntry {
+        action: what.into(),
+        subject: "cus_1".into(),
+        details: json!({}),
     };
-    s.set_credentials(cr.clone()).await.unwrap();
+    let set = |hash: &str| CredentialChange::PinSet {
+        customer_id: "cus_1".into(),
+        hash: hash.into(),
+        salt: "bb".into(),
+    };
+    assert!(
+        s.change_credential(set("aa"), t(1), audit("pin.set"))
+            .await
+            .unwrap()
+    );
+    // A PIN is set: a second first PIN is refused, whoever sends it.
+    assert!(
+        !s.change_credential(set("zz"), t(1), audit("pin.set"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.credentials("cus_1").await.unwrap().unwrap().pin_hash,
+        "aa"
+    );
     assert_eq!(
         s.pin_attempt("cus_1", t(2), 3, t(1_000)).await.unwrap(),
         Some((1, None))
@@ -1359,19 +1377,65 @@ on_both!(pin_failures_count_and_lock, |db: Db| async move {
     s.pin_succeeded("cus_1", t(1_001)).await.unwrap();
     let got = s.credentials("cus_1").await.unwrap().unwrap();
     assert_eq!((got.failures, got.locked_until), (0, None));
-    // Setting a new PIN also clears a lock.
+    // A change needs the hash that was proven, and keeps a lock in force.
     s.pin_attempt("cus_1", t(1_006), 1, t(2_000)).await.unwrap();
-    s.set_credentials(Credentials {
-        pin_hash: "cc".into(),
-        ..cr
-    })
-    .await
-    .unwrap();
+    let replace = |expected: &str, hash: &str| CredentialChange::PinReplace {
+        customer_id: "cus_1".into(),
+        expected: expected.into(),
+        hash: hash.into(),
+        salt: "bb".into(),
+    };
+    assert!(
+        !s.change_credential(replace("xx", "cc"), t(1_007), audit("pin.changed"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.change_credential(replace("aa", "cc"), t(1_007), audit("pin.changed"))
+            .await
+            .unwrap()
+    );
     let got = s.credentials("cus_1").await.unwrap().unwrap();
     assert_eq!(
         (got.pin_hash.as_str(), got.failures, got.locked_until),
-        ("cc", 0, None)
+        ("cc", 1, Some(t(2_000)))
     );
+    // An operator reset leaves no PIN (and the lock); then a first PIN may be set again.
+    let reset = CredentialChange::PinReset {
+        customer_id: "cus_1".into(),
+    };
+    assert!(
+        s.change_credential(reset.clone(), t(1_008), audit("pin.reset"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.change_credential(reset, t(1_008), audit("pin.reset"))
+            .await
+            .unwrap()
+    );
+    let got = s.credentials("cus_1").await.unwrap().unwrap();
+    assert!(!got.has_pin());
+    assert_eq!(got.locked_until, Some(t(2_000)));
+    assert!(
+        s.change_credential(set("dd"), t(1_009), audit("pin.set"))
+            .await
+            .unwrap()
+    );
+    let got = s.credentials("cus_1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.pin_hash.as_str(), got.locked_until),
+        ("dd", Some(t(2_000)))
+    );
+    // Every change that happened is in the audit chain.
+    let actions: Vec<String> = s
+        .audit_rows(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["pin.set", "pin.changed", "pin.reset", "pin.set"]);
 });
 
 // ---------- concurrency ----------

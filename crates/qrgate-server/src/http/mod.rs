@@ -1,6 +1,7 @@
 //! The HTTP API: JSON under `/v1`, health at `/healthz` and `/readyz`,
 //! Prometheus metrics at `/metrics`.
 
+mod credentials;
 pub mod error;
 pub mod extract;
 pub mod openapi;

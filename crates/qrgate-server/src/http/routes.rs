@@ -24,13 +24,13 @@ use super::openapi::{
     RefundRequest, ScanRequest, StdErrors, TopupRequest,
 };
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
 /// the audit log are kept (rule BCP-RETENTION; the store's append-only
 /// triggers refuse deletes underneath).
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    super::credentials::routes()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -55,10 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/payments/{id}/refunds", post(refund).get(list_refunds))
         .route("/v1/payments/{id}/cancel", post(cancel))
         .route("/v1/payments/{id}/confirm", post(confirm))
-        .route("/v1/me/pin", post(set_pin))
         .route("/v1/me/cards", post(link_card).get(list_cards))
-        .route("/v1/me/otp", post(enroll_otp))
-        .route("/v1/devices", post(enroll_device))
         .route("/v1/customers/{id}/certificates", post(enroll_certificate))
         .route("/v1/blocks", post(create_block))
         .route("/v1/blocks/{id}/lift", post(lift_block))
@@ -94,7 +91,7 @@ fn json_response(status: u16, body: String) -> Response {
     (status, [("content-type", "application/json")], body).into_response()
 }
 
-fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
+pub(super) fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
     let body = serde_json::to_string(v).map_err(|e| ApiError(Error::internal(e)))?;
     Ok(json_response(status.as_u16(), body))
 }
@@ -631,25 +628,6 @@ async fn cancel(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"public_key": "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"}))]
-#[serde(deny_unknown_fields)]
-struct NewDevice {
-    public_key: String,
-}
-
-#[utoipa::path(post, path = "/v1/devices", tag = "consumer", security(("bearer" = [])), request_body = NewDevice, responses((status = 201, body = qrgate_gateway::parties::DeviceView), StdErrors))]
-async fn enroll_device(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    body: StrictJson<NewDevice>,
-) -> ApiResult {
-    ok(
-        StatusCode::CREATED,
-        &s.gw.enroll_device(&p, &body.value.public_key).await?,
-    )
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewBlock {
     /// A merchant id (`mch_…`) or a customer id (`cus_…`).
@@ -677,12 +655,20 @@ async fn lift_block(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Str
     ok(StatusCode::OK, &s.gw.lift_block(&p, &id).await?)
 }
 
-#[utoipa::path(post, path = "/v1/customers/{id}/certificates", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Customer id")), request_body = NewDevice, responses((status = 201, description = "The certificate key is enrolled; its signature over a payment's details (with the PIN) lifts a payment to risk level A for a customer with a level-A agreement", body = qrgate_gateway::parties::CertificateView), StdErrors))]
+/// A certificate's public key (raw Ed25519, base64url).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"public_key": "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"}))]
+#[serde(deny_unknown_fields)]
+struct NewCertificate {
+    public_key: String,
+}
+
+#[utoipa::path(post, path = "/v1/customers/{id}/certificates", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "Customer id")), request_body = NewCertificate, responses((status = 201, description = "The certificate key is enrolled; its signature over a payment's details (with the PIN) lifts a payment to risk level A for a customer with a level-A agreement", body = qrgate_gateway::parties::CertificateView), StdErrors))]
 async fn enroll_certificate(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    body: StrictJson<NewDevice>,
+    body: StrictJson<NewCertificate>,
 ) -> ApiResult {
     ok(
         StatusCode::CREATED,
@@ -907,19 +893,6 @@ async fn confirm(
     Ok(reply(s.gw.confirm(&p, &id, body.value, Some(i)).await?))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"pin": "493817"}))]
-#[serde(deny_unknown_fields)]
-struct NewPin {
-    pin: String,
-}
-
-#[utoipa::path(post, path = "/v1/me/pin", tag = "consumer", security(("bearer" = [])), request_body = NewPin, responses((status = 200, description = "Set"), StdErrors))]
-async fn set_pin(State(s): State<AppState>, Auth(p): Auth, body: StrictJson<NewPin>) -> ApiResult {
-    s.gw.set_pin(&p, &body.value.pin).await?;
-    ok(StatusCode::OK, &json!({ "object": "pin", "set": true }))
-}
-
 /// Link a card: the number goes to the processor; the gateway keeps a token.
 #[utoipa::path(post, path = "/v1/me/cards", tag = "consumer", security(("bearer" = [])), request_body = qrgate_gateway::funding::NewCard, responses((status = 201, body = qrgate_gateway::funding::CardView), StdErrors))]
 async fn link_card(
@@ -940,13 +913,6 @@ async fn list_cards(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::OK, &s.gw.list_cards(&p).await?)
 }
 
-/// Enroll an authenticator app (TOTP): the secret is shown once.
-#[utoipa::path(post, path = "/v1/me/otp", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::otp::OtpView), StdErrors))]
-async fn enroll_otp(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
-    p.require(&[Role::Consumer])?;
-    ok(StatusCode::CREATED, &s.gw.enroll_otp(&p).await?)
-}
-
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
@@ -955,12 +921,15 @@ async fn enroll_otp(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
         create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
-        enroll_device, issue_payment_code, scan, confirm, set_pin, link_card, list_cards, enroll_otp, me, my_payments,
+        issue_payment_code, scan, confirm, link_card, list_cards, me, my_payments,
+        super::credentials::set_pin, super::credentials::reset_pin, super::credentials::enroll_device,
+        super::credentials::list_devices, super::credentials::revoke_device, super::credentials::enable_biometric,
+        super::credentials::enroll_otp, super::credentials::revoke_certificate, super::credentials::revoke_static_code,
         create_webhook_endpoint, list_webhook_endpoints, list_deliveries, redeliver,
         change_webhook_endpoint, delete_webhook_endpoint,
         audit_verify, audit_log, ledger_check,
     ),
-    components(schemas(VerifyBody, NewKey, NewDevice, NewEndpoint, NewPin, NewBlock)),
+    components(schemas(VerifyBody, NewKey, NewEndpoint, NewBlock, NewCertificate, super::credentials::NewDevice, super::credentials::NewPin, super::credentials::PinProof)),
     modifiers(&Conventions),
     tags(
         (name = "public", description = "No key needed"),
