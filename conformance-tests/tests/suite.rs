@@ -55,6 +55,9 @@ async fn target_with(
         .into_iter()
         .chain(extra_rules.iter().map(|(r, v)| ((*r).to_owned(), *v)))
         .collect(),
+        // The suite's webhook receiver listens on loopback over plain http
+        // (as in CI).
+        allow_local_http_webhooks: true,
         ..Config::default()
     };
     let (gw, _) = Gateway::start(store, clock, config).await.unwrap();
@@ -67,7 +70,12 @@ async fn target_with(
     // Deliver webhooks as `qrgate serve` does.
     let wh = gw.clone();
     tokio::spawn(async move {
-        let sender = qrgate_server::http::webhook_sender::HttpSender::new(false).unwrap();
+        let sender =
+            qrgate_server::http::webhook_sender::HttpSender::new(qrgate_core::net::Reach {
+                internal: false,
+                local_http: true,
+            })
+            .unwrap();
         loop {
             if let Err(e) = wh.dispatch_webhooks(&sender).await {
                 eprintln!("webhook dispatch: {e}");
@@ -172,14 +180,48 @@ async fn every_case_passes_against_qrgate_on_sqlite() {
         .filter(|c| c.status != Status::Pass)
         .map(|c| (&c.id, &c.expected, &c.observed, &c.skip_reason))
         .collect();
-    // With the default month cap, only the month cap's case cannot watch it refuse.
+    // With the default month cap, only the month cap's case cannot watch it
+    // refuse; with separate caps (the default), the nested reading's case skips.
     assert_eq!(
         only_skips(&r),
-        ["QGC-SMALL-MERCHANT-CREDIT-MONTH"],
+        ["QGC-LIMIT-NESTED", "QGC-SMALL-MERCHANT-CREDIT-MONTH"],
         "{bad:#?}"
     );
     assert_eq!(r.summary.total, qrgate_conformance::cases::all().len());
     assert!(r.created.iter().any(|c| c.starts_with("merchant ")));
+}
+
+/// A target that nests its level caps (BCP-LIMIT-NESTED = 1): the case of
+/// that reading passes and the separate reading's case skips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_nested_reading_of_the_caps_is_observed() {
+    let (url, admin) = target_with(sqlite().await, None, &[("BCP-LIMIT-NESTED", 1)]).await;
+    let r = run(Options {
+        target: url,
+        admin_key: admin,
+        only: vec!["QGC-LIMIT-NESTED".into(), "QGC-LIMIT-SEPARATE".into()],
+        skip: vec![],
+        concurrency: 2,
+        profile: Default::default(),
+        waivers: vec![],
+    })
+    .await
+    .unwrap();
+    let got: Vec<(&str, Status)> = r.cases.iter().map(|c| (c.id.as_str(), c.status)).collect();
+    assert_eq!(
+        got.iter()
+            .find(|(id, _)| *id == "QGC-LIMIT-NESTED")
+            .map(|x| x.1),
+        Some(Status::Pass),
+        "{:#?}",
+        r.cases
+    );
+    assert_eq!(
+        got.iter()
+            .find(|(id, _)| *id == "QGC-LIMIT-SEPARATE")
+            .map(|x| x.1),
+        Some(Status::Skip)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -219,10 +261,11 @@ async fn every_case_passes_against_qrgate_on_postgres() {
         .filter(|c| c.status != Status::Pass)
         .map(|c| (&c.id, &c.expected, &c.observed, &c.skip_reason))
         .collect();
-    // The month cap below the day cap hides the day cap: its case skips.
+    // The month cap below the day cap hides the day cap: its case skips;
+    // the caps are separate, so the nested reading's case skips.
     assert_eq!(
         only_skips(&r),
-        ["QGC-SMALL-MERCHANT-CREDIT-DAY"],
+        ["QGC-LIMIT-NESTED", "QGC-SMALL-MERCHANT-CREDIT-DAY"],
         "{bad:#?}"
     );
     use sqlx::Connection;

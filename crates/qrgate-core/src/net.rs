@@ -6,12 +6,14 @@
 //! The rules, in order:
 //! - the URL parses (WHATWG, the `url` crate), is at most 2,048 bytes, has
 //!   a host, no user name or password, and no fragment;
-//! - `https`, or plain `http` only to a literal loopback address or
-//!   `localhost` (development);
+//! - `https`; plain `http` only to a literal loopback address or
+//!   `localhost`, and only where the deployment allows it (development);
 //! - an https target that is, or resolves to, an address that is not
 //!   public (loopback, private, link-local, CGNAT, multicast, unspecified,
 //!   reserved, documentation; IPv6 included, and IPv4 inside IPv6) is
-//!   refused unless the deployment opted in to internal targets.
+//!   refused unless the deployment opted in to internal targets. 6to4,
+//!   Teredo and local-use NAT64 addresses (which can carry a private IPv4
+//!   address) are refused as well.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -19,6 +21,15 @@ use url::{Host, Url};
 
 /// Longest webhook URL accepted.
 pub const MAX_URL_BYTES: usize = 2048;
+
+/// What a deployment lets webhooks reach beyond the public internet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// https targets on internal addresses (the deployment's own network).
+    pub internal: bool,
+    /// Plain http to loopback / `localhost` (development machines, tests).
+    pub local_http: bool,
+}
 
 /// Why a webhook target is refused. The messages name the rule, never an
 /// address the target resolved to.
@@ -36,6 +47,10 @@ pub enum TargetError {
     NoHost,
     #[error("url must start with https:// (plain http is accepted only for localhost)")]
     NotHttps,
+    #[error(
+        "plain http to localhost is for development, and this deployment does not allow it: use https"
+    )]
+    LocalHttpOff,
     #[error("url points at an address that is not on the public internet")]
     NotPublic,
 }
@@ -51,7 +66,7 @@ pub struct Target {
 impl Target {
     /// Parse and check `text`. `allow_internal`: the deployment accepts
     /// https targets on internal addresses (a private network of its own).
-    pub fn parse(text: &str, allow_internal: bool) -> Result<Target, TargetError> {
+    pub fn parse(text: &str, reach: Reach) -> Result<Target, TargetError> {
         if text.len() > MAX_URL_BYTES {
             return Err(TargetError::TooLong);
         }
@@ -72,10 +87,11 @@ impl Target {
         let localhost = matches!(&host, Host::Domain(d) if is_localhost_name(d));
         let local_http = match url.scheme() {
             "https" => false,
-            "http" if loopback_literal || localhost => true,
+            "http" if (loopback_literal || localhost) && reach.local_http => true,
+            "http" if loopback_literal || localhost => return Err(TargetError::LocalHttpOff),
             _ => return Err(TargetError::NotHttps),
         };
-        if !local_http && !allow_internal && (localhost || literal.is_some_and(|a| !is_public(a))) {
+        if !local_http && !reach.internal && (localhost || literal.is_some_and(|a| !is_public(a))) {
             return Err(TargetError::NotPublic);
         }
         Ok(Target { url, local_http })
@@ -102,26 +118,26 @@ impl Target {
     /// May a connection for this target go to `addr`? Plain-http local
     /// targets only to loopback; others only to public addresses, unless
     /// the deployment allows internal ones.
-    pub fn may_connect(&self, addr: IpAddr, allow_internal: bool) -> bool {
+    pub fn may_connect(&self, addr: IpAddr, reach: Reach) -> bool {
         if self.local_http {
-            unmapped(addr).is_loopback()
+            reach.local_http && unmapped(addr).is_loopback()
         } else {
-            allow_internal || is_public(addr)
+            reach.internal || is_public(addr)
         }
     }
 }
 
 /// May a connection to the host name `name` of a webhook URL (one that
 /// passed [`Target::parse`]) go to `addr`, an address the name resolved
-/// to? `localhost` names only to loopback (they are plain-http targets);
-/// others only to public addresses, unless the deployment allows internal
-/// ones. What a resolver for deliveries filters with, so the address
-/// checked is the address connected to.
-pub fn name_may_resolve_to(name: &str, addr: IpAddr, allow_internal: bool) -> bool {
+/// to? `localhost` names only to loopback, and only where the deployment
+/// allows local or internal targets; others only to public addresses,
+/// unless it allows internal ones. What a resolver for deliveries filters
+/// with, so the address checked is the address connected to.
+pub fn name_may_resolve_to(name: &str, addr: IpAddr, reach: Reach) -> bool {
     if is_localhost_name(name) {
-        unmapped(addr).is_loopback()
+        (reach.local_http || reach.internal) && unmapped(addr).is_loopback()
     } else {
-        allow_internal || is_public(addr)
+        reach.internal || is_public(addr)
     }
 }
 
@@ -188,6 +204,9 @@ fn public_v6(a: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0           // fec0::/10 site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8)  // 2001:db8::/32 documentation
         || (s[0] == 0x0100 && s[1..4] == [0; 3]) // 100::/64 discard
+        || s[0] == 0x2002                      // 2002::/16 6to4 (embeds any IPv4)
+        || (s[0] == 0x2001 && s[1] == 0)       // 2001::/32 Teredo (embeds an IPv4)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // 64:ff9b:1::/48 local-use NAT64
         || s[0] == 0; // the rest of ::/16: reserved, or IPv4 forms handled above
     !refused
 }
@@ -197,10 +216,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const STRICT: Reach = Reach {
+        internal: false,
+        local_http: false,
+    };
+    const LOCAL: Reach = Reach {
+        internal: false,
+        local_http: true,
+    };
+    const INTERNAL: Reach = Reach {
+        internal: true,
+        local_http: false,
+    };
+
     #[test]
     fn tricks_with_the_host_are_refused() {
         for (url, why) in [
             ("http://127.0.0.1@example.com/", TargetError::Userinfo),
+            ("http://127.0.0.1:9200/_search", TargetError::LocalHttpOff),
+            (
+                "http://localhost:2375/containers",
+                TargetError::LocalHttpOff,
+            ),
+            ("https://[2002:a9fe:a9fe::1]/", TargetError::NotPublic),
+            ("https://[2001:0:4136:e378::1]/", TargetError::NotPublic),
+            ("https://[64:ff9b:1::a00:1]/", TargetError::NotPublic),
             ("https://user:pw@shop.example/h", TargetError::Userinfo),
             ("http://127.0.0.1.example.com/", TargetError::NotHttps),
             ("http://shop.example/hooks", TargetError::NotHttps),
@@ -225,41 +265,46 @@ mod tests {
             ("https://api.localhost./", TargetError::NotPublic),
             ("https://224.0.0.1/", TargetError::NotPublic),
         ] {
-            assert_eq!(Target::parse(url, false), Err(why), "{url}");
+            assert_eq!(Target::parse(url, STRICT), Err(why), "{url}");
         }
         assert!(matches!(
-            Target::parse("not a url", false),
+            Target::parse("not a url", STRICT),
             Err(TargetError::Unparsable(_))
         ));
         assert_eq!(
-            Target::parse(&format!("https://a.example/{}", "x".repeat(2048)), false),
+            Target::parse(&format!("https://a.example/{}", "x".repeat(2048)), STRICT),
             Err(TargetError::TooLong)
         );
     }
 
     #[test]
-    fn public_https_and_local_http_pass() {
+    fn public_https_passes_and_local_http_where_allowed() {
         for url in [
             "https://shop.example/hooks",
             "https://93.184.215.14:8443/h?x=1",
             "https://[2606:4700::1111]/h",
+        ] {
+            assert!(Target::parse(url, STRICT).is_ok(), "{url}");
+        }
+        for url in [
             "http://127.0.0.1:9000/h",
             "http://[::1]:80/h",
             "http://localhost/h",
         ] {
-            assert!(Target::parse(url, false).is_ok(), "{url}");
+            assert!(Target::parse(url, LOCAL).is_ok(), "{url}");
         }
         // A deployment that opted in may use its own network over https.
-        assert!(Target::parse("https://10.1.2.3/h", true).is_ok());
-        assert!(Target::parse("http://10.1.2.3/h", true).is_err());
+        assert!(Target::parse("https://10.1.2.3/h", INTERNAL).is_ok());
+        assert!(Target::parse("http://10.1.2.3/h", INTERNAL).is_err());
+        assert!(Target::parse("http://10.1.2.3/h", LOCAL).is_err());
     }
 
     #[test]
     fn connections_go_only_where_the_target_may() {
-        let public = Target::parse("https://shop.example/h", false).unwrap();
-        let local = Target::parse("http://localhost:9000/h", false).unwrap();
+        let public = Target::parse("https://shop.example/h", STRICT).unwrap();
+        let local = Target::parse("http://localhost:9000/h", LOCAL).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(public.may_connect(ip("93.184.215.14"), false));
+        assert!(public.may_connect(ip("93.184.215.14"), STRICT));
         for a in [
             "127.0.0.1",
             "10.0.0.8",
@@ -268,25 +313,31 @@ mod tests {
             "::ffff:192.168.1.1",
             "64:ff9b::a00:1",
         ] {
-            assert!(!public.may_connect(ip(a), false), "{a}");
+            assert!(!public.may_connect(ip(a), STRICT), "{a}");
         }
-        assert!(public.may_connect(ip("10.0.0.8"), true));
-        assert!(local.may_connect(ip("127.0.0.1"), false));
-        assert!(local.may_connect(ip("::1"), false));
-        assert!(!local.may_connect(ip("93.184.215.14"), false));
+        assert!(public.may_connect(ip("10.0.0.8"), INTERNAL));
+        assert!(local.may_connect(ip("127.0.0.1"), LOCAL));
+        assert!(local.may_connect(ip("::1"), LOCAL));
+        assert!(!local.may_connect(ip("127.0.0.1"), STRICT));
+        assert!(!local.may_connect(ip("93.184.215.14"), LOCAL));
         assert_eq!((public.port(), local.port()), (443, 9000));
         assert!(name_may_resolve_to(
             "shop.example",
             ip("93.184.215.14"),
-            false
+            STRICT
         ));
-        assert!(!name_may_resolve_to("shop.example", ip("10.0.0.1"), false));
-        assert!(name_may_resolve_to("shop.example", ip("10.0.0.1"), true));
-        assert!(name_may_resolve_to("localhost", ip("127.0.0.1"), false));
+        assert!(!name_may_resolve_to("shop.example", ip("10.0.0.1"), STRICT));
+        assert!(name_may_resolve_to(
+            "shop.example",
+            ip("10.0.0.1"),
+            INTERNAL
+        ));
+        assert!(name_may_resolve_to("localhost", ip("127.0.0.1"), LOCAL));
+        assert!(!name_may_resolve_to("localhost", ip("127.0.0.1"), STRICT));
         assert!(!name_may_resolve_to(
             "LOCALHOST.",
             ip("93.184.215.14"),
-            true
+            INTERNAL
         ));
         assert_eq!(public.domain(), Some("shop.example"));
     }
@@ -322,6 +373,9 @@ mod tests {
             "ff02::1",
             "2001:db8::1",
             "::a00:1",
+            "2002:a9fe:a9fe::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
@@ -341,7 +395,7 @@ mod tests {
         /// address names a public one.
         #[test]
         fn any_text_gets_an_answer(text in "\\PC{0,80}") {
-            if let Ok(t) = Target::parse(&text, false)
+            if let Ok(t) = Target::parse(&text, STRICT)
                 && t.url().scheme() == "https"
             {
                 match t.url().host() {

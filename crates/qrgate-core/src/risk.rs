@@ -64,6 +64,17 @@ impl RiskLevel {
         }
     }
 
+    /// The levels with a higher statutory cap that a payment at this level
+    /// also counts toward when the caps are nested (BCP-LIMIT-NESTED = 1):
+    /// D toward C and B, C toward B. Level A's cap is by agreement.
+    pub fn nested_in(self) -> &'static [RiskLevel] {
+        match self {
+            RiskLevel::D => &[RiskLevel::C, RiskLevel::B],
+            RiskLevel::C => &[RiskLevel::B],
+            RiskLevel::B | RiskLevel::A => &[],
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RiskLevel::A => "A",

@@ -48,7 +48,12 @@ impl<S: Store> Gateway<S> {
             .with_rule("QG-PIN-LOCKOUT")
         })?;
         self.check_pin(customer, pin).await?;
-        self.store.pin_succeeded(customer, self.now()).await?;
+        // The attempt is given back, but earlier failures stay counted: a
+        // right PIN here must not wipe the count that also brakes guesses
+        // of one-time passwords.
+        self.store
+            .pin_refund(customer, self.now(), self.limits.pin_lockout)
+            .await?;
         Ok(())
     }
 
@@ -105,6 +110,9 @@ impl<S: Store> Gateway<S> {
         };
         let view = device_view(&device);
         let mut m = Movement::new(now);
+        // Written only while the enrolling key is live: a revocation racing
+        // the enrolment cannot leave the thief's device behind.
+        m.live_api_key = Some(p.key_id.clone());
         m.records.push(Record::Device(device));
         m.audit = Some(AuditEntry {
             action: "device.enrolled".into(),

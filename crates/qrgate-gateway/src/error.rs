@@ -31,6 +31,8 @@ pub enum Kind {
     Unprocessable,
     /// 503: try again later.
     Unavailable,
+    /// 429: over a rate limit; retry after this many seconds.
+    TooManyRequests { retry_after_seconds: u64 },
     /// 500: a bug or corrupt data; details are only in the log.
     Internal,
 }

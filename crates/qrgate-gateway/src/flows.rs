@@ -121,6 +121,13 @@ impl<S: Store> Gateway<S> {
     pub async fn issue_payment_code(&self, p: &Principal) -> Result<PaymentCodeView, Error> {
         let customer = p.customer()?.to_owned();
         let now = self.now();
+        self.rate.draw(
+            crate::limiter::Bucket::CodeIssue,
+            &p.key_id,
+            self.limits.rate_code_issue,
+            now,
+            true,
+        )?;
         let ttl = self.limits.code_ttl_seconds;
         let numeric = numeric::generate(&self.rng)?;
         let expires_at = now
@@ -164,6 +171,29 @@ impl<S: Store> Gateway<S> {
             expires_at: expires_at.to_rfc3339(),
             valid_seconds: ttl,
         })
+    }
+
+    /// [`Self::payer_of`] for a merchant's charge, with the brake on guessing
+    /// numeric codes (QG-RATE-UNKNOWN-CODE): once the merchant key has
+    /// charged too many unknown ones this minute, numeric charges wait.
+    async fn payer_of_for(
+        &self,
+        p: &Principal,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Payer, Error> {
+        let numeric = code.trim().bytes().all(|b| b.is_ascii_digit());
+        let limit = self.limits.rate_unknown_code;
+        let bucket = crate::limiter::Bucket::UnknownCode;
+        if numeric {
+            self.rate.draw(bucket, &p.key_id, limit, now, false)?;
+        }
+        let found = self.payer_of(code, now).await;
+        if numeric && matches!(&found, Err(e) if e.code == "payment_code_unknown") {
+            // Counted; the answer to this one is still "unknown".
+            let _ = self.rate.draw(bucket, &p.key_id, limit, now, true);
+        }
+        found
     }
 
     /// Identify the payer of a consumer code and what proves it, before any
@@ -733,7 +763,7 @@ impl<S: Store> Gateway<S> {
             .await?
             .ok_or_else(|| Error::not_found("merchant", &merchant_id))?;
         let now = self.now();
-        let payer = self.payer_of(auth_code, now).await?;
+        let payer = self.payer_of_for(p, auth_code, now).await?;
         let level = risk::level(&payer.elements, false);
         let burn = CodeBurn {
             key: payer.burn_key.clone(),

@@ -270,6 +270,14 @@ impl<S: Store> Gateway<S> {
             self.daily_charge(customer, subject, level, amount, now)
                 .await?,
         ];
+        if self.limits.nested_caps {
+            for wider in level.nested_in() {
+                counters.push(
+                    self.daily_charge(customer, subject, *wider, amount, now)
+                        .await?,
+                );
+            }
+        }
         if let Some(n) = self.limits.password_free_count
             && !elements.contains(&Element::Pin)
         {

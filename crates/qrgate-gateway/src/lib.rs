@@ -8,6 +8,7 @@ mod error;
 pub mod flows;
 mod fresh;
 pub mod funding;
+mod limiter;
 pub mod otp;
 pub mod parties;
 mod pin;
@@ -165,6 +166,9 @@ pub struct Limits {
     pub daily_b: i64,
     pub daily_c: i64,
     pub daily_d: i64,
+    /// BCP-LIMIT-NESTED: a payment also counts toward the levels with a
+    /// higher cap (D toward C and B, C toward B).
+    pub nested_caps: bool,
     pub class_i_total: i64,
     pub class_ii_yearly: i64,
     pub class_iii_yearly: i64,
@@ -185,6 +189,11 @@ pub struct Limits {
     pub cancel_window_seconds: i64,
     pub anomaly_factor: i64,
     pub personal_code_payers: i64,
+    /// Rate limits per minute (QG-RATE-*).
+    pub rate_code_issue: i64,
+    pub rate_unknown_code: i64,
+    pub rate_pin: i64,
+    pub rate_public: i64,
 }
 
 impl Limits {
@@ -213,6 +222,17 @@ impl Limits {
             daily_b: c.value("BCP-LIMIT-B-DAILY")?,
             daily_c: c.value("BCP-LIMIT-C-DAILY")?,
             daily_d: c.value("BCP-LIMIT-D-STATIC")?,
+            nested_caps: match c.value("BCP-LIMIT-NESTED")? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(RuleError::OutOfRange {
+                        id: "BCP-LIMIT-NESTED".into(),
+                        value: other,
+                        why: "0 (separate buckets) or 1 (nested)",
+                    });
+                }
+            },
             class_i_total: c.value("BCP-ACCT-CLASS-I")?,
             class_ii_yearly: c.value("BCP-ACCT-CLASS-II")?,
             class_iii_yearly: c.value("BCP-ACCT-CLASS-III")?,
@@ -232,6 +252,10 @@ impl Limits {
             cancel_window_seconds: c.value("QG-CANCEL-WINDOW")?,
             anomaly_factor: c.value("QG-ANOMALY-AMOUNT")?,
             personal_code_payers: c.value("QG-PERSONAL-CODE-PAYERS")?,
+            rate_code_issue: c.value("QG-RATE-CODE-ISSUE")?,
+            rate_unknown_code: c.value("QG-RATE-UNKNOWN-CODE")?,
+            rate_pin: c.value("QG-RATE-PIN")?,
+            rate_public: c.value("QG-RATE-PUBLIC")?,
         })
     }
 }
@@ -262,6 +286,21 @@ pub struct Config {
     /// are on its own network. Off by default.
     #[serde(default)]
     pub allow_internal_webhooks: bool,
+    /// Accept plain-http webhook endpoints on loopback / `localhost`: for a
+    /// development machine or a test run, never for production. Off by
+    /// default.
+    #[serde(default)]
+    pub allow_local_http_webhooks: bool,
+}
+
+impl Config {
+    /// What webhooks may reach beyond the public internet.
+    pub fn webhook_reach(&self) -> qrgate_core::net::Reach {
+        qrgate_core::net::Reach {
+            internal: self.allow_internal_webhooks,
+            local_http: self.allow_local_http_webhooks,
+        }
+    }
 }
 
 fn default_processor_timeout() -> u64 {
@@ -277,6 +316,7 @@ impl Default for Config {
             processor_timeout_ms: default_processor_timeout(),
             txn_cap_by_mcc: BTreeMap::new(),
             allow_internal_webhooks: false,
+            allow_local_http_webhooks: false,
         }
     }
 }
@@ -296,6 +336,7 @@ pub struct Gateway<S: Store> {
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) processor_timeout: Duration,
     pub(crate) resolver: Arc<dyn webhooks::Resolver>,
+    pub(crate) rate: limiter::RateLimits,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -397,6 +438,7 @@ impl<S: Store> Gateway<S> {
                 blocks: fresh::Blocks::default(),
                 processor: Arc::new(Sandbox::default()),
                 resolver: Arc::new(webhooks::SystemResolver),
+                rate: limiter::RateLimits::default(),
             },
             applied,
         ))
@@ -406,6 +448,19 @@ impl<S: Store> Gateway<S> {
     pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Gateway<S> {
         self.processor = processor;
         self
+    }
+
+    /// Draw on the per-address allowance of public endpoints and failed
+    /// authentications (QG-RATE-PUBLIC); 429 when it is spent.
+    /// `take`: count this request; otherwise only check one is left.
+    pub fn rate_limit_public(&self, address: &str, take: bool) -> Result<(), Error> {
+        self.rate.draw(
+            limiter::Bucket::Public,
+            address,
+            self.limits.rate_public,
+            self.now(),
+            take,
+        )
     }
 
     /// Resolve webhook host names with this resolver instead of the system's.

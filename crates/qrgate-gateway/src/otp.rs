@@ -58,6 +58,7 @@ impl<S: Store> Gateway<S> {
         let now = self.now();
         let id = self.new_id::<qrgate_core::id::kind::Otp>()?.to_string();
         let mut m = Movement::new(now);
+        m.live_api_key = Some(p.key_id.clone());
         m.records.push(Record::Otp(OtpEnrollment {
             id: id.clone(),
             customer_id: customer.clone(),
@@ -84,6 +85,26 @@ impl<S: Store> Gateway<S> {
         })
     }
 
+    /// The checks of a one-time password that need no attempt: its shape,
+    /// and that the customer enrolled an app. Made before a PIN is tried,
+    /// so a malformed or impossible OTP does not spend the PIN's attempt.
+    pub(crate) async fn otp_can_be_tried(&self, customer: &str, code: &str) -> Result<(), Error> {
+        if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::bad_request(
+                "invalid_otp",
+                "the one-time password is six digits",
+            ));
+        }
+        if self.store.otp_enrollment(customer).await?.is_none() {
+            return Err(Error::new(
+                Kind::Conflict,
+                "otp_not_enrolled",
+                "no one-time-password app is enrolled (POST /v1/me/otp)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Check a one-time password and burn the step it matched. A wrong code
     /// counts toward the lock-out; a code used before is refused.
     pub(crate) async fn check_otp(&self, customer: &str, code: &str) -> Result<(), Error> {
@@ -94,6 +115,7 @@ impl<S: Store> Gateway<S> {
             ));
         }
         let now = self.now();
+        self.pin_rate(customer, now)?;
         let cr = self.store.credentials(customer).await?;
         if let Some(until) = cr
             .as_ref()

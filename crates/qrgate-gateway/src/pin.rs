@@ -95,7 +95,9 @@ impl<S: Store> Gateway<S> {
         let customer = p.customer()?.to_owned();
         let (hash, salt) = self.new_pin_hash(new)?;
         let proven = self.check_pin(&customer, current).await?;
-        self.store.pin_succeeded(&customer, self.now()).await?;
+        self.store
+            .pin_refund(&customer, self.now(), self.limits.pin_lockout)
+            .await?;
         let change = CredentialChange::PinReplace {
             customer_id: customer.clone(),
             expected: proven.pin_hash,
@@ -144,6 +146,7 @@ impl<S: Store> Gateway<S> {
     /// someone guess one-time passwords without ever locking).
     pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<Credentials, Error> {
         let now = self.now();
+        self.pin_rate(customer, now)?;
         let cr = self
             .store
             .credentials(customer)
@@ -188,6 +191,19 @@ impl<S: Store> Gateway<S> {
             None => format!("wrong PIN; {left} attempts left before the PIN locks"),
         };
         Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+    }
+
+    /// QG-RATE-PIN: every PIN or one-time-password try of a customer draws
+    /// on a per-minute allowance, before anything else (a try while the PIN
+    /// is locked counts too).
+    pub(crate) fn pin_rate(&self, customer: &str, now: Timestamp) -> Result<(), Error> {
+        self.rate.draw(
+            crate::limiter::Bucket::Pin,
+            customer,
+            self.limits.rate_pin,
+            now,
+            true,
+        )
     }
 
     /// Take one PIN or one-time-password attempt toward the lock-out,

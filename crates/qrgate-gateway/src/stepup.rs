@@ -437,18 +437,12 @@ impl<S: Store> Gateway<S> {
         if let Some(blocked) = self.blocked(&pay.merchant_id, &customer).await? {
             return Err(blocked);
         }
-        // Every offered element must be proven; the PIN first (it counts toward lock-out).
-        if let Some(pin) = c.pin.as_deref() {
-            self.check_pin(&customer, pin).await?;
-            proven.push(Element::Pin);
-        }
-        if let Some(otp) = c.otp.as_deref() {
-            self.check_otp(&customer, otp).await?;
-            proven.push(Element::OneTimePassword);
-        }
+        // Every offered element must be proven. What needs no secret (the
+        // signatures, the shape of a one-time password and that one is
+        // enrolled) is checked first, so a refusal of it spends no attempt;
+        // then the PIN and the one-time password (they count toward the
+        // lock-out).
         if let Some((d, sig)) = &device_row {
-            let d = d.clone();
-            let sig = *sig;
             check_signature(
                 &d.public_key,
                 sig,
@@ -486,6 +480,17 @@ impl<S: Store> Gateway<S> {
                 "certificate",
             )?;
             proven.push(Element::DigitalCertificate);
+        }
+        if let Some(otp) = c.otp.as_deref() {
+            self.otp_can_be_tried(&customer, otp).await?;
+        }
+        if let Some(pin) = c.pin.as_deref() {
+            self.check_pin(&customer, pin).await?;
+            proven.push(Element::Pin);
+        }
+        if let Some(otp) = c.otp.as_deref() {
+            self.check_otp(&customer, otp).await?;
+            proven.push(Element::OneTimePassword);
         }
         // Everything offered is proven: the attempts this confirmation took
         // (a right PIN, a right one-time password) are failures no more.

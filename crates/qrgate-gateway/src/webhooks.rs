@@ -258,13 +258,13 @@ impl<S: Store> Gateway<S> {
     /// that does not resolve yet is accepted: every delivery resolves it
     /// again and connects only to an address that passes.
     async fn check_target(&self, url: &str) -> Result<Target, Error> {
-        let allow = self.config.allow_internal_webhooks;
-        let target = Target::parse(url, allow).map_err(refused)?;
+        let reach = self.config.webhook_reach();
+        let target = Target::parse(url, reach).map_err(refused)?;
         if let Some(host) = target.domain()
             && let Ok(addrs) = self.resolver.lookup(host, target.port()).await
             && addrs
                 .iter()
-                .any(|a| !qrgate_core::net::name_may_resolve_to(host, *a, allow))
+                .any(|a| !qrgate_core::net::name_may_resolve_to(host, *a, reach))
         {
             return Err(refused(TargetError::NotPublic));
         }
@@ -425,6 +425,8 @@ impl<S: Store> Gateway<S> {
             .await?
             .filter(|d| d.merchant_id == merchant)
             .ok_or_else(|| Error::not_found("webhook delivery", &delivery_id.to_string()))?;
+        // A delivery of a deleted endpoint is never sent again.
+        self.own_endpoint(p, &d.endpoint_id).await?;
         self.store.retry_delivery(d.id, self.now()).await?;
         let d = self
             .store
@@ -505,7 +507,9 @@ impl<S: Store> Gateway<S> {
                 .iter()
                 // An endpoint gets the events written after it was registered,
                 // not a backlog that happened to be waiting for the dispatcher.
-                .filter(|e| e.disabled_at.is_none() && e.created_at <= ev.created_at)
+                // A disabled endpoint gets them too: they wait until it is
+                // enabled (deliveries_due holds them back).
+                .filter(|e| e.created_at <= ev.created_at)
                 .map(|e| NewDelivery {
                     endpoint_id: e.id.clone(),
                     merchant_id: merchant.clone(),
@@ -557,7 +561,7 @@ impl<S: Store> Gateway<S> {
     }
 
     /// Claim, send and record one delivery; `Ok(true)` when it was delivered
-    /// (or another pass had claimed it).
+    /// (`false` too when another pass had claimed it).
     async fn attempt(
         &self,
         ep: &WebhookEndpoint,
@@ -574,12 +578,14 @@ impl<S: Store> Gateway<S> {
             .claim_delivery(d.id, d.next_attempt_at, claimed_until)
             .await?
         {
-            return Ok(true);
+            // Another pass has it: that pass owns this endpoint's turn, so
+            // its deliveries stay one at a time and in order.
+            return Ok(false);
         }
         // The URL is checked again under today's policy (it may have been
         // tightened since the endpoint was registered); names are checked
         // by the sender's resolver against the address it connects to.
-        let outcome = match Target::parse(&ep.url, self.config.allow_internal_webhooks) {
+        let outcome = match Target::parse(&ep.url, self.config.webhook_reach()) {
             Ok(_) => {
                 let header = signatures(ep, self.now(), &d.body);
                 sender.post(&ep.url, &header, &d.body).await

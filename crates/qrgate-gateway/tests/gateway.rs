@@ -1003,23 +1003,28 @@ on_both!(
         assert!(paid["customer_id"].is_string(), "the payer sees itself");
         w.gw.dispatch_webhooks(&sender).await.unwrap();
         assert!(sender.sent.lock().unwrap().is_empty());
-        // Events written while it was disabled are not fanned out to it;
-        // the next one is.
+        // Enabled again: the event written while it was disabled waited and
+        // is sent now, then the next one.
         w.gw.change_webhook_endpoint(&w.merchant, &ep, EndpointAction::Enable)
             .await
             .unwrap();
         w.clock.advance_seconds(1);
-        let paid = w
+        let next = w
             .pay_order(&w.merchant, &w.consumer, "4.00", Some(&card))
             .await
             .unwrap();
         w.gw.dispatch_webhooks(&sender).await.unwrap();
         let sent = sender.sent.lock().unwrap().clone();
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        let event: Value = serde_json::from_str(&sent[0].2).unwrap();
-        assert_eq!(event["data"]["payment"]["id"], paid["id"]);
-        assert!(!sent[0].2.contains(w.consumer.subject.as_deref().unwrap()));
-        assert!(!sent[0].2.contains(&card), "{}", sent[0].2);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        let ids: Vec<Value> = sent
+            .iter()
+            .map(|s| serde_json::from_str::<Value>(&s.2).unwrap()["data"]["payment"]["id"].clone())
+            .collect();
+        assert_eq!(ids, [paid["id"].clone(), next["id"].clone()]);
+        for (_, _, body) in &sent {
+            assert!(!body.contains(w.consumer.subject.as_deref().unwrap()));
+            assert!(!body.contains(&card), "{body}");
+        }
         // A rotation: the new secret is shown once; both sign for a day.
         let old_secret = {
             // The first endpoint's secret was shown at creation only; rotate
@@ -1450,8 +1455,14 @@ on_both!(
             .unwrap();
         let merchant2 = w.merchant.clone();
         let offline = w.device_token();
+        let idem = || qrgate_gateway::Idem {
+            scope: format!("merchant:{}", merchant2.subject.as_deref().unwrap()),
+            key: "before-revoke".into(),
+            request_hash: "h1".into(),
+        };
+        let before = w.device_token();
         let r = gw2
-            .charge(&merchant2, &w.device_token(), "1.00", None, None)
+            .charge(&merchant2, &before, "1.00", None, Some(idem()))
             .await;
         assert!(r.is_ok(), "{r:?}");
         // Revoked on the first: an offline code made before is refused on
@@ -1465,6 +1476,12 @@ on_both!(
                 .code,
             "device_revoked"
         );
+        // A retry of the payment made before the revocation gets its answer.
+        let again = gw2
+            .charge(&merchant2, &before, "1.00", None, Some(idem()))
+            .await
+            .unwrap();
+        assert!(again.replayed);
         // Another consumer cannot revoke it; an admin can revoke any.
         let other = key_of(&w.gw, Role::Consumer, &customer).await;
         let stranger = {
@@ -1540,6 +1557,144 @@ on_both!(
                 "{want} not in {actions:?}"
             );
         }
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    the_level_caps_are_separate_by_default_and_nested_when_the_catalogue_says,
+    |w: World| async move {
+        let a = admin();
+        let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
+        // Separate buckets (the default): C full, a static payment still fits D.
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        w.charge(&code.numeric, "1000.00").await.unwrap();
+        w.gw.pay_scanned(&w.consumer, &sc.payload, Some("100.00"), None, None)
+            .await
+            .unwrap();
+        // Nested (BCP-LIMIT-NESTED = 1) on a second gateway of the same database.
+        let nested = Config {
+            rules: [("BCP-LIMIT-NESTED".to_owned(), 1)].into_iter().collect(),
+            ..Config::default()
+        };
+        let (gw2, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), nested)
+            .await
+            .unwrap();
+        assert!(gw2.limits().nested_caps && !w.gw.limits().nested_caps);
+        let payer =
+            w.gw.create_customer(
+                &a,
+                NewCustomer {
+                    account_class: "II".into(),
+                    level_a_daily_cap: None,
+                },
+            )
+            .await
+            .unwrap();
+        w.gw.topup(&a, &payer.id, "3000.00", None).await.unwrap();
+        let ck = key_of(&w.gw, Role::Consumer, &payer.id).await;
+        let code = gw2.issue_payment_code(&ck).await.unwrap();
+        gw2.charge(&w.merchant, &code.numeric, "1000.00", None, None)
+            .await
+            .unwrap();
+        // A static payment now counts toward C too: refused, citing C.
+        let e = gw2
+            .pay_scanned(&ck, &sc.payload, Some("0.01"), None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+        );
+        // Nothing moved by the refusal.
+        assert_eq!(
+            w.gw.get_customer(&a, &payer.id).await.unwrap().balance,
+            "2000.00"
+        );
+        // The catalogue takes 0 or 1 only.
+        let bad = Config {
+            rules: [("BCP-LIMIT-NESTED".to_owned(), 2)].into_iter().collect(),
+            ..Config::default()
+        };
+        assert!(
+            Gateway::start(w.gw.store().clone(), w.clock.clone(), bad)
+                .await
+                .is_err()
+        );
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    rate_limits_brake_code_issuance_guessing_and_pin_attempts,
+    |w: World| async move {
+        let limits = w.gw.limits().clone();
+        // Payment codes: the allowance of a minute, then 429 until the next.
+        for _ in 0..limits.rate_code_issue {
+            w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        }
+        let e = w.gw.issue_payment_code(&w.consumer).await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("rate_limited", Some("QG-RATE-CODE-ISSUE"))
+        );
+        assert!(matches!(
+            e.kind,
+            qrgate_gateway::Kind::TooManyRequests {
+                retry_after_seconds: 1..=60
+            }
+        ));
+        w.clock.advance_seconds(60);
+        let kept = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        // Unknown numeric codes: counted per merchant key; past the allowance
+        // every numeric charge waits, a known code included; a QR token does not.
+        let rng = SystemRandom::new();
+        for _ in 0..limits.rate_unknown_code {
+            let guess = qrgate_codes::numeric::generate(&rng).unwrap();
+            assert_eq!(
+                w.charge(&guess, "1.00").await.unwrap_err().code,
+                "payment_code_unknown"
+            );
+        }
+        let e = w.charge(&kept.numeric, "1.00").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("rate_limited", Some("QG-RATE-UNKNOWN-CODE"))
+        );
+        w.charge(&w.device_token(), "1.00").await.unwrap();
+        // Another merchant key is not held back.
+        let other = key_of(
+            &w.gw,
+            Role::Merchant,
+            w.merchant.subject.as_deref().unwrap(),
+        )
+        .await;
+        let fresh = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        w.gw.charge(&other, &fresh.numeric, "1.00", None, None)
+            .await
+            .unwrap();
+        // PIN attempts: on top of the lock-out, at most this many a minute.
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        let mut codes = Vec::new();
+        for _ in 0..limits.rate_pin {
+            let e =
+                w.gw.change_pin(&w.consumer, "111119", "271828")
+                    .await
+                    .unwrap_err();
+            codes.push(e.code);
+        }
+        assert!(
+            codes.contains(&"pin_incorrect") && codes.contains(&"pin_locked"),
+            "{codes:?}"
+        );
+        let e =
+            w.gw.change_pin(&w.consumer, "111119", "271828")
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("rate_limited", Some("QG-RATE-PIN"))
+        );
         w.assert_books_sound().await;
     }
 );
@@ -2323,8 +2478,10 @@ on_both!(
             .await
             .unwrap();
         assert_eq!(done["status"], "succeeded");
-        // Wrong codes count toward the same lock-out as wrong PINs.
+        // Wrong codes count toward the same lock-out as wrong PINs (in a
+        // fresh minute: each try draws on QG-RATE-PIN twice, PIN and code).
         let p3 = w.waiting_order().await;
+        w.clock.advance_seconds(60);
         for _ in 0..5 {
             let e = w
                 .confirm_with(&p3, with_otp(Some("493817"), "000000"))
@@ -2332,6 +2489,7 @@ on_both!(
                 .unwrap_err();
             assert!(["otp_incorrect", "pin_locked"].contains(&e.code), "{e:?}");
         }
+        w.clock.advance_seconds(60);
         let e = w
             .confirm_with(&p3, with_otp(Some("493817"), &otp_now(&w, &otp.secret)))
             .await
@@ -2694,6 +2852,18 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "seconds a delivery attempt stays claimed",
         ),
         ("webhooks.rs", "100", "page size of the delivery list"),
+        (
+            "limiter.rs",
+            "100_000",
+            "most rate-limit keys kept in memory",
+        ),
+        (
+            "limiter.rs",
+            "60_000",
+            "milliseconds per minute: the window",
+        ),
+        ("limiter.rs", "999", "rounding milliseconds up to seconds"),
+        ("limiter.rs", "1000", "milliseconds per second"),
         (
             "webhooks.rs",
             "200",

@@ -563,6 +563,52 @@ async fn edges_that_must_not_fall_over() {
     assert_eq!(check.json["balanced"], true, "{:?}", check.json);
 }
 
+/// QG-RATE-PUBLIC: failed authentications from one address draw on an
+/// allowance; once spent, keyed requests from it get 429 with Retry-After
+/// before any key is looked at.
+#[tokio::test]
+async fn failed_authentications_from_one_address_are_braked() {
+    let app = app_on(sqlite_store().await).await;
+    let n = 600;
+    for i in 0..n {
+        let r = app
+            .call("GET", "/v1/me", Some(&format!("qg_wrong_{i}")), None, &[])
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = app
+        .call("GET", "/v1/me", Some("qg_wrong_more"), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, err(&r)),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            ("rate_limited", Some("QG-RATE-PUBLIC"))
+        )
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Even the right key waits out the minute from that address; the
+    // public read endpoints and health checks are not braked.
+    let r = app
+        .call("GET", "/v1/merchants/mch_x", Some(&app.admin), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.call("GET", "/healthz", None, None, &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", "/v1/rules", None, None, &[]).await.status,
+        StatusCode::OK
+    );
+    app.clock.advance_seconds(60);
+    let r = app
+        .call("GET", "/v1/merchants/mch_x", Some(&app.admin), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
 /// A long poll that sees no change answers with the payment when its wait
 /// is over, inside the request deadline (this test takes 30 s of real time).
 #[tokio::test]
@@ -1226,9 +1272,17 @@ async fn receiver() -> (
 
 async fn end_to_end(store: AnyStore) {
     let clock: Arc<dyn Clock> = Arc::new(qrgate_core::SystemClock);
-    let (gw, _) = Gateway::start(store, clock, Config::default())
-        .await
-        .unwrap();
+    let (gw, _) = Gateway::start(
+        store,
+        clock,
+        Config {
+            // The test's receiver listens on loopback over plain http.
+            allow_local_http_webhooks: true,
+            ..Config::default()
+        },
+    )
+    .await
+    .unwrap();
     let admin = gw
         .create_api_key(None, Role::Admin, None)
         .await
@@ -1421,7 +1475,11 @@ async fn end_to_end(store: AnyStore) {
     assert_eq!(l["balanced"], true);
 
     // Webhooks reach the local receiver, signed with the endpoint's secret.
-    let sender = qrgate_server::http::webhook_sender::HttpSender::new(false).unwrap();
+    let sender = qrgate_server::http::webhook_sender::HttpSender::new(qrgate_core::net::Reach {
+        internal: false,
+        local_http: true,
+    })
+    .unwrap();
     let r = gw.dispatch_webhooks(&sender).await.unwrap();
     assert!(r.delivered >= 5, "{r:?}");
     let got = received.lock().unwrap().clone();

@@ -285,6 +285,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         customer_id: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Give back one attempt taken for a PIN that was right (a step-up
+    /// for a credential change): one failure fewer, and the lock-out lifted
+    /// only when that attempt is the one that set it (`lock_after`).
+    /// Unlike [`Store::pin_succeeded`], earlier failures stay counted.
+    fn pin_refund(
+        &self,
+        customer_id: &str,
+        at: Timestamp,
+        lock_after: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 fn count(r: Result<Done, MovementError>) -> Result<u64, StoreError> {
@@ -630,6 +640,17 @@ macro_rules! impl_store {
                 at: Timestamp,
             ) -> Result<(), StoreError> {
                 self.write(Work::PinSucceeded(customer_id.to_owned(), at))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err)
+            }
+            async fn pin_refund(
+                &self,
+                customer_id: &str,
+                at: Timestamp,
+                lock_after: i64,
+            ) -> Result<(), StoreError> {
+                self.write(Work::PinRefund(customer_id.to_owned(), at, lock_after))
                     .await
                     .map(|_| ())
                     .map_err(store_err)

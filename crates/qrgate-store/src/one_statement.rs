@@ -154,7 +154,7 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
 
     if let Some(device_id) = &m.live_device {
         let body = format!(
-            "SELECT 1 FROM devices WHERE id = {} AND status = 'active'",
+            "SELECT 1 FROM devices WHERE id = {} AND status = 'active' FOR SHARE",
             s.p(Arg::Str(device_id))
         );
         s.cte("dv".into(), &body, true);

@@ -70,20 +70,6 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         }
     }
 
-    if let Some(device_id) = &m.live_device {
-        let live = c
-            .rows(
-                "SELECT 1 FROM devices WHERE id = $1 AND status = 'active'",
-                &[Arg::Str(device_id)],
-            )
-            .await?;
-        if live.is_empty() {
-            return Err(MovementError::DeviceRevoked {
-                device_id: device_id.clone(),
-            });
-        }
-    }
-
     if let Some(rec) = &m.idempotency {
         let inserted = c
             .exec(
@@ -111,6 +97,24 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
                     key: rec.key.clone(),
                 }),
             };
+        }
+    }
+
+    // After the idempotency record: a retry of a payment made before the
+    // device was revoked gets its stored answer. FOR SHARE on PostgreSQL:
+    // a revocation committing meanwhile is waited for and then seen.
+    if let Some(device_id) = &m.live_device {
+        let sql = match c.dialect() {
+            Dialect::Sqlite => "SELECT 1 FROM devices WHERE id = $1 AND status = 'active'",
+            Dialect::Postgres => {
+                "SELECT 1 FROM devices WHERE id = $1 AND status = 'active' FOR SHARE"
+            }
+        };
+        let live = c.rows(sql, &[Arg::Str(device_id)]).await?;
+        if live.is_empty() {
+            return Err(MovementError::DeviceRevoked {
+                device_id: device_id.clone(),
+            });
         }
     }
 
@@ -2057,6 +2061,26 @@ pub(crate) async fn pin_attempt<C: Conn>(
         Some(r) => Ok(Some((r.i64(0)?, opt_ts(r, 1)?))),
         None => Ok(None),
     }
+}
+
+pub(crate) async fn pin_refund<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    at: Timestamp,
+    lock_after: i64,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE customer_credentials SET failures = failures - 1, \
+           locked_until = CASE WHEN failures = $1 THEN NULL ELSE locked_until END, updated_at = $2 \
+         WHERE customer_id = $3 AND failures > 0",
+        &[
+            Arg::I64(lock_after),
+            Arg::I64(at.unix_millis()),
+            Arg::Str(customer_id),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn pin_succeeded<C: Conn>(

@@ -86,6 +86,7 @@ pub(crate) enum Work {
     ChangeCredential(Box<CredentialChange>, Timestamp, AuditEntry),
     PinAttempt(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
+    PinRefund(String, Timestamp, i64),
     ChainAudit,
 }
 
@@ -151,6 +152,10 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
         Work::ChainAudit => Done::Count(ops::chain_audit(c).await?),
         Work::PinSucceeded(id, at) => {
             ops::pin_succeeded(c, id, *at).await?;
+            Done::Unit
+        }
+        Work::PinRefund(id, at, lock_after) => {
+            ops::pin_refund(c, id, *at, *lock_after).await?;
             Done::Unit
         }
     })

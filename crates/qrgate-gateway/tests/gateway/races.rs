@@ -405,7 +405,12 @@ on_both!(
             .collect();
         let outcomes = race_all(guesses).await;
         no_fault(&outcomes, "20 wrong PINs");
-        losers_say(&outcomes, &["pin_incorrect", "pin_locked"], "20 wrong PINs");
+        // Past QG-RATE-PIN a minute, tries are braked before the lock-out.
+        losers_say(
+            &outcomes,
+            &["pin_incorrect", "pin_locked", "rate_limited"],
+            "20 wrong PINs",
+        );
         let checked = outcomes
             .iter()
             .filter(|o| matches!(o, Err(e) if e.code == "pin_incorrect"))
@@ -414,7 +419,9 @@ on_both!(
             checked, 5,
             "exactly the allowed five were checked: {outcomes:?}"
         );
-        // Locked now: even the right PIN is refused, and nothing moved.
+        // Locked now (a minute later, past the rate limit): even the right
+        // PIN is refused, and nothing moved.
+        w.clock.advance_seconds(60);
         let e =
             w.gw.confirm(&w.consumer, &pay, confirmation(Some(PIN), None), None)
                 .await

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "QRGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`, `processor_timeout_ms`, `allow_internal_webhooks`.
+    /// TOML config: rule overrides (`[rules]`), `allow_loosening`, `cancel_window_seconds`, `processor_timeout_ms`, `allow_internal_webhooks`, `allow_local_http_webhooks`.
     #[arg(long, env = "QRGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the first start writes the admin key (mode 0600).
@@ -240,8 +240,13 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
 
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(&args.log_format);
-    let config = load_config(args.config.as_deref())?;
-    let allow_internal_webhooks = config.allow_internal_webhooks;
+    let mut config = load_config(args.config.as_deref())?;
+    if args.demo {
+        // A demo runs on one machine: its guide's webhook receiver listens
+        // on loopback over plain http, which a deployment refuses by default.
+        config.allow_local_http_webhooks = true;
+    }
+    let webhook_reach = config.webhook_reach();
     let gw = Arc::new(open(&args.store, config).await?);
     let first_admin = if gw
         .store()
@@ -332,9 +337,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     // overlap (up to WEBHOOK_PASSES at once; every attempt is claimed, so
     // none is sent twice), so a pass waiting on a slow endpoint does not
     // hold up the deliveries to the others.
-    let sender = Arc::new(crate::http::webhook_sender::HttpSender::new(
-        allow_internal_webhooks,
-    )?);
+    let sender = Arc::new(crate::http::webhook_sender::HttpSender::new(webhook_reach)?);
     let wh = gw.clone();
     let passes = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_PASSES));
     let webhooks = tokio::spawn(async move {
@@ -355,10 +358,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     });
 
     let app = router(AppState::new(gw));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    // The peer address goes with each request (QG-RATE-PUBLIC counts by it).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     sweeper.abort();
     webhooks.abort();
     chainer.abort();

@@ -30,6 +30,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Declined => StatusCode::PAYMENT_REQUIRED,
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -45,6 +46,13 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        if let Kind::TooManyRequests {
+            retry_after_seconds,
+        } = self.0.kind
+        {
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after_seconds));
         }
         r.extensions_mut().insert(ErrorBody(self.0));
         r

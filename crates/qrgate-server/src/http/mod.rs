@@ -262,6 +262,39 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(40);
 pub const MAX_WAIT_SECONDS: u64 = 30;
 const _: () = assert!(MAX_WAIT_SECONDS + 5 < REQUEST_DEADLINE.as_secs());
 
+/// The client's address: the peer of the connection (`serve` records it),
+/// `unknown` when there is none (in-process calls). Behind a proxy every
+/// client has the proxy's address; size QG-RATE-PUBLIC for that.
+fn client_address(req: &Request<Body>) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// QG-RATE-PUBLIC: per client address, public endpoints that do work
+/// (code verification) draw on an allowance, and so does every failed
+/// authentication; once it is spent, those and any request carrying a key
+/// are answered 429 until the minute is over, before a key is looked at.
+async fn address_limits(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let address = client_address(&req);
+    let public = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|m| m.as_str() == "/v1/codes/verify");
+    let keyed = req.headers().contains_key("authorization");
+    if (public || keyed)
+        && let Err(e) = state.gw.rate_limit_public(&address, public)
+    {
+        return ApiError(e).into_response();
+    }
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        // Counted; this answer stays a 401.
+        let _ = state.gw.rate_limit_public(&address, true);
+    }
+    res
+}
+
 /// Stop a request at [`REQUEST_DEADLINE`] with the API's error JSON (503,
 /// `request_timeout`). A write stopped this way rolled back, or committed
 /// and is replayed by a retry with the same Idempotency-Key.
@@ -287,6 +320,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            address_limits,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

@@ -845,8 +845,8 @@ async fn change_webhook_endpoint(
     )
 }
 
-/// Delete an endpoint: it is no longer listed or sent to, and its pending
-/// deliveries fail; its delivery history stays readable by id.
+/// Delete an endpoint: it is no longer listed or sent to, its pending
+/// deliveries fail, and none of them can be sent again.
 #[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::webhooks::EndpointView), StdErrors))]
 async fn delete_webhook_endpoint(
     State(s): State<AppState>,

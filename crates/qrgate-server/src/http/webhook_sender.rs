@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use qrgate_core::net::name_may_resolve_to;
+use qrgate_core::net::{Reach, name_may_resolve_to};
 use qrgate_gateway::webhooks::{ATTEMPT_TIMEOUT_SECONDS, Sender};
 
 pub struct HttpSender {
@@ -35,14 +35,14 @@ impl std::error::Error for NotAllowed {}
 
 /// Resolves with the system resolver and keeps only allowed addresses.
 pub struct CheckedResolver {
-    pub allow_internal: bool,
+    pub reach: Reach,
 }
 
 impl CheckedResolver {
     /// The allowed addresses among `found` for `host`.
     pub fn filter(&self, host: &str, found: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
         found
-            .filter(|a| name_may_resolve_to(host, a.ip(), self.allow_internal))
+            .filter(|a| name_may_resolve_to(host, a.ip(), self.reach))
             .collect()
     }
 }
@@ -50,10 +50,10 @@ impl CheckedResolver {
 impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
-        let allow_internal = self.allow_internal;
+        let reach = self.reach;
         Box::pin(async move {
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let ok = CheckedResolver { allow_internal }.filter(&host, found);
+            let ok = CheckedResolver { reach }.filter(&host, found);
             if ok.is_empty() {
                 return Err(Box::new(NotAllowed) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -63,7 +63,7 @@ impl Resolve for CheckedResolver {
 }
 
 impl HttpSender {
-    pub fn new(allow_internal: bool) -> Result<HttpSender, String> {
+    pub fn new(reach: Reach) -> Result<HttpSender, String> {
         // One process-wide TLS provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -72,7 +72,7 @@ impl HttpSender {
             // A redirect could point a signed event somewhere else.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(CheckedResolver { allow_internal })
+            .dns_resolver(CheckedResolver { reach })
             .user_agent(concat!("qrgate-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
@@ -130,7 +130,10 @@ mod tests {
             list.iter().map(|a| a.parse().unwrap()).collect()
         };
         let strict = CheckedResolver {
-            allow_internal: false,
+            reach: Reach {
+                internal: false,
+                local_http: true,
+            },
         };
         let mixed = addrs(&["10.0.0.1:443", "93.184.215.14:443", "[::1]:443"]);
         assert_eq!(
@@ -142,7 +145,10 @@ mod tests {
             addrs(&["[::1]:443"])
         );
         let open = CheckedResolver {
-            allow_internal: true,
+            reach: Reach {
+                internal: true,
+                local_http: false,
+            },
         };
         assert_eq!(
             open.filter("shop.example", mixed.clone().into_iter()),
@@ -157,7 +163,10 @@ mod tests {
         // resolver is asked directly for such a name (127.0.0.1 as a
         // "name" resolves to itself in the system resolver).
         let r = CheckedResolver {
-            allow_internal: false,
+            reach: Reach {
+                internal: false,
+                local_http: true,
+            },
         };
         let name: Name = "127.0.0.1".parse().unwrap();
         assert!(r.resolve(name).await.is_err());

@@ -1,0 +1,153 @@
+//! Rate limits (QG-RATE-*): fixed one-minute windows per key, counted on
+//! this node by the gateway's clock. A refusal is 429 with `Retry-After`
+//! (the seconds left in the window) and the rule. With several nodes each
+//! counts its own requests, so a client spread over n nodes gets up to n
+//! times the allowance; the limits are brute-force brakes, and the money
+//! rules never depend on them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use qrgate_core::Timestamp;
+
+use crate::{Error, Kind};
+
+/// Most keys tracked; past it, windows that ended are dropped first, then
+/// everything (a flood of new keys cannot grow memory without bound).
+const MAX_KEYS: usize = 100_000;
+const WINDOW_MS: i64 = 60_000;
+
+#[derive(Default)]
+pub(crate) struct RateLimits {
+    windows: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+/// Which allowance a request draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    /// Payment codes issued, per consumer API key.
+    CodeIssue,
+    /// Charges of numeric codes the gateway does not know, per merchant key.
+    UnknownCode,
+    /// PIN and one-time-password attempts, per customer.
+    Pin,
+    /// Public endpoints and failed authentications, per client address.
+    Public,
+}
+
+impl Bucket {
+    pub(crate) fn rule(self) -> &'static str {
+        match self {
+            Bucket::CodeIssue => "QG-RATE-CODE-ISSUE",
+            Bucket::UnknownCode => "QG-RATE-UNKNOWN-CODE",
+            Bucket::Pin => "QG-RATE-PIN",
+            Bucket::Public => "QG-RATE-PUBLIC",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Bucket::CodeIssue => "payment codes issued",
+            Bucket::UnknownCode => "charges of unknown payment codes",
+            Bucket::Pin => "PIN and one-time-password attempts",
+            Bucket::Public => "requests from this address",
+        }
+    }
+}
+
+impl RateLimits {
+    /// Take one from `key`'s allowance of `per_minute` in `bucket` (when
+    /// `take`), or only check that one is left.
+    pub(crate) fn draw(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        per_minute: i64,
+        now: Timestamp,
+        take: bool,
+    ) -> Result<(), Error> {
+        let window = now.unix_millis().div_euclid(WINDOW_MS);
+        let mut m = match self.windows.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() >= MAX_KEYS {
+            m.retain(|_, (w, _)| *w == window);
+            if m.len() >= MAX_KEYS {
+                m.clear();
+            }
+        }
+        let slot = m
+            .entry(format!("{}:{key}", bucket.rule()))
+            .or_insert((window, 0));
+        if slot.0 != window {
+            *slot = (window, 0);
+        }
+        if slot.1 >= per_minute {
+            let left_ms = (window + 1) * WINDOW_MS - now.unix_millis();
+            let retry_after_seconds = u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1);
+            return Err(Error::new(
+                Kind::TooManyRequests {
+                    retry_after_seconds,
+                },
+                "rate_limited",
+                format!(
+                    "too many {} (at most {per_minute} a minute); retry after {retry_after_seconds} s",
+                    bucket.what()
+                ),
+            )
+            .with_rule(bucket.rule()));
+        }
+        if take {
+            slot.1 += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_allows_its_number_then_refuses_until_the_next_minute() {
+        let r = RateLimits::default();
+        let at = |ms: i64| Timestamp::from_unix_millis(ms);
+        for _ in 0..3 {
+            r.draw(Bucket::Pin, "cus_1", 3, at(60_000), true).unwrap();
+        }
+        let e = r
+            .draw(Bucket::Pin, "cus_1", 3, at(60_500), true)
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.code, e.rule.as_deref()),
+            (
+                Kind::TooManyRequests {
+                    retry_after_seconds: 60
+                },
+                "rate_limited",
+                Some("QG-RATE-PIN")
+            )
+        );
+        // Another key, and another bucket, have their own allowance.
+        r.draw(Bucket::Pin, "cus_2", 3, at(60_500), true).unwrap();
+        r.draw(Bucket::CodeIssue, "cus_1", 3, at(60_500), true)
+            .unwrap();
+        // A check takes nothing.
+        for _ in 0..5 {
+            r.draw(Bucket::UnknownCode, "k", 1, at(61_000), false)
+                .unwrap();
+        }
+        // The next minute starts afresh.
+        r.draw(Bucket::Pin, "cus_1", 3, at(120_000), true).unwrap();
+        let e = r
+            .draw(Bucket::Pin, "cus_1", 1, at(179_999), true)
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            Kind::TooManyRequests {
+                retry_after_seconds: 1
+            }
+        );
+    }
+}
