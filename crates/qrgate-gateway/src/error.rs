@@ -208,16 +208,20 @@ impl From<MovementError> for Error {
                 "this code was already used; ask the customer to refresh their payment code",
             )
             .with_rule("BCP-CODE-SINGLE-USE"),
-            MovementError::LimitExceeded { rule, key, current, amount, cap } => {
+            MovementError::LimitExceeded { rule, key, cap, .. } => {
                 // Counters of uses (refunds, password-free payments, velocity) or of money.
                 let unit = match key.split(':').next() {
                     Some("refund_count" | "pwfree" | "velocity") => "uses",
                     _ => "minor units",
                 };
+                // The limit only, never the count so far: a merchant who
+                // charges a customer must not learn what the customer spent
+                // elsewhere today (the answer and the failed payment's view
+                // go to the merchant).
                 Error::new(
                     Kind::Declined,
                     "limit_exceeded",
-                    format!("{rule}: {current} + {amount} would exceed the limit of {cap} ({unit})"),
+                    format!("{rule}: this payment would go past the limit of {cap} ({unit})"),
                 )
                 .with_rule(rule)
             }
@@ -436,6 +440,14 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     (
         "too_many_endpoints",
         "the merchant has the most webhook endpoints allowed; delete one first",
+    ),
+    (
+        "rotation_conflict",
+        "another key rotation happened at the same moment",
+    ),
+    (
+        "key_not_retirable",
+        "only a signing key that no longer signs can be retired",
     ),
     ("forbidden", "the key's role may not do this"),
     ("idempotency_key_required", "send an Idempotency-Key header"),

@@ -415,14 +415,28 @@ impl<S: Store> Gateway<S> {
             }
         }
         let rng = SystemRandom::new();
-        let stored = store.load_keys().await?;
-        let keyring = if stored.is_empty() {
+        let mut stored = store.load_keys().await?;
+        if stored.is_empty() {
+            // First start: propose a key. Of nodes starting at once one
+            // writes it; every node then loads the one that was written.
             let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
-            store.save_keys(to_store_keys(&ring)).await?;
-            ring
-        } else {
-            from_store_keys(&stored)?
-        };
+            if let Some(first) = to_store_keys(&ring).into_iter().next() {
+                let audit = qrgate_store::AuditEntry {
+                    action: "signing_key.created".into(),
+                    subject: first.kid.clone(),
+                    details: serde_json::json!({ "by": "first start" }),
+                };
+                store
+                    .change_keys(
+                        qrgate_store::KeyChange::First(first),
+                        clock.now(),
+                        Some(audit),
+                    )
+                    .await?;
+            }
+            stored = store.load_keys().await?;
+        }
+        let keyring = from_store_keys(&stored)?;
         Ok((
             Gateway {
                 store,
@@ -497,20 +511,79 @@ impl<S: Store> Gateway<S> {
         self.keys_read().public_keys()
     }
 
-    /// Make a new active signing key; older keys keep verifying.
-    pub async fn rotate_keys(&self) -> Result<String, Error> {
-        let (kid, stored) = {
-            let mut ring = match self.keyring.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let kid = ring
-                .rotate(&self.rng, self.now())
-                .map_err(Error::internal)?;
-            (kid, to_store_keys(&ring))
+    /// Make a new active signing key; older keys keep verifying. The
+    /// database keeps one active key: of two rotations at once (on any
+    /// nodes) one wins, the other answers 409. `by` is written into the
+    /// audit chain.
+    pub async fn rotate_keys(&self, by: &str) -> Result<String, Error> {
+        let fresh = Keyring::generate(&self.rng, self.now()).map_err(Error::internal)?;
+        let key = to_store_keys(&fresh)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("no key was generated"))?;
+        let kid = key.kid.clone();
+        let audit = qrgate_store::AuditEntry {
+            action: "signing_key.rotated".into(),
+            subject: kid.clone(),
+            details: serde_json::json!({ "by": by }),
         };
-        self.store.save_keys(stored).await?;
-        Ok(kid.to_string())
+        let written = self
+            .store
+            .change_keys(
+                qrgate_store::KeyChange::Rotate(key),
+                self.now(),
+                Some(audit),
+            )
+            .await;
+        self.reload_keys().await?;
+        match written {
+            Ok(_) => Ok(kid),
+            Err(qrgate_store::MovementError::Store(qrgate_store::StoreError::AlreadyExists(_))) => {
+                Err(Error::new(
+                    Kind::Conflict,
+                    "rotation_conflict",
+                    "another rotation made its key active at the same moment; the keys were reloaded",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Retire a key that only verifies (a compromised one): codes it
+    /// signed are refused from now on, on every node once it reloads its
+    /// keys (every 2 s under `serve`). The active key cannot be retired:
+    /// rotate first.
+    pub async fn retire_key(&self, kid: &str, by: &str) -> Result<(), Error> {
+        let stored = self.store.load_keys().await?;
+        let key = stored
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| Error::not_found("signing key", kid))?;
+        let audit = qrgate_store::AuditEntry {
+            action: "signing_key.retired".into(),
+            subject: kid.into(),
+            details: serde_json::json!({ "by": by }),
+        };
+        let done = self
+            .store
+            .change_keys(
+                qrgate_store::KeyChange::Retire { kid: kid.into() },
+                self.now(),
+                Some(audit),
+            )
+            .await?;
+        self.reload_keys().await?;
+        if !done {
+            return Err(Error::new(
+                Kind::Conflict,
+                "key_not_retirable",
+                format!(
+                    "key {kid} is {}; only a key that no longer signs can be retired (rotate first)",
+                    key.state
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Re-read the keys from the store (another node may have rotated them).

@@ -705,7 +705,7 @@ async fn keys_survive_restart_and_rotation_keeps_old_codes_valid() {
     let w = world(store.clone()).await;
     let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
     let old = w.gw.public_keys().keys[0].kid.clone();
-    let new = w.gw.rotate_keys().await.unwrap();
+    let new = w.gw.rotate_keys("test").await.unwrap();
     assert_ne!(old.to_string(), new);
     assert!(w.gw.verify_code(&sc.payload).await.unwrap().genuine);
     // A second gateway on the same store sees both keys.
@@ -1696,6 +1696,109 @@ on_both!(
             ("rate_limited", Some("QG-RATE-PIN"))
         );
         w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_merchant_refused_by_a_cap_learns_the_limit_not_the_payers_spending,
+    |w: World| async move {
+        // The payer spends 987.65 at one shop, then another shop charges 20.00.
+        w.charge(&w.device_token(), "987.65").await.unwrap();
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let e =
+            w.gw.charge(&w.other_merchant, &code.numeric, "20.00", None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("limit_exceeded", Some("BCP-LIMIT-C-DAILY"))
+        );
+        for spent in ["98765", "987.65", "100765", "1007.65"] {
+            assert!(!e.message.contains(spent), "{}", e.message);
+        }
+        // Nor does the failed payment the merchant can read.
+        let failed =
+            w.gw.get_payment(&w.other_merchant, e.payment_id.as_deref().unwrap())
+                .await
+                .unwrap();
+        let text = serde_json::to_string(&failed).unwrap();
+        assert!(
+            !text.contains("98765") && !text.contains("987.65"),
+            "{text}"
+        );
+        assert!(failed.customer_id.is_none());
+    }
+);
+
+on_both!(
+    one_keyring_across_gateways_rotated_on_either_and_restarted,
+    |w: World| async move {
+        use qrgate_codes::keyring::KeyState;
+        let store = w.gw.store().clone();
+        let (b, _) = Gateway::start(store.clone(), w.clock.clone(), Config::default())
+            .await
+            .unwrap();
+        let active = |gw: &Gateway<AnyStore>| {
+            gw.public_keys()
+                .keys
+                .iter()
+                .filter(|k| k.state == KeyState::Active)
+                .map(|k| k.kid.to_string())
+                .collect::<Vec<_>>()
+        };
+        // Rotate on A; B reloads (serve does it every 2 s); a code A signs
+        // with the new key pays on B.
+        let k1 = w.gw.rotate_keys("test").await.unwrap();
+        b.reload_keys().await.unwrap();
+        assert_eq!(active(&b), [k1.clone()]);
+        let c1 = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let kept = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        b.charge(&w.merchant, &c1.qr, "1.00", None, None)
+            .await
+            .unwrap();
+        // The other way round.
+        let k2 = b.rotate_keys("test").await.unwrap();
+        w.gw.reload_keys().await.unwrap();
+        assert_eq!(active(&w.gw), [k2.clone()]);
+        let c2 = b.issue_payment_code(&w.consumer).await.unwrap();
+        w.charge(&c2.qr, "1.00").await.unwrap();
+        // Two rotations at once: the database keeps one active key.
+        let (x, y) = tokio::join!(w.gw.rotate_keys("test"), b.rotate_keys("test"));
+        assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+        for e in [x.err(), y.err()].into_iter().flatten() {
+            assert_eq!(e.code, "rotation_conflict");
+        }
+        let stored = store.load_keys().await.unwrap();
+        assert_eq!(stored.iter().filter(|k| k.state == "active").count(), 1);
+        // Retire k1 (compromised) on B: once A reloads, a code it signed is
+        // refused there too; the active key cannot be retired.
+        b.retire_key(&k1, "test").await.unwrap();
+        w.gw.reload_keys().await.unwrap();
+        let e = w.charge(&kept.qr, "1.00").await.unwrap_err();
+        assert_eq!(e.code, "payment_code_unknown_key");
+        let now_active = active(&b).remove(0);
+        assert_eq!(
+            b.retire_key(&now_active, "test").await.unwrap_err().code,
+            "key_not_retirable"
+        );
+        // Both restart (at once): each loads the one keyring.
+        let (r1, r2) = tokio::join!(
+            Gateway::start(store.clone(), w.clock.clone(), Config::default()),
+            Gateway::start(store.clone(), w.clock.clone(), Config::default()),
+        );
+        let (r1, r2) = (r1.unwrap().0, r2.unwrap().0);
+        assert_eq!(active(&r1), active(&r2));
+        assert_eq!(active(&r1).len(), 1);
+        // Every change is in the audit chain.
+        let actions: Vec<String> = store
+            .audit_rows(0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert!(actions.iter().any(|a| a == "signing_key.rotated"));
+        assert!(actions.iter().any(|a| a == "signing_key.retired"));
     }
 );
 

@@ -111,10 +111,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Check the ledger balances, in one snapshot.
     fn ledger_check(&self) -> impl Future<Output = Result<LedgerCheck, StoreError>> + Send;
     fn load_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
-    fn save_keys(
+    /// Change the signing keys (with an audit entry when given); see
+    /// [`KeyChange`].
+    fn change_keys(
         &self,
-        keys: Vec<StoredKey>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        change: KeyChange,
+        at: Timestamp,
+        audit: Option<AuditEntry>,
+    ) -> impl Future<Output = Result<bool, MovementError>> + Send;
     fn merchant(
         &self,
         id: &str,
@@ -437,11 +441,19 @@ macro_rules! impl_store {
             async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 ops::load_keys(&mut self.reader().await?).await
             }
-            async fn save_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-                self.write(Work::SaveKeys(keys))
-                    .await
-                    .map(|_| ())
-                    .map_err(store_err)
+            async fn change_keys(
+                &self,
+                change: KeyChange,
+                at: Timestamp,
+                audit: Option<AuditEntry>,
+            ) -> Result<bool, MovementError> {
+                match self
+                    .write(Work::ChangeKeys(Box::new(change), at, audit))
+                    .await?
+                {
+                    Done::Flag(b) => Ok(b),
+                    _ => Err(unexpected().into()),
+                }
             }
             async fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
                 ops::merchant(&mut self.reader().await?, id).await

@@ -374,6 +374,21 @@ pub struct StoredKey {
     pub pkcs8: String,
 }
 
+/// A change to the gateway's signing keys. The database keeps one active
+/// key at most (a unique partial index), so no race of nodes leaves two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// The first key of an empty keyring, written only while there is
+    /// none: of two nodes starting at once, one writes it (`false` for the
+    /// other, which then loads the winner's).
+    First(StoredKey),
+    /// A new active key; the active one keeps verifying (`verify_only`).
+    Rotate(StoredKey),
+    /// A `verify_only` key stops verifying (the active one cannot be
+    /// retired: rotate first). Codes it signed are refused.
+    Retire { kid: String },
+}
+
 impl Movement {
     /// An empty movement at `at`; fill in what it writes.
     pub fn new(at: Timestamp) -> Movement {

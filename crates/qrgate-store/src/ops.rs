@@ -992,21 +992,52 @@ pub(crate) async fn load_keys<C: Conn>(c: &mut C) -> Result<Vec<StoredKey>, Stor
         .collect()
 }
 
-pub(crate) async fn save_keys<C: Conn>(c: &mut C, keys: &[StoredKey]) -> Result<(), StoreError> {
-    for k in keys {
-        c.exec(
-            "INSERT INTO gateway_keys (kid, state, created_at, pkcs8) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (kid) DO UPDATE SET state = excluded.state",
-            &[
-                Arg::Str(&k.kid),
-                Arg::Str(&k.state),
-                Arg::I64(k.created_at.unix_millis()),
-                Arg::Str(&k.pkcs8),
-            ],
-        )
-        .await?;
+/// Apply a [`KeyChange`]; `false` when there was nothing to do (another
+/// node wrote the first key; the key to retire is not `verify_only`).
+pub(crate) async fn change_keys<C: Conn>(
+    c: &mut C,
+    change: &KeyChange,
+) -> Result<bool, MovementError> {
+    match change {
+        KeyChange::First(k) => Ok(c
+            .exec(
+                "INSERT INTO gateway_keys (kid, state, created_at, pkcs8) SELECT $1, 'active', $2, $3 \
+                 WHERE NOT EXISTS (SELECT 1 FROM gateway_keys) ON CONFLICT DO NOTHING",
+                &[Arg::Str(&k.kid), Arg::I64(k.created_at.unix_millis()), Arg::Str(&k.pkcs8)],
+            )
+            .await?
+            == 1),
+        KeyChange::Rotate(k) => {
+            c.exec(
+                "UPDATE gateway_keys SET state = 'verify_only' WHERE state = 'active'",
+                &[],
+            )
+            .await?;
+            let n = c
+                .exec(
+                    "INSERT INTO gateway_keys (kid, state, created_at, pkcs8) VALUES ($1, 'active', $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[Arg::Str(&k.kid), Arg::I64(k.created_at.unix_millis()), Arg::Str(&k.pkcs8)],
+                )
+                .await?;
+            if n == 0 {
+                // Another rotation made its key active meanwhile: this one
+                // is rolled back whole.
+                return Err(StoreError::AlreadyExists(
+                    "an active signing key (another rotation won)".into(),
+                )
+                .into());
+            }
+            Ok(true)
+        }
+        KeyChange::Retire { kid } => Ok(c
+            .exec(
+                "UPDATE gateway_keys SET state = 'retired' WHERE kid = $1 AND state = 'verify_only'",
+                &[Arg::Str(kid)],
+            )
+            .await?
+            == 1),
     }
-    Ok(())
 }
 
 pub(crate) async fn ledger_ping<C: Conn>(c: &mut C) -> Result<(), StoreError> {

@@ -72,7 +72,7 @@ impl Prepared {
 pub(crate) enum Work {
     Apply(Box<Prepared>),
     Insert(Box<Record>),
-    SaveKeys(Vec<StoredKey>),
+    ChangeKeys(Box<KeyChange>, Timestamp, Option<AuditEntry>),
     MarkDelivered(i64, Timestamp),
     PurgeIdempotency(Timestamp),
     PurgeCodes(Timestamp),
@@ -105,9 +105,12 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             ops::insert(c, r).await?;
             Done::Unit
         }
-        Work::SaveKeys(k) => {
-            ops::save_keys(c, k).await?;
-            Done::Unit
+        Work::ChangeKeys(change, at, audit) => {
+            let done = ops::change_keys(c, change).await?;
+            if let (true, Some(audit)) = (done, audit) {
+                ops::append_audit(c, audit, &audit.details.to_string(), at.unix_millis()).await?;
+            }
+            Done::Flag(done)
         }
         Work::MarkDelivered(seq, at) => Done::Flag(ops::outbox_mark_delivered(c, *seq, *at).await?),
         Work::PurgeIdempotency(t) => Done::Count(ops::purge_idempotency(c, *t).await?),

@@ -1665,26 +1665,66 @@ on_both!(
     }
 );
 
-on_both!(keys_round_trip, |db: Db| async move {
+on_both!(one_signer_whatever_the_race, |db: Db| async move {
     let s = &db.store;
     assert!(s.load_keys().await.unwrap().is_empty());
-    let k = |kid: &str, state: &str| StoredKey {
+    let k = |kid: &str| StoredKey {
         kid: kid.into(),
-        state: state.into(),
+        state: "active".into(),
         created_at: t(1),
         pkcs8: "AAAA".into(),
     };
-    s.save_keys(vec![k("keyaaaaa", "active")]).await.unwrap();
-    s.save_keys(vec![k("keyaaaaa", "verify_only"), k("keybbbbb", "active")])
-        .await
-        .unwrap();
-    let keys = s.load_keys().await.unwrap();
-    assert_eq!(keys.len(), 2);
-    assert_eq!(
-        keys.iter().find(|k| k.kid == "keyaaaaa").unwrap().state,
-        "verify_only"
+    // Two nodes start at once on an empty keyring: one first key is written.
+    let (a, b) = tokio::join!(
+        s.change_keys(KeyChange::First(k("keyaaaaa")), t(1), None),
+        s.change_keys(KeyChange::First(k("keybbbbb")), t(1), None),
     );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
+    assert_eq!(s.load_keys().await.unwrap().len(), 1);
+    // Rotations, two at once: each leaves one active key.
+    let (a, b) = tokio::join!(
+        s.change_keys(KeyChange::Rotate(k("keyccccc")), t(2), None),
+        s.change_keys(KeyChange::Rotate(k("keyddddd")), t(2), None),
+    );
+    assert!(a.is_ok() || b.is_ok(), "{a:?} {b:?}");
+    let keys = s.load_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().filter(|k| k.state == "active").count(),
+        1,
+        "{keys:?}"
+    );
+    // Retire: only a verify-only key, with its audit entry.
+    let active = keys
+        .iter()
+        .find(|k| k.state == "active")
+        .unwrap()
+        .kid
+        .clone();
+    let old = keys
+        .iter()
+        .find(|k| k.state == "verify_only")
+        .unwrap()
+        .kid
+        .clone();
+    let audit = AuditEntry {
+        action: "signing_key.retired".into(),
+        subject: old.clone(),
+        details: json!({}),
+    };
+    assert!(
+        !s.change_keys(KeyChange::Retire { kid: active }, t(3), Some(audit.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.change_keys(KeyChange::Retire { kid: old.clone() }, t(3), Some(audit))
+            .await
+            .unwrap()
+    );
+    let keys = s.load_keys().await.unwrap();
+    assert_eq!(keys.iter().find(|k| k.kid == old).unwrap().state, "retired");
     s.ping().await.unwrap();
+    assert_sound(s).await;
 });
 
 // ---------- seeded model simulation ----------

@@ -306,6 +306,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             if let Err(e) = bg.expire_requires_action().await {
                 tracing::warn!(error = %e, "step-up expiry failed");
             }
+            // A rotation or retirement made on another node (or by the CLI)
+            // is in force here within two seconds.
+            if n.is_multiple_of(2)
+                && let Err(e) = bg.reload_keys().await
+            {
+                tracing::warn!(error = %e, "reloading the signing keys failed");
+            }
             n += 1;
             if n.is_multiple_of(600) {
                 let now = bg.now();
@@ -409,7 +416,7 @@ pub async fn migrate(store: StoreArgs) -> Result<(), String> {
 
 pub async fn keys_rotate(store: StoreArgs) -> Result<(), String> {
     let gw = open(&store, Config::default()).await?;
-    let kid = gw.rotate_keys().await.map_err(|e| e.to_string())?;
+    let kid = gw.rotate_keys("cli").await.map_err(|e| e.to_string())?;
     println!("{}", json!({ "active_kid": kid, "keys": gw.public_keys() }));
     Ok(())
 }

@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit/log", get(audit_log))
         .route("/v1/ledger/check", get(ledger_check))
         .route("/v1/admin/keys/rotate", post(rotate_keys))
+        .route("/v1/admin/keys/{kid}/retire", post(retire_key))
         .route(
             "/v1/webhook-endpoints",
             post(create_webhook_endpoint).get(list_webhook_endpoints),
@@ -771,11 +772,24 @@ async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
 #[utoipa::path(post, path = "/v1/admin/keys/rotate", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "The new active key id and all public keys"), StdErrors))]
 async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     p.require(&[Role::Admin])?;
-    let kid = s.gw.rotate_keys().await?;
+    let kid = s.gw.rotate_keys(&p.key_id).await?;
     ok(
         StatusCode::OK,
         &json!({ "active_kid": kid, "keys": s.gw.public_keys() }),
     )
+}
+
+/// Retire a signing key that no longer signs (a compromised one): codes it
+/// signed are refused from now on.
+#[utoipa::path(post, path = "/v1/admin/keys/{kid}/retire", tag = "admin", security(("bearer" = [])), params(("kid" = String, Path)), responses((status = 200, description = "All public keys, the retired one marked"), StdErrors))]
+async fn retire_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(kid): Path<String>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    s.gw.retire_key(&kid, &p.key_id).await?;
+    ok(StatusCode::OK, &json!({ "keys": s.gw.public_keys() }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -918,7 +932,7 @@ async fn list_cards(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
     paths(
         healthz, readyz, metrics, keys, rules, verify_code,
-        create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys,
+        create_merchant, get_merchant, create_customer, get_customer, topup, enroll_certificate, create_block, lift_block, create_api_key, revoke_api_key, rotate_keys, retire_key,
         create_static_code, get_static_code, create_order, get_order, close_order,
         charge, get_payment, list_payments, refund, list_refunds, cancel,
         issue_payment_code, scan, confirm, link_card, list_cards, me, my_payments,
