@@ -1750,7 +1750,7 @@ on_both!(
         // with the new key pays on B.
         let k1 = w.gw.rotate_keys("test").await.unwrap();
         b.reload_keys().await.unwrap();
-        assert_eq!(active(&b), [k1.clone()]);
+        assert_eq!(active(&b), vec![k1.clone()]);
         let c1 = w.gw.issue_payment_code(&w.consumer).await.unwrap();
         let kept = w.gw.issue_payment_code(&w.consumer).await.unwrap();
         b.charge(&w.merchant, &c1.qr, "1.00", None, None)
@@ -1759,7 +1759,7 @@ on_both!(
         // The other way round.
         let k2 = b.rotate_keys("test").await.unwrap();
         w.gw.reload_keys().await.unwrap();
-        assert_eq!(active(&w.gw), [k2.clone()]);
+        assert_eq!(active(&w.gw), vec![k2.clone()]);
         let c2 = b.issue_payment_code(&w.consumer).await.unwrap();
         w.charge(&c2.qr, "1.00").await.unwrap();
         // Two rotations at once: the database keeps one active key.
