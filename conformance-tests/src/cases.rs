@@ -186,6 +186,34 @@ pub fn all() -> Vec<Case> {
             rate_pin
         ),
         case!(
+            "QGC-CONFIRM-RACE",
+            "QG-ONE-OUTCOME",
+            Must,
+            "two confirmations of one waiting payment sent at once: exactly one completes it, the other is a 409, and the payer is charged once",
+            confirm_race
+        ),
+        case!(
+            "QGC-PIN-CHANGE",
+            "QG-CREDENTIALS",
+            Must,
+            "a set PIN is not replaced without the current one (409), a wrong current one is refused (422), and after a change the old PIN no longer works",
+            pin_change
+        ),
+        case!(
+            "QGC-DEVICE-REVOKE",
+            "QG-CREDENTIALS",
+            Must,
+            "a code a device signed offline before it was revoked is refused after (device_revoked), and nothing moves",
+            device_revoke
+        ),
+        case!(
+            "QGC-WEBHOOK-TARGETS",
+            "QG-WEBHOOK-TARGETS",
+            Must,
+            "webhook URLs with user info, plain http to a public name, or https to the cloud metadata address, a private address or loopback written as IPv4-in-IPv6 or in hex are refused with invalid_url",
+            webhook_targets
+        ),
+        case!(
             "QGC-LIMIT-SCOPE",
             "BCP-LIMIT-SCOPE",
             Must,
@@ -2349,6 +2377,169 @@ async fn refund_original(c: &mut Ctx) -> Outcome {
     )
 }
 
+async fn confirm_race(c: &mut Ctx) -> Outcome {
+    let (mk, ck) = c_cap_used(c).await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let r = c.charge(&mk, &signed_token(&kp, &d)?, "10.00").await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action",
+        "status requires_action",
+        r.body.clone(),
+    )?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    let pin = json!({ "pin": "493817" });
+    let answers = c
+        .post_together(
+            &ck,
+            vec![(path.clone(), Some(pin.clone())), (path, Some(pin))],
+        )
+        .await?;
+    let mut ok = 0;
+    for r in &answers {
+        check(r.status < 500, "no server error", summary(r))?;
+        if (200..300).contains(&r.status) {
+            ok += 1;
+        } else {
+            check(r.status == 409, "the other one a 409", summary(r))?;
+        }
+    }
+    check(
+        ok == 1,
+        "exactly one confirmation completes it",
+        format!("{ok} did"),
+    )?;
+    let balance = c.balance(&ck).await?;
+    check(
+        balance == "990.00",
+        "the payer charged 10.00 once (990.00 left)",
+        balance,
+    )?;
+    ledger_balanced(c).await
+}
+
+async fn pin_change(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("1.00", "II").await?;
+    set_pin(c, &ck).await?;
+    let change = |current: Option<&str>| {
+        let mut body = json!({ "pin": "271828" });
+        if let Some(p) = current {
+            body["current_pin"] = json!(p);
+        }
+        body
+    };
+    let r = c
+        .call("POST", "/v1/me/pin", Some(&ck), Some(change(None)), None)
+        .await?;
+    expect(&r, 409, Some("pin_already_set"))?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(change(Some("111119"))),
+            None,
+        )
+        .await?;
+    expect(&r, 422, Some("pin_incorrect"))?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(change(Some("493817"))),
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    // The old PIN no longer proves anything.
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "314159", "current_pin": "493817" })),
+            None,
+        )
+        .await?;
+    expect(&r, 422, Some("pin_incorrect"))
+}
+
+async fn device_revoke(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    // Made offline, before the revocation.
+    let token = signed_token(&kp, &d)?;
+    let r = c
+        .call(
+            "POST",
+            &format!("/v1/devices/{}/revoke", d.0),
+            Some(&ck),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["status"] == "revoked",
+        "status revoked",
+        r.body.clone(),
+    )?;
+    let r = c.charge(&mk, &token, "1.00").await?;
+    expect(&r, 422, Some("device_revoked"))?;
+    let balance = c.balance(&ck).await?;
+    check(balance == "100.00", "nothing moved (100.00)", balance)
+}
+
+async fn webhook_targets(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let register = async |c: &mut Ctx, url: &str| {
+        c.call(
+            "POST",
+            "/v1/webhook-endpoints",
+            Some(&mk),
+            Some(json!({ "url": url })),
+            None,
+        )
+        .await
+    };
+    // Refused by every deployment.
+    for url in [
+        "http://127.0.0.1@example.com/hook",
+        "https://user:pw@example.com/hook",
+        "http://127.0.0.1.example.com/hook",
+        "ftp://example.com/hook",
+    ] {
+        let r = register(c, url).await?;
+        expect(&r, 400, Some("invalid_url")).map_err(|e| match e {
+            Stop::Fail { expected, observed } => Stop::Fail {
+                expected: format!("{url}: {expected}"),
+                observed,
+            },
+            other => other,
+        })?;
+    }
+    // Internal https targets: refused unless the deployment opted in.
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://0x7f000001/hook",
+    ] {
+        let r = register(c, url).await?;
+        if r.status == 201 {
+            return Err(Stop::Skip(format!(
+                "the target accepts internal webhook targets ({url}): it opted in (allow_internal_webhooks)"
+            )));
+        }
+        expect(&r, 400, Some("invalid_url"))?;
+    }
+    Ok(())
+}
+
 async fn cancel_refund_race(c: &mut Ctx) -> Outcome {
     let (mk, ck, _, first) = c.paid("20.00").await?;
     // The merchant holds other money, so only the guards can stop a
@@ -2715,7 +2906,15 @@ async fn input_body(c: &mut Ctx) -> Outcome {
 async fn ledger_balanced(c: &mut Ctx) -> Outcome {
     let r = c.as_admin("GET", "/v1/ledger/check", None).await?;
     expect(&r, 200, None)?;
-    check(r.json["balanced"] == true, "balanced: true", r.body.clone())
+    check(r.json["balanced"] == true, "balanced: true", r.body.clone())?;
+    // The books agree with the payments, not only with themselves.
+    check(
+        r.json["check"]["disagreeing_payments"]
+            .as_array()
+            .is_some_and(|a| a.is_empty()),
+        "check.disagreeing_payments present and empty",
+        r.body.clone(),
+    )
 }
 
 async fn audit_chain(c: &mut Ctx) -> Outcome {

@@ -230,7 +230,8 @@ impl From<MovementError> for Error {
                 Kind::Unprocessable,
                 "device_revoked",
                 "the device that made this code is revoked",
-            ),
+            )
+            .with_rule("QG-CREDENTIALS"),
             MovementError::BalanceOverflow { .. } => Error::new(
                 Kind::Unprocessable,
                 "balance_overflow",
@@ -238,6 +239,7 @@ impl From<MovementError> for Error {
             ),
             MovementError::PaymentStateConflict { id, actual, .. } => {
                 Error::new(Kind::Conflict, "payment_state_conflict", format!("payment {id} is {actual}"))
+                    .with_rule("QG-ONE-OUTCOME")
             }
             MovementError::PaymentHasRefunds { id, .. } => Error::new(
                 Kind::Conflict,

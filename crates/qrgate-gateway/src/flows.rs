@@ -225,7 +225,8 @@ impl<S: Store> Gateway<S> {
                             Kind::Unprocessable,
                             "device_revoked",
                             "the device that made this code is revoked",
-                        ));
+                        )
+                        .with_rule("QG-CREDENTIALS"));
                     }
                     let pk = URL_SAFE_NO_PAD
                         .decode(&d.public_key)

@@ -83,7 +83,8 @@ impl<S: Store> Gateway<S> {
                 Kind::Conflict,
                 "pin_already_set",
                 "a payment PIN is set: change it with current_pin, or ask the operator to reset it",
-            ));
+            )
+            .with_rule("QG-CREDENTIALS"));
         }
         Ok(())
     }

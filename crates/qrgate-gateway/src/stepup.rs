@@ -673,7 +673,8 @@ impl<S: Store> Gateway<S> {
                 Kind::Conflict,
                 "payment_state_conflict",
                 format!("payment {} is {actual}, nothing to confirm", pay.id),
-            )),
+            )
+            .with_rule("QG-ONE-OUTCOME")),
             Err(e) => Err(e.into()),
         }
     }

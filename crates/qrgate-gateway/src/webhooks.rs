@@ -223,7 +223,7 @@ pub struct DispatchReport {
 
 /// The refusal of a webhook URL, as the API answers it.
 fn refused(e: TargetError) -> Error {
-    Error::bad_request("invalid_url", e.to_string())
+    Error::bad_request("invalid_url", e.to_string()).with_rule("QG-WEBHOOK-TARGETS")
 }
 
 /// The view of an endpoint (the secret only when it was just made).
