@@ -11,6 +11,7 @@ pub mod money;
 pub mod net;
 pub mod risk;
 pub mod rules;
+pub mod seal;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -451,6 +451,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "key_not_retirable",
         "only a signing key that no longer signs can be retired",
     ),
+    (
+        "secrets_unreadable",
+        "the gateway cannot open its sealed secrets: it was not given their master key",
+    ),
     ("forbidden", "the key's role may not do this"),
     ("idempotency_key_required", "send an Idempotency-Key header"),
     (

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use qrgate_core::seal::Sealer;
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
 
@@ -291,6 +292,11 @@ pub struct Config {
     /// default.
     #[serde(default)]
     pub allow_local_http_webhooks: bool,
+    /// The master key (and older ones, for a rotation) that seals secrets
+    /// at rest. Given by the embedding program (`serve` reads a key file or
+    /// the environment), never by the TOML file.
+    #[serde(skip)]
+    pub sealer: Option<Arc<Sealer>>,
 }
 
 impl Config {
@@ -317,6 +323,7 @@ impl Default for Config {
             txn_cap_by_mcc: BTreeMap::new(),
             allow_internal_webhooks: false,
             allow_local_http_webhooks: false,
+            sealer: None,
         }
     }
 }
@@ -337,27 +344,104 @@ pub struct Gateway<S: Store> {
     pub(crate) processor_timeout: Duration,
     pub(crate) resolver: Arc<dyn webhooks::Resolver>,
     pub(crate) rate: limiter::RateLimits,
+    pub(crate) secrets: Secrets,
 }
 
 /// The only currency whose limits the catalogue states.
 pub const CURRENCY: Currency = Currency::CNY;
 
-fn to_store_keys(ring: &Keyring) -> Vec<StoredKey> {
+/// Seals the secrets the gateway keeps at rest (signing keys, webhook and
+/// one-time-password secrets) under the deployment's master key, and opens
+/// them; without a master key (a library user, a test) they are kept as
+/// they are. See [`qrgate_core::seal`].
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(Option<Arc<Sealer>>);
+
+/// Where a secret belongs: what its seal is bound to.
+pub(crate) fn secret_place(slot: qrgate_store::SecretSlot, id: &str) -> String {
+    use qrgate_store::SecretSlot;
+    match slot {
+        SecretSlot::GatewayKey => format!("gateway_key:{id}"),
+        SecretSlot::WebhookSecret | SecretSlot::WebhookPrevious => format!("webhook:{id}"),
+        SecretSlot::OtpSecret => format!("otp:{id}"),
+    }
+}
+
+fn unreadable(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(
+        Kind::Unavailable,
+        "secrets_unreadable",
+        format!(
+            "{what}: {e}; start the gateway with the master key it was sealed under (see `qrgate secrets rotate-master`)"
+        ),
+    )
+}
+
+impl Secrets {
+    pub(crate) fn seal(&self, plain: &str, place: &str) -> Result<String, Error> {
+        match &self.0 {
+            None => Ok(plain.to_owned()),
+            Some(s) => s
+                .seal(plain, place, &SystemRandom::new())
+                .map_err(Error::internal),
+        }
+    }
+
+    pub(crate) fn open(&self, stored: &str, place: &str) -> Result<String, Error> {
+        match &self.0 {
+            None if stored.starts_with("sealed:") => {
+                Err(unreadable(place, "sealed, and no master key was given"))
+            }
+            None => Ok(stored.to_owned()),
+            Some(s) => s.open(stored, place).map_err(|e| unreadable(place, e)),
+        }
+    }
+
+    /// Seal every stored secret that is not sealed under the current master
+    /// key (plaintext rows from before sealing, rows of an older key);
+    /// how many were re-sealed.
+    async fn reseal<S: Store>(&self, store: &S) -> Result<usize, Error> {
+        let Some(sealer) = &self.0 else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for row in store.secret_rows().await? {
+            if sealer.is_current(&row.value) {
+                continue;
+            }
+            let place = secret_place(row.slot, &row.id);
+            let plain = self.open(&row.value, &place)?;
+            let sealed = self.seal(&plain, &place)?;
+            if store.replace_secret(row, sealed).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn to_store_keys(ring: &Keyring, secrets: &Secrets) -> Result<Vec<StoredKey>, Error> {
     ring.to_stored()
         .into_iter()
-        .map(|k| StoredKey {
-            kid: k.kid.to_string(),
-            state: serde_json::to_value(k.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            created_at: k.created_at,
-            pkcs8: k.pkcs8,
+        .map(|k| {
+            let kid = k.kid.to_string();
+            Ok(StoredKey {
+                pkcs8: secrets.seal(
+                    &k.pkcs8,
+                    &secret_place(qrgate_store::SecretSlot::GatewayKey, &kid),
+                )?,
+                kid,
+                state: serde_json::to_value(k.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                created_at: k.created_at,
+            })
         })
         .collect()
 }
 
-fn from_store_keys(keys: &[StoredKey]) -> Result<Keyring, Error> {
+fn from_store_keys(keys: &[StoredKey], secrets: &Secrets) -> Result<Keyring, Error> {
     let parsed = keys
         .iter()
         .map(|k| {
@@ -368,7 +452,10 @@ fn from_store_keys(keys: &[StoredKey]) -> Result<Keyring, Error> {
                 ))
                 .map_err(Error::internal)?,
                 created_at: k.created_at,
-                pkcs8: k.pkcs8.clone(),
+                pkcs8: secrets.open(
+                    &k.pkcs8,
+                    &secret_place(qrgate_store::SecretSlot::GatewayKey, &k.kid),
+                )?,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -420,7 +507,8 @@ impl<S: Store> Gateway<S> {
             // First start: propose a key. Of nodes starting at once one
             // writes it; every node then loads the one that was written.
             let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
-            if let Some(first) = to_store_keys(&ring).into_iter().next() {
+            let secrets = Secrets(config.sealer.clone());
+            if let Some(first) = to_store_keys(&ring, &secrets)?.into_iter().next() {
                 let audit = qrgate_store::AuditEntry {
                     action: "signing_key.created".into(),
                     subject: first.kid.clone(),
@@ -436,7 +524,15 @@ impl<S: Store> Gateway<S> {
             }
             stored = store.load_keys().await?;
         }
-        let keyring = from_store_keys(&stored)?;
+        let secrets = Secrets(config.sealer.clone());
+        // Plaintext rows from before sealing, and rows sealed under an
+        // older master key, are sealed under the current one now.
+        let resealed = secrets.reseal(&store).await?;
+        if resealed > 0 {
+            tracing::info!(resealed, "secrets sealed under the current master key");
+            stored = store.load_keys().await?;
+        }
+        let keyring = from_store_keys(&stored, &secrets)?;
         Ok((
             Gateway {
                 store,
@@ -453,6 +549,7 @@ impl<S: Store> Gateway<S> {
                 processor: Arc::new(Sandbox::default()),
                 resolver: Arc::new(webhooks::SystemResolver),
                 rate: limiter::RateLimits::default(),
+                secrets,
             },
             applied,
         ))
@@ -517,7 +614,7 @@ impl<S: Store> Gateway<S> {
     /// audit chain.
     pub async fn rotate_keys(&self, by: &str) -> Result<String, Error> {
         let fresh = Keyring::generate(&self.rng, self.now()).map_err(Error::internal)?;
-        let key = to_store_keys(&fresh)
+        let key = to_store_keys(&fresh, &self.secrets)?
             .into_iter()
             .next()
             .ok_or_else(|| Error::internal("no key was generated"))?;
@@ -592,7 +689,7 @@ impl<S: Store> Gateway<S> {
         if stored.is_empty() {
             return Ok(());
         }
-        let ring = from_store_keys(&stored)?;
+        let ring = from_store_keys(&stored, &self.secrets)?;
         let mut g = match self.keyring.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

@@ -62,7 +62,9 @@ impl<S: Store> Gateway<S> {
         m.records.push(Record::Otp(OtpEnrollment {
             id: id.clone(),
             customer_id: customer.clone(),
-            secret: secret.clone(),
+            secret: self
+                .secrets
+                .seal(&secret, &crate::secret_place(SecretSlot::OtpSecret, &id))?,
             created_at: now,
         }));
         m.audit = Some(AuditEntry {
@@ -136,8 +138,11 @@ impl<S: Store> Gateway<S> {
                 "no one-time-password app is enrolled (POST /v1/me/otp)",
             )
         })?;
-        let secret =
-            unbase32(&enrolled.secret).ok_or_else(|| Error::internal("stored OTP secret"))?;
+        let secret = unbase32(&self.secrets.open(
+            &enrolled.secret,
+            &crate::secret_place(SecretSlot::OtpSecret, &enrolled.id),
+        )?)
+        .ok_or_else(|| Error::internal("stored OTP secret"))?;
         // Taken before the code is checked, like a PIN attempt.
         let (left, locks) = self.take_attempt(customer, now).await?;
         let now_step = step_of(now);

@@ -57,19 +57,24 @@ fn check_pin_shape(pin: &str) -> Result<(), Error> {
 }
 
 impl<S: Store> Gateway<S> {
-    /// A salted hash of a new PIN: (hash, salt), hex.
-    fn new_pin_hash(&self, pin: &str) -> Result<(String, String), Error> {
+    /// A salted hash of a new PIN: (hash, salt), hex. PBKDF2 runs on the
+    /// blocking pool, not on the async workers that serve requests.
+    async fn new_pin_hash(&self, pin: &str) -> Result<(String, String), Error> {
         check_pin_shape(pin)?;
         let mut salt = [0_u8; 16];
         self.rng.fill(&mut salt).map_err(Error::internal)?;
-        Ok((hash_pin(pin, &salt), hex(&salt)))
+        let pin = pin.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_pin(&pin, &salt))
+            .await
+            .map_err(Error::internal)?;
+        Ok((hash, hex(&salt)))
     }
 
     /// Set the consumer's payment PIN where there is none yet (or none
     /// since an operator reset it). Changing a PIN is [`Self::change_pin`].
     pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
         let customer = p.customer()?.to_owned();
-        let (hash, salt) = self.new_pin_hash(pin)?;
+        let (hash, salt) = self.new_pin_hash(pin).await?;
         let change = CredentialChange::PinSet {
             customer_id: customer.clone(),
             hash,
@@ -94,7 +99,7 @@ impl<S: Store> Gateway<S> {
     /// change (a change never clears one).
     pub async fn change_pin(&self, p: &Principal, current: &str, new: &str) -> Result<(), Error> {
         let customer = p.customer()?.to_owned();
-        let (hash, salt) = self.new_pin_hash(new)?;
+        let (hash, salt) = self.new_pin_hash(new).await?;
         let proven = self.check_pin(&customer, current).await?;
         self.store
             .pin_refund(&customer, self.now(), self.limits.pin_lockout)
@@ -175,15 +180,21 @@ impl<S: Store> Gateway<S> {
         // concurrent guesses never get more than the allowed number checked.
         let (left, locks) = self.take_attempt(customer, now).await?;
         let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
-        if pbkdf2::verify(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations,
-            &salt,
-            pin.as_bytes(),
-            &stored,
-        )
-        .is_ok()
-        {
+        // On the blocking pool: PBKDF2 must not stall the async workers.
+        let guess = pin.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            pbkdf2::verify(
+                pbkdf2::PBKDF2_HMAC_SHA256,
+                iterations,
+                &salt,
+                guess.as_bytes(),
+                &stored,
+            )
+            .is_ok()
+        })
+        .await
+        .map_err(Error::internal)?;
+        if matches {
             // Counted until the whole confirmation is proven (pin_succeeded).
             return Ok(cr);
         }

@@ -293,7 +293,11 @@ impl<S: Store> Gateway<S> {
             id: id.clone(),
             merchant_id: merchant,
             url: target.as_str().to_owned(),
-            secret: secret.clone(),
+            // Sealed at rest; the answer shows it once, in the clear.
+            secret: self.secrets.seal(
+                &secret,
+                &crate::secret_place(SecretSlot::WebhookSecret, &id),
+            )?,
             created_at: now,
             disabled_at: None,
             previous_secret: None,
@@ -362,7 +366,9 @@ impl<S: Store> Gateway<S> {
                 EndpointChange::RotateSecret {
                     id,
                     merchant_id,
-                    secret: s,
+                    secret: self
+                        .secrets
+                        .seal(&s, &crate::secret_place(SecretSlot::WebhookSecret, &ep.id))?,
                     previous_until: now
                         .checked_add_seconds(ROTATION_OVERLAP_SECONDS)
                         .unwrap_or(now),
@@ -560,6 +566,20 @@ impl<S: Store> Gateway<S> {
         Ok(report)
     }
 
+    /// The endpoint with its secrets opened (they are sealed at rest).
+    fn opened(&self, ep: &WebhookEndpoint) -> Result<WebhookEndpoint, Error> {
+        let place = crate::secret_place(SecretSlot::WebhookSecret, &ep.id);
+        Ok(WebhookEndpoint {
+            secret: self.secrets.open(&ep.secret, &place)?,
+            previous_secret: ep
+                .previous_secret
+                .as_deref()
+                .map(|p| self.secrets.open(p, &place))
+                .transpose()?,
+            ..ep.clone()
+        })
+    }
+
     /// Claim, send and record one delivery; `Ok(true)` when it was delivered
     /// (`false` too when another pass had claimed it).
     async fn attempt(
@@ -587,7 +607,7 @@ impl<S: Store> Gateway<S> {
         // by the sender's resolver against the address it connects to.
         let outcome = match Target::parse(&ep.url, self.config.webhook_reach()) {
             Ok(_) => {
-                let header = signatures(ep, self.now(), &d.body);
+                let header = signatures(&self.opened(ep)?, self.now(), &d.body);
                 sender.post(&ep.url, &header, &d.body).await
             }
             Err(e) => Err(format!("refused: {e}")),

@@ -1802,6 +1802,126 @@ on_both!(
     }
 );
 
+on_both!(
+    secrets_are_sealed_at_rest_migrated_and_rotated_to_a_new_master_key,
+    |w: World| async move {
+        use qrgate_core::seal::{MasterKey, Sealer};
+        let store = w.gw.store().clone();
+        // This world started without a master key: its rows are plaintext.
+        let plain_ep =
+            w.gw.create_webhook_endpoint(&w.merchant, "https://shop.example/sealed")
+                .await
+                .unwrap();
+        let k1 = || MasterKey::from_bytes(&[1; 32]).unwrap();
+        let k2 = || MasterKey::from_bytes(&[2; 32]).unwrap();
+        let with = |s: Option<Sealer>| Config {
+            sealer: s.map(Arc::new),
+            ..Config::default()
+        };
+        // Started with a master key: every plaintext secret is sealed.
+        let (a, _) = Gateway::start(
+            store.clone(),
+            w.clock.clone(),
+            with(Some(Sealer::new(k1(), vec![]))),
+        )
+        .await
+        .unwrap();
+        let rows = store.secret_rows().await.unwrap();
+        assert!(rows.len() >= 2, "{rows:?}");
+        for r in &rows {
+            assert!(r.value.starts_with("sealed:v1:"), "{r:?}");
+        }
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r.value.contains(plain_ep.secret.as_deref().unwrap())),
+            "the webhook secret is not stored in the clear"
+        );
+        // New secrets are sealed when written; they still sign and verify.
+        let ep = a
+            .create_webhook_endpoint(&w.merchant, "https://shop.example/new")
+            .await
+            .unwrap();
+        let secret = ep.secret.clone().unwrap();
+        w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        let otp = a.enroll_otp(&w.consumer, Some("493817")).await.unwrap();
+        for r in store.secret_rows().await.unwrap() {
+            assert!(r.value.starts_with("sealed:v1:"), "{r:?}");
+            assert!(!r.value.contains(&secret) && !r.value.contains(&otp.secret));
+        }
+        w.clock.advance_seconds(1);
+        a.charge(&w.merchant, &w.device_token(), "1.00", None, None)
+            .await
+            .unwrap();
+        let sender = FakeSender::default();
+        a.dispatch_webhooks(&sender).await.unwrap();
+        let sent = sender.sent.lock().unwrap().clone();
+        let (_, sig, body) = sent.iter().find(|s| s.0.ends_with("/new")).unwrap();
+        let now = w.clock.now().unix_seconds();
+        assert!(qrgate_gateway::webhooks::verify_signature(
+            &secret, sig, body, now, 300
+        ));
+        // Without the master key, or with another one, the gateway cannot
+        // read its keys: it refuses to start, and says why.
+        for s in [None, Some(Sealer::new(k2(), vec![]))] {
+            let e = Gateway::start(store.clone(), w.clock.clone(), with(s))
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(e.code, "secrets_unreadable", "{e:?}");
+        }
+        // Rotation: new key current, old one known; everything is re-sealed,
+        // after which the new key alone suffices and the old one alone fails.
+        let (_b, _) = Gateway::start(
+            store.clone(),
+            w.clock.clone(),
+            with(Some(Sealer::new(k2(), vec![k1()]))),
+        )
+        .await
+        .unwrap();
+        let current = Sealer::new(k2(), vec![]);
+        assert!(
+            store
+                .secret_rows()
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| current.is_current(&r.value))
+        );
+        let (c, _) = Gateway::start(
+            store.clone(),
+            w.clock.clone(),
+            with(Some(Sealer::new(k2(), vec![]))),
+        )
+        .await
+        .unwrap();
+        assert!(
+            Gateway::start(
+                store.clone(),
+                w.clock.clone(),
+                with(Some(Sealer::new(k1(), vec![])))
+            )
+            .await
+            .is_err()
+        );
+        // And it still works: codes are signed with the re-sealed signing
+        // key, and events with the re-sealed webhook secret.
+        let p = c.issue_payment_code(&w.consumer).await.unwrap();
+        w.clock.advance_seconds(1);
+        c.charge(&w.merchant, &p.qr, "1.00", None, None)
+            .await
+            .unwrap();
+        let after = FakeSender::default();
+        c.dispatch_webhooks(&after).await.unwrap();
+        let sent = after.sent.lock().unwrap().clone();
+        let (_, sig, body) = sent.iter().find(|s| s.0.ends_with("/new")).unwrap();
+        let now = w.clock.now().unix_seconds();
+        assert!(qrgate_gateway::webhooks::verify_signature(
+            &secret, sig, body, now, 300
+        ));
+    }
+);
+
 on_both!(over_the_c_cap_a_pin_steps_up_to_b, |w: World| async move {
     w.gw.set_pin(&w.consumer, "493817").await.unwrap();
     assert_eq!(

@@ -111,6 +111,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Check the ledger balances, in one snapshot.
     fn ledger_check(&self) -> impl Future<Output = Result<LedgerCheck, StoreError>> + Send;
     fn load_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+    /// Every stored secret, as stored (see [`SecretSlot`]).
+    fn secret_rows(&self) -> impl Future<Output = Result<Vec<SecretRow>, StoreError>> + Send;
+    /// Replace a stored secret (re-sealing it) while it is still as read.
+    fn replace_secret(
+        &self,
+        row: SecretRow,
+        value: String,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Change the signing keys (with an audit entry when given); see
     /// [`KeyChange`].
     fn change_keys(
@@ -441,6 +449,16 @@ macro_rules! impl_store {
             async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 ops::load_keys(&mut self.reader().await?).await
             }
+            async fn secret_rows(&self) -> Result<Vec<SecretRow>, StoreError> {
+                ops::secret_rows(&mut self.reader().await?).await
+            }
+            async fn replace_secret(
+                &self,
+                row: SecretRow,
+                value: String,
+            ) -> Result<bool, StoreError> {
+                flag(self.write(Work::ReplaceSecret(Box::new(row), value)).await)
+            }
             async fn change_keys(
                 &self,
                 change: KeyChange,
@@ -722,7 +740,7 @@ impl AnyStore {
             Ok((AnyStore::Postgres(s), r))
         } else {
             Err(StoreError::BadUrl {
-                url: url.into(),
+                url: redact_url(url),
                 why: "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
             })
         }
@@ -739,6 +757,64 @@ impl AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.write(work).await,
             AnyStore::Postgres(s) => s.write(work).await,
+        }
+    }
+}
+
+/// A database URL fit to print or log: the password (in the user info, or
+/// a `password=` parameter) is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let auth_start = scheme_end + 3;
+        let auth_end = out[auth_start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| auth_start + i);
+        if let Some(at) = out[auth_start..auth_end].rfind('@') {
+            let userinfo = auth_start..auth_start + at;
+            if let Some(colon) = out[userinfo.clone()].find(':') {
+                out.replace_range(auth_start + colon + 1..auth_start + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", redacted.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_print() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cr%40t@db:5432/qrgate",
+                "postgres://app:***@db:5432/qrgate",
+            ),
+            (
+                "postgres://app@db/qrgate?password=hunter2&sslmode=require",
+                "postgres://app@db/qrgate?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://u:p@h/d?PASSWORD=x",
+                "postgresql://u:***@h/d?PASSWORD=***",
+            ),
+            ("sqlite://./qrgate.db", "sqlite://./qrgate.db"),
+            ("postgres://db/qrgate", "postgres://db/qrgate"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            assert!(!redact_url(url).contains("s3cr") && !redact_url(url).contains("hunter2"));
         }
     }
 }

@@ -374,6 +374,27 @@ pub struct StoredKey {
     pub pkcs8: String,
 }
 
+/// Where a secret is kept: the gateway seals these at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSlot {
+    /// `gateway_keys.pkcs8`, by key id.
+    GatewayKey,
+    /// `webhook_endpoints.secret`, by endpoint id.
+    WebhookSecret,
+    /// `webhook_endpoints.previous_secret`, by endpoint id.
+    WebhookPrevious,
+    /// `otp_enrollments.secret`, by enrollment id.
+    OtpSecret,
+}
+
+/// One stored secret (as stored: sealed, or plaintext from before sealing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub slot: SecretSlot,
+    pub id: String,
+    pub value: String,
+}
+
 /// A change to the gateway's signing keys. The database keeps one active
 /// key at most (a unique partial index), so no race of nodes leaves two.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -992,6 +992,67 @@ pub(crate) async fn load_keys<C: Conn>(c: &mut C) -> Result<Vec<StoredKey>, Stor
         .collect()
 }
 
+/// Every stored secret, as stored.
+pub(crate) async fn secret_rows<C: Conn>(c: &mut C) -> Result<Vec<SecretRow>, StoreError> {
+    let mut out = Vec::new();
+    for (slot, sql) in [
+        (
+            SecretSlot::GatewayKey,
+            "SELECT kid, pkcs8 FROM gateway_keys",
+        ),
+        (
+            SecretSlot::WebhookSecret,
+            "SELECT id, secret FROM webhook_endpoints",
+        ),
+        (
+            SecretSlot::WebhookPrevious,
+            "SELECT id, previous_secret FROM webhook_endpoints WHERE previous_secret IS NOT NULL",
+        ),
+        (
+            SecretSlot::OtpSecret,
+            "SELECT id, secret FROM otp_enrollments",
+        ),
+    ] {
+        for r in c.rows(sql, &[]).await? {
+            out.push(SecretRow {
+                slot,
+                id: r.str(0)?,
+                value: r.str(1)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Replace one stored secret with `value` while it is still `row.value`
+/// (a re-seal racing a rotation on another node changes nothing).
+pub(crate) async fn replace_secret<C: Conn>(
+    c: &mut C,
+    row: &SecretRow,
+    value: &str,
+) -> Result<bool, StoreError> {
+    let sql = match row.slot {
+        SecretSlot::GatewayKey => {
+            "UPDATE gateway_keys SET pkcs8 = $1 WHERE kid = $2 AND pkcs8 = $3"
+        }
+        SecretSlot::WebhookSecret => {
+            "UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3"
+        }
+        SecretSlot::WebhookPrevious => {
+            "UPDATE webhook_endpoints SET previous_secret = $1 WHERE id = $2 AND previous_secret = $3"
+        }
+        SecretSlot::OtpSecret => {
+            "UPDATE otp_enrollments SET secret = $1 WHERE id = $2 AND secret = $3"
+        }
+    };
+    Ok(c.exec(
+        sql,
+        &[Arg::Str(value), Arg::Str(&row.id), Arg::Str(&row.value)],
+    )
+    .await?
+        == 1)
+}
+
 /// Apply a [`KeyChange`]; `false` when there was nothing to do (another
 /// node wrote the first key; the key to retire is not `verify_only`).
 pub(crate) async fn change_keys<C: Conn>(

@@ -50,7 +50,7 @@ pub struct MovementPaths {
 
 fn options(url: &str, schema: Option<&str>) -> Result<PgConnectOptions, StoreError> {
     let mut opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: url.into(),
+        url: crate::redact_url(url),
         why: e.to_string(),
     })?;
     if let Some(s) = schema {
@@ -78,7 +78,7 @@ impl PgStore {
         if let Some(s) = schema {
             if !valid_schema(s) {
                 return Err(StoreError::BadUrl {
-                    url: url.into(),
+                    url: crate::redact_url(url),
                     why: format!("schema {s:?} must be lower-case letters, digits and '_'"),
                 });
             }

@@ -73,6 +73,7 @@ pub(crate) enum Work {
     Apply(Box<Prepared>),
     Insert(Box<Record>),
     ChangeKeys(Box<KeyChange>, Timestamp, Option<AuditEntry>),
+    ReplaceSecret(Box<SecretRow>, String),
     MarkDelivered(i64, Timestamp),
     PurgeIdempotency(Timestamp),
     PurgeCodes(Timestamp),
@@ -105,6 +106,7 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             ops::insert(c, r).await?;
             Done::Unit
         }
+        Work::ReplaceSecret(row, value) => Done::Flag(ops::replace_secret(c, row, value).await?),
         Work::ChangeKeys(change, at, audit) => {
             let done = ops::change_keys(c, change).await?;
             if let (true, Some(audit)) = (done, audit) {

@@ -29,6 +29,9 @@ enum Command {
     /// Check the books.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The master key that seals secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// The barcode-payment rule catalogue.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -45,6 +48,13 @@ enum KeysCommand {
     Rotate(serve::StoreArgs),
     /// Print the public keys (as GET /v1/keys does).
     List(serve::StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Re-seal every secret under a new master key (--master-key-file NEW
+    /// --previous-master-key-file OLD); afterwards only NEW is needed.
+    RotateMaster(serve::StoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +105,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate(s) => finish(runtime().and_then(|rt| rt.block_on(serve::migrate(s)))),
         Command::Keys(KeysCommand::Rotate(s)) => {
             finish(runtime().and_then(|rt| rt.block_on(serve::keys_rotate(s))))
+        }
+        Command::Secrets(SecretsCommand::RotateMaster(s)) => {
+            finish(runtime().and_then(|rt| rt.block_on(serve::secrets_rotate_master(s))))
         }
         Command::Keys(KeysCommand::List(s)) => {
             finish(runtime().and_then(|rt| rt.block_on(serve::keys_list(s))))

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
+use qrgate_core::seal::{MasterKey, Sealer};
 use qrgate_core::{Clock, SystemClock};
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
 use qrgate_gateway::{Config, Gateway, Principal, Role};
@@ -21,6 +22,67 @@ pub struct StoreArgs {
     /// Where the data lives: sqlite://PATH (created on first start) or postgres://USER@HOST/DB.
     #[arg(long, env = "QRGATE_DB", default_value = "sqlite://qrgate.db")]
     pub db: String,
+    /// The master key that seals secrets at rest (signing keys, webhook and
+    /// OTP secrets): a file holding 32 bytes in base64url or hex. `serve`
+    /// creates it (mode 0600) beside the admin key file when missing; every
+    /// node of one database needs the same key. QRGATE_MASTER_KEY (the key
+    /// itself) takes precedence.
+    #[arg(long, env = "QRGATE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// An older master key, read (never written with) while secrets sealed
+    /// under it are re-sealed under the current one.
+    #[arg(long, env = "QRGATE_PREVIOUS_MASTER_KEY_FILE")]
+    pub previous_master_key_file: Option<PathBuf>,
+}
+
+/// The master key file when none is named: beside `near` (the admin key
+/// file for `serve`), or `qrgate-master.key` in the working directory.
+fn master_key_path(store: &StoreArgs, near: Option<&Path>) -> PathBuf {
+    store.master_key_file.clone().unwrap_or_else(|| {
+        near.and_then(Path::parent).map_or_else(
+            || PathBuf::from("qrgate-master.key"),
+            |d| d.join("qrgate-master.key"),
+        )
+    })
+}
+
+fn read_key(path: &Path) -> Result<MasterKey, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the master key {}: {e}", path.display()))?;
+    MasterKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The sealer for secrets at rest: the current master key (from
+/// QRGATE_MASTER_KEY, or the file; created when missing and `create`), and
+/// the previous one when named.
+fn sealer(store: &StoreArgs, near: Option<&Path>, create: bool) -> Result<Arc<Sealer>, String> {
+    let current = match std::env::var("QRGATE_MASTER_KEY") {
+        Ok(text) => MasterKey::parse(&text).map_err(|e| format!("QRGATE_MASTER_KEY: {e}"))?,
+        Err(_) => {
+            let path = master_key_path(store, near);
+            if !path.exists() && create {
+                let (key, text) = MasterKey::generate(&ring::rand::SystemRandom::new())
+                    .map_err(|e| e.to_string())?;
+                write_secret(&path, &text)?;
+                tracing::warn!(
+                    file = %path.display(),
+                    key_id = key.id(),
+                    "created a master key for secrets at rest: keep it apart from the database's backups; every gateway node of this database needs this same key"
+                );
+                key
+            } else {
+                read_key(&path)?
+            }
+        }
+    };
+    let older = store
+        .previous_master_key_file
+        .as_deref()
+        .map(read_key)
+        .transpose()?
+        .into_iter()
+        .collect();
+    Ok(Arc::new(Sealer::new(current, older)))
 }
 
 #[derive(Debug, Args)]
@@ -79,11 +141,14 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub async fn open(store: &StoreArgs, config: Config) -> Result<Gateway<AnyStore>, String> {
+pub async fn open(store: &StoreArgs, mut config: Config) -> Result<Gateway<AnyStore>, String> {
+    if config.sealer.is_none() {
+        config.sealer = Some(sealer(store, None, false)?);
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (s, report) = AnyStore::open(&store.db, clock.now())
         .await
-        .map_err(|e| format!("cannot open {}: {e}", store.db))?;
+        .map_err(|e| format!("cannot open {}: {e}", qrgate_store::redact_url(&store.db)))?;
     for (v, name) in &report.applied {
         tracing::info!(version = v, name = %name, "migration applied");
     }
@@ -247,6 +312,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         config.allow_local_http_webhooks = true;
     }
     let webhook_reach = config.webhook_reach();
+    config.sealer = Some(sealer(&args.store, Some(&args.admin_key_file), true)?);
     let gw = Arc::new(open(&args.store, config).await?);
     let first_admin = if gw
         .store()
@@ -272,7 +338,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     println!(
         "qrgate {} listening on {base} (store: {})",
         env!("CARGO_PKG_VERSION"),
-        args.store.db
+        qrgate_store::redact_url(&args.store.db)
     );
     match &first_admin {
         Some(f) => println!(
@@ -410,6 +476,46 @@ pub async fn migrate(store: StoreArgs) -> Result<(), String> {
     println!(
         "{}",
         json!({ "applied": report.applied, "already_applied": report.already })
+    );
+    Ok(())
+}
+
+/// Seal every secret under a new master key: start with `--master-key-file
+/// NEW --previous-master-key-file OLD` (re-sealing happens as the gateway
+/// opens), then check that nothing is left under the old key.
+pub async fn secrets_rotate_master(store: StoreArgs) -> Result<(), String> {
+    if store.previous_master_key_file.is_none() {
+        return Err(
+            "name the old key with --previous-master-key-file and the new one with --master-key-file"
+                .into(),
+        );
+    }
+    let new = sealer(&store, None, false)?;
+    let id = new.current_id().to_owned();
+    let gw = open(
+        &store,
+        Config {
+            sealer: Some(new.clone()),
+            ..Config::default()
+        },
+    )
+    .await?;
+    let left = gw
+        .store()
+        .secret_rows()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| !new.is_current(&r.value))
+        .count();
+    if left > 0 {
+        return Err(format!(
+            "{left} secrets are still not sealed under {id}; run it again"
+        ));
+    }
+    println!(
+        "{}",
+        json!({ "master_key_id": id, "sealed_under_it": "all" })
     );
     Ok(())
 }
