@@ -345,6 +345,9 @@ pub struct Gateway<S: Store> {
     pub(crate) resolver: Arc<dyn webhooks::Resolver>,
     pub(crate) rate: limiter::RateLimits,
     pub(crate) secrets: Secrets,
+    /// Mixed into every PIN hash (HMAC before PBKDF2); kept sealed in the
+    /// database, apart from the hashes.
+    pub(crate) pin_pepper: Arc<Vec<u8>>,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -364,6 +367,7 @@ pub(crate) fn secret_place(slot: qrgate_store::SecretSlot, id: &str) -> String {
         SecretSlot::GatewayKey => format!("gateway_key:{id}"),
         SecretSlot::WebhookSecret | SecretSlot::WebhookPrevious => format!("webhook:{id}"),
         SecretSlot::OtpSecret => format!("otp:{id}"),
+        SecretSlot::GatewaySecret => format!("gateway_secret:{id}"),
     }
 }
 
@@ -418,6 +422,38 @@ impl Secrets {
         }
         Ok(n)
     }
+}
+
+/// The PIN pepper: read (and opened), or made on first start; of nodes
+/// starting at once one writes it and all use that one.
+async fn pin_pepper<S: Store>(
+    store: &S,
+    secrets: &Secrets,
+    rng: &SystemRandom,
+    now: Timestamp,
+) -> Result<Vec<u8>, Error> {
+    use ring::rand::SecureRandom;
+    const NAME: &str = "pin_pepper";
+    let place = secret_place(qrgate_store::SecretSlot::GatewaySecret, NAME);
+    if store.gateway_secret(NAME).await?.is_none() {
+        let mut raw = [0_u8; 32];
+        rng.fill(&mut raw).map_err(Error::internal)?;
+        let fresh = secrets.seal(&flows::hex(&raw), &place)?;
+        store.add_gateway_secret(NAME, fresh, now).await?;
+    }
+    let stored = store
+        .gateway_secret(NAME)
+        .await?
+        .ok_or_else(|| Error::internal("the PIN pepper vanished"))?;
+    let hex = secrets.open(&stored, &place)?;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| Error::internal("the stored PIN pepper is not hex"))
 }
 
 fn to_store_keys(ring: &Keyring, secrets: &Secrets) -> Result<Vec<StoredKey>, Error> {
@@ -533,6 +569,7 @@ impl<S: Store> Gateway<S> {
             stored = store.load_keys().await?;
         }
         let keyring = from_store_keys(&stored, &secrets)?;
+        let pin_pepper = Arc::new(pin_pepper(&store, &secrets, &rng, clock.now()).await?);
         Ok((
             Gateway {
                 store,
@@ -550,6 +587,7 @@ impl<S: Store> Gateway<S> {
                 resolver: Arc::new(webhooks::SystemResolver),
                 rate: limiter::RateLimits::default(),
                 secrets,
+                pin_pepper,
             },
             applied,
         ))

@@ -12,20 +12,61 @@ use qrgate_store::{CredentialChange, Credentials, Store};
 use crate::flows::hex;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
-const PBKDF2_ITERATIONS: u32 = 100_000;
+/// PBKDF2 iterations of a PIN hash (OWASP 2023 for PBKDF2-HMAC-SHA256).
+const PBKDF2_ITERATIONS: u32 = 600_000;
+/// Iterations of a hash made before the pepper (`v2$`) came: still read.
+const LEGACY_ITERATIONS: u32 = 100_000;
+/// The stored form of a peppered hash: `v2$` + hex.
+const V2: &str = "v2$";
 
-/// PBKDF2-HMAC-SHA256 of a PIN with a salt, hex.
-pub fn hash_pin(pin: &str, salt: &[u8]) -> String {
+/// A PIN hash: HMAC-SHA256 of the PIN under the server's pepper (kept
+/// sealed apart from the hashes), then PBKDF2-HMAC-SHA256 with a salt.
+/// `v2$` + hex.
+pub fn hash_pin(pin: &str, salt: &[u8], pepper: &[u8]) -> String {
+    format!("{V2}{}", hex(&derive(pin, salt, Some(pepper))))
+}
+
+/// What PBKDF2 is run over, and how many times: the peppered PIN (new
+/// hashes), or the PIN itself (hashes from before the pepper).
+fn pbkdf2_input(pin: &str, pepper: Option<&[u8]>) -> (Vec<u8>, NonZeroU32) {
+    let (secret, n) = match pepper {
+        Some(p) => {
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, p);
+            (
+                ring::hmac::sign(&key, pin.as_bytes()).as_ref().to_vec(),
+                PBKDF2_ITERATIONS,
+            )
+        }
+        None => (pin.as_bytes().to_vec(), LEGACY_ITERATIONS),
+    };
+    (secret, NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+fn derive(pin: &str, salt: &[u8], pepper: Option<&[u8]>) -> [u8; 32] {
     let mut out = [0_u8; 32];
-    let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+    let (secret, iterations) = pbkdf2_input(pin, pepper);
     pbkdf2::derive(
         pbkdf2::PBKDF2_HMAC_SHA256,
         iterations,
         salt,
-        pin.as_bytes(),
+        &secret,
         &mut out,
     );
-    hex(&out)
+    out
+}
+
+/// Does `pin` match the stored hash (a `v2$` one with the pepper, or one
+/// from before the pepper)? `pbkdf2::verify` compares in constant time.
+fn matches(pin: &str, salt: &[u8], stored: &str, pepper: &[u8]) -> bool {
+    let (hex_hash, pepper) = match stored.strip_prefix(V2) {
+        Some(h) => (h, Some(pepper)),
+        None => (stored, None),
+    };
+    let Some(want) = unhex(hex_hash) else {
+        return false;
+    };
+    let (secret, iterations) = pbkdf2_input(pin, pepper);
+    pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, &secret, &want).is_ok()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -64,7 +105,8 @@ impl<S: Store> Gateway<S> {
         let mut salt = [0_u8; 16];
         self.rng.fill(&mut salt).map_err(Error::internal)?;
         let pin = pin.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_pin(&pin, &salt))
+        let pepper = self.pin_pepper.clone();
+        let hash = tokio::task::spawn_blocking(move || hash_pin(&pin, &salt, &pepper))
             .await
             .map_err(Error::internal)?;
         Ok((hash, hex(&salt)))
@@ -174,26 +216,15 @@ impl<S: Store> Gateway<S> {
             .with_rule("QG-PIN-LOCKOUT"));
         }
         let salt = unhex(&cr.pin_salt).ok_or_else(|| Error::internal("stored salt is not hex"))?;
-        let stored =
-            unhex(&cr.pin_hash).ok_or_else(|| Error::internal("stored hash is not hex"))?;
         // The attempt is taken (and counted) before the PIN is checked, so
         // concurrent guesses never get more than the allowed number checked.
         let (left, locks) = self.take_attempt(customer, now).await?;
-        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
         // On the blocking pool: PBKDF2 must not stall the async workers.
-        let guess = pin.to_owned();
-        let matches = tokio::task::spawn_blocking(move || {
-            pbkdf2::verify(
-                pbkdf2::PBKDF2_HMAC_SHA256,
-                iterations,
-                &salt,
-                guess.as_bytes(),
-                &stored,
-            )
-            .is_ok()
-        })
-        .await
-        .map_err(Error::internal)?;
+        let (guess, stored, pepper) =
+            (pin.to_owned(), cr.pin_hash.clone(), self.pin_pepper.clone());
+        let matches = tokio::task::spawn_blocking(move || matches(&guess, &salt, &stored, &pepper))
+            .await
+            .map_err(Error::internal)?;
         if matches {
             // Counted until the whole confirmation is proven (pin_succeeded).
             return Ok(cr);
@@ -271,11 +302,21 @@ mod tests {
     }
 
     #[test]
-    fn pin_hash_depends_on_salt_and_pin() {
-        let a = hash_pin("493817", b"salt-one-16bytes");
-        assert_eq!(a.len(), 64);
-        assert_eq!(a, hash_pin("493817", b"salt-one-16bytes"));
-        assert_ne!(a, hash_pin("493818", b"salt-one-16bytes"));
-        assert_ne!(a, hash_pin("493817", b"salt-two-16bytes"));
+    fn pin_hash_depends_on_salt_pin_and_pepper() {
+        let (salt, pepper) = (b"salt-one-16bytes", b"pepper-of-32-bytes-for-the-tests");
+        let a = hash_pin("493817", salt, pepper);
+        assert!(a.starts_with("v2$") && a.len() == 3 + 64, "{a}");
+        assert_eq!(a, hash_pin("493817", salt, pepper));
+        assert_ne!(a, hash_pin("493818", salt, pepper));
+        assert_ne!(a, hash_pin("493817", b"salt-two-16bytes", pepper));
+        // Without the pepper (a copy of the database alone) it matches nothing.
+        assert_ne!(a, hash_pin("493817", salt, b"another-pepper"));
+        assert!(matches("493817", salt, &a, pepper));
+        assert!(!matches("493817", salt, &a, b"another-pepper"));
+        assert!(!matches("493818", salt, &a, pepper));
+        // A hash from before the pepper (100,000 iterations, no prefix) still matches.
+        let legacy = hex(&derive("493817", salt, None));
+        assert!(matches("493817", salt, &legacy, pepper));
+        assert!(!matches("111119", salt, &legacy, pepper));
     }
 }

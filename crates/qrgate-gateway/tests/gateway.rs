@@ -1844,6 +1844,22 @@ on_both!(
             .unwrap();
         let secret = ep.secret.clone().unwrap();
         w.gw.set_pin(&w.consumer, "493817").await.unwrap();
+        // The PIN hash is peppered (v2$: HMAC under the sealed pepper, then
+        // 600,000 PBKDF2 iterations); the pepper row is sealed like the rest.
+        let cr = store
+            .credentials(w.consumer.subject.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(cr.pin_hash.starts_with("v2$"), "{}", cr.pin_hash);
+        assert!(
+            store
+                .secret_rows()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.slot == qrgate_store::SecretSlot::GatewaySecret)
+        );
         let otp = a.enroll_otp(&w.consumer, Some("493817")).await.unwrap();
         for r in store.secret_rows().await.unwrap() {
             assert!(r.value.starts_with("sealed:v1:"), "{r:?}");
@@ -3058,7 +3074,12 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "most audit rows one page of the log returns",
         ),
         ("pin.rs", "60", "seconds per minute"),
-        ("pin.rs", "100_000", "PBKDF2 iterations of the PIN hash"),
+        (
+            "pin.rs",
+            "100_000",
+            "PBKDF2 iterations of a PIN hash from before the pepper",
+        ),
+        ("pin.rs", "600_000", "PBKDF2 iterations of the PIN hash"),
         (
             "lib.rs",
             "64",

@@ -111,6 +111,18 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Check the ledger balances, in one snapshot.
     fn ledger_check(&self) -> impl Future<Output = Result<LedgerCheck, StoreError>> + Send;
     fn load_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+    /// A secret of the gateway itself by name (as stored: sealed).
+    fn gateway_secret(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Add a secret of the gateway unless one of that name exists.
+    fn add_gateway_secret(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Every stored secret, as stored (see [`SecretSlot`]).
     fn secret_rows(&self) -> impl Future<Output = Result<Vec<SecretRow>, StoreError>> + Send;
     /// Replace a stored secret (re-sealing it) while it is still as read.
@@ -448,6 +460,20 @@ macro_rules! impl_store {
             }
             async fn load_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
                 ops::load_keys(&mut self.reader().await?).await
+            }
+            async fn gateway_secret(&self, name: &str) -> Result<Option<String>, StoreError> {
+                ops::gateway_secret(&mut self.reader().await?, name).await
+            }
+            async fn add_gateway_secret(
+                &self,
+                name: &str,
+                value: String,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                flag(
+                    self.write(Work::AddGatewaySecret(name.to_owned(), value, at))
+                        .await,
+                )
             }
             async fn secret_rows(&self) -> Result<Vec<SecretRow>, StoreError> {
                 ops::secret_rows(&mut self.reader().await?).await

@@ -385,6 +385,8 @@ pub enum SecretSlot {
     WebhookPrevious,
     /// `otp_enrollments.secret`, by enrollment id.
     OtpSecret,
+    /// `gateway_secrets.value`, by name (the PIN pepper).
+    GatewaySecret,
 }
 
 /// One stored secret (as stored: sealed, or plaintext from before sealing).

@@ -1012,6 +1012,10 @@ pub(crate) async fn secret_rows<C: Conn>(c: &mut C) -> Result<Vec<SecretRow>, St
             SecretSlot::OtpSecret,
             "SELECT id, secret FROM otp_enrollments",
         ),
+        (
+            SecretSlot::GatewaySecret,
+            "SELECT name, value FROM gateway_secrets",
+        ),
     ] {
         for r in c.rows(sql, &[]).await? {
             out.push(SecretRow {
@@ -1044,10 +1048,43 @@ pub(crate) async fn replace_secret<C: Conn>(
         SecretSlot::OtpSecret => {
             "UPDATE otp_enrollments SET secret = $1 WHERE id = $2 AND secret = $3"
         }
+        SecretSlot::GatewaySecret => {
+            "UPDATE gateway_secrets SET value = $1 WHERE name = $2 AND value = $3"
+        }
     };
     Ok(c.exec(
         sql,
         &[Arg::Str(value), Arg::Str(&row.id), Arg::Str(&row.value)],
+    )
+    .await?
+        == 1)
+}
+
+/// A secret of the gateway by name, as stored.
+pub(crate) async fn gateway_secret<C: Conn>(
+    c: &mut C,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT value FROM gateway_secrets WHERE name = $1",
+            &[Arg::Str(name)],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.str(0)).transpose()?)
+}
+
+/// Add a secret of the gateway unless one of that name exists (of nodes
+/// starting at once, one writes it; `false` for the others).
+pub(crate) async fn add_gateway_secret<C: Conn>(
+    c: &mut C,
+    name: &str,
+    value: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(c.exec(
+        "INSERT INTO gateway_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[Arg::Str(name), Arg::Str(value), Arg::I64(at.unix_millis())],
     )
     .await?
         == 1)

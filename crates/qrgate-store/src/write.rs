@@ -74,6 +74,7 @@ pub(crate) enum Work {
     Insert(Box<Record>),
     ChangeKeys(Box<KeyChange>, Timestamp, Option<AuditEntry>),
     ReplaceSecret(Box<SecretRow>, String),
+    AddGatewaySecret(String, String, Timestamp),
     MarkDelivered(i64, Timestamp),
     PurgeIdempotency(Timestamp),
     PurgeCodes(Timestamp),
@@ -107,6 +108,9 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             Done::Unit
         }
         Work::ReplaceSecret(row, value) => Done::Flag(ops::replace_secret(c, row, value).await?),
+        Work::AddGatewaySecret(name, value, at) => {
+            Done::Flag(ops::add_gateway_secret(c, name, value, *at).await?)
+        }
         Work::ChangeKeys(change, at, audit) => {
             let done = ops::change_keys(c, change).await?;
             if let (true, Some(audit)) = (done, audit) {
