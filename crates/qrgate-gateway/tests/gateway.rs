@@ -3038,11 +3038,6 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "processor_timeout_ms default (deployment setting)",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
-        (
-            "stepup.rs",
-            "60_000",
-            "grace (ms) before the sweeper ends a confirmation claim left by a stopped node",
-        ),
         ("parties.rs", "60", "seconds per minute"),
         (
             "parties.rs",
@@ -3088,7 +3083,13 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("refunds.rs", "200", "HTTP status"),
         ("refunds.rs", "201", "HTTP status"),
         ("refunds.rs", "1000", "milliseconds per second"),
-        ("stepup.rs", "200", "HTTP status; sweeper batch size"),
+        ("stepup.rs", "200", "HTTP status"),
+        ("lapse.rs", "200", "sweeper batch size"),
+        (
+            "lapse.rs",
+            "60_000",
+            "grace of a confirming claim past its deadline",
+        ),
         ("stepup.rs", "201", "HTTP status"),
         (
             "webhooks.rs",
