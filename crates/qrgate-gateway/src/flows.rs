@@ -92,6 +92,17 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The bytes of lower- or upper-case hex; `None` for anything else.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
 /// What is being paid: who pays whom, how much, at which risk level with
 /// which proven elements, from which source, for which order.
 #[derive(Clone, Copy)]
@@ -185,13 +196,14 @@ impl<S: Store> Gateway<S> {
         let numeric = code.trim().bytes().all(|b| b.is_ascii_digit());
         let limit = self.limits.rate_unknown_code;
         let bucket = crate::limiter::Bucket::UnknownCode;
+        // Taken before the look-up (so guesses sent at once cannot all pass
+        // a check), and given back when the code is known after all.
         if numeric {
-            self.rate.draw(bucket, &p.key_id, limit, now, false)?;
+            self.rate.draw(bucket, &p.key_id, limit, now, true)?;
         }
         let found = self.payer_of(code, now).await;
-        if numeric && matches!(&found, Err(e) if e.code == "payment_code_unknown") {
-            // Counted; the answer to this one is still "unknown".
-            let _ = self.rate.draw(bucket, &p.key_id, limit, now, true);
+        if numeric && !matches!(&found, Err(e) if e.code == "payment_code_unknown") {
+            self.rate.give_back(bucket, &p.key_id, now);
         }
         found
     }

@@ -12,7 +12,7 @@ mod lapse;
 mod limiter;
 mod secrets;
 pub(crate) use secrets::secret_place;
-use secrets::{Secrets, from_store_keys, pin_pepper, to_store_keys};
+use secrets::{Secrets, Strict, from_store_keys, pin_pepper, to_store_keys};
 pub mod otp;
 pub mod parties;
 mod pin;
@@ -402,7 +402,7 @@ impl<S: Store> Gateway<S> {
             // First start: propose a key. Of nodes starting at once one
             // writes it; every node then loads the one that was written.
             let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
-            let secrets = Secrets(config.sealer.clone());
+            let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
             if let Some(first) = to_store_keys(&ring, &secrets)?.into_iter().next() {
                 let audit = qrgate_store::AuditEntry {
                     action: "signing_key.created".into(),
@@ -419,7 +419,7 @@ impl<S: Store> Gateway<S> {
             }
             stored = store.load_keys().await?;
         }
-        let secrets = Secrets(config.sealer.clone());
+        let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
         // Plaintext rows from before sealing, and rows sealed under an
         // older master key, are sealed under the current one now.
         let resealed = secrets.reseal(&store).await?;
@@ -427,6 +427,8 @@ impl<S: Store> Gateway<S> {
             tracing::info!(resealed, "secrets sealed under the current master key");
             stored = store.load_keys().await?;
         }
+        // Everything is sealed now: from here on a plaintext value is refused.
+        let secrets = Secrets(config.sealer.clone(), Strict::Sealed);
         let keyring = from_store_keys(&stored, &secrets)?;
         let pin_pepper = Arc::new(pin_pepper(&store, &secrets, &rng, clock.now()).await?);
         Ok((
@@ -456,6 +458,12 @@ impl<S: Store> Gateway<S> {
     pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Gateway<S> {
         self.processor = processor;
         self
+    }
+
+    /// What this deployment lets webhooks reach beyond the public internet
+    /// (stated in `GET /v1/rules`, so an auditor knows what to expect).
+    pub fn webhook_reach(&self) -> qrgate_core::net::Reach {
+        self.config.webhook_reach()
     }
 
     /// Draw on the per-address allowance of public endpoints and failed
@@ -586,13 +594,27 @@ impl<S: Store> Gateway<S> {
         if stored.is_empty() {
             return Ok(());
         }
-        let ring = from_store_keys(&stored, &self.secrets)?;
+        let ring = from_store_keys(&stored, &self.secrets);
         let mut g = match self.keyring.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        *g = ring;
-        Ok(())
+        match ring {
+            Ok(ring) => {
+                *g = ring;
+                Ok(())
+            }
+            Err(e) => {
+                // The private keys do not open here (the master key moved
+                // on): a retirement, which needs none, is still put in force.
+                for k in stored.iter().filter(|k| k.state == "retired") {
+                    if let Ok(kid) = qrgate_codes::keyring::KeyId::parse(&k.kid) {
+                        let _ = g.retire(&kid);
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn new_id<K: qrgate_core::id::IdKind>(

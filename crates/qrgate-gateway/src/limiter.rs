@@ -12,14 +12,18 @@ use qrgate_core::Timestamp;
 
 use crate::{Error, Kind};
 
-/// Most keys tracked; past it, windows that ended are dropped first, then
-/// everything (a flood of new keys cannot grow memory without bound).
+/// Most keys tracked in one bucket; past it, windows that ended are
+/// dropped first, then the bucket's counts (a flood of new keys cannot grow
+/// memory without bound, and one bucket's flood resets no other bucket).
 const MAX_KEYS: usize = 100_000;
 const WINDOW_MS: i64 = 60_000;
 
+/// Per bucket: key → (window, count).
+type Windows = Mutex<HashMap<String, (i64, i64)>>;
+
 #[derive(Default)]
 pub(crate) struct RateLimits {
-    windows: Mutex<HashMap<String, (i64, i64)>>,
+    buckets: [Windows; 4],
 }
 
 /// Which allowance a request draws on.
@@ -36,6 +40,15 @@ pub(crate) enum Bucket {
 }
 
 impl Bucket {
+    fn index(self) -> usize {
+        match self {
+            Bucket::CodeIssue => 0,
+            Bucket::UnknownCode => 1,
+            Bucket::Pin => 2,
+            Bucket::Public => 3,
+        }
+    }
+
     pub(crate) fn rule(self) -> &'static str {
         match self {
             Bucket::CodeIssue => "QG-RATE-CODE-ISSUE",
@@ -67,23 +80,16 @@ impl RateLimits {
         take: bool,
     ) -> Result<(), Error> {
         let window = now.unix_millis().div_euclid(WINDOW_MS);
-        let mut m = match self.windows.lock() {
+        let mut m = match self.buckets[bucket.index()].lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        if m.len() >= MAX_KEYS {
-            m.retain(|_, (w, _)| *w == window);
-            if m.len() >= MAX_KEYS {
-                m.clear();
-            }
-        }
-        let slot = m
-            .entry(format!("{}:{key}", bucket.rule()))
-            .or_insert((window, 0));
-        if slot.0 != window {
-            *slot = (window, 0);
-        }
-        if slot.1 >= per_minute {
+        // A check writes nothing: only what is taken is remembered.
+        let used = match m.get(key) {
+            Some((w, n)) if *w == window => *n,
+            _ => 0,
+        };
+        if used >= per_minute {
             let left_ms = (window + 1) * WINDOW_MS - now.unix_millis();
             let retry_after_seconds = u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1);
             return Err(Error::new(
@@ -99,9 +105,31 @@ impl RateLimits {
             .with_rule(bucket.rule()));
         }
         if take {
-            slot.1 += 1;
+            if m.len() >= MAX_KEYS && !m.contains_key(key) {
+                m.retain(|_, (w, _)| *w == window);
+                if m.len() >= MAX_KEYS {
+                    m.clear();
+                }
+            }
+            m.insert(key.to_owned(), (window, used + 1));
         }
         Ok(())
+    }
+
+    /// Give back one taken from `key`'s allowance this window (a request
+    /// that turned out not to be what the bucket counts).
+    pub(crate) fn give_back(&self, bucket: Bucket, key: &str, now: Timestamp) {
+        let window = now.unix_millis().div_euclid(WINDOW_MS);
+        let mut m = match self.buckets[bucket.index()].lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((w, n)) = m.get_mut(key)
+            && *w == window
+            && *n > 0
+        {
+            *n -= 1;
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use ring::rand::SecureRandom;
 use qrgate_core::Timestamp;
 use qrgate_store::{CredentialChange, Credentials, Store};
 
-use crate::flows::hex;
+use crate::flows::{hex, unhex};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 /// PBKDF2 iterations of a PIN hash (OWASP 2023 for PBKDF2-HMAC-SHA256).
@@ -69,11 +69,13 @@ fn matches(pin: &str, salt: &[u8], stored: &str, pepper: &[u8]) -> bool {
     pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, &secret, &want).is_ok()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+fn pin_already_set() -> Error {
+    Error::new(
+        Kind::Conflict,
+        "pin_already_set",
+        "a payment PIN is set: change it with current_pin, or ask the operator to reset it",
+    )
+    .with_rule("QG-CREDENTIALS")
 }
 
 /// Six digits, not all the same, not a run up or down.
@@ -116,6 +118,18 @@ impl<S: Store> Gateway<S> {
     /// since an operator reset it). Changing a PIN is [`Self::change_pin`].
     pub async fn set_pin(&self, p: &Principal, pin: &str) -> Result<(), Error> {
         let customer = p.customer()?.to_owned();
+        check_pin_shape(pin)?;
+        // PBKDF2 is costly: a PIN that is set is refused before any hash is
+        // made (the conditional write below is what guards; this spares the
+        // work of a loop of refused calls).
+        if self
+            .store
+            .credentials(&customer)
+            .await?
+            .is_some_and(|c| c.has_pin())
+        {
+            return Err(pin_already_set());
+        }
         let (hash, salt) = self.new_pin_hash(pin).await?;
         let change = CredentialChange::PinSet {
             customer_id: customer.clone(),
@@ -126,12 +140,7 @@ impl<S: Store> Gateway<S> {
             .credential_change(p, change, "pin.set", &customer)
             .await?
         {
-            return Err(Error::new(
-                Kind::Conflict,
-                "pin_already_set",
-                "a payment PIN is set: change it with current_pin, or ask the operator to reset it",
-            )
-            .with_rule("QG-CREDENTIALS"));
+            return Err(pin_already_set());
         }
         Ok(())
     }
@@ -141,8 +150,11 @@ impl<S: Store> Gateway<S> {
     /// change (a change never clears one).
     pub async fn change_pin(&self, p: &Principal, current: &str, new: &str) -> Result<(), Error> {
         let customer = p.customer()?.to_owned();
-        let (hash, salt) = self.new_pin_hash(new).await?;
+        check_pin_shape(new)?;
+        // The current PIN is checked (and drawn on QG-RATE-PIN) before the
+        // costly hash of the new one is made.
         let proven = self.check_pin(&customer, current).await?;
+        let (hash, salt) = self.new_pin_hash(new).await?;
         self.store
             .pin_refund(&customer, self.now(), self.limits.pin_lockout)
             .await?;

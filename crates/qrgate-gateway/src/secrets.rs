@@ -19,7 +19,17 @@ use crate::{Error, Kind, flows};
 /// them; without a master key (a library user, a test) they are kept as
 /// they are. See [`qrgate_core::seal`].
 #[derive(Clone, Default)]
-pub(crate) struct Secrets(pub(crate) Option<Arc<Sealer>>);
+pub(crate) struct Secrets(pub(crate) Option<Arc<Sealer>>, pub(crate) Strict);
+
+/// Whether a plaintext value is still read as itself: only while the rows
+/// written before sealing are being sealed at start. Afterwards a value
+/// without a seal is one somebody planted in the database, and is refused.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Strict {
+    #[default]
+    Migrating,
+    Sealed,
+}
 
 /// Where a secret belongs: what its seal is bound to.
 pub(crate) fn secret_place(slot: qrgate_store::SecretSlot, id: &str) -> String {
@@ -32,13 +42,14 @@ pub(crate) fn secret_place(slot: qrgate_store::SecretSlot, id: &str) -> String {
     }
 }
 
+/// A secret that does not open: the detail (row, key id) goes to the log
+/// only; the answer says what to do.
 fn unreadable(what: &str, e: impl std::fmt::Display) -> Error {
+    tracing::error!(secret = what, error = %e, "a sealed secret does not open");
     Error::new(
         Kind::Unavailable,
         "secrets_unreadable",
-        format!(
-            "{what}: {e}; start the gateway with the master key it was sealed under (see `qrgate secrets rotate-master`)"
-        ),
+        "a sealed secret does not open with this gateway's master key; start it with the key the secrets were sealed under (see its log and `qrgate secrets rotate-master`)",
     )
 }
 
@@ -58,6 +69,9 @@ impl Secrets {
                 Err(unreadable(place, "sealed, and no master key was given"))
             }
             None => Ok(stored.to_owned()),
+            Some(_) if self.1 == Strict::Sealed && !stored.starts_with("sealed:") => Err(
+                unreadable(place, "a plaintext value where a sealed one belongs"),
+            ),
             Some(s) => s.open(stored, place).map_err(|e| unreadable(place, e)),
         }
     }
@@ -69,8 +83,22 @@ impl Secrets {
         let Some(sealer) = &self.0 else {
             return Ok(0);
         };
+        let rows = store.secret_rows().await?;
+        // Plaintext rows are sealed only on the first start with a master
+        // key (none sealed yet): later, a plaintext row among sealed ones
+        // was planted, and is not made to look legitimate.
+        let any_sealed = rows.iter().any(|r| r.value.starts_with("sealed:"));
+        if let Some(planted) = rows
+            .iter()
+            .find(|r| any_sealed && !r.value.starts_with("sealed:"))
+        {
+            return Err(unreadable(
+                &secret_place(planted.slot, &planted.id),
+                "a plaintext value among sealed ones",
+            ));
+        }
         let mut n = 0;
-        for row in store.secret_rows().await? {
+        for row in rows {
             if sealer.is_current(&row.value) {
                 continue;
             }
@@ -106,14 +134,7 @@ pub(crate) async fn pin_pepper<S: Store>(
         .gateway_secret(NAME)
         .await?
         .ok_or_else(|| Error::internal("the PIN pepper vanished"))?;
-    let hex = secrets.open(&stored, &place)?;
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
+    flows::unhex(&secrets.open(&stored, &place)?)
         .ok_or_else(|| Error::internal("the stored PIN pepper is not hex"))
 }
 

@@ -97,10 +97,11 @@ pub enum StepUp {
 
 impl StepUp {
     /// The refusal when a payment cannot be stepped up to a level with room.
-    pub(crate) fn refusal(&self, amount: i64) -> Option<Error> {
-        let (level, used, cap) = match self {
-            StepUp::LevelBFull { used, cap } => (RiskLevel::B, used, cap),
-            StepUp::LevelAFull { used, cap } => (RiskLevel::A, used, cap),
+    /// The limit only, never what the payer spent: a merchant reads it.
+    pub(crate) fn refusal(&self, _amount: i64) -> Option<Error> {
+        let (level, cap) = match self {
+            StepUp::LevelBFull { cap, .. } => (RiskLevel::B, cap),
+            StepUp::LevelAFull { cap, .. } => (RiskLevel::A, cap),
             _ => return None,
         };
         Some(
@@ -108,7 +109,7 @@ impl StepUp {
                 Kind::Declined,
                 "limit_exceeded",
                 format!(
-                    "over the cap of the payment's level, and level {}'s would be exceeded too: {used} + {amount} > {cap} (minor units)",
+                    "over the cap of the payment's level, and level {}'s cap of {cap} (minor units) would be passed too",
                     level.as_str()
                 ),
             )

@@ -144,13 +144,7 @@ pub fn verify_signature(
     let signed = format!("{t}.{body}");
     // Any one of the signatures (during a rotation there are two).
     v1.iter().any(|hex| {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
+        crate::flows::unhex(hex)
             .is_some_and(|tag| hmac::verify(&key, signed.as_bytes(), &tag).is_ok())
     })
 }

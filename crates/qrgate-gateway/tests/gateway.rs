@@ -1935,6 +1935,35 @@ on_both!(
         assert!(qrgate_gateway::webhooks::verify_signature(
             &secret, sig, body, now, 300
         ));
+        // A plaintext value planted among the sealed ones is refused, not
+        // sealed into looking legitimate.
+        let row = store
+            .secret_rows()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.slot == qrgate_store::SecretSlot::WebhookSecret)
+            .unwrap();
+        assert!(
+            store
+                .replace_secret(row, "whsec_planted".into())
+                .await
+                .unwrap()
+        );
+        let e = Gateway::start(
+            store.clone(),
+            w.clock.clone(),
+            with(Some(Sealer::new(k2(), vec![]))),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(e.code, "secrets_unreadable");
+        assert!(
+            !e.message.contains("whsec") && !e.message.contains("we_"),
+            "{}",
+            e.message
+        );
     }
 );
 

@@ -588,12 +588,12 @@ async fn failed_authentications_from_one_address_are_braked() {
     );
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    // Even the right key waits out the minute from that address; the
-    // public read endpoints and health checks are not braked.
+    // A valid key from the same address (a shared NAT, a proxy) is not held
+    // back; the public read endpoints and health checks are not braked.
     let r = app
         .call("GET", "/v1/merchants/mch_x", Some(&app.admin), None, &[])
         .await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(
         app.call("GET", "/healthz", None, None, &[]).await.status,
         StatusCode::OK
@@ -604,9 +604,9 @@ async fn failed_authentications_from_one_address_are_braked() {
     );
     app.clock.advance_seconds(60);
     let r = app
-        .call("GET", "/v1/merchants/mch_x", Some(&app.admin), None, &[])
+        .call("GET", "/v1/me", Some("qg_wrong_after"), None, &[])
         .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
 /// A long poll that sees no change answers with the payment when its wait

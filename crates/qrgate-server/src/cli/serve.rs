@@ -484,14 +484,24 @@ pub async fn migrate(store: StoreArgs) -> Result<(), String> {
 /// NEW --previous-master-key-file OLD` (re-sealing happens as the gateway
 /// opens), then check that nothing is left under the old key.
 pub async fn secrets_rotate_master(store: StoreArgs) -> Result<(), String> {
-    if store.previous_master_key_file.is_none() {
+    if store.previous_master_key_file.is_none() || store.master_key_file.is_none() {
         return Err(
             "name the old key with --previous-master-key-file and the new one with --master-key-file"
                 .into(),
         );
     }
+    if std::env::var_os("QRGATE_MASTER_KEY").is_some() {
+        return Err("QRGATE_MASTER_KEY is set and would be taken as the new key: unset it, and name the new key with --master-key-file".into());
+    }
     let new = sealer(&store, None, false)?;
     let id = new.current_id().to_owned();
+    if let Some(old) = &store.previous_master_key_file
+        && read_key(old)?.id() == id
+    {
+        return Err(format!(
+            "the new and the previous master key are the same key ({id})"
+        ));
+    }
     let gw = open(
         &store,
         Config {

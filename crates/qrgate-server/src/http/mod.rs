@@ -266,31 +266,45 @@ const _: () = assert!(MAX_WAIT_SECONDS + 5 < REQUEST_DEADLINE.as_secs());
 /// `unknown` when there is none (in-process calls). Behind a proxy every
 /// client has the proxy's address; size QG-RATE-PUBLIC for that.
 fn client_address(req: &Request<Body>) -> String {
-    req.extensions()
+    use std::net::IpAddr;
+    match req
+        .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+        .map(|c| c.0.ip())
+    {
+        // An IPv6 client has a whole /64 to pick addresses from: one count.
+        Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(a) => a.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
-/// QG-RATE-PUBLIC: per client address, public endpoints that do work
-/// (code verification) draw on an allowance, and so does every failed
-/// authentication; once it is spent, those and any request carrying a key
-/// are answered 429 until the minute is over, before a key is looked at.
+/// QG-RATE-PUBLIC: per client address (an IPv6 /64 counts as one), public
+/// endpoints that do work (code verification) draw on an allowance, and so
+/// does every failed authentication. Once it is spent, code verification
+/// and failed authentications are answered 429 until the minute is over; a
+/// request with a valid key is never held back by what others sharing its
+/// address (a carrier's NAT, a proxy) did.
 async fn address_limits(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
     let address = client_address(&req);
     let public = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .is_some_and(|m| m.as_str() == "/v1/codes/verify");
-    let keyed = req.headers().contains_key("authorization");
-    if (public || keyed)
-        && let Err(e) = state.gw.rate_limit_public(&address, public)
-    {
+    if public && let Err(e) = state.gw.rate_limit_public(&address, true) {
         return ApiError(e).into_response();
     }
     let res = next.run(req).await;
-    if res.status() == StatusCode::UNAUTHORIZED {
-        // Counted; this answer stays a 401.
-        let _ = state.gw.rate_limit_public(&address, true);
+    if res.status() == StatusCode::UNAUTHORIZED
+        && let Err(e) = state.gw.rate_limit_public(&address, true)
+    {
+        return ApiError(e).into_response();
     }
     res
 }

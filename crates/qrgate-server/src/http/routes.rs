@@ -174,7 +174,17 @@ async fn rules(State(s): State<AppState>) -> ApiResult {
             json!({ "id": r.id, "level": r.level, "statement": r.statement, "value": r.value, "unit": r.unit })
         })
         .collect();
-    ok(StatusCode::OK, &json!({ "object": "list", "data": data }))
+    let reach = s.gw.webhook_reach();
+    ok(
+        StatusCode::OK,
+        &json!({
+            "object": "list",
+            "data": data,
+            // Deployment settings an auditor needs to read the webhook rule
+            // (QG-WEBHOOK-TARGETS) against.
+            "webhooks": { "internal_targets": reach.internal, "local_http": reach.local_http },
+        }),
+    )
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
