@@ -13,7 +13,8 @@ impl<S: Store> Gateway<S> {
     /// Walk the whole audit chain.
     pub async fn verify_audit(&self, p: &Principal) -> Result<AuditVerdict, Error> {
         p.require(&[Role::Auditor, Role::Admin])?;
-        Ok(self.store.verify_audit().await?)
+        let store = self.store.clone();
+        off_workers(async move { store.verify_audit().await }).await
     }
 
     /// Audit rows after `after`, in order, at most `limit` (1 to
@@ -37,6 +38,20 @@ impl<S: Store> Gateway<S> {
     /// The ledger and the payments checked against each other.
     pub async fn ledger_check(&self, p: &Principal) -> Result<LedgerCheck, Error> {
         p.require(&[Role::Auditor, Role::Admin])?;
-        Ok(self.store.ledger_check().await?)
+        let store = self.store.clone();
+        off_workers(async move { store.ledger_check().await }).await
     }
+}
+
+/// Run a scan of the whole books (hashing the audit chain, summing the
+/// ledger) on the blocking pool, so it does not hold one of the async
+/// workers that serve payments for as long as it takes.
+async fn off_workers<T: Send + 'static>(
+    scan: impl std::future::Future<Output = Result<T, qrgate_store::StoreError>> + Send + 'static,
+) -> Result<T, Error> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(scan))
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::from)
 }

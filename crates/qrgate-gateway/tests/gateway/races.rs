@@ -385,6 +385,43 @@ on_both!(race_matrix_orders_and_codes, |w: World| async move {
     }
 });
 
+on_both!(race_matrix_block_against_charge, |w: World| async move {
+    // A block of the payer and a charge of the payer's code at once: either
+    // order is valid, but never half of each: the charge either moves its
+    // money (it committed before the block) or is refused party_blocked and
+    // moves nothing.
+    let w = Arc::new(w);
+    let customer = w.consumer.subject.clone().unwrap();
+    for trial in 0..TRIALS {
+        let what = format!("block payer x charge (trial {trial})");
+        let before = minor(&w.balance().await);
+        let code = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let (ww, c) = (w.clone(), customer.clone());
+        let block: OpFuture = Box::pin(async move {
+            ww.gw
+                .block(&admin(), &c, "race test")
+                .await
+                .map(|b| Reply::new(201, b.id))
+        });
+        let charge = charge_code(w.clone(), Arc::new(code.numeric.clone()));
+        let out = race_all(vec![block, charge]).await;
+        no_fault(&out, &what);
+        losers_say(&out, &["party_blocked"], &what);
+        let block_id = match &out[0] {
+            Ok(r) => r.body.clone(),
+            Err(e) => panic!("{what}: the block failed: {e:?}"),
+        };
+        let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
+        assert_eq!(minor(&w.balance().await), before - spent, "{what}");
+        books_agree(&w, &what).await;
+        // Blocked now: the next charge is refused, whatever the race did.
+        let next = w.gw.issue_payment_code(&w.consumer).await.unwrap();
+        let e = w.charge(&next.numeric, AMOUNT).await.unwrap_err();
+        assert_eq!(e.code, "party_blocked", "{what}");
+        w.gw.lift_block(&admin(), &block_id).await.unwrap();
+    }
+});
+
 // ---------- PIN guesses ----------
 
 on_both!(
