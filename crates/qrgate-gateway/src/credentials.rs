@@ -47,12 +47,12 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-PIN-LOCKOUT")
         })?;
-        self.check_pin(customer, pin).await?;
+        let proof = self.check_pin(customer, pin).await?;
         // The attempt is given back, but earlier failures stay counted: a
         // right PIN here must not wipe the count that also brakes guesses
         // of one-time passwords.
         self.store
-            .pin_refund(customer, self.now(), self.limits.pin_lockout)
+            .pin_refund(customer, self.now(), proof.locked)
             .await?;
         Ok(())
     }

@@ -69,6 +69,13 @@ fn matches(pin: &str, salt: &[u8], stored: &str, pepper: &[u8]) -> bool {
     pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, &secret, &want).is_ok()
 }
 
+/// A right PIN: the credentials it was checked against, and whether its
+/// attempt was the one that reached the lock-out.
+pub(crate) struct PinProof {
+    pub(crate) creds: Credentials,
+    pub(crate) locked: bool,
+}
+
 fn pin_already_set() -> Error {
     Error::new(
         Kind::Conflict,
@@ -156,11 +163,11 @@ impl<S: Store> Gateway<S> {
         let proven = self.check_pin(&customer, current).await?;
         let (hash, salt) = self.new_pin_hash(new).await?;
         self.store
-            .pin_refund(&customer, self.now(), self.limits.pin_lockout)
+            .pin_refund(&customer, self.now(), proven.locked)
             .await?;
         let change = CredentialChange::PinReplace {
             customer_id: customer.clone(),
-            expected: proven.pin_hash,
+            expected: proven.creds.pin_hash,
             hash,
             salt,
         };
@@ -204,7 +211,7 @@ impl<S: Store> Gateway<S> {
     /// PIN does not clear the failures by itself: the caller does, once every
     /// element of the confirmation is proven (else a known PIN would let
     /// someone guess one-time passwords without ever locking).
-    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<Credentials, Error> {
+    pub(crate) async fn check_pin(&self, customer: &str, pin: &str) -> Result<PinProof, Error> {
         let now = self.now();
         self.pin_rate(customer, now)?;
         let cr = self
@@ -239,7 +246,10 @@ impl<S: Store> Gateway<S> {
             .map_err(Error::internal)?;
         if matches {
             // Counted until the whole confirmation is proven (pin_succeeded).
-            return Ok(cr);
+            return Ok(PinProof {
+                creds: cr,
+                locked: locks.is_some(),
+            });
         }
         let msg = match locks {
             Some(u) => format!("wrong PIN; the PIN is now locked until {u}"),

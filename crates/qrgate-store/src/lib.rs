@@ -311,13 +311,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Give back one attempt taken for a PIN that was right (a step-up
     /// for a credential change): one failure fewer, and the lock-out lifted
-    /// only when that attempt is the one that set it (`lock_after`).
-    /// Unlike [`Store::pin_succeeded`], earlier failures stay counted.
+    /// when `lift_lock` (that attempt is the one that set it; no later try
+    /// can have set another, since a lock refuses tries). Unlike
+    /// [`Store::pin_succeeded`], earlier failures stay counted.
     fn pin_refund(
         &self,
         customer_id: &str,
         at: Timestamp,
-        lock_after: i64,
+        lift_lock: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -704,9 +705,9 @@ macro_rules! impl_store {
                 &self,
                 customer_id: &str,
                 at: Timestamp,
-                lock_after: i64,
+                lift_lock: bool,
             ) -> Result<(), StoreError> {
-                self.write(Work::PinRefund(customer_id.to_owned(), at, lock_after))
+                self.write(Work::PinRefund(customer_id.to_owned(), at, lift_lock))
                     .await
                     .map(|_| ())
                     .map_err(store_err)

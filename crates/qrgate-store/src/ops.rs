@@ -2196,14 +2196,14 @@ pub(crate) async fn pin_refund<C: Conn>(
     c: &mut C,
     customer_id: &str,
     at: Timestamp,
-    lock_after: i64,
+    lift_lock: bool,
 ) -> Result<(), StoreError> {
     c.exec(
         "UPDATE customer_credentials SET failures = failures - 1, \
-           locked_until = CASE WHEN failures = $1 THEN NULL ELSE locked_until END, updated_at = $2 \
+           locked_until = CASE WHEN $1 THEN NULL ELSE locked_until END, updated_at = $2 \
          WHERE customer_id = $3 AND failures > 0",
         &[
-            Arg::I64(lock_after),
+            Arg::Bool(lift_lock),
             Arg::I64(at.unix_millis()),
             Arg::Str(customer_id),
         ],

@@ -88,7 +88,7 @@ pub(crate) enum Work {
     ChangeCredential(Box<CredentialChange>, Timestamp, AuditEntry),
     PinAttempt(String, Timestamp, i64, Timestamp),
     PinSucceeded(String, Timestamp),
-    PinRefund(String, Timestamp, i64),
+    PinRefund(String, Timestamp, bool),
     ChainAudit,
 }
 
@@ -163,8 +163,8 @@ pub(crate) async fn run<C: Conn>(c: &mut C, work: &Work) -> Result<Done, Movemen
             ops::pin_succeeded(c, id, *at).await?;
             Done::Unit
         }
-        Work::PinRefund(id, at, lock_after) => {
-            ops::pin_refund(c, id, *at, *lock_after).await?;
+        Work::PinRefund(id, at, lift_lock) => {
+            ops::pin_refund(c, id, *at, *lift_lock).await?;
             Done::Unit
         }
     })

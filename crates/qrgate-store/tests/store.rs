@@ -1427,17 +1427,17 @@ on_both!(pin_failures_count_and_lock, |db: Db| async move {
         (got.pin_hash.as_str(), got.locked_until),
         ("dd", Some(t(2_000)))
     );
-    // A refund gives back one attempt; it lifts the lock only when that
-    // attempt set it (the count is at the lock-out), and never goes below 0.
-    s.pin_refund("cus_1", t(1_010), 3).await.unwrap();
+    // A refund gives back one attempt, and lifts the lock only when told
+    // (the refunded attempt set it); it never goes below 0.
+    s.pin_refund("cus_1", t(1_010), false).await.unwrap();
     let got = s.credentials("cus_1").await.unwrap().unwrap();
     assert_eq!((got.failures, got.locked_until), (0, Some(t(2_000))));
-    s.pin_refund("cus_1", t(1_011), 3).await.unwrap();
+    s.pin_refund("cus_1", t(1_011), false).await.unwrap();
     assert_eq!(s.credentials("cus_1").await.unwrap().unwrap().failures, 0);
     for at in [2_000, 2_001, 2_002] {
         s.pin_attempt("cus_1", t(at), 3, t(9_000)).await.unwrap();
     }
-    s.pin_refund("cus_1", t(2_003), 3).await.unwrap();
+    s.pin_refund("cus_1", t(2_003), true).await.unwrap();
     let got = s.credentials("cus_1").await.unwrap().unwrap();
     assert_eq!((got.failures, got.locked_until), (2, None));
     // Every change that happened is in the audit chain.
