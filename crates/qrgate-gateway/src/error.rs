@@ -226,6 +226,11 @@ impl From<MovementError> for Error {
                 .with_rule(rule)
             }
             MovementError::InsufficientFunds { .. } => Error::new(Kind::Declined, "insufficient_funds", "the wallet balance is too low for this payment"),
+            MovementError::CodeRevoked { .. } => Error::new(
+                Kind::Unprocessable,
+                "code_revoked",
+                "the merchant revoked this code",
+            ),
             MovementError::DeviceRevoked { .. } => Error::new(
                 Kind::Unprocessable,
                 "device_revoked",

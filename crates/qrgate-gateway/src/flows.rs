@@ -117,6 +117,8 @@ struct Sale<'a> {
     /// The device that signed the payer's code: the movement checks it is
     /// still active (a revocation on any gateway stops its codes at once).
     device: Option<&'a str>,
+    /// The static code scanned: the movement checks it is not revoked.
+    static_code: Option<&'a str>,
 }
 
 impl<S: Store> Gateway<S> {
@@ -596,6 +598,7 @@ impl<S: Store> Gateway<S> {
             source,
             order,
             device,
+            static_code,
         } = sale;
         if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
             return Ok(Err(blocked));
@@ -684,6 +687,7 @@ impl<S: Store> Gateway<S> {
         // The key and the block list were read from copies: checked again here.
         m.live_api_key = Some(p.key_id.clone());
         m.live_device = device.map(str::to_owned);
+        m.live_static_code = static_code.map(str::to_owned);
         m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
         m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
         m.burns.extend(burn.clone());
@@ -794,6 +798,7 @@ impl<S: Store> Gateway<S> {
             source: &Source::Wallet,
             order: None,
             device: payer.device_id.as_deref(),
+            static_code: None,
         };
         self.settle(p, sale, Some(burn), details, out_trade_no, idem)
             .await
@@ -855,6 +860,7 @@ impl<S: Store> Gateway<S> {
                     source: &source,
                     order: None,
                     device: None,
+                    static_code: Some(&sc.id),
                 };
                 self.settle(p, sale, None, details, None, idem).await
             }
@@ -918,6 +924,7 @@ impl<S: Store> Gateway<S> {
                     source: &source,
                     order: Some(&order),
                     device: None,
+                    static_code: None,
                 };
                 self.settle(p, sale, Some(burn), details, None, idem).await
             }

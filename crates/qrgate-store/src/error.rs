@@ -88,6 +88,8 @@ pub enum MovementError {
     /// minor units); nothing moved.
     #[error("account {account_id} cannot hold the balance this movement would give it")]
     BalanceOverflow { account_id: String },
+    #[error("static code {code_id} is revoked")]
+    CodeRevoked { code_id: String },
     #[error("device {device_id} is revoked")]
     DeviceRevoked { device_id: String },
     #[error("the merchant already has {cap} webhook endpoints")]

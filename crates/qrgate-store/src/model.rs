@@ -204,6 +204,9 @@ pub struct Movement {
     /// Written only while this device is active: a code it signed offline
     /// moves nothing once it is revoked (here or on another gateway).
     pub live_device: Option<String>,
+    /// Written only while this static code is not revoked (a revocation
+    /// racing a scan of it moves nothing once it has committed).
+    pub live_static_code: Option<String>,
     /// Written only while none of these parties (merchant or customer ids)
     /// is on the block list, checked with the writes for the same reason.
     pub unblocked: Vec<String>,
@@ -419,6 +422,7 @@ impl Movement {
             at,
             live_api_key: None,
             live_device: None,
+            live_static_code: None,
             unblocked: Vec::new(),
             idempotency: None,
             burns: Vec::new(),

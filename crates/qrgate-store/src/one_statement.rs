@@ -160,6 +160,14 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         s.cte("dv".into(), &body, true);
     }
 
+    if let Some(code_id) = &m.live_static_code {
+        let body = format!(
+            "SELECT 1 FROM static_codes WHERE id = {} AND revoked_at IS NULL FOR SHARE",
+            s.p(Arg::Str(code_id))
+        );
+        s.cte("sc".into(), &body, true);
+    }
+
     if let Some(rec) = &m.idempotency {
         let body = format!(
             "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
@@ -391,6 +399,7 @@ mod tests {
             at,
             live_api_key: None,
             live_device: None,
+            live_static_code: None,
             unblocked: vec![],
             idempotency: Some(IdempotencyRecord {
                 scope: "merchant:m".into(),

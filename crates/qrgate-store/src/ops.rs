@@ -118,6 +118,20 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         }
     }
 
+    if let Some(code_id) = &m.live_static_code {
+        let sql = match c.dialect() {
+            Dialect::Sqlite => "SELECT 1 FROM static_codes WHERE id = $1 AND revoked_at IS NULL",
+            Dialect::Postgres => {
+                "SELECT 1 FROM static_codes WHERE id = $1 AND revoked_at IS NULL FOR SHARE"
+            }
+        };
+        if c.rows(sql, &[Arg::Str(code_id)]).await?.is_empty() {
+            return Err(MovementError::CodeRevoked {
+                code_id: code_id.clone(),
+            });
+        }
+    }
+
     // Two parties per query (a payment names two: one round trip).
     for pair in m.unblocked.chunks(2) {
         let (a, b) = match pair {

@@ -923,6 +923,28 @@ on_both!(
         };
         s.insert(Record::StaticCode(sc.clone())).await.unwrap();
         assert_eq!(s.static_code("sqr_1").await.unwrap(), Some(sc));
+        // A movement that names the static code is written only while the
+        // code is not revoked (the check is inside the write).
+        let guarded = || {
+            let mut m = Movement::new(t(4));
+            m.live_static_code = Some("sqr_1".into());
+            m
+        };
+        s.apply(guarded()).await.unwrap();
+        let revoke = CredentialChange::StaticCodeRevoke {
+            id: "sqr_1".into(),
+            merchant_id: "mch_1".into(),
+        };
+        let audit = AuditEntry {
+            action: "static_code.revoked".into(),
+            subject: "sqr_1".into(),
+            details: json!({}),
+        };
+        assert!(s.change_credential(revoke, t(4), audit).await.unwrap());
+        assert!(matches!(
+            s.apply(guarded()).await.unwrap_err(),
+            MovementError::CodeRevoked { .. }
+        ));
         let ic = IssuedCode {
             code: "771234".into(),
             customer_id: "cus_1".into(),
