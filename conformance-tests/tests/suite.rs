@@ -142,6 +142,21 @@ async fn outcomes(url: String, admin: String, only: &[&str]) -> Vec<(String, Sta
 
 /// The ids of the cases that did not pass, when all of them were skips
 /// (any failure or error is listed as `FAILED <id>` so the comparison fails).
+/// Every case against `target`, four at a time.
+async fn run_all(target: String, admin_key: String) -> qrgate_conformance::report::Report {
+    run(Options {
+        target,
+        admin_key,
+        only: vec![],
+        skip: vec![],
+        concurrency: 4,
+        profile: Default::default(),
+        waivers: vec![],
+    })
+    .await
+    .unwrap()
+}
+
 fn only_skips(r: &qrgate_conformance::report::Report) -> Vec<String> {
     r.cases
         .iter()
@@ -163,17 +178,7 @@ fn not_passed(o: &[(String, Status)]) -> BTreeSet<(String, Status)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_case_passes_against_qrgate_on_sqlite() {
     let (url, admin) = target(sqlite().await, None).await;
-    let r = run(Options {
-        target: url,
-        admin_key: admin,
-        only: vec![],
-        skip: vec![],
-        concurrency: 4,
-        profile: Default::default(),
-        waivers: vec![],
-    })
-    .await
-    .unwrap();
+    let r = run_all(url, admin).await;
     let bad: Vec<_> = r
         .cases
         .iter()
@@ -197,17 +202,7 @@ async fn every_case_passes_against_qrgate_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_case_passes_or_says_why_against_a_target_with_nested_caps() {
     let (url, admin) = target_with(sqlite().await, None, &[("BCP-LIMIT-NESTED", 1)]).await;
-    let r = run(Options {
-        target: url,
-        admin_key: admin,
-        only: vec![],
-        skip: vec![],
-        concurrency: 4,
-        profile: Default::default(),
-        waivers: vec![],
-    })
-    .await
-    .unwrap();
+    let r = run_all(url, admin).await;
     let bad: Vec<_> = r
         .cases
         .iter()
@@ -250,17 +245,7 @@ async fn every_case_passes_against_qrgate_on_postgres() {
             .0,
     );
     let (base, admin) = target_with(store, None, MONTH_BELOW_DAY).await;
-    let r = run(Options {
-        target: base,
-        admin_key: admin,
-        only: vec![],
-        skip: vec![],
-        concurrency: 4,
-        profile: Default::default(),
-        waivers: vec![],
-    })
-    .await
-    .unwrap();
+    let r = run_all(base, admin).await;
     let bad: Vec<_> = r
         .cases
         .iter()

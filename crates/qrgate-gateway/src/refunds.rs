@@ -50,12 +50,7 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-REFUND-WINDOW"));
         }
-        let funding = pay
-            .details
-            .get("funding_account")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::internal("payment without funding account"))?
-            .to_owned();
+        let funding = funding_account(&pay)?;
         let settlement = settlement_account(&pay.merchant_id);
         let id = format!(
             "ref_{}",
@@ -241,12 +236,7 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-CANCEL-WINDOW"));
         }
-        let funding = pay
-            .details
-            .get("funding_account")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::internal("payment without funding account"))?
-            .to_owned();
+        let funding = funding_account(&pay)?;
         let mut after = pay.clone();
         after.status = PaymentStatus::Canceled.as_str().into();
         after.updated_at = now;
@@ -355,4 +345,13 @@ fn not_cancelable(payment_id: &str, status: &str, refunded_minor: i64) -> Error 
         "payment_not_cancelable",
         format!("payment {payment_id} is {status} with {refunded} refunded; use a refund"),
     )
+}
+
+/// The account a payment was paid from (where refunds and cancels return).
+fn funding_account(pay: &Payment) -> Result<String, Error> {
+    pay.details
+        .get("funding_account")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::internal("payment without funding account"))
 }
