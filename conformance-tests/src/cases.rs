@@ -12,6 +12,7 @@ use serde_json::json;
 
 use qrgate_codes::cpm::UnverifiedToken;
 use qrgate_codes::emv;
+use qrgate_codes::handle::SealedHandle;
 use qrgate_codes::keyring::{KeyId, Keyring, PublicKeySet};
 use qrgate_codes::merchant;
 use qrgate_core::Timestamp;
@@ -1134,11 +1135,7 @@ fn device() -> Result<Ed25519KeyPair, Stop> {
 }
 
 /// Enroll a device key for the consumer: (device id, key id).
-async fn enroll(
-    c: &mut Ctx,
-    ck: &str,
-    kp: &Ed25519KeyPair,
-) -> Result<(qrgate_core::id::DeviceId, KeyId), Stop> {
+async fn enroll(c: &mut Ctx, ck: &str, kp: &Ed25519KeyPair) -> Result<Enrolled, Stop> {
     let r = c
         .call(
             "POST",
@@ -1154,15 +1151,35 @@ async fn enroll(
     let id = field(&r, "id")?
         .parse()
         .map_err(|e: qrgate_core::IdError| fail("a device id", e.to_string()))?;
-    let kid = KeyId::parse(field(&r, "kid")?).map_err(|e| fail("a key id", e.to_string()))?;
-    Ok((id, kid))
+    let handles = r.json["handles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str()?.parse().ok())
+        .collect::<Vec<SealedHandle>>();
+    if handles.is_empty() {
+        return Err(fail(
+            "sealed handles in the enrolment answer (handles)",
+            r.json.to_string(),
+        ));
+    }
+    Ok(Enrolled {
+        id,
+        handles,
+        next: Default::default(),
+    })
+}
+
+/// An enrolled device: its id, and the sealed handles that name it in the
+/// codes it signs (a fresh one for each code).
+struct Enrolled {
+    id: qrgate_core::id::DeviceId,
+    handles: Vec<SealedHandle>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 /// A payment token signed offline by an enrolled device (possession).
-fn signed_token(
-    kp: &Ed25519KeyPair,
-    device: &(qrgate_core::id::DeviceId, KeyId),
-) -> Result<String, Stop> {
+fn signed_token(kp: &Ed25519KeyPair, device: &Enrolled) -> Result<String, Stop> {
     let now = Timestamp::from_unix_millis(
         i64::try_from(
             std::time::SystemTime::now()
@@ -1172,10 +1189,12 @@ fn signed_token(
         )
         .unwrap_or(0),
     );
+    let i = device
+        .next
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sealed = device.handles[i % device.handles.len()];
     let claims = qrgate_codes::cpm::TokenClaims::new(
-        qrgate_codes::cpm::Signer::Device,
-        device.1.clone(),
-        *device.0.as_bytes(),
+        qrgate_codes::cpm::Holder::Device { sealed },
         now,
         60,
         &ring::rand::SystemRandom::new(),
@@ -1196,7 +1215,7 @@ async fn pay_stepped_up(
     mk: &str,
     ck: &str,
     kp: &Ed25519KeyPair,
-    d: &(qrgate_core::id::DeviceId, KeyId),
+    d: &Enrolled,
     amount: &str,
 ) -> Result<crate::client::Resp, Stop> {
     let token = signed_token(kp, d)?;
@@ -1230,7 +1249,7 @@ async fn set_pin(c: &mut Ctx, ck: &str) -> Outcome {
 struct LevelA {
     key: String,
     device: Ed25519KeyPair,
-    device_ids: (qrgate_core::id::DeviceId, KeyId),
+    device_ids: Enrolled,
     certificate: Ed25519KeyPair,
     certificate_id: String,
 }
@@ -2209,7 +2228,7 @@ async fn stepup_biometric(c: &mut Ctx) -> Outcome {
     let (mk, ck) = c_cap_used(c).await?;
     let kp = device()?;
     let d = enroll(c, &ck, &kp).await?;
-    let device_id = d.0.to_string();
+    let device_id = d.id.to_string();
     let r = waiting_order(c, &mk, &ck).await?;
     let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
     // Biometrics count only once turned on for the device, with the PIN.
@@ -2492,7 +2511,7 @@ async fn device_revoke(c: &mut Ctx) -> Outcome {
     let r = c
         .call(
             "POST",
-            &format!("/v1/devices/{}/revoke", d.0),
+            &format!("/v1/devices/{}/revoke", d.id),
             Some(&ck),
             None,
             None,

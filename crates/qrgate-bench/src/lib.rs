@@ -11,8 +11,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use qrgate_codes::cpm::{Signer, TokenClaims};
-use qrgate_codes::keyring::KeyId;
+use qrgate_codes::cpm::{Holder, TokenClaims};
+use qrgate_codes::handle::SealedHandle;
+
 use qrgate_core::Timestamp;
 use qrgate_core::id::DeviceId;
 
@@ -157,13 +158,16 @@ impl Target {
         let device_id: DeviceId = need(&d, "id", "enroll device")?
             .parse()
             .map_err(|e: qrgate_core::IdError| e.to_string())?;
-        let kid = KeyId::parse(&need(&d, "kid", "enroll device")?).map_err(|e| e.to_string())?;
+        let handle = d["handles"][0]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| format!("enroll device: no sealed handle in {d}"))?;
         Ok(Consumer {
             customer_id,
             key,
             device,
             device_id,
-            kid,
+            handle,
         })
     }
 
@@ -185,21 +189,18 @@ pub struct Consumer {
     pub key: String,
     pub device: Ed25519KeyPair,
     pub device_id: DeviceId,
-    pub kid: KeyId,
+    /// One sealed handle, put in every code: the load tool does not need
+    /// its codes unlinkable (a wallet would use a fresh one per code).
+    pub handle: SealedHandle,
 }
 
 impl Consumer {
     /// A payment token signed offline by the device, valid for 60 s.
     pub fn token(&self, rng: &SystemRandom) -> Result<String, String> {
-        let claims = TokenClaims::new(
-            Signer::Device,
-            self.kid.clone(),
-            *self.device_id.as_bytes(),
-            now(),
-            60,
-            rng,
-        )
-        .map_err(|e| e.to_string())?;
+        let holder = Holder::Device {
+            sealed: self.handle,
+        };
+        let claims = TokenClaims::new(holder, now(), 60, rng).map_err(|e| e.to_string())?;
         Ok(claims.sign_with(&self.device))
     }
 }

@@ -6,10 +6,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use qrgate_codes::cpm::{Signer, TokenClaims, UnverifiedToken};
+use qrgate_codes::cpm::{Holder, TokenClaims, UnverifiedToken};
 use qrgate_codes::emv;
+use qrgate_codes::handle::SealedHandle;
 use qrgate_codes::image::{RenderOptions, render_gray, render_png, scan_gray};
-use qrgate_codes::keyring::{KeyId, Keyring};
+use qrgate_codes::keyring::Keyring;
 use qrgate_codes::merchant::{self, MerchantCode, MerchantCodeKind, MerchantDisplay};
 use qrgate_core::id::StaticCodeId;
 use qrgate_core::{Currency, Timestamp};
@@ -56,15 +57,8 @@ fn benches(c: &mut Criterion) {
     let doc = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let device = ring::signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
     let public = device.public_key().as_ref().to_vec();
-    let claims = TokenClaims::new(
-        Signer::Device,
-        KeyId::parse("devkey23").unwrap(),
-        [3; 16],
-        now,
-        60,
-        &rng,
-    )
-    .unwrap();
+    let sealed = SealedHandle([3; qrgate_codes::handle::SEALED_LEN]);
+    let claims = TokenClaims::new(Holder::Device { sealed }, now, 60, &rng).unwrap();
     let token = claims.sign_with(&device);
     c.bench_function("cpm_token_sign", |b| {
         b.iter(|| black_box(&claims).sign_with(&device))

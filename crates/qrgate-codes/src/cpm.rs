@@ -1,42 +1,74 @@
 //! Consumer payment codes (CPM), QR presentation: a compact signed token.
 //! Each carries a validity period and a single-use nonce (rule
-//! BCP-MODE-CPM-DYNAMIC), and only an opaque device handle, never personal
-//! data (BCP-CODE-NO-SENSITIVE).
+//! BCP-MODE-CPM-DYNAMIC), and only opaque bytes naming its holder, never
+//! personal data (BCP-CODE-NO-SENSITIVE).
 //!
 //! Text form: `QRG:` followed by the RFC 4648 base32 (upper case, no
-//! padding) of 103 bytes, so the whole code fits QR alphanumeric mode
-//! (169 characters: version 7 at error-correction level M).
+//! padding) of the bytes below, so the whole code is in the QR
+//! alphanumeric set. Two layouts, told apart by the first byte:
+//!
+//! Version 1, signed by the gateway (`POST /v1/payment-codes`), 103 bytes
+//! (169 characters, QR version 7 at level M):
 //!
 //! | bytes  | field |
 //! |--------|-------|
 //! | 0      | version, 1 |
-//! | 1      | signer: 1 = the consumer's enrolled device key, 2 = the gateway |
+//! | 1      | signer, 2 = the gateway |
 //! | 2..10  | key id, 8 ASCII characters |
-//! | 10..26 | handle: 16 opaque bytes naming the device (no personal data) |
+//! | 10..26 | handle: the issued numeric code and random bytes |
 //! | 26..30 | issued at, Unix seconds, big endian |
 //! | 30     | validity in seconds, 1 to 60 |
 //! | 31..39 | nonce, 8 random bytes (single use) |
 //! | 39..103| Ed25519 signature over `"qrgate-cpm-v1\0"` ‖ bytes 0..39 |
 //!
+//! Version 2, signed offline by the consumer's enrolled device, 123 bytes
+//! (201 characters, QR version 8 at level M). It names its device only by
+//! a sealed handle ([`crate::handle`]) the gateway gave the device, a fresh
+//! one per code, so a merchant cannot link two codes of one device; no key
+//! id either, which would be as fixed as the device:
+//!
+//! | bytes  | field |
+//! |--------|-------|
+//! | 0      | version, 2 |
+//! | 1      | signer, 1 = the device |
+//! | 2..46  | sealed handle, 44 bytes |
+//! | 46..50 | issued at, Unix seconds, big endian |
+//! | 50     | validity in seconds, 1 to 60 |
+//! | 51..59 | nonce, 8 random bytes (single use) |
+//! | 59..123| Ed25519 signature over `"qrgate-cpm-v2\0"` ‖ bytes 0..59 |
+//!
+//! A version 1 code signed by a device (the layout before sealed handles,
+//! which carried the device id itself) is refused.
+//!
 //! Decoding ([`UnverifiedToken::decode`]) checks the shape only; the caller
-//! looks the public key up by signer, key id and handle, then calls
-//! [`UnverifiedToken::verify`] (signature, then time window). Verification
-//! is pure CPU and happens outside any database transaction.
+//! finds the public key from the holder (the gateway's key id, or the
+//! device its handle opens to), then calls [`UnverifiedToken::verify`]
+//! (signature, then time window). Verification is pure CPU and happens
+//! outside any database transaction.
 
 use ring::rand::SecureRandom;
 use serde::Serialize;
 
 use qrgate_core::Timestamp;
 
+use crate::handle::{SEALED_LEN, SealedHandle};
 use crate::keyring::{KeyId, SignatureError, verify_ed25519};
 
 pub const PREFIX: &str = "QRG:";
-pub const VERSION: u8 = 1;
+/// The layout of gateway-signed codes.
+pub const VERSION_GATEWAY: u8 = 1;
+/// The layout of device-signed codes (sealed handles).
+pub const VERSION_DEVICE: u8 = 2;
+/// Signed bytes of a gateway-signed code.
 pub const SIGNED_LEN: usize = 39;
 pub const TOKEN_LEN: usize = SIGNED_LEN + 64;
+/// Signed bytes of a device-signed code.
+pub const DEVICE_SIGNED_LEN: usize = 2 + SEALED_LEN + 13;
+pub const DEVICE_TOKEN_LEN: usize = DEVICE_SIGNED_LEN + 64;
 /// The longest validity a token may declare.
 pub const MAX_TTL_SECONDS: u8 = 60;
-const DOMAIN: &[u8] = b"qrgate-cpm-v1\0";
+const DOMAIN_V1: &[u8] = b"qrgate-cpm-v1\0";
+const DOMAIN_V2: &[u8] = b"qrgate-cpm-v2\0";
 const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// Who signed the token.
@@ -49,13 +81,20 @@ pub enum Signer {
     Gateway,
 }
 
-impl Signer {
-    fn byte(self) -> u8 {
-        match self {
-            Signer::Device => 1,
-            Signer::Gateway => 2,
-        }
-    }
+/// Who the code is for, as the code says it: what the gateway looks the
+/// signer's key up by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "signer", rename_all = "snake_case")]
+pub enum Holder {
+    /// Signed by the gateway's key `kid`; the handle holds the issued
+    /// numeric code (first 8 bytes) and random bytes.
+    Gateway {
+        kid: KeyId,
+        #[serde(with = "hex16")]
+        handle: [u8; 16],
+    },
+    /// Signed by a device, named by a handle only the gateway can open.
+    Device { sealed: SealedHandle },
 }
 
 /// Why a payment token was refused; each has a stable [`code`](Self::code).
@@ -91,10 +130,8 @@ impl TokenError {
 /// The signed content of a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenClaims {
-    pub signer: Signer,
-    pub kid: KeyId,
-    #[serde(with = "hex16")]
-    pub handle: [u8; 16],
+    #[serde(flatten)]
+    pub holder: Holder,
     pub issued_at_seconds: u32,
     pub ttl_seconds: u8,
     #[serde(with = "hex8")]
@@ -119,9 +156,7 @@ fn hex(b: &[u8]) -> String {
 impl TokenClaims {
     /// Claims for a new token issued now with a fresh random nonce.
     pub fn new(
-        signer: Signer,
-        kid: KeyId,
-        handle: [u8; 16],
+        holder: Holder,
         now: Timestamp,
         ttl_seconds: u8,
         rng: &dyn SecureRandom,
@@ -135,30 +170,45 @@ impl TokenClaims {
         rng.fill(&mut nonce)
             .map_err(|_| TokenError::Malformed("random generator failed"))?;
         Ok(TokenClaims {
-            signer,
-            kid,
-            handle,
+            holder,
             issued_at_seconds,
             ttl_seconds,
             nonce,
         })
     }
 
-    fn signed_bytes(&self) -> [u8; SIGNED_LEN] {
-        let mut b = [0_u8; SIGNED_LEN];
-        b[0] = VERSION;
-        b[1] = self.signer.byte();
-        b[2..10].copy_from_slice(self.kid.as_str().as_bytes());
-        b[10..26].copy_from_slice(&self.handle);
-        b[26..30].copy_from_slice(&self.issued_at_seconds.to_be_bytes());
-        b[30] = self.ttl_seconds;
-        b[31..39].copy_from_slice(&self.nonce);
+    pub fn signer(&self) -> Signer {
+        match self.holder {
+            Holder::Gateway { .. } => Signer::Gateway,
+            Holder::Device { .. } => Signer::Device,
+        }
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(DEVICE_SIGNED_LEN);
+        match &self.holder {
+            Holder::Gateway { kid, handle } => {
+                b.extend_from_slice(&[VERSION_GATEWAY, 2]);
+                b.extend_from_slice(kid.as_str().as_bytes());
+                b.extend_from_slice(handle);
+            }
+            Holder::Device { sealed } => {
+                b.extend_from_slice(&[VERSION_DEVICE, 1]);
+                b.extend_from_slice(&sealed.0);
+            }
+        }
+        b.extend_from_slice(&self.issued_at_seconds.to_be_bytes());
+        b.push(self.ttl_seconds);
+        b.extend_from_slice(&self.nonce);
         b
     }
 
     /// The message an Ed25519 key signs for these claims.
     pub fn signing_message(&self) -> Vec<u8> {
-        let mut m = DOMAIN.to_vec();
+        let mut m = match self.holder {
+            Holder::Gateway { .. } => DOMAIN_V1.to_vec(),
+            Holder::Device { .. } => DOMAIN_V2.to_vec(),
+        };
         m.extend_from_slice(&self.signed_bytes());
         m
     }
@@ -166,8 +216,7 @@ impl TokenClaims {
     /// Assemble the token text from the claims and a signature over
     /// [`signing_message`](Self::signing_message).
     pub fn encode(&self, signature: &[u8; 64]) -> String {
-        let mut bytes = Vec::with_capacity(TOKEN_LEN);
-        bytes.extend_from_slice(&self.signed_bytes());
+        let mut bytes = self.signed_bytes();
         bytes.extend_from_slice(signature);
         format!("{PREFIX}{}", base32_encode(&bytes))
     }
@@ -207,38 +256,57 @@ impl UnverifiedToken {
             .strip_prefix(PREFIX)
             .ok_or(TokenError::Malformed("does not start with QRG:"))?;
         let bytes = base32_decode(body).ok_or(TokenError::Malformed("not canonical base32"))?;
-        if bytes.len() != TOKEN_LEN {
-            return Err(TokenError::Malformed("wrong length"));
-        }
-        if bytes[0] != VERSION {
-            return Err(TokenError::UnsupportedVersion(bytes[0]));
-        }
-        let signer = match bytes[1] {
-            1 => Signer::Device,
-            2 => Signer::Gateway,
-            _ => return Err(TokenError::Malformed("unknown signer")),
+        let (holder, rest) = match (bytes.first(), bytes.get(1)) {
+            (Some(&VERSION_GATEWAY), Some(2)) if bytes.len() == TOKEN_LEN => {
+                let kid = std::str::from_utf8(&bytes[2..10])
+                    .ok()
+                    .and_then(|s| KeyId::parse(s).ok())
+                    .ok_or(TokenError::Malformed("key id is not valid"))?;
+                let mut handle = [0_u8; 16];
+                handle.copy_from_slice(&bytes[10..26]);
+                (Holder::Gateway { kid, handle }, &bytes[26..])
+            }
+            (Some(&VERSION_GATEWAY), Some(1)) => {
+                return Err(TokenError::Malformed(
+                    "a device-signed code must be version 2, with a sealed handle in place of the device id",
+                ));
+            }
+            (Some(&VERSION_DEVICE), Some(1)) if bytes.len() == DEVICE_TOKEN_LEN => {
+                let mut sealed = [0_u8; SEALED_LEN];
+                sealed.copy_from_slice(&bytes[2..2 + SEALED_LEN]);
+                let holder = Holder::Device {
+                    sealed: SealedHandle(sealed),
+                };
+                (holder, &bytes[2 + SEALED_LEN..])
+            }
+            (Some(&VERSION_DEVICE), Some(2)) => {
+                return Err(TokenError::Malformed(
+                    "a version 2 code is signed by a device",
+                ));
+            }
+            (Some(&VERSION_GATEWAY | &VERSION_DEVICE), Some(1 | 2)) => {
+                return Err(TokenError::Malformed("wrong length"));
+            }
+            (Some(&VERSION_GATEWAY | &VERSION_DEVICE), _) => {
+                return Err(TokenError::Malformed("unknown signer"));
+            }
+            (Some(&v), _) => return Err(TokenError::UnsupportedVersion(v)),
+            (None, _) => return Err(TokenError::Malformed("wrong length")),
         };
-        let kid = std::str::from_utf8(&bytes[2..10])
-            .ok()
-            .and_then(|s| KeyId::parse(s).ok())
-            .ok_or(TokenError::Malformed("key id is not valid"))?;
-        let ttl_seconds = bytes[30];
+        // What is left: issued at (4), validity (1), nonce (8), signature (64).
+        let ttl_seconds = rest[4];
         if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
             return Err(TokenError::Malformed("validity must be 1 to 60 seconds"));
         }
-        let mut handle = [0_u8; 16];
-        handle.copy_from_slice(&bytes[10..26]);
         let mut iat = [0_u8; 4];
-        iat.copy_from_slice(&bytes[26..30]);
+        iat.copy_from_slice(&rest[..4]);
         let mut nonce = [0_u8; 8];
-        nonce.copy_from_slice(&bytes[31..39]);
+        nonce.copy_from_slice(&rest[5..13]);
         let mut signature = [0_u8; 64];
-        signature.copy_from_slice(&bytes[39..]);
+        signature.copy_from_slice(&rest[13..]);
         Ok(UnverifiedToken {
             claims: TokenClaims {
-                signer,
-                kid,
-                handle,
+                holder,
                 issued_at_seconds: u32::from_be_bytes(iat),
                 ttl_seconds,
                 nonce,
@@ -337,11 +405,13 @@ mod tests {
     fn sign_decode_verify_and_time_window() {
         let rng = SystemRandom::new();
         let kp = pair(&rng);
-        let kid = KeyId::parse("dev23456").unwrap();
         let now = Timestamp::from_unix_millis(1_800_000_000_000);
-        let claims = TokenClaims::new(Signer::Device, kid, [7; 16], now, 60, &rng).unwrap();
+        let holder = Holder::Device {
+            sealed: SealedHandle([7; SEALED_LEN]),
+        };
+        let claims = TokenClaims::new(holder, now, 60, &rng).unwrap();
         let text = claims.sign_with(&kp);
-        assert_eq!(text.len(), 4 + 165);
+        assert_eq!(text.len(), 4 + 197);
         assert!(
             text.bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b':')
@@ -393,16 +463,13 @@ mod tests {
         let rng = SystemRandom::new();
         let kp = pair(&rng);
         let now = Timestamp::from_unix_millis(1_800_000_000_000);
-        let claims = TokenClaims::new(
-            Signer::Gateway,
-            KeyId::parse("gw234567").unwrap(),
-            [1; 16],
-            now,
-            30,
-            &rng,
-        )
-        .unwrap();
+        let holder = Holder::Gateway {
+            kid: KeyId::parse("gw234567").unwrap(),
+            handle: [1; 16],
+        };
+        let claims = TokenClaims::new(holder, now, 30, &rng).unwrap();
         let text = claims.sign_with(&kp);
+        assert_eq!(text.len(), 4 + 165);
         let pk = kp.public_key().as_ref().to_vec();
         let chars: Vec<char> = text.chars().collect();
         for i in 0..chars.len() {
@@ -425,14 +492,36 @@ mod tests {
         let now = Timestamp::from_unix_millis(0);
         assert!(
             TokenClaims::new(
-                Signer::Device,
-                KeyId::parse("dev23456").unwrap(),
-                [0; 16],
+                Holder::Device {
+                    sealed: SealedHandle([0; SEALED_LEN])
+                },
                 now,
                 61,
                 &rng
             )
             .is_err()
         );
+    }
+
+    /// The layout before sealed handles (a device-signed version 1 code,
+    /// with the device id in it) is refused, however well it is signed.
+    #[test]
+    fn a_version_1_device_code_is_refused() {
+        let rng = SystemRandom::new();
+        let kp = pair(&rng);
+        let now = Timestamp::from_unix_millis(1_800_000_000_000);
+        let holder = Holder::Gateway {
+            kid: KeyId::parse("dev23456").unwrap(),
+            handle: [7; 16],
+        };
+        let claims = TokenClaims::new(holder, now, 60, &rng).unwrap();
+        let mut bytes = claims.signed_bytes();
+        bytes[1] = 1;
+        let sig = kp.sign(&[DOMAIN_V1, &bytes].concat());
+        bytes.extend_from_slice(sig.as_ref());
+        let text = format!("{PREFIX}{}", base32_encode(&bytes));
+        let e = UnverifiedToken::decode(&text).unwrap_err();
+        assert_eq!(e.code(), "payment_code_malformed");
+        assert!(e.to_string().contains("version 2"), "{e}");
     }
 }

@@ -754,7 +754,8 @@ fn vector_display() -> MerchantDisplay {
 }
 
 fn vectors() -> Vec<(&'static str, String)> {
-    use qrgate_codes::cpm::{Signer, TokenClaims};
+    use qrgate_codes::cpm::{Holder, TokenClaims};
+    use qrgate_codes::handle::{SEALED_LEN, SealedHandle};
     let ring = vector_keyring();
     let stat = MerchantCode {
         kind: MerchantCodeKind::Static {
@@ -778,9 +779,9 @@ fn vectors() -> Vec<(&'static str, String)> {
     let seed: [u8; 32] = std::array::from_fn(|i| 0x40 + i as u8);
     let device = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
     let claims = TokenClaims {
-        signer: Signer::Device,
-        kid: KeyId::parse("devkey23").unwrap(),
-        handle: [3; 16],
+        holder: Holder::Device {
+            sealed: SealedHandle([3; SEALED_LEN]),
+        },
         issued_at_seconds: 1_795_000_000,
         ttl_seconds: 60,
         nonce: [9, 8, 7, 6, 5, 4, 3, 2],

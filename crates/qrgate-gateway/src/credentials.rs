@@ -11,7 +11,7 @@ use serde_json::json;
 use qrgate_codes::keyring::KeyId;
 use qrgate_store::{AuditEntry, CredentialChange, Device, Movement, Record, Store};
 
-use crate::parties::DeviceView;
+use crate::parties::{DeviceHandlesView, DeviceView};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 fn device_view(d: &Device) -> DeviceView {
@@ -23,8 +23,14 @@ fn device_view(d: &Device) -> DeviceView {
         status: d.status.clone(),
         biometric: d.biometric_at.is_some(),
         created_at: d.created_at.to_rfc3339(),
+        handles: None,
     }
 }
+
+/// Handles a device gets with its enrolment.
+pub const HANDLES_AT_ENROLMENT: usize = 20;
+/// The most handles one request gives.
+pub const MAX_HANDLES: usize = 100;
 
 impl<S: Store> Gateway<S> {
     /// PIN step-up for a change to the customer's credentials: nothing
@@ -108,7 +114,8 @@ impl<S: Store> Gateway<S> {
             enrolled_by: Some(p.key_id.clone()),
             biometric_at: None,
         };
-        let view = device_view(&device);
+        let mut view = device_view(&device);
+        view.handles = Some(self.seal_handles(&device.id, HANDLES_AT_ENROLMENT)?);
         let mut m = Movement::new(now);
         // Written only while the enrolling key is live: a revocation racing
         // the enrolment cannot leave the thief's device behind.
@@ -121,6 +128,59 @@ impl<S: Store> Gateway<S> {
         });
         self.store.apply(m).await?;
         Ok(view)
+    }
+
+    /// `count` fresh sealed handles naming the device.
+    fn seal_handles(&self, device_id: &str, count: usize) -> Result<Vec<String>, Error> {
+        let id: qrgate_core::id::DeviceId = device_id.parse().map_err(Error::internal)?;
+        (0..count)
+            .map(|_| {
+                self.handle_key
+                    .seal(*id.as_bytes(), &self.rng)
+                    .map(|h| h.to_string())
+                    .map_err(Error::internal)
+            })
+            .collect()
+    }
+
+    /// More sealed handles for one of the consumer's own active devices
+    /// (1 to [`MAX_HANDLES`], default [`HANDLES_AT_ENROLMENT`]). Only the
+    /// device's owner gets them: a handle lets codes name the device.
+    pub async fn device_handles(
+        &self,
+        p: &Principal,
+        device_id: &str,
+        count: Option<u32>,
+    ) -> Result<DeviceHandlesView, Error> {
+        let customer = p.customer()?;
+        let count = match count {
+            None => HANDLES_AT_ENROLMENT,
+            Some(n) if (1..=MAX_HANDLES as u32).contains(&n) => n as usize,
+            Some(_) => {
+                return Err(Error::bad_request(
+                    "invalid_count",
+                    format!("count must be 1 to {MAX_HANDLES}"),
+                ));
+            }
+        };
+        let d = self
+            .store
+            .device(device_id)
+            .await?
+            .filter(|d| d.customer_id == customer)
+            .ok_or_else(|| Error::not_found("device", device_id))?;
+        if d.status != "active" {
+            return Err(Error::new(
+                Kind::Conflict,
+                "device_revoked",
+                format!("device {device_id} is revoked"),
+            ));
+        }
+        Ok(DeviceHandlesView {
+            object: "device_handles",
+            device_id: d.id.clone(),
+            handles: self.seal_handles(&d.id, count)?,
+        })
     }
 
     /// The consumer's devices (an admin's: any customer's).

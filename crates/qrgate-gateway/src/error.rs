@@ -395,6 +395,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "invalid_count",
+        "a batch of sealed device handles is 1 to 100 handles",
+    ),
+    (
         "invalid_reason",
         "a block needs a reason of 1 to 200 characters",
     ),

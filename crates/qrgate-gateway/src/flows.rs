@@ -12,7 +12,7 @@ use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use qrgate_codes::cpm::{Signer, TokenClaims, UnverifiedToken};
+use qrgate_codes::cpm::{Holder, TokenClaims, UnverifiedToken};
 use qrgate_codes::merchant::{self, MerchantCodeKind};
 use qrgate_codes::{cpm, numeric};
 use qrgate_core::id::{DeviceId, PaymentId};
@@ -151,15 +151,13 @@ impl<S: Store> Gateway<S> {
         let mut handle = [0_u8; 16];
         handle[..8].copy_from_slice(&n.to_be_bytes());
         self.rng.fill(&mut handle[8..]).map_err(Error::internal)?;
-        let (kid, qr) = {
+        let qr = {
             let ring = self.keys_read();
             let kid = ring.active_kid().clone();
-            let claims =
-                TokenClaims::new(Signer::Gateway, kid.clone(), handle, now, ttl, &self.rng)?;
+            let claims = TokenClaims::new(Holder::Gateway { kid, handle }, now, ttl, &self.rng)?;
             let (_, sig) = ring.sign(&claims.signing_message());
-            (kid, claims.encode(&sig))
+            claims.encode(&sig)
         };
-        let _ = kid;
         self.store
             .insert(Record::IssuedCode(IssuedCode {
                 code: numeric.clone(),
@@ -216,11 +214,9 @@ impl<S: Store> Gateway<S> {
         let code = code.trim();
         if code.starts_with(cpm::PREFIX) {
             let token = UnverifiedToken::decode(code)?;
-            let c = token.claims.clone();
             let skew = cpm::DEFAULT_MAX_FUTURE_SKEW_MS;
-            match c.signer {
-                Signer::Device => {
-                    let device_id = DeviceId::from_bytes(c.handle).to_string();
+            match &token.claims.holder {
+                Holder::Device { sealed } => {
                     let unknown = || {
                         Error::new(
                             Kind::Unprocessable,
@@ -228,10 +224,10 @@ impl<S: Store> Gateway<S> {
                             "the code was signed by a device this gateway does not know",
                         )
                     };
+                    // A handle this gateway did not seal names no device.
+                    let device = self.handle_key.open(sealed).map_err(|_| unknown())?;
+                    let device_id = DeviceId::from_bytes(device).to_string();
                     let d = self.device_row(&device_id).await?.ok_or_else(unknown)?;
-                    if d.kid != c.kid.as_str() {
-                        return Err(unknown());
-                    }
                     // The status of a cached row may be stale: the movement
                     // checks it again (Movement::live_device).
                     if d.status != "active" {
@@ -250,8 +246,7 @@ impl<S: Store> Gateway<S> {
                         customer: d.customer_id,
                         elements: vec![Element::DeviceSignature],
                         burn_key: format!(
-                            "cpm:{}:{}:{}",
-                            claims.kid,
+                            "cpm:{device_id}:{}:{}",
                             claims.issued_at_seconds,
                             hex(&claims.nonce)
                         ),
@@ -260,9 +255,9 @@ impl<S: Store> Gateway<S> {
                         device_id: Some(device_id),
                     })
                 }
-                Signer::Gateway => {
+                Holder::Gateway { kid, .. } => {
                     let public = self.public_keys();
-                    let key = public.keys.iter().find(|k| k.kid == c.kid).ok_or_else(|| {
+                    let key = public.keys.iter().find(|k| &k.kid == kid).ok_or_else(|| {
                         Error::new(
                             Kind::Unprocessable,
                             "payment_code_unknown_key",
@@ -280,8 +275,11 @@ impl<S: Store> Gateway<S> {
                         .raw()
                         .ok_or_else(|| Error::internal("bad stored public key"))?;
                     let claims = token.verify(&raw, now, skew)?;
+                    let Holder::Gateway { handle, .. } = claims.holder else {
+                        return Err(Error::internal("the verified holder changed"));
+                    };
                     let mut n = [0_u8; 8];
-                    n.copy_from_slice(&claims.handle[..8]);
+                    n.copy_from_slice(&handle[..8]);
                     let numeric = format!("{:018}", u64::from_be_bytes(n));
                     self.issued_payer(&numeric, now, "qr_token_gateway").await
                 }

@@ -12,7 +12,7 @@ mod lapse;
 mod limiter;
 mod secrets;
 pub(crate) use secrets::secret_place;
-use secrets::{Secrets, Strict, from_store_keys, pin_pepper, to_store_keys};
+use secrets::{Secrets, Strict, from_store_keys, gateway_secret, to_store_keys};
 pub mod otp;
 pub mod parties;
 mod pin;
@@ -352,6 +352,9 @@ pub struct Gateway<S: Store> {
     /// Mixed into every PIN hash (HMAC before PBKDF2); kept sealed in the
     /// database, apart from the hashes.
     pub(crate) pin_pepper: Arc<Vec<u8>>,
+    /// Seals the handles that name a device in the codes it signs, so
+    /// merchants cannot link them (see [`qrgate_codes::handle`]).
+    pub(crate) handle_key: Arc<qrgate_codes::handle::HandleKey>,
 }
 
 /// The only currency whose limits the catalogue states.
@@ -430,7 +433,12 @@ impl<S: Store> Gateway<S> {
         // Everything is sealed now: from here on a plaintext value is refused.
         let secrets = Secrets(config.sealer.clone(), Strict::Sealed);
         let keyring = from_store_keys(&stored, &secrets)?;
-        let pin_pepper = Arc::new(pin_pepper(&store, &secrets, &rng, clock.now()).await?);
+        let now = clock.now();
+        let pin_pepper = Arc::new(gateway_secret(&store, &secrets, &rng, now, "pin_pepper").await?);
+        let handle_key = gateway_secret(&store, &secrets, &rng, now, "device_handle_key").await?;
+        let handle_key = qrgate_codes::handle::HandleKey::new(&handle_key)
+            .map_err(Error::internal)?
+            .into();
         Ok((
             Gateway {
                 store,
@@ -449,6 +457,7 @@ impl<S: Store> Gateway<S> {
                 rate: limiter::RateLimits::default(),
                 secrets,
                 pin_pepper,
+                handle_key,
             },
             applied,
         ))

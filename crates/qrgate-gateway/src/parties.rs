@@ -140,13 +140,30 @@ pub struct DeviceView {
     pub id: String,
     pub object: &'static str,
     pub customer_id: String,
-    /// The key id to put in payment tokens this device signs.
+    /// The id the gateway gave the device's key (kept for the record; the
+    /// codes the device signs carry a sealed handle instead).
     pub kid: String,
     /// `active` or `revoked`.
     pub status: String,
     /// Biometric confirmation was turned on for it (with the PIN).
     pub biometric: bool,
     pub created_at: String,
+    /// Only in the answer to the enrolment: the first batch of sealed
+    /// handles, one to put in each code the device signs
+    /// (`POST /v1/devices/{id}/handles` gives more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handles: Option<Vec<String>>,
+}
+
+/// A batch of sealed handles for one device: put a fresh one in each code
+/// it signs, so merchants cannot link its codes (spec/formats.md §3).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"object": "device_handles", "device_id": "dev_aaaaaaaaaaaaaaaaaaaaaaaaaa", "handles": ["BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTI"]}))]
+pub struct DeviceHandlesView {
+    pub object: &'static str,
+    pub device_id: String,
+    /// Sealed handles, base64url without padding (59 characters each).
+    pub handles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

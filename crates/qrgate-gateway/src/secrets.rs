@@ -113,29 +113,30 @@ impl Secrets {
     }
 }
 
-/// The PIN pepper: read (and opened), or made on first start; of nodes
-/// starting at once one writes it and all use that one.
-pub(crate) async fn pin_pepper<S: Store>(
+/// A 32-byte secret of the gateway's own (the PIN pepper, the key that
+/// seals device handles): read and opened, or made on first start; of
+/// nodes starting at once one writes it and all use that one.
+pub(crate) async fn gateway_secret<S: Store>(
     store: &S,
     secrets: &Secrets,
     rng: &SystemRandom,
     now: Timestamp,
+    name: &str,
 ) -> Result<Vec<u8>, Error> {
     use ring::rand::SecureRandom;
-    const NAME: &str = "pin_pepper";
-    let place = secret_place(qrgate_store::SecretSlot::GatewaySecret, NAME);
-    if store.gateway_secret(NAME).await?.is_none() {
+    let place = secret_place(qrgate_store::SecretSlot::GatewaySecret, name);
+    if store.gateway_secret(name).await?.is_none() {
         let mut raw = [0_u8; 32];
         rng.fill(&mut raw).map_err(Error::internal)?;
         let fresh = secrets.seal(&flows::hex(&raw), &place)?;
-        store.add_gateway_secret(NAME, fresh, now).await?;
+        store.add_gateway_secret(name, fresh, now).await?;
     }
     let stored = store
-        .gateway_secret(NAME)
+        .gateway_secret(name)
         .await?
-        .ok_or_else(|| Error::internal("the PIN pepper vanished"))?;
+        .ok_or_else(|| Error::internal(format!("the gateway secret {name} vanished")))?;
     flows::unhex(&secrets.open(&stored, &place)?)
-        .ok_or_else(|| Error::internal("the stored PIN pepper is not hex"))
+        .ok_or_else(|| Error::internal(format!("the stored gateway secret {name} is not hex")))
 }
 
 pub(crate) fn to_store_keys(ring: &Keyring, secrets: &Secrets) -> Result<Vec<StoredKey>, Error> {

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use qrgate_codes::cpm::{Signer, TokenClaims};
-use qrgate_codes::keyring::KeyId;
-use qrgate_core::id::DeviceId;
+use qrgate_codes::cpm::{Holder, TokenClaims};
 use qrgate_core::{Clock, ManualClock, Timestamp};
 use qrgate_gateway::funding::NewCard;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
@@ -60,7 +58,10 @@ struct World {
     consumer: Principal,
     device: Ed25519KeyPair,
     device_id: String,
-    kid: String,
+    /// The sealed handles the device got at enrolment; each code takes the
+    /// next one.
+    handles: Vec<String>,
+    next_handle: std::sync::atomic::AtomicUsize,
 }
 
 // 2026-11-25 10:00 in Shanghai.
@@ -128,25 +129,32 @@ async fn world(store: AnyStore) -> World {
         consumer,
         device,
         device_id: d.id,
-        kid: d.kid,
+        handles: d.handles.unwrap(),
+        next_handle: Default::default(),
     }
+}
+
+/// A payment code signed offline by a device, naming it by a sealed handle.
+fn device_code(device: &Ed25519KeyPair, handle: &str, now: Timestamp) -> String {
+    let holder = Holder::Device {
+        sealed: handle.parse().unwrap(),
+    };
+    TokenClaims::new(holder, now, 60, &SystemRandom::new())
+        .unwrap()
+        .sign_with(device)
 }
 
 impl World {
     /// A payment token signed offline by the consumer's device, now.
     fn device_token(&self) -> String {
-        let rng = SystemRandom::new();
-        let handle = *self.device_id.parse::<DeviceId>().unwrap().as_bytes();
-        TokenClaims::new(
-            Signer::Device,
-            KeyId::parse(&self.kid).unwrap(),
-            handle,
+        let i = self
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        device_code(
+            &self.device,
+            &self.handles[i % self.handles.len()],
             self.clock.now(),
-            60,
-            &rng,
         )
-        .unwrap()
-        .sign_with(&self.device)
     }
 
     async fn charge(&self, code: &str, amount: &str) -> Result<Value, qrgate_gateway::Error> {
@@ -257,6 +265,105 @@ on_both!(device_signed_code_pays_once, |w: World| async move {
     );
     assert_eq!(w.balance().await, "4963.50");
 });
+
+on_both!(
+    codes_of_one_device_share_nothing_a_merchant_could_link,
+    |w: World| async move {
+        use qrgate_codes::cpm::UnverifiedToken;
+        let (a, b) = (w.device_token(), w.device_token());
+        let holder = |t: &str| UnverifiedToken::decode(t).unwrap().claims.holder;
+        let (Holder::Device { sealed: ha }, Holder::Device { sealed: hb }) =
+            (holder(&a), holder(&b))
+        else {
+            panic!("not device codes");
+        };
+        assert_ne!(ha, hb);
+        // No byte of the device id, and no fixed key id, in either code.
+        let id = *w
+            .device_id
+            .parse::<qrgate_core::id::DeviceId>()
+            .unwrap()
+            .as_bytes();
+        for sealed in [ha, hb] {
+            assert!(
+                !sealed
+                    .0
+                    .windows(4)
+                    .any(|win| id.windows(4).any(|d| d == win))
+            );
+        }
+        // Both pay, from the one device.
+        for (t, amount) in [(&a, "1.00"), (&b, "2.00")] {
+            let p = w.charge(t, amount).await.unwrap();
+            assert_eq!(p["status"], "succeeded", "{p}");
+        }
+        assert_eq!(w.balance().await, "4997.00");
+        // A handle another gateway sealed names no device here.
+        let foreign = qrgate_codes::handle::HandleKey::new(&[9; 32])
+            .unwrap()
+            .seal(id, &SystemRandom::new())
+            .unwrap();
+        let e = w
+            .charge(
+                &device_code(&w.device, &foreign.to_string(), w.clock.now()),
+                "1.00",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "payment_code_unknown_key");
+        assert_eq!(w.balance().await, "4997.00");
+    }
+);
+
+on_both!(
+    a_device_gets_more_handles_only_for_itself_while_active,
+    |w: World| async move {
+        let batch =
+            w.gw.device_handles(&w.consumer, &w.device_id, Some(100))
+                .await
+                .unwrap();
+        assert_eq!(batch.handles.len(), 100);
+        let distinct: std::collections::HashSet<_> = batch.handles.iter().collect();
+        assert_eq!(distinct.len(), 100);
+        let p = w
+            .charge(
+                &device_code(&w.device, &batch.handles[99], w.clock.now()),
+                "3.00",
+            )
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "succeeded");
+        let default =
+            w.gw.device_handles(&w.consumer, &w.device_id, None)
+                .await
+                .unwrap();
+        assert_eq!(default.handles.len(), 20);
+        for n in [0, 101] {
+            let e =
+                w.gw.device_handles(&w.consumer, &w.device_id, Some(n))
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.code, "invalid_count");
+        }
+        let stranger = w.new_consumer().await;
+        let e =
+            w.gw.device_handles(&stranger, &w.device_id, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "not_found");
+        let e =
+            w.gw.device_handles(&w.merchant, &w.device_id, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "forbidden");
+        w.gw.revoke_device(&w.consumer, &w.device_id).await.unwrap();
+        let e =
+            w.gw.device_handles(&w.consumer, &w.device_id, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "device_revoked");
+    }
+);
 
 on_both!(
     expired_and_forged_codes_are_refused,
@@ -1229,19 +1336,8 @@ on_both!(
             .await
             .unwrap();
         w.gw.set_pin(&consumer, "493817").await.unwrap();
-        let token = || {
-            let handle = *d.id.parse::<DeviceId>().unwrap().as_bytes();
-            TokenClaims::new(
-                Signer::Device,
-                KeyId::parse(&d.kid).unwrap(),
-                handle,
-                w.clock.now(),
-                60,
-                &rng,
-            )
-            .unwrap()
-            .sign_with(&device)
-        };
+        let handles = d.handles.unwrap();
+        let token = || device_code(&device, &handles[0], w.clock.now());
         // Without a certificate, 5,500.00 is over B and cannot reach A.
         let e = w.charge(&token(), "5500.00").await.unwrap_err();
         assert_eq!(
@@ -3052,6 +3148,7 @@ fn every_rule_is_cited_by_the_code_and_the_code_cites_no_other() {
 #[test]
 fn the_gateway_enforces_no_number_outside_the_catalogue() {
     const NOT_LIMITS: &[(&str, &str, &str)] = &[
+        ("credentials.rs", "100", "most sealed device handles one request gives"),
         ("flows.rs", "60", "schema example: valid_seconds"),
         ("flows.rs", "100", "page size of list queries"),
         ("flows.rs", "200", "HTTP status"),

@@ -209,30 +209,34 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
     let again = qrgate(&["code", "device-key", "--out", seed.to_str().unwrap()]);
     assert!(!again.status.success());
 
+    let handle_key = qrgate_codes::handle::HandleKey::new(&[5; 32]).unwrap();
     let device_id = qrgate_core::id::DeviceId::generate(&rng).unwrap();
-    let device = device_id.to_string();
-    let kid = qrgate_codes::keyring::KeyId::generate(&rng).unwrap();
+    let handle = handle_key
+        .seal(*device_id.as_bytes(), &rng)
+        .unwrap()
+        .to_string();
     let o = qrgate(&[
         "code",
         "sign-token",
         "--seed-file",
         seed.to_str().unwrap(),
-        "--device-id",
-        &device,
-        "--kid",
-        kid.as_str(),
+        "--handle",
+        &handle,
         "--ttl",
         "30",
     ]);
     assert!(o.status.success(), "{o:?}");
     let token = stdout(&o).trim().to_owned();
     let unverified = qrgate_codes::cpm::UnverifiedToken::decode(&token).unwrap();
-    assert_eq!(unverified.claims.kid, kid);
     let now = qrgate_core::Clock::now(&qrgate_core::SystemClock);
     let claims = unverified.verify(&public, now, 5_000).unwrap();
     assert_eq!(claims.ttl_seconds, 30);
-    assert_eq!(claims.signer, qrgate_codes::cpm::Signer::Device);
-    assert_eq!(&claims.handle, device_id.as_bytes());
+    assert_eq!(claims.signer(), qrgate_codes::cpm::Signer::Device);
+    let qrgate_codes::cpm::Holder::Device { sealed } = claims.holder else {
+        panic!("not a device code: {claims:?}");
+    };
+    assert_eq!(sealed.to_string(), handle);
+    assert_eq!(&handle_key.open(&sealed).unwrap(), device_id.as_bytes());
 
     // A different key does not verify it.
     let (_, other_public) = new_key("other.seed");
@@ -241,31 +245,9 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
 
     // Bad input is refused with a reason.
     for args in [
-        ["--device-id", "nope", "--kid", kid.as_str(), "--ttl", "30"],
-        [
-            "--device-id",
-            device.as_str(),
-            "--kid",
-            "bad",
-            "--ttl",
-            "30",
-        ],
-        [
-            "--device-id",
-            device.as_str(),
-            "--kid",
-            kid.as_str(),
-            "--ttl",
-            "61",
-        ],
-        [
-            "--device-id",
-            device.as_str(),
-            "--kid",
-            kid.as_str(),
-            "--ttl",
-            "0",
-        ],
+        ["--handle", "nope", "--ttl", "30"],
+        ["--handle", handle.as_str(), "--ttl", "61"],
+        ["--handle", handle.as_str(), "--ttl", "0"],
     ] {
         let mut full = vec!["code", "sign-token", "--seed-file", seed.to_str().unwrap()];
         full.extend(args);

@@ -80,12 +80,11 @@ pub enum CodeCommand {
         /// The seed file written by `qrgate code device-key`.
         #[arg(long)]
         seed_file: PathBuf,
-        /// The device id from POST /v1/devices (dev_…).
+        /// One of the sealed handles POST /v1/devices (or
+        /// POST /v1/devices/{id}/handles) gave the device; use a fresh one
+        /// for each code, so merchants cannot link them.
         #[arg(long)]
-        device_id: String,
-        /// The key id from POST /v1/devices.
-        #[arg(long)]
-        kid: String,
+        handle: String,
         /// Validity in seconds, 1 to 60.
         #[arg(long, default_value_t = 60)]
         ttl: u8,
@@ -326,10 +325,9 @@ pub fn run(cmd: CodeCommand) -> ExitCode {
         },
         CodeCommand::SignToken {
             seed_file,
-            device_id,
-            kid,
+            handle,
             ttl,
-        } => match sign_token(&seed_file, &device_id, &kid, ttl) {
+        } => match sign_token(&seed_file, &handle, ttl) {
             Ok(token) => {
                 println!("{token}");
                 ExitCode::SUCCESS
@@ -425,22 +423,14 @@ fn sign_confirmation(
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(&msg).as_ref()))
 }
 
-fn sign_token(
-    seed_file: &std::path::Path,
-    device_id: &str,
-    kid: &str,
-    ttl: u8,
-) -> Result<String, String> {
+fn sign_token(seed_file: &std::path::Path, handle: &str, ttl: u8) -> Result<String, String> {
     let kp = qrgate_codes::keyring::seed_file::load(seed_file)?;
-    let device: qrgate_core::id::DeviceId = device_id
+    let sealed: qrgate_codes::handle::SealedHandle = handle
         .parse()
-        .map_err(|e: qrgate_core::IdError| e.to_string())?;
-    let kid = qrgate_codes::keyring::KeyId::parse(kid).map_err(|e| e.to_string())?;
+        .map_err(|e: qrgate_codes::handle::HandleTextError| e.to_string())?;
     let now = qrgate_core::Clock::now(&qrgate_core::SystemClock);
     let claims = qrgate_codes::cpm::TokenClaims::new(
-        qrgate_codes::cpm::Signer::Device,
-        kid,
-        *device.as_bytes(),
+        qrgate_codes::cpm::Holder::Device { sealed },
         now,
         ttl,
         &ring::rand::SystemRandom::new(),

@@ -284,9 +284,9 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
 7. Step-up: a device-signed code over the level-C daily cap (1000.00) asks for the payment PIN:
   PUB=$(qrgate code device-key --out device.seed)      # qrgate = target/release/qrgate
   DEV=$(curl -s -X POST $QG/v1/devices -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d "{{\"public_key\":\"$PUB\"}}")
-  DID=$(echo "$DEV" | sed 's/.*"id":"\(dev_[a-z0-9]*\)".*/\1/'); KID=$(echo "$DEV" | sed 's/.*"kid":"\([a-z0-9]*\)".*/\1/')
+  DID=$(echo "$DEV" | sed 's/.*"id":"\(dev_[a-z0-9]*\)".*/\1/'); HND=$(echo "$DEV" | sed 's/.*"handles":\["\([A-Za-z0-9_-]*\)".*/\1/')
   curl -s -X POST $QG/v1/me/pin -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d '{{"pin":"482915"}}'
-  TOK=$(qrgate code sign-token --seed-file device.seed --device-id $DID --kid $KID)
+  TOK=$(qrgate code sign-token --seed-file device.seed --handle $HND)
   PAY=$(curl -s -X POST $QG/v1/payments -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"auth_code\":\"$TOK\",\"amount\":\"1200.00\"}}")
   echo "$PAY"; PID=$(echo "$PAY" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/')      # status requires_action

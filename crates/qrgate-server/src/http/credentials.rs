@@ -26,6 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/devices", post(enroll_device).get(list_devices))
         .route("/v1/devices/{id}/revoke", post(revoke_device))
         .route("/v1/devices/{id}/biometric", post(enable_biometric))
+        .route("/v1/devices/{id}/handles", post(device_handles))
         .route(
             "/v1/customers/{id}/certificates/{certificate_id}/revoke",
             post(revoke_certificate),
@@ -159,6 +160,30 @@ pub(super) async fn revoke_device(
     Path(id): Path<String>,
 ) -> ApiResult {
     ok(StatusCode::OK, &s.gw.revoke_device(&p, &id).await?)
+}
+
+/// How many sealed handles to give (1 to 100; 20 when left out).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"count": 50}))]
+#[serde(deny_unknown_fields)]
+pub(super) struct HandleBatch {
+    count: Option<u32>,
+}
+
+/// More sealed handles for one of the consumer's own active devices: the
+/// device puts a fresh one in each code it signs, so merchants cannot link
+/// its codes (spec/formats.md §3).
+#[utoipa::path(post, path = "/v1/devices/{id}/handles", tag = "consumer", security(("bearer" = [])), params(("id" = String, Path)), request_body = HandleBatch, responses((status = 200, body = qrgate_gateway::parties::DeviceHandlesView), StdErrors))]
+pub(super) async fn device_handles(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: StrictJson<HandleBatch>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw.device_handles(&p, &id, body.value.count).await?,
+    )
 }
 
 /// Turn on biometric confirmation for a device, with the PIN.
