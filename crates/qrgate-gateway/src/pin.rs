@@ -7,7 +7,9 @@ use ring::pbkdf2;
 use ring::rand::SecureRandom;
 
 use qrgate_core::Timestamp;
-use qrgate_store::{CredentialChange, Credentials, Store};
+use serde_json::json;
+
+use qrgate_store::{AuditEntry, CredentialChange, Credentials, Store};
 
 use crate::flows::{hex, unhex};
 use crate::{Error, Gateway, Kind, Principal, Role};
@@ -245,6 +247,12 @@ impl<S: Store> Gateway<S> {
             .await
             .map_err(Error::internal)?;
         if matches {
+            let mut cr = cr;
+            if !cr.pin_hash.starts_with(V2)
+                && let Some((hash, salt)) = self.upgrade_pin_hash(customer, pin, &cr.pin_hash).await
+            {
+                (cr.pin_hash, cr.pin_salt) = (hash, salt);
+            }
             // Counted until the whole confirmation is proven (pin_succeeded).
             return Ok(PinProof {
                 creds: cr,
@@ -256,6 +264,46 @@ impl<S: Store> Gateway<S> {
             None => format!("wrong PIN; {left} attempts left before the PIN locks"),
         };
         Err(Error::new(Kind::Unprocessable, "pin_incorrect", msg).with_rule("QG-PIN-LOCKOUT"))
+    }
+
+    /// A hash from before the pepper, just matched by the right PIN, is
+    /// replaced by a peppered one at today's iterations: with a fresh salt,
+    /// and only if the hash is still the one matched (a PIN changed in the
+    /// meantime stays changed). A failure here leaves the old hash, which
+    /// still works, and does not fail the check. The new (hash, salt) when
+    /// it was written.
+    async fn upgrade_pin_hash(
+        &self,
+        customer: &str,
+        pin: &str,
+        matched: &str,
+    ) -> Option<(String, String)> {
+        let upgraded = async {
+            let (hash, salt) = self.new_pin_hash(pin).await?;
+            let change = CredentialChange::PinReplace {
+                customer_id: customer.to_owned(),
+                expected: matched.to_owned(),
+                hash: hash.clone(),
+                salt: salt.clone(),
+            };
+            let audit = AuditEntry {
+                action: "pin.rehashed".into(),
+                subject: customer.to_owned(),
+                details: json!({ "by": "gateway", "scheme": "v2" }),
+            };
+            let written = self
+                .store
+                .change_credential(change, self.now(), audit)
+                .await?;
+            Ok::<_, Error>(written.then_some((hash, salt)))
+        };
+        match upgraded.await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(customer, error = %e, "an old PIN hash was not upgraded; it still works");
+                None
+            }
+        }
     }
 
     /// QG-RATE-PIN: every PIN or one-time-password try of a customer draws

@@ -2183,6 +2183,76 @@ on_both!(
     }
 );
 
+on_both!(
+    a_pin_hash_from_before_the_pepper_is_upgraded_when_the_pin_is_used,
+    |w: World| async move {
+        use qrgate_store::{AuditEntry, CredentialChange};
+        let customer = w.consumer.subject.clone().unwrap();
+        // A hash as it was written before the pepper: PBKDF2-HMAC-SHA256 of
+        // the PIN itself, 100,000 iterations, no prefix.
+        let salt = [0x5a_u8; 16];
+        let mut old = [0_u8; 32];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(100_000).unwrap(),
+            &salt,
+            b"493817",
+            &mut old,
+        );
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let legacy = CredentialChange::PinSet {
+            customer_id: customer.clone(),
+            hash: hex(&old),
+            salt: hex(&salt),
+        };
+        let audit = AuditEntry {
+            action: "pin.set".into(),
+            subject: customer.clone(),
+            details: json!({}),
+        };
+        assert!(
+            w.gw.store()
+                .change_credential(legacy, w.clock.now(), audit)
+                .await
+                .unwrap()
+        );
+        // A wrong PIN upgrades nothing.
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        let p = w.charge(&w.device_token(), "10.00").await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        let e =
+            w.gw.confirm(&w.consumer, id, confirmation(Some("000001"), None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "pin_incorrect");
+        let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
+        assert_eq!(stored.pin_hash, hex(&old));
+        // The right one pays, and the hash is peppered now, with a new salt.
+        let ok =
+            w.gw.confirm(&w.consumer, id, confirmation(Some("493817"), None), None)
+                .await
+                .unwrap();
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
+        assert!(stored.pin_hash.starts_with("v2$"), "{}", stored.pin_hash);
+        assert_ne!(stored.pin_salt, hex(&salt));
+        let rows = w.gw.store().audit_rows(0, 10_000).await.unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.action == "pin.rehashed" && r.subject == customer)
+        );
+        // The same PIN still works, and changes, under the new hash.
+        w.gw.change_pin(&w.consumer, "493817", "271828").await.unwrap();
+        let p = w.charge(&w.device_token(), "10.00").await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        let ok =
+            w.gw.confirm(&w.consumer, id, confirmation(Some("271828"), None), None)
+                .await
+                .unwrap();
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    }
+);
+
 on_both!(five_wrong_pins_lock_the_pin, |w: World| async move {
     w.gw.set_pin(&w.consumer, "493817").await.unwrap();
     w.charge(&w.device_token(), "1000.00").await.unwrap();

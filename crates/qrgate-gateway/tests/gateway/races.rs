@@ -577,3 +577,144 @@ on_both!(
         books_agree(&w, "swept claim").await;
     }
 );
+
+// ---------- credentials against money ----------
+
+on_both!(
+    race_matrix_device_revocation_against_charge,
+    |w: World| async move {
+        // A revocation of a device and a charge of a code it signed, at
+        // once: the charge moves its money (it committed first) or is
+        // refused device_revoked and moves nothing; never a payment from a
+        // device that was revoked when the payment was written.
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("revoke device x charge its code (trial {trial})");
+            let kp = {
+                let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+                Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap()
+            };
+            let public = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
+            let d = w.gw.enroll_device(&w.consumer, &public, None).await.unwrap();
+            let handles = d.handles.clone().unwrap();
+            let before = minor(&w.balance().await);
+            let token = device_code(&kp, &handles[0], w.clock.now());
+            let (ww, id) = (w.clone(), d.id.clone());
+            let revoke: OpFuture = Box::pin(async move {
+                ww.gw
+                    .revoke_device(&ww.consumer, &id)
+                    .await
+                    .map(|v| Reply::new(200, v.status))
+            });
+            let charge = charge_code(w.clone(), Arc::new(token));
+            let out = race_all(vec![revoke, charge]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["device_revoked"], &what);
+            assert!(out[0].is_ok(), "{what}: the revocation failed: {out:?}");
+            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
+            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
+            books_agree(&w, &what).await;
+            // Revoked now: its next code moves nothing.
+            let next = device_code(&kp, &handles[1], w.clock.now());
+            let e = w.charge(&next, AMOUNT).await.unwrap_err();
+            assert_eq!(e.code, "device_revoked", "{what}");
+        }
+    }
+);
+
+on_both!(
+    race_matrix_static_code_revocation_against_scan,
+    |w: World| async move {
+        // A merchant revokes its static code while a consumer pays it.
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("revoke static code x scan it (trial {trial})");
+            let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
+            let before = minor(&w.balance().await);
+            let (ww, id) = (w.clone(), sc.id.clone());
+            let revoke: OpFuture = Box::pin(async move {
+                ww.gw
+                    .revoke_static_code(&ww.merchant, &id)
+                    .await
+                    .map(|()| Reply::new(200, String::new()))
+            });
+            let (ww, payload) = (w.clone(), sc.payload.clone());
+            let scan: OpFuture = Box::pin(async move {
+                ww.gw
+                    .pay_scanned(&ww.consumer, &payload, Some(AMOUNT), None, None)
+                    .await
+            });
+            let out = race_all(vec![revoke, scan]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["code_revoked"], &what);
+            assert!(out[0].is_ok(), "{what}: the revocation failed: {out:?}");
+            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
+            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
+            books_agree(&w, &what).await;
+            let e =
+                w.gw.pay_scanned(&w.consumer, &sc.payload, Some(AMOUNT), None, None)
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.code, "code_revoked", "{what}");
+        }
+    }
+);
+
+on_both!(
+    race_matrix_pin_change_against_confirmation,
+    |w: World| async move {
+        // The consumer changes the PIN while a confirmation with the old
+        // one is under way: the change always lands; the confirmation
+        // either proved the old PIN before it (and pays) or is refused
+        // pin_incorrect (and moves nothing); the new PIN works after.
+        w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+        let customer = w.consumer.subject.clone().unwrap();
+        w.gw.topup(&admin(), &customer, "20000.00", None)
+            .await
+            .unwrap();
+        let w = Arc::new(w);
+        let pins = ["493817", "271828"];
+        for trial in 0..TRIALS {
+            let what = format!("change PIN x confirm with the old one (trial {trial})");
+            // Past the per-minute PIN allowance of the last trial.
+            w.clock.advance_seconds(60);
+            let (old, new) = (pins[trial % 2], pins[(trial + 1) % 2]);
+            let pay = waiting(&w).await;
+            let before = minor(&w.balance().await);
+            let ww = w.clone();
+            let change: OpFuture = Box::pin(async move {
+                ww.gw
+                    .change_pin(&ww.consumer, old, new)
+                    .await
+                    .map(|()| Reply::new(200, String::new()))
+            });
+            let (ww, p) = (w.clone(), pay.clone());
+            let confirm: OpFuture = Box::pin(async move {
+                ww.gw
+                    .confirm(&ww.consumer, &p, confirmation(Some(old), None), None)
+                    .await
+            });
+            let out = race_all(vec![change, confirm]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["pin_incorrect"], &what);
+            assert!(out[0].is_ok(), "{what}: the change failed: {out:?}");
+            let status = w.gw.get_payment(&w.consumer, &pay).await.unwrap().status;
+            if out[1].is_ok() {
+                assert_eq!(status, "succeeded", "{what}");
+                assert_eq!(minor(&w.balance().await), before - 10_000, "{what}");
+            } else {
+                assert_eq!(status, "requires_action", "{what}");
+                assert_eq!(minor(&w.balance().await), before, "{what}");
+                let ok =
+                    w.gw.confirm(&w.consumer, &pay, confirmation(Some(new), None), None)
+                        .await
+                        .unwrap();
+                assert_eq!(ok.status, 200, "{what}");
+            }
+            books_agree(&w, &what).await;
+            // The old PIN no longer changes anything.
+            let e = w.gw.change_pin(&w.consumer, old, new).await.unwrap_err();
+            assert_eq!(e.code, "pin_incorrect", "{what}");
+        }
+    }
+);
