@@ -191,6 +191,16 @@ pub fn verify(
     verify_parsed(&p, keys, now)
 }
 
+/// The key id a code of ours names as its signer, read without checking
+/// anything else (what a retirement of that key would make unpayable).
+pub fn signer_of(payload: &str) -> Option<KeyId> {
+    let p = emv::parse(payload).ok()?;
+    let account = p
+        .field(MERCHANT_TEMPLATE)
+        .filter(|f| f.subfield_value(0) == Some(QRGATE_GUI))?;
+    KeyId::parse(account.subfield_value(2)?).ok()
+}
+
 pub fn verify_parsed(
     p: &Payload,
     keys: &dyn Verifier,

@@ -395,6 +395,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "key_signs_live_codes",
+        "static codes or open orders the key signed are in force; retire with invalidate_codes=true",
+    ),
+    (
         "invalid_count",
         "a batch of sealed device handles is 1 to 100 handles",
     ),

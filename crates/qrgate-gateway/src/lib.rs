@@ -357,6 +357,22 @@ pub struct Gateway<S: Store> {
     pub(crate) handle_key: Arc<qrgate_codes::handle::HandleKey>,
 }
 
+/// What a key's retirement made unpayable.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Retirement {
+    /// Static codes it had signed, not revoked: their merchants need new
+    /// ones.
+    pub static_codes: Vec<InvalidatedCode>,
+    /// Open orders it had signed, not yet expired.
+    pub open_orders: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct InvalidatedCode {
+    pub id: String,
+    pub merchant_id: String,
+}
+
 /// The only currency whose limits the catalogue states.
 pub const CURRENCY: Currency = Currency::CNY;
 
@@ -563,17 +579,54 @@ impl<S: Store> Gateway<S> {
     /// Retire a key that only verifies (a compromised one): codes it
     /// signed are refused from now on, on every node once it reloads its
     /// keys (every 2 s under `serve`). The active key cannot be retired:
-    /// rotate first.
-    pub async fn retire_key(&self, kid: &str, by: &str) -> Result<(), Error> {
+    /// rotate first. Merchant codes it signed that are still in force
+    /// (static codes on the shops' counters, open orders) stop working
+    /// with it, so the retirement is refused while there are any unless
+    /// `invalidate_codes` says the operator knows; the answer lists them
+    /// (their merchants print new static codes with `POST /v1/static-codes`).
+    pub async fn retire_key(
+        &self,
+        kid: &str,
+        by: &str,
+        invalidate_codes: bool,
+    ) -> Result<Retirement, Error> {
         let stored = self.store.load_keys().await?;
         let key = stored
             .iter()
             .find(|k| k.kid == kid)
             .ok_or_else(|| Error::not_found("signing key", kid))?;
+        let not_retirable = || {
+            Error::new(
+                Kind::Conflict,
+                "key_not_retirable",
+                format!(
+                    "key {kid} is {}; only a key that no longer signs can be retired (rotate first)",
+                    key.state
+                ),
+            )
+        };
+        if key.state != "verify_only" {
+            return Err(not_retirable());
+        }
+        let invalidated = self.codes_signed_by(kid).await?;
+        let (codes, orders) = (invalidated.static_codes.len(), invalidated.open_orders);
+        if codes + orders > 0 && !invalidate_codes {
+            return Err(Error::new(
+                Kind::Conflict,
+                "key_signs_live_codes",
+                format!(
+                    "key {kid} signed {codes} static codes and {orders} open orders still in force; retired, it makes them unpayable. Send {{\"invalidate_codes\": true}} to retire it anyway (the answer lists the codes; their merchants print new ones with POST /v1/static-codes)"
+                ),
+            ));
+        }
         let audit = qrgate_store::AuditEntry {
             action: "signing_key.retired".into(),
             subject: kid.into(),
-            details: serde_json::json!({ "by": by }),
+            details: serde_json::json!({
+                "by": by,
+                "static_codes_invalidated": codes,
+                "open_orders_invalidated": orders,
+            }),
         };
         let done = self
             .store
@@ -585,16 +638,28 @@ impl<S: Store> Gateway<S> {
             .await?;
         self.reload_keys().await?;
         if !done {
-            return Err(Error::new(
-                Kind::Conflict,
-                "key_not_retirable",
-                format!(
-                    "key {kid} is {}; only a key that no longer signs can be retired (rotate first)",
-                    key.state
-                ),
-            ));
+            return Err(not_retirable());
         }
-        Ok(())
+        Ok(invalidated)
+    }
+
+    /// The merchant codes in force that name `kid` as their signer.
+    async fn codes_signed_by(&self, kid: &str) -> Result<Retirement, Error> {
+        let (codes, orders) = self.store.codes_in_force(self.now()).await?;
+        let signed = |payload: &str| {
+            qrgate_codes::merchant::signer_of(payload).is_some_and(|k| k.as_str() == kid)
+        };
+        Ok(Retirement {
+            static_codes: codes
+                .into_iter()
+                .filter(|c| signed(&c.payload))
+                .map(|c| InvalidatedCode {
+                    id: c.id,
+                    merchant_id: c.merchant_id,
+                })
+                .collect(),
+            open_orders: orders.iter().filter(|o| signed(&o.payload)).count(),
+        })
     }
 
     /// Re-read the keys from the store (another node may have rotated them).

@@ -1868,15 +1868,38 @@ on_both!(
         assert_eq!(stored.iter().filter(|k| k.state == "active").count(), 1);
         // Retire k1 (compromised) on B: once A reloads, a code it signed is
         // refused there too; the active key cannot be retired.
-        b.retire_key(&k1, "test").await.unwrap();
+        b.retire_key(&k1, "test", false).await.unwrap();
         w.gw.reload_keys().await.unwrap();
         let e = w.charge(&kept.qr, "1.00").await.unwrap_err();
         assert_eq!(e.code, "payment_code_unknown_key");
         let now_active = active(&b).remove(0);
         assert_eq!(
-            b.retire_key(&now_active, "test").await.unwrap_err().code,
+            b.retire_key(&now_active, "test", true)
+                .await
+                .unwrap_err()
+                .code,
             "key_not_retirable"
         );
+        // A key that signed a static code still in force is retired only
+        // when the operator says so, and the answer names the code.
+        let poster = w.gw.create_static_code(&w.merchant).await.unwrap();
+        let revoked = w.gw.create_static_code(&w.merchant).await.unwrap();
+        w.gw.revoke_static_code(&w.merchant, &revoked.id)
+            .await
+            .unwrap();
+        let signer = b.rotate_keys("test").await;
+        w.gw.reload_keys().await.unwrap();
+        let _ = signer.unwrap();
+        let e = b.retire_key(&now_active, "test", false).await.unwrap_err();
+        assert_eq!(e.code, "key_signs_live_codes", "{e}");
+        assert!(e.message.contains("1 static codes"), "{e}");
+        let still = w.gw.verify_code(&poster.payload).await.unwrap();
+        assert_eq!(still.status, "active");
+        let gone = b.retire_key(&now_active, "test", true).await.unwrap();
+        let ids: Vec<_> = gone.static_codes.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, vec![poster.id.as_str()]);
+        w.gw.reload_keys().await.unwrap();
+        assert!(w.gw.verify_code(&poster.payload).await.is_err());
         // Both restart (at once): each loads the one keyring.
         let (r1, r2) = tokio::join!(
             Gateway::start(store.clone(), w.clock.clone(), Config::default()),
@@ -2242,7 +2265,9 @@ on_both!(
                 .any(|r| r.action == "pin.rehashed" && r.subject == customer)
         );
         // The same PIN still works, and changes, under the new hash.
-        w.gw.change_pin(&w.consumer, "493817", "271828").await.unwrap();
+        w.gw.change_pin(&w.consumer, "493817", "271828")
+            .await
+            .unwrap();
         let p = w.charge(&w.device_token(), "10.00").await.unwrap();
         let id = p["id"].as_str().unwrap();
         let ok =
@@ -3218,7 +3243,11 @@ fn every_rule_is_cited_by_the_code_and_the_code_cites_no_other() {
 #[test]
 fn the_gateway_enforces_no_number_outside_the_catalogue() {
     const NOT_LIMITS: &[(&str, &str, &str)] = &[
-        ("credentials.rs", "100", "most sealed device handles one request gives"),
+        (
+            "credentials.rs",
+            "100",
+            "most sealed device handles one request gives",
+        ),
         ("flows.rs", "60", "schema example: valid_seconds"),
         ("flows.rs", "100", "page size of list queries"),
         ("flows.rs", "200", "HTTP status"),

@@ -217,6 +217,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<Option<StaticCode>, StoreError>> + Send;
     fn order(&self, id: &str) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    /// Static codes not revoked and open orders not expired at `now`.
+    fn codes_in_force(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(Vec<StaticCode>, Vec<Order>), StoreError>> + Send;
     fn orders_due(
         &self,
         now: Timestamp,
@@ -580,6 +585,12 @@ macro_rules! impl_store {
             }
             async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
                 ops::order(&mut self.reader().await?, id).await
+            }
+            async fn codes_in_force(
+                &self,
+                now: Timestamp,
+            ) -> Result<(Vec<StaticCode>, Vec<Order>), StoreError> {
+                ops::codes_in_force(&mut self.reader().await?, now).await
             }
             async fn orders_due(
                 &self,

@@ -27,6 +27,13 @@ macro_rules! delivery_select {
     };
 }
 
+/// The columns of a static code, in `static_code_from` order.
+macro_rules! static_code_select {
+    () => {
+        "SELECT id, merchant_id, payload, created_at, revoked_at FROM static_codes"
+    };
+}
+
 /// The columns of an order, in `order_from` order.
 macro_rules! order_select {
     () => {
@@ -1675,19 +1682,52 @@ pub(crate) async fn static_code<C: Conn>(
     id: &str,
 ) -> Result<Option<StaticCode>, StoreError> {
     let rows = c
-        .rows("SELECT id, merchant_id, payload, created_at, revoked_at FROM static_codes WHERE id = $1", &[Arg::Str(id)])
+        .rows(
+            concat!(static_code_select!(), " WHERE id = $1"),
+            &[Arg::Str(id)],
+        )
         .await?;
-    rows.first()
-        .map(|r| {
-            Ok(StaticCode {
-                id: r.str(0)?,
-                merchant_id: r.str(1)?,
-                payload: r.str(2)?,
-                created_at: ts(r, 3)?,
-                revoked_at: opt_ts(r, 4)?,
-            })
-        })
-        .transpose()
+    rows.first().map(static_code_from).transpose()
+}
+
+fn static_code_from(r: &Row) -> Result<StaticCode, StoreError> {
+    Ok(StaticCode {
+        id: r.str(0)?,
+        merchant_id: r.str(1)?,
+        payload: r.str(2)?,
+        created_at: ts(r, 3)?,
+        revoked_at: opt_ts(r, 4)?,
+    })
+}
+
+/// Every static code not revoked, and every open order not yet expired:
+/// the merchant codes in force (their payloads name the key that signed
+/// them).
+pub(crate) async fn codes_in_force<C: Conn>(
+    c: &mut C,
+    now: Timestamp,
+) -> Result<(Vec<StaticCode>, Vec<Order>), StoreError> {
+    let rows = c
+        .rows(
+            concat!(static_code_select!(), " WHERE revoked_at IS NULL"),
+            &[],
+        )
+        .await?;
+    let codes = rows
+        .iter()
+        .map(static_code_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = c
+        .rows(
+            concat!(
+                order_select!(),
+                " WHERE status = 'open' AND expires_at > $1"
+            ),
+            &[Arg::I64(now.unix_millis())],
+        )
+        .await?;
+    let orders = rows.iter().map(order_from).collect::<Result<_, _>>()?;
+    Ok((codes, orders))
 }
 
 fn order_from(r: &Row) -> Result<Order, StoreError> {

@@ -595,7 +595,10 @@ on_both!(
                 Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap()
             };
             let public = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
-            let d = w.gw.enroll_device(&w.consumer, &public, None).await.unwrap();
+            let d =
+                w.gw.enroll_device(&w.consumer, &public, None)
+                    .await
+                    .unwrap();
             let handles = d.handles.clone().unwrap();
             let before = minor(&w.balance().await);
             let token = device_code(&kp, &handles[0], w.clock.now());

@@ -789,17 +789,31 @@ async fn rotate_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetireQuery {
+    invalidate_codes: Option<bool>,
+}
+
 /// Retire a signing key that no longer signs (a compromised one): codes it
-/// signed are refused from now on.
-#[utoipa::path(post, path = "/v1/admin/keys/{kid}/retire", tag = "admin", security(("bearer" = [])), params(("kid" = String, Path)), responses((status = 200, description = "All public keys, the retired one marked"), StdErrors))]
+/// signed are refused from now on. While static codes or open orders it
+/// signed are in force, it is refused (409 `key_signs_live_codes`) unless
+/// `?invalidate_codes=true`; the answer lists what it made unpayable.
+#[utoipa::path(post, path = "/v1/admin/keys/{kid}/retire", tag = "admin", security(("bearer" = [])), params(("kid" = String, Path), ("invalidate_codes" = Option<bool>, Query, description = "retire it even though merchant codes it signed are in force")), responses((status = 200, description = "All public keys, the retired one marked, and what the retirement made unpayable (`invalidated`)"), StdErrors))]
 async fn retire_key(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(kid): Path<String>,
+    StrictQuery(q): StrictQuery<RetireQuery>,
 ) -> ApiResult {
     p.require(&[Role::Admin])?;
-    s.gw.retire_key(&kid, &p.key_id).await?;
-    ok(StatusCode::OK, &json!({ "keys": s.gw.public_keys() }))
+    let invalidated =
+        s.gw.retire_key(&kid, &p.key_id, q.invalidate_codes.unwrap_or(false))
+            .await?;
+    ok(
+        StatusCode::OK,
+        &json!({ "keys": s.gw.public_keys(), "invalidated": invalidated }),
+    )
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
