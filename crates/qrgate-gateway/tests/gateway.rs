@@ -134,6 +134,12 @@ async fn world(store: AnyStore) -> World {
     }
 }
 
+/// "12.34" as minor units.
+fn minor_units(amount: &str) -> i64 {
+    let (units, cents) = amount.split_once('.').unwrap();
+    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
 /// A payment code signed offline by a device, naming it by a sealed handle.
 fn device_code(device: &Ed25519KeyPair, handle: &str, now: Timestamp) -> String {
     let holder = Holder::Device {
@@ -636,7 +642,8 @@ on_both!(
                 .code,
             "order_not_open"
         );
-        // out_trade_no is unique per merchant.
+        // out_trade_no is unique per merchant, across orders and charges:
+        // the number names one thing.
         assert_eq!(
             w.gw.create_order(&w.merchant, "1.00", None, Some("A-1".into()), None)
                 .await
@@ -644,6 +651,38 @@ on_both!(
                 .code,
             "duplicate_out_trade_no"
         );
+        let before = w.balance().await;
+        let e =
+            w.gw.charge(
+                &w.merchant,
+                &w.device_token(),
+                "1.00",
+                Some("A-1".into()),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "duplicate_out_trade_no");
+        w.gw.charge(
+            &w.merchant,
+            &w.device_token(),
+            "1.00",
+            Some("C-1".into()),
+            None,
+        )
+        .await
+        .unwrap();
+        let e =
+            w.gw.create_order(&w.merchant, "1.00", None, Some("C-1".into()), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "duplicate_out_trade_no");
+        assert_eq!(minor_units(&w.balance().await), minor_units(&before) - 100);
+        // Another merchant's numbers are its own.
+        w.gw.create_order(&w.other_merchant, "1.00", None, Some("C-1".into()), None)
+            .await
+            .unwrap();
+        w.assert_books_sound().await;
         let o2 =
             w.gw.create_order(&w.merchant, "1.00", None, None, Some(60))
                 .await

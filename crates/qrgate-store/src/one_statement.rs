@@ -379,6 +379,9 @@ pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome,
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(REFUSED) => {
             Ok(Outcome::Refused)
         }
+        // A merchant number taken by an order (migration 0017): the step by
+        // step run names it.
+        Err(e) if crate::ops::number_taken(&e) => Ok(Outcome::Refused),
         Err(e) => Err(e),
     }
 }

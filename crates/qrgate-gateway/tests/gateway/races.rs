@@ -721,3 +721,38 @@ on_both!(
         }
     }
 );
+
+on_both!(
+    race_matrix_one_merchant_number_for_an_order_and_a_charge,
+    |w: World| async move {
+        // The merchant creates an order and charges a code under the same
+        // out_trade_no at once: the number names one of them, never both.
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("order x charge under one number (trial {trial})");
+            let number = format!("N-{trial}");
+            let before = minor(&w.balance().await);
+            let (ww, n) = (w.clone(), number.clone());
+            let order: OpFuture = Box::pin(async move {
+                ww.gw
+                    .create_order(&ww.merchant, AMOUNT, None, Some(n), None)
+                    .await
+                    .map(|o| Reply::new(201, o.id))
+            });
+            let (ww, n) = (w.clone(), number.clone());
+            let token = w.device_token();
+            let charge: OpFuture = Box::pin(async move {
+                ww.gw
+                    .charge(&ww.merchant, &token, AMOUNT, Some(n), None)
+                    .await
+            });
+            let out = race_all(vec![order, charge]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["duplicate_out_trade_no"], &what);
+            assert_eq!(winners(&out), 1, "{what}: {out:?}");
+            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
+            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
+            books_agree(&w, &what).await;
+        }
+    }
+);
