@@ -211,6 +211,94 @@ fn public_v6(a: Ipv6Addr) -> bool {
     !refused
 }
 
+/// A block of addresses, `10.0.0.0/8` or `fd00::/8` (a bare address is its
+/// own block): the proxies a deployment trusts to say who their client was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    base: IpAddr,
+    bits: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address block: write it like 10.0.0.0/8, fd00::/8 or 127.0.0.1")]
+pub struct CidrError(pub String);
+
+impl std::str::FromStr for Cidr {
+    type Err = CidrError;
+    fn from_str(text: &str) -> Result<Cidr, CidrError> {
+        let bad = || CidrError(text.to_owned());
+        let (addr, bits) = match text.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (text, None),
+        };
+        let base: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) => {
+                b.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(bad)?
+            }
+            Some(_) => return Err(bad()),
+        };
+        Ok(Cidr { base, bits })
+    }
+}
+
+impl Cidr {
+    /// Is `addr` inside the block? An IPv4 address written as IPv6
+    /// (`::ffff:10.0.0.1`) is taken as the IPv4 address.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.base, addr) {
+            (IpAddr::V4(b), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(b) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(b), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(b) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Who the client of a request was: the connection's peer, unless the peer
+/// is a trusted proxy; then the `X-Forwarded-For` entries (in the order the
+/// headers and their lists give them) are read from the right, skipping
+/// trusted proxies, and the first other address is the client. An entry
+/// that is not an address ends the walk (a client can write anything on the
+/// left of the list; only what trusted proxies appended counts), and so the
+/// nearest proxy's word is taken then.
+pub fn forwarded_client<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[Cidr],
+) -> IpAddr {
+    let is_trusted = |a: IpAddr| trusted.iter().any(|c| c.contains(a));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded_for
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(a) if is_trusted(a) => client = a,
+            Ok(a) => return a,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +493,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn address_blocks_parse_and_contain() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains("10.200.3.4".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(!c.contains("fd00::1".parse().unwrap()));
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12:3456::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "fd00::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "x",
+            "",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_read_from_trusted_proxies_only() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let peer = ip("10.0.0.5");
+        // Not from a trusted proxy: the header is ignored.
+        assert_eq!(
+            forwarded_client(ip("203.0.113.9"), ["1.2.3.4"].into_iter(), &trusted),
+            ip("203.0.113.9")
+        );
+        // From the proxy: the last address it appended.
+        assert_eq!(
+            forwarded_client(peer, ["198.51.100.7"].into_iter(), &trusted),
+            ip("198.51.100.7")
+        );
+        // A client's own forged entries on the left do not count.
+        assert_eq!(
+            forwarded_client(peer, ["6.6.6.6, 198.51.100.7"].into_iter(), &trusted),
+            ip("198.51.100.7")
+        );
+        // Chained proxies are skipped, over several headers.
+        assert_eq!(
+            forwarded_client(peer, ["198.51.100.7", "10.1.1.1"].into_iter(), &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage ends the walk at the nearest trusted hop; no header: the peer.
+        assert_eq!(
+            forwarded_client(peer, ["1.1.1.1, nonsense, 10.2.2.2"].into_iter(), &trusted),
+            ip("10.2.2.2")
+        );
+        assert_eq!(forwarded_client(peer, std::iter::empty(), &trusted), peer);
+        assert_eq!(forwarded_client(peer, ["1.1.1.1"].into_iter(), &[]), peer);
     }
 }

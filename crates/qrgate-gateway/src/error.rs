@@ -395,6 +395,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "config_trusted_proxies",
+        "a trusted_proxies entry is not an address block (10.0.0.0/8, fd00::/8, 127.0.0.1)",
+    ),
+    (
         "key_signs_live_codes",
         "static codes or open orders the key signed are in force; retire with invalidate_codes=true",
     ),

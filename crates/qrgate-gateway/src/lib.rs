@@ -296,6 +296,12 @@ pub struct Config {
     /// default.
     #[serde(default)]
     pub allow_local_http_webhooks: bool,
+    /// Proxies in front of the gateway (address blocks: `10.0.0.0/8`,
+    /// `fd00::/8`, `127.0.0.1`) whose `X-Forwarded-For` names the client
+    /// for the per-address limits (QG-RATE-PUBLIC). Empty by default: the
+    /// header is ignored and the connection's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// The master key (and older ones, for a rotation) that seals secrets
     /// at rest. Given by the embedding program (`serve` reads a key file or
     /// the environment), never by the TOML file.
@@ -327,6 +333,7 @@ impl Default for Config {
             txn_cap_by_mcc: BTreeMap::new(),
             allow_internal_webhooks: false,
             allow_local_http_webhooks: false,
+            trusted_proxies: Vec::new(),
             sealer: None,
         }
     }
@@ -355,6 +362,7 @@ pub struct Gateway<S: Store> {
     /// Seals the handles that name a device in the codes it signs, so
     /// merchants cannot link them (see [`qrgate_codes::handle`]).
     pub(crate) handle_key: Arc<qrgate_codes::handle::HandleKey>,
+    trusted_proxies: Vec<qrgate_core::net::Cidr>,
 }
 
 /// What a key's retirement made unpayable.
@@ -415,6 +423,14 @@ impl<S: Store> Gateway<S> {
                 ));
             }
         }
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.parse::<qrgate_core::net::Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Error::bad_request("config_trusted_proxies", format!("trusted_proxies: {e}"))
+            })?;
         let rng = SystemRandom::new();
         let mut stored = store.load_keys().await?;
         if stored.is_empty() {
@@ -474,6 +490,7 @@ impl<S: Store> Gateway<S> {
                 secrets,
                 pin_pepper,
                 handle_key,
+                trusted_proxies,
             },
             applied,
         ))
@@ -516,6 +533,12 @@ impl<S: Store> Gateway<S> {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed (config
+    /// `trusted_proxies`).
+    pub fn trusted_proxies(&self) -> &[qrgate_core::net::Cidr] {
+        &self.trusted_proxies
     }
 
     pub fn limits(&self) -> &Limits {

@@ -55,12 +55,14 @@ async fn sqlite_store() -> AnyStore {
 }
 
 async fn app_on(store: AnyStore) -> App {
+    app_with(store, Config::default()).await
+}
+
+async fn app_with(store: AnyStore, config: Config) -> App {
     let clock = Arc::new(ManualClock::new(
         Timestamp::parse_rfc3339("2026-11-25T02:00:00Z").unwrap(),
     ));
-    let (gw, _) = Gateway::start(store, clock.clone(), Config::default())
-        .await
-        .unwrap();
+    let (gw, _) = Gateway::start(store, clock.clone(), config).await.unwrap();
     let admin = gw
         .create_api_key(None, Role::Admin, None)
         .await
@@ -607,6 +609,66 @@ async fn failed_authentications_from_one_address_are_braked() {
         .call("GET", "/v1/me", Some("qg_wrong_after"), None, &[])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_braked_on_its_own() {
+    let config = Config {
+        trusted_proxies: vec!["10.0.0.0/8".into()],
+        ..Config::default()
+    };
+    let app = app_with(sqlite_store().await, config).await;
+    let from = |peer: &str, forwarded: Option<&str>, i: usize| {
+        let mut b = Request::builder()
+            .method("GET")
+            .uri("/v1/me")
+            .header("authorization", format!("Bearer qg_wrong_{i}"));
+        if let Some(f) = forwarded {
+            b = b.header("x-forwarded-for", f);
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        let addr: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    // Client A, behind the proxy, spends its allowance (a forged entry on
+    // the left of its header does not move its count elsewhere).
+    for i in 0..600 {
+        let r = app
+            .send(from(
+                "10.0.0.5",
+                Some(&format!("6.6.6.{}, 198.51.100.7", i % 250)),
+                i,
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = app.send(from("10.0.0.5", Some("198.51.100.7"), 600)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Client B, behind the same proxy, is not held back by A.
+    let r = app.send(from("10.0.0.5", Some("198.51.100.8"), 601)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A peer that is no trusted proxy cannot claim to be someone else: it
+    // is counted as itself, and A's name does not brake it.
+    let r = app
+        .send(from("203.0.113.1", Some("198.51.100.7"), 602))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A bad entry in the configuration is refused at start.
+    let bad = Config {
+        trusted_proxies: vec!["10.0.0.0/33".into()],
+        ..Config::default()
+    };
+    let e = Gateway::start(
+        sqlite_store().await,
+        Arc::new(ManualClock::new(Timestamp::from_unix_millis(0))),
+        bad,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.code, "config_trusted_proxies");
 }
 
 /// A long poll that sees no change answers with the payment when its wait

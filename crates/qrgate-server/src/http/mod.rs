@@ -263,15 +263,23 @@ pub const MAX_WAIT_SECONDS: u64 = 30;
 const _: () = assert!(MAX_WAIT_SECONDS + 5 < REQUEST_DEADLINE.as_secs());
 
 /// The client's address: the peer of the connection (`serve` records it),
-/// `unknown` when there is none (in-process calls). Behind a proxy every
-/// client has the proxy's address; size QG-RATE-PUBLIC for that.
-fn client_address(req: &Request<Body>) -> String {
+/// or, when the peer is one of the deployment's `trusted_proxies`, the
+/// client those proxies name in `X-Forwarded-For`
+/// ([`qrgate_core::net::forwarded_client`]); `unknown` when there is no
+/// peer (in-process calls). Behind a proxy that is not listed every client
+/// has the proxy's address.
+fn client_address(req: &Request<Body>, trusted: &[qrgate_core::net::Cidr]) -> String {
     use std::net::IpAddr;
-    match req
+    let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-    {
+        .map(|c| c.0.ip());
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    match peer.map(|p| qrgate_core::net::forwarded_client(p, forwarded, trusted)) {
         // An IPv6 client has a whole /64 to pick addresses from: one count.
         Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
@@ -292,7 +300,7 @@ fn client_address(req: &Request<Body>) -> String {
 /// request with a valid key is never held back by what others sharing its
 /// address (a carrier's NAT, a proxy) did.
 async fn address_limits(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
-    let address = client_address(&req);
+    let address = client_address(&req, state.gw.trusted_proxies());
     let public = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
