@@ -756,3 +756,82 @@ on_both!(
         }
     }
 );
+
+on_both!(
+    race_a_block_against_a_card_confirmation_gives_the_claim_back,
+    |w: World| async move {
+        // A card confirmation claims the payment, authorizes the card, then
+        // writes the movement; a block of the payer lands meanwhile. Either
+        // the confirmation committed first (the card is charged once, the
+        // authorization kept) or its movement is refused party_blocked: the
+        // authorization is reversed and the claim given back, so the payment
+        // waits again and, once the block is lifted, pays exactly once.
+        w.gw.set_pin(&w.consumer, PIN).await.unwrap();
+        let card = w.link(&w.consumer, "4000000000000259").await;
+        let customer = w.consumer.subject.clone().unwrap();
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("block payer x card confirmation (trial {trial})");
+            w.clock.advance_seconds(86_400);
+            w.pay_order(&w.merchant, &w.consumer, "999.00", Some(&card))
+                .await
+                .unwrap();
+            let p = w
+                .pay_order(&w.merchant, &w.consumer, "100.00", Some(&card))
+                .await
+                .unwrap();
+            assert_eq!(p["status"], "requires_action", "{p}");
+            let pay = p["id"].as_str().unwrap().to_owned();
+            let clearing = w.clearing().await;
+            let (ww, c, id) = (w.clone(), customer.clone(), pay.clone());
+            let block: OpFuture = Box::pin(async move {
+                // Lands once the confirmation has claimed the payment, while
+                // the processor is asked (this card is approved after 20 ms),
+                // or just after, by a few milliseconds more each trial.
+                for _ in 0..2_000 {
+                    let row = ww.gw.store().payment(&id).await.unwrap().unwrap();
+                    if row.status != "requires_action" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(trial as u64 * 4)).await;
+                ww.gw
+                    .block(&admin(), &c, "race test")
+                    .await
+                    .map(|b| Reply::new(201, b.id))
+            });
+            let confirm = confirm_signed(w.clone(), Arc::new(pay.clone()));
+            let out = race_all(vec![block, confirm]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["party_blocked"], &what);
+            let block_id = match &out[0] {
+                Ok(r) => r.body.clone(),
+                Err(e) => panic!("{what}: the block failed: {e:?}"),
+            };
+            let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
+            if out[1].is_ok() {
+                assert_eq!(row.status, "succeeded", "{what}");
+                assert_eq!(w.clearing().await, clearing - 10_000, "{what}");
+            } else {
+                assert_eq!(
+                    row.status, "requires_action",
+                    "{what}: the claim was not given back"
+                );
+                assert_eq!(w.clearing().await, clearing, "{what}");
+            }
+            books_agree(&w, &what).await;
+            w.gw.lift_block(&admin(), &block_id).await.unwrap();
+            if out[1].is_err() {
+                let again = confirm_signed(w.clone(), Arc::new(pay.clone())).await;
+                assert!(again.is_ok(), "{what}: {again:?}");
+                let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
+                let request_id = row.details["funding"]["request_id"].as_str().unwrap();
+                let auth = w.sandbox.authorization(request_id).unwrap();
+                assert!(!auth.reversed, "{what}");
+                assert_eq!(w.clearing().await, clearing - 10_000, "{what}");
+                books_agree(&w, &what).await;
+            }
+        }
+    }
+);
