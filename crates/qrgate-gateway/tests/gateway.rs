@@ -1241,6 +1241,57 @@ impl qrgate_gateway::webhooks::Sender for SlowSender {
 }
 
 on_both!(
+    a_disable_racing_a_dispatch_pass_stops_its_next_attempts,
+    |w: World| async move {
+        // A pass has read the endpoint and is sending its deliveries one at
+        // a time (30 ms each) when the merchant disables it: the attempt in
+        // flight may finish, but none starts after the disable committed.
+        let ep =
+            w.gw.create_webhook_endpoint(&w.merchant, "https://shop.example/d")
+                .await
+                .unwrap();
+        w.clock.advance_seconds(1);
+        for _ in 0..6 {
+            w.charge(&w.device_token(), "1.00").await.unwrap();
+        }
+        let sender = SlowSender::default();
+        let disable = async {
+            // Once the first delivery is out.
+            while sender.sent.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            w.gw.change_webhook_endpoint(
+                &w.merchant,
+                &ep.id,
+                qrgate_gateway::webhooks::EndpointAction::Disable,
+            )
+            .await
+            .unwrap();
+            sender.sent.lock().unwrap().len()
+        };
+        let (pass, sent_at_disable) = tokio::join!(w.gw.dispatch_webhooks(&sender), disable);
+        pass.unwrap();
+        let sent = sender.sent.lock().unwrap().len();
+        assert!(sent < 6, "every delivery was sent despite the disable");
+        assert!(
+            sent <= sent_at_disable + 1,
+            "{sent} sent, {sent_at_disable} when the disable committed: an attempt started after it"
+        );
+        // The rest wait, and go out once it is enabled again.
+        w.gw.change_webhook_endpoint(
+            &w.merchant,
+            &ep.id,
+            qrgate_gateway::webhooks::EndpointAction::Enable,
+        )
+        .await
+        .unwrap();
+        w.clock.advance_seconds(120);
+        while w.gw.dispatch_webhooks(&sender).await.unwrap().delivered > 0 {}
+        assert_eq!(sender.sent.lock().unwrap().len(), 6);
+    }
+);
+
+on_both!(
     overlapping_dispatch_passes_send_each_delivery_once,
     |w: World| async move {
         for i in 0..3 {

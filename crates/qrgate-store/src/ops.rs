@@ -1924,7 +1924,10 @@ pub(crate) async fn change_endpoint<C: Conn>(
 
 /// Claim a due delivery for one attempt: move its `next_attempt_at` from the
 /// value it was read with (`seen`) to `until`. Only one claimant wins; if it
-/// never records a result, the delivery is due again at `until`.
+/// never records a result, the delivery is due again at `until`. Only while
+/// its endpoint is enabled: once a disable (or delete) has committed, no
+/// further attempt of it starts, even in a pass that read the endpoint
+/// before.
 pub(crate) async fn claim_delivery<C: Conn>(
     c: &mut C,
     id: i64,
@@ -1932,7 +1935,8 @@ pub(crate) async fn claim_delivery<C: Conn>(
     until: Timestamp,
 ) -> Result<bool, StoreError> {
     Ok(c.exec(
-        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3 \
+         AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = webhook_deliveries.endpoint_id AND e.disabled_at IS NULL)",
         &[Arg::I64(until.unix_millis()), Arg::I64(id), Arg::I64(seen.unix_millis())],
     )
     .await?
