@@ -12,13 +12,6 @@ CREATE TABLE merchant_numbers (
     PRIMARY KEY (merchant_id, out_trade_no)
 );
 
-INSERT INTO merchant_numbers (merchant_id, out_trade_no)
-    SELECT merchant_id, out_trade_no FROM payments WHERE out_trade_no IS NOT NULL
-    ON CONFLICT DO NOTHING;
-INSERT INTO merchant_numbers (merchant_id, out_trade_no)
-    SELECT merchant_id, out_trade_no FROM orders WHERE out_trade_no IS NOT NULL
-    ON CONFLICT DO NOTHING;
-
 CREATE FUNCTION qrgate_claim_number() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.out_trade_no IS NOT NULL THEN
@@ -37,3 +30,15 @@ CREATE TRIGGER payments_claim_number BEFORE INSERT ON payments
     FOR EACH ROW EXECUTE FUNCTION qrgate_claim_number();
 CREATE TRIGGER orders_claim_number BEFORE INSERT ON orders
     FOR EACH ROW EXECUTE FUNCTION qrgate_claim_number();
+
+-- The numbers already taken, after the triggers: CREATE TRIGGER holds a
+-- lock that keeps inserts into the table waiting until this migration's
+-- transaction commits (and then they run the trigger), so the statements
+-- below see every row written before (a number on both an order and a
+-- payment from before this migration is claimed once).
+INSERT INTO merchant_numbers (merchant_id, out_trade_no)
+    SELECT merchant_id, out_trade_no FROM payments WHERE out_trade_no IS NOT NULL
+    ON CONFLICT DO NOTHING;
+INSERT INTO merchant_numbers (merchant_id, out_trade_no)
+    SELECT merchant_id, out_trade_no FROM orders WHERE out_trade_no IS NOT NULL
+    ON CONFLICT DO NOTHING;

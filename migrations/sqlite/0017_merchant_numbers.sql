@@ -11,11 +11,6 @@ CREATE TABLE merchant_numbers (
     PRIMARY KEY (merchant_id, out_trade_no)
 );
 
-INSERT OR IGNORE INTO merchant_numbers (merchant_id, out_trade_no)
-    SELECT merchant_id, out_trade_no FROM payments WHERE out_trade_no IS NOT NULL;
-INSERT OR IGNORE INTO merchant_numbers (merchant_id, out_trade_no)
-    SELECT merchant_id, out_trade_no FROM orders WHERE out_trade_no IS NOT NULL;
-
 CREATE TRIGGER payments_claim_number BEFORE INSERT ON payments
     WHEN NEW.out_trade_no IS NOT NULL
 BEGIN
@@ -33,3 +28,12 @@ BEGIN
                       WHERE merchant_id = NEW.merchant_id AND out_trade_no = NEW.out_trade_no);
     INSERT INTO merchant_numbers (merchant_id, out_trade_no) VALUES (NEW.merchant_id, NEW.out_trade_no);
 END;
+
+-- The numbers already taken, after the triggers: a row an older node
+-- writes meanwhile is claimed by its trigger, and one it wrote before is
+-- claimed here (a number on both an order and a payment from before this
+-- migration is claimed once).
+INSERT OR IGNORE INTO merchant_numbers (merchant_id, out_trade_no)
+    SELECT merchant_id, out_trade_no FROM payments WHERE out_trade_no IS NOT NULL;
+INSERT OR IGNORE INTO merchant_numbers (merchant_id, out_trade_no)
+    SELECT merchant_id, out_trade_no FROM orders WHERE out_trade_no IS NOT NULL;

@@ -150,7 +150,7 @@ mod hex8 {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    ::hex::encode(b)
 }
 
 impl TokenClaims {

@@ -51,10 +51,7 @@ impl MasterKey {
         if raw.len() != KEY_LEN {
             return Err(SealError::BadKey);
         }
-        let id: String = digest(&SHA256, raw).as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = hex::encode(&digest(&SHA256, raw).as_ref()[..8]);
         let key = UnboundKey::new(&AES_256_GCM, raw).map_err(|_| SealError::BadKey)?;
         Ok(MasterKey {
             id,

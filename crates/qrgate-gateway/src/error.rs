@@ -399,6 +399,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "a trusted_proxies entry is not an address block (10.0.0.0/8, fd00::/8, 127.0.0.1)",
     ),
     (
+        "key_recently_rotated",
+        "the key stopped signing seconds ago; retry its retirement when every node has reloaded",
+    ),
+    (
         "key_signs_live_codes",
         "static codes or open orders the key signed are in force; retire with invalidate_codes=true",
     ),

@@ -88,21 +88,6 @@ struct Payer {
     device_id: Option<String>,
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The bytes of lower- or upper-case hex; `None` for anything else.
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
-}
-
 /// What is being paid: who pays whom, how much, at which risk level with
 /// which proven elements, from which source, for which order.
 #[derive(Clone, Copy)]
@@ -248,7 +233,7 @@ impl<S: Store> Gateway<S> {
                         burn_key: format!(
                             "cpm:{device_id}:{}:{}",
                             claims.issued_at_seconds,
-                            hex(&claims.nonce)
+                            hex::encode(claims.nonce)
                         ),
                         burn_expires: claims.expires_at(),
                         code_kind: "qr_token_device",

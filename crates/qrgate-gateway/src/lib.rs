@@ -8,6 +8,9 @@ mod error;
 pub mod flows;
 mod fresh;
 pub mod funding;
+pub mod health;
+mod idempotency;
+pub mod jobs;
 mod lapse;
 mod limiter;
 mod secrets;
@@ -38,6 +41,8 @@ use qrgate_processor::{Processor, Sandbox};
 use qrgate_store::Store;
 
 pub use error::{ERROR_CODES, Error, Kind};
+pub use health::{AnyGateway, WriteStats};
+pub use idempotency::{Idem, Reply};
 
 /// Who is calling, as established by the API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,61 +111,6 @@ impl Principal {
         self.subject
             .as_deref()
             .ok_or_else(|| Error::internal("consumer key without customer"))
-    }
-}
-
-/// A request's idempotency: who may replay it, the key, and the request's hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Idem {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl Idem {
-    /// What to store so that a replay of this request answers `status` and `body`.
-    pub fn record(self, status: u16, body: String) -> qrgate_store::IdempotencyRecord {
-        qrgate_store::IdempotencyRecord {
-            scope: self.scope,
-            key: self.key,
-            request_hash: self.request_hash,
-            response_status: status,
-            response_body: body,
-        }
-    }
-}
-
-/// The stored response of a money-moving request: what to answer now and on
-/// every replay of its Idempotency-Key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    /// JSON.
-    pub body: String,
-    /// True when this is the stored response of an earlier request.
-    pub replayed: bool,
-}
-
-impl Reply {
-    pub fn new(status: u16, body: String) -> Reply {
-        Reply {
-            status,
-            body,
-            replayed: false,
-        }
-    }
-
-    /// The answer for an applied movement: `status` and `body` when it ran
-    /// now, the stored answer when it was a replay.
-    pub fn of(applied: qrgate_store::Applied, status: u16, body: String) -> Reply {
-        match applied {
-            qrgate_store::Applied::Done { .. } => Reply::new(status, body),
-            qrgate_store::Applied::Replayed { status, body } => Reply {
-                status,
-                body,
-                replayed: true,
-            },
-        }
     }
 }
 
@@ -364,6 +314,11 @@ pub struct Gateway<S: Store> {
     pub(crate) handle_key: Arc<qrgate_codes::handle::HandleKey>,
     trusted_proxies: Vec<qrgate_core::net::Cidr>,
 }
+
+/// How long after a rotation the key it replaced may be retired: every
+/// node reloads its keys within 2 s under `serve`, so none signs with it
+/// any more.
+pub const RETIRE_AFTER_ROTATION_MS: i64 = 10_000;
 
 /// What a key's retirement made unpayable.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -631,6 +586,28 @@ impl<S: Store> Gateway<S> {
         if key.state != "verify_only" {
             return Err(not_retirable());
         }
+        // Until every node has reloaded (every 2 s under `serve`), another
+        // may still sign codes with the key the rotation replaced; they
+        // would escape the count below.
+        let rotated = stored
+            .iter()
+            .filter(|k| k.state == "active")
+            .map(|k| k.created_at)
+            .max();
+        let wait_ms = rotated.map_or(0, |at| {
+            RETIRE_AFTER_ROTATION_MS - self.now().millis_since(at)
+        });
+        if wait_ms > 0 {
+            return Err(Error::new(
+                Kind::Conflict,
+                "key_recently_rotated",
+                format!(
+                    "key {kid} stopped signing less than {} s ago and other nodes may still sign with it until they reload; retry in {} s",
+                    RETIRE_AFTER_ROTATION_MS / 1000,
+                    (wait_ms + 999) / 1000
+                ),
+            ));
+        }
         let invalidated = self.codes_signed_by(kid).await?;
         let (codes, orders) = (invalidated.static_codes.len(), invalidated.open_orders);
         if codes + orders > 0 && !invalidate_codes {
@@ -638,7 +615,7 @@ impl<S: Store> Gateway<S> {
                 Kind::Conflict,
                 "key_signs_live_codes",
                 format!(
-                    "key {kid} signed {codes} static codes and {orders} open orders still in force; retired, it makes them unpayable. Send {{\"invalidate_codes\": true}} to retire it anyway (the answer lists the codes; their merchants print new ones with POST /v1/static-codes)"
+                    "key {kid} signed {codes} static codes and {orders} open orders still in force; retired, it makes them unpayable. Retry with ?invalidate_codes=true to retire it anyway (the answer lists the codes; their merchants print new ones with POST /v1/static-codes)"
                 ),
             ));
         }

@@ -13,8 +13,9 @@ use qrgate_core::Timestamp;
 use crate::{Error, Kind};
 
 /// Most keys tracked in one bucket; past it, windows that ended are
-/// dropped first, then the bucket's counts (a flood of new keys cannot grow
-/// memory without bound, and one bucket's flood resets no other bucket).
+/// dropped, and while it is still full a new key is not tracked this
+/// minute (a flood of new keys cannot grow memory without bound, and never
+/// wipes the counts of the keys already braked).
 const MAX_KEYS: usize = 100_000;
 const WINDOW_MS: i64 = 60_000;
 
@@ -108,7 +109,11 @@ impl RateLimits {
             if m.len() >= MAX_KEYS && !m.contains_key(key) {
                 m.retain(|_, (w, _)| *w == window);
                 if m.len() >= MAX_KEYS {
-                    m.clear();
+                    tracing::warn!(
+                        rule = bucket.rule(),
+                        "rate-limit table full this minute: a new key is not counted"
+                    );
+                    return Ok(());
                 }
             }
             m.insert(key.to_owned(), (window, used + 1));
@@ -136,6 +141,27 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_new_keys_never_wipes_a_braked_key() {
+        let r = RateLimits::default();
+        let now = Timestamp::from_unix_millis(60_000);
+        r.draw(Bucket::Public, "1.2.3.4", 1, now, true).unwrap();
+        assert!(r.draw(Bucket::Public, "1.2.3.4", 1, now, true).is_err());
+        for i in 0..MAX_KEYS + 10 {
+            // Past the table's size, new keys are let through uncounted.
+            r.draw(Bucket::Public, &format!("k{i}"), 1, now, true)
+                .unwrap();
+        }
+        assert!(
+            r.draw(Bucket::Public, "1.2.3.4", 1, now, true).is_err(),
+            "the braked address was let go by a flood of others"
+        );
+        // A minute later the stale windows make room again.
+        let later = Timestamp::from_unix_millis(120_000);
+        r.draw(Bucket::Public, "new", 1, later, true).unwrap();
+        assert!(r.draw(Bucket::Public, "new", 1, later, true).is_err());
+    }
 
     #[test]
     fn a_window_allows_its_number_then_refuses_until_the_next_minute() {

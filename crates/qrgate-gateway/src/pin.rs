@@ -11,7 +11,6 @@ use serde_json::json;
 
 use qrgate_store::{AuditEntry, CredentialChange, Credentials, Store};
 
-use crate::flows::{hex, unhex};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 /// PBKDF2 iterations of a PIN hash (OWASP 2023 for PBKDF2-HMAC-SHA256).
@@ -25,7 +24,7 @@ const V2: &str = "v2$";
 /// sealed apart from the hashes), then PBKDF2-HMAC-SHA256 with a salt.
 /// `v2$` + hex.
 pub fn hash_pin(pin: &str, salt: &[u8], pepper: &[u8]) -> String {
-    format!("{V2}{}", hex(&derive(pin, salt, Some(pepper))))
+    format!("{V2}{}", hex::encode(derive(pin, salt, Some(pepper))))
 }
 
 /// What PBKDF2 is run over, and how many times: the peppered PIN (new
@@ -64,7 +63,7 @@ fn matches(pin: &str, salt: &[u8], stored: &str, pepper: &[u8]) -> bool {
         Some(h) => (h, Some(pepper)),
         None => (stored, None),
     };
-    let Some(want) = unhex(hex_hash) else {
+    let Some(want) = hex::decode(hex_hash).ok() else {
         return false;
     };
     let (secret, iterations) = pbkdf2_input(pin, pepper);
@@ -113,6 +112,12 @@ impl<S: Store> Gateway<S> {
     /// blocking pool, not on the async workers that serve requests.
     async fn new_pin_hash(&self, pin: &str) -> Result<(String, String), Error> {
         check_pin_shape(pin)?;
+        self.pin_hash_of(pin).await
+    }
+
+    /// The salted, peppered hash of a PIN whatever its shape (an old PIN
+    /// chosen before today's shape rules is rehashed as it is).
+    async fn pin_hash_of(&self, pin: &str) -> Result<(String, String), Error> {
         let mut salt = [0_u8; 16];
         self.rng.fill(&mut salt).map_err(Error::internal)?;
         let pin = pin.to_owned();
@@ -120,7 +125,7 @@ impl<S: Store> Gateway<S> {
         let hash = tokio::task::spawn_blocking(move || hash_pin(&pin, &salt, &pepper))
             .await
             .map_err(Error::internal)?;
-        Ok((hash, hex(&salt)))
+        Ok((hash, hex::encode(salt)))
     }
 
     /// Set the consumer's payment PIN where there is none yet (or none
@@ -236,7 +241,9 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-PIN-LOCKOUT"));
         }
-        let salt = unhex(&cr.pin_salt).ok_or_else(|| Error::internal("stored salt is not hex"))?;
+        let salt = hex::decode(&cr.pin_salt)
+            .ok()
+            .ok_or_else(|| Error::internal("stored salt is not hex"))?;
         // The attempt is taken (and counted) before the PIN is checked, so
         // concurrent guesses never get more than the allowed number checked.
         let (left, locks) = self.take_attempt(customer, now).await?;
@@ -248,10 +255,14 @@ impl<S: Store> Gateway<S> {
             .map_err(Error::internal)?;
         if matches {
             let mut cr = cr;
-            if !cr.pin_hash.starts_with(V2)
-                && let Some((hash, salt)) = self.upgrade_pin_hash(customer, pin, &cr.pin_hash).await
-            {
-                (cr.pin_hash, cr.pin_salt) = (hash, salt);
+            if !cr.pin_hash.starts_with(V2) {
+                match self.upgrade_pin_hash(customer, pin, &cr.pin_hash).await {
+                    Some((hash, salt)) => (cr.pin_hash, cr.pin_salt) = (hash, salt),
+                    // Another check of the same PIN upgraded it first: what
+                    // is stored now is what a change must replace, if it is
+                    // still this PIN.
+                    None => cr = self.still_this_pin(customer, pin, cr).await?,
+                }
             }
             // Counted until the whole confirmation is proven (pin_succeeded).
             return Ok(PinProof {
@@ -279,7 +290,7 @@ impl<S: Store> Gateway<S> {
         matched: &str,
     ) -> Option<(String, String)> {
         let upgraded = async {
-            let (hash, salt) = self.new_pin_hash(pin).await?;
+            let (hash, salt) = self.pin_hash_of(pin).await?;
             let change = CredentialChange::PinReplace {
                 customer_id: customer.to_owned(),
                 expected: matched.to_owned(),
@@ -304,6 +315,34 @@ impl<S: Store> Gateway<S> {
                 None
             }
         }
+    }
+
+    /// The credentials as stored now, when `pin` still matches them (a
+    /// concurrent check upgraded the hash); otherwise the ones matched.
+    async fn still_this_pin(
+        &self,
+        customer: &str,
+        pin: &str,
+        matched: Credentials,
+    ) -> Result<Credentials, Error> {
+        let Some(now) = self.store.credentials(customer).await? else {
+            return Ok(matched);
+        };
+        if now.pin_hash == matched.pin_hash {
+            return Ok(matched);
+        }
+        let Some(salt) = hex::decode(&now.pin_salt).ok() else {
+            return Ok(matched);
+        };
+        let (guess, stored, pepper) = (
+            pin.to_owned(),
+            now.pin_hash.clone(),
+            self.pin_pepper.clone(),
+        );
+        let same = tokio::task::spawn_blocking(move || matches(&guess, &salt, &stored, &pepper))
+            .await
+            .map_err(Error::internal)?;
+        Ok(if same { now } else { matched })
     }
 
     /// QG-RATE-PIN: every PIN or one-time-password try of a customer draws
@@ -385,7 +424,7 @@ mod tests {
         assert!(!matches("493817", salt, &a, b"another-pepper"));
         assert!(!matches("493818", salt, &a, pepper));
         // A hash from before the pepper (100,000 iterations, no prefix) still matches.
-        let legacy = hex(&derive("493817", salt, None));
+        let legacy = hex::encode(derive("493817", salt, None));
         assert!(matches("493817", salt, &legacy, pepper));
         assert!(!matches("111119", salt, &legacy, pepper));
     }

@@ -12,7 +12,7 @@ use qrgate_core::Timestamp;
 use qrgate_core::seal::Sealer;
 use qrgate_store::{Store, StoredKey};
 
-use crate::{Error, Kind, flows};
+use crate::{Error, Kind};
 
 /// Seals the secrets the gateway keeps at rest (signing keys, webhook and
 /// one-time-password secrets) under the deployment's master key, and opens
@@ -128,14 +128,15 @@ pub(crate) async fn gateway_secret<S: Store>(
     if store.gateway_secret(name).await?.is_none() {
         let mut raw = [0_u8; 32];
         rng.fill(&mut raw).map_err(Error::internal)?;
-        let fresh = secrets.seal(&flows::hex(&raw), &place)?;
+        let fresh = secrets.seal(&hex::encode(raw), &place)?;
         store.add_gateway_secret(name, fresh, now).await?;
     }
     let stored = store
         .gateway_secret(name)
         .await?
         .ok_or_else(|| Error::internal(format!("the gateway secret {name} vanished")))?;
-    flows::unhex(&secrets.open(&stored, &place)?)
+    hex::decode(secrets.open(&stored, &place)?)
+        .ok()
         .ok_or_else(|| Error::internal(format!("the stored gateway secret {name} is not hex")))
 }
 

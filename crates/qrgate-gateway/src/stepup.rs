@@ -535,7 +535,7 @@ impl<S: Store> Gateway<S> {
             // reversed when it went to requires_action.
             let mut nonce = [0_u8; 8];
             self.rng.fill(&mut nonce).map_err(Error::internal)?;
-            let request_id = format!("{payment_id}.confirm.{}", crate::flows::hex(&nonce));
+            let request_id = format!("{payment_id}.confirm.{}", hex::encode(nonce));
             details["funding"]["request_id"] = json!(request_id);
             // The claim keeps the deadline (next_action) for the sweeper.
             let mut claimed = pay.details.clone();

@@ -1956,8 +1956,14 @@ on_both!(
         }
         let stored = store.load_keys().await.unwrap();
         assert_eq!(stored.iter().filter(|k| k.state == "active").count(), 1);
-        // Retire k1 (compromised) on B: once A reloads, a code it signed is
-        // refused there too; the active key cannot be retired.
+        // Retire k1 (compromised) on B: not while another node may still
+        // sign with it; then, once A reloads, a code it signed is refused
+        // there too; the active key cannot be retired.
+        assert_eq!(
+            b.retire_key(&k1, "test", false).await.unwrap_err().code,
+            "key_recently_rotated"
+        );
+        w.clock.advance_seconds(10);
         b.retire_key(&k1, "test", false).await.unwrap();
         w.gw.reload_keys().await.unwrap();
         let e = w.charge(&kept.qr, "1.00").await.unwrap_err();
@@ -1980,6 +1986,7 @@ on_both!(
         let signer = b.rotate_keys("test").await;
         w.gw.reload_keys().await.unwrap();
         let _ = signer.unwrap();
+        w.clock.advance_seconds(10);
         let e = b.retire_key(&now_active, "test", false).await.unwrap_err();
         assert_eq!(e.code, "key_signs_live_codes", "{e}");
         assert!(e.message.contains("1 static codes"), "{e}");
@@ -2296,39 +2303,68 @@ on_both!(
     }
 );
 
+/// Store `pin` for the world's consumer as a hash from before the pepper
+/// (PBKDF2-HMAC-SHA256 of the PIN itself, 100,000 iterations, no prefix),
+/// whatever its shape; the hash.
+async fn plant_legacy_pin(w: &World, pin: &str) -> String {
+    use qrgate_store::{AuditEntry, CredentialChange};
+    let customer = w.consumer.subject.clone().unwrap();
+    let salt = [0x5a_u8; 16];
+    let mut old = [0_u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(100_000).unwrap(),
+        &salt,
+        pin.as_bytes(),
+        &mut old,
+    );
+    let legacy = CredentialChange::PinSet {
+        customer_id: customer.clone(),
+        hash: hex::encode(old),
+        salt: hex::encode(salt),
+    };
+    let audit = AuditEntry {
+        action: "pin.set".into(),
+        subject: customer,
+        details: json!({}),
+    };
+    assert!(
+        w.gw.store()
+            .change_credential(legacy, w.clock.now(), audit)
+            .await
+            .unwrap()
+    );
+    hex::encode(old)
+}
+
+on_both!(
+    an_old_pin_that_breaks_todays_shape_rules_is_upgraded_too,
+    |w: World| async move {
+        let customer = w.consumer.subject.clone().unwrap();
+        plant_legacy_pin(&w, "123456").await;
+        w.charge(&w.device_token(), "1000.00").await.unwrap();
+        let p = w.charge(&w.device_token(), "10.00").await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        let ok =
+            w.gw.confirm(&w.consumer, id, confirmation(Some("123456"), None), None)
+                .await
+                .unwrap();
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
+        assert!(stored.pin_hash.starts_with("v2$"), "{}", stored.pin_hash);
+        // A change from it works (the new one must meet the rules).
+        w.gw.change_pin(&w.consumer, "123456", "271828")
+            .await
+            .unwrap();
+    }
+);
+
 on_both!(
     a_pin_hash_from_before_the_pepper_is_upgraded_when_the_pin_is_used,
     |w: World| async move {
-        use qrgate_store::{AuditEntry, CredentialChange};
         let customer = w.consumer.subject.clone().unwrap();
-        // A hash as it was written before the pepper: PBKDF2-HMAC-SHA256 of
-        // the PIN itself, 100,000 iterations, no prefix.
-        let salt = [0x5a_u8; 16];
-        let mut old = [0_u8; 32];
-        ring::pbkdf2::derive(
-            ring::pbkdf2::PBKDF2_HMAC_SHA256,
-            std::num::NonZeroU32::new(100_000).unwrap(),
-            &salt,
-            b"493817",
-            &mut old,
-        );
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        let legacy = CredentialChange::PinSet {
-            customer_id: customer.clone(),
-            hash: hex(&old),
-            salt: hex(&salt),
-        };
-        let audit = AuditEntry {
-            action: "pin.set".into(),
-            subject: customer.clone(),
-            details: json!({}),
-        };
-        assert!(
-            w.gw.store()
-                .change_credential(legacy, w.clock.now(), audit)
-                .await
-                .unwrap()
-        );
+        let old = plant_legacy_pin(&w, "493817").await;
+        let salt = hex::encode([0x5a_u8; 16]);
         // A wrong PIN upgrades nothing.
         w.charge(&w.device_token(), "1000.00").await.unwrap();
         let p = w.charge(&w.device_token(), "10.00").await.unwrap();
@@ -2339,7 +2375,7 @@ on_both!(
                 .unwrap_err();
         assert_eq!(e.code, "pin_incorrect");
         let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
-        assert_eq!(stored.pin_hash, hex(&old));
+        assert_eq!(stored.pin_hash, old);
         // The right one pays, and the hash is peppered now, with a new salt.
         let ok =
             w.gw.confirm(&w.consumer, id, confirmation(Some("493817"), None), None)
@@ -2348,7 +2384,7 @@ on_both!(
         assert_eq!(ok.status, 200, "{}", ok.body);
         let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
         assert!(stored.pin_hash.starts_with("v2$"), "{}", stored.pin_hash);
-        assert_ne!(stored.pin_salt, hex(&salt));
+        assert_ne!(stored.pin_salt, salt);
         let rows = w.gw.store().audit_rows(0, 10_000).await.unwrap();
         assert!(
             rows.iter()
@@ -3338,6 +3374,20 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "100",
             "most sealed device handles one request gives",
         ),
+        (
+            "idempotency.rs",
+            "255",
+            "input shape: Idempotency-Key length",
+        ),
+        ("jobs.rs", "3_600_000", "milliseconds per hour"),
+        (
+            "jobs.rs",
+            "60_000",
+            "keep expired codes a minute past expiry",
+        ),
+        ("jobs.rs", "600", "purge every 600 ticks of 1 s"),
+        ("jobs.rs", "100", "audit chaining every 100 ms"),
+        ("jobs.rs", "500", "webhook dispatch every 500 ms"),
         ("flows.rs", "60", "schema example: valid_seconds"),
         ("flows.rs", "100", "page size of list queries"),
         ("flows.rs", "200", "HTTP status"),
@@ -3347,6 +3397,13 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("funding.rs", "60", "seconds per minute (velocity window)"),
         ("funding.rs", "2030", "schema example: exp_year"),
         ("lib.rs", "60", "minutes per hour / seconds per minute"),
+        (
+            "lib.rs",
+            "10_000",
+            "wait after a rotation before the replaced key may be retired",
+        ),
+        ("lib.rs", "1000", "milliseconds per second"),
+        ("lib.rs", "999", "rounding milliseconds up to seconds"),
         (
             "lib.rs",
             "3000",

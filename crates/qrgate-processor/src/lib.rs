@@ -380,7 +380,7 @@ impl Processor for Sandbox {
                 .ok_or(CardError::NotATestCard)?;
             let mut r = [0_u8; 8];
             self.rng.fill(&mut r).map_err(|_| CardError::Unavailable)?;
-            let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(r);
             Ok(Tokenized {
                 token: format!("sbx_{}_{hex}", test.behaviour.tag()),
                 brand: brand_of(&number),

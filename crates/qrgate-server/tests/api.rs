@@ -646,6 +646,14 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_braked_on_its_own() {
     }
     let r = app.send(from("10.0.0.5", Some("198.51.100.7"), 600)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // A byte that is not ASCII on the left of its header does not make it
+    // count as the proxy instead.
+    let mut req = from("10.0.0.5", None, 700);
+    req.headers_mut().insert(
+        "x-forwarded-for",
+        axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+    );
+    assert_eq!(app.send(req).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Client B, behind the same proxy, is not held back by A.
     let r = app.send(from("10.0.0.5", Some("198.51.100.8"), 601)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -2350,6 +2358,12 @@ async fn retiring_a_key_that_signed_live_codes_needs_the_operator_to_say_so() {
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.json);
     let retire = format!("/v1/admin/keys/{signer}/retire");
+    let r = app.call("POST", &retire, a, None, &[]).await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::CONFLICT, "key_recently_rotated")
+    );
+    app.clock.advance_seconds(10);
     let r = app.call("POST", &retire, a, None, &[]).await;
     assert_eq!(
         (r.status, err(&r).0),

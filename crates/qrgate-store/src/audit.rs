@@ -21,13 +21,7 @@ pub fn chain_hash(prev_hex: &str, canonical: &[u8]) -> Option<String> {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(D[usize::from(x >> 4)] as char);
-        s.push(D[usize::from(x & 15)] as char);
-    }
-    s
+    ::hex::encode(b)
 }
 
 fn decode_hex32(s: &str) -> Option<[u8; 32]> {

@@ -1,12 +1,14 @@
 //! qrgate-store: where money movements are made durable.
 //!
-//! One [`Store`] trait, two implementations on sqlx: [`SqliteStore`] (the
-//! embedded default, a file created on first start) and [`PgStore`]
-//! (PostgreSQL, for production and many gateway nodes); [`AnyStore`] is
-//! whichever a URL names. The statements are written once (over a small
-//! connection trait); the two differ only in how transactions run: SQLite
-//! through one group-committing writer task, PostgreSQL through a pool with
-//! retries. Migrations for both live in `migrations/sqlite` and
+//! One [`Store`] trait, two implementations: [`SqliteStore`] (the embedded
+//! default on rusqlite, a file created on first start) and [`PgStore`]
+//! (PostgreSQL on sqlx, for production and many gateway nodes);
+//! [`AnyStore`] is whichever a URL names. The statements are written once,
+//! over a small connection trait (`db::Conn`), except a movement's, which
+//! PostgreSQL can also run composed into one statement
+//! (`one_statement.rs`); the two differ in how transactions run: SQLite
+//! through one group-committing writer thread, PostgreSQL through a pool
+//! with retries. Migrations for both live in `migrations/sqlite` and
 //! `migrations/postgres` with the same numbers and names and are applied when
 //! the store opens.
 
@@ -45,10 +47,6 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn insert(&self, r: Record) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn account(&self, id: &str)
     -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
-    fn accounts_of(
-        &self,
-        owner_id: &str,
-    ) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
     fn payment(&self, id: &str)
     -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
     fn list_payments(
@@ -377,9 +375,6 @@ macro_rules! impl_store {
             }
             async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
                 ops::account(&mut self.reader().await?, id).await
-            }
-            async fn accounts_of(&self, owner_id: &str) -> Result<Vec<Account>, StoreError> {
-                ops::accounts_of(&mut self.reader().await?, owner_id).await
             }
             async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
                 ops::payment(&mut self.reader().await?, id).await

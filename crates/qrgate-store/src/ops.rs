@@ -729,23 +729,6 @@ pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Accou
         .map_err(Into::into)
 }
 
-pub(crate) async fn accounts_of<C: Conn>(
-    c: &mut C,
-    owner_id: &str,
-) -> Result<Vec<Account>, StoreError> {
-    let rows = c
-        .rows(
-            "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts \
-             WHERE owner_id = $1 ORDER BY id",
-            &[Arg::Str(owner_id)],
-        )
-        .await?;
-    rows.iter()
-        .map(account_from)
-        .collect::<Result<_, _>>()
-        .map_err(Into::into)
-}
-
 pub(crate) async fn create_account<C: Conn>(c: &mut C, a: &Account) -> Result<(), StoreError> {
     let n = c
         .exec(

@@ -835,3 +835,45 @@ on_both!(
         }
     }
 );
+
+on_both!(
+    race_a_pin_change_against_a_confirmation_upgrading_an_old_hash,
+    |w: World| async move {
+        // Both check the PIN against a hash from before the pepper; the
+        // confirmation's check upgrades it. The change still lands (it
+        // replaces whatever hash its own check proved), never a false
+        // pin_changed.
+        let customer = w.consumer.subject.clone().unwrap();
+        w.gw.topup(&admin(), &customer, "20000.00", None)
+            .await
+            .unwrap();
+        let w = Arc::new(w);
+        for trial in 0..TRIALS {
+            let what = format!("change PIN x confirm, old hash (trial {trial})");
+            w.clock.advance_seconds(60);
+            if trial > 0 {
+                w.gw.reset_pin(&admin(), &customer).await.unwrap();
+            }
+            plant_legacy_pin(&w, PIN).await;
+            let pay = waiting(&w).await;
+            let ww = w.clone();
+            let change: OpFuture = Box::pin(async move {
+                ww.gw
+                    .change_pin(&ww.consumer, PIN, "271828")
+                    .await
+                    .map(|()| Reply::new(200, String::new()))
+            });
+            let confirm = confirm_pin(w.clone(), Arc::new(pay.clone()));
+            let out = race_all(vec![change, confirm]).await;
+            no_fault(&out, &what);
+            losers_say(&out, &["pin_incorrect"], &what);
+            assert!(out[0].is_ok(), "{what}: the change failed: {out:?}");
+            books_agree(&w, &what).await;
+            let e =
+                w.gw.change_pin(&w.consumer, PIN, "271828")
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.code, "pin_incorrect", "{what}");
+        }
+    }
+);

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
@@ -128,9 +127,6 @@ pub fn init_logging(format: &str) {
             .try_init()
     };
 }
-
-/// Webhook dispatch passes that may run at once.
-const WEBHOOK_PASSES: usize = 4;
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
     let Some(path) = path else {
@@ -359,76 +355,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
 
-    // Background work: expire orders, purge old idempotency records and burned codes.
-    let bg = gw.clone();
-    let sweeper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            if let Err(e) = bg.expire_orders().await {
-                tracing::warn!(error = %e, "order expiry failed");
-            }
-            if let Err(e) = bg.expire_requires_action().await {
-                tracing::warn!(error = %e, "step-up expiry failed");
-            }
-            // A rotation or retirement made on another node (or by the CLI)
-            // is in force here within two seconds.
-            if n.is_multiple_of(2)
-                && let Err(e) = bg.reload_keys().await
-            {
-                tracing::warn!(error = %e, "reloading the signing keys failed");
-            }
-            n += 1;
-            if n.is_multiple_of(600) {
-                let now = bg.now();
-                let keep_ms = bg.limits().idempotency_hours.saturating_mul(3_600_000);
-                if let Some(before) = now.checked_add_millis(-keep_ms) {
-                    let _ = bg.store().purge_idempotency(before).await;
-                }
-                if let Some(before) = now.checked_add_millis(-60_000) {
-                    let _ = bg.store().purge_codes(before).await;
-                }
-            }
-        }
-    });
-
-    // PostgreSQL: chain the audit entries movements queued (a few ms after
-    // their commit; reads of the audit log chain what is queued first).
-    let au = gw.clone();
-    let chainer = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            if let Err(e) = au.store().chain_audit().await {
-                tracing::warn!(error = %e, "audit chaining failed; will retry");
-            }
-        }
-    });
-
-    // Webhooks: fan out new events and attempt due deliveries. Passes
-    // overlap (up to WEBHOOK_PASSES at once; every attempt is claimed, so
-    // none is sent twice), so a pass waiting on a slow endpoint does not
-    // hold up the deliveries to the others.
+    // Background work (qrgate_gateway::jobs): expiries, key reloads,
+    // purges, audit chaining, webhook dispatch; stopped when `jobs` drops.
     let sender = Arc::new(crate::http::webhook_sender::HttpSender::new(webhook_reach)?);
-    let wh = gw.clone();
-    let passes = Arc::new(tokio::sync::Semaphore::new(WEBHOOK_PASSES));
-    let webhooks = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tick.tick().await;
-            let Ok(permit) = passes.clone().try_acquire_owned() else {
-                continue;
-            };
-            let (wh, sender) = (wh.clone(), sender.clone());
-            tokio::spawn(async move {
-                if let Err(e) = wh.dispatch_webhooks(sender.as_ref()).await {
-                    tracing::warn!(error = %e, "webhook dispatch failed");
-                }
-                drop(permit);
-            });
-        }
-    });
+    let jobs = gw.start_jobs(sender);
 
     let app = router(AppState::new(gw));
     // The peer address goes with each request (QG-RATE-PUBLIC counts by it).
@@ -439,9 +369,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
-    sweeper.abort();
-    webhooks.abort();
-    chainer.abort();
+    drop(jobs);
     tracing::info!("qrgate stopped");
     Ok(())
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, Method, request::Parts};
 use serde::de::DeserializeOwned;
 
 use qrgate_gateway::{Error, Idem, Kind, Principal};
-use qrgate_store::sha256_hex;
 
 use super::AppState;
 use super::error::{ApiError, bad};
@@ -127,30 +126,8 @@ pub fn idem(
     body: &[u8],
     p: &Principal,
 ) -> Result<Idem, ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| bad("idempotency_key_required", "this request moves money: send an Idempotency-Key header (e.g. a UUID) and reuse it when you retry"))?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    // Canonical request: method, path, and the body's JSON with sorted keys.
-    let canonical_body = serde_json::from_slice::<serde_json::Value>(body)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let request_hash = sha256_hex(format!("{method}\n{path}\n{canonical_body}").as_bytes());
-    Ok(Idem {
-        scope: format!(
-            "{}:{}",
-            p.role.as_str(),
-            p.subject.as_deref().unwrap_or(&p.key_id)
-        ),
-        key: key.to_owned(),
-        request_hash,
-    })
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    Ok(Idem::of_request(p, key, method.as_str(), path, body)?)
 }
 
 /// A query string, refused in the API's error format (unknown parameters too).

@@ -23,8 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::Instrument;
 
-use qrgate_gateway::{Error, Gateway, Kind};
-use qrgate_store::{AnyStore, WriteStats};
+use qrgate_gateway::{AnyGateway, Error, Kind, WriteStats};
 
 use error::{ApiError, ErrorBody};
 
@@ -110,13 +109,13 @@ fn render_writes(out: &mut String, writes: &WriteStats) {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub gw: Arc<Gateway<AnyStore>>,
+    pub gw: Arc<AnyGateway>,
     pub metrics: Arc<Metrics>,
     rng: Arc<SystemRandom>,
 }
 
 impl AppState {
-    pub fn new(gw: Arc<Gateway<AnyStore>>) -> AppState {
+    pub fn new(gw: Arc<AnyGateway>) -> AppState {
         AppState {
             gw,
             metrics: Arc::new(Metrics::default()),
@@ -274,11 +273,16 @@ fn client_address(req: &Request<Body>, trusted: &[qrgate_core::net::Cidr]) -> St
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let forwarded = req
+    // Read lossily: a byte a client put on the left of the header must not
+    // make the whole value, with the address the proxy appended on the
+    // right, unreadable.
+    let forwarded: Vec<String> = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok());
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let forwarded = forwarded.iter().map(String::as_str);
     match peer.map(|p| qrgate_core::net::forwarded_client(p, forwarded, trusted)) {
         // An IPv6 client has a whole /64 to pick addresses from: one count.
         Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
@@ -356,7 +360,7 @@ pub fn router(state: AppState) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qrgate_store::{GroupCommits, MovementPaths};
+    use qrgate_gateway::health::{GroupCommits, MovementPaths};
 
     #[test]
     fn write_counters_render_as_prometheus_text() {

@@ -14,7 +14,6 @@ use qrgate_codes::image::{RenderOptions, render_png, render_svg};
 use qrgate_gateway::flows::ListQuery;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
 use qrgate_gateway::{Error, Kind, Reply, Role};
-use qrgate_store::Store;
 
 use super::AppState;
 use super::error::{ApiError, bad};
@@ -109,14 +108,7 @@ fn reply(r: Reply) -> Response {
 
 /// Answer a retry from the stored response before doing any work.
 async fn replay(state: &AppState, i: &qrgate_gateway::Idem) -> Result<Option<Response>, ApiError> {
-    match state.gw.store().idempotency(&i.scope, &i.key).await.map_err(Error::from)? {
-        Some(rec) if rec.request_hash == i.request_hash => Ok(Some(reply(Reply { status: rec.response_status, body: rec.response_body, replayed: true }))),
-        Some(_) => Err(ApiError(
-            Error::new(Kind::Conflict, "idempotency_key_reused", format!("Idempotency-Key {:?} was used with a different request; use a new key for a new request", i.key))
-                .with_rule("QG-IDEMPOTENCY"),
-        )),
-        None => Ok(None),
-    }
+    Ok(state.gw.stored_answer(i).await?.map(reply))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
@@ -131,20 +123,11 @@ async fn healthz() -> Response {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers"), (status = 503, description = "Not ready", body = ErrorBody)))]
 async fn readyz(State(s): State<AppState>) -> ApiResult {
-    match s.gw.store().ping().await {
-        Ok(()) => ok(
-            StatusCode::OK,
-            &json!({ "status": "ready", "store": s.gw.store().kind() }),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            Err(ApiError(Error::new(
-                Kind::Unavailable,
-                "not_ready",
-                "the database does not answer",
-            )))
-        }
-    }
+    let store = s.gw.ready().await?;
+    ok(
+        StatusCode::OK,
+        &json!({ "status": "ready", "store": store }),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
@@ -152,8 +135,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],
-        s.metrics
-            .render(s.gw.store().kind(), &s.gw.store().write_stats()),
+        s.metrics.render(s.gw.store_kind(), &s.gw.write_stats()),
     )
         .into_response()
 }
