@@ -5,7 +5,6 @@
 pub mod audit;
 mod credentials;
 mod error;
-pub mod flows;
 mod fresh;
 pub mod funding;
 pub mod health;
@@ -13,6 +12,7 @@ mod idempotency;
 pub mod jobs;
 mod lapse;
 mod limiter;
+pub mod payments;
 mod secrets;
 pub(crate) use secrets::secret_place;
 use secrets::{Secrets, Strict, from_store_keys, gateway_secret, to_store_keys};

@@ -441,7 +441,7 @@ on_both!(
         let list =
             w.gw.list_payments(
                 &w.merchant,
-                qrgate_gateway::flows::ListQuery {
+                qrgate_gateway::payments::ListQuery {
                     limit: Some(10),
                     starting_after: None,
                     status: Some("failed".into()),
@@ -834,7 +834,7 @@ on_both!(tenancy_hides_other_tenants_objects, |w: World| async move {
     let list =
         w.gw.list_payments(
             &w.other_merchant,
-            qrgate_gateway::flows::ListQuery {
+            qrgate_gateway::payments::ListQuery {
                 limit: None,
                 starting_after: None,
                 status: None,
@@ -3388,12 +3388,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("jobs.rs", "600", "purge every 600 ticks of 1 s"),
         ("jobs.rs", "100", "audit chaining every 100 ms"),
         ("jobs.rs", "500", "webhook dispatch every 500 ms"),
-        ("flows.rs", "60", "schema example: valid_seconds"),
-        ("flows.rs", "100", "page size of list queries"),
-        ("flows.rs", "200", "HTTP status"),
-        ("flows.rs", "201", "HTTP status"),
-        ("flows.rs", "402", "HTTP status"),
-        ("flows.rs", "422", "HTTP status"),
+        ("codes.rs", "60", "schema example: valid_seconds"),
+        ("mod.rs", "100", "page size of list queries"),
+        ("settle.rs", "201", "HTTP status"),
+        ("settle.rs", "402", "HTTP status"),
+        ("settle.rs", "422", "HTTP status"),
         ("funding.rs", "60", "seconds per minute (velocity window)"),
         ("funding.rs", "2030", "schema example: exp_year"),
         ("lib.rs", "60", "minutes per hour / seconds per minute"),

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use qrgate_codes::image::{RenderOptions, render_png, render_svg};
-use qrgate_gateway::flows::ListQuery;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
+use qrgate_gateway::payments::ListQuery;
 use qrgate_gateway::{Error, Kind, Reply, Role};
 
 use super::AppState;
@@ -176,7 +176,7 @@ struct VerifyBody {
     payload: String,
 }
 
-#[utoipa::path(post, path = "/v1/codes/verify", tag = "public", request_body = VerifyBody, responses((status = 200, body = qrgate_gateway::flows::CodeVerification), StdErrors))]
+#[utoipa::path(post, path = "/v1/codes/verify", tag = "public", request_body = VerifyBody, responses((status = 200, body = qrgate_gateway::payments::CodeVerification), StdErrors))]
 async fn verify_code(State(s): State<AppState>, body: StrictJson<VerifyBody>) -> ApiResult {
     ok(
         StatusCode::OK,
@@ -545,7 +545,7 @@ async fn get_payment(
     ok(StatusCode::OK, &current)
 }
 
-#[utoipa::path(get, path = "/v1/payments", tag = "merchant", security(("bearer" = [])), params(qrgate_gateway::flows::ListQuery), responses((status = 200, body = qrgate_gateway::flows::PaymentList), StdErrors))]
+#[utoipa::path(get, path = "/v1/payments", tag = "merchant", security(("bearer" = [])), params(qrgate_gateway::payments::ListQuery), responses((status = 200, body = qrgate_gateway::payments::PaymentList), StdErrors))]
 async fn list_payments(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -671,7 +671,7 @@ async fn enroll_certificate(
     )
 }
 
-#[utoipa::path(post, path = "/v1/payment-codes", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::flows::PaymentCodeView), StdErrors))]
+#[utoipa::path(post, path = "/v1/payment-codes", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::payments::PaymentCodeView), StdErrors))]
 async fn issue_payment_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::CREATED, &s.gw.issue_payment_code(&p).await?)
 }
@@ -718,7 +718,7 @@ async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     ok(StatusCode::OK, &s.gw.get_customer(&p, &id).await?)
 }
 
-#[utoipa::path(get, path = "/v1/me/payments", tag = "consumer", security(("bearer" = [])), params(qrgate_gateway::flows::ListQuery), responses((status = 200, body = qrgate_gateway::flows::PaymentList), StdErrors))]
+#[utoipa::path(get, path = "/v1/me/payments", tag = "consumer", security(("bearer" = [])), params(qrgate_gateway::payments::ListQuery), responses((status = 200, body = qrgate_gateway::payments::PaymentList), StdErrors))]
 async fn my_payments(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -1,0 +1,56 @@
+//! CPM: the merchant charges the payment code the consumer shows.
+
+use serde_json::json;
+
+use qrgate_core::Money;
+use qrgate_core::risk;
+use qrgate_store::*;
+
+use super::settle::Sale;
+use crate::funding::Source;
+use crate::{Error, Gateway, Idem, Principal, Reply};
+
+impl<S: Store> Gateway<S> {
+    /// CPM: the merchant's cashier scanned the consumer's payment code.
+    pub async fn charge(
+        &self,
+        p: &Principal,
+        auth_code: &str,
+        amount: &str,
+        out_trade_no: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let merchant_id = p.merchant()?.to_owned();
+        if let Some(n) = &out_trade_no {
+            crate::check_merchant_number("out_trade_no", n)?;
+        }
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+        let merchant = self
+            .merchant_row(&merchant_id)
+            .await?
+            .ok_or_else(|| Error::not_found("merchant", &merchant_id))?;
+        let now = self.now();
+        let payer = self.payer_of_for(p, auth_code, now).await?;
+        let level = risk::level(&payer.elements, false);
+        let burn = CodeBurn {
+            key: payer.burn_key.clone(),
+            payment_id: None,
+            expires_at: payer.burn_expires,
+        };
+        let details =
+            json!({ "mode": "cpm", "code_kind": payer.code_kind, "device_id": payer.device_id });
+        let sale = Sale {
+            merchant: &merchant,
+            customer: &payer.customer,
+            amount,
+            level,
+            elements: &payer.elements,
+            source: &Source::Wallet,
+            order: None,
+            device: payer.device_id.as_deref(),
+            static_code: None,
+        };
+        self.settle(p, sale, Some(burn), details, out_trade_no, idem)
+            .await
+    }
+}

@@ -1,0 +1,492 @@
+//! Settling a sale, for every way of paying: the level's daily cap and the
+//! account class's yearly cap, the risk checks, step-up when the level
+//! needs more proof, and the one movement that moves the money; a refused
+//! sale is recorded as a failed payment with the rule that refused it.
+//!
+//! Every outcome that consumed a one-time code is recorded, failures too:
+//! a declined payment burns its code (single use even when the payment
+//! fails) and is stored as a `failed` payment with the rule that refused it.
+
+use serde_json::json;
+
+use qrgate_core::id::PaymentId;
+use qrgate_core::risk::{Element, RiskLevel};
+use qrgate_core::state::{OrderStatus, PaymentStatus};
+use qrgate_core::{Money, Timestamp};
+use qrgate_store::*;
+
+use crate::funding::Source;
+use crate::risk::{Check, Decision};
+use crate::stepup::StepUp;
+use crate::views::{Failure, PaymentView};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
+
+/// What is being paid: who pays whom, how much, at which risk level with
+/// which proven elements, from which source, for which order.
+#[derive(Clone, Copy)]
+pub(super) struct Sale<'a> {
+    pub(super) merchant: &'a Merchant,
+    pub(super) customer: &'a str,
+    pub(super) amount: Money,
+    pub(super) level: RiskLevel,
+    pub(super) elements: &'a [Element],
+    pub(super) source: &'a Source,
+    pub(super) order: Option<&'a Order>,
+    /// The device that signed the payer's code: the movement checks it is
+    /// still active (a revocation on any gateway stops its codes at once).
+    pub(super) device: Option<&'a str>,
+    /// The static code scanned: the movement checks it is not revoked.
+    pub(super) static_code: Option<&'a str>,
+}
+
+impl<S: Store> Gateway<S> {
+    /// A new event id; time-ordered like the other ids, so the outbox's
+    /// unique index on it grows at one end instead of at a random page.
+    pub(crate) fn event_id(&self) -> Result<String, Error> {
+        Ok(self.new_id::<qrgate_core::id::kind::Event>()?.to_string())
+    }
+
+    /// The daily cap of `level`, counted for `subject`: the customer (all
+    /// wallet payments together) or one card.
+    pub(crate) async fn daily_charge(
+        &self,
+        customer: &str,
+        subject: &str,
+        level: RiskLevel,
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<CounterCharge, Error> {
+        let cap = match level {
+            RiskLevel::A => {
+                let c = self.customer_row(customer).await?;
+                c.and_then(|c| c.level_a_cap).unwrap_or(self.limits.daily_b)
+            }
+            RiskLevel::B => self.limits.daily_b,
+            RiskLevel::C => self.limits.daily_c,
+            RiskLevel::D => self.limits.daily_d,
+        };
+        Ok(CounterCharge {
+            key: format!(
+                "daily:{subject}:{}:{}",
+                level.as_str(),
+                now.business_date(self.limits.business_offset_minutes)
+            ),
+            amount_minor: amount,
+            uses: 1,
+            cap_amount: Some(cap),
+            cap_uses: None,
+            rule: level.daily_rule().into(),
+        })
+    }
+
+    /// 43: a wallet-balance payment also stays within its account class's cap.
+    pub(crate) async fn class_charge(
+        &self,
+        customer: &str,
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<CounterCharge, Error> {
+        let c = self
+            .customer_row(customer)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer))?;
+        let year = now
+            .business_date(self.limits.business_offset_minutes)
+            .chars()
+            .take(4)
+            .collect::<String>();
+        let (key, cap, rule) = match c.account_class.as_str() {
+            "I" => (
+                format!("class:{customer}:I:total"),
+                self.limits.class_i_total,
+                "BCP-ACCT-CLASS-I",
+            ),
+            "II" => (
+                format!("class:{customer}:II:{year}"),
+                self.limits.class_ii_yearly,
+                "BCP-ACCT-CLASS-II",
+            ),
+            "III" => (
+                format!("class:{customer}:III:{year}"),
+                self.limits.class_iii_yearly,
+                "BCP-ACCT-CLASS-III",
+            ),
+            other => {
+                return Err(Error::internal(format!(
+                    "customer {customer} has account class {other:?}"
+                )));
+            }
+        };
+        Ok(CounterCharge {
+            key,
+            amount_minor: amount,
+            uses: 1,
+            cap_amount: Some(cap),
+            cap_uses: None,
+            rule: rule.into(),
+        })
+    }
+
+    /// Build and apply a payment: on a refusal that consumed the code, record
+    /// the failed payment (burning the code) and answer with the refusal.
+    /// A card is authorized before the movement and reversed if the
+    /// movement is refused.
+    pub(super) async fn settle(
+        &self,
+        p: &Principal,
+        sale: Sale<'_>,
+        burn: Option<CodeBurn>,
+        mut details: serde_json::Value,
+        out_trade_no: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let Sale {
+            merchant,
+            customer,
+            amount,
+            level,
+            elements,
+            source,
+            order,
+            ..
+        } = sale;
+        let now = self.now();
+        let id: PaymentId = self.new_id()?;
+        let id = id.to_string();
+        details["risk_level"] = json!(level.as_str());
+        details["verification"] = json!(elements);
+        details["merchant_name"] = json!(merchant.name);
+        details["funding_account"] = json!(self.source_account(customer, source));
+        details["funding"] = self.source_details(source);
+        details["settlement_account"] = json!(settlement_account(&merchant.id));
+        if level == RiskLevel::C && *source == Source::Wallet {
+            // 43: the institution compensates level-C balance-payment losses in full.
+            details["compensation_eligible"] = json!(true);
+        }
+        let row = |status: &str, details: serde_json::Value| Payment {
+            id: id.clone(),
+            merchant_id: merchant.id.clone(),
+            customer_id: Some(customer.to_owned()),
+            status: status.into(),
+            amount_minor: amount.minor(),
+            currency: "CNY".into(),
+            refunded_minor: 0,
+            out_trade_no: out_trade_no.clone(),
+            details,
+            created_at: now,
+            updated_at: now,
+        };
+        let refusal = match self
+            .try_settle(p, &sale, &burn, &mut details, &row, &idem)
+            .await?
+        {
+            Ok(reply) => return Ok(reply),
+            Err(refusal) => refusal,
+        };
+        // Over the level-C cap but within level B's, or over the
+        // password-free count: ask the payer to step up.
+        let mut refusal = refusal;
+        let password_free = refusal.rule.as_deref() == Some("BCP-PASSWORD-FREE-COUNT");
+        if level == RiskLevel::C
+            && (refusal.rule.as_deref() == Some(level.daily_rule()) || password_free)
+        {
+            match self
+                .step_up_elements(
+                    customer,
+                    source,
+                    elements,
+                    amount.minor(),
+                    now,
+                    password_free,
+                )
+                .await?
+            {
+                StepUp::Needs(offer) => {
+                    record_check(
+                        &mut details,
+                        Check::new(
+                            refusal.rule.as_deref().unwrap_or_default(),
+                            Decision::StepUp,
+                            refusal.message.clone(),
+                        ),
+                    );
+                    if let Some(f) = details.get_mut("funding").and_then(|f| f.as_object_mut()) {
+                        // The confirmation authorizes the card afresh.
+                        f.remove("request_id");
+                        f.remove("authorization");
+                        f.remove("reversed");
+                    }
+                    let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
+                    return self
+                        .require_action(p, merchant, waiting, offer, burn, idem)
+                        .await;
+                }
+                // Even a stronger verification would not fit: cite the level-B cap.
+                full @ (StepUp::LevelBFull { .. } | StepUp::LevelAFull { .. }) => {
+                    if let Some(e) = full.refusal(amount.minor()) {
+                        refusal = e;
+                    }
+                }
+                StepUp::NoPin => {}
+            }
+        }
+        // Declined: record it. A payment code stays burned (single use even
+        // on failure); an order stays payable until it is paid, expires or
+        // is closed. Nothing else moves.
+        let Some(burn) = burn else {
+            return Err(refusal);
+        };
+        let burn = Some(burn).filter(|_| order.is_none());
+        record_check(
+            &mut details,
+            Check::new(
+                refusal.rule.as_deref().unwrap_or(refusal.code),
+                Decision::Decline,
+                refusal.message.clone(),
+            ),
+        );
+        details["failure"] = serde_json::to_value(Failure {
+            code: refusal.code.into(),
+            message: refusal.message.clone(),
+            rule: refusal.rule.clone(),
+        })
+        .map_err(Error::internal)?;
+        let failed = row(PaymentStatus::Failed.as_str(), details);
+        let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
+        // The request id is added when the stored answer is replayed.
+        if let Some(r) = &refusal.rule {
+            err_body["error"]["rule"] = json!(r);
+        }
+        let status = match refusal.kind {
+            Kind::Declined => 402,
+            _ => 422,
+        };
+        let mut m = Movement::new(now);
+        m.live_api_key = Some(p.key_id.clone());
+        m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
+        m.burns.extend(burn);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let fview = PaymentView::of(&failed, Role::Merchant);
+        m.payment = Some(PaymentWrite::Insert(failed));
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.failed".into(),
+            subject_id: id.clone(),
+            payload: json!({ "merchant_id": merchant.id, "payment": fview }),
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.failed".into(),
+            subject: id.clone(),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
+        });
+        match self.store.apply(m).await {
+            Ok(Applied::Done { .. }) => Err(Error {
+                payment_id: Some(id),
+                ..refusal
+            }),
+            Ok(Applied::Replayed { status, body }) => Ok(Reply {
+                status,
+                body,
+                replayed: true,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The successful path of [`settle`](Self::settle): block list, card
+    /// authorization, then the movement. `Ok(Err(refusal))` when the payment
+    /// is refused in a way that is recorded (the code is burned); a card
+    /// authorization is reversed before a refusal is returned.
+    pub(super) async fn try_settle(
+        &self,
+        p: &Principal,
+        sale: &Sale<'_>,
+        burn: &Option<CodeBurn>,
+        details: &mut serde_json::Value,
+        row: &(dyn Fn(&str, serde_json::Value) -> Payment + Sync),
+        idem: &Option<Idem>,
+    ) -> Result<Result<Reply, Error>, Error> {
+        let &Sale {
+            merchant,
+            customer,
+            amount,
+            level,
+            elements,
+            source,
+            order,
+            device,
+            static_code,
+        } = sale;
+        if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
+            return Ok(Err(blocked));
+        }
+        if let Some(cap) = self.txn_cap(merchant).filter(|c| amount.minor() > *c) {
+            return Ok(Err(Error::new(
+                Kind::Declined,
+                "limit_exceeded",
+                format!(
+                    "a single payment to this merchant is at most {} CNY",
+                    crate::views::amount(cap, "CNY")
+                ),
+            )
+            .with_rule("BCP-TXN-CAP")));
+        }
+        let now = self.now();
+        let mut checks = vec![Check::new(
+            "QG-BLOCKLIST",
+            Decision::Allow,
+            "neither party is blocked",
+        )];
+        if let Some(cap) = self.txn_cap(merchant) {
+            checks.push(Check::new(
+                "BCP-TXN-CAP",
+                Decision::Allow,
+                format!("within {} CNY a payment", crate::views::amount(cap, "CNY")),
+            ));
+        }
+        if let Some(n) = self.limits.velocity_per_minute {
+            checks.push(Check::new(
+                "QG-VELOCITY-CUSTOMER",
+                Decision::Allow,
+                format!("at most {n} payments a minute"),
+            ));
+        }
+        checks.extend(
+            self.review_checks(merchant, customer, amount.minor(), now)
+                .await?,
+        );
+        let flags: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.decision == Decision::FlagForReview)
+            .map(|c| c.rule.as_str())
+            .collect();
+        let flags = json!(flags);
+        details["risk_checks"] = json!(checks);
+        let counters = self
+            .funding_counters(
+                customer,
+                source,
+                merchant,
+                level,
+                elements,
+                amount.minor(),
+                now,
+            )
+            .await?;
+        let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
+        let id = ok_row.id.clone();
+        let mut authorized = false;
+        if let Source::Card(card) = source {
+            details["funding"]["request_id"] = json!(id);
+            match self.authorize_card(&id, card, amount.minor()).await {
+                Ok(authorization) => {
+                    details["funding"]["authorization"] = json!(authorization);
+                    authorized = true;
+                }
+                Err(declined) => {
+                    if declined.code == "card_processor_timeout" {
+                        // authorize_card reversed the unanswered authorization.
+                        details["funding"]["reversed"] = json!(true);
+                    }
+                    return Ok(Err(declined));
+                }
+            }
+        }
+        let ok_row = Payment {
+            details: details.clone(),
+            ..ok_row
+        };
+        let view = PaymentView::of(&ok_row, p.role);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let event_view = PaymentView::of(&ok_row, Role::Merchant);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        // The key and the block list were read from copies: checked again here.
+        m.live_api_key = Some(p.key_id.clone());
+        m.live_device = device.map(str::to_owned);
+        m.live_static_code = static_code.map(str::to_owned);
+        m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
+        m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
+        m.burns.extend(burn.clone());
+        m.counters = counters;
+        m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
+        m.payment = Some(PaymentWrite::Insert(ok_row));
+        m.order = order
+            .map(|o| {
+                crate::order_move(
+                    &o.id,
+                    OrderStatus::Open,
+                    OrderStatus::Paid,
+                    Some(id.clone()),
+                )
+            })
+            .transpose()?;
+        let payload = json!({ "merchant_id": merchant.id, "payment": event_view });
+        m.events.push(OutboxEvent {
+            event_id: self.event_id()?,
+            event_type: "payment.succeeded".into(),
+            subject_id: id.clone(),
+            payload,
+        });
+        m.audit = Some(AuditEntry {
+            action: "payment.succeeded".into(),
+            subject: id.clone(),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details["funding"], "flags": flags, "by": p.key_id }),
+        });
+        let result = self.store.apply(m).await;
+        if authorized && !matches!(result, Ok(Applied::Done { .. })) {
+            // Refused, replayed or failed: this authorization must not settle.
+            self.reverse_card(&id).await;
+            details["funding"]["reversed"] = json!(true);
+        }
+        match result {
+            Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),
+            Err(
+                e @ (MovementError::LimitExceeded { .. }
+                | MovementError::InsufficientFunds { .. }
+                | MovementError::PartyBlocked { .. }),
+            ) => Ok(Err(Error::from(e))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ledger posting of a payment: from its source to the merchant.
+    pub(crate) fn payment_posting(
+        &self,
+        payment_id: &str,
+        customer: &str,
+        source: &Source,
+        merchant_id: &str,
+        amount: Money,
+    ) -> Posting {
+        Posting {
+            id: format!("pst_{payment_id}"),
+            kind: "payment".into(),
+            payment_id: Some(payment_id.into()),
+            entries: vec![
+                Entry {
+                    account_id: self.source_account(customer, source),
+                    amount_minor: -amount.minor(),
+                    currency: "CNY".into(),
+                },
+                Entry {
+                    account_id: settlement_account(merchant_id),
+                    amount_minor: amount.minor(),
+                    currency: "CNY".into(),
+                },
+            ],
+        }
+    }
+}
+
+/// Record a decisive check on a payment's details, replacing an earlier
+/// entry of the same rule (an `allow` noted before the store refused it).
+pub(super) fn record_check(details: &mut serde_json::Value, check: Check) {
+    let mut checks: Vec<Check> = details
+        .get("risk_checks")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    checks.retain(|c| c.rule != check.rule);
+    checks.push(check);
+    details["risk_checks"] = json!(checks);
+}
