@@ -6,13 +6,45 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde_json::json;
 
 use qrgate_codes::keyring::KeyId;
 use qrgate_store::{AuditEntry, CredentialChange, Device, Movement, Record, Store};
 
-use crate::parties::{DeviceHandlesView, DeviceView};
 use crate::{Error, Gateway, Kind, Principal, Role};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "dev_aaaaaaaaaaaaaaaaaaaaaaaaae", "object": "device", "customer_id": "cus_hfrymmz2r26kb3zen56ofpia2u", "kid": "devkey23", "status": "active", "created_at": "2026-11-25T13:27:45.000Z"}))]
+pub struct DeviceView {
+    pub id: String,
+    pub object: &'static str,
+    pub customer_id: String,
+    /// The id the gateway gave the device's key (kept for the record; the
+    /// codes the device signs carry a sealed handle instead).
+    pub kid: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Biometric confirmation was turned on for it (with the PIN).
+    pub biometric: bool,
+    pub created_at: String,
+    /// Only in the answer to the enrolment: the first batch of sealed
+    /// handles, one to put in each code the device signs
+    /// (`POST /v1/devices/{id}/handles` gives more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handles: Option<Vec<String>>,
+}
+
+/// A batch of sealed handles for one device: put a fresh one in each code
+/// it signs, so merchants cannot link its codes (spec/formats.md §3).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"object": "device_handles", "device_id": "dev_aaaaaaaaaaaaaaaaaaaaaaaaaa", "handles": ["BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTI"]}))]
+pub struct DeviceHandlesView {
+    pub object: &'static str,
+    pub device_id: String,
+    /// Sealed handles, base64url without padding (59 characters each).
+    pub handles: Vec<String>,
+}
 
 fn device_view(d: &Device) -> DeviceView {
     DeviceView {

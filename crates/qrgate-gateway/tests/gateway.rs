@@ -3409,18 +3409,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "processor_timeout_ms default (deployment setting)",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
-        ("parties.rs", "60", "seconds per minute"),
-        (
-            "parties.rs",
-            "64",
-            "input shape: owner_ref / reference length",
-        ),
-        (
-            "parties.rs",
-            "200",
-            "input shape: block reason length / HTTP status",
-        ),
-        ("parties.rs", "201", "HTTP status"),
+        ("orders.rs", "60", "seconds per minute"),
+        ("orders.rs", "200", "HTTP status"),
+        ("merchants.rs", "64", "input shape: owner_ref length"),
+        ("blocks.rs", "200", "input shape: block reason length"),
+        ("customers.rs", "201", "HTTP status"),
         (
             "fresh.rs",
             "1_000",

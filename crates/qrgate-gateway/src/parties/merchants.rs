@@ -1,0 +1,186 @@
+//! Merchants: onboarding (name, city, category, owner for a small
+//! personal merchant), reading one, and how its codes display it.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use qrgate_codes::emv::LanguageTemplate;
+use qrgate_codes::merchant::MerchantDisplay;
+use qrgate_core::Currency;
+use qrgate_store::*;
+
+use super::*;
+use crate::views::MerchantView;
+use crate::{Error, Gateway, Principal, Role, settlement_account};
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "owner_ref": "kyc-20931", "name_local": "老街面馆"}))]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    pub name: String,
+    pub city: String,
+    #[serde(default = "cn")]
+    pub country: String,
+    pub mcc: String,
+    #[serde(default = "cny")]
+    pub currency: String,
+    /// `regular` or `small_personal` (onboarded with a personal ID only).
+    #[serde(default = "regular")]
+    pub category: String,
+    /// The name in Chinese (or another local language), shown in template 64.
+    pub name_local: Option<String>,
+    /// Required for `small_personal`: an opaque reference to the person
+    /// behind the merchant (the acquirer's KYC record id, never the ID
+    /// number), the same for all their merchant entries, so caps apply
+    /// per person. 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+    pub owner_ref: Option<String>,
+}
+
+pub(super) fn cn() -> String {
+    "CN".into()
+}
+pub(super) fn cny() -> String {
+    "CNY".into()
+}
+pub(super) fn regular() -> String {
+    "regular".into()
+}
+
+impl<S: Store> Gateway<S> {
+    pub async fn create_merchant(
+        &self,
+        p: &Principal,
+        m: NewMerchant,
+    ) -> Result<MerchantView, Error> {
+        p.require(&[Role::Admin])?;
+        check_len("name", &m.name, 25)?;
+        check_len("city", &m.city, 15)?;
+        if let Some(l) = &m.name_local {
+            check_len("name_local", l, 25)?;
+        }
+        if m.mcc.len() != 4 || !m.mcc.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "mcc must be four digits (ISO 18245), e.g. 5812",
+            ));
+        }
+        if m.country.len() != 2 || !m.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "country must be two upper-case letters (ISO 3166-1), e.g. CN",
+            ));
+        }
+        let cur = Currency::from_code(&m.currency)
+            .map_err(|e| Error::bad_request("unknown_currency", e.to_string()))?;
+        if cur != crate::CURRENCY {
+            return Err(Error::bad_request(
+                "currency_not_supported",
+                "merchants settle in CNY: the barcode-payment limits are stated in CNY",
+            ));
+        }
+        if m.category != "regular" && m.category != "small_personal" {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "category must be regular or small_personal",
+            ));
+        }
+        match (m.category.as_str(), &m.owner_ref) {
+            ("small_personal", None) => {
+                return Err(Error::bad_request(
+                    "owner_ref_required",
+                    "a small_personal merchant needs owner_ref: the reference of the person behind it (their credit-card receipts are capped per person, BCP-SMALL-MERCHANT-CREDIT-DAY)",
+                ));
+            }
+            ("regular", Some(_)) => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "owner_ref is only for small_personal merchants",
+                ));
+            }
+            (_, Some(r))
+                if r.is_empty()
+                    || r.len() > 64
+                    || !r
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)) =>
+            {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "owner_ref must be 1 to 64 of A-Z a-z 0-9 . _ : - (an opaque reference, not an ID number)",
+                ));
+            }
+            _ => {}
+        }
+        let id = self
+            .new_id::<qrgate_core::id::kind::Merchant>()?
+            .to_string();
+        let now = self.now();
+        let row = Merchant {
+            id: id.clone(),
+            name: m.name,
+            city: m.city,
+            country: m.country,
+            mcc: m.mcc,
+            currency: cur.code().into(),
+            category: m.category,
+            name_local: m.name_local,
+            owner_ref: m.owner_ref,
+            created_at: now,
+        };
+        let mut m = Movement::new(now);
+        m.records.push(Record::Merchant(row.clone()));
+        m.records.push(Record::Account(owned_account(
+            settlement_account(&id),
+            "merchant_settlement",
+            &id,
+            now,
+        )));
+        m.audit = Some(admin_audit(
+            Some(p),
+            "merchant.created",
+            &id,
+            json!({ "name": row.name, "category": row.category, "mcc": row.mcc }),
+        ));
+        self.store.apply(m).await?;
+        Ok(MerchantView::of(&row))
+    }
+
+    pub async fn get_merchant(&self, p: &Principal, id: &str) -> Result<MerchantView, Error> {
+        let visible = match p.role {
+            Role::Admin | Role::Auditor => true,
+            Role::Merchant => p.subject.as_deref() == Some(id),
+            Role::Consumer => false,
+        };
+        let m = self
+            .store
+            .merchant(id)
+            .await?
+            .filter(|_| visible)
+            .ok_or_else(|| Error::not_found("merchant", id))?;
+        Ok(MerchantView::of(&m))
+    }
+
+    pub(super) fn display(m: &Merchant) -> MerchantDisplay {
+        MerchantDisplay {
+            name: m.name.clone(),
+            city: m.city.clone(),
+            country: m.country.clone(),
+            mcc: m.mcc.clone(),
+            currency: crate::CURRENCY,
+            postal_code: None,
+            language: m.name_local.as_ref().map(|n| LanguageTemplate {
+                language: "ZH".into(),
+                name: n.clone(),
+                city: None,
+            }),
+        }
+    }
+
+    pub(super) async fn merchant_of(&self, p: &Principal) -> Result<Merchant, Error> {
+        let id = p.merchant()?;
+        self.store
+            .merchant(id)
+            .await?
+            .ok_or_else(|| Error::not_found("merchant", id))
+    }
+}

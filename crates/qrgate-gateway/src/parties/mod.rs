@@ -1,0 +1,78 @@
+//! The parties and what they own, one room each: merchants, customers and
+//! their top-ups, API keys and authentication, the block list, certificates,
+//! static codes and orders. Devices, and revoking credentials, are in
+//! [`crate::credentials`]; its views are re-exported here.
+
+mod api_keys;
+mod blocks;
+mod certificates;
+mod customers;
+mod merchants;
+mod orders;
+mod static_codes;
+
+pub use crate::credentials::{DeviceHandlesView, DeviceView};
+pub use api_keys::{ApiKeyCreated, key_hash};
+pub use blocks::BlockView;
+pub use certificates::CertificateView;
+pub use customers::{CustomerView, NewCustomer, TopupView};
+pub use merchants::NewMerchant;
+pub use static_codes::{STATIC_CODE_PROMPT, StaticCodeView};
+
+use serde_json::json;
+
+use qrgate_store::*;
+
+use crate::{Error, Principal};
+
+fn check_len(field: &'static str, v: &str, max: usize) -> Result<(), Error> {
+    let n = v.chars().count();
+    if n == 0 || n > max || v.trim() != v {
+        return Err(Error::bad_request(
+            "invalid_request",
+            format!("{field} must be 1 to {max} characters without leading or trailing spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parse a customer, merchant or device id of the right kind, or answer 404.
+pub fn parse_id<K: qrgate_core::id::IdKind>(
+    what: &str,
+    s: &str,
+) -> Result<qrgate_core::id::Id<K>, Error> {
+    s.parse().map_err(|_| Error::not_found(what, s))
+}
+
+/// The audit row of an admin action: what, on what, by which key.
+fn admin_audit(
+    by: Option<&Principal>,
+    action: &str,
+    subject: &str,
+    mut details: serde_json::Value,
+) -> AuditEntry {
+    details["by"] = json!(by.map_or("first-start", |p| p.key_id.as_str()));
+    AuditEntry {
+        action: action.into(),
+        subject: subject.into(),
+        details,
+    }
+}
+
+/// A new CNY account of a merchant or customer, empty, never negative.
+fn owned_account(
+    id: String,
+    kind: &str,
+    owner: &str,
+    now: qrgate_core::Timestamp,
+) -> Account {
+    Account {
+        id,
+        kind: kind.into(),
+        owner_id: Some(owner.into()),
+        currency: "CNY".into(),
+        allow_negative: false,
+        balance_minor: 0,
+        created_at: now,
+    }
+}
