@@ -60,12 +60,7 @@ fn admin_audit(
 }
 
 /// A new CNY account of a merchant or customer, empty, never negative.
-fn owned_account(
-    id: String,
-    kind: &str,
-    owner: &str,
-    now: qrgate_core::Timestamp,
-) -> Account {
+fn owned_account(id: String, kind: &str, owner: &str, now: qrgate_core::Timestamp) -> Account {
     Account {
         id,
         kind: kind.into(),

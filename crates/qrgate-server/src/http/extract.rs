@@ -5,9 +5,10 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, Method, request::Parts};
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 
-use qrgate_gateway::{Error, Idem, Kind, Principal};
+use qrgate_gateway::{Error, Idem, Kind, Principal, Reply, Role};
 
 use super::AppState;
 use super::error::{ApiError, bad};
@@ -118,16 +119,66 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
     }
 }
 
-/// The request's Idempotency-Key (required on requests that move money).
-pub fn idem(
-    headers: &HeaderMap,
-    method: &Method,
-    path: &str,
-    body: &[u8],
+/// What a money-moving request's idempotency is computed over, besides
+/// its body: the method, the path and the Idempotency-Key header.
+pub struct Meta {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Meta {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Meta {
+    /// The request's idempotency as `p` sends it (the Idempotency-Key is
+    /// required on requests that move money).
+    pub fn idem(&self, p: &Principal, body: &[u8]) -> Result<Idem, ApiError> {
+        let key = self
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok());
+        Ok(Idem::of_request(
+            p,
+            key,
+            self.method.as_str(),
+            &self.path,
+            body,
+        )?)
+    }
+}
+
+/// Run a money-moving request once: `p` must have one of `roles`; a retry
+/// of an earlier request with the same key gets its stored answer before
+/// any work is done; otherwise `work` runs with the request's idempotency
+/// (its movement stores the answer with the money).
+pub async fn once<F, Fut>(
+    s: &AppState,
     p: &Principal,
-) -> Result<Idem, ApiError> {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    Ok(Idem::of_request(p, key, method.as_str(), path, body)?)
+    roles: &[Role],
+    meta: &Meta,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Idem) -> Fut,
+    Fut: Future<Output = Result<Reply, Error>>,
+{
+    p.require(roles)?;
+    let i = meta.idem(p, body)?;
+    if let Some(stored) = s.gw.stored_answer(&i).await? {
+        return Ok(super::routes::reply(stored));
+    }
+    Ok(super::routes::reply(work(i).await?))
 }
 
 /// A query string, refused in the API's error format (unknown parameters too).

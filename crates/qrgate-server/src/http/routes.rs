@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use qrgate_gateway::{Error, Kind, Reply, Role};
 
 use super::AppState;
 use super::error::{ApiError, bad};
-use super::extract::{Auth, PaymentAuth, StrictJson, StrictQuery, idem};
+use super::extract::{Auth, Meta, PaymentAuth, StrictJson, StrictQuery, once};
 use super::openapi::{
     ChargeRequest, Conventions, ErrorBody, IdemHeader, KeysDoc, OrderRequest, RefundList,
     RefundRequest, ScanRequest, StdErrors, TopupRequest,
@@ -97,18 +97,13 @@ pub(super) fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
 }
 
 /// A money-moving reply: its stored status and body, marked when replayed.
-fn reply(r: Reply) -> Response {
+pub(super) fn reply(r: Reply) -> Response {
     let mut res = json_response(r.status, r.body);
     if r.replayed {
         res.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     res
-}
-
-/// Answer a retry from the stored response before doing any work.
-async fn replay(state: &AppState, i: &qrgate_gateway::Idem) -> Result<Option<Response>, ApiError> {
-    Ok(state.gw.stored_answer(i).await?.map(reply))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
@@ -292,26 +287,17 @@ async fn topup(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
     body: StrictJson<Value>,
 ) -> ApiResult {
     let v = &body.value;
     fields(v, &["amount", "currency"], &["amount"])?;
     currency_check(v)?;
     let amount = amount_field(v, "amount")?.unwrap_or_default();
-    p.require(&[Role::Admin])?;
-    let i = idem(
-        &headers,
-        &method,
-        &format!("/v1/customers/{id}/topups"),
-        &body.bytes,
-        &p,
-    )?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
-    }
-    Ok(reply(s.gw.topup(&p, &id, &amount, Some(i)).await?))
+    once(&s, &p, &[Role::Admin], &meta, &body.bytes, |i| {
+        s.gw.topup(&p, &id, &amount, Some(i))
+    })
+    .await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -471,8 +457,7 @@ async fn close_order(
 async fn charge(
     State(s): State<AppState>,
     PaymentAuth(p): PaymentAuth,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
     body: StrictJson<Value>,
 ) -> ApiResult {
     let v = &body.value;
@@ -485,7 +470,7 @@ async fn charge(
     let amount = amount_field(v, "amount")?.unwrap_or_default();
     let code = opt_str(v, "auth_code")?.unwrap_or_default();
     p.require(&[Role::Merchant])?;
-    let i = idem(&headers, &method, "/v1/payments", &body.bytes, &p)?;
+    let i = meta.idem(&p, &body.bytes)?;
     // No read before the charge: its movement checks the Idempotency-Key in
     // its own transaction and answers a replay with the stored response.
     // Only a charge refused before it reaches the store (say, the code has
@@ -504,8 +489,8 @@ async fn charge(
         Ok(r) => Ok(reply(r)),
         // A key revoked since it was read gets no stored answer either.
         Err(e) if e.refuses_the_caller() => Err(e.into()),
-        Err(e) => match replay(&s, &i).await? {
-            Some(stored) => Ok(stored),
+        Err(e) => match s.gw.stored_answer(&i).await? {
+            Some(stored) => Ok(reply(stored)),
             None => Err(e.into()),
         },
     }
@@ -559,8 +544,7 @@ async fn refund(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
     body: StrictJson<Value>,
 ) -> ApiResult {
     let v = &body.value;
@@ -572,18 +556,10 @@ async fn refund(
     currency_check(v)?;
     let amount = amount_field(v, "amount")?.unwrap_or_default();
     let no = opt_str(v, "out_refund_no")?.unwrap_or_default();
-    p.require(&[Role::Merchant])?;
-    let i = idem(
-        &headers,
-        &method,
-        &format!("/v1/payments/{id}/refunds"),
-        &body.bytes,
-        &p,
-    )?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
-    }
-    Ok(reply(s.gw.refund(&p, &id, &amount, &no, Some(i)).await?))
+    once(&s, &p, &[Role::Merchant], &meta, &body.bytes, |i| {
+        s.gw.refund(&p, &id, &amount, &no, Some(i))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/payments/{id}/refunds", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "A list of refunds", body = RefundList), StdErrors))]
@@ -603,21 +579,12 @@ async fn cancel(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
 ) -> ApiResult {
-    p.require(&[Role::Merchant])?;
-    let i = idem(
-        &headers,
-        &method,
-        &format!("/v1/payments/{id}/cancel"),
-        b"",
-        &p,
-    )?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
-    }
-    Ok(reply(s.gw.cancel(&p, &id, Some(i)).await?))
+    once(&s, &p, &[Role::Merchant], &meta, b"", |i| {
+        s.gw.cancel(&p, &id, Some(i))
+    })
+    .await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -681,8 +648,7 @@ async fn issue_payment_code(State(s): State<AppState>, Auth(p): Auth) -> ApiResu
 async fn scan(
     State(s): State<AppState>,
     Auth(p): Auth,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
     body: StrictJson<Value>,
 ) -> ApiResult {
     let v = &body.value;
@@ -695,12 +661,7 @@ async fn scan(
     let amount = amount_field(v, "amount")?;
     let payload = opt_str(v, "payload")?.unwrap_or_default();
     let funding_source = opt_str(v, "funding_source")?;
-    p.require(&[Role::Consumer])?;
-    let i = idem(&headers, &method, "/v1/scans", &body.bytes, &p)?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
-    }
-    Ok(reply(
+    once(&s, &p, &[Role::Consumer], &meta, &body.bytes, |i| {
         s.gw.pay_scanned(
             &p,
             &payload,
@@ -708,8 +669,8 @@ async fn scan(
             funding_source.as_deref(),
             Some(i),
         )
-        .await?,
-    ))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "consumer", security(("bearer" = [])), responses((status = 200, body = qrgate_gateway::parties::CustomerView), StdErrors))]
@@ -895,22 +856,14 @@ async fn confirm(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    meta: Meta,
     body: StrictJson<qrgate_gateway::stepup::Confirmation>,
 ) -> ApiResult {
-    p.require(&[Role::Consumer])?;
-    let i = idem(
-        &headers,
-        &method,
-        &format!("/v1/payments/{id}/confirm"),
-        &body.bytes,
-        &p,
-    )?;
-    if let Some(r) = replay(&s, &i).await? {
-        return Ok(r);
-    }
-    Ok(reply(s.gw.confirm(&p, &id, body.value, Some(i)).await?))
+    let StrictJson { value, bytes } = body;
+    once(&s, &p, &[Role::Consumer], &meta, &bytes, |i| {
+        s.gw.confirm(&p, &id, value, Some(i))
+    })
+    .await
 }
 
 /// Link a card: the number goes to the processor; the gateway keeps a token.
