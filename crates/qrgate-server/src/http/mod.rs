@@ -1,12 +1,19 @@
 //! The HTTP API: JSON under `/v1`, health at `/healthz` and `/readyz`,
 //! Prometheus metrics at `/metrics`.
 
+mod admin;
+mod audit;
+mod codes;
 mod credentials;
 pub mod error;
 pub mod extract;
+mod me;
 pub mod openapi;
+mod payments;
+mod public;
 mod routes;
 pub mod webhook_sender;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
