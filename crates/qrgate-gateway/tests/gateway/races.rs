@@ -474,6 +474,21 @@ on_both!(
 
 // ---------- card-funded confirmations ----------
 
+/// A new day's order paid with `card` over the C cap: 100.00 waiting for
+/// step-up.
+async fn waiting_on_card(w: &World, card: &str) -> String {
+    w.clock.advance_seconds(86_400);
+    w.pay_order(&w.merchant, &w.consumer, "999.00", Some(card))
+        .await
+        .unwrap();
+    let p = w
+        .pay_order(&w.merchant, &w.consumer, "100.00", Some(card))
+        .await
+        .unwrap();
+    assert_eq!(p["status"], "requires_action", "{p}");
+    p["id"].as_str().unwrap().to_owned()
+}
+
 /// A confirmation with the PIN and the device's signature (what an order
 /// paid by scanning needs).
 fn confirm_signed(w: Arc<World>, pay: Arc<String>) -> OpFuture {
@@ -493,16 +508,7 @@ on_both!(
         let w = Arc::new(w);
         for trial in 0..TRIALS {
             let what = format!("card confirm x card confirm (trial {trial})");
-            w.clock.advance_seconds(86_400);
-            w.pay_order(&w.merchant, &w.consumer, "999.00", Some(&card))
-                .await
-                .unwrap();
-            let p = w
-                .pay_order(&w.merchant, &w.consumer, "100.00", Some(&card))
-                .await
-                .unwrap();
-            assert_eq!(p["status"], "requires_action", "{p}");
-            let pay = p["id"].as_str().unwrap().to_owned();
+            let pay = waiting_on_card(&w, &card).await;
             let clearing = w.clearing().await;
             let out = race(&w, &pay, confirm_signed, confirm_signed).await;
             no_fault(&out, &what);
@@ -772,16 +778,7 @@ on_both!(
         let w = Arc::new(w);
         for trial in 0..TRIALS {
             let what = format!("block payer x card confirmation (trial {trial})");
-            w.clock.advance_seconds(86_400);
-            w.pay_order(&w.merchant, &w.consumer, "999.00", Some(&card))
-                .await
-                .unwrap();
-            let p = w
-                .pay_order(&w.merchant, &w.consumer, "100.00", Some(&card))
-                .await
-                .unwrap();
-            assert_eq!(p["status"], "requires_action", "{p}");
-            let pay = p["id"].as_str().unwrap().to_owned();
+            let pay = waiting_on_card(&w, &card).await;
             let clearing = w.clearing().await;
             let (ww, c, id) = (w.clone(), customer.clone(), pay.clone());
             let block: OpFuture = Box::pin(async move {
