@@ -23,6 +23,7 @@ mod one_statement;
 mod ops;
 mod postgres;
 mod sqlite;
+mod steps;
 mod write;
 
 use std::future::Future;

@@ -30,6 +30,7 @@ use sqlx::PgConnection;
 
 use crate::db::Arg;
 use crate::model::*;
+use crate::steps;
 use crate::write::Prepared;
 
 /// The SQLSTATE `qrgate_refuse()` raises.
@@ -56,6 +57,13 @@ struct Composer<'a> {
     ctes: usize,
 }
 
+impl<'a> steps::Params<'a> for Composer<'a> {
+    fn p(&mut self, a: Arg<'a>) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+}
+
 impl<'a> Composer<'a> {
     fn new() -> Self {
         Composer {
@@ -64,12 +72,6 @@ impl<'a> Composer<'a> {
             guards: Vec::new(),
             ctes: 0,
         }
-    }
-
-    /// Add a parameter; its placeholder.
-    fn p(&mut self, a: Arg<'a>) -> String {
-        self.args.push(a);
-        format!("${}", self.args.len())
     }
 
     /// Add `name AS (body)`; a guard when `guard`.
@@ -142,225 +144,83 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         return None;
     }
     let mut s = Composer::new();
-    let at = s.p(Arg::I64(m.at.unix_millis()));
+    let at = m.at.unix_millis();
+    // A guard answers one row when it passes: RETURNING 1 on a write.
+    let returning = |sql: String| format!("{sql} RETURNING 1");
 
     if let Some(key_id) = &m.live_api_key {
-        let body = format!(
-            "SELECT 1 FROM api_keys WHERE id = {} AND revoked_at IS NULL",
-            s.p(Arg::Str(key_id))
-        );
+        let body = steps::live_api_key(&mut s, key_id);
         s.cte("k".into(), &body, true);
     }
-
     if let Some(device_id) = &m.live_device {
-        let body = format!(
-            "SELECT 1 FROM devices WHERE id = {} AND status = 'active' FOR SHARE",
-            s.p(Arg::Str(device_id))
-        );
+        let body = steps::live_device(&mut s, device_id, true);
         s.cte("dv".into(), &body, true);
     }
-
     if let Some(code_id) = &m.live_static_code {
-        let body = format!(
-            "SELECT 1 FROM static_codes WHERE id = {} AND revoked_at IS NULL FOR SHARE",
-            s.p(Arg::Str(code_id))
-        );
+        let body = steps::live_static_code(&mut s, code_id, true);
         s.cte("sc".into(), &body, true);
     }
-
     if let Some(rec) = &m.idempotency {
-        let body = format!(
-            "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
-             VALUES ({}, {}, {}, {}, {}, {at}) ON CONFLICT (scope, idem_key) DO NOTHING RETURNING 1",
-            s.p(Arg::Str(&rec.scope)),
-            s.p(Arg::Str(&rec.key)),
-            s.p(Arg::Str(&rec.request_hash)),
-            s.p(Arg::I64(i64::from(rec.response_status))),
-            s.p(Arg::Str(&rec.response_body)),
-        );
+        let body = returning(steps::idempotency(&mut s, rec, at));
         s.cte("i".into(), &body, true);
     }
-
     if !m.unblocked.is_empty() {
-        let subjects = m
-            .unblocked
-            .iter()
-            .map(|id| s.p(Arg::Str(id)))
-            .collect::<Vec<_>>()
-            .join(", ");
         let body = format!(
-            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE subject_id IN ({subjects}) AND lifted_at IS NULL)"
+            "SELECT 1 WHERE NOT EXISTS ({})",
+            steps::blocked(&mut s, &m.unblocked)
         );
         s.cte("u".into(), &body, true);
     }
-
     for (n, b) in m.burns.iter().enumerate() {
-        let body = format!(
-            "INSERT INTO used_codes (code_key, payment_id, used_at, expires_at) VALUES ({}, {}, {at}, {}) \
-             ON CONFLICT (code_key) DO NOTHING RETURNING 1",
-            s.p(Arg::Str(&b.key)),
-            s.p(Arg::OptStr(b.payment_id.as_deref())),
-            s.p(Arg::I64(b.expires_at.unix_millis())),
-        );
+        let body = returning(steps::burn(&mut s, b, at));
         s.cte(format!("b{n}"), &body, true);
     }
-
     let mut counters: Vec<&CounterCharge> = m.counters.iter().collect();
     counters.sort_by(|a, b| a.key.cmp(&b.key));
     for (n, ch) in counters.into_iter().enumerate() {
-        // `current <= cap - amount` cannot overflow: 0 <= amount <= cap.
-        let body = format!(
-            "INSERT INTO counters (counter_key, amount_minor, uses, updated_at) VALUES ({}, {}, {}, {at}) \
-             ON CONFLICT (counter_key) DO UPDATE SET \
-               amount_minor = counters.amount_minor + excluded.amount_minor, \
-               uses = counters.uses + excluded.uses, \
-               updated_at = excluded.updated_at \
-             WHERE counters.amount_minor <= {} - excluded.amount_minor \
-               AND counters.uses <= {} - excluded.uses \
-             RETURNING 1",
-            s.p(Arg::Str(&ch.key)),
-            s.p(Arg::I64(ch.amount_minor)),
-            s.p(Arg::I64(ch.uses)),
-            s.p(Arg::I64(ch.cap_amount.unwrap_or(i64::MAX))),
-            s.p(Arg::I64(ch.cap_uses.unwrap_or(i64::MAX))),
-        );
+        let body = returning(steps::counter_charge(&mut s, ch, at));
         s.cte(format!("c{n}"), &body, true);
     }
-
     // Before the money, as in ops::apply: the payment's guard is taken first.
     if let Some(w) = &m.payment {
-        let body = match w {
-            PaymentWrite::Insert(p) => format!(
-                "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
-                 out_trade_no, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
-                 ON CONFLICT DO NOTHING RETURNING 1",
-                s.p(Arg::Str(&p.id)),
-                s.p(Arg::Str(&p.merchant_id)),
-                s.p(Arg::OptStr(p.customer_id.as_deref())),
-                s.p(Arg::Str(&p.status)),
-                s.p(Arg::I64(p.amount_minor)),
-                s.p(Arg::Str(&p.currency)),
-                s.p(Arg::I64(p.refunded_minor)),
-                s.p(Arg::OptStr(p.out_trade_no.as_deref())),
-                s.p(Arg::Str(texts.payment_details.as_deref()?)),
-                s.p(Arg::I64(p.created_at.unix_millis())),
-                s.p(Arg::I64(p.updated_at.unix_millis())),
-            ),
-            PaymentWrite::Transition { id, from, to, .. } => format!(
-                "UPDATE payments SET status = {}, updated_at = {at}, details = COALESCE({}, details) \
-                 WHERE id = {} AND status = {} AND refunded_minor = 0 RETURNING 1",
-                s.p(Arg::Str(to)),
-                s.p(Arg::OptStr(texts.payment_details.as_deref())),
-                s.p(Arg::Str(id)),
-                s.p(Arg::Str(from)),
-            ),
-            PaymentWrite::AddRefunded {
-                id,
-                amount_minor,
-                status,
-            } => {
-                let amount = s.p(Arg::I64(*amount_minor));
-                format!(
-                    "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {at} \
-                     WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount} RETURNING 1",
-                    s.p(Arg::Str(id)),
-                    s.p(Arg::Str(status)),
-                )
-            }
-        };
+        if matches!(w, PaymentWrite::Insert(_)) && texts.payment_details.is_none() {
+            return None;
+        }
+        let body = returning(steps::payment(
+            &mut s,
+            w,
+            texts.payment_details.as_deref(),
+            at,
+        ));
         s.cte("y".into(), &body, true);
     }
-
     if let Some(p) = &m.posting {
         let mut entries: Vec<&Entry> = p.entries.iter().collect();
         entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         for (n, e) in entries.into_iter().enumerate() {
-            let amount = s.p(Arg::I64(e.amount_minor));
-            let body = format!(
-                concat!(
-                    "UPDATE accounts SET balance_minor = balance_minor + {amount} WHERE id = {id} AND currency = {currency} AND ",
-                    crate::ops::balance_guard!("{amount}"),
-                    " RETURNING 1"
-                ),
-                amount = amount,
-                id = s.p(Arg::Str(&e.account_id)),
-                currency = s.p(Arg::Str(&e.currency)),
-            );
+            let body = returning(steps::move_balance(&mut s, e));
             s.cte(format!("a{n}"), &body, true);
         }
-        let posting_id = s.p(Arg::Str(&p.id));
-        let body = format!(
-            "INSERT INTO postings (id, kind, payment_id, created_at) VALUES ({posting_id}, {}, {}, {at}) \
-             ON CONFLICT (id) DO NOTHING RETURNING 1",
-            s.p(Arg::Str(&p.kind)),
-            s.p(Arg::OptStr(p.payment_id.as_deref())),
-        );
+        let body = returning(steps::posting(&mut s, p, at));
         s.cte("p".into(), &body, true);
-        let rows = p
-            .entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "({posting_id}, {}, {}, {})",
-                    s.p(Arg::Str(&e.account_id)),
-                    s.p(Arg::I64(e.amount_minor)),
-                    s.p(Arg::Str(&e.currency))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let body = format!(
-            "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES {rows}"
-        );
+        let body = steps::ledger_entries(&mut s, p);
         s.cte("l".into(), &body, false);
     }
-
     if let Some(o) = &m.order {
-        let body = format!(
-            "UPDATE orders SET status = {}, payment_id = COALESCE({}, payment_id), updated_at = {at} \
-             WHERE id = {} AND status = {} RETURNING 1",
-            s.p(Arg::Str(&o.to)),
-            s.p(Arg::OptStr(o.payment_id.as_deref())),
-            s.p(Arg::Str(&o.id)),
-            s.p(Arg::Str(&o.from)),
-        );
+        let body = returning(steps::order(&mut s, o, at));
         s.cte("o".into(), &body, true);
     }
-
     if let Some(r) = &m.refund {
-        let body = format!(
-            "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, created_at) \
-             VALUES ({}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING 1",
-            s.p(Arg::Str(&r.id)),
-            s.p(Arg::Str(&r.payment_id)),
-            s.p(Arg::I64(r.amount_minor)),
-            s.p(Arg::Str(&r.currency)),
-            s.p(Arg::Str(&r.status)),
-            s.p(Arg::Str(&r.out_refund_no)),
-            s.p(Arg::I64(r.created_at.unix_millis())),
-        );
+        let body = returning(steps::refund(&mut s, r));
         s.cte("r".into(), &body, true);
     }
-
     for (n, (e, payload)) in m.events.iter().zip(&texts.payloads).enumerate() {
-        let body = format!(
-            "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ({}, {}, {}, {}, {at})",
-            s.p(Arg::Str(&e.event_id)),
-            s.p(Arg::Str(&e.event_type)),
-            s.p(Arg::Str(&e.subject_id)),
-            s.p(Arg::Str(payload)),
-        );
+        let body = steps::outbox(&mut s, e, payload, at);
         s.cte(format!("e{n}"), &body, false);
     }
-
     if let Some(a) = &m.audit {
         let details = texts.audit_details.as_deref()?;
-        let body = format!(
-            "INSERT INTO audit_queue (at, action, subject, details) VALUES ({at}, {}, {}, {})",
-            s.p(Arg::Str(&a.action)),
-            s.p(Arg::Str(&a.subject)),
-            s.p(Arg::Str(details)),
-        );
+        let body = steps::audit_queue(&mut s, a, details, at);
         s.cte("q".into(), &body, false);
     }
 
@@ -466,13 +326,20 @@ mod tests {
         let t = prepared(&m);
         let (sql, args) = compose(&t).expect("composed");
         // Counter "a" before "z", account "m" before "w", and each guard checked.
-        let a = sql.find("VALUES ($10,").expect("counter a");
-        let z = sql.find("VALUES ($15,").expect("counter z");
+        let pos = |v: &str| {
+            1 + args
+                .iter()
+                .position(|a| matches!(a, Arg::Str(x) if *x == v))
+                .unwrap_or_else(|| panic!("no argument {v}"))
+        };
+        let (a, z) = (pos("a"), pos("z"));
+        assert!(a < z && pos("m") < pos("w"), "{sql}");
+        let a = sql.find(&format!("VALUES (${a},")).expect("counter a");
+        let z = sql.find(&format!("VALUES (${z},")).expect("counter z");
         assert!(a < z, "{sql}");
-        assert!(matches!(args[9], Arg::Str("a")));
-        assert!(matches!(args[14], Arg::Str("z")));
-        assert!(matches!(args[20], Arg::Str("m")));
-        assert!(matches!(args[23], Arg::Str("w")));
+        let m = sql.find(&format!("WHERE id = ${} ", pos("m")));
+        let w = sql.find(&format!("WHERE id = ${} ", pos("w")));
+        assert!(m.is_some() && w.is_some() && m < w, "{sql}");
         // The result expression reads every guard, in the order of apply().
         let at = |g: &str| sql.find(&format!("EXISTS (SELECT 1 FROM {g})"));
         let order: Vec<Option<usize>> = ["i", "b0", "c0", "c1", "a0", "a1", "p"]

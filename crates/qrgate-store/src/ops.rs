@@ -17,6 +17,7 @@ use crate::audit;
 use crate::db::{Arg, Conn, Dialect, Row};
 use crate::error::{MovementError, StoreError};
 use crate::model::*;
+use crate::steps;
 use crate::write::Prepared;
 
 /// The columns of a delivery, in `delivery_from` order.
@@ -64,13 +65,8 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     let at = m.at.unix_millis();
 
     if let Some(key_id) = &m.live_api_key {
-        let live = c
-            .rows(
-                "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
-                &[Arg::Str(key_id)],
-            )
-            .await?;
-        if live.is_empty() {
+        let (sql, args) = steps::alone(|q| steps::live_api_key(q, key_id));
+        if c.rows(sql, &args).await?.is_empty() {
             return Err(MovementError::ApiKeyRevoked {
                 key_id: key_id.clone(),
             });
@@ -78,21 +74,8 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     }
 
     if let Some(rec) = &m.idempotency {
-        let inserted = c
-            .exec(
-                "INSERT INTO idempotency (scope, idem_key, request_hash, response_status, response_body, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
-                &[
-                    Arg::Str(&rec.scope),
-                    Arg::Str(&rec.key),
-                    Arg::Str(&rec.request_hash),
-                    Arg::I64(i64::from(rec.response_status)),
-                    Arg::Str(&rec.response_body),
-                    Arg::I64(at),
-                ],
-            )
-            .await?;
-        if inserted == 0 {
+        let (sql, args) = steps::alone(|q| steps::idempotency(q, rec, at));
+        if c.exec(sql, &args).await? == 0 {
             let stored = idempotency(c, &rec.scope, &rec.key).await?;
             return match stored {
                 Some(s) if s.request_hash == rec.request_hash => Ok(Applied::Replayed {
@@ -110,15 +93,10 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     // After the idempotency record: a retry of a payment made before the
     // device was revoked gets its stored answer. FOR SHARE on PostgreSQL:
     // a revocation committing meanwhile is waited for and then seen.
+    let lock = c.dialect() == Dialect::Postgres;
     if let Some(device_id) = &m.live_device {
-        let sql = match c.dialect() {
-            Dialect::Sqlite => "SELECT 1 FROM devices WHERE id = $1 AND status = 'active'",
-            Dialect::Postgres => {
-                "SELECT 1 FROM devices WHERE id = $1 AND status = 'active' FOR SHARE"
-            }
-        };
-        let live = c.rows(sql, &[Arg::Str(device_id)]).await?;
-        if live.is_empty() {
+        let (sql, args) = steps::alone(|q| steps::live_device(q, device_id, lock));
+        if c.rows(sql, &args).await?.is_empty() {
             return Err(MovementError::DeviceRevoked {
                 device_id: device_id.clone(),
             });
@@ -126,38 +104,25 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     }
 
     if let Some(code_id) = &m.live_static_code {
-        let sql = match c.dialect() {
-            Dialect::Sqlite => "SELECT 1 FROM static_codes WHERE id = $1 AND revoked_at IS NULL",
-            Dialect::Postgres => {
-                "SELECT 1 FROM static_codes WHERE id = $1 AND revoked_at IS NULL FOR SHARE"
-            }
-        };
-        if c.rows(sql, &[Arg::Str(code_id)]).await?.is_empty() {
+        let (sql, args) = steps::alone(|q| steps::live_static_code(q, code_id, lock));
+        if c.rows(sql, &args).await?.is_empty() {
             return Err(MovementError::CodeRevoked {
                 code_id: code_id.clone(),
             });
         }
     }
 
-    // Two parties per query (a payment names two: one round trip).
-    for pair in m.unblocked.chunks(2) {
-        let (a, b) = match pair {
-            [a, b] => (a, b),
-            [a] => (a, a),
-            _ => continue,
-        };
-        let rows = c
-            .rows(
-                "SELECT subject_id FROM blocks WHERE subject_id IN ($1, $2) AND lifted_at IS NULL",
-                &[Arg::Str(a), Arg::Str(b)],
-            )
-            .await?;
-        let blocked = rows
+    // All the parties in one query (a payment names two: one round trip).
+    if !m.unblocked.is_empty() {
+        let (sql, args) = steps::alone(|q| steps::blocked(q, &m.unblocked));
+        let blocked = c
+            .rows(sql, &args)
+            .await?
             .iter()
             .map(|r| r.str(0))
             .collect::<Result<Vec<_>, _>>()?;
         // The first party named that is blocked, whatever order the rows came in.
-        if let Some(subject) = pair.iter().find(|s| blocked.contains(s)) {
+        if let Some(subject) = m.unblocked.iter().find(|s| blocked.contains(s)) {
             return Err(MovementError::PartyBlocked {
                 subject_id: subject.clone(),
             });
@@ -165,14 +130,8 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     }
 
     for b in &m.burns {
-        let n = c
-            .exec(
-                "INSERT INTO used_codes (code_key, payment_id, used_at, expires_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (code_key) DO NOTHING",
-                &[Arg::Str(&b.key), Arg::OptStr(b.payment_id.as_deref()), Arg::I64(at), Arg::I64(b.expires_at.unix_millis())],
-            )
-            .await?;
-        if n == 0 {
+        let (sql, args) = steps::alone(|q| steps::burn(q, b, at));
+        if c.exec(sql, &args).await? == 0 {
             return Err(MovementError::CodeAlreadyUsed { key: b.key.clone() });
         }
     }
@@ -197,49 +156,23 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         for e in &entries {
             move_balance(c, e).await?;
         }
-        let n = c
-            .exec(
-                "INSERT INTO postings (id, kind, payment_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                &[Arg::Str(&p.id), Arg::Str(&p.kind), Arg::OptStr(p.payment_id.as_deref()), Arg::I64(at)],
-            )
-            .await?;
-        if n == 0 {
+        let (sql, args) = steps::alone(|q| steps::posting(q, p, at));
+        if c.exec(sql, &args).await? == 0 {
             return Err(MovementError::Invalid(format!(
                 "posting {} already exists",
                 p.id
             )));
         }
-        match p.entries.as_slice() {
-            // Most postings have two entries: one statement (on PostgreSQL
-            // one round trip) for both, in entry order like the loop below.
-            [a, b] => {
-                c.exec(
-                    "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4), ($1, $5, $6, $7)",
-                    &[Arg::Str(&p.id), Arg::Str(&a.account_id), Arg::I64(a.amount_minor), Arg::Str(&a.currency), Arg::Str(&b.account_id), Arg::I64(b.amount_minor), Arg::Str(&b.currency)],
-                )
-                .await?;
-            }
-            entries => {
-                for e in entries {
-                    c.exec(
-                        "INSERT INTO ledger_entries (posting_id, account_id, amount_minor, currency) VALUES ($1, $2, $3, $4)",
-                        &[Arg::Str(&p.id), Arg::Str(&e.account_id), Arg::I64(e.amount_minor), Arg::Str(&e.currency)],
-                    )
-                    .await?;
-                }
-            }
+        // Every entry in one statement (on PostgreSQL one round trip).
+        if !p.entries.is_empty() {
+            let (sql, args) = steps::alone(|q| steps::ledger_entries(q, p));
+            c.exec(sql, &args).await?;
         }
     }
 
     if let Some(o) = &m.order {
-        let n = c
-            .exec(
-                "UPDATE orders SET status = $1, payment_id = COALESCE($2, payment_id), updated_at = $3 \
-                 WHERE id = $4 AND status = $5",
-                &[Arg::Str(&o.to), Arg::OptStr(o.payment_id.as_deref()), Arg::I64(at), Arg::Str(&o.id), Arg::Str(&o.from)],
-            )
-            .await?;
-        if n == 0 {
+        let (sql, args) = steps::alone(|q| steps::order(q, o, at));
+        if c.exec(sql, &args).await? == 0 {
             return Err(match order(c, &o.id).await? {
                 None => MovementError::OrderNotFound { id: o.id.clone() },
                 Some(x) => MovementError::OrderStateConflict {
@@ -252,22 +185,8 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     }
 
     if let Some(r) = &m.refund {
-        let n = c
-            .exec(
-                "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    Arg::Str(&r.id),
-                    Arg::Str(&r.payment_id),
-                    Arg::I64(r.amount_minor),
-                    Arg::Str(&r.currency),
-                    Arg::Str(&r.status),
-                    Arg::Str(&r.out_refund_no),
-                    Arg::I64(r.created_at.unix_millis()),
-                ],
-            )
-            .await?;
-        if n == 0 {
+        let (sql, args) = steps::alone(|q| steps::refund(q, r));
+        if c.exec(sql, &args).await? == 0 {
             return Err(MovementError::DuplicateRefundNo {
                 out_refund_no: r.out_refund_no.clone(),
             });
@@ -275,11 +194,8 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
     }
 
     for (e, payload) in m.events.iter().zip(&texts.payloads) {
-        c.exec(
-            "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[Arg::Str(&e.event_id), Arg::Str(&e.event_type), Arg::Str(&e.subject_id), Arg::Str(payload), Arg::I64(at)],
-        )
-        .await?;
+        let (sql, args) = steps::alone(|q| steps::outbox(q, e, payload, at));
+        c.exec(sql, &args).await?;
     }
 
     for r in &m.records {
@@ -325,21 +241,8 @@ async fn charge_counter<C: Conn>(
     if ch.uses > cap_uses {
         return Err(exceeded(0, ch.uses, cap_uses));
     }
-    // `current <= cap - amount` cannot overflow: 0 <= amount <= cap.
-    let rows = c
-        .rows(
-            "INSERT INTO counters (counter_key, amount_minor, uses, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (counter_key) DO UPDATE SET \
-               amount_minor = counters.amount_minor + excluded.amount_minor, \
-               uses = counters.uses + excluded.uses, \
-               updated_at = excluded.updated_at \
-             WHERE counters.amount_minor <= $5 - excluded.amount_minor \
-               AND counters.uses <= $6 - excluded.uses \
-             RETURNING amount_minor",
-            &[Arg::Str(&ch.key), Arg::I64(ch.amount_minor), Arg::I64(ch.uses), Arg::I64(at), Arg::I64(cap_amount), Arg::I64(cap_uses)],
-        )
-        .await?;
-    if rows.is_empty() {
+    let (sql, args) = steps::alone(|q| steps::counter_charge(q, ch, at));
+    if c.exec(sql, &args).await? == 0 {
         let current = counter(c, &ch.key).await?;
         return Err(if current.1.saturating_add(ch.uses) > cap_uses {
             exceeded(current.1, ch.uses, cap_uses)
@@ -373,21 +276,8 @@ macro_rules! balance_guard {
 pub(crate) use balance_guard;
 
 async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError> {
-    let rows = c
-        .rows(
-            concat!(
-                "UPDATE accounts SET balance_minor = balance_minor + $1 WHERE id = $2 AND currency = $3 AND ",
-                balance_guard!("$1"),
-                " RETURNING balance_minor"
-            ),
-            &[
-                Arg::I64(e.amount_minor),
-                Arg::Str(&e.account_id),
-                Arg::Str(&e.currency),
-            ],
-        )
-        .await?;
-    if !rows.is_empty() {
+    let (sql, args) = steps::alone(|q| steps::move_balance(q, e));
+    if c.exec(sql, &args).await? == 1 {
         return Ok(());
     }
     match account(c, &e.account_id).await? {
@@ -421,102 +311,59 @@ async fn write_payment<C: Conn>(
     details: Option<&str>,
     at: i64,
 ) -> Result<(), MovementError> {
-    match w {
-        PaymentWrite::Insert(p) => {
-            // Never write a payment with empty details, even if the texts were wrong.
-            let details = details.ok_or_else(|| {
-                MovementError::Invalid(format!("payment {} has no prepared details", p.id))
-            })?;
-            let n = c
-                .exec(
-                    "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
-                     out_trade_no, details, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT DO NOTHING",
-                    &[
-                        Arg::Str(&p.id),
-                        Arg::Str(&p.merchant_id),
-                        Arg::OptStr(p.customer_id.as_deref()),
-                        Arg::Str(&p.status),
-                        Arg::I64(p.amount_minor),
-                        Arg::Str(&p.currency),
-                        Arg::I64(p.refunded_minor),
-                        Arg::OptStr(p.out_trade_no.as_deref()),
-                        Arg::Str(details),
-                        Arg::I64(p.created_at.unix_millis()),
-                        Arg::I64(p.updated_at.unix_millis()),
-                    ],
-                )
-                .await
-                .map_err(|e| match number_taken(&e) {
-                    true => MovementError::DuplicateOutTradeNo {
-                        out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
-                    },
-                    false => e.into(),
-                })?;
-            if n == 0 {
-                return Err(if payment(c, &p.id).await?.is_some() {
-                    MovementError::DuplicatePayment { id: p.id.clone() }
-                } else {
-                    MovementError::DuplicateOutTradeNo {
-                        out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
-                    }
-                });
-            }
-        }
-        PaymentWrite::Transition { id, from, to, .. } => {
-            let n = c
-                .exec(
-                    "UPDATE payments SET status = $1, updated_at = $2, details = COALESCE($3, details) \
-                     WHERE id = $4 AND status = $5 AND refunded_minor = 0",
-                    &[Arg::Str(to), Arg::I64(at), Arg::OptStr(details), Arg::Str(id), Arg::Str(from)],
-                )
-                .await?;
-            if n == 0 {
-                return Err(match payment(c, id).await? {
-                    None => MovementError::PaymentNotFound { id: id.clone() },
-                    Some(p) if p.status != *from => MovementError::PaymentStateConflict {
-                        id: id.clone(),
-                        expected: from.clone(),
-                        actual: p.status,
-                    },
-                    Some(p) => MovementError::PaymentHasRefunds {
-                        id: id.clone(),
-                        refunded_minor: p.refunded_minor,
-                    },
-                });
-            }
-        }
-        PaymentWrite::AddRefunded {
-            id,
-            amount_minor,
-            status,
-        } => {
-            let n = c
-                .exec(
-                    "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
-                     WHERE id = $3 AND status = $4 AND refunded_minor <= amount_minor - $1",
-                    &[
-                        Arg::I64(*amount_minor),
-                        Arg::I64(at),
-                        Arg::Str(id),
-                        Arg::Str(status),
-                    ],
-                )
-                .await?;
-            if n == 0 {
-                return Err(match payment(c, id).await? {
-                    None => MovementError::PaymentNotFound { id: id.clone() },
-                    Some(p) if p.status != *status => MovementError::PaymentStateConflict {
-                        id: id.clone(),
-                        expected: status.clone(),
-                        actual: p.status,
-                    },
-                    Some(_) => MovementError::RefundExceedsCaptured { id: id.clone() },
-                });
-            }
-        }
+    if let PaymentWrite::Insert(p) = w
+        && details.is_none()
+    {
+        // Never write a payment with empty details, even if the texts were wrong.
+        return Err(MovementError::Invalid(format!(
+            "payment {} has no prepared details",
+            p.id
+        )));
     }
-    Ok(())
+    let (sql, args) = steps::alone(|q| steps::payment(q, w, details, at));
+    let n = c.exec(sql, &args).await.map_err(|e| match w {
+        PaymentWrite::Insert(p) if number_taken(&e) => MovementError::DuplicateOutTradeNo {
+            out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
+        },
+        _ => e.into(),
+    })?;
+    if n > 0 {
+        return Ok(());
+    }
+    // Nothing changed: name why, from the row as it is now.
+    let id = match w {
+        PaymentWrite::Insert(p) => &p.id,
+        PaymentWrite::Transition { id, .. } | PaymentWrite::AddRefunded { id, .. } => id,
+    };
+    let now = payment(c, id).await?;
+    Err(match (w, now) {
+        (PaymentWrite::Insert(p), Some(_)) => MovementError::DuplicatePayment { id: p.id.clone() },
+        (PaymentWrite::Insert(p), None) => MovementError::DuplicateOutTradeNo {
+            out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
+        },
+        (_, None) => MovementError::PaymentNotFound { id: id.clone() },
+        (PaymentWrite::Transition { from, .. }, Some(p)) if p.status != *from => {
+            MovementError::PaymentStateConflict {
+                id: id.clone(),
+                expected: from.clone(),
+                actual: p.status,
+            }
+        }
+        (PaymentWrite::Transition { .. }, Some(p)) => MovementError::PaymentHasRefunds {
+            id: id.clone(),
+            refunded_minor: p.refunded_minor,
+        },
+        (PaymentWrite::AddRefunded { status, .. }, Some(p)) if p.status != *status => {
+            MovementError::PaymentStateConflict {
+                id: id.clone(),
+                expected: status.clone(),
+                actual: p.status,
+            }
+        }
+        (PaymentWrite::AddRefunded { .. }, Some(_)) => {
+            MovementError::RefundExceedsCaptured { id: id.clone() }
+        }
+    })
 }
 
 /// Record an audit entry in the movement's transaction. SQLite (one writer)
@@ -530,16 +377,8 @@ pub(crate) async fn append_audit<C: Conn>(
     at: i64,
 ) -> Result<Option<i64>, MovementError> {
     if c.dialect() == Dialect::Postgres {
-        c.exec(
-            "INSERT INTO audit_queue (at, action, subject, details) VALUES ($1, $2, $3, $4)",
-            &[
-                Arg::I64(at),
-                Arg::Str(&a.action),
-                Arg::Str(&a.subject),
-                Arg::Str(details),
-            ],
-        )
-        .await?;
+        let (sql, args) = steps::alone(|q| steps::audit_queue(q, a, details, at));
+        c.exec(sql, &args).await?;
         return Ok(None);
     }
     let (seq, prev) = take_head(
