@@ -55,12 +55,24 @@ struct Composer<'a> {
     /// CTE names whose row count must be exactly one.
     guards: Vec<String>,
     ctes: usize,
+    /// The placeholder of the movement's time, once added.
+    at: Option<String>,
 }
 
 impl<'a> steps::Params<'a> for Composer<'a> {
     fn p(&mut self, a: Arg<'a>) -> String {
         self.args.push(a);
         format!("${}", self.args.len())
+    }
+    fn at(&mut self, at: i64) -> String {
+        match &self.at {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.p(Arg::I64(at));
+                self.at = Some(p.clone());
+                p
+            }
+        }
     }
 }
 
@@ -71,6 +83,7 @@ impl<'a> Composer<'a> {
             args: Vec::with_capacity(48),
             guards: Vec::new(),
             ctes: 0,
+            at: None,
         }
     }
 

@@ -22,6 +22,11 @@ use crate::model::*;
 /// placeholder (`$n`).
 pub(crate) trait Params<'a> {
     fn p(&mut self, a: Arg<'a>) -> String;
+    /// The movement's time (`at`): one placeholder shared by every
+    /// statement of a composed movement, an argument of its own otherwise.
+    fn at(&mut self, at: i64) -> String {
+        self.p(Arg::I64(at))
+    }
 }
 
 /// The arguments of one statement on its own, numbered from `$1`.
@@ -115,7 +120,7 @@ pub(crate) fn idempotency<'a>(
         q.p(Arg::Str(&rec.request_hash)),
         q.p(Arg::I64(i64::from(rec.response_status))),
         q.p(Arg::Str(&rec.response_body)),
-        q.p(Arg::I64(at)),
+        q.at(at),
     )
 }
 
@@ -126,7 +131,7 @@ pub(crate) fn burn<'a>(q: &mut impl Params<'a>, b: &'a CodeBurn, at: i64) -> Str
          ON CONFLICT (code_key) DO NOTHING",
         q.p(Arg::Str(&b.key)),
         q.p(Arg::OptStr(b.payment_id.as_deref())),
-        q.p(Arg::I64(at)),
+        q.at(at),
         q.p(Arg::I64(b.expires_at.unix_millis())),
     )
 }
@@ -149,7 +154,7 @@ pub(crate) fn counter_charge<'a>(
         q.p(Arg::Str(&ch.key)),
         q.p(Arg::I64(ch.amount_minor)),
         q.p(Arg::I64(ch.uses)),
-        q.p(Arg::I64(at)),
+        q.at(at),
         q.p(Arg::I64(ch.cap_amount.unwrap_or(i64::MAX))),
         q.p(Arg::I64(ch.cap_uses.unwrap_or(i64::MAX))),
     )
@@ -185,7 +190,7 @@ pub(crate) fn payment<'a>(
             "UPDATE payments SET status = {}, updated_at = {}, details = COALESCE({}, details) \
              WHERE id = {} AND status = {} AND refunded_minor = 0",
             q.p(Arg::Str(to)),
-            q.p(Arg::I64(at)),
+            q.at(at),
             q.p(Arg::OptStr(details)),
             q.p(Arg::Str(id)),
             q.p(Arg::Str(from)),
@@ -199,7 +204,7 @@ pub(crate) fn payment<'a>(
             format!(
                 "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {} \
                  WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount}",
-                q.p(Arg::I64(at)),
+                q.at(at),
                 q.p(Arg::Str(id)),
                 q.p(Arg::Str(status)),
             )
@@ -230,7 +235,7 @@ pub(crate) fn posting<'a>(q: &mut impl Params<'a>, p: &'a Posting, at: i64) -> S
         q.p(Arg::Str(&p.id)),
         q.p(Arg::Str(&p.kind)),
         q.p(Arg::OptStr(p.payment_id.as_deref())),
-        q.p(Arg::I64(at)),
+        q.at(at),
     )
 }
 
@@ -262,7 +267,7 @@ pub(crate) fn order<'a>(q: &mut impl Params<'a>, o: &'a OrderTransition, at: i64
          WHERE id = {} AND status = {}",
         q.p(Arg::Str(&o.to)),
         q.p(Arg::OptStr(o.payment_id.as_deref())),
-        q.p(Arg::I64(at)),
+        q.at(at),
         q.p(Arg::Str(&o.id)),
         q.p(Arg::Str(&o.from)),
     )
@@ -296,7 +301,7 @@ pub(crate) fn outbox<'a>(
         q.p(Arg::Str(&e.event_type)),
         q.p(Arg::Str(&e.subject_id)),
         q.p(Arg::Str(payload)),
-        q.p(Arg::I64(at)),
+        q.at(at),
     )
 }
 
@@ -310,7 +315,7 @@ pub(crate) fn audit_queue<'a>(
 ) -> String {
     format!(
         "INSERT INTO audit_queue (at, action, subject, details) VALUES ({}, {}, {}, {})",
-        q.p(Arg::I64(at)),
+        q.at(at),
         q.p(Arg::Str(&a.action)),
         q.p(Arg::Str(&a.subject)),
         q.p(Arg::Str(details)),
