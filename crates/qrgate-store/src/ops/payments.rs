@@ -1,0 +1,247 @@
+//! Reads of payments, refunds, accounts, counters and idempotency records,
+//! and the purges of what is past its keeping time.
+
+use qrgate_core::Timestamp;
+
+use crate::db::{Arg, Conn, Row};
+use crate::error::StoreError;
+
+use super::*;
+
+// ---------- reads and simple writes ----------
+
+pub(crate) async fn idempotency<C: Conn>(
+    c: &mut C,
+    scope: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT request_hash, response_status, response_body FROM idempotency WHERE scope = $1 AND idem_key = $2",
+            &[Arg::Str(scope), Arg::Str(key)],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        request_hash: r.str(0)?,
+        response_status: u16::try_from(r.i64(1)?)
+            .map_err(|_| StoreError::Corrupt("response status".into()))?,
+        response_body: r.str(2)?,
+    }))
+}
+
+/// (amount, uses) of a counter; zeros when it was never charged.
+pub(crate) async fn counter<C: Conn>(c: &mut C, key: &str) -> Result<(i64, i64), StoreError> {
+    let rows = c
+        .rows(
+            "SELECT amount_minor, uses FROM counters WHERE counter_key = $1",
+            &[Arg::Str(key)],
+        )
+        .await?;
+    match rows.first() {
+        Some(r) => Ok((r.i64(0)?, r.i64(1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+pub(super) fn account_from(r: &Row) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: r.str(0)?,
+        kind: r.str(1)?,
+        owner_id: r.opt_str(2)?,
+        currency: r.str(3)?,
+        allow_negative: r.bool(4)?,
+        balance_minor: r.i64(5)?,
+        created_at: ts(r, 6)?,
+    })
+}
+
+pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Account>, StoreError> {
+    const SQL: &str = "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts WHERE id = $1";
+    let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
+    rows.first()
+        .map(account_from)
+        .transpose()
+        .map_err(Into::into)
+}
+
+pub(super) const PAYMENT_SELECT: &str = concat!(payment_columns!(), "WHERE id = $1");
+
+/// Payments in one waiting status, oldest first, after a `(created_at, id)`
+/// cursor. The literal `IN` term matches the partial index
+/// `payments_waiting` (migration 0012), so the walk reads only waiting
+/// payments however many others there are.
+pub(crate) async fn waiting_payments<C: Conn>(
+    c: &mut C,
+    status: &str,
+    after: Option<(Timestamp, String)>,
+    limit: i64,
+) -> Result<Vec<Payment>, StoreError> {
+    let (after_ts, after_id) =
+        after.map_or((i64::MIN, String::new()), |(t, id)| (t.unix_millis(), id));
+    let rows = c
+        .rows(
+            concat!(
+                payment_columns!(),
+                "WHERE status IN ('requires_action', 'confirming') AND status = $1 \
+                 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4"
+            ),
+            &[
+                Arg::Str(status),
+                Arg::I64(after_ts),
+                Arg::Str(&after_id),
+                Arg::I64(limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(payment_from).collect()
+}
+
+pub(super) fn payment_from(r: &Row) -> Result<Payment, StoreError> {
+    Ok(Payment {
+        id: r.str(0)?,
+        merchant_id: r.str(1)?,
+        customer_id: r.opt_str(2)?,
+        status: r.str(3)?,
+        amount_minor: r.i64(4)?,
+        currency: r.str(5)?,
+        refunded_minor: r.i64(6)?,
+        out_trade_no: r.opt_str(7)?,
+        details: json(&r.str(8)?)?,
+        created_at: ts(r, 9)?,
+        updated_at: ts(r, 10)?,
+    })
+}
+
+pub(crate) async fn payment<C: Conn>(c: &mut C, id: &str) -> Result<Option<Payment>, StoreError> {
+    let rows = c.rows(PAYMENT_SELECT, &[Arg::Str(id)]).await?;
+    rows.first().map(payment_from).transpose()
+}
+
+pub(crate) async fn refunds_of<C: Conn>(
+    c: &mut C,
+    payment_id: &str,
+) -> Result<Vec<Refund>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT id, payment_id, amount_minor, currency, status, out_refund_no, created_at FROM refunds \
+             WHERE payment_id = $1 ORDER BY created_at, id",
+            &[Arg::Str(payment_id)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Refund {
+                id: r.str(0)?,
+                payment_id: r.str(1)?,
+                amount_minor: r.i64(2)?,
+                currency: r.str(3)?,
+                status: r.str(4)?,
+                out_refund_no: r.str(5)?,
+                created_at: ts(r, 6)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn purge_idempotency<C: Conn>(
+    c: &mut C,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        "DELETE FROM idempotency WHERE created_at < $1",
+        &[Arg::I64(before.unix_millis())],
+    )
+    .await?)
+}
+
+/// Burned codes and issued numeric codes that expired before `before`: both
+/// are refused by their expiry anyway, and neither table may grow forever.
+pub(crate) async fn purge_codes<C: Conn>(c: &mut C, before: Timestamp) -> Result<u64, StoreError> {
+    let at = [Arg::I64(before.unix_millis())];
+    let used = c
+        .exec("DELETE FROM used_codes WHERE expires_at < $1", &at)
+        .await?;
+    let issued = c
+        .exec("DELETE FROM issued_codes WHERE expires_at < $1", &at)
+        .await?;
+    Ok(used + issued)
+}
+
+/// A customer's succeeded payments since `since`: (count, total minor units).
+pub(crate) async fn payer_history<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    since: Timestamp,
+) -> Result<(i64, i64), StoreError> {
+    let rows = c
+        .rows(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments \
+             WHERE customer_id = $1 AND created_at >= $2 AND status = 'succeeded'",
+            &[Arg::Str(customer_id), Arg::I64(since.unix_millis())],
+        )
+        .await?;
+    let r = rows.first().ok_or_else(unexpected_none)?;
+    Ok((r.i64(0)?, r.i64(1)?))
+}
+
+/// How many distinct customers paid a merchant (succeeded) since `since`.
+pub(crate) async fn distinct_payers<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    since: Timestamp,
+) -> Result<i64, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT COUNT(DISTINCT customer_id) FROM payments \
+             WHERE merchant_id = $1 AND created_at >= $2 AND status = 'succeeded'",
+            &[Arg::Str(merchant_id), Arg::I64(since.unix_millis())],
+        )
+        .await?;
+    let r = rows.first().ok_or_else(unexpected_none)?;
+    Ok(r.i64(0)?)
+}
+
+/// A page of payments, newest first, and whether more follow.
+pub(crate) async fn list_payments<C: Conn>(
+    c: &mut C,
+    q: &PaymentQuery,
+) -> Result<(Vec<Payment>, bool), StoreError> {
+    let limit = q.limit.clamp(1, 100);
+    let (after_ts, after_id) = match &q.starting_after {
+        Some(id) => match payment(c, id).await? {
+            Some(p) => (Some(p.created_at.unix_millis()), Some(p.id)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "starting_after: no payment {id}"
+                )));
+            }
+        },
+        None => (None, None),
+    };
+    let rows = c
+        .rows(
+            "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, details, created_at, \
+             updated_at FROM payments \
+             WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6",
+            &[
+                Arg::OptStr(q.merchant_id.as_deref()),
+                Arg::OptStr(q.customer_id.as_deref()),
+                Arg::OptStr(q.status.as_deref()),
+                Arg::OptI64(after_ts),
+                Arg::OptStr(after_id.as_deref()),
+                Arg::I64(limit + 1),
+            ],
+        )
+        .await?;
+    let mut page: Vec<Payment> = rows.iter().map(payment_from).collect::<Result<_, _>>()?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    Ok((page, more))
+}
