@@ -1,0 +1,279 @@
+//! The code and the rule catalogue agree; loosening a MUST rule is refused.
+
+use super::*;
+
+#[tokio::test]
+async fn loosening_a_must_rule_is_refused_at_start() {
+    let store = on_sqlite().await;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(0)));
+    let mut config = Config::default();
+    config.rules.insert("BCP-LIMIT-C-DAILY".into(), 200_000);
+    let e = Gateway::start(store.clone(), clock.clone(), config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.message.contains("allow_loosening"), "{e}");
+    config.rules.insert("BCP-LIMIT-C-DAILY".into(), 50_000);
+    let (gw, applied) = Gateway::start(store, clock, config).await.unwrap();
+    assert_eq!(gw.limits().daily_c, 50_000);
+    assert_eq!(applied.len(), 1);
+}
+
+// ---- The code and the rule catalogue agree ----
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The non-test part of every `.rs` file under `dir`: (path, text).
+fn sources(dir: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo_root().join(dir)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
+                let name = p.strip_prefix(repo_root()).unwrap().display().to_string();
+                out.push((name, code));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_rule_is_cited_by_the_code_and_the_code_cites_no_other() {
+    let catalogue = qrgate_core::rules::Catalogue::builtin().unwrap();
+    let all: Vec<(String, String)> = sources("crates")
+        .into_iter()
+        .filter(|(p, _)| p.contains("/src/"))
+        .collect();
+    let text: String = all.iter().map(|(_, t)| t.as_str()).collect();
+    let is_id_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-';
+    for r in catalogue.rules() {
+        let cited = text.match_indices(&r.id).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + r.id.len()..].chars().next();
+            !before.is_some_and(is_id_char) && !after.is_some_and(is_id_char)
+        });
+        assert!(cited, "rule {} is not cited anywhere in the code", r.id);
+    }
+    // Every rule id the code names ("BCP-…" or "QG-…" in a string) exists.
+    for (path, t) in &all {
+        for prefix in ["\"BCP-", "\"QG-"] {
+            for (i, _) in t.match_indices(prefix) {
+                let id: String = t[i + 1..].chars().take_while(|c| is_id_char(*c)).collect();
+                assert!(
+                    catalogue.get(&id).is_some(),
+                    "{path} names rule {id}, which spec/rules.toml does not have"
+                );
+            }
+        }
+    }
+}
+
+/// Every number the gateway enforces comes from the catalogue: counters
+/// take their caps from `Limits` (filled only from the catalogue), and every
+/// other numeric literal of 60 or more in the gateway's code is listed
+/// here with what it is (a new one fails until it is classified).
+#[test]
+fn the_gateway_enforces_no_number_outside_the_catalogue() {
+    const NOT_LIMITS: &[(&str, &str, &str)] = &[
+        (
+            "credentials.rs",
+            "100",
+            "most sealed device handles one request gives",
+        ),
+        (
+            "idempotency.rs",
+            "255",
+            "input shape: Idempotency-Key length",
+        ),
+        ("jobs.rs", "3_600_000", "milliseconds per hour"),
+        (
+            "jobs.rs",
+            "60_000",
+            "keep expired codes a minute past expiry",
+        ),
+        ("jobs.rs", "600", "purge every 600 ticks of 1 s"),
+        ("jobs.rs", "100", "audit chaining every 100 ms"),
+        ("jobs.rs", "500", "webhook dispatch every 500 ms"),
+        ("codes.rs", "60", "schema example: valid_seconds"),
+        ("mod.rs", "100", "page size of list queries"),
+        ("settle.rs", "201", "HTTP status"),
+        ("settle.rs", "402", "HTTP status"),
+        ("settle.rs", "422", "HTTP status"),
+        ("funding.rs", "60", "seconds per minute (velocity window)"),
+        ("funding.rs", "2030", "schema example: exp_year"),
+        ("lib.rs", "60", "minutes per hour / seconds per minute"),
+        (
+            "lib.rs",
+            "10_000",
+            "wait after a rotation before the replaced key may be retired",
+        ),
+        ("lib.rs", "1000", "milliseconds per second"),
+        ("lib.rs", "999", "rounding milliseconds up to seconds"),
+        (
+            "lib.rs",
+            "3000",
+            "processor_timeout_ms default (deployment setting)",
+        ),
+        ("otp.rs", "1000", "milliseconds per second"),
+        ("orders.rs", "60", "seconds per minute"),
+        ("orders.rs", "200", "HTTP status"),
+        ("merchants.rs", "64", "input shape: owner_ref length"),
+        ("blocks.rs", "200", "input shape: block reason length"),
+        ("customers.rs", "201", "HTTP status"),
+        (
+            "fresh.rs",
+            "1_000",
+            "how long a copy of a key or the block list is trusted (ms)",
+        ),
+        (
+            "fresh.rs",
+            "10_000",
+            "size bounds of the key and block-list caches",
+        ),
+        ("risk.rs", "60_000", "milliseconds per minute"),
+        ("risk.rs", "86_400_000", "milliseconds per day"),
+        ("rows.rs", "100_000", "size of the in-memory row cache"),
+        (
+            "audit.rs",
+            "1000",
+            "most audit rows one page of the log returns",
+        ),
+        ("pin.rs", "60", "seconds per minute"),
+        (
+            "pin.rs",
+            "100_000",
+            "PBKDF2 iterations of a PIN hash from before the pepper",
+        ),
+        ("pin.rs", "600_000", "PBKDF2 iterations of the PIN hash"),
+        (
+            "lib.rs",
+            "64",
+            "input shape: out_trade_no / out_refund_no length",
+        ),
+        ("refunds.rs", "200", "HTTP status"),
+        ("refunds.rs", "201", "HTTP status"),
+        ("refunds.rs", "1000", "milliseconds per second"),
+        ("stepup.rs", "200", "HTTP status"),
+        ("lapse.rs", "200", "sweeper batch size"),
+        (
+            "lapse.rs",
+            "60_000",
+            "grace of a confirming claim past its deadline",
+        ),
+        ("stepup.rs", "201", "HTTP status"),
+        (
+            "webhooks.rs",
+            "60",
+            "seconds a delivery attempt stays claimed",
+        ),
+        ("webhooks.rs", "100", "page size of the delivery list"),
+        (
+            "limiter.rs",
+            "100_000",
+            "most rate-limit keys kept in memory",
+        ),
+        (
+            "limiter.rs",
+            "60_000",
+            "milliseconds per minute: the window",
+        ),
+        ("limiter.rs", "999", "rounding milliseconds up to seconds"),
+        ("limiter.rs", "1000", "milliseconds per second"),
+        (
+            "webhooks.rs",
+            "200",
+            "HTTP status; outbox and delivery batch sizes",
+        ),
+        ("webhooks.rs", "1000", "milliseconds per second"),
+        ("webhooks.rs", "2026", "schema example: a timestamp"),
+        (
+            "webhooks.rs",
+            "3600",
+            "delivery retry backoff ceiling (delivery policy)",
+        ),
+    ];
+    let mut unlisted = Vec::new();
+    for (path, code) in sources("crates/qrgate-gateway/src") {
+        let file = path.rsplit('/').next().unwrap().to_owned();
+        // Drop comments and string literals.
+        let mut clean = String::new();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap();
+            let mut in_str = false;
+            let mut prev = ' ';
+            for c in line.chars() {
+                if c == '"' && prev != '\\' {
+                    in_str = !in_str;
+                } else if !in_str {
+                    clean.push(c);
+                }
+                prev = c;
+            }
+            clean.push('\n');
+        }
+        assert!(
+            !clean.contains("cap_amount: Some(0")
+                && !clean
+                    .split("cap_amount: Some(")
+                    .chain(clean.split("cap_uses: Some("))
+                    .skip(1)
+                    .any(|rest| rest.starts_with(|c: char| c.is_ascii_digit())),
+            "{path}: a counter cap written as a literal number"
+        );
+        let chars: Vec<char> = clean.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let starts = chars[i].is_ascii_digit()
+                && (i == 0
+                    || !(chars[i - 1].is_alphanumeric()
+                        || chars[i - 1] == '_'
+                        || chars[i - 1] == '.'));
+            if !starts {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '_') {
+                j += 1;
+            }
+            let lit: String = chars[i..j].iter().collect();
+            let value: i64 = lit.replace('_', "").parse().unwrap_or(0);
+            if value >= 60 && !NOT_LIMITS.iter().any(|(f, l, _)| *f == file && *l == lit) {
+                unlisted.push(format!("{file}: {lit}"));
+            }
+            i = j;
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "numbers in the gateway that are neither from the catalogue nor classified: {unlisted:?}"
+    );
+    // Limits has no number of its own: every field is read from the catalogue.
+    let lib =
+        std::fs::read_to_string(repo_root().join("crates/qrgate-gateway/src/lib.rs")).unwrap();
+    let fields = lib
+        .split("pub struct Limits {")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap()
+        .matches("pub ")
+        .count();
+    let body = lib.split("pub fn from_catalogue").nth(1).unwrap();
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    let reads = body.matches("c.value(\"").count() + body.matches("c.optional_value(\"").count();
+    assert_eq!(
+        reads, fields,
+        "every Limits field is read from the catalogue"
+    );
+}
