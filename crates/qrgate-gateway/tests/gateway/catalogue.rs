@@ -124,6 +124,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "processor_timeout_ms default (deployment setting)",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
+        (
+            "health.rs",
+            "1_000_000",
+            "microseconds per second (metrics)",
+        ),
         ("orders.rs", "60", "seconds per minute"),
         ("orders.rs", "200", "HTTP status"),
         ("merchants.rs", "64", "input shape: owner_ref length"),

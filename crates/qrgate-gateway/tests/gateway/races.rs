@@ -122,6 +122,14 @@ async fn payment_settled(w: &World, payment: &str, wallet_before: i64, what: &st
     books_agree(w, what).await;
 }
 
+/// After a race of a change against a payment of [`AMOUNT`]: the wallet
+/// paid exactly when the payment succeeded, and the books agree.
+async fn paid_iff(w: &World, paid: bool, wallet_before: i64, what: &str) {
+    let spent = if paid { AMOUNT_MINOR } else { 0 };
+    assert_eq!(minor(&w.balance().await), wallet_before - spent, "{what}");
+    books_agree(w, what).await;
+}
+
 fn cancel(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move { w.gw.cancel(&w.merchant, &pay, None).await })
 }
@@ -411,9 +419,7 @@ on_both!(race_matrix_block_against_charge, |w: World| async move {
             Ok(r) => r.body.clone(),
             Err(e) => panic!("{what}: the block failed: {e:?}"),
         };
-        let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
-        assert_eq!(minor(&w.balance().await), before - spent, "{what}");
-        books_agree(&w, &what).await;
+        paid_iff(&w, out[1].is_ok(), before, &what).await;
         // Blocked now: the next charge is refused, whatever the race did.
         let next = w.gw.issue_payment_code(&w.consumer).await.unwrap();
         let e = w.charge(&next.numeric, AMOUNT).await.unwrap_err();
@@ -620,9 +626,7 @@ on_both!(
             no_fault(&out, &what);
             losers_say(&out, &["device_revoked"], &what);
             assert!(out[0].is_ok(), "{what}: the revocation failed: {out:?}");
-            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
-            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
-            books_agree(&w, &what).await;
+            paid_iff(&w, out[1].is_ok(), before, &what).await;
             // Revoked now: its next code moves nothing.
             let next = device_code(&kp, &handles[1], w.clock.now());
             let e = w.charge(&next, AMOUNT).await.unwrap_err();
@@ -657,9 +661,7 @@ on_both!(
             no_fault(&out, &what);
             losers_say(&out, &["code_revoked"], &what);
             assert!(out[0].is_ok(), "{what}: the revocation failed: {out:?}");
-            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
-            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
-            books_agree(&w, &what).await;
+            paid_iff(&w, out[1].is_ok(), before, &what).await;
             let e =
                 w.gw.pay_scanned(&w.consumer, &sc.payload, Some(AMOUNT), None, None)
                     .await
@@ -756,9 +758,7 @@ on_both!(
             no_fault(&out, &what);
             losers_say(&out, &["duplicate_out_trade_no"], &what);
             assert_eq!(winners(&out), 1, "{what}: {out:?}");
-            let spent = if out[1].is_ok() { AMOUNT_MINOR } else { 0 };
-            assert_eq!(minor(&w.balance().await), before - spent, "{what}");
-            books_agree(&w, &what).await;
+            paid_iff(&w, out[1].is_ok(), before, &what).await;
         }
     }
 );

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, Method, request::Parts};
+use axum::http::{Method, request::Parts};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
@@ -124,7 +124,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
 pub struct Meta {
     method: Method,
     path: String,
-    headers: HeaderMap,
+    key: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
@@ -134,7 +134,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
         Ok(Meta {
             method: parts.method.clone(),
             path: parts.uri.path().to_owned(),
-            headers: parts.headers.clone(),
+            key: parts
+                .headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         })
     }
 }
@@ -143,13 +147,9 @@ impl Meta {
     /// The request's idempotency as `p` sends it (the Idempotency-Key is
     /// required on requests that move money).
     pub fn idem(&self, p: &Principal, body: &[u8]) -> Result<Idem, ApiError> {
-        let key = self
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok());
         Ok(Idem::of_request(
             p,
-            key,
+            self.key.as_deref(),
             self.method.as_str(),
             &self.path,
             body,

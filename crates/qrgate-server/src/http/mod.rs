@@ -30,7 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::Instrument;
 
-use qrgate_gateway::{AnyGateway, Error, Kind, WriteStats};
+use qrgate_gateway::{AnyGateway, Error, Kind};
 
 use error::{ApiError, ErrorBody};
 
@@ -53,7 +53,8 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    fn render(&self, store_kind: &str, writes: &WriteStats) -> String {
+    /// The request counts, then the store's own figures (from the gateway).
+    fn render(&self, store: &str) -> String {
         let m = match self.requests.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
@@ -64,53 +65,8 @@ impl Metrics {
         for ((method, route, status), n) in m.iter() {
             out.push_str(&format!("qrgate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"));
         }
-        out.push_str(&format!("# HELP qrgate_store_info The store this gateway runs on.\n# TYPE qrgate_store_info gauge\nqrgate_store_info{{kind=\"{store_kind}\"}} 1\n"));
-        render_writes(&mut out, writes);
+        out.push_str(store);
         out
-    }
-}
-
-/// The store's write-path counters in Prometheus text format.
-fn render_writes(out: &mut String, writes: &WriteStats) {
-    let mut counter = |name: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    };
-    match writes {
-        WriteStats::Sqlite(g) => {
-            counter(
-                "qrgate_sqlite_transactions_total",
-                "Transactions the SQLite writer committed (group commit: many writes each).",
-                g.transactions.to_string(),
-            );
-            counter(
-                "qrgate_sqlite_writes_total",
-                "Writes answered from those transactions, applied or refused.",
-                g.writes.to_string(),
-            );
-            counter(
-                "qrgate_sqlite_savepoint_passes_total",
-                "Batches run again with a savepoint per write because one was refused.",
-                g.savepoint_passes.to_string(),
-            );
-            counter(
-                "qrgate_sqlite_commit_seconds_total",
-                "Time the writer spent in COMMIT (WAL frames and fsync).",
-                format!(
-                    "{}.{:06}",
-                    g.commit_micros / 1_000_000,
-                    g.commit_micros % 1_000_000
-                ),
-            );
-        }
-        WriteStats::Postgres(p) => {
-            out.push_str("# HELP qrgate_postgres_movements_total Movements written, by path: one statement, or step by step in a transaction.\n# TYPE qrgate_postgres_movements_total counter\n");
-            out.push_str(&format!(
-                "qrgate_postgres_movements_total{{path=\"one_statement\"}} {}\nqrgate_postgres_movements_total{{path=\"step_by_step\"}} {}\n",
-                p.one_statement, p.step_by_step
-            ));
-        }
     }
 }
 
@@ -283,12 +239,16 @@ fn client_address(req: &Request<Body>, trusted: &[qrgate_core::net::Cidr]) -> St
     // Read lossily: a byte a client put on the left of the header must not
     // make the whole value, with the address the proxy appended on the
     // right, unreadable.
-    let forwarded: Vec<String> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
+    // Only read at all when the deployment trusts some proxy.
+    let forwarded: Vec<String> = if trusted.is_empty() {
+        Vec::new()
+    } else {
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
     let forwarded = forwarded.iter().map(String::as_str);
     match peer.map(|p| qrgate_core::net::forwarded_client(p, forwarded, trusted)) {
         // An IPv6 client has a whole /64 to pick addresses from: one count.
@@ -362,54 +322,4 @@ pub fn router(state: AppState) -> Router {
             request_context,
         ))
         .with_state(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use qrgate_gateway::health::{GroupCommits, MovementPaths};
-
-    #[test]
-    fn write_counters_render_as_prometheus_text() {
-        let mut out = String::new();
-        render_writes(
-            &mut out,
-            &WriteStats::Sqlite(GroupCommits {
-                transactions: 3,
-                writes: 40,
-                savepoint_passes: 1,
-                commit_micros: 2_000_345,
-            }),
-        );
-        assert!(
-            out.contains("\nqrgate_sqlite_transactions_total 3\n"),
-            "{out}"
-        );
-        assert!(out.contains("\nqrgate_sqlite_writes_total 40\n"), "{out}");
-        assert!(
-            out.contains("\nqrgate_sqlite_savepoint_passes_total 1\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("\nqrgate_sqlite_commit_seconds_total 2.000345\n"),
-            "{out}"
-        );
-
-        let mut out = String::new();
-        render_writes(
-            &mut out,
-            &WriteStats::Postgres(MovementPaths {
-                one_statement: 7,
-                step_by_step: 2,
-            }),
-        );
-        assert!(
-            out.contains("qrgate_postgres_movements_total{path=\"one_statement\"} 7\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("qrgate_postgres_movements_total{path=\"step_by_step\"} 2\n"),
-            "{out}"
-        );
-    }
 }

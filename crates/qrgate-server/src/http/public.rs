@@ -53,7 +53,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(s.gw.store_kind(), &s.gw.write_stats()),
+        s.metrics.render(&s.gw.store_metrics()),
     )
         .into_response()
 }
