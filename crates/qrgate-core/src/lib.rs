@@ -9,6 +9,7 @@ pub mod id;
 pub mod json;
 pub mod money;
 pub mod net;
+pub mod payment;
 pub mod risk;
 pub mod rules;
 pub mod seal;

@@ -23,6 +23,19 @@ pub enum Element {
     Biometric,
 }
 
+impl Element {
+    /// The name the API and the stored details use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Element::DeviceSignature => "device_signature",
+            Element::OneTimePassword => "one_time_password",
+            Element::DigitalCertificate => "digital_certificate",
+            Element::Pin => "pin",
+            Element::Biometric => "biometric",
+        }
+    }
+}
+
 /// The three classes of 296.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,6 +120,13 @@ mod tests {
     use super::*;
     use Element::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn element_names_are_their_stored_names() {
+        for e in [DeviceSignature, OneTimePassword, DigitalCertificate, Pin, Biometric] {
+            assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!(e.as_str()));
+        }
+    }
 
     #[test]
     fn examples_from_the_rules() {

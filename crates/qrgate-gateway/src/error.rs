@@ -67,6 +67,15 @@ impl Error {
         self
     }
 
+    /// What a payment this error refused records about it.
+    pub fn failure(&self) -> qrgate_core::payment::Failure {
+        qrgate_core::payment::Failure {
+            code: self.code.into(),
+            message: self.message.clone(),
+            rule: self.rule.clone(),
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Error {
         Error::new(Kind::BadRequest, code, message)
     }

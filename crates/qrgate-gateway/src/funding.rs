@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use qrgate_core::Timestamp;
+use qrgate_core::payment::{Funding, FundingCard, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
 use qrgate_processor::{AuthRequest, CardDetails, CardError, CardFunding, Outcome, ProcessorError};
 use qrgate_store::*;
@@ -219,13 +220,9 @@ impl<S: Store> Gateway<S> {
     pub(crate) async fn source_recorded(
         &self,
         customer: &str,
-        details: &serde_json::Value,
+        details: &PaymentDetails,
     ) -> Result<Source, Error> {
-        let card = details
-            .get("funding")
-            .filter(|f| f.get("type").and_then(|t| t.as_str()) == Some("card"))
-            .and_then(|f| f.get("card_id"))
-            .and_then(|c| c.as_str());
+        let card = details.funding.card().map(|c| c.card_id.as_str());
         self.source_of(customer, card).await
     }
 
@@ -238,16 +235,18 @@ impl<S: Store> Gateway<S> {
     }
 
     /// What the payment records about its source (no card number).
-    pub(crate) fn source_details(&self, source: &Source) -> serde_json::Value {
+    pub(crate) fn source_details(&self, source: &Source) -> Funding {
         match source {
-            Source::Wallet => json!({ "type": "wallet" }),
-            Source::Card(c) => json!({
-                "type": "card",
-                "card_id": c.id,
-                "brand": c.brand,
-                "last4": c.last4,
-                "funding": c.funding,
-                "processor": c.processor,
+            Source::Wallet => Funding::Wallet,
+            Source::Card(c) => Funding::Card(FundingCard {
+                card_id: c.id.clone(),
+                brand: c.brand.clone(),
+                last4: c.last4.clone(),
+                funding: c.funding.clone(),
+                processor: c.processor.clone(),
+                request_id: None,
+                authorization: None,
+                reversed: false,
             }),
         }
     }
@@ -395,16 +394,11 @@ impl<S: Store> Gateway<S> {
     /// `refund_key`). Wallet payments need no processor call.
     pub(crate) async fn refund_to_card(
         &self,
-        details: &serde_json::Value,
+        details: &PaymentDetails,
         refund_key: &str,
         amount: i64,
     ) -> Result<(), Error> {
-        let Some(request_id) = details
-            .get("funding")
-            .filter(|f| f.get("type").and_then(|t| t.as_str()) == Some("card"))
-            .and_then(|f| f.get("request_id"))
-            .and_then(|r| r.as_str())
-        else {
+        let Some(request_id) = details.funding.card().and_then(|c| c.request_id.as_deref()) else {
             return Ok(());
         };
         match self

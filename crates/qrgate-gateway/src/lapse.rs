@@ -51,10 +51,9 @@ impl<S: Store> Gateway<S> {
         for pay in waiting {
             let expires = pay
                 .details
-                .get("next_action")
-                .and_then(|a| a.get("expires_at_ms"))
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
+                .next_action
+                .as_ref()
+                .map_or(0, |a| a.expires_at_ms);
             if now.unix_millis() < expires.saturating_add(grace_ms) {
                 continue;
             }
@@ -65,9 +64,9 @@ impl<S: Store> Gateway<S> {
             // Canceled by us: whatever the claim authorized goes back.
             if let Some(request_id) = pay
                 .details
-                .get("funding")
-                .and_then(|f| f.get("request_id"))
-                .and_then(|r| r.as_str())
+                .funding
+                .card()
+                .and_then(|c| c.request_id.as_deref())
                 .filter(|_| status == PaymentStatus::Confirming)
             {
                 self.reverse_card(request_id).await;

@@ -742,8 +742,8 @@ pub(crate) fn payment_move(
     from.transition(to).map_err(Error::internal)?;
     Ok(qrgate_store::PaymentWrite::Transition {
         id: id.into(),
-        from: from.as_str().into(),
-        to: to.as_str().into(),
+        from,
+        to,
         details: None,
     })
 }

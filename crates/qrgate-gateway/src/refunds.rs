@@ -26,8 +26,8 @@ impl<S: Store> Gateway<S> {
         crate::check_merchant_number("out_refund_no", out_refund_no)?;
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let pay = self.payment_for(p, payment_id).await?;
-        if pay.status != PaymentStatus::Succeeded.as_str() {
-            return Err(not_refundable(payment_id, &pay.status));
+        if pay.status != PaymentStatus::Succeeded {
+            return Err(not_refundable(payment_id, pay.status));
         }
         // A retry with the same refund number refunds only once, and still
         // reaches the processor after the window has closed.
@@ -107,7 +107,7 @@ impl<S: Store> Gateway<S> {
         m.payment = Some(PaymentWrite::AddRefunded {
             id: payment_id.into(),
             amount_minor: amount.minor(),
-            status: PaymentStatus::Succeeded.as_str().into(),
+            status: PaymentStatus::Succeeded,
         });
         m.refund = Some(refund);
         m.events.push(OutboxEvent {
@@ -144,7 +144,7 @@ impl<S: Store> Gateway<S> {
                 ) {
                     (Some(reply), _) => Ok(reply),
                     (None, MovementError::PaymentStateConflict { actual, .. }) => {
-                        Err(not_refundable(payment_id, &actual))
+                        Err(not_refundable(payment_id, actual))
                     }
                     (None, e) => Err(e.into()),
                 }
@@ -220,9 +220,9 @@ impl<S: Store> Gateway<S> {
         p.require(&[Role::Merchant])?;
         let pay = self.payment_for(p, payment_id).await?;
         let now = self.now();
-        let status: PaymentStatus = pay.status.parse().map_err(Error::internal)?;
+        let status = pay.status;
         if status != PaymentStatus::Succeeded || pay.refunded_minor != 0 {
-            return Err(not_cancelable(payment_id, &pay.status, pay.refunded_minor));
+            return Err(not_cancelable(payment_id, status, pay.refunded_minor));
         }
         let window = self.limits.cancel_window_seconds;
         if now.millis_since(pay.created_at) > window.saturating_mul(1000) {
@@ -238,7 +238,7 @@ impl<S: Store> Gateway<S> {
         }
         let funding = funding_account(&pay)?;
         let mut after = pay.clone();
-        after.status = PaymentStatus::Canceled.as_str().into();
+        after.status = PaymentStatus::Canceled;
         after.updated_at = now;
         let view = PaymentView::of(&after, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
@@ -281,13 +281,11 @@ impl<S: Store> Gateway<S> {
         // payment still succeeded, nothing refunded meanwhile).
         let applied = self.store.apply(m).await.map_err(|e| match e {
             MovementError::PaymentStateConflict { actual, .. } => {
-                not_cancelable(payment_id, &actual, 0)
+                not_cancelable(payment_id, actual, 0)
             }
-            MovementError::PaymentHasRefunds { refunded_minor, .. } => not_cancelable(
-                payment_id,
-                PaymentStatus::Succeeded.as_str(),
-                refunded_minor,
-            ),
+            MovementError::PaymentHasRefunds { refunded_minor, .. } => {
+                not_cancelable(payment_id, PaymentStatus::Succeeded, refunded_minor)
+            }
             e => e.into(),
         })?;
         // Recorded (now or by the first try): return the money to the card.
@@ -330,7 +328,7 @@ fn refund_key(payment_id: &str, out_refund_no: &str) -> String {
     format!("{payment_id}:{out_refund_no}")
 }
 
-fn not_refundable(payment_id: &str, status: &str) -> Error {
+fn not_refundable(payment_id: &str, status: PaymentStatus) -> Error {
     Error::new(
         Kind::Conflict,
         "payment_not_refundable",
@@ -338,7 +336,7 @@ fn not_refundable(payment_id: &str, status: &str) -> Error {
     )
 }
 
-fn not_cancelable(payment_id: &str, status: &str, refunded_minor: i64) -> Error {
+fn not_cancelable(payment_id: &str, status: PaymentStatus, refunded_minor: i64) -> Error {
     let refunded = Money::from_minor(refunded_minor, crate::CURRENCY);
     Error::new(
         Kind::Conflict,
@@ -349,9 +347,5 @@ fn not_cancelable(payment_id: &str, status: &str, refunded_minor: i64) -> Error 
 
 /// The account a payment was paid from (where refunds and cancels return).
 fn funding_account(pay: &Payment) -> Result<String, Error> {
-    pay.details
-        .get("funding_account")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| Error::internal("payment without funding account"))
+    Ok(pay.details.funding_account.clone())
 }

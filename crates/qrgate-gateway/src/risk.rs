@@ -4,8 +4,6 @@
 //! and auditors) and flags also in its audit row. The checks here only
 //! flag: they never refuse a payment, so they read outside the movement.
 
-use serde::{Deserialize, Serialize};
-
 use qrgate_core::Timestamp;
 use qrgate_store::{Merchant, Store};
 
@@ -18,31 +16,7 @@ const HISTORY_DAYS: i64 = 30;
 const MIN_HISTORY: i64 = 3;
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Allow,
-    StepUp,
-    Decline,
-    FlagForReview,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Check {
-    pub rule: String,
-    pub decision: Decision,
-    pub reason: String,
-}
-
-impl Check {
-    pub fn new(rule: &str, decision: Decision, reason: impl Into<String>) -> Check {
-        Check {
-            rule: rule.into(),
-            decision,
-            reason: reason.into(),
-        }
-    }
-}
+pub use qrgate_core::payment::{Check, Decision};
 
 /// The start of the business day of `now`.
 fn day_start(now: Timestamp, offset_minutes: i32) -> Timestamp {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use qrgate_core::{Currency, Money, Timestamp};
+use qrgate_core::payment::{Check, Funding, NextAction};
+use qrgate_core::{Currency, Element, Money, Timestamp};
 use qrgate_store::{Merchant, Order, Payment, Refund};
 
 use crate::Role;
@@ -15,14 +16,7 @@ pub fn amount(minor: i64, currency: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"code": "limit_exceeded", "message": "BCP-LIMIT-C-DAILY: 99999 + 2 would exceed the limit of 100000 (minor units)", "rule": "BCP-LIMIT-C-DAILY"}))]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-}
+pub use qrgate_core::payment::Failure;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "pay_gqkzze5gcvjkcliypewhufdj3a", "object": "payment", "status": "succeeded", "mode": "cpm", "amount": "12.30", "currency": "CNY", "amount_refunded": "0.00", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "merchant_name": "DEMO NOODLES", "risk_level": "C", "verification": ["device_signature"], "out_trade_no": "T-1001", "created_at": "2026-11-25T13:27:48.155Z", "updated_at": "2026-11-25T13:27:48.155Z"}))]
@@ -52,14 +46,12 @@ pub struct PaymentView {
     pub failure: Option<Failure>,
     /// For `requires_action`: what the payer must prove, and by when.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub next_action: Option<serde_json::Value>,
+    pub next_action: Option<NextActionView>,
     /// Where the money came from: `{"type": "wallet"}`, or a card with its
     /// brand, last four digits and `debit`/`credit` (and, for the payer,
     /// its `card_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub funding: Option<serde_json::Value>,
+    pub funding: Option<FundingView>,
     /// For the payer of a scanned merchant code: what to do if the payee
     /// was not the one meant (BCP-MPM-RISK-PROMPT at payment).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +59,7 @@ pub struct PaymentView {
     /// For admins and auditors: the risk checks the payment went through,
     /// each with its rule, decision and reason.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub risk_checks: Option<Vec<crate::risk::Check>>,
+    pub risk_checks: Option<Vec<Check>>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -77,74 +69,103 @@ impl PaymentView {
     /// customer paid (the id is random, but it would let them link payments).
     pub fn of(p: &Payment, audience: Role) -> PaymentView {
         let d = &p.details;
-        let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let currency = p.currency.code();
         PaymentView {
             id: p.id.clone(),
             object: "payment",
-            status: p.status.clone(),
-            mode: s("mode").unwrap_or_default(),
-            amount: amount(p.amount_minor, &p.currency),
-            currency: p.currency.clone(),
-            amount_refunded: amount(p.refunded_minor, &p.currency),
+            status: p.status.as_str().into(),
+            mode: d.mode.as_str().into(),
+            amount: amount(p.amount_minor, currency),
+            currency: currency.into(),
+            amount_refunded: amount(p.refunded_minor, currency),
             merchant_id: p.merchant_id.clone(),
-            customer_id: if audience == Role::Merchant {
-                None
-            } else {
-                p.customer_id.clone()
-            },
-            merchant_name: s("merchant_name"),
-            risk_level: s("risk_level").unwrap_or_default(),
-            verification: d
-                .get("verification")
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            customer_id: p.customer_id.clone().filter(|_| audience != Role::Merchant),
+            merchant_name: d.merchant_name.clone(),
+            risk_level: d.risk_level.as_str().into(),
+            verification: d.verification.iter().map(|e| e.as_str().into()).collect(),
             // A payment of an order shows the order's number, which the
             // order's row keeps unique (its attempts do not hold it).
-            out_trade_no: p.out_trade_no.clone().or_else(|| s("out_trade_no")),
-            order_id: s("order_id"),
-            failure: d
-                .get("failure")
-                .and_then(|f| serde_json::from_value(f.clone()).ok()),
-            next_action: d.get("next_action").map(|a| {
-                let mut a = a.clone();
-                if let Some(o) = a.as_object_mut() {
-                    o.remove("expires_at_ms");
-                }
-                a
-            }),
-            funding: d.get("funding").map(|f| {
-                let mut shown = serde_json::Map::new();
-                let mut keys = vec!["type", "brand", "last4", "funding"];
-                if audience != Role::Merchant {
-                    keys.push("card_id");
-                }
-                for k in keys {
-                    if let Some(v) = f.get(k) {
-                        shown.insert(k.to_owned(), v.clone());
-                    }
-                }
-                serde_json::Value::Object(shown)
-            }),
+            out_trade_no: p.out_trade_no.clone().or_else(|| d.out_trade_no.clone()),
+            order_id: d.order_id.clone(),
+            failure: d.failure.clone(),
+            next_action: d.next_action.as_ref().map(NextActionView::of),
+            funding: Some(FundingView::of(&d.funding, audience)),
             risk_checks: match audience {
-                Role::Admin | Role::Auditor => d
-                    .get("risk_checks")
-                    .and_then(|c| serde_json::from_value(c.clone()).ok()),
+                Role::Admin | Role::Auditor => Some(d.risk_checks.clone()),
                 _ => None,
             },
-            risk_prompt: match (audience, s("mode").as_deref()) {
-                (Role::Consumer, Some("mpm_static" | "mpm_dynamic")) => Some(format!(
+            risk_prompt: (audience == Role::Consumer && d.mode.payer_scanned()).then(|| {
+                format!(
                     "Paid to {}. If that is not who you meant to pay, report it at once from your payments list; keep this payment id.",
-                    s("merchant_name").unwrap_or_default()
-                )),
-                _ => None,
-            },
+                    d.merchant_name.as_deref().unwrap_or_default()
+                )
+            }),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// What the payer of a `requires_action` payment must prove, and by when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "confirm", "elements": ["pin", "device_signature"], "accepts": [["pin", "device_signature"], ["pin", "one_time_password"]], "target_level": "B", "expires_at": "2026-11-25T13:32:48.155Z", "confirm_url": "/v1/payments/pay_gqkzze5gcvjkcliypewhufdj3a/confirm"}))]
+pub struct NextActionView {
+    /// Always `confirm`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The suggested set of elements.
+    pub elements: Vec<String>,
+    /// Every set of elements that completes the payment.
+    pub accepts: Vec<Vec<String>>,
+    /// The level the confirmation reaches.
+    pub target_level: String,
+    pub expires_at: String,
+    pub confirm_url: String,
+}
+
+impl NextActionView {
+    fn of(a: &NextAction) -> NextActionView {
+        let names = |set: &[Element]| set.iter().map(|e| e.as_str().to_owned()).collect();
+        NextActionView {
+            kind: a.kind.clone(),
+            elements: names(&a.elements),
+            accepts: a.accepted().iter().map(|s| names(s)).collect(),
+            target_level: a.target().as_str().into(),
+            expires_at: a.expires_at.clone(),
+            confirm_url: a.confirm_url.clone(),
+        }
+    }
+}
+
+/// Where the money came from: the wallet, or a card with its brand, last
+/// four digits and `debit`/`credit` (and, for the payer, the card's id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "card", "brand": "visa", "last4": "4242", "funding": "debit"}))]
+pub struct FundingView {
+    /// `wallet` or `card`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+}
+
+impl FundingView {
+    fn of(f: &Funding, audience: Role) -> FundingView {
+        let card = f.card();
+        FundingView {
+            kind: f.kind().into(),
+            brand: card.map(|c| c.brand.clone()),
+            last4: card.map(|c| c.last4.clone()),
+            funding: card.map(|c| c.funding.clone()),
+            card_id: card
+                .filter(|_| audience != Role::Merchant)
+                .map(|c| c.card_id.clone()),
         }
     }
 }

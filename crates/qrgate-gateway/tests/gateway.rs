@@ -13,6 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use qrgate_codes::cpm::{Holder, TokenClaims};
+use qrgate_core::state::PaymentStatus;
 use qrgate_core::{Clock, ManualClock, Timestamp};
 use qrgate_gateway::funding::NewCard;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};

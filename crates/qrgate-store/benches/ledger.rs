@@ -73,12 +73,17 @@ fn payment(n: u64, wallet: &str) -> Movement {
         id: id.clone(),
         merchant_id: "mch_bench".into(),
         customer_id: Some("cus_bench".into()),
-        status: "succeeded".into(),
+        status: qrgate_core::state::PaymentStatus::Succeeded,
         amount_minor: 1,
-        currency: "CNY".into(),
+        currency: qrgate_core::Currency::CNY,
         refunded_minor: 0,
         out_trade_no: None,
-        details: json!({ "mode": "cpm", "risk_level": "C", "verification": ["device_signature"] }),
+        details: serde_json::from_value(json!({
+            "mode": "cpm", "risk_level": "C", "verification": ["device_signature"],
+            "funding_account": "wallet:cus:CNY", "funding": {"type": "wallet"},
+            "settlement_account": "settlement:mch:CNY"
+        }))
+        .expect("payment details"),
         created_at: t(2),
         updated_at: t(2),
     }));

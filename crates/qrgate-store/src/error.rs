@@ -1,5 +1,7 @@
 //! Store errors: business refusals of a movement, and infrastructure failures.
 
+use qrgate_core::state::PaymentStatus;
+
 /// The database could not do what was asked (connection, I/O, corruption).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -109,8 +111,8 @@ pub enum MovementError {
     #[error("payment {id} is {actual}, not {expected}")]
     PaymentStateConflict {
         id: String,
-        expected: String,
-        actual: String,
+        expected: PaymentStatus,
+        actual: PaymentStatus,
     },
     #[error("payment {id} has {refunded_minor} refunded, so its status cannot change")]
     PaymentHasRefunds { id: String, refunded_minor: i64 },

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use qrgate_core::Timestamp;
+use qrgate_core::payment::PaymentDetails;
+use qrgate_core::state::PaymentStatus;
+use qrgate_core::{Currency, Timestamp};
 
 /// A ledger account. `allow_negative` is false for customer wallets and
 /// merchant settlement; true for the external clearing account.
@@ -93,13 +95,13 @@ pub struct Payment {
     pub id: String,
     pub merchant_id: String,
     pub customer_id: Option<String>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub refunded_minor: i64,
     pub out_trade_no: Option<String>,
-    /// Everything else about the payment, as JSON (mode, risk level, code, …).
-    pub details: serde_json::Value,
+    /// Everything else about the payment, stored as one JSON column.
+    pub details: PaymentDetails,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -114,9 +116,9 @@ pub enum PaymentWrite {
     /// refunds, so a cancel cannot pay back what a refund already did.
     Transition {
         id: String,
-        from: String,
-        to: String,
-        details: Option<serde_json::Value>,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        details: Option<PaymentDetails>,
     },
     /// Add to the refunded amount, never past the amount, and only while
     /// the payment is in `status` (so a refund cannot follow or race a
@@ -124,8 +126,29 @@ pub enum PaymentWrite {
     AddRefunded {
         id: String,
         amount_minor: i64,
-        status: String,
+        status: PaymentStatus,
     },
+}
+
+impl PaymentWrite {
+    pub fn payment_id(&self) -> &str {
+        match self {
+            PaymentWrite::Insert(p) => &p.id,
+            PaymentWrite::Transition { id, .. } | PaymentWrite::AddRefunded { id, .. } => id,
+        }
+    }
+
+    /// The write sets the payment's details (so their text must be there).
+    pub fn carries_details(&self) -> bool {
+        matches!(
+            self,
+            PaymentWrite::Insert(_)
+                | PaymentWrite::Transition {
+                    details: Some(_),
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

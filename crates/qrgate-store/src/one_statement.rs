@@ -196,7 +196,7 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
     }
     // Before the money, as in ops::apply: the payment's guard is taken first.
     if let Some(w) = &m.payment {
-        if matches!(w, PaymentWrite::Insert(_)) && texts.payment_details.is_none() {
+        if w.carries_details() && texts.payment_details.is_none() {
             return None;
         }
         let body = returning(steps::payment(
@@ -268,6 +268,7 @@ mod tests {
 
     use super::*;
     use qrgate_core::Timestamp;
+    use qrgate_core::state::PaymentStatus;
 
     fn payment_movement() -> Movement {
         let at = Timestamp::from_unix_millis(1_000);
@@ -374,8 +375,8 @@ mod tests {
         let mut m = payment_movement();
         m.payment = Some(PaymentWrite::Transition {
             id: "pay".into(),
-            from: "succeeded".into(),
-            to: "canceled".into(),
+            from: PaymentStatus::Succeeded,
+            to: PaymentStatus::Canceled,
             details: None,
         });
         let (sql, _) = compose(&prepared(&m)).expect("composed");
@@ -386,7 +387,7 @@ mod tests {
         m.payment = Some(PaymentWrite::AddRefunded {
             id: "pay".into(),
             amount_minor: 5,
-            status: "succeeded".into(),
+            status: PaymentStatus::Succeeded,
         });
         let t = prepared(&m);
         let (sql, args) = compose(&t).expect("composed");
@@ -427,12 +428,12 @@ mod tests {
             id: "pay".into(),
             merchant_id: "mch".into(),
             customer_id: Some("cus".into()),
-            status: "succeeded".into(),
+            status: PaymentStatus::Succeeded,
             amount_minor: 5,
-            currency: "CNY".into(),
+            currency: qrgate_core::Currency::CNY,
             refunded_minor: 0,
             out_trade_no: None,
-            details: serde_json::json!({ "risk_level": "C" }),
+            details: serde_json::from_value(serde_json::json!({"mode": "cpm", "risk_level": "C", "funding_account": "w", "funding": {"type": "wallet"}, "settlement_account": "s"})).unwrap(),
             created_at: at,
             updated_at: at,
         }));

@@ -177,9 +177,9 @@ pub(crate) fn payment<'a>(
             q.p(Arg::Str(&p.id)),
             q.p(Arg::Str(&p.merchant_id)),
             q.p(Arg::OptStr(p.customer_id.as_deref())),
-            q.p(Arg::Str(&p.status)),
+            q.p(Arg::Str(p.status.as_str())),
             q.p(Arg::I64(p.amount_minor)),
-            q.p(Arg::Str(&p.currency)),
+            q.p(Arg::Str(p.currency.code())),
             q.p(Arg::I64(p.refunded_minor)),
             q.p(Arg::OptStr(p.out_trade_no.as_deref())),
             q.p(Arg::OptStr(details)),
@@ -189,11 +189,11 @@ pub(crate) fn payment<'a>(
         PaymentWrite::Transition { id, from, to, .. } => format!(
             "UPDATE payments SET status = {}, updated_at = {}, details = COALESCE({}, details) \
              WHERE id = {} AND status = {} AND refunded_minor = 0",
-            q.p(Arg::Str(to)),
+            q.p(Arg::Str(to.as_str())),
             q.at(at),
             q.p(Arg::OptStr(details)),
             q.p(Arg::Str(id)),
-            q.p(Arg::Str(from)),
+            q.p(Arg::Str(from.as_str())),
         ),
         PaymentWrite::AddRefunded {
             id,
@@ -206,7 +206,7 @@ pub(crate) fn payment<'a>(
                  WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount}",
                 q.at(at),
                 q.p(Arg::Str(id)),
-                q.p(Arg::Str(status)),
+                q.p(Arg::Str(status.as_str())),
             )
         }
     }

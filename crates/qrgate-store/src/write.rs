@@ -30,9 +30,11 @@ impl Prepared {
     pub(crate) fn new(movement: Movement) -> Prepared {
         let texts = Texts {
             payment_details: match &movement.payment {
-                Some(PaymentWrite::Insert(p)) => Some(p.details.to_string()),
+                // A text that cannot be made is left out, and the write
+                // refuses a payment whose details are missing.
+                Some(PaymentWrite::Insert(p)) => serde_json::to_string(&p.details).ok(),
                 Some(PaymentWrite::Transition { details, .. }) => {
-                    details.as_ref().map(|d| d.to_string())
+                    details.as_ref().and_then(|d| serde_json::to_string(d).ok())
                 }
                 _ => None,
             },

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use qrgate_core::Timestamp;
+use qrgate_core::payment::PaymentDetails;
+use qrgate_core::state::PaymentStatus;
 use qrgate_store::*;
 use serde_json::json;
 use sqlx::{Connection, Row};
@@ -258,17 +260,25 @@ fn topup(id: &str, wallet: &str, amount: i64) -> Movement {
     m
 }
 
+fn payment_details() -> PaymentDetails {
+    serde_json::from_value(json!({
+        "mode": "cpm", "risk_level": "C", "funding_account": "wallet:cus_1:CNY",
+        "funding": {"type": "wallet"}, "settlement_account": "settlement:mch_1:CNY"
+    }))
+    .unwrap()
+}
+
 fn payment_row(id: &str, amount: i64, status: &str) -> Payment {
     Payment {
         id: id.into(),
         merchant_id: "mch_1".into(),
         customer_id: Some("cus_1".into()),
-        status: status.into(),
+        status: status.parse().unwrap(),
         amount_minor: amount,
-        currency: "CNY".into(),
+        currency: qrgate_core::Currency::CNY,
         refunded_minor: 0,
         out_trade_no: None,
-        details: json!({ "mode": "cpm" }),
+        details: payment_details(),
         created_at: t(2),
         updated_at: t(2),
     }
@@ -356,7 +366,7 @@ fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured
     m.payment = Some(PaymentWrite::AddRefunded {
         id: payment_id.into(),
         amount_minor: amount,
-        status: "succeeded".into(),
+        status: PaymentStatus::Succeeded,
     });
     m.refund = Some(Refund {
         id: id.clone(),
@@ -455,7 +465,7 @@ on_both!(topup_pay_refund_round_trip, |db: Db| async move {
         (
             p.status.as_str(),
             p.amount_minor,
-            p.details["mode"].as_str()
+            Some(p.details.mode.as_str())
         ),
         ("succeeded", 2_500, Some("cpm"))
     );
@@ -556,18 +566,18 @@ on_both!(refused_movements_change_nothing, |db: Db| async move {
     let mut m = Movement::new(t(9));
     m.payment = Some(PaymentWrite::Transition {
         id: "pay_1".into(),
-        from: "requires_action".into(),
-        to: "canceled".into(),
+        from: PaymentStatus::RequiresAction,
+        to: PaymentStatus::Canceled,
         details: None,
     });
     assert!(
-        matches!(s.apply(m).await.unwrap_err(), MovementError::PaymentStateConflict { ref actual, .. } if actual == "succeeded")
+        matches!(s.apply(m).await.unwrap_err(), MovementError::PaymentStateConflict { ref actual, .. } if *actual == PaymentStatus::Succeeded)
     );
     let mut m = Movement::new(t(9));
     m.payment = Some(PaymentWrite::Transition {
         id: "pay_x".into(),
-        from: "a".into(),
-        to: "b".into(),
+        from: PaymentStatus::RequiresAction,
+        to: PaymentStatus::Canceled,
         details: None,
     });
     assert!(matches!(
@@ -2548,8 +2558,8 @@ on_both!(
             let mut m = bare_payback(&format!("cancel_{id}"), "reversal", id, &wallet(0), 2_000);
             m.payment = Some(PaymentWrite::Transition {
                 id: id.into(),
-                from: "succeeded".into(),
-                to: "canceled".into(),
+                from: PaymentStatus::Succeeded,
+                to: PaymentStatus::Canceled,
                 details: None,
             });
             m
@@ -2578,13 +2588,13 @@ on_both!(
             .await
             .unwrap_err();
         assert!(
-            matches!(e, MovementError::PaymentStateConflict { ref actual, .. } if actual == "canceled"),
+            matches!(e, MovementError::PaymentStateConflict { ref actual, .. } if *actual == PaymentStatus::Canceled),
             "{e}"
         );
         // A second cancel is a state conflict, not a duplicate posting id.
         let e = s.apply(cancel("pay_2")).await.unwrap_err();
         assert!(
-            matches!(e, MovementError::PaymentStateConflict { ref actual, .. } if actual == "canceled"),
+            matches!(e, MovementError::PaymentStateConflict { ref actual, .. } if *actual == PaymentStatus::Canceled),
             "{e}"
         );
         assert_eq!(fingerprint(&db).await, mid);

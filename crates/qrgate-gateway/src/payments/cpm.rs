@@ -1,8 +1,7 @@
 //! CPM: the merchant charges the payment code the consumer shows.
 
-use serde_json::json;
-
 use qrgate_core::Money;
+use qrgate_core::payment::Mode;
 use qrgate_core::risk;
 use qrgate_store::*;
 
@@ -37,9 +36,9 @@ impl<S: Store> Gateway<S> {
             payment_id: None,
             expires_at: payer.burn_expires,
         };
-        let details =
-            json!({ "mode": "cpm", "code_kind": payer.code_kind, "device_id": payer.device_id });
         let sale = Sale {
+            mode: Mode::Cpm,
+            code_kind: Some(payer.code_kind),
             merchant: &merchant,
             customer: &payer.customer,
             amount,
@@ -50,7 +49,6 @@ impl<S: Store> Gateway<S> {
             device: payer.device_id.as_deref(),
             static_code: None,
         };
-        self.settle(p, sale, Some(burn), details, out_trade_no, idem)
-            .await
+        self.settle(p, sale, Some(burn), out_trade_no, idem).await
     }
 }

@@ -3,10 +3,10 @@
 //! code), and the public check of a merchant code before paying.
 
 use serde::Serialize;
-use serde_json::json;
 
 use qrgate_codes::merchant::{self, MerchantCodeKind};
 use qrgate_core::Money;
+use qrgate_core::payment::Mode;
 use qrgate_core::risk::{self, Element};
 use qrgate_core::state::OrderStatus;
 use qrgate_store::*;
@@ -82,8 +82,9 @@ impl<S: Store> Gateway<S> {
                     .await?
                     .ok_or_else(|| Error::internal("static code without merchant"))?;
                 let level = risk::level(&elements, true);
-                let details = json!({ "mode": "mpm_static", "static_code_id": sc.id });
                 let sale = Sale {
+                    mode: Mode::MpmStatic,
+                    code_kind: None,
                     merchant: &merchant,
                     customer: &customer,
                     amount,
@@ -94,7 +95,7 @@ impl<S: Store> Gateway<S> {
                     device: None,
                     static_code: Some(&sc.id),
                 };
-                self.settle(p, sale, None, details, None, idem).await
+                self.settle(p, sale, None, None, idem).await
             }
             MerchantCodeKind::Dynamic {
                 order_id,
@@ -141,13 +142,9 @@ impl<S: Store> Gateway<S> {
                     payment_id: None,
                     expires_at: order.expires_at,
                 };
-                let mut details = json!({ "mode": "mpm_dynamic", "order_id": order.id });
-                if let Some(n) = &order.out_trade_no {
-                    // The order holds the merchant's number; a failed or
-                    // lapsed attempt must not take it from the next one.
-                    details["out_trade_no"] = json!(n);
-                }
                 let sale = Sale {
+                    mode: Mode::MpmDynamic,
+                    code_kind: None,
                     merchant: &merchant,
                     customer: &customer,
                     amount: code_amount,
@@ -158,7 +155,7 @@ impl<S: Store> Gateway<S> {
                     device: None,
                     static_code: None,
                 };
-                self.settle(p, sale, Some(burn), details, None, idem).await
+                self.settle(p, sale, Some(burn), None, idem).await
             }
         }
     }

@@ -10,21 +10,24 @@
 use serde_json::json;
 
 use qrgate_core::id::PaymentId;
+use qrgate_core::payment::{Check, Decision, Mode, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
 use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
 use crate::funding::Source;
-use crate::risk::{Check, Decision};
 use crate::stepup::StepUp;
-use crate::views::{Failure, PaymentView};
+use crate::views::PaymentView;
 use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
 
 /// What is being paid: who pays whom, how much, at which risk level with
 /// which proven elements, from which source, for which order.
 #[derive(Clone, Copy)]
 pub(super) struct Sale<'a> {
+    pub(super) mode: Mode,
+    /// CPM: the kind of code the payer showed.
+    pub(super) code_kind: Option<&'a str>,
     pub(super) merchant: &'a Merchant,
     pub(super) customer: &'a str,
     pub(super) amount: Money,
@@ -136,7 +139,6 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         sale: Sale<'_>,
         burn: Option<CodeBurn>,
-        mut details: serde_json::Value,
         out_trade_no: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
@@ -153,23 +155,35 @@ impl<S: Store> Gateway<S> {
         let now = self.now();
         let id: PaymentId = self.new_id()?;
         let id = id.to_string();
-        details["risk_level"] = json!(level.as_str());
-        details["verification"] = json!(elements);
-        details["merchant_name"] = json!(merchant.name);
-        details["funding_account"] = json!(self.source_account(customer, source));
-        details["funding"] = self.source_details(source);
-        details["settlement_account"] = json!(settlement_account(&merchant.id));
-        if level == RiskLevel::C && *source == Source::Wallet {
+        let mut details = PaymentDetails {
+            mode: sale.mode,
+            code_kind: sale.code_kind.map(str::to_owned),
+            device_id: sale.device.map(str::to_owned),
+            static_code_id: sale.static_code.map(str::to_owned),
+            order_id: order.map(|o| o.id.clone()),
+            // The order holds the merchant's number; a failed or lapsed
+            // attempt must not take it from the next one.
+            out_trade_no: order.and_then(|o| o.out_trade_no.clone()),
+            risk_level: level,
+            verification: elements.to_vec(),
+            merchant_name: Some(merchant.name.clone()),
+            funding_account: self.source_account(customer, source),
+            funding: self.source_details(source),
+            settlement_account: settlement_account(&merchant.id),
             // 43: the institution compensates level-C balance-payment losses in full.
-            details["compensation_eligible"] = json!(true);
-        }
-        let row = |status: &str, details: serde_json::Value| Payment {
+            compensation_eligible: level == RiskLevel::C && *source == Source::Wallet,
+            risk_checks: Vec::new(),
+            failure: None,
+            next_action: None,
+            cancellation_reason: None,
+        };
+        let row = |status: PaymentStatus, details: PaymentDetails| Payment {
             id: id.clone(),
             merchant_id: merchant.id.clone(),
             customer_id: Some(customer.to_owned()),
-            status: status.into(),
+            status,
             amount_minor: amount.minor(),
-            currency: "CNY".into(),
+            currency: amount.currency(),
             refunded_minor: 0,
             out_trade_no: out_trade_no.clone(),
             details,
@@ -202,21 +216,18 @@ impl<S: Store> Gateway<S> {
                 .await?
             {
                 StepUp::Needs(offer) => {
-                    record_check(
-                        &mut details,
-                        Check::new(
-                            refusal.rule.as_deref().unwrap_or_default(),
-                            Decision::StepUp,
-                            refusal.message.clone(),
-                        ),
-                    );
-                    if let Some(f) = details.get_mut("funding").and_then(|f| f.as_object_mut()) {
+                    details.record_check(Check::new(
+                        refusal.rule.as_deref().unwrap_or_default(),
+                        Decision::StepUp,
+                        refusal.message.clone(),
+                    ));
+                    if let Some(card) = details.funding.card_mut() {
                         // The confirmation authorizes the card afresh.
-                        f.remove("request_id");
-                        f.remove("authorization");
-                        f.remove("reversed");
+                        card.request_id = None;
+                        card.authorization = None;
+                        card.reversed = false;
                     }
-                    let waiting = row(PaymentStatus::RequiresAction.as_str(), details.clone());
+                    let waiting = row(PaymentStatus::RequiresAction, details.clone());
                     return self
                         .require_action(p, merchant, waiting, offer, burn, idem)
                         .await;
@@ -237,21 +248,13 @@ impl<S: Store> Gateway<S> {
             return Err(refusal);
         };
         let burn = Some(burn).filter(|_| order.is_none());
-        record_check(
-            &mut details,
-            Check::new(
-                refusal.rule.as_deref().unwrap_or(refusal.code),
-                Decision::Decline,
-                refusal.message.clone(),
-            ),
-        );
-        details["failure"] = serde_json::to_value(Failure {
-            code: refusal.code.into(),
-            message: refusal.message.clone(),
-            rule: refusal.rule.clone(),
-        })
-        .map_err(Error::internal)?;
-        let failed = row(PaymentStatus::Failed.as_str(), details);
+        details.record_check(Check::new(
+            refusal.rule.as_deref().unwrap_or(refusal.code),
+            Decision::Decline,
+            refusal.message.clone(),
+        ));
+        details.failure = Some(refusal.failure());
+        let failed = row(PaymentStatus::Failed, details);
         let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
         // The request id is added when the stored answer is replayed.
         if let Some(r) = &refusal.rule {
@@ -302,11 +305,13 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         sale: &Sale<'_>,
         burn: &Option<CodeBurn>,
-        details: &mut serde_json::Value,
-        row: &(dyn Fn(&str, serde_json::Value) -> Payment + Sync),
+        details: &mut PaymentDetails,
+        row: &(dyn Fn(PaymentStatus, PaymentDetails) -> Payment + Sync),
         idem: &Option<Idem>,
     ) -> Result<Result<Reply, Error>, Error> {
         let &Sale {
+            mode: _,
+            code_kind: _,
             merchant,
             customer,
             amount,
@@ -355,13 +360,8 @@ impl<S: Store> Gateway<S> {
             self.review_checks(merchant, customer, amount.minor(), now)
                 .await?,
         );
-        let flags: Vec<&str> = checks
-            .iter()
-            .filter(|c| c.decision == Decision::FlagForReview)
-            .map(|c| c.rule.as_str())
-            .collect();
-        let flags = json!(flags);
-        details["risk_checks"] = json!(checks);
+        details.risk_checks = checks;
+        let flags = json!(details.flags());
         let counters = self
             .funding_counters(
                 customer,
@@ -373,21 +373,19 @@ impl<S: Store> Gateway<S> {
                 now,
             )
             .await?;
-        let ok_row = row(PaymentStatus::Succeeded.as_str(), details.clone());
+        let ok_row = row(PaymentStatus::Succeeded, details.clone());
         let id = ok_row.id.clone();
         let mut authorized = false;
-        if let Source::Card(card) = source {
-            details["funding"]["request_id"] = json!(id);
+        if let (Source::Card(card), Some(recorded)) = (source, details.funding.card_mut()) {
+            recorded.request_id = Some(id.clone());
             match self.authorize_card(&id, card, amount.minor()).await {
                 Ok(authorization) => {
-                    details["funding"]["authorization"] = json!(authorization);
+                    recorded.authorization = Some(authorization);
                     authorized = true;
                 }
                 Err(declined) => {
-                    if declined.code == "card_processor_timeout" {
-                        // authorize_card reversed the unanswered authorization.
-                        details["funding"]["reversed"] = json!(true);
-                    }
+                    // authorize_card reversed an unanswered authorization.
+                    recorded.reversed = declined.code == "card_processor_timeout";
                     return Ok(Err(declined));
                 }
             }
@@ -431,13 +429,15 @@ impl<S: Store> Gateway<S> {
         m.audit = Some(AuditEntry {
             action: "payment.succeeded".into(),
             subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details["funding"], "flags": flags, "by": p.key_id }),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags, "by": p.key_id }),
         });
         let result = self.store.apply(m).await;
         if authorized && !matches!(result, Ok(Applied::Done { .. })) {
             // Refused, replayed or failed: this authorization must not settle.
             self.reverse_card(&id).await;
-            details["funding"]["reversed"] = json!(true);
+            if let Some(card) = details.funding.card_mut() {
+                card.reversed = true;
+            }
         }
         match result {
             Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),
@@ -477,16 +477,4 @@ impl<S: Store> Gateway<S> {
             ],
         }
     }
-}
-
-/// Record a decisive check on a payment's details, replacing an earlier
-/// entry of the same rule (an `allow` noted before the store refused it).
-pub(super) fn record_check(details: &mut serde_json::Value, check: Check) {
-    let mut checks: Vec<Check> = details
-        .get("risk_checks")
-        .and_then(|c| serde_json::from_value(c.clone()).ok())
-        .unwrap_or_default();
-    checks.retain(|c| c.rule != check.rule);
-    checks.push(check);
-    details["risk_checks"] = json!(checks);
 }

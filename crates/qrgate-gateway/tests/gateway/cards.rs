@@ -90,7 +90,7 @@ on_both!(
         let id = e.payment_id.unwrap();
         assert!(w.sandbox.authorization(&id).unwrap().reversed);
         let recorded = w.gw.store().payment(&id).await.unwrap().unwrap();
-        assert_eq!(recorded.details["funding"]["reversed"], json!(true));
+        assert!(recorded.details.funding.card().unwrap().reversed);
         assert_eq!(
             w.gw.get_payment(&w.consumer, &id).await.unwrap().status,
             "failed"

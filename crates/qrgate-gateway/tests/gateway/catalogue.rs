@@ -167,14 +167,14 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("refunds.rs", "200", "HTTP status"),
         ("refunds.rs", "201", "HTTP status"),
         ("refunds.rs", "1000", "milliseconds per second"),
-        ("stepup.rs", "200", "HTTP status"),
+        ("confirm.rs", "200", "HTTP status"),
         ("lapse.rs", "200", "sweeper batch size"),
         (
             "lapse.rs",
             "60_000",
             "grace of a confirming claim past its deadline",
         ),
-        ("stepup.rs", "201", "HTTP status"),
+        ("waiting.rs", "201", "HTTP status"),
         (
             "webhooks.rs",
             "60",

@@ -521,10 +521,17 @@ on_both!(
             losers_say(&out, &["payment_state_conflict"], &what);
             assert_eq!(winners(&out), 1, "{what}: {out:?}");
             let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
-            assert_eq!(row.status, "succeeded", "{what}");
+            assert_eq!(row.status, PaymentStatus::Succeeded, "{what}");
             // The authorization the payment kept is live: the loser reversed
             // nothing of the winner's.
-            let request_id = row.details["funding"]["request_id"].as_str().unwrap();
+            let request_id = row
+                .details
+                .funding
+                .card()
+                .unwrap()
+                .request_id
+                .as_deref()
+                .unwrap();
             let auth = w.sandbox.authorization(request_id).unwrap();
             assert!(
                 !auth.reversed,
@@ -542,17 +549,19 @@ on_both!(
     |w: World| async move {
         use qrgate_store::{Movement, PaymentWrite};
         w.gw.set_pin(&w.consumer, PIN).await.unwrap();
-        let pay = waiting(&w).await;
+        // Only a card confirmation claims a payment.
+        let card = w.link(&w.consumer, "4242424242424242").await;
+        let pay = waiting_on_card(&w, &card).await;
         // A node claimed it for a card confirmation and stopped.
         let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
         let mut claimed = row.details.clone();
         let request_id = format!("{pay}.confirm.0011223344556677");
-        claimed["funding"]["request_id"] = json!(request_id);
+        claimed.funding.card_mut().unwrap().request_id = Some(request_id.to_string());
         let mut m = Movement::new(w.clock.now());
         m.payment = Some(PaymentWrite::Transition {
             id: pay.clone(),
-            from: "requires_action".into(),
-            to: "confirming".into(),
+            from: PaymentStatus::RequiresAction,
+            to: PaymentStatus::Confirming,
             details: Some(claimed),
         });
         w.gw.store().apply(m).await.unwrap();
@@ -787,7 +796,7 @@ on_both!(
                 // or just after, by a few milliseconds more each trial.
                 for _ in 0..2_000 {
                     let row = ww.gw.store().payment(&id).await.unwrap().unwrap();
-                    if row.status != "requires_action" {
+                    if row.status != PaymentStatus::RequiresAction {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -808,11 +817,12 @@ on_both!(
             };
             let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
             if out[1].is_ok() {
-                assert_eq!(row.status, "succeeded", "{what}");
+                assert_eq!(row.status, PaymentStatus::Succeeded, "{what}");
                 assert_eq!(w.clearing().await, clearing - 10_000, "{what}");
             } else {
                 assert_eq!(
-                    row.status, "requires_action",
+                    row.status,
+                    PaymentStatus::RequiresAction,
                     "{what}: the claim was not given back"
                 );
                 assert_eq!(w.clearing().await, clearing, "{what}");
@@ -823,7 +833,14 @@ on_both!(
                 let again = confirm_signed(w.clone(), Arc::new(pay.clone())).await;
                 assert!(again.is_ok(), "{what}: {again:?}");
                 let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
-                let request_id = row.details["funding"]["request_id"].as_str().unwrap();
+                let request_id = row
+                    .details
+                    .funding
+                    .card()
+                    .unwrap()
+                    .request_id
+                    .as_deref()
+                    .unwrap();
                 let auth = w.sandbox.authorization(request_id).unwrap();
                 assert!(!auth.reversed, "{what}");
                 assert_eq!(w.clearing().await, clearing - 10_000, "{what}");

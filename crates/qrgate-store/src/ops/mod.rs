@@ -86,7 +86,18 @@ pub(crate) fn ts(r: &Row, i: usize) -> Result<Timestamp, sqlx::Error> {
 }
 
 pub(crate) fn json(text: &str) -> Result<serde_json::Value, StoreError> {
+    typed_json(text)
+}
+
+/// A JSON column read as the type it holds.
+pub(crate) fn typed_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+/// A text column that names a value of a closed set (a status, a currency).
+pub(crate) fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("stored {what} {text:?} is unknown")))
 }
 
 pub(crate) fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>, sqlx::Error> {

@@ -247,13 +247,11 @@ pub(super) async fn write_payment<C: Conn>(
     details: Option<&str>,
     at: i64,
 ) -> Result<(), MovementError> {
-    if let PaymentWrite::Insert(p) = w
-        && details.is_none()
-    {
+    if w.carries_details() && details.is_none() {
         // Never write a payment with empty details, even if the texts were wrong.
         return Err(MovementError::Invalid(format!(
             "payment {} has no prepared details",
-            p.id
+            w.payment_id()
         )));
     }
     let (sql, args) = steps::alone(|q| steps::payment(q, w, details, at));
@@ -267,37 +265,34 @@ pub(super) async fn write_payment<C: Conn>(
         return Ok(());
     }
     // Nothing changed: name why, from the row as it is now.
-    let id = match w {
-        PaymentWrite::Insert(p) => &p.id,
-        PaymentWrite::Transition { id, .. } | PaymentWrite::AddRefunded { id, .. } => id,
-    };
+    let id = w.payment_id();
     let now = payment(c, id).await?;
     Err(match (w, now) {
         (PaymentWrite::Insert(p), Some(_)) => MovementError::DuplicatePayment { id: p.id.clone() },
         (PaymentWrite::Insert(p), None) => MovementError::DuplicateOutTradeNo {
             out_trade_no: p.out_trade_no.clone().unwrap_or_default(),
         },
-        (_, None) => MovementError::PaymentNotFound { id: id.clone() },
+        (_, None) => MovementError::PaymentNotFound { id: id.into() },
         (PaymentWrite::Transition { from, .. }, Some(p)) if p.status != *from => {
             MovementError::PaymentStateConflict {
-                id: id.clone(),
-                expected: from.clone(),
+                id: id.into(),
+                expected: *from,
                 actual: p.status,
             }
         }
         (PaymentWrite::Transition { .. }, Some(p)) => MovementError::PaymentHasRefunds {
-            id: id.clone(),
+            id: id.into(),
             refunded_minor: p.refunded_minor,
         },
         (PaymentWrite::AddRefunded { status, .. }, Some(p)) if p.status != *status => {
             MovementError::PaymentStateConflict {
-                id: id.clone(),
-                expected: status.clone(),
+                id: id.into(),
+                expected: *status,
                 actual: p.status,
             }
         }
         (PaymentWrite::AddRefunded { .. }, Some(_)) => {
-            MovementError::RefundExceedsCaptured { id: id.clone() }
+            MovementError::RefundExceedsCaptured { id: id.into() }
         }
     })
 }
