@@ -3,6 +3,7 @@
 //! Nothing in here does I/O. Money is integer minor units with an ISO 4217
 //! currency; time comes from a [`Clock`]; identifiers are typed and prefixed.
 
+pub mod account;
 pub mod clock;
 pub mod currency;
 pub mod id;
@@ -15,6 +16,7 @@ pub mod rules;
 pub mod seal;
 pub mod state;
 
+pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use currency::{Currency, UnknownCurrency};
 pub use id::IdError;

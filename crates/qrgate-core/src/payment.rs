@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
 use crate::risk::{Element, RiskLevel};
+use crate::{AccountId, Timestamp};
 
 /// How the payment was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -219,9 +219,9 @@ pub struct PaymentDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_name: Option<String>,
     /// The ledger account paid from (where refunds and cancels return).
-    pub funding_account: String,
+    pub funding_account: AccountId,
     pub funding: Funding,
-    pub settlement_account: String,
+    pub settlement_account: AccountId,
     /// 43: the institution compensates level-C balance-payment losses in full.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compensation_eligible: bool,

@@ -123,8 +123,17 @@ mod tests {
 
     #[test]
     fn element_names_are_their_stored_names() {
-        for e in [DeviceSignature, OneTimePassword, DigitalCertificate, Pin, Biometric] {
-            assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!(e.as_str()));
+        for e in [
+            DeviceSignature,
+            OneTimePassword,
+            DigitalCertificate,
+            Pin,
+            Biometric,
+        ] {
+            assert_eq!(
+                serde_json::to_value(e).unwrap(),
+                serde_json::json!(e.as_str())
+            );
         }
     }
 

@@ -25,9 +25,9 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use qrgate_core::Timestamp;
 use qrgate_core::payment::{Funding, FundingCard, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
+use qrgate_core::{AccountId, Timestamp};
 use qrgate_processor::{AuthRequest, CardDetails, CardError, CardFunding, Outcome, ProcessorError};
 use qrgate_store::*;
 
@@ -127,8 +127,8 @@ fn year_month(date: &str) -> (u16, u8) {
 
 impl<S: Store> Gateway<S> {
     /// The processor's clearing account: card money enters and leaves here.
-    pub(crate) fn card_clearing_account(&self) -> String {
-        format!("clearing:card:{}:CNY", self.processor.name())
+    pub(crate) fn card_clearing_account(&self) -> AccountId {
+        AccountId::card_clearing(self.processor.name(), crate::CURRENCY)
     }
 
     /// BCP-TXN-CAP: the most one payment to this merchant may be (the
@@ -227,7 +227,7 @@ impl<S: Store> Gateway<S> {
     }
 
     /// The ledger account the payment takes from.
-    pub(crate) fn source_account(&self, customer: &str, source: &Source) -> String {
+    pub(crate) fn source_account(&self, customer: &str, source: &Source) -> AccountId {
         match source {
             Source::Wallet => wallet_account(customer),
             Source::Card(_) => self.card_clearing_account(),
@@ -341,7 +341,7 @@ impl<S: Store> Gateway<S> {
             request_id,
             token: &card.token,
             amount_minor: amount,
-            currency: "CNY",
+            currency: crate::CURRENCY.code(),
         };
         let answer = match self.within(self.processor.authorize(req)).await {
             Some(Ok(outcome)) => Some(outcome),

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_codes::keyring::{Keyring, PublicKeySet};
 use qrgate_core::rules::Catalogue;
-use qrgate_core::{Clock, Currency, Timestamp};
+use qrgate_core::{AccountId, Clock, Currency, Timestamp};
 use qrgate_processor::{Processor, Sandbox};
 use qrgate_store::Store;
 
@@ -338,6 +338,12 @@ pub struct InvalidatedCode {
 
 /// The only currency whose limits the catalogue states.
 pub const CURRENCY: Currency = Currency::CNY;
+
+/// An amount in minor units of the gateway's currency, for messages
+/// (`12.30 CNY`).
+pub(crate) fn money(minor: i64) -> qrgate_core::Money {
+    qrgate_core::Money::from_minor(minor, CURRENCY)
+}
 
 impl<S: Store> Gateway<S> {
     /// Load (or on first start create) the signing keys and apply the
@@ -749,10 +755,12 @@ pub(crate) fn payment_move(
 }
 
 /// Account ids.
-pub(crate) fn wallet_account(customer: &str) -> String {
-    format!("wallet:{customer}:CNY")
+pub(crate) fn wallet_account(customer: &str) -> AccountId {
+    AccountId::wallet(customer, CURRENCY)
 }
-pub(crate) fn settlement_account(merchant: &str) -> String {
-    format!("settlement:{merchant}:CNY")
+pub(crate) fn settlement_account(merchant: &str) -> AccountId {
+    AccountId::settlement(merchant, CURRENCY)
 }
-pub(crate) const CLEARING_ACCOUNT: &str = "clearing:external:CNY";
+pub(crate) fn clearing_account() -> AccountId {
+    AccountId::external_clearing(CURRENCY)
+}

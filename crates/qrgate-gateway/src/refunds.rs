@@ -10,7 +10,7 @@ use qrgate_core::state::PaymentStatus;
 use qrgate_store::*;
 
 use crate::views::{PaymentView, RefundView};
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
+use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role};
 
 impl<S: Store> Gateway<S> {
     /// Refund part or all of a payment to its original funding source.
@@ -50,8 +50,9 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-REFUND-WINDOW"));
         }
-        let funding = funding_account(&pay)?;
-        let settlement = settlement_account(&pay.merchant_id);
+        // Back the way the money came (BCP-REFUND-ORIGINAL).
+        let funding = pay.details.funding_account.clone();
+        let settlement = pay.details.settlement_account.clone();
         let id = format!(
             "ref_{}",
             self.new_id::<qrgate_core::id::kind::Refund>()?
@@ -62,7 +63,7 @@ impl<S: Store> Gateway<S> {
             id: id.clone(),
             payment_id: payment_id.into(),
             amount_minor: amount.minor(),
-            currency: "CNY".into(),
+            currency: pay.currency,
             status: "succeeded".into(),
             out_refund_no: out_refund_no.into(),
             created_at: now,
@@ -87,23 +88,14 @@ impl<S: Store> Gateway<S> {
             cap_uses: Some(self.limits.refund_count),
             rule: "BCP-REFUND-COUNT".into(),
         });
-        m.posting = Some(Posting {
-            id: format!("pst_{id}"),
-            kind: "refund".into(),
-            payment_id: Some(payment_id.into()),
-            entries: vec![
-                Entry {
-                    account_id: settlement,
-                    amount_minor: -amount.minor(),
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: funding,
-                    amount_minor: amount.minor(),
-                    currency: "CNY".into(),
-                },
-            ],
-        });
+        m.posting = Some(Posting::transfer(
+            format!("pst_{id}"),
+            "refund",
+            Some(payment_id),
+            settlement,
+            funding,
+            amount,
+        ));
         m.payment = Some(PaymentWrite::AddRefunded {
             id: payment_id.into(),
             amount_minor: amount.minor(),
@@ -236,7 +228,7 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-CANCEL-WINDOW"));
         }
-        let funding = funding_account(&pay)?;
+        let funding = pay.details.funding_account.clone();
         let mut after = pay.clone();
         after.status = PaymentStatus::Canceled;
         after.updated_at = now;
@@ -244,23 +236,14 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
         m.idempotency = idem.map(|i| i.record(200, body.clone()));
-        m.posting = Some(Posting {
-            id: format!("pst_cancel_{payment_id}"),
-            kind: "reversal".into(),
-            payment_id: Some(payment_id.into()),
-            entries: vec![
-                Entry {
-                    account_id: settlement_account(&pay.merchant_id),
-                    amount_minor: -pay.amount_minor,
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: funding,
-                    amount_minor: pay.amount_minor,
-                    currency: "CNY".into(),
-                },
-            ],
-        });
+        m.posting = Some(Posting::transfer(
+            format!("pst_cancel_{payment_id}"),
+            "reversal",
+            Some(payment_id),
+            pay.details.settlement_account.clone(),
+            funding,
+            Money::from_minor(pay.amount_minor, pay.currency),
+        ));
         m.payment = Some(crate::payment_move(
             payment_id,
             status,
@@ -343,9 +326,4 @@ fn not_cancelable(payment_id: &str, status: PaymentStatus, refunded_minor: i64) 
         "payment_not_cancelable",
         format!("payment {payment_id} is {status} with {refunded} refunded; use a refund"),
     )
-}
-
-/// The account a payment was paid from (where refunds and cancels return).
-fn funding_account(pay: &Payment) -> Result<String, Error> {
-    Ok(pay.details.funding_account.clone())
 }

@@ -7,7 +7,6 @@
 use qrgate_core::Timestamp;
 use qrgate_store::{Merchant, Store};
 
-use crate::views::amount as fmt;
 use crate::{Error, Gateway};
 
 /// Days of history the amount check compares against.
@@ -52,9 +51,9 @@ impl<S: Store> Gateway<S> {
                     "QG-ANOMALY-AMOUNT",
                     Decision::FlagForReview,
                     format!(
-                        "{} CNY is at least {factor} times the payer's average of {} CNY over {n} payments in {HISTORY_DAYS} days",
-                        fmt(amount, "CNY"),
-                        fmt(total / n, "CNY")
+                        "{} is at least {factor} times the payer's average of {} over {n} payments in {HISTORY_DAYS} days",
+                        crate::money(amount),
+                        crate::money(total / n)
                     ),
                 )
             } else {

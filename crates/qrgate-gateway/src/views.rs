@@ -9,11 +9,9 @@ use qrgate_store::{Merchant, Order, Payment, Refund};
 
 use crate::Role;
 
-pub fn amount(minor: i64, currency: &str) -> String {
-    match Currency::from_code(currency) {
-        Ok(c) => Money::from_minor(minor, c).to_decimal_string(),
-        Err(_) => minor.to_string(),
-    }
+/// An amount as the API shows it: a decimal string in its currency's units.
+pub fn amount(minor: i64, currency: Currency) -> String {
+    Money::from_minor(minor, currency).to_decimal_string()
 }
 
 pub use qrgate_core::payment::Failure;
@@ -69,14 +67,14 @@ impl PaymentView {
     /// customer paid (the id is random, but it would let them link payments).
     pub fn of(p: &Payment, audience: Role) -> PaymentView {
         let d = &p.details;
-        let currency = p.currency.code();
+        let currency = p.currency;
         PaymentView {
             id: p.id.clone(),
             object: "payment",
             status: p.status.as_str().into(),
             mode: d.mode.as_str().into(),
             amount: amount(p.amount_minor, currency),
-            currency: currency.into(),
+            currency: currency.code().into(),
             amount_refunded: amount(p.refunded_minor, currency),
             merchant_id: p.merchant_id.clone(),
             customer_id: p.customer_id.clone().filter(|_| audience != Role::Merchant),
@@ -191,8 +189,8 @@ impl RefundView {
             id: r.id.clone(),
             object: "refund",
             payment_id: r.payment_id.clone(),
-            amount: amount(r.amount_minor, &r.currency),
-            currency: r.currency.clone(),
+            amount: amount(r.amount_minor, r.currency),
+            currency: r.currency.code().into(),
             status: r.status.clone(),
             out_refund_no: r.out_refund_no.clone(),
             destination: "original_funding_source".into(),
@@ -228,8 +226,8 @@ impl OrderView {
             id: o.id.clone(),
             object: "order",
             merchant_id: o.merchant_id.clone(),
-            amount: amount(o.amount_minor, &o.currency),
-            currency: o.currency.clone(),
+            amount: amount(o.amount_minor, o.currency),
+            currency: o.currency.code().into(),
             reference: o.reference.clone(),
             out_trade_no: o.out_trade_no.clone(),
             status: o.status.clone(),
@@ -270,7 +268,7 @@ impl MerchantView {
             city: m.city.clone(),
             country: m.country.clone(),
             mcc: m.mcc.clone(),
-            currency: m.currency.clone(),
+            currency: m.currency.code().into(),
             category: m.category.clone(),
             owner_ref: m.owner_ref.clone(),
             created_at: m.created_at.to_rfc3339(),

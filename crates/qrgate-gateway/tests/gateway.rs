@@ -441,7 +441,10 @@ impl World {
     async fn clearing(&self) -> i64 {
         self.gw
             .store()
-            .account("clearing:card:sandbox:CNY")
+            .account(&qrgate_core::AccountId::card_clearing(
+                "sandbox",
+                qrgate_core::Currency::CNY,
+            ))
             .await
             .unwrap()
             .map_or(0, |a| a.balance_minor)

@@ -23,9 +23,9 @@ fn t(ms: i64) -> Timestamp {
 
 fn entry(account: &str, amount: i64) -> Entry {
     Entry {
-        account_id: account.into(),
+        account_id: qrgate_core::AccountId::stored(account.into()),
         amount_minor: amount,
-        currency: "CNY".into(),
+        currency: qrgate_core::Currency::CNY,
     }
 }
 
@@ -109,10 +109,10 @@ async fn store(wallets: usize) -> AnyStore {
     let (s, _) = AnyStore::open(&url, t(0)).await.unwrap();
     let account = |id: String, kind: &str, neg: bool| {
         Record::Account(Account {
-            id,
+            id: qrgate_core::AccountId::stored(id),
             kind: kind.into(),
             owner_id: None,
-            currency: "CNY".into(),
+            currency: qrgate_core::Currency::CNY,
             allow_negative: neg,
             balance_minor: 0,
             created_at: t(0),

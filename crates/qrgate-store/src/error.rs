@@ -1,6 +1,7 @@
 //! Store errors: business refusals of a movement, and infrastructure failures.
 
 use qrgate_core::state::PaymentStatus;
+use qrgate_core::{AccountId, Currency};
 
 /// The database could not do what was asked (connection, I/O, corruption).
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +86,11 @@ pub enum MovementError {
         cap: i64,
     },
     #[error("account {account_id} has insufficient funds")]
-    InsufficientFunds { account_id: String },
+    InsufficientFunds { account_id: AccountId },
     /// The balance would leave the range the ledger holds (a BIGINT of
     /// minor units); nothing moved.
     #[error("account {account_id} cannot hold the balance this movement would give it")]
-    BalanceOverflow { account_id: String },
+    BalanceOverflow { account_id: AccountId },
     #[error("static code {code_id} is revoked")]
     CodeRevoked { code_id: String },
     #[error("device {device_id} is revoked")]
@@ -97,12 +98,12 @@ pub enum MovementError {
     #[error("the merchant already has {cap} webhook endpoints")]
     TooManyEndpoints { cap: i64 },
     #[error("account {account_id} does not exist")]
-    UnknownAccount { account_id: String },
+    UnknownAccount { account_id: AccountId },
     #[error("account {account_id} is in {account_currency}, the entry is in {entry_currency}")]
     CurrencyMismatch {
-        account_id: String,
-        account_currency: String,
-        entry_currency: String,
+        account_id: AccountId,
+        account_currency: Currency,
+        entry_currency: Currency,
     },
     #[error("invalid movement: {0}")]
     Invalid(String),

@@ -37,7 +37,7 @@ pub use model::*;
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
 
-use qrgate_core::Timestamp;
+use qrgate_core::{AccountId, Timestamp};
 use write::{Done, Work};
 
 /// Everything the payment flows persist.
@@ -48,8 +48,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn apply(&self, m: Movement) -> impl Future<Output = Result<Applied, MovementError>> + Send;
     /// Write a row that is written once (account, merchant, API key, …).
     fn insert(&self, r: Record) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn account(&self, id: &str)
-    -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+    fn account(
+        &self,
+        id: &AccountId,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
     fn payment(&self, id: &str)
     -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
     fn list_payments(
@@ -376,8 +378,8 @@ macro_rules! impl_store {
                     .map(|_| ())
                     .map_err(store_err)
             }
-            async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-                ops::account(&mut self.reader().await?, id).await
+            async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+                ops::account(&mut self.reader().await?, id.as_str()).await
             }
             async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
                 ops::payment(&mut self.reader().await?, id).await

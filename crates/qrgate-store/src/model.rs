@@ -5,18 +5,17 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_core::payment::PaymentDetails;
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{Currency, Timestamp};
+use qrgate_core::{AccountId, Currency, Money, Timestamp};
 
 /// A ledger account. `allow_negative` is false for customer wallets and
 /// merchant settlement; true for the external clearing account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    pub id: String,
+    pub id: AccountId,
     /// `consumer_wallet`, `merchant_settlement`, `fees`, `external_clearing`.
     pub kind: String,
     pub owner_id: Option<String>,
-    /// ISO 4217 alphabetic code.
-    pub currency: String,
+    pub currency: Currency,
     pub allow_negative: bool,
     pub balance_minor: i64,
     pub created_at: Timestamp,
@@ -26,9 +25,9 @@ pub struct Account {
 /// balance, negative takes from it. A posting's entries sum to zero per currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// A set of entries that balances per currency (checked before anything is written).
@@ -42,20 +41,49 @@ pub struct Posting {
 }
 
 impl Posting {
+    /// `amount` from one account to another: the one shape every posting
+    /// of the gateway has.
+    pub fn transfer(
+        id: String,
+        kind: &str,
+        payment_id: Option<&str>,
+        from: AccountId,
+        to: AccountId,
+        amount: Money,
+    ) -> Posting {
+        Posting {
+            id,
+            kind: kind.into(),
+            payment_id: payment_id.map(str::to_owned),
+            entries: vec![
+                Entry {
+                    account_id: from,
+                    amount_minor: -amount.minor(),
+                    currency: amount.currency(),
+                },
+                Entry {
+                    account_id: to,
+                    amount_minor: amount.minor(),
+                    currency: amount.currency(),
+                },
+            ],
+        }
+    }
+
     /// Entries are non-empty, non-zero, and sum to zero in every currency
     /// (rule QG-LEDGER-BALANCED, checked before anything is written).
     pub fn check_balanced(&self) -> Result<(), String> {
         if self.entries.len() < 2 {
             return Err(format!("posting {} needs at least two entries", self.id));
         }
-        let mut sums: Vec<(&str, i128)> = Vec::new();
+        let mut sums: Vec<(Currency, i128)> = Vec::new();
         for e in &self.entries {
             if e.amount_minor == 0 {
                 return Err(format!("posting {} has a zero entry", self.id));
             }
             match sums.iter_mut().find(|(c, _)| *c == e.currency) {
                 Some((_, s)) => *s += i128::from(e.amount_minor),
-                None => sums.push((&e.currency, i128::from(e.amount_minor))),
+                None => sums.push((e.currency, i128::from(e.amount_minor))),
             }
         }
         match sums.iter().find(|(_, s)| *s != 0) {
@@ -156,7 +184,7 @@ pub struct Refund {
     pub id: String,
     pub payment_id: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub status: String,
     pub out_refund_no: String,
     pub created_at: Timestamp,
@@ -477,7 +505,7 @@ pub struct Merchant {
     pub city: String,
     pub country: String,
     pub mcc: String,
-    pub currency: String,
+    pub currency: Currency,
     /// `regular`, or `small_personal` (onboarded with a personal ID only).
     pub category: String,
     pub name_local: Option<String>,
@@ -577,7 +605,7 @@ pub struct Order {
     pub id: String,
     pub merchant_id: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub reference: String,
     pub out_trade_no: Option<String>,
     /// `open`, `paid`, `expired`, `closed`.

@@ -269,6 +269,7 @@ mod tests {
     use super::*;
     use qrgate_core::Timestamp;
     use qrgate_core::state::PaymentStatus;
+    use qrgate_core::{AccountId, Currency};
 
     fn payment_movement() -> Movement {
         let at = Timestamp::from_unix_millis(1_000);
@@ -314,14 +315,14 @@ mod tests {
                 payment_id: Some("pay".into()),
                 entries: vec![
                     Entry {
-                        account_id: "w".into(),
+                        account_id: AccountId::stored("w".into()),
                         amount_minor: -5,
-                        currency: "CNY".into(),
+                        currency: Currency::CNY,
                     },
                     Entry {
-                        account_id: "m".into(),
+                        account_id: AccountId::stored("m".into()),
                         amount_minor: 5,
-                        currency: "CNY".into(),
+                        currency: Currency::CNY,
                     },
                 ],
             }),
@@ -449,7 +450,7 @@ mod tests {
 
         let mut m = payment_movement();
         if let Some(p) = m.posting.as_mut() {
-            p.entries[1].account_id = "w".into();
+            p.entries[1].account_id = AccountId::stored("w".into());
             p.entries[1].amount_minor = 5;
         }
         assert!(compose(&prepared(&m)).is_none());

@@ -222,8 +222,8 @@ pub(crate) fn move_balance<'a>(q: &mut impl Params<'a>, e: &'a Entry) -> String 
             crate::ops::balance_guard!("{amount}"),
         ),
         amount = amount,
-        id = q.p(Arg::Str(&e.account_id)),
-        currency = q.p(Arg::Str(&e.currency)),
+        id = q.p(Arg::Str(e.account_id.as_str())),
+        currency = q.p(Arg::Str(e.currency.code())),
     )
 }
 
@@ -248,9 +248,9 @@ pub(crate) fn ledger_entries<'a>(q: &mut impl Params<'a>, p: &'a Posting) -> Str
         .map(|e| {
             format!(
                 "({posting_id}, {}, {}, {})",
-                q.p(Arg::Str(&e.account_id)),
+                q.p(Arg::Str(e.account_id.as_str())),
                 q.p(Arg::I64(e.amount_minor)),
-                q.p(Arg::Str(&e.currency))
+                q.p(Arg::Str(e.currency.code()))
             )
         })
         .collect::<Vec<_>>()
@@ -281,7 +281,7 @@ pub(crate) fn refund<'a>(q: &mut impl Params<'a>, r: &'a Refund) -> String {
         q.p(Arg::Str(&r.id)),
         q.p(Arg::Str(&r.payment_id)),
         q.p(Arg::I64(r.amount_minor)),
-        q.p(Arg::Str(&r.currency)),
+        q.p(Arg::Str(r.currency.code())),
         q.p(Arg::Str(&r.status)),
         q.p(Arg::Str(&r.out_refund_no)),
         q.p(Arg::I64(r.created_at.unix_millis())),

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use qrgate_core::Timestamp;
 use qrgate_core::payment::PaymentDetails;
 use qrgate_core::state::PaymentStatus;
+use qrgate_core::{AccountId, Currency, Timestamp};
 use qrgate_store::*;
 use serde_json::json;
 use sqlx::{Connection, Row};
@@ -215,10 +215,10 @@ fn wallet(n: usize) -> String {
 
 async fn accounts(s: &AnyStore, wallets: usize) {
     let acc = |id: &str, kind: &str, neg: bool| Account {
-        id: id.into(),
+        id: AccountId::stored(id.into()),
         kind: kind.into(),
         owner_id: Some(format!("owner_{id}")),
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         allow_negative: neg,
         balance_minor: 0,
         created_at: t(0),
@@ -238,9 +238,9 @@ async fn accounts(s: &AnyStore, wallets: usize) {
 
 fn entry(account: &str, amount: i64) -> Entry {
     Entry {
-        account_id: account.into(),
+        account_id: AccountId::stored(account.into()),
         amount_minor: amount,
-        currency: "CNY".into(),
+        currency: Currency::CNY,
     }
 }
 
@@ -372,7 +372,7 @@ fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured
         id: id.clone(),
         payment_id: payment_id.into(),
         amount_minor: amount,
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         status: "succeeded".into(),
         out_refund_no: refund_no.into(),
         created_at: t(3),
@@ -386,7 +386,11 @@ fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured
 }
 
 async fn balance(s: &AnyStore, id: &str) -> i64 {
-    s.account(id).await.unwrap().unwrap().balance_minor
+    s.account(&AccountId::stored(id.into()))
+        .await
+        .unwrap()
+        .unwrap()
+        .balance_minor
 }
 
 /// What must not change when a movement is refused.
@@ -505,7 +509,7 @@ on_both!(refused_movements_change_nothing, |db: Db| async move {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, MovementError::InsufficientFunds { ref account_id } if account_id == "acc_wallet_1"),
+        matches!(e, MovementError::InsufficientFunds { ref account_id } if account_id.as_str() == "acc_wallet_1"),
         "{e}"
     );
     // A code used before.
@@ -539,7 +543,7 @@ on_both!(refused_movements_change_nothing, |db: Db| async move {
     ));
     let mut m = topup("bad3", &wallet(0), 10);
     for e in &mut m.posting.as_mut().unwrap().entries {
-        e.currency = "USD".into();
+        e.currency = Currency::from_code("USD").unwrap();
     }
     assert!(matches!(
         s.apply(m).await.unwrap_err(),
@@ -621,10 +625,10 @@ on_both!(
         accounts(s, 2).await;
         const SECOND: &str = "acc_clearing_two";
         s.insert(Record::Account(Account {
-            id: SECOND.into(),
+            id: AccountId::stored(SECOND.into()),
             kind: "external_clearing".into(),
             owner_id: None,
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             allow_negative: true,
             balance_minor: 0,
             created_at: t(0),
@@ -641,13 +645,13 @@ on_both!(
         }
         let e = s.apply(more).await.unwrap_err();
         assert!(
-            matches!(&e, MovementError::BalanceOverflow { account_id } if *account_id == wallet(0)),
+            matches!(&e, MovementError::BalanceOverflow { account_id } if account_id.as_str() == wallet(0)),
             "{e:?}"
         );
         // Downward: the clearing account may go negative, but not past the range.
         let e = s.apply(topup("t3", &wallet(1), 11)).await.unwrap_err();
         assert!(
-            matches!(&e, MovementError::BalanceOverflow { account_id } if account_id == CLEARING),
+            matches!(&e, MovementError::BalanceOverflow { account_id } if account_id.as_str() == CLEARING),
             "{e:?}"
         );
         // Nothing of either moved; what fits still moves.
@@ -851,7 +855,7 @@ on_both!(
             city: "SHANGHAI".into(),
             country: "CN".into(),
             mcc: "5812".into(),
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             category: "small_personal".into(),
             name_local: Some("老街面馆".into()),
             owner_ref: None,
@@ -996,7 +1000,7 @@ on_both!(
             city: "C".into(),
             country: "CN".into(),
             mcc: "5812".into(),
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             category: "regular".into(),
             name_local: None,
             owner_ref: None,
@@ -1008,7 +1012,7 @@ on_both!(
             id: id.into(),
             merchant_id: "mch_1".into(),
             amount_minor: 500,
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             reference: "T1".into(),
             out_trade_no: Some(no.into()),
             status: "open".into(),
@@ -1135,7 +1139,7 @@ on_both!(
             city: "C".into(),
             country: "CN".into(),
             mcc: "5812".into(),
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             category: "regular".into(),
             name_local: None,
             owner_ref: None,

@@ -4,13 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use qrgate_core::Money;
+use qrgate_core::{AccountId, Money};
 use qrgate_store::*;
 
 use super::*;
 use crate::Reply;
 use crate::views::amount;
-use crate::{CLEARING_ACCOUNT, Error, Gateway, Idem, Principal, Role, wallet_account};
+use crate::{Error, Gateway, Idem, Principal, Role, clearing_account, wallet_account};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"account_class": "II"}))]
@@ -103,7 +103,7 @@ impl<S: Store> Gateway<S> {
             account_class: c.account_class,
             level_a_daily_cap: cap.map(|m| m.to_decimal_string()),
             balance: "0.00".into(),
-            currency: "CNY".into(),
+            currency: crate::CURRENCY.code().into(),
             pin_locked_until: None,
             created_at: now.to_rfc3339(),
         })
@@ -137,9 +137,9 @@ impl<S: Store> Gateway<S> {
             id: c.id,
             object: "customer",
             account_class: c.account_class,
-            level_a_daily_cap: c.level_a_cap.map(|m| amount(m, "CNY")),
-            balance: amount(bal, "CNY"),
-            currency: "CNY".into(),
+            level_a_daily_cap: c.level_a_cap.map(|m| amount(m, crate::CURRENCY)),
+            balance: amount(bal, crate::CURRENCY),
+            currency: crate::CURRENCY.code().into(),
             pin_locked_until: locked_until.map(|t| t.to_rfc3339()),
             created_at: c.created_at.to_rfc3339(),
         })
@@ -176,49 +176,40 @@ impl<S: Store> Gateway<S> {
             object: "topup",
             customer_id: customer.into(),
             amount: amount.to_decimal_string(),
-            currency: "CNY".into(),
-            balance: crate::views::amount(balance.saturating_add(amount.minor()), "CNY"),
+            currency: crate::CURRENCY.code().into(),
+            balance: crate::views::amount(balance.saturating_add(amount.minor()), crate::CURRENCY),
             created_at: now.to_rfc3339(),
         };
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
         m.idempotency = idem.map(|i| i.record(201, body.clone()));
-        m.posting = Some(Posting {
-            id: format!("pst_{id}"),
-            kind: "topup".into(),
-            payment_id: None,
-            entries: vec![
-                Entry {
-                    account_id: CLEARING_ACCOUNT.into(),
-                    amount_minor: -amount.minor(),
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: wallet_account(customer),
-                    amount_minor: amount.minor(),
-                    currency: "CNY".into(),
-                },
-            ],
-        });
+        m.posting = Some(Posting::transfer(
+            format!("pst_{id}"),
+            "topup",
+            None,
+            clearing_account(),
+            wallet_account(customer),
+            amount,
+        ));
         m.audit = Some(AuditEntry {
             action: "wallet.topup".into(),
             subject: customer.into(),
             details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
-        self.ensure_clearing(CLEARING_ACCOUNT).await?;
+        self.ensure_clearing(&clearing_account()).await?;
         Ok(Reply::of(self.store.apply(m).await?, 201, body))
     }
 
     /// Create an external clearing account (may go negative) unless it exists.
-    pub(crate) async fn ensure_clearing(&self, id: &str) -> Result<(), Error> {
+    pub(crate) async fn ensure_clearing(&self, id: &AccountId) -> Result<(), Error> {
         if self.store.account(id).await?.is_none() {
             match self
                 .store
                 .insert(Record::Account(Account {
-                    id: id.into(),
+                    id: id.clone(),
                     kind: "external_clearing".into(),
                     owner_id: None,
-                    currency: "CNY".into(),
+                    currency: crate::CURRENCY,
                     allow_negative: true,
                     balance_minor: 0,
                     created_at: self.now(),

@@ -40,7 +40,7 @@ pub(super) fn cn() -> String {
     "CN".into()
 }
 pub(super) fn cny() -> String {
-    "CNY".into()
+    crate::CURRENCY.code().into()
 }
 pub(super) fn regular() -> String {
     "regular".into()
@@ -75,7 +75,10 @@ impl<S: Store> Gateway<S> {
         if cur != crate::CURRENCY {
             return Err(Error::bad_request(
                 "currency_not_supported",
-                "merchants settle in CNY: the barcode-payment limits are stated in CNY",
+                format!(
+                    "merchants settle in {0}: the barcode-payment limits are stated in {0}",
+                    crate::CURRENCY
+                ),
             ));
         }
         if m.category != "regular" && m.category != "small_personal" {
@@ -121,7 +124,7 @@ impl<S: Store> Gateway<S> {
             city: m.city,
             country: m.country,
             mcc: m.mcc,
-            currency: cur.code().into(),
+            currency: cur,
             category: m.category,
             name_local: m.name_local,
             owner_ref: m.owner_ref,

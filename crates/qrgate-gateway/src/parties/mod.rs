@@ -59,13 +59,18 @@ fn admin_audit(
     }
 }
 
-/// A new CNY account of a merchant or customer, empty, never negative.
-fn owned_account(id: String, kind: &str, owner: &str, now: qrgate_core::Timestamp) -> Account {
+/// A new account of a merchant or customer, empty, never negative.
+fn owned_account(
+    id: qrgate_core::AccountId,
+    kind: &str,
+    owner: &str,
+    now: qrgate_core::Timestamp,
+) -> Account {
     Account {
         id,
         kind: kind.into(),
         owner_id: Some(owner.into()),
-        currency: "CNY".into(),
+        currency: crate::CURRENCY,
         allow_negative: false,
         balance_minor: 0,
         created_at: now,

@@ -63,7 +63,7 @@ impl<S: Store> Gateway<S> {
             id: id.to_string(),
             merchant_id: m.id,
             amount_minor: amount.minor(),
-            currency: "CNY".into(),
+            currency: crate::CURRENCY,
             reference,
             out_trade_no,
             status: OrderStatus::Open.as_str().into(),

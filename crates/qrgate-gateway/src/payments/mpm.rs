@@ -216,8 +216,8 @@ impl<S: Store> Gateway<S> {
         let who = format!("{} ({})", v.merchant_name, v.merchant_city);
         match (v.kind.as_str(), v.status.as_str()) {
             ("static", "active") => format!(
-                "You are paying {who} through a static code. Make sure this is the shop you are paying (a code can be stuck over another); payments through static codes are limited to {} CNY a day.",
-                crate::views::amount(self.limits.daily_d, "CNY")
+                "You are paying {who} through a static code. Make sure this is the shop you are paying (a code can be stuck over another); payments through static codes are limited to {} a day.",
+                crate::money(self.limits.daily_d)
             ),
             ("dynamic", "open") => format!(
                 "You are paying {who} {} CNY for an order. Pay only if the amount is what you were asked.",

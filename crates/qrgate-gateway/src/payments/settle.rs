@@ -330,8 +330,8 @@ impl<S: Store> Gateway<S> {
                 Kind::Declined,
                 "limit_exceeded",
                 format!(
-                    "a single payment to this merchant is at most {} CNY",
-                    crate::views::amount(cap, "CNY")
+                    "a single payment to this merchant is at most {}",
+                    crate::money(cap)
                 ),
             )
             .with_rule("BCP-TXN-CAP")));
@@ -346,7 +346,7 @@ impl<S: Store> Gateway<S> {
             checks.push(Check::new(
                 "BCP-TXN-CAP",
                 Decision::Allow,
-                format!("within {} CNY a payment", crate::views::amount(cap, "CNY")),
+                format!("within {} a payment", crate::money(cap)),
             ));
         }
         if let Some(n) = self.limits.velocity_per_minute {
@@ -459,22 +459,13 @@ impl<S: Store> Gateway<S> {
         merchant_id: &str,
         amount: Money,
     ) -> Posting {
-        Posting {
-            id: format!("pst_{payment_id}"),
-            kind: "payment".into(),
-            payment_id: Some(payment_id.into()),
-            entries: vec![
-                Entry {
-                    account_id: self.source_account(customer, source),
-                    amount_minor: -amount.minor(),
-                    currency: "CNY".into(),
-                },
-                Entry {
-                    account_id: settlement_account(merchant_id),
-                    amount_minor: amount.minor(),
-                    currency: "CNY".into(),
-                },
-            ],
-        }
+        Posting::transfer(
+            format!("pst_{payment_id}"),
+            "payment",
+            Some(payment_id),
+            self.source_account(customer, source),
+            settlement_account(merchant_id),
+            amount,
+        )
     }
 }

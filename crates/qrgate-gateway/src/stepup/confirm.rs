@@ -55,7 +55,7 @@ fn check_signature(
     })?;
     let mut msg = confirmation_message(
         &pay.id,
-        &fmt_amount(pay.amount_minor, pay.currency.code()),
+        &fmt_amount(pay.amount_minor, pay.currency),
         pay.currency.code(),
         &pay.merchant_id,
     );

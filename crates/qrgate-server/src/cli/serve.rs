@@ -193,7 +193,7 @@ async fn demo(gw: &Gateway<AnyStore>, base: &str) -> Result<(), String> {
                 city: "SHANGHAI".into(),
                 country: "CN".into(),
                 mcc: "5812".into(),
-                currency: "CNY".into(),
+                currency: qrgate_gateway::CURRENCY.code().into(),
                 category: "regular".into(),
                 name_local: Some("演示面馆".into()),
                 owner_ref: None,

@@ -87,11 +87,14 @@ pub(super) fn fields(v: &Value, allowed: &[&str], required: &[&str]) -> Result<(
 pub(super) fn currency_check(v: &Value) -> Result<(), ApiError> {
     match v.get("currency") {
         None | Some(Value::Null) => Ok(()),
-        Some(Value::String(c)) if c == "CNY" => Ok(()),
+        Some(Value::String(c)) if *c == qrgate_gateway::CURRENCY.code() => Ok(()),
         Some(Value::String(c)) => match qrgate_core::Currency::from_code(c) {
             Ok(_) => Err(bad(
                 "currency_mismatch",
-                format!("{c} does not match the merchant's currency CNY"),
+                format!(
+                    "{c} does not match the merchant's currency {}",
+                    qrgate_gateway::CURRENCY
+                ),
             )),
             Err(e) => Err(bad("unknown_currency", e.to_string())),
         },

@@ -65,7 +65,7 @@ pub(super) fn order_from(r: &Row) -> Result<Order, StoreError> {
         id: r.str(0)?,
         merchant_id: r.str(1)?,
         amount_minor: r.i64(2)?,
-        currency: r.str(3)?,
+        currency: parsed(&r.str(3)?, "currency")?,
         reference: r.str(4)?,
         out_trade_no: r.opt_str(5)?,
         status: r.str(6)?,

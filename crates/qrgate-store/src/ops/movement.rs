@@ -216,14 +216,14 @@ pub(super) async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), Mo
     if c.exec(sql, &args).await? == 1 {
         return Ok(());
     }
-    match account(c, &e.account_id).await? {
+    match account(c, e.account_id.as_str()).await? {
         None => Err(MovementError::UnknownAccount {
             account_id: e.account_id.clone(),
         }),
         Some(a) if a.currency != e.currency => Err(MovementError::CurrencyMismatch {
             account_id: a.id,
             account_currency: a.currency,
-            entry_currency: e.currency.clone(),
+            entry_currency: e.currency,
         }),
         Some(a) if e.amount_minor > 0 || a.allow_negative => {
             Err(MovementError::BalanceOverflow { account_id: a.id })
@@ -315,7 +315,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
                     Arg::Str(&m.city),
                     Arg::Str(&m.country),
                     Arg::Str(&m.mcc),
-                    Arg::Str(&m.currency),
+                    Arg::Str(m.currency.code()),
                     Arg::Str(&m.category),
                     Arg::OptStr(m.name_local.as_deref()),
                     Arg::OptStr(m.owner_ref.as_deref()),
@@ -423,7 +423,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
                     Arg::Str(&o.id),
                     Arg::Str(&o.merchant_id),
                     Arg::I64(o.amount_minor),
-                    Arg::Str(&o.currency),
+                    Arg::Str(o.currency.code()),
                     Arg::Str(&o.reference),
                     Arg::OptStr(o.out_trade_no.as_deref()),
                     Arg::Str(&o.status),
@@ -466,10 +466,10 @@ pub(crate) async fn create_account<C: Conn>(c: &mut C, a: &Account) -> Result<()
             "INSERT INTO accounts (id, kind, owner_id, currency, allow_negative, balance_minor, created_at) \
              VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT DO NOTHING",
             &[
-                Arg::Str(&a.id),
+                Arg::Str(a.id.as_str()),
                 Arg::Str(&a.kind),
                 Arg::OptStr(a.owner_id.as_deref()),
-                Arg::Str(&a.currency),
+                Arg::Str(a.currency.code()),
                 Arg::Bool(a.allow_negative),
                 Arg::I64(a.created_at.unix_millis()),
             ],

@@ -20,7 +20,7 @@ pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merc
                 city: r.str(2)?,
                 country: r.str(3)?,
                 mcc: r.str(4)?,
-                currency: r.str(5)?,
+                currency: parsed(&r.str(5)?, "currency")?,
                 category: r.str(6)?,
                 name_local: r.opt_str(7)?,
                 owner_ref: r.opt_str(8)?,

@@ -48,12 +48,12 @@ pub(crate) async fn counter<C: Conn>(c: &mut C, key: &str) -> Result<(i64, i64),
     }
 }
 
-pub(super) fn account_from(r: &Row) -> Result<Account, sqlx::Error> {
+pub(super) fn account_from(r: &Row) -> Result<Account, StoreError> {
     Ok(Account {
-        id: r.str(0)?,
+        id: qrgate_core::AccountId::stored(r.str(0)?),
         kind: r.str(1)?,
         owner_id: r.opt_str(2)?,
-        currency: r.str(3)?,
+        currency: parsed(&r.str(3)?, "currency")?,
         allow_negative: r.bool(4)?,
         balance_minor: r.i64(5)?,
         created_at: ts(r, 6)?,
@@ -139,7 +139,7 @@ pub(crate) async fn refunds_of<C: Conn>(
                 id: r.str(0)?,
                 payment_id: r.str(1)?,
                 amount_minor: r.i64(2)?,
-                currency: r.str(3)?,
+                currency: parsed(&r.str(3)?, "currency")?,
                 status: r.str(4)?,
                 out_refund_no: r.str(5)?,
                 created_at: ts(r, 6)?,
