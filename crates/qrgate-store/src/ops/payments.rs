@@ -63,10 +63,7 @@ pub(super) fn account_from(r: &Row) -> Result<Account, StoreError> {
 pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Account>, StoreError> {
     const SQL: &str = "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts WHERE id = $1";
     let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
-    rows.first()
-        .map(account_from)
-        .transpose()
-        .map_err(Into::into)
+    rows.first().map(account_from).transpose()
 }
 
 pub(super) const PAYMENT_SELECT: &str = concat!(payment_columns!(), "WHERE id = $1");
