@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod clock;
+pub mod counter;
 pub mod currency;
 pub mod id;
 pub mod json;
@@ -18,6 +19,7 @@ pub mod state;
 
 pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use counter::CounterKey;
 pub use currency::{Currency, UnknownCurrency};
 pub use id::IdError;
 pub use money::{AmountError, Money, MoneyError};

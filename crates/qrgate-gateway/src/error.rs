@@ -217,12 +217,8 @@ impl From<MovementError> for Error {
                 "this code was already used; ask the customer to refresh their payment code",
             )
             .with_rule("BCP-CODE-SINGLE-USE"),
-            MovementError::LimitExceeded { rule, key, cap, .. } => {
-                // Counters of uses (refunds, password-free payments, velocity) or of money.
-                let unit = match key.split(':').next() {
-                    Some("refund_count" | "pwfree" | "velocity") => "uses",
-                    _ => "minor units",
-                };
+            MovementError::LimitExceeded { rule, unit, cap, .. } => {
+                let unit = unit.as_str();
                 // The limit only, never the count so far: a merchant who
                 // charges a customer must not learn what the customer spent
                 // elsewhere today (the answer and the failed payment's view

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use qrgate_core::payment::{Funding, FundingCard, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
-use qrgate_core::{AccountId, Timestamp};
+use qrgate_core::{AccountId, CounterKey, Timestamp};
 use qrgate_processor::{AuthRequest, CardDetails, CardError, CardFunding, Outcome, ProcessorError};
 use qrgate_store::*;
 
@@ -282,7 +282,7 @@ impl<S: Store> Gateway<S> {
         {
             let day = now.business_date(self.limits.business_offset_minutes);
             counters.push(CounterCharge {
-                key: format!("pwfree:{customer}:{day}"),
+                key: CounterKey::password_free(customer, &day),
                 amount_minor: 0,
                 uses: 1,
                 cap_amount: None,
@@ -292,7 +292,7 @@ impl<S: Store> Gateway<S> {
         }
         if let Some(n) = self.limits.velocity_per_minute {
             counters.push(CounterCharge {
-                key: format!("velocity:{customer}:{}", now.unix_seconds().div_euclid(60)),
+                key: CounterKey::velocity(customer, now.unix_seconds().div_euclid(60)),
                 amount_minor: 0,
                 uses: 1,
                 cap_amount: None,
@@ -308,7 +308,7 @@ impl<S: Store> Gateway<S> {
             let day = now.business_date(self.limits.business_offset_minutes);
             let month = day.get(..7).unwrap_or(&day).to_owned();
             counters.push(CounterCharge {
-                key: format!("small_credit:{owner}:{day}"),
+                key: CounterKey::small_credit(owner, &day),
                 amount_minor: amount,
                 uses: 1,
                 cap_amount: Some(self.limits.small_credit_day),
@@ -316,7 +316,7 @@ impl<S: Store> Gateway<S> {
                 rule: "BCP-SMALL-MERCHANT-CREDIT-DAY".into(),
             });
             counters.push(CounterCharge {
-                key: format!("small_credit:{owner}:{month}"),
+                key: CounterKey::small_credit(owner, &month),
                 amount_minor: amount,
                 uses: 1,
                 cap_amount: Some(self.limits.small_credit_month),

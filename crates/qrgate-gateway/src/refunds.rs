@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use qrgate_core::Money;
 use qrgate_core::state::PaymentStatus;
+use qrgate_core::{CounterKey, Money};
 use qrgate_store::*;
 
 use crate::views::{PaymentView, RefundView};
@@ -73,7 +73,7 @@ impl<S: Store> Gateway<S> {
         let mut m = Movement::new(now);
         m.idempotency = idem.map(|i| i.record(201, body.clone()));
         m.counters.push(CounterCharge {
-            key: format!("refund:{payment_id}"),
+            key: CounterKey::refunded(payment_id),
             amount_minor: amount.minor(),
             uses: 0,
             cap_amount: Some(pay.amount_minor),
@@ -81,7 +81,7 @@ impl<S: Store> Gateway<S> {
             rule: "BCP-REFUND-CAP".into(),
         });
         m.counters.push(CounterCharge {
-            key: format!("refund_count:{payment_id}"),
+            key: CounterKey::refund_count(payment_id),
             amount_minor: 0,
             uses: 1,
             cap_amount: None,

@@ -60,7 +60,7 @@ fn payment(n: u64, wallet: &str) -> Movement {
         ("class", "BCP-ACCT-CLASS-III"),
     ] {
         m.counters.push(CounterCharge {
-            key: format!("{key}:{wallet}"),
+            key: qrgate_core::CounterKey::stored(format!("{key}:{wallet}")),
             amount_minor: 1,
             uses: 1,
             cap_amount: Some(i64::MAX / 2),

@@ -1,7 +1,7 @@
 //! Store errors: business refusals of a movement, and infrastructure failures.
 
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{AccountId, Currency};
+use qrgate_core::{AccountId, CounterKey, Currency};
 
 /// The database could not do what was asked (connection, I/O, corruption).
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,9 @@ pub enum MovementError {
     #[error("limit {rule} exceeded: counter {key} at {current} + {amount} is over {cap}")]
     LimitExceeded {
         rule: String,
-        key: String,
+        key: CounterKey,
+        /// What the cap that stopped it counts.
+        unit: CapUnit,
         current: i64,
         amount: i64,
         cap: i64,
@@ -147,5 +149,22 @@ impl MovementError {
     /// A business refusal (as opposed to an infrastructure failure).
     pub fn is_refusal(&self) -> bool {
         !matches!(self, MovementError::Store(_))
+    }
+}
+
+/// What a cap counts: money, or uses (refunds, payments without the PIN,
+/// payments a minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapUnit {
+    MinorUnits,
+    Uses,
+}
+
+impl CapUnit {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CapUnit::MinorUnits => "minor units",
+            CapUnit::Uses => "uses",
+        }
     }
 }

@@ -31,13 +31,13 @@ use std::future::Future;
 
 pub use any::{AnyStore, WriteStats, redact_url};
 pub use audit::sha256_hex;
-pub use error::{MovementError, StoreError};
+pub use error::{CapUnit, MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
 
-use qrgate_core::{AccountId, Timestamp};
+use qrgate_core::{AccountId, CounterKey, Timestamp};
 use write::{Done, Work};
 
 /// Everything the payment flows persist.
@@ -72,7 +72,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         payment_id: &str,
     ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
     /// (amount, uses) charged to a counter so far.
-    fn counter(&self, key: &str) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
+    fn counter(
+        &self,
+        key: &CounterKey,
+    ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
     fn idempotency(
         &self,
         scope: &str,
@@ -401,8 +404,8 @@ macro_rules! impl_store {
             async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
                 ops::refunds_of(&mut self.reader().await?, payment_id).await
             }
-            async fn counter(&self, key: &str) -> Result<(i64, i64), StoreError> {
-                ops::counter(&mut self.reader().await?, key).await
+            async fn counter(&self, key: &CounterKey) -> Result<(i64, i64), StoreError> {
+                ops::counter(&mut self.reader().await?, key.as_str()).await
             }
             async fn idempotency(
                 &self,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_core::payment::PaymentDetails;
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{AccountId, Currency, Money, Timestamp};
+use qrgate_core::{AccountId, CounterKey, Currency, Money, Timestamp};
 
 /// A ledger account. `allow_negative` is false for customer wallets and
 /// merchant settlement; true for the external clearing account.
@@ -100,7 +100,7 @@ impl Posting {
 /// a count of refunds) unless the result would pass its cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterCharge {
-    pub key: String,
+    pub key: CounterKey,
     pub amount_minor: i64,
     pub uses: i64,
     pub cap_amount: Option<i64>,

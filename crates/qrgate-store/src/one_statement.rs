@@ -269,7 +269,7 @@ mod tests {
     use super::*;
     use qrgate_core::Timestamp;
     use qrgate_core::state::PaymentStatus;
-    use qrgate_core::{AccountId, Currency};
+    use qrgate_core::{AccountId, CounterKey, Currency};
 
     fn payment_movement() -> Movement {
         let at = Timestamp::from_unix_millis(1_000);
@@ -293,7 +293,7 @@ mod tests {
             }],
             counters: vec![
                 CounterCharge {
-                    key: "z".into(),
+                    key: CounterKey::stored("z".into()),
                     amount_minor: 5,
                     uses: 1,
                     cap_amount: Some(10),
@@ -301,7 +301,7 @@ mod tests {
                     rule: "R".into(),
                 },
                 CounterCharge {
-                    key: "a".into(),
+                    key: CounterKey::stored("a".into()),
                     amount_minor: 5,
                     uses: 1,
                     cap_amount: None,
@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn a_row_touched_twice_is_not_composed() {
         let mut m = payment_movement();
-        m.counters[1].key = "z".into();
+        m.counters[1].key = CounterKey::stored("z".into());
         assert!(compose(&prepared(&m)).is_none());
 
         let mut m = payment_movement();

@@ -151,7 +151,7 @@ pub(crate) fn counter_charge<'a>(
            updated_at = excluded.updated_at \
          WHERE counters.amount_minor <= {} - excluded.amount_minor \
            AND counters.uses <= {} - excluded.uses",
-        q.p(Arg::Str(&ch.key)),
+        q.p(Arg::Str(ch.key.as_str())),
         q.p(Arg::I64(ch.amount_minor)),
         q.p(Arg::I64(ch.uses)),
         q.at(at),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use qrgate_core::payment::PaymentDetails;
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{AccountId, Currency, Timestamp};
+use qrgate_core::{AccountId, CounterKey, Currency, Timestamp};
 use qrgate_store::*;
 use serde_json::json;
 use sqlx::{Connection, Row};
@@ -318,7 +318,7 @@ fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movem
         expires_at: t(60_000),
     });
     m.counters.push(CounterCharge {
-        key: format!("daily:{wallet}:2026-11-25"),
+        key: CounterKey::stored(format!("daily:{wallet}:2026-11-25")),
         amount_minor: amount,
         uses: 1,
         cap_amount: Some(daily_cap),
@@ -349,7 +349,7 @@ fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movem
 fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured: i64) -> Movement {
     let mut m = Movement::new(t(3));
     m.counters.push(CounterCharge {
-        key: format!("refund:{payment_id}"),
+        key: CounterKey::refunded(payment_id),
         amount_minor: amount,
         uses: 1,
         cap_amount: Some(captured),
@@ -461,7 +461,9 @@ on_both!(topup_pay_refund_round_trip, |db: Db| async move {
     assert_eq!(balance(s, MERCHANT).await, 2_500);
     assert_eq!(balance(s, CLEARING).await, -10_000);
     assert_eq!(
-        s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap(),
+        s.counter(&CounterKey::stored("daily:acc_wallet_0:2026-11-25".into()))
+            .await
+            .unwrap(),
         (2_500, 1)
     );
     let p = s.payment("pay_1").await.unwrap().unwrap();
@@ -485,7 +487,9 @@ on_both!(topup_pay_refund_round_trip, |db: Db| async move {
     assert_eq!(s.refunds("pay_1").await.unwrap().len(), 1);
     // Refunds reduce nothing that already counted.
     assert_eq!(
-        s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap(),
+        s.counter(&CounterKey::stored("daily:acc_wallet_0:2026-11-25".into()))
+            .await
+            .unwrap(),
         (2_500, 1)
     );
     assert_sound(s).await;
@@ -1566,7 +1570,10 @@ on_both!(
             "the cap should be nearly used: {accepted}"
         );
         assert_eq!(
-            s.counter("daily:acc_wallet_0:2026-11-25").await.unwrap().0,
+            s.counter(&CounterKey::stored("daily:acc_wallet_0:2026-11-25".into()))
+                .await
+                .unwrap()
+                .0,
             accepted
         );
         assert_eq!(balance(&s, MERCHANT).await, accepted);

@@ -13,7 +13,7 @@ use qrgate_core::id::PaymentId;
 use qrgate_core::payment::{Check, Decision, Mode, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
 use qrgate_core::state::{OrderStatus, PaymentStatus};
-use qrgate_core::{Money, Timestamp};
+use qrgate_core::{CounterKey, Money, Timestamp};
 use qrgate_store::*;
 
 use crate::funding::Source;
@@ -69,10 +69,10 @@ impl<S: Store> Gateway<S> {
             RiskLevel::D => self.limits.daily_d,
         };
         Ok(CounterCharge {
-            key: format!(
-                "daily:{subject}:{}:{}",
-                level.as_str(),
-                now.business_date(self.limits.business_offset_minutes)
+            key: CounterKey::daily(
+                subject,
+                level,
+                &now.business_date(self.limits.business_offset_minutes),
             ),
             amount_minor: amount,
             uses: 1,
@@ -100,17 +100,17 @@ impl<S: Store> Gateway<S> {
             .collect::<String>();
         let (key, cap, rule) = match c.account_class.as_str() {
             "I" => (
-                format!("class:{customer}:I:total"),
+                CounterKey::class_total(customer),
                 self.limits.class_i_total,
                 "BCP-ACCT-CLASS-I",
             ),
             "II" => (
-                format!("class:{customer}:II:{year}"),
+                CounterKey::class_yearly(customer, "II", &year),
                 self.limits.class_ii_yearly,
                 "BCP-ACCT-CLASS-II",
             ),
             "III" => (
-                format!("class:{customer}:III:{year}"),
+                CounterKey::class_yearly(customer, "III", &year),
                 self.limits.class_iii_yearly,
                 "BCP-ACCT-CLASS-III",
             ),

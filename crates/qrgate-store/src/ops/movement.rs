@@ -3,7 +3,7 @@
 //! and the rows written once with it.
 
 use crate::db::{Arg, Conn, Dialect};
-use crate::error::{MovementError, StoreError};
+use crate::error::{CapUnit, MovementError, StoreError};
 use crate::steps;
 use crate::write::Prepared;
 
@@ -186,26 +186,33 @@ pub(super) async fn charge_counter<C: Conn>(
     }
     let cap_amount = ch.cap_amount.unwrap_or(i64::MAX);
     let cap_uses = ch.cap_uses.unwrap_or(i64::MAX);
-    let exceeded = |current: i64, amount: i64, cap: i64| MovementError::LimitExceeded {
-        rule: ch.rule.clone(),
-        key: ch.key.clone(),
-        current,
-        amount,
-        cap,
-    };
+    let exceeded =
+        |unit: CapUnit, current: i64, amount: i64, cap: i64| MovementError::LimitExceeded {
+            rule: ch.rule.clone(),
+            key: ch.key.clone(),
+            unit,
+            current,
+            amount,
+            cap,
+        };
     if ch.amount_minor > cap_amount {
-        return Err(exceeded(0, ch.amount_minor, cap_amount));
+        return Err(exceeded(
+            CapUnit::MinorUnits,
+            0,
+            ch.amount_minor,
+            cap_amount,
+        ));
     }
     if ch.uses > cap_uses {
-        return Err(exceeded(0, ch.uses, cap_uses));
+        return Err(exceeded(CapUnit::Uses, 0, ch.uses, cap_uses));
     }
     let (sql, args) = steps::alone(|q| steps::counter_charge(q, ch, at));
     if c.exec(sql, &args).await? == 0 {
-        let current = counter(c, &ch.key).await?;
+        let current = counter(c, ch.key.as_str()).await?;
         return Err(if current.1.saturating_add(ch.uses) > cap_uses {
-            exceeded(current.1, ch.uses, cap_uses)
+            exceeded(CapUnit::Uses, current.1, ch.uses, cap_uses)
         } else {
-            exceeded(current.0, ch.amount_minor, cap_amount)
+            exceeded(CapUnit::MinorUnits, current.0, ch.amount_minor, cap_amount)
         });
     }
     Ok(())
