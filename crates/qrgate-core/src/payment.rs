@@ -128,6 +128,75 @@ impl Funding {
             Funding::Card(_) => "card",
         }
     }
+
+    /// The request that holds (or tried to hold) the money at the source:
+    /// the only one this payment may capture, refund or release. The
+    /// wallet holds nothing: the movement itself takes the balance.
+    pub fn hold(&self) -> Option<&str> {
+        match self {
+            Funding::Wallet => None,
+            Funding::Card(c) => c.request_id.as_deref(),
+        }
+    }
+
+    /// Record a hold under `request_id`: granted (`authorization`), or
+    /// refused (`None`; `released` when it was released for want of an
+    /// answer).
+    pub fn record_hold(&mut self, request_id: &str, authorization: Option<String>, released: bool) {
+        if let Funding::Card(c) = self {
+            c.request_id = Some(request_id.into());
+            c.authorization = authorization;
+            c.reversed = released;
+        }
+    }
+
+    /// Forget the hold: a confirmation takes a new one.
+    pub fn clear_hold(&mut self) {
+        if let Funding::Card(c) = self {
+            c.request_id = None;
+            c.authorization = None;
+            c.reversed = false;
+        }
+    }
+
+    /// The hold was released: it can never settle.
+    pub fn mark_released(&mut self) {
+        if let Funding::Card(c) = self {
+            c.reversed = true;
+        }
+    }
+
+    /// What the API may show of the source: never a card number or a
+    /// processor reference.
+    pub fn shown(&self) -> Shown<'_> {
+        match self {
+            Funding::Wallet => Shown {
+                kind: self.kind(),
+                brand: None,
+                last4: None,
+                funding: None,
+                source_id: None,
+            },
+            Funding::Card(c) => Shown {
+                kind: self.kind(),
+                brand: Some(&c.brand),
+                last4: Some(&c.last4),
+                funding: Some(&c.funding),
+                source_id: Some(&c.card_id),
+            },
+        }
+    }
+}
+
+/// The parts of a source the API shows (see [`Funding::shown`]).
+pub struct Shown<'a> {
+    pub kind: &'static str,
+    pub brand: Option<&'a str>,
+    pub last4: Option<&'a str>,
+    /// `debit` or `credit`.
+    pub funding: Option<&'a str>,
+    /// The payer's own id of the source (shown to the payer only).
+    pub source_id: Option<&'a str>,
 }
 
 /// What the payer of a `requires_action` payment must prove, and by when.

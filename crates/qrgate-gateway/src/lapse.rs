@@ -62,14 +62,9 @@ impl<S: Store> Gateway<S> {
             }
             n += 1;
             // Canceled by us: whatever the claim authorized goes back.
-            if let Some(request_id) = pay
-                .details
-                .funding
-                .card()
-                .and_then(|c| c.request_id.as_deref())
-                .filter(|_| status == PaymentStatus::Confirming)
-            {
-                self.reverse_card(request_id).await;
+            if status == PaymentStatus::Confirming {
+                let mut funding = pay.details.funding.clone();
+                self.release_funds(&mut funding).await;
             }
         }
         Ok(n)

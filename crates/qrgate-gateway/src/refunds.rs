@@ -295,7 +295,7 @@ impl<S: Store> Gateway<S> {
         what: &str,
         retry: &str,
     ) -> Result<(), Error> {
-        self.refund_to_card(&pay.details, key, amount)
+        self.return_funds(&pay.details, key, amount)
             .await
             .map_err(|e| Error {
                 message: format!(

@@ -155,15 +155,16 @@ pub struct FundingView {
 
 impl FundingView {
     fn of(f: &Funding, audience: Role) -> FundingView {
-        let card = f.card();
+        let shown = f.shown();
         FundingView {
-            kind: f.kind().into(),
-            brand: card.map(|c| c.brand.clone()),
-            last4: card.map(|c| c.last4.clone()),
-            funding: card.map(|c| c.funding.clone()),
-            card_id: card
+            kind: shown.kind.into(),
+            brand: shown.brand.map(str::to_owned),
+            last4: shown.last4.map(str::to_owned),
+            funding: shown.funding.map(str::to_owned),
+            card_id: shown
+                .source_id
                 .filter(|_| audience != Role::Merchant)
-                .map(|c| c.card_id.clone()),
+                .map(str::to_owned),
         }
     }
 }

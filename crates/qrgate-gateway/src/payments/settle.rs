@@ -221,12 +221,8 @@ impl<S: Store> Gateway<S> {
                         Decision::StepUp,
                         refusal.message.clone(),
                     ));
-                    if let Some(card) = details.funding.card_mut() {
-                        // The confirmation authorizes the card afresh.
-                        card.request_id = None;
-                        card.authorization = None;
-                        card.reversed = false;
-                    }
+                    // The confirmation holds the money afresh.
+                    details.funding.clear_hold();
                     let waiting = row(PaymentStatus::RequiresAction, details.clone());
                     return self
                         .require_action(p, merchant, waiting, offer, burn, idem)
@@ -375,20 +371,11 @@ impl<S: Store> Gateway<S> {
             .await?;
         let ok_row = row(PaymentStatus::Succeeded, details.clone());
         let id = ok_row.id.clone();
-        let mut authorized = false;
-        if let (Source::Card(card), Some(recorded)) = (source, details.funding.card_mut()) {
-            recorded.request_id = Some(id.clone());
-            match self.authorize_card(&id, card, amount.minor()).await {
-                Ok(authorization) => {
-                    recorded.authorization = Some(authorization);
-                    authorized = true;
-                }
-                Err(declined) => {
-                    // authorize_card reversed an unanswered authorization.
-                    recorded.reversed = declined.code == "card_processor_timeout";
-                    return Ok(Err(declined));
-                }
-            }
+        if let Err(declined) = self
+            .hold_funds(source, &id, amount.minor(), &mut details.funding)
+            .await
+        {
+            return Ok(Err(declined));
         }
         let ok_row = Payment {
             details: details.clone(),
@@ -432,12 +419,9 @@ impl<S: Store> Gateway<S> {
             details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags, "by": p.key_id }),
         });
         let result = self.store.apply(m).await;
-        if authorized && !matches!(result, Ok(Applied::Done { .. })) {
-            // Refused, replayed or failed: this authorization must not settle.
-            self.reverse_card(&id).await;
-            if let Some(card) = details.funding.card_mut() {
-                card.reversed = true;
-            }
+        if !matches!(result, Ok(Applied::Done { .. })) {
+            // Refused, replayed or failed: what was held must not settle.
+            self.release_funds(&mut details.funding).await;
         }
         match result {
             Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),

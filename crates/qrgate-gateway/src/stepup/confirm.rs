@@ -371,16 +371,12 @@ impl<S: Store> Gateway<S> {
             )
             .await?;
         let mut from = PaymentStatus::RequiresAction;
-        let mut authorized = None;
-        if let Source::Card(card) = &source {
+        if source.holds() {
             from = PaymentStatus::Confirming;
-            match self.claim_and_authorize(pay, card, &mut details).await? {
-                Ok(request_id) => authorized = Some(request_id),
-                Err(declined) => {
-                    return self
-                        .fail_waiting(p, pay, from, &merchant, declined, now)
-                        .await;
-                }
+            if let Err(declined) = self.claim_and_hold(pay, &source, &mut details).await? {
+                return self
+                    .fail_waiting(p, pay, from, &merchant, declined, now)
+                    .await;
             }
         }
         let mut done = pay.clone();
@@ -431,35 +427,31 @@ impl<S: Store> Gateway<S> {
             details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
         });
         let result = self.store.apply(m).await;
-        if let Some(request_id) = &authorized
-            && !matches!(result, Ok(Applied::Done { .. }))
-        {
-            self.reverse_card(request_id).await;
+        if !matches!(result, Ok(Applied::Done { .. })) {
+            self.release_funds(&mut details.funding).await;
         }
         self.completed(p, pay, from, &merchant, result, body, now)
             .await
     }
 
-    /// Claim a card-funded payment before the processor is asked, so only
-    /// one confirmation authorizes the card; the attempt's own request id
-    /// (recorded with the claim) is the only one it may reverse. The
-    /// authorization taken when the payment was first tried was reversed
-    /// when it went to requires_action. `Ok(Err(declined))` when the card
-    /// is declined.
-    async fn claim_and_authorize(
+    /// Claim a payment whose source holds money before the source is
+    /// asked, so only one confirmation holds it; the attempt's own request
+    /// id (recorded with the claim) is the only one it may release. The
+    /// hold taken when the payment was first tried was released when it
+    /// went to requires_action. `Ok(Err(declined))` when the source
+    /// refuses the hold.
+    async fn claim_and_hold(
         &self,
         pay: &Payment,
-        card: &Card,
+        source: &Source,
         details: &mut PaymentDetails,
-    ) -> Result<Result<String, Error>, Error> {
+    ) -> Result<Result<(), Error>, Error> {
         let mut nonce = [0_u8; 8];
         self.rng.fill(&mut nonce).map_err(Error::internal)?;
         let request_id = format!("{}.confirm.{}", pay.id, hex::encode(nonce));
         // The claim keeps the deadline (next_action) for the sweeper.
         let mut claimed = pay.details.clone();
-        if let Some(c) = claimed.funding.card_mut() {
-            c.request_id = Some(request_id.clone());
-        }
+        claimed.funding.record_hold(&request_id, None, false);
         self.move_waiting(
             pay,
             PaymentStatus::RequiresAction,
@@ -467,21 +459,9 @@ impl<S: Store> Gateway<S> {
             claimed,
         )
         .await?;
-        let recorded = details
-            .funding
-            .card_mut()
-            .ok_or_else(|| Error::internal("a card payment recorded without its card"))?;
-        recorded.request_id = Some(request_id.clone());
-        match self
-            .authorize_card(&request_id, card, pay.amount_minor)
-            .await
-        {
-            Ok(authorization) => {
-                recorded.authorization = Some(authorization);
-                Ok(Ok(request_id))
-            }
-            Err(declined) => Ok(Err(declined)),
-        }
+        Ok(self
+            .hold_funds(source, &request_id, pay.amount_minor, &mut details.funding)
+            .await)
     }
 
     /// The answer to a confirmation's movement: a refusal the payment keeps

@@ -108,8 +108,8 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("settle.rs", "201", "HTTP status"),
         ("settle.rs", "402", "HTTP status"),
         ("settle.rs", "422", "HTTP status"),
-        ("funding.rs", "60", "seconds per minute (velocity window)"),
-        ("funding.rs", "2030", "schema example: exp_year"),
+        ("mod.rs", "60", "seconds per minute (velocity window)"),
+        ("card.rs", "2030", "schema example: exp_year"),
         ("lib.rs", "60", "minutes per hour / seconds per minute"),
         (
             "lib.rs",

@@ -1,12 +1,12 @@
 //! Admin routes: merchants, customers and their top-ups, API keys, the
 //! block list, certificates, and the signing keys.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_gateway::Role;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
@@ -21,20 +21,20 @@ use super::openapi::{IdemHeader, StdErrors, TopupRequest};
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/merchants", post(create_merchant))
-        .route("/v1/merchants/{id}", get(get_merchant))
-        .route("/v1/customers", post(create_customer))
-        .route("/v1/customers/{id}", get(get_customer))
-        .route("/v1/customers/{id}/topups", post(topup))
-        .route("/v1/api-keys", post(create_api_key))
-        .route("/v1/api-keys/{id}/revoke", post(revoke_api_key))
-        .route("/v1/customers/{id}/certificates", post(enroll_certificate))
-        .route("/v1/blocks", post(create_block))
-        .route("/v1/blocks/{id}/lift", post(lift_block))
-        .route("/v1/admin/keys/rotate", post(rotate_keys))
-        .route("/v1/admin/keys/{kid}/retire", post(retire_key))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_merchant))
+        .routes(routes!(get_merchant))
+        .routes(routes!(create_customer))
+        .routes(routes!(get_customer))
+        .routes(routes!(topup))
+        .routes(routes!(create_api_key))
+        .routes(routes!(revoke_api_key))
+        .routes(routes!(enroll_certificate))
+        .routes(routes!(create_block))
+        .routes(routes!(lift_block))
+        .routes(routes!(rotate_keys))
+        .routes(routes!(retire_key))
 }
 
 #[utoipa::path(post, path = "/v1/merchants", tag = "admin", security(("bearer" = [])), request_body = qrgate_gateway::parties::NewMerchant, responses((status = 201, body = qrgate_gateway::views::MerchantView), StdErrors))]

@@ -1,11 +1,11 @@
 //! Auditor routes: the audit chain and its log, the check of the books.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Auth, StrictQuery};
@@ -16,11 +16,11 @@ use super::openapi::StdErrors;
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit/verify", get(audit_verify))
-        .route("/v1/audit/log", get(audit_log))
-        .route("/v1/ledger/check", get(ledger_check))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(audit_verify))
+        .routes(routes!(audit_log))
+        .routes(routes!(ledger_check))
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{\"Intact\": {rows, head}} or {\"Broken\": {seq, reason}}"), StdErrors))]

@@ -1,11 +1,11 @@
 //! Merchant code routes: static codes (JSON, PNG or SVG) and orders.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_codes::image::{RenderOptions, render_png, render_svg};
 use qrgate_gateway::Error;
@@ -20,13 +20,13 @@ use super::openapi::{OrderRequest, StdErrors};
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/static-codes", post(create_static_code))
-        .route("/v1/static-codes/{file}", get(get_static_code))
-        .route("/v1/orders", post(create_order))
-        .route("/v1/orders/{id}", get(get_order))
-        .route("/v1/orders/{id}/close", post(close_order))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_static_code))
+        .routes(routes!(get_static_code))
+        .routes(routes!(create_order))
+        .routes(routes!(get_order))
+        .routes(routes!(close_order))
 }
 
 #[utoipa::path(post, path = "/v1/static-codes", tag = "merchant", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::parties::StaticCodeView), StdErrors))]

@@ -2,13 +2,13 @@
 //! (enrol, list, revoke, biometrics), one-time passwords, and revoking
 //! certificates and static codes. Every change is audited by the gateway.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_gateway::Role;
 
@@ -18,20 +18,17 @@ use super::extract::{Auth, StrictJson};
 use super::openapi::StdErrors;
 use super::routes::{ApiResult, ok};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/pin", post(set_pin))
-        .route("/v1/customers/{id}/pin/reset", post(reset_pin))
-        .route("/v1/me/otp", post(enroll_otp))
-        .route("/v1/devices", post(enroll_device).get(list_devices))
-        .route("/v1/devices/{id}/revoke", post(revoke_device))
-        .route("/v1/devices/{id}/biometric", post(enable_biometric))
-        .route("/v1/devices/{id}/handles", post(device_handles))
-        .route(
-            "/v1/customers/{id}/certificates/{certificate_id}/revoke",
-            post(revoke_certificate),
-        )
-        .route("/v1/static-codes/{id}/revoke", post(revoke_static_code))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_pin))
+        .routes(routes!(reset_pin))
+        .routes(routes!(enroll_otp))
+        .routes(routes!(enroll_device, list_devices))
+        .routes(routes!(revoke_device))
+        .routes(routes!(enable_biometric))
+        .routes(routes!(device_handles))
+        .routes(routes!(revoke_certificate))
+        .routes(routes!(revoke_static_code))
 }
 
 /// Set the first PIN (`pin`), or change it (`pin` and `current_pin`).

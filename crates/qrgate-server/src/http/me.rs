@@ -1,11 +1,11 @@
 //! Consumer routes: payment codes, paying a scanned code, confirming a
 //! waiting payment, cards, and the consumer's own account and payments.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_gateway::Role;
 use qrgate_gateway::payments::ListQuery;
@@ -19,14 +19,14 @@ use super::openapi::{IdemHeader, ScanRequest, StdErrors};
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/payments/{id}/confirm", post(confirm))
-        .route("/v1/me/cards", post(link_card).get(list_cards))
-        .route("/v1/payment-codes", post(issue_payment_code))
-        .route("/v1/scans", post(scan))
-        .route("/v1/me", get(me))
-        .route("/v1/me/payments", get(my_payments))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(confirm))
+        .routes(routes!(link_card, list_cards))
+        .routes(routes!(issue_payment_code))
+        .routes(routes!(scan))
+        .routes(routes!(me))
+        .routes(routes!(my_payments))
 }
 
 #[utoipa::path(post, path = "/v1/payment-codes", tag = "consumer", security(("bearer" = [])), responses((status = 201, body = qrgate_gateway::payments::PaymentCodeView), StdErrors))]

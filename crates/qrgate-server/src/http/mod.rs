@@ -308,7 +308,8 @@ async fn deadline(req: Request<Body>, next: Next) -> Response {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    routes::routes()
+    let (routes, _) = routes::routes();
+    routes
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY))

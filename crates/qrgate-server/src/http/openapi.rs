@@ -185,8 +185,7 @@ impl Modify for Conventions {
 
 /// The document as pretty JSON with a trailing newline (as checked in).
 pub fn json() -> String {
-    use utoipa::OpenApi;
-    let doc = super::routes::ApiDoc::openapi();
+    let (_, doc) = super::routes::routes();
     let mut s = doc.to_pretty_json().unwrap_or_default();
     s.push('\n');
     s

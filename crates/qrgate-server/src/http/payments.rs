@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_gateway::Role;
 use qrgate_gateway::payments::ListQuery;
@@ -23,12 +23,12 @@ use super::openapi::{ChargeRequest, IdemHeader, RefundList, RefundRequest, StdEr
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/payments", post(charge).get(list_payments))
-        .route("/v1/payments/{id}", get(get_payment))
-        .route("/v1/payments/{id}/refunds", post(refund).get(list_refunds))
-        .route("/v1/payments/{id}/cancel", post(cancel))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(charge, list_payments))
+        .routes(routes!(get_payment))
+        .routes(routes!(refund, list_refunds))
+        .routes(routes!(cancel))
 }
 
 /// CPM: charge the payment code the cashier scanned.

@@ -1,13 +1,14 @@
 //! Public and operations routes: health, readiness, metrics, the public
 //! keys and rules, the check of a merchant code, the API description.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::StrictJson;
@@ -18,15 +19,15 @@ use super::openapi::{ErrorBody, KeysDoc, StdErrors};
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
         .route("/openapi.json", get(openapi_json))
-        .route("/v1/keys", get(keys))
-        .route("/v1/rules", get(rules))
-        .route("/v1/codes/verify", post(verify_code))
+        .routes(routes!(keys))
+        .routes(routes!(rules))
+        .routes(routes!(verify_code))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]

@@ -6,6 +6,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
 
 use qrgate_gateway::{Error, Reply};
 
@@ -15,11 +16,17 @@ use super::openapi::Conventions;
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
-/// Every route. None deletes a record: payments, refunds, the ledger and
-/// the audit log are kept (rule BCP-RETENTION; the store's append-only
-/// triggers refuse deletes underneath).
-pub fn routes() -> Router<AppState> {
-    super::credentials::routes()
+/// Every route, with the OpenAPI document of it: each module registers
+/// its handlers with `routes!`, which takes the path and method from the
+/// handler's own `#[utoipa::path]`, so a route cannot be served without
+/// being documented, nor documented without being served. None deletes a
+/// record: payments, refunds, the ledger and the audit log are kept (rule
+/// BCP-RETENTION; the store's append-only triggers refuse deletes
+/// underneath).
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(super::credentials::routes())
         .merge(super::public::routes())
         .merge(super::admin::routes())
         .merge(super::codes::routes())
@@ -27,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(super::me::routes())
         .merge(super::audit::routes())
         .merge(super::webhooks::routes())
+        .split_for_parts()
 }
 
 pub(super) fn json_response(status: u16, body: String) -> Response {
@@ -116,19 +124,6 @@ pub(super) fn opt_str(v: &Value, field: &str) -> Result<Option<String>, ApiError
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "qrgate", description = "QR-code payment gateway: merchant and consumer codes, barcode-payment rules, double-entry ledger. Amounts are decimal strings in major units; every money-moving POST takes an Idempotency-Key; errors are {\"error\": {code, message, rule?, request_id, payment_id?}}."),
-    paths(
-        super::public::healthz, super::public::readyz, super::public::metrics, super::public::keys, super::public::rules, super::public::verify_code,
-        super::admin::create_merchant, super::admin::get_merchant, super::admin::create_customer, super::admin::get_customer, super::admin::topup, super::admin::enroll_certificate, super::admin::create_block, super::admin::lift_block, super::admin::create_api_key, super::admin::revoke_api_key, super::admin::rotate_keys, super::admin::retire_key,
-        super::codes::create_static_code, super::codes::get_static_code, super::codes::create_order, super::codes::get_order, super::codes::close_order,
-        super::payments::charge, super::payments::get_payment, super::payments::list_payments, super::payments::refund, super::payments::list_refunds, super::payments::cancel,
-        super::me::issue_payment_code, super::me::scan, super::me::confirm, super::me::link_card, super::me::list_cards, super::me::me, super::me::my_payments,
-        super::credentials::set_pin, super::credentials::reset_pin, super::credentials::enroll_device,
-        super::credentials::list_devices, super::credentials::revoke_device, super::credentials::enable_biometric, super::credentials::device_handles,
-        super::credentials::enroll_otp, super::credentials::revoke_certificate, super::credentials::revoke_static_code,
-        super::webhooks::create_webhook_endpoint, super::webhooks::list_webhook_endpoints, super::webhooks::list_deliveries, super::webhooks::redeliver,
-        super::webhooks::change_webhook_endpoint, super::webhooks::delete_webhook_endpoint,
-        super::audit::audit_verify, super::audit::audit_log, super::audit::ledger_check,
-    ),
     components(schemas(super::public::VerifyBody, super::admin::NewKey, super::webhooks::NewEndpoint, super::admin::NewBlock, super::admin::NewCertificate, super::credentials::NewDevice, super::credentials::NewPin, super::credentials::PinProof, super::credentials::HandleBatch)),
     modifiers(&Conventions),
     tags(

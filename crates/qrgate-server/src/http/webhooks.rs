@@ -1,11 +1,11 @@
 //! Merchant webhook routes: endpoints and their lifecycle, deliveries.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use qrgate_gateway::{Error, Kind};
 
@@ -19,25 +19,13 @@ use super::openapi::StdErrors;
 /// triggers refuse deletes underneath).
 use super::routes::*;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/webhook-endpoints",
-            post(create_webhook_endpoint).get(list_webhook_endpoints),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}/deliveries",
-            get(list_deliveries),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}",
-            axum::routing::delete(delete_webhook_endpoint),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}/{action}",
-            post(change_webhook_endpoint),
-        )
-        .route("/v1/webhook-deliveries/{id}/retry", post(redeliver))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_webhook_endpoint, list_webhook_endpoints))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(delete_webhook_endpoint))
+        .routes(routes!(change_webhook_endpoint))
+        .routes(routes!(redeliver))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

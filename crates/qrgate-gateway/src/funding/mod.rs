@@ -1,5 +1,14 @@
 //! Funding sources: the wallet balance, or a linked card through the
-//! [`Processor`].
+//! [`Processor`](qrgate_processor::Processor).
+//!
+//! The rest of the gateway sees a source only through this module: the
+//! source a payer chose ([`Source`]), the account it pays from, what a
+//! payment records about it ([`Funding`]), the caps it counts toward, and
+//! three calls around the movement: hold the money at the source before it
+//! (`hold_funds`), release the hold when the movement is refused or the
+//! payment lapses (`release_funds`), and give money back on a refund or
+//! cancel (`return_funds`). A new source is a variant of `Source` and of
+//! `Funding`, and a module beside `card.rs` with its calls.
 //!
 //! A card payment is authorized with the processor before its movement is
 //! applied (outside any database transaction); when the movement is then
@@ -22,16 +31,17 @@
 
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-
 use qrgate_core::payment::{Funding, FundingCard, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
 use qrgate_core::{AccountId, CounterKey, Timestamp};
-use qrgate_processor::{AuthRequest, CardDetails, CardError, CardFunding, Outcome, ProcessorError};
+use qrgate_processor::CardFunding;
 use qrgate_store::*;
 
-use crate::{Error, Gateway, Kind, Principal, wallet_account};
+use crate::{Error, Gateway, wallet_account};
+
+mod card;
+
+pub use card::{CardList, CardView, NewCard};
 
 /// Where a payment's money comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +55,12 @@ impl Source {
         matches!(self, Source::Card(c) if c.funding == CardFunding::Credit.as_str())
     }
 
+    /// The money is held at the source before the movement (and so a
+    /// confirmation claims the payment before it holds it).
+    pub(crate) fn holds(&self) -> bool {
+        matches!(self, Source::Card(_))
+    }
+
     /// Whose daily level cap the payment counts toward: the customer's
     /// wallet accounts together, or the single card.
     pub(crate) fn cap_subject<'a>(&'a self, customer: &'a str) -> &'a str {
@@ -55,82 +71,7 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"number": "4242424242424242", "exp_month": 12, "exp_year": 2030}))]
-#[serde(deny_unknown_fields)]
-pub struct NewCard {
-    /// 12 to 19 digits, no spaces. Sent to the processor, never stored.
-    pub number: String,
-    pub exp_month: u8,
-    pub exp_year: u16,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CardView {
-    pub id: String,
-    pub object: &'static str,
-    pub brand: String,
-    pub last4: String,
-    /// `debit` or `credit`.
-    pub funding: String,
-    pub exp_month: i64,
-    pub exp_year: i64,
-    pub created_at: String,
-}
-
-impl CardView {
-    fn of(c: &Card) -> CardView {
-        CardView {
-            id: c.id.clone(),
-            object: "card",
-            brand: c.brand.clone(),
-            last4: c.last4.clone(),
-            funding: c.funding.clone(),
-            exp_month: c.exp_month,
-            exp_year: c.exp_year,
-            created_at: c.created_at.to_rfc3339(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CardList {
-    pub object: &'static str,
-    pub data: Vec<CardView>,
-}
-
-impl From<CardError> for Error {
-    fn from(e: CardError) -> Error {
-        let kind = match e {
-            CardError::Unavailable => Kind::Unavailable,
-            CardError::NotATestCard | CardError::Expired => Kind::Unprocessable,
-            _ => Kind::BadRequest,
-        };
-        Error::new(kind, e.code(), e.to_string())
-    }
-}
-
-fn unavailable(what: &str) -> Error {
-    Error::new(
-        Kind::Unavailable,
-        "processor_unavailable",
-        format!("the card processor did not answer ({what}); try again"),
-    )
-}
-
-/// The (year, month) of a business date `YYYY-MM-DD`.
-fn year_month(date: &str) -> (u16, u8) {
-    let year = date.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
-    let month = date.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(0);
-    (year, month)
-}
-
 impl<S: Store> Gateway<S> {
-    /// The processor's clearing account: card money enters and leaves here.
-    pub(crate) fn card_clearing_account(&self) -> AccountId {
-        AccountId::card_clearing(self.processor.name(), crate::CURRENCY)
-    }
-
     /// BCP-TXN-CAP: the most one payment to this merchant may be (the
     /// lower of the general cap and its category's), if any.
     pub(crate) fn txn_cap(&self, merchant: &Merchant) -> Option<i64> {
@@ -142,56 +83,8 @@ impl<S: Store> Gateway<S> {
     }
 
     /// Run a processor call under the deployment's deadline.
-    async fn within<T>(&self, f: impl Future<Output = T>) -> Option<T> {
+    pub(super) async fn within<T>(&self, f: impl Future<Output = T>) -> Option<T> {
         tokio::time::timeout(self.processor_timeout, f).await.ok()
-    }
-
-    /// Link a card to the calling consumer: the number goes to the
-    /// processor, the gateway keeps its token and last four digits.
-    pub async fn link_card(&self, p: &Principal, c: NewCard) -> Result<CardView, Error> {
-        let customer = p.customer()?.to_owned();
-        let now = self.now();
-        let today = year_month(&now.business_date(self.limits.business_offset_minutes));
-        let details = CardDetails {
-            number: &c.number,
-            exp_month: c.exp_month,
-            exp_year: c.exp_year,
-        };
-        let t = self
-            .within(self.processor.tokenize(details, today))
-            .await
-            .ok_or_else(|| unavailable("tokenize"))??;
-        let card = Card {
-            id: self.new_id::<qrgate_core::id::kind::Card>()?.to_string(),
-            customer_id: customer.clone(),
-            processor: self.processor.name().into(),
-            token: t.token,
-            brand: t.brand.into(),
-            last4: t.last4,
-            funding: t.funding.as_str().into(),
-            exp_month: i64::from(c.exp_month),
-            exp_year: i64::from(c.exp_year),
-            created_at: now,
-        };
-        self.ensure_clearing(&self.card_clearing_account()).await?;
-        let mut m = Movement::new(now);
-        m.records.push(Record::Card(card.clone()));
-        m.audit = Some(AuditEntry {
-            action: "card.linked".into(),
-            subject: card.id.clone(),
-            details: json!({ "customer_id": customer, "brand": card.brand, "last4": card.last4, "funding": card.funding, "by": p.key_id }),
-        });
-        self.store.apply(m).await?;
-        Ok(CardView::of(&card))
-    }
-
-    pub async fn list_cards(&self, p: &Principal) -> Result<CardList, Error> {
-        let customer = p.customer()?;
-        let cards = self.store.cards_of(customer).await?;
-        Ok(CardList {
-            object: "list",
-            data: cards.iter().map(CardView::of).collect(),
-        })
     }
 
     /// The source a payer chose: `None` or `"wallet"` for the balance, else
@@ -327,90 +220,55 @@ impl<S: Store> Gateway<S> {
         Ok(counters)
     }
 
-    /// Authorize a card payment under `request_id`. On approval, the
-    /// authorization reference. A lost answer is resolved by a query; one
-    /// that stays unknown is reversed and refused with
-    /// `card_processor_timeout`. Declines are refused with the issuer's reason.
-    pub(crate) async fn authorize_card(
+    /// Hold the money at `source` under `request_id` before the movement,
+    /// recording the hold (or the refused attempt) on `recorded`. The
+    /// wallet holds nothing: the movement itself takes the balance.
+    pub(crate) async fn hold_funds(
         &self,
+        source: &Source,
         request_id: &str,
-        card: &Card,
         amount: i64,
-    ) -> Result<String, Error> {
-        let req = AuthRequest {
-            request_id,
-            token: &card.token,
-            amount_minor: amount,
-            currency: crate::CURRENCY.code(),
-        };
-        let answer = match self.within(self.processor.authorize(req)).await {
-            Some(Ok(outcome)) => Some(outcome),
-            Some(Err(ProcessorError::UnknownToken)) => {
-                return Err(Error::new(
-                    Kind::Unprocessable,
-                    "card_not_supported",
-                    "the processor no longer knows this card; link it again",
-                ));
-            }
-            // No answer, or an error that leaves the outcome unknown: ask.
-            Some(Err(_)) | None => {
-                tracing::warn!(request_id, "card authorization unanswered; querying");
-                match self.within(self.processor.query(request_id)).await {
-                    Some(Ok(found)) => found,
-                    _ => None,
+        recorded: &mut Funding,
+    ) -> Result<(), Error> {
+        match source {
+            Source::Wallet => Ok(()),
+            Source::Card(card) => match self.authorize_card(request_id, card, amount).await {
+                Ok(authorization) => {
+                    recorded.record_hold(request_id, Some(authorization), false);
+                    Ok(())
                 }
-            }
-        };
-        match answer {
-            Some(Outcome::Approved { authorization }) => Ok(authorization),
-            Some(Outcome::Declined(reason)) => Err(Error::new(
-                Kind::Declined,
-                reason.code(),
-                "the card issuer declined the payment; no money moved",
-            )),
-            None => {
-                // Still unknown: make sure it can never complete, then refuse.
-                self.reverse_card(request_id).await;
-                Err(Error::new(
-                    Kind::Declined,
-                    "card_processor_timeout",
-                    "the card processor did not answer in time; the authorization was reversed and no money moved",
-                ))
-            }
+                Err(declined) => {
+                    // authorize_card released an authorization that got no answer.
+                    let released = declined.code == "card_processor_timeout";
+                    recorded.record_hold(request_id, None, released);
+                    Err(declined)
+                }
+            },
         }
     }
 
-    /// Void an authorization. Failures are logged: the processor's own
-    /// expiry of unsettled authorizations is the backstop.
-    pub(crate) async fn reverse_card(&self, request_id: &str) {
-        match self.within(self.processor.reverse(request_id)).await {
-            Some(Ok(())) => tracing::info!(request_id, "card authorization reversed"),
-            Some(Err(e)) => tracing::error!(request_id, error = %e, "card reversal failed"),
-            None => tracing::error!(request_id, "card reversal timed out"),
+    /// Release the hold recorded on `recorded`, so it can never settle (the
+    /// movement was refused, replayed or failed; the payment lapsed).
+    pub(crate) async fn release_funds(&self, recorded: &mut Funding) {
+        if let (Funding::Card(_), Some(request_id)) = (&*recorded, recorded.hold()) {
+            self.reverse_card(request_id).await;
+            recorded.mark_released();
         }
     }
 
-    /// Return a refund to the card the payment came from (idempotent by
-    /// `refund_key`). Wallet payments need no processor call.
-    pub(crate) async fn refund_to_card(
+    /// Give `amount` back to the source a payment came from, after the
+    /// ledger recorded its refund or cancel (idempotent by `refund_key`).
+    pub(crate) async fn return_funds(
         &self,
         details: &PaymentDetails,
         refund_key: &str,
         amount: i64,
     ) -> Result<(), Error> {
-        let Some(request_id) = details.funding.card().and_then(|c| c.request_id.as_deref()) else {
-            return Ok(());
-        };
-        match self
-            .within(self.processor.refund(request_id, refund_key, amount))
-            .await
-        {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => {
-                tracing::error!(request_id, error = %e, "card refund refused by the processor");
-                Err(unavailable("refund"))
+        match (&details.funding, details.funding.hold()) {
+            (Funding::Card(_), Some(request_id)) => {
+                self.refund_to_card(request_id, refund_key, amount).await
             }
-            None => Err(unavailable("refund")),
+            _ => Ok(()),
         }
     }
 }
