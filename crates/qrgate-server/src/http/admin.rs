@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -12,9 +12,10 @@ use qrgate_gateway::Role;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
 
 use super::AppState;
+use super::body::TopupRequest;
 use super::error::bad;
 use super::extract::{Auth, Meta, StrictJson, StrictQuery, once};
-use super::openapi::{IdemHeader, StdErrors, TopupRequest};
+use super::openapi::{IdemHeader, StdErrors};
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
 /// the audit log are kept (rule BCP-RETENTION; the store's append-only
@@ -85,14 +86,11 @@ pub(super) async fn topup(
     Auth(p): Auth,
     Path(id): Path<String>,
     meta: Meta,
-    body: StrictJson<Value>,
+    body: StrictJson<TopupRequest>,
 ) -> ApiResult {
-    let v = &body.value;
-    fields(v, &["amount", "currency"], &["amount"])?;
-    currency_check(v)?;
-    let amount = amount_field(v, "amount")?.unwrap_or_default();
+    let amount = &body.value.amount.0;
     once(&s, &p, &[Role::Admin], &meta, &body.bytes, |i| {
-        s.gw.topup(&p, &id, &amount, Some(i))
+        s.gw.topup(&p, &id, amount, Some(i))
     })
     .await
 }

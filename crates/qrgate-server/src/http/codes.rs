@@ -3,7 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,9 +10,10 @@ use qrgate_codes::image::{RenderOptions, render_png, render_svg};
 use qrgate_gateway::Error;
 
 use super::AppState;
+use super::body::OrderRequest;
 use super::error::{ApiError, bad};
 use super::extract::{Auth, StrictJson};
-use super::openapi::{OrderRequest, StdErrors};
+use super::openapi::StdErrors;
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
 /// the audit log are kept (rule BCP-RETENTION; the store's append-only
@@ -89,39 +89,12 @@ pub(super) async fn get_static_code(
 pub(super) async fn create_order(
     State(s): State<AppState>,
     Auth(p): Auth,
-    body: StrictJson<Value>,
+    StrictJson { value: o, .. }: StrictJson<OrderRequest>,
 ) -> ApiResult {
-    let v = &body.value;
-    fields(
-        v,
-        &[
-            "amount",
-            "currency",
-            "reference",
-            "out_trade_no",
-            "expires_in",
-        ],
-        &["amount"],
-    )?;
-    currency_check(v)?;
-    let amount = amount_field(v, "amount")?.unwrap_or_default();
-    let ttl = match v.get("expires_in") {
-        None | Some(Value::Null) => None,
-        Some(x) => Some(
-            x.as_i64()
-                .ok_or_else(|| bad("invalid_request", "expires_in must be whole seconds"))?,
-        ),
-    };
     ok(
         StatusCode::CREATED,
         &s.gw
-            .create_order(
-                &p,
-                &amount,
-                opt_str(v, "reference")?,
-                opt_str(v, "out_trade_no")?,
-                ttl,
-            )
+            .create_order(&p, &o.amount.0, o.reference, o.out_trade_no, o.expires_in)
             .await?,
     )
 }

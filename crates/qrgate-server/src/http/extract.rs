@@ -107,12 +107,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
             ));
         }
         let value = serde_json::from_slice::<T>(&bytes).map_err(|e| {
-            let msg = e.to_string();
-            let code = if msg.contains("unknown field") {
-                "unknown_field"
-            } else {
-                "invalid_json"
-            };
+            let (code, msg) = super::body::refusal(&e);
             bad(code, format!("request body: {msg}"))
         })?;
         Ok(StrictJson { value, bytes })

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,8 +10,9 @@ use qrgate_gateway::Role;
 use qrgate_gateway::payments::ListQuery;
 
 use super::AppState;
+use super::body::ScanRequest;
 use super::extract::{Auth, Meta, StrictJson, StrictQuery, once};
-use super::openapi::{IdemHeader, ScanRequest, StdErrors};
+use super::openapi::{IdemHeader, StdErrors};
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
 /// the audit log are kept (rule BCP-RETENTION; the store's append-only
@@ -40,24 +40,15 @@ pub(super) async fn scan(
     State(s): State<AppState>,
     Auth(p): Auth,
     meta: Meta,
-    body: StrictJson<Value>,
+    body: StrictJson<ScanRequest>,
 ) -> ApiResult {
     let v = &body.value;
-    fields(
-        v,
-        &["payload", "amount", "currency", "funding_source"],
-        &["payload"],
-    )?;
-    currency_check(v)?;
-    let amount = amount_field(v, "amount")?;
-    let payload = opt_str(v, "payload")?.unwrap_or_default();
-    let funding_source = opt_str(v, "funding_source")?;
     once(&s, &p, &[Role::Consumer], &meta, &body.bytes, |i| {
         s.gw.pay_scanned(
             &p,
-            &payload,
-            amount.as_deref(),
-            funding_source.as_deref(),
+            &v.payload,
+            v.amount.as_ref().map(|a| a.0.as_str()),
+            v.funding_source.as_deref(),
             Some(i),
         )
     })

@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod body;
 mod codes;
 mod credentials;
 pub mod error;

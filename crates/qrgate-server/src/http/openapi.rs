@@ -1,68 +1,12 @@
 //! The OpenAPI 3.1 document: generated from the handlers and types
 //! (utoipa), served at `/openapi.json`, checked in at `spec/openapi.json`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{IntoParams, IntoResponses, Modify, ToSchema};
 
 use qrgate_gateway::ERROR_CODES;
-
-/// `POST /v1/payments`: charge the payment code the cashier scanned.
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct ChargeRequest {
-    /// The consumer's 18-digit code or its `QRG:` token.
-    #[schema(example = "771234567890123452")]
-    pub auth_code: String,
-    /// Decimal string in major units.
-    #[schema(example = "12.30")]
-    pub amount: String,
-    #[schema(example = "CNY")]
-    pub currency: Option<String>,
-    /// The merchant's own order number, unique per merchant.
-    pub out_trade_no: Option<String>,
-}
-
-/// `POST /v1/scans`: pay a scanned merchant code.
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct ScanRequest {
-    /// The EMV payload read from the merchant's QR code.
-    pub payload: String,
-    /// Needed for static codes; for order codes, omit or send exactly the order's amount.
-    #[schema(example = "8.00")]
-    pub amount: Option<String>,
-    pub currency: Option<String>,
-    /// `wallet` (the default) or one of the payer's card ids (`crd_…`, from `POST /v1/me/cards`).
-    pub funding_source: Option<String>,
-}
-
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct OrderRequest {
-    #[schema(example = "36.50")]
-    pub amount: String,
-    pub currency: Option<String>,
-    /// Shown to the payer (EMV 62/05), at most 25 characters.
-    pub reference: Option<String>,
-    pub out_trade_no: Option<String>,
-    /// Seconds until the code expires (30 to QG-ORDER-TTL; default 900).
-    pub expires_in: Option<i64>,
-}
-
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct RefundRequest {
-    #[schema(example = "6.50")]
-    pub amount: String,
-    pub currency: Option<String>,
-    /// Your refund number; a retry with the same number refunds once.
-    pub out_refund_no: String,
-}
-
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct TopupRequest {
-    #[schema(example = "500.00")]
-    pub amount: String,
-    pub currency: Option<String>,
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct RefundList {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,9 +14,10 @@ use qrgate_gateway::Role;
 use qrgate_gateway::payments::ListQuery;
 
 use super::AppState;
+use super::body::{ChargeRequest, RefundRequest};
 use super::error::bad;
 use super::extract::{Auth, Meta, PaymentAuth, StrictJson, StrictQuery, once};
-use super::openapi::{ChargeRequest, IdemHeader, RefundList, RefundRequest, StdErrors};
+use super::openapi::{IdemHeader, RefundList, StdErrors};
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
 /// the audit log are kept (rule BCP-RETENTION; the store's append-only
@@ -37,17 +38,9 @@ pub(super) async fn charge(
     State(s): State<AppState>,
     PaymentAuth(p): PaymentAuth,
     meta: Meta,
-    body: StrictJson<Value>,
+    body: StrictJson<ChargeRequest>,
 ) -> ApiResult {
     let v = &body.value;
-    fields(
-        v,
-        &["auth_code", "amount", "currency", "out_trade_no"],
-        &["auth_code", "amount"],
-    )?;
-    currency_check(v)?;
-    let amount = amount_field(v, "amount")?.unwrap_or_default();
-    let code = opt_str(v, "auth_code")?.unwrap_or_default();
     p.require(&[Role::Merchant])?;
     let i = meta.idem(&p, &body.bytes)?;
     // No read before the charge: its movement checks the Idempotency-Key in
@@ -58,9 +51,9 @@ pub(super) async fn charge(
         .gw
         .charge(
             &p,
-            &code,
-            &amount,
-            opt_str(v, "out_trade_no")?,
+            &v.auth_code,
+            &v.amount.0,
+            v.out_trade_no.clone(),
             Some(i.clone()),
         )
         .await
@@ -124,19 +117,11 @@ pub(super) async fn refund(
     Auth(p): Auth,
     Path(id): Path<String>,
     meta: Meta,
-    body: StrictJson<Value>,
+    body: StrictJson<RefundRequest>,
 ) -> ApiResult {
     let v = &body.value;
-    fields(
-        v,
-        &["amount", "currency", "out_refund_no"],
-        &["amount", "out_refund_no"],
-    )?;
-    currency_check(v)?;
-    let amount = amount_field(v, "amount")?.unwrap_or_default();
-    let no = opt_str(v, "out_refund_no")?.unwrap_or_default();
     once(&s, &p, &[Role::Merchant], &meta, &body.bytes, |i| {
-        s.gw.refund(&p, &id, &amount, &no, Some(i))
+        s.gw.refund(&p, &id, &v.amount.0, &v.out_refund_no, Some(i))
     })
     .await
 }

@@ -5,13 +5,12 @@
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 
 use qrgate_gateway::{Error, Reply};
 
 use super::AppState;
-use super::error::{ApiError, bad};
+use super::error::ApiError;
 use super::openapi::Conventions;
 
 pub(super) type ApiResult = Result<Response, ApiError>;
@@ -55,70 +54,6 @@ pub(super) fn reply(r: Reply) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     res
-}
-
-/// Amounts are decimal strings; a JSON number is refused with a clear message.
-pub(super) fn amount_field(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(_)) => Err(bad(
-            "amount_not_string",
-            format!(
-                "{field} must be a decimal string such as \"12.30\", not a JSON number (numbers lose precision)"
-            ),
-        )),
-        Some(_) => Err(bad(
-            "invalid_request",
-            format!("{field} must be a decimal string such as \"12.30\""),
-        )),
-    }
-}
-
-/// Reject fields the endpoint does not know; require the ones it needs.
-pub(super) fn fields(v: &Value, allowed: &[&str], required: &[&str]) -> Result<(), ApiError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| bad("invalid_json", "the body must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(bad(
-            "unknown_field",
-            format!("unknown field {k:?}; expected {}", allowed.join(", ")),
-        ));
-    }
-    if let Some(k) = required.iter().find(|k| !obj.contains_key(**k)) {
-        return Err(bad("missing_field", format!("missing field {k:?}")));
-    }
-    Ok(())
-}
-
-pub(super) fn currency_check(v: &Value) -> Result<(), ApiError> {
-    match v.get("currency") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(c)) if *c == qrgate_gateway::CURRENCY.code() => Ok(()),
-        Some(Value::String(c)) => match qrgate_core::Currency::from_code(c) {
-            Ok(_) => Err(bad(
-                "currency_mismatch",
-                format!(
-                    "{c} does not match the merchant's currency {}",
-                    qrgate_gateway::CURRENCY
-                ),
-            )),
-            Err(e) => Err(bad("unknown_currency", e.to_string())),
-        },
-        Some(_) => Err(bad(
-            "invalid_request",
-            "currency must be an ISO 4217 code such as \"CNY\"",
-        )),
-    }
-}
-
-pub(super) fn opt_str(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad("invalid_request", format!("{field} must be a string"))),
-    }
 }
 
 #[derive(utoipa::OpenApi)]
