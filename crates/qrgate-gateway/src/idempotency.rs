@@ -8,58 +8,110 @@ use qrgate_store::Store;
 
 use crate::{Error, Gateway, Kind, Principal};
 
-/// A request's idempotency: who may replay it, the key, and the request's hash.
+/// What a money-moving request came to, in the gateway's terms. The edge
+/// says it in its own protocol (a status and a body) with its [`Render`].
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// Something new was made (a payment, a refund, a top-up); `view` is its JSON.
+    Created { view: &'a str },
+    /// Something that exists changed (a confirmation, a cancel), or one
+    /// made before is answered again; `view` is its JSON.
+    Done { view: &'a str },
+    /// Refused, and the refusal is kept with what it consumed (a payment
+    /// code is burned even when the payment fails): every retry is refused
+    /// alike.
+    Refused(&'a Error),
+}
+
+/// The edge's words for an outcome: what it answered, and what every
+/// retry of the request is answered again.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub status: u16,
+    pub body: String,
+}
+
+/// How the edge says an outcome. It comes with each request's idempotency,
+/// so the answer stored with the movement is the edge's own, written once.
+pub type Render = fn(&Outcome<'_>) -> Said;
+
+/// A request's idempotency: who may replay it, the key, the request's
+/// hash, and how the edge words its answer.
+#[derive(Debug, Clone)]
 pub struct Idem {
     pub scope: String,
     pub key: String,
     pub request_hash: String,
+    pub render: Render,
 }
 
 impl Idem {
-    /// What to store so that a replay of this request answers `status` and `body`.
-    pub fn record(self, status: u16, body: String) -> qrgate_store::IdempotencyRecord {
+    /// What to store so that a replay of this request is answered as the
+    /// edge answers `outcome` now.
+    pub fn record(self, outcome: &Outcome<'_>) -> qrgate_store::IdempotencyRecord {
+        let said = (self.render)(outcome);
         qrgate_store::IdempotencyRecord {
             scope: self.scope,
             key: self.key,
             request_hash: self.request_hash,
-            response_status: status,
-            response_body: body,
+            response_status: said.status,
+            response_body: said.body,
         }
     }
 }
 
-/// The stored response of a money-moving request: what to answer now and on
-/// every replay of its Idempotency-Key.
+/// What a fresh answer is: something made, or something done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    Created,
+    Done,
+}
+
+/// The answer to a money-moving request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    /// JSON.
-    pub body: String,
-    /// True when this is the stored response of an earlier request.
-    pub replayed: bool,
+pub enum Reply {
+    /// Done now: what it was and the view's JSON, for the edge to say.
+    Fresh(Fresh, String),
+    /// The stored answer of an earlier request with the same key, in the
+    /// edge's words.
+    Replayed(Said),
 }
 
 impl Reply {
-    pub fn new(status: u16, body: String) -> Reply {
-        Reply {
-            status,
-            body,
-            replayed: false,
+    /// The answer for an applied movement: `body` as `fresh` when it ran
+    /// now, the stored answer when it was a replay.
+    pub fn of(applied: qrgate_store::Applied, fresh: Fresh, body: String) -> Reply {
+        match applied {
+            qrgate_store::Applied::Done { .. } => Reply::Fresh(fresh, body),
+            qrgate_store::Applied::Replayed { status, body } => {
+                Reply::Replayed(Said { status, body })
+            }
         }
     }
 
-    /// The answer for an applied movement: `status` and `body` when it ran
-    /// now, the stored answer when it was a replay.
-    pub fn of(applied: qrgate_store::Applied, status: u16, body: String) -> Reply {
-        match applied {
-            qrgate_store::Applied::Done { .. } => Reply::new(status, body),
-            qrgate_store::Applied::Replayed { status, body } => Reply {
-                status,
-                body,
-                replayed: true,
-            },
+    /// The body: the view's JSON, or the stored answer's.
+    pub fn body(&self) -> &str {
+        match self {
+            Reply::Fresh(_, body) | Reply::Replayed(Said { body, .. }) => body,
         }
+    }
+
+    pub fn into_body(self) -> String {
+        match self {
+            Reply::Fresh(_, body) | Reply::Replayed(Said { body, .. }) => body,
+        }
+    }
+
+    /// What a fresh answer is; `None` for a replay.
+    pub fn fresh(&self) -> Option<Fresh> {
+        match self {
+            Reply::Fresh(f, _) => Some(*f),
+            Reply::Replayed(_) => None,
+        }
+    }
+
+    pub fn is_replayed(&self) -> bool {
+        matches!(self, Reply::Replayed(_))
     }
 }
 
@@ -77,6 +129,7 @@ impl Idem {
         method: &str,
         path: &str,
         body: &[u8],
+        render: Render,
     ) -> Result<Idem, Error> {
         let key = key.ok_or_else(|| {
             Error::bad_request(
@@ -103,6 +156,7 @@ impl Idem {
             ),
             key: key.to_owned(),
             request_hash,
+            render,
         })
     }
 }
@@ -113,11 +167,10 @@ impl<S: Store> Gateway<S> {
     /// different request under the same key is refused.
     pub async fn stored_answer(&self, i: &Idem) -> Result<Option<Reply>, Error> {
         match self.store.idempotency(&i.scope, &i.key).await? {
-            Some(rec) if rec.request_hash == i.request_hash => Ok(Some(Reply {
+            Some(rec) if rec.request_hash == i.request_hash => Ok(Some(Reply::Replayed(Said {
                 status: rec.response_status,
                 body: rec.response_body,
-                replayed: true,
-            })),
+            }))),
             Some(_) => Err(Error::new(
                 Kind::Conflict,
                 "idempotency_key_reused",

@@ -42,7 +42,7 @@ use qrgate_store::Store;
 
 pub use error::{ERROR_CODES, Error, Kind};
 pub use health::{AnyGateway, WriteStats};
-pub use idempotency::{Idem, Reply};
+pub use idempotency::{Fresh, Idem, Outcome, Render, Reply, Said};
 
 /// Who is calling, as established by the API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use qrgate_core::{CounterKey, Money};
 use qrgate_store::*;
 
 use crate::views::{PaymentView, RefundView};
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role};
+use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role};
 
 impl<S: Store> Gateway<S> {
     /// Refund part or all of a payment to its original funding source.
@@ -71,7 +71,7 @@ impl<S: Store> Gateway<S> {
         let view = RefundView::of(&refund);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| i.record(201, body.clone()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
         m.counters.push(CounterCharge {
             key: CounterKey::refunded(payment_id),
             amount_minor: amount.minor(),
@@ -123,7 +123,7 @@ impl<S: Store> Gateway<S> {
                     "retry with the same out_refund_no",
                 )
                 .await?;
-                Ok(Reply::of(applied, 201, body))
+                Ok(Reply::of(applied, Fresh::Created, body))
             }
             Err(e) => {
                 // A concurrent retry with the same number may have won the
@@ -180,8 +180,8 @@ impl<S: Store> Gateway<S> {
             "retry with the same out_refund_no",
         )
         .await?;
-        Ok(Some(Reply::new(
-            200,
+        Ok(Some(Reply::Fresh(
+            Fresh::Done,
             serde_json::to_string(&RefundView::of(&r)).map_err(Error::internal)?,
         )))
     }
@@ -235,7 +235,7 @@ impl<S: Store> Gateway<S> {
         let view = PaymentView::of(&after, p.role);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| i.record(200, body.clone()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
         m.posting = Some(Posting::transfer(
             format!("pst_cancel_{payment_id}"),
             "reversal",
@@ -280,7 +280,7 @@ impl<S: Store> Gateway<S> {
             "call cancel again",
         )
         .await?;
-        Ok(Reply::of(applied, 200, body))
+        Ok(Reply::of(applied, Fresh::Done, body))
     }
 
     /// After the ledger recorded a refund or cancel of a card payment, have

@@ -17,7 +17,7 @@ use qrgate_core::state::PaymentStatus;
 use qrgate_core::{Clock, ManualClock, Timestamp};
 use qrgate_gateway::funding::NewCard;
 use qrgate_gateway::parties::{NewCustomer, NewMerchant};
-use qrgate_gateway::{Config, Gateway, Principal, Reply, Role};
+use qrgate_gateway::{Config, Fresh, Gateway, Principal, Reply, Role};
 use qrgate_processor::Sandbox;
 use qrgate_store::{AnyStore, PgStore, Store};
 use ring::rand::SystemRandom;
@@ -168,10 +168,11 @@ impl World {
     }
 
     async fn charge(&self, code: &str, amount: &str) -> Result<Value, qrgate_gateway::Error> {
-        let Reply { body, .. } = self
+        let body = self
             .gw
             .charge(&self.merchant, code, amount, None, None)
-            .await?;
+            .await?
+            .into_body();
         Ok(serde_json::from_str(&body).unwrap())
     }
 
@@ -426,10 +427,11 @@ impl World {
             .create_order(merchant, amount, None, None, None)
             .await
             .unwrap();
-        let Reply { body, .. } = self
+        let body = self
             .gw
             .pay_scanned(payer, &order.payload, None, source, None)
-            .await?;
+            .await?
+            .into_body();
         Ok(serde_json::from_str(&body).unwrap())
     }
 
@@ -469,10 +471,11 @@ impl World {
         p: &Value,
         c: qrgate_gateway::stepup::Confirmation,
     ) -> Result<Value, qrgate_gateway::Error> {
-        let Reply { body, .. } = self
+        let body = self
             .gw
             .confirm(&self.consumer, p["id"].as_str().unwrap(), c, None)
-            .await?;
+            .await?
+            .into_body();
         Ok(serde_json::from_str(&body).unwrap())
     }
 }
@@ -531,3 +534,8 @@ mod risk;
 mod stepup;
 #[path = "gateway/webhooks.rs"]
 mod webhooks;
+
+/// A reply's kind and body.
+fn split(r: Reply) -> (Option<Fresh>, String) {
+    (r.fresh(), r.into_body())
+}

@@ -10,7 +10,9 @@ use qrgate_store::*;
 use super::*;
 use crate::Reply;
 use crate::views::amount;
-use crate::{Error, Gateway, Idem, Principal, Role, clearing_account, wallet_account};
+use crate::{
+    Error, Fresh, Gateway, Idem, Outcome, Principal, Role, clearing_account, wallet_account,
+};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"account_class": "II"}))]
@@ -182,7 +184,7 @@ impl<S: Store> Gateway<S> {
         };
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| i.record(201, body.clone()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
         m.posting = Some(Posting::transfer(
             format!("pst_{id}"),
             "topup",
@@ -197,7 +199,7 @@ impl<S: Store> Gateway<S> {
             details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
         });
         self.ensure_clearing(&clearing_account()).await?;
-        Ok(Reply::of(self.store.apply(m).await?, 201, body))
+        Ok(Reply::of(self.store.apply(m).await?, Fresh::Created, body))
     }
 
     /// Create an external clearing account (may go negative) unless it exists.

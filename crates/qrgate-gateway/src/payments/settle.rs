@@ -19,7 +19,9 @@ use qrgate_store::*;
 use crate::funding::Source;
 use crate::stepup::StepUp;
 use crate::views::PaymentView;
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply, Role, settlement_account};
+use crate::{
+    Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role, Said, settlement_account,
+};
 
 /// What is being paid: who pays whom, how much, at which risk level with
 /// which proven elements, from which source, for which order.
@@ -251,18 +253,13 @@ impl<S: Store> Gateway<S> {
         ));
         details.failure = Some(refusal.failure());
         let failed = row(PaymentStatus::Failed, details);
-        let mut err_body = serde_json::json!({ "error": { "code": refusal.code, "message": refusal.message, "payment_id": id } });
-        // The request id is added when the stored answer is replayed.
-        if let Some(r) = &refusal.rule {
-            err_body["error"]["rule"] = json!(r);
-        }
-        let status = match refusal.kind {
-            Kind::Declined => 402,
-            _ => 422,
+        let refusal = Error {
+            payment_id: Some(id.clone()),
+            ..refusal
         };
         let mut m = Movement::new(now);
         m.live_api_key = Some(p.key_id.clone());
-        m.idempotency = idem.map(|i| i.record(status, err_body.to_string()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Refused(&refusal)));
         m.burns.extend(burn);
         // Events go to the merchant: the merchant's view, whoever asked.
         let fview = PaymentView::of(&failed, Role::Merchant);
@@ -279,15 +276,8 @@ impl<S: Store> Gateway<S> {
             details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
         });
         match self.store.apply(m).await {
-            Ok(Applied::Done { .. }) => Err(Error {
-                payment_id: Some(id),
-                ..refusal
-            }),
-            Ok(Applied::Replayed { status, body }) => Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            }),
+            Ok(Applied::Done { .. }) => Err(refusal),
+            Ok(Applied::Replayed { status, body }) => Ok(Reply::Replayed(Said { status, body })),
             Err(e) => Err(e.into()),
         }
     }
@@ -391,7 +381,9 @@ impl<S: Store> Gateway<S> {
         m.live_device = device.map(str::to_owned);
         m.live_static_code = static_code.map(str::to_owned);
         m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
-        m.idempotency = idem.clone().map(|i| i.record(201, body.clone()));
+        m.idempotency = idem
+            .clone()
+            .map(|i| i.record(&Outcome::Created { view: &body }));
         m.burns.extend(burn.clone());
         m.counters = counters;
         m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
@@ -424,7 +416,7 @@ impl<S: Store> Gateway<S> {
             self.release_funds(&mut details.funding).await;
         }
         match result {
-            Ok(applied) => Ok(Ok(Reply::of(applied, 201, body))),
+            Ok(applied) => Ok(Ok(Reply::of(applied, Fresh::Created, body))),
             Err(
                 e @ (MovementError::LimitExceeded { .. }
                 | MovementError::InsufficientFunds { .. }

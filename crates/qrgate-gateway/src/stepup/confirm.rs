@@ -18,7 +18,7 @@ use qrgate_store::*;
 
 use crate::funding::Source;
 use crate::views::{PaymentView, amount as fmt_amount};
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply};
+use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
 const CONFIRM_DOMAIN: &str = "qrgate-confirm-v1";
 
@@ -391,7 +391,7 @@ impl<S: Store> Gateway<S> {
         // confirming device is still active when the money moves.
         m.unblocked = vec![merchant.id.clone(), customer.clone()];
         m.live_device = device.map(|d| d.id);
-        m.idempotency = idem.map(|i| i.record(200, body.clone()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
         m.counters = counters;
         m.posting = Some(self.payment_posting(&pay.id, &customer, &source, &merchant.id, amount));
         from.transition(PaymentStatus::Succeeded)
@@ -481,7 +481,7 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Reply, Error> {
         let refusal = match result {
             Ok(Applied::Done { audit_seq }) => {
-                return Ok(Reply::of(Applied::Done { audit_seq }, 200, body));
+                return Ok(Reply::of(Applied::Done { audit_seq }, Fresh::Done, body));
             }
             Err(
                 e @ (MovementError::LimitExceeded { .. }
@@ -503,7 +503,7 @@ impl<S: Store> Gateway<S> {
                     tracing::warn!(payment_id = pay.id, error = %e, "could not give back a confirmation claim");
                 }
                 return match other {
-                    Ok(applied) => Ok(Reply::of(applied, 200, body)),
+                    Ok(applied) => Ok(Reply::of(applied, Fresh::Done, body)),
                     Err(e) => Err(e.into()),
                 };
             }

@@ -11,7 +11,7 @@ use qrgate_store::*;
 
 use super::Offer;
 use crate::views::PaymentView;
-use crate::{Error, Gateway, Idem, Kind, Principal, Reply};
+use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
 impl<S: Store> Gateway<S> {
     /// Record a payment waiting for the payer's confirmation. The consumer
@@ -43,7 +43,7 @@ impl<S: Store> Gateway<S> {
         let id = waiting.id.clone();
         let mut m = Movement::new(now);
         m.live_api_key = Some(p.key_id.clone());
-        m.idempotency = idem.map(|i| i.record(201, body.clone()));
+        m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
         m.burns
             .extend(burn.filter(|b| !b.key.starts_with("order:")));
         m.payment = Some(PaymentWrite::Insert(waiting));
@@ -58,7 +58,7 @@ impl<S: Store> Gateway<S> {
             subject: id,
             details: json!({ "needed": needed, "by": p.key_id }),
         });
-        Ok(Reply::of(self.store.apply(m).await?, 201, body))
+        Ok(Reply::of(self.store.apply(m).await?, Fresh::Created, body))
     }
 
     /// Move a waiting payment between `from` and `to` (claiming it for a

@@ -190,10 +190,11 @@ on_both!(
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_required");
-        let Reply { body, .. } =
+        let body =
             w.gw.pay_scanned(&w.consumer, &sc.payload, Some("500.00"), None, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .into_body();
         let p: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (p["mode"].as_str(), p["risk_level"].as_str()),

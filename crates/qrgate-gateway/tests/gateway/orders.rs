@@ -32,20 +32,22 @@ on_both!(
         // not hold the order or its number either.
         w.gw.set_pin(&w.consumer, "493817").await.unwrap();
         w.charge(&w.device_token(), "999.00").await.unwrap();
-        let Reply { body, .. } =
+        let body =
             w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .into_body();
         let waiting: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(waiting["status"], "requires_action", "{waiting}");
         w.clock.advance_seconds(301);
         assert_eq!(w.gw.expire_requires_action().await.unwrap(), 1);
         // The next attempt steps up again and is confirmed: it pays the
         // order and carries the order's number.
-        let Reply { body, .. } =
+        let body =
             w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .into_body();
         let again: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(again["status"], "requires_action", "{again}");
         let id = again["id"].as_str().unwrap();
@@ -59,7 +61,7 @@ on_both!(
             )
             .await
             .unwrap();
-        let paid: Value = serde_json::from_str(&done.body).unwrap();
+        let paid: Value = serde_json::from_str(done.body()).unwrap();
         assert_eq!(
             (paid["status"].as_str(), paid["out_trade_no"].as_str()),
             (Some("succeeded"), Some("O-7"))
@@ -108,10 +110,11 @@ on_both!(
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "amount_mismatch");
-        let Reply { body, .. } =
+        let body =
             w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
                 .await
-                .unwrap();
+                .unwrap()
+                .into_body();
         let p: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             (p["order_id"].as_str(), p["out_trade_no"].as_str()),
@@ -200,31 +203,25 @@ on_both!(
     |w: World| async move {
         let p = w.charge(&w.device_token(), "100.00").await.unwrap();
         let id = p["id"].as_str().unwrap();
-        let Reply {
-            status: s1,
-            body: r1,
-            ..
-        } =
+        let (s1, r1) = split(
             w.gw.refund(&w.merchant, id, "30.00", "R1", None)
                 .await
-                .unwrap();
-        assert_eq!(s1, 201);
+                .unwrap(),
+        );
+        assert_eq!(s1, Some(Fresh::Created));
         // A retry with the same refund number refunds only once.
-        let Reply {
-            status: s2,
-            body: r2,
-            ..
-        } =
+        let (s2, r2) = split(
             w.gw.refund(&w.merchant, id, "30.00", "R1", None)
                 .await
-                .unwrap();
+                .unwrap(),
+        );
         assert_eq!(
             (
                 s2,
                 serde_json::from_str::<Value>(&r2).unwrap()["id"].clone()
             ),
             (
-                200,
+                Some(Fresh::Done),
                 serde_json::from_str::<Value>(&r1).unwrap()["id"].clone()
             )
         );
@@ -269,7 +266,11 @@ on_both!(
 on_both!(cancel_reverses_within_the_window, |w: World| async move {
     let p = w.charge(&w.device_token(), "12.00").await.unwrap();
     let id = p["id"].as_str().unwrap().to_owned();
-    let body = w.gw.cancel(&w.merchant, &id, None).await.unwrap().body;
+    let body =
+        w.gw.cancel(&w.merchant, &id, None)
+            .await
+            .unwrap()
+            .into_body();
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["status"],
         "canceled"
@@ -358,7 +359,7 @@ on_both!(
             w.gw.refund(&w.merchant, id, "5.00", "W1", None)
                 .await
                 .unwrap();
-        assert_eq!(again.status, 200);
+        assert_eq!(again.fresh(), Some(Fresh::Done));
         assert_eq!(w.balance().await, "4985.00");
     }
 );

@@ -268,7 +268,7 @@ fn sweep(w: Arc<World>, _: Arc<String>) -> OpFuture {
     Box::pin(async move {
         w.gw.expire_requires_action()
             .await
-            .map(|n| Reply::new(200, n.to_string()))
+            .map(|n| Reply::Fresh(Fresh::Done, n.to_string()))
     })
 }
 
@@ -362,7 +362,7 @@ on_both!(race_matrix_orders_and_codes, |w: World| async move {
             ww.gw
                 .close_order(&ww.merchant, &id)
                 .await
-                .map(|o| Reply::new(200, o.status))
+                .map(|o| Reply::Fresh(Fresh::Done, o.status))
         });
         let pay = pay_order(w.clone(), Arc::new(order.payload.clone()));
         let out = race_all(vec![close, pay]).await;
@@ -409,14 +409,14 @@ on_both!(race_matrix_block_against_charge, |w: World| async move {
             ww.gw
                 .block(&admin(), &c, "race test")
                 .await
-                .map(|b| Reply::new(201, b.id))
+                .map(|b| Reply::Fresh(Fresh::Created, b.id))
         });
         let charge = charge_code(w.clone(), Arc::new(code.numeric.clone()));
         let out = race_all(vec![block, charge]).await;
         no_fault(&out, &what);
         losers_say(&out, &["party_blocked"], &what);
         let block_id = match &out[0] {
-            Ok(r) => r.body.clone(),
+            Ok(r) => r.body().to_owned(),
             Err(e) => panic!("{what}: the block failed: {e:?}"),
         };
         paid_iff(&w, out[1].is_ok(), before, &what).await;
@@ -628,7 +628,7 @@ on_both!(
                 ww.gw
                     .revoke_device(&ww.consumer, &id)
                     .await
-                    .map(|v| Reply::new(200, v.status))
+                    .map(|v| Reply::Fresh(Fresh::Done, v.status))
             });
             let charge = charge_code(w.clone(), Arc::new(token));
             let out = race_all(vec![revoke, charge]).await;
@@ -658,7 +658,7 @@ on_both!(
                 ww.gw
                     .revoke_static_code(&ww.merchant, &id)
                     .await
-                    .map(|()| Reply::new(200, String::new()))
+                    .map(|()| Reply::Fresh(Fresh::Done, String::new()))
             });
             let (ww, payload) = (w.clone(), sc.payload.clone());
             let scan: OpFuture = Box::pin(async move {
@@ -706,7 +706,7 @@ on_both!(
                 ww.gw
                     .change_pin(&ww.consumer, old, new)
                     .await
-                    .map(|()| Reply::new(200, String::new()))
+                    .map(|()| Reply::Fresh(Fresh::Done, String::new()))
             });
             let (ww, p) = (w.clone(), pay.clone());
             let confirm: OpFuture = Box::pin(async move {
@@ -729,7 +729,7 @@ on_both!(
                     w.gw.confirm(&w.consumer, &pay, confirmation(Some(new), None), None)
                         .await
                         .unwrap();
-                assert_eq!(ok.status, 200, "{what}");
+                assert_eq!(ok.fresh(), Some(Fresh::Done), "{what}");
             }
             books_agree(&w, &what).await;
             // The old PIN no longer changes anything.
@@ -754,7 +754,7 @@ on_both!(
                 ww.gw
                     .create_order(&ww.merchant, AMOUNT, None, Some(n), None)
                     .await
-                    .map(|o| Reply::new(201, o.id))
+                    .map(|o| Reply::Fresh(Fresh::Created, o.id))
             });
             let (ww, n) = (w.clone(), number.clone());
             let token = w.device_token();
@@ -805,14 +805,14 @@ on_both!(
                 ww.gw
                     .block(&admin(), &c, "race test")
                     .await
-                    .map(|b| Reply::new(201, b.id))
+                    .map(|b| Reply::Fresh(Fresh::Created, b.id))
             });
             let confirm = confirm_signed(w.clone(), Arc::new(pay.clone()));
             let out = race_all(vec![block, confirm]).await;
             no_fault(&out, &what);
             losers_say(&out, &["party_blocked"], &what);
             let block_id = match &out[0] {
-                Ok(r) => r.body.clone(),
+                Ok(r) => r.body().to_owned(),
                 Err(e) => panic!("{what}: the block failed: {e:?}"),
             };
             let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
@@ -875,7 +875,7 @@ on_both!(
                 ww.gw
                     .change_pin(&ww.consumer, PIN, "271828")
                     .await
-                    .map(|()| Reply::new(200, String::new()))
+                    .map(|()| Reply::Fresh(Fresh::Done, String::new()))
             });
             let confirm = confirm_pin(w.clone(), Arc::new(pay.clone()));
             let out = race_all(vec![change, confirm]).await;

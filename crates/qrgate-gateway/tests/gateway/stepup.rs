@@ -128,7 +128,7 @@ on_both!(
                 w.gw.confirm(&consumer, id, confirm(Some(sign(&p, &cert))), None)
                     .await
                     .unwrap();
-            let v: Value = serde_json::from_str(&done.body).unwrap();
+            let v: Value = serde_json::from_str(done.body()).unwrap();
             assert_eq!(
                 (v["status"].as_str(), v["risk_level"].as_str()),
                 (Some("succeeded"), Some("A"))
@@ -213,7 +213,7 @@ on_both!(over_the_c_cap_a_pin_steps_up_to_b, |w: World| async move {
         w.gw.confirm(&w.consumer, &id, confirmation(Some("493817"), None), None)
             .await
             .unwrap();
-    let v: Value = serde_json::from_str(&done.body).unwrap();
+    let v: Value = serde_json::from_str(done.body()).unwrap();
     assert_eq!(
         (v["status"].as_str(), v["risk_level"].as_str()),
         (Some("succeeded"), Some("B"))
@@ -277,7 +277,7 @@ on_both!(
             .await
             .unwrap();
         assert_eq!(
-            serde_json::from_str::<Value>(&ok.body).unwrap()["risk_level"],
+            serde_json::from_str::<Value>(ok.body()).unwrap()["risk_level"],
             "B"
         );
         // An unconfirmed one lapses after QG-STEPUP-TTL and moves no money.
@@ -306,7 +306,7 @@ on_both!(
             w.gw.confirm(&w.consumer, id, confirmation(Some("123456"), None), None)
                 .await
                 .unwrap();
-        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert_eq!(ok.fresh(), Some(Fresh::Done), "{}", ok.body());
         let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
         assert!(stored.pin_hash.starts_with("v2$"), "{}", stored.pin_hash);
         // A change from it works (the new one must meet the rules).
@@ -338,7 +338,7 @@ on_both!(
             w.gw.confirm(&w.consumer, id, confirmation(Some("493817"), None), None)
                 .await
                 .unwrap();
-        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert_eq!(ok.fresh(), Some(Fresh::Done), "{}", ok.body());
         let stored = w.gw.store().credentials(&customer).await.unwrap().unwrap();
         assert!(stored.pin_hash.starts_with("v2$"), "{}", stored.pin_hash);
         assert_ne!(stored.pin_salt, salt);
@@ -357,7 +357,7 @@ on_both!(
             w.gw.confirm(&w.consumer, id, confirmation(Some("271828"), None), None)
                 .await
                 .unwrap();
-        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert_eq!(ok.fresh(), Some(Fresh::Done), "{}", ok.body());
     }
 );
 

@@ -61,15 +61,26 @@ impl IntoResponse for ApiError {
 
 /// The JSON body of an error for a request id.
 pub fn body(e: &Error, request_id: &str) -> String {
-    let mut v =
-        json!({ "error": { "code": e.code, "message": e.message, "request_id": request_id } });
+    let mut v = value(e);
+    v["error"]["request_id"] = json!(request_id);
+    v.to_string()
+}
+
+/// The JSON body of a refusal kept with its movement: without a request
+/// id, which each replay adds for itself.
+pub fn stored_body(e: &Error) -> String {
+    value(e).to_string()
+}
+
+fn value(e: &Error) -> serde_json::Value {
+    let mut v = json!({ "error": { "code": e.code, "message": e.message } });
     if let Some(rule) = &e.rule {
         v["error"]["rule"] = json!(rule);
     }
     if let Some(p) = &e.payment_id {
         v["error"]["payment_id"] = json!(p);
     }
-    v.to_string()
+    v
 }
 
 pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {

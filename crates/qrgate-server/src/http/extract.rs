@@ -148,6 +148,7 @@ impl Meta {
             self.method.as_str(),
             &self.path,
             body,
+            super::routes::render,
         )?)
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
-use qrgate_gateway::{Error, Reply};
+use qrgate_gateway::{Error, Fresh, Outcome, Reply, Said};
 
 use super::AppState;
 use super::error::ApiError;
@@ -46,14 +46,41 @@ pub(super) fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
     Ok(json_response(status.as_u16(), body))
 }
 
-/// A money-moving reply: its stored status and body, marked when replayed.
-pub(super) fn reply(r: Reply) -> Response {
-    let mut res = json_response(r.status, r.body);
-    if r.replayed {
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+/// How the API says what a money-moving request came to: 201 with the
+/// view of what was made, 200 with the view of what was done, a refusal as
+/// its status and error body (the request id is added to a stored one when
+/// it is replayed). The gateway stores this answer with the movement, so a
+/// retry is answered exactly as the first request was.
+pub(super) fn render(outcome: &Outcome<'_>) -> Said {
+    match outcome {
+        Outcome::Created { view } => Said {
+            status: StatusCode::CREATED.as_u16(),
+            body: (*view).to_owned(),
+        },
+        Outcome::Done { view } => Said {
+            status: StatusCode::OK.as_u16(),
+            body: (*view).to_owned(),
+        },
+        Outcome::Refused(e) => Said {
+            status: super::error::status_of(e.kind).as_u16(),
+            body: super::error::stored_body(e),
+        },
     }
-    res
+}
+
+/// A money-moving reply: said now, or the stored answer, marked replayed.
+pub(super) fn reply(r: Reply) -> Response {
+    let said = match r {
+        Reply::Fresh(Fresh::Created, view) => render(&Outcome::Created { view: &view }),
+        Reply::Fresh(Fresh::Done, view) => render(&Outcome::Done { view: &view }),
+        Reply::Replayed(said) => {
+            let mut res = json_response(said.status, said.body);
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return res;
+        }
+    };
+    json_response(said.status, said.body)
 }
 
 #[derive(utoipa::OpenApi)]
