@@ -80,9 +80,12 @@ pub struct Failure {
 
 /// Where the money came from. Never a card number: the processor's token
 /// stays on the card's own row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Funding {
+    /// Also what a payment recorded before cards existed paid from (such
+    /// rows have no `funding`).
+    #[default]
     Wallet,
     Card(FundingCard),
 }
@@ -289,6 +292,7 @@ pub struct PaymentDetails {
     pub merchant_name: Option<String>,
     /// The ledger account paid from (where refunds and cancels return).
     pub funding_account: AccountId,
+    #[serde(default)]
     pub funding: Funding,
     pub settlement_account: AccountId,
     /// 43: the institution compensates level-C balance-payment losses in full.
@@ -353,6 +357,19 @@ mod tests {
         let again: PaymentDetails =
             serde_json::from_value(serde_json::to_value(&d).unwrap()).unwrap();
         assert_eq!(again, d);
+    }
+
+    /// Rows from before cards have no `funding`: they paid from the wallet.
+    #[test]
+    fn a_row_from_before_cards_reads_as_a_wallet_payment() {
+        let d: PaymentDetails = serde_json::from_value(serde_json::json!({
+            "mode": "cpm", "code_kind": "online", "device_id": null, "risk_level": "C",
+            "verification": ["device_signature"], "merchant_name": "DEMO",
+            "funding_account": "wallet:cus_1:CNY", "settlement_account": "settlement:mch_1:CNY"
+        }))
+        .unwrap();
+        assert_eq!(d.funding, Funding::Wallet);
+        assert_eq!(d.funding.hold(), None);
     }
 
     #[test]

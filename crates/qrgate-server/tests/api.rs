@@ -380,6 +380,21 @@ async fn input_validation_is_strict() {
         .body(Body::from("{not json"))
         .unwrap();
     assert_eq!(err(&app.send(req).await).0, "invalid_json");
+    // A struct would read an array by position: every body must be an object.
+    let (_, mk, _, _) = app.parties().await;
+    let r = app
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!(["771234567890123452", "12.30", null, null])),
+            &[("idempotency-key", "array-body")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, err(&r).0),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
     let big = json!({ "name": "x".repeat(70_000) });
     let r = app.call("POST", "/v1/merchants", a, Some(big), &[]).await;
     assert_eq!(

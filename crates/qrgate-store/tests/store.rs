@@ -120,13 +120,14 @@ impl Db {
     async fn raw(&self, sql: &str) -> Vec<i64> {
         match &self.at {
             Where::Sqlite(p) => {
-                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", p.display()))
-                    .await
-                    .unwrap();
-                let rows = sqlx::raw_sql(sql).fetch_all(&mut c).await.unwrap();
-                rows.iter()
-                    .filter_map(|r| r.try_get::<i64, _>(0).ok())
-                    .collect()
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c.prepare(sql).unwrap();
+                let mut rows = st.query([]).unwrap();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().unwrap() {
+                    out.extend(r.get::<_, i64>(0).ok());
+                }
+                out
             }
             Where::Postgres { url, schema } => {
                 let mut c = sqlx::PgConnection::connect(url).await.unwrap();
@@ -144,16 +145,11 @@ impl Db {
 
     async fn raw_err(&self, sql: &str) -> String {
         match &self.at {
-            Where::Sqlite(p) => {
-                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", p.display()))
-                    .await
-                    .unwrap();
-                sqlx::raw_sql(sql)
-                    .execute(&mut c)
-                    .await
-                    .unwrap_err()
-                    .to_string()
-            }
+            Where::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap_err()
+                .to_string(),
             Where::Postgres { url, schema } => {
                 let mut c = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::raw_sql(&format!("SET search_path TO {schema}"))
@@ -2182,69 +2178,69 @@ async fn sqlite_and_postgres_schemas_match() {
         BTreeSet<String>,
     );
 
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let c = rusqlite::Connection::open(path).unwrap();
+    let strings = |sql: &str, arg: &str| -> Vec<String> {
+        let mut st = c.prepare(sql).unwrap();
+        st.query_map([arg], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
     let mut lite: Schema = Default::default();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-    )
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
+    let tables = strings(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND ?1 = ?1",
+        "",
+    );
     for tname in &tables {
-        for r in sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)")
-            .bind(tname)
-            .fetch_all(&mut c)
-            .await
+        let mut st = c
+            .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)")
+            .unwrap();
+        let cols = st
+            .query_map([tname], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
             .unwrap()
-        {
-            let notnull: i64 = r.get(2);
-            let pk: i64 = r.get(3);
-            lite.0.insert((
-                tname.clone(),
-                r.get::<String, _>(0),
-                norm(&r.get::<String, _>(1)),
-                notnull == 1 || pk > 0,
-            ));
+            .map(Result::unwrap);
+        for (name, ty, notnull, pk) in cols {
+            lite.0
+                .insert((tname.clone(), name, norm(&ty), notnull == 1 || pk > 0));
         }
-        for r in sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
-            .bind(tname)
-            .fetch_all(&mut c)
-            .await
+        let mut st = c
+            .prepare("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
+            .unwrap();
+        let indexes: Vec<(String, i64, String)> = st
+            .query_map([tname], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
-        {
-            let iname: String = r.get(0);
-            let origin: String = r.get(2);
-            let cols: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
-                    .bind(&iname)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap();
-            lite.1
-                .insert((tname.clone(), r.get::<i64, _>(1) == 1, cols.join(",")));
+            .map(Result::unwrap)
+            .collect();
+        for (iname, unique, origin) in indexes {
+            let cols = strings(
+                "SELECT name FROM pragma_index_info(?1) ORDER BY seqno",
+                &iname,
+            );
+            lite.1.insert((tname.clone(), unique == 1, cols.join(",")));
             if origin == "c" {
                 lite.2.insert(iname);
             }
         }
         // A rowid primary key has no index entry: count it as a unique index.
-        let pk: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
-                .bind(tname)
-                .fetch_all(&mut c)
-                .await
-                .unwrap();
+        let pk = strings(
+            "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+            tname,
+        );
         if !pk.is_empty() {
             lite.1.insert((tname.clone(), true, pk.join(",")));
         }
     }
-    for n in
-        sqlx::query_scalar::<_, String>("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-    {
+    for n in strings(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND ?1 = ?1",
+        "",
+    ) {
         lite.3.insert(n);
     }
 

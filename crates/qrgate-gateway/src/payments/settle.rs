@@ -367,49 +367,60 @@ impl<S: Store> Gateway<S> {
         {
             return Ok(Err(declined));
         }
-        let ok_row = Payment {
-            details: details.clone(),
-            ..ok_row
+        // Whatever fails between the hold and the movement releases the hold.
+        let prepared = (|| -> Result<(Movement, String), Error> {
+            let ok_row = Payment {
+                details: details.clone(),
+                ..ok_row
+            };
+            let view = PaymentView::of(&ok_row, p.role);
+            // Events go to the merchant: the merchant's view, whoever asked.
+            let event_view = PaymentView::of(&ok_row, Role::Merchant);
+            let body = serde_json::to_string(&view).map_err(Error::internal)?;
+            let mut m = Movement::new(now);
+            // The key and the block list were read from copies: checked again here.
+            m.live_api_key = Some(p.key_id.clone());
+            m.live_device = device.map(str::to_owned);
+            m.live_static_code = static_code.map(str::to_owned);
+            m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
+            m.idempotency = idem
+                .clone()
+                .map(|i| i.record(&Outcome::Created { view: &body }));
+            m.burns.extend(burn.clone());
+            m.counters = counters;
+            m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
+            m.payment = Some(PaymentWrite::Insert(ok_row));
+            m.order = order
+                .map(|o| {
+                    crate::order_move(
+                        &o.id,
+                        OrderStatus::Open,
+                        OrderStatus::Paid,
+                        Some(id.clone()),
+                    )
+                })
+                .transpose()?;
+            let payload = json!({ "merchant_id": merchant.id, "payment": event_view });
+            m.events.push(OutboxEvent {
+                event_id: self.event_id()?,
+                event_type: "payment.succeeded".into(),
+                subject_id: id.clone(),
+                payload,
+            });
+            m.audit = Some(AuditEntry {
+                action: "payment.succeeded".into(),
+                subject: id.clone(),
+                details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags, "by": p.key_id }),
+            });
+            Ok((m, body))
+        })();
+        let (m, body) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.release_funds(&mut details.funding).await;
+                return Err(e);
+            }
         };
-        let view = PaymentView::of(&ok_row, p.role);
-        // Events go to the merchant: the merchant's view, whoever asked.
-        let event_view = PaymentView::of(&ok_row, Role::Merchant);
-        let body = serde_json::to_string(&view).map_err(Error::internal)?;
-        let mut m = Movement::new(now);
-        // The key and the block list were read from copies: checked again here.
-        m.live_api_key = Some(p.key_id.clone());
-        m.live_device = device.map(str::to_owned);
-        m.live_static_code = static_code.map(str::to_owned);
-        m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
-        m.idempotency = idem
-            .clone()
-            .map(|i| i.record(&Outcome::Created { view: &body }));
-        m.burns.extend(burn.clone());
-        m.counters = counters;
-        m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
-        m.payment = Some(PaymentWrite::Insert(ok_row));
-        m.order = order
-            .map(|o| {
-                crate::order_move(
-                    &o.id,
-                    OrderStatus::Open,
-                    OrderStatus::Paid,
-                    Some(id.clone()),
-                )
-            })
-            .transpose()?;
-        let payload = json!({ "merchant_id": merchant.id, "payment": event_view });
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.succeeded".into(),
-            subject_id: id.clone(),
-            payload,
-        });
-        m.audit = Some(AuditEntry {
-            action: "payment.succeeded".into(),
-            subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags, "by": p.key_id }),
-        });
         let result = self.store.apply(m).await;
         if !matches!(result, Ok(Applied::Done { .. })) {
             // Refused, replayed or failed: what was held must not settle.

@@ -379,53 +379,75 @@ impl<S: Store> Gateway<S> {
                     .await;
             }
         }
-        let mut done = pay.clone();
-        done.status = PaymentStatus::Succeeded;
-        done.details = details.clone();
-        done.updated_at = now;
-        let body =
-            serde_json::to_string(&PaymentView::of(&done, p.role)).map_err(Error::internal)?;
+        // Whatever fails between the hold and the movement releases the
+        // hold and gives the claim back.
+        let prepared = (|| -> Result<(Movement, String), Error> {
+            let mut done = pay.clone();
+            done.status = PaymentStatus::Succeeded;
+            done.details = details.clone();
+            done.updated_at = now;
+            let body =
+                serde_json::to_string(&PaymentView::of(&done, p.role)).map_err(Error::internal)?;
 
-        let mut m = Movement::new(now);
-        // The block list was read from a copy: checked again here, and the
-        // confirming device is still active when the money moves.
-        m.unblocked = vec![merchant.id.clone(), customer.clone()];
-        m.live_device = device.map(|d| d.id);
-        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
-        m.counters = counters;
-        m.posting = Some(self.payment_posting(&pay.id, &customer, &source, &merchant.id, amount));
-        from.transition(PaymentStatus::Succeeded)
-            .map_err(Error::internal)?;
-        m.payment = Some(PaymentWrite::Transition {
-            id: pay.id.clone(),
-            from,
-            to: PaymentStatus::Succeeded,
-            details: Some(details.clone()),
-        });
-        if let Some(order_id) = &details.order_id {
-            m.burns.push(CodeBurn {
-                key: format!("order:{order_id}"),
-                payment_id: Some(pay.id.clone()),
-                expires_at: expires,
+            let mut m = Movement::new(now);
+            // The block list was read from a copy: checked again here, and the
+            // confirming device is still active when the money moves.
+            m.unblocked = vec![merchant.id.clone(), customer.clone()];
+            m.live_device = device.map(|d| d.id);
+            m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
+            m.counters = counters;
+            m.posting =
+                Some(self.payment_posting(&pay.id, &customer, &source, &merchant.id, amount));
+            from.transition(PaymentStatus::Succeeded)
+                .map_err(Error::internal)?;
+            m.payment = Some(PaymentWrite::Transition {
+                id: pay.id.clone(),
+                from,
+                to: PaymentStatus::Succeeded,
+                details: Some(details.clone()),
             });
-            m.order = Some(crate::order_move(
-                order_id,
-                OrderStatus::Open,
-                OrderStatus::Paid,
-                Some(pay.id.clone()),
-            )?);
-        }
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.succeeded".into(),
-            subject_id: pay.id.clone(),
-            payload: json!({ "merchant_id": merchant.id, "payment": PaymentView::of(&done, crate::Role::Merchant) }),
-        });
-        m.audit = Some(AuditEntry {
-            action: "payment.confirmed".into(),
-            subject: pay.id.clone(),
-            details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
-        });
+            if let Some(order_id) = &details.order_id {
+                m.burns.push(CodeBurn {
+                    key: format!("order:{order_id}"),
+                    payment_id: Some(pay.id.clone()),
+                    expires_at: expires,
+                });
+                m.order = Some(crate::order_move(
+                    order_id,
+                    OrderStatus::Open,
+                    OrderStatus::Paid,
+                    Some(pay.id.clone()),
+                )?);
+            }
+            m.events.push(OutboxEvent {
+                event_id: self.event_id()?,
+                event_type: "payment.succeeded".into(),
+                subject_id: pay.id.clone(),
+                payload: json!({ "merchant_id": merchant.id, "payment": PaymentView::of(&done, crate::Role::Merchant) }),
+            });
+            m.audit = Some(AuditEntry {
+                action: "payment.confirmed".into(),
+                subject: pay.id.clone(),
+                details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
+            });
+            Ok((m, body))
+        })();
+        let (m, body) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.release_funds(&mut details.funding).await;
+                if from == PaymentStatus::Confirming {
+                    self.move_waiting(
+                        pay,
+                        from,
+                        PaymentStatus::RequiresAction,
+                        pay.details.clone(),
+                    )
+                    .await?;
+                }
+                return Err(e);
+            }
+        };
         let result = self.store.apply(m).await;
         if !matches!(result, Ok(Applied::Done { .. })) {
             self.release_funds(&mut details.funding).await;

@@ -22,7 +22,10 @@ pub(super) fn refusal(e: &serde_json::Error) -> (&'static str, String) {
         .iter()
         .find(|c| msg.starts_with(&format!("{c}: ")))
     {
-        return (code, msg[code.len() + 2..].to_owned());
+        // Our own message, without serde's " at line 1 column 20".
+        let text = &msg[code.len() + 2..];
+        let text = text.rsplit_once(" at line ").map_or(text, |(t, _)| t);
+        return (code, text.to_owned());
     }
     let code = match e.classify() {
         serde_json::error::Category::Data if msg.contains("unknown field") => "unknown_field",

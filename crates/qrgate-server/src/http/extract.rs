@@ -106,6 +106,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
                 format!("request body: the key {key:?} appears twice in one object; send it once"),
             ));
         }
+        // Every body is an object: a struct would also read an array by
+        // position, past the field names its checks are written against.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(bad("invalid_json", "the body must be a JSON object"));
+        }
         let value = serde_json::from_slice::<T>(&bytes).map_err(|e| {
             let (code, msg) = super::body::refusal(&e);
             bad(code, format!("request body: {msg}"))
