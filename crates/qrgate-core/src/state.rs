@@ -32,6 +32,28 @@ pub enum OrderStatus {
     Closed,
 }
 
+/// A credential that can be used until it is revoked: an enrolled device
+/// key or a customer's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStatus {
+    Active,
+    /// For good: a revoked key signs nothing the gateway accepts again.
+    Revoked,
+}
+
+/// A webhook delivery of one event to one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Given up on (too long without a 2xx, or its endpoint was deleted).
+    Failed,
+}
+
 /// Every allowed payment transition.
 pub const PAYMENT_TRANSITIONS: &[(PaymentStatus, PaymentStatus)] = &[
     (PaymentStatus::RequiresAction, PaymentStatus::Succeeded),
@@ -54,6 +76,21 @@ pub const ORDER_TRANSITIONS: &[(OrderStatus, OrderStatus)] = &[
     (OrderStatus::Open, OrderStatus::Paid),
     (OrderStatus::Open, OrderStatus::Expired),
     (OrderStatus::Open, OrderStatus::Closed),
+];
+
+/// Every allowed credential transition.
+pub const CREDENTIAL_TRANSITIONS: &[(CredentialStatus, CredentialStatus)] =
+    &[(CredentialStatus::Active, CredentialStatus::Revoked)];
+
+/// Every allowed delivery transition. An attempt that fails short of the
+/// give-up time leaves a delivery pending; a redelivery on request sends
+/// any delivery again, whatever became of it.
+pub const DELIVERY_TRANSITIONS: &[(DeliveryStatus, DeliveryStatus)] = &[
+    (DeliveryStatus::Pending, DeliveryStatus::Pending),
+    (DeliveryStatus::Pending, DeliveryStatus::Delivered),
+    (DeliveryStatus::Pending, DeliveryStatus::Failed),
+    (DeliveryStatus::Delivered, DeliveryStatus::Pending),
+    (DeliveryStatus::Failed, DeliveryStatus::Pending),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +150,17 @@ status_strings!(PaymentStatus, PAYMENT_TRANSITIONS, "payment", {
     Canceled => "canceled",
 });
 
+status_strings!(CredentialStatus, CREDENTIAL_TRANSITIONS, "credential", {
+    Active => "active",
+    Revoked => "revoked",
+});
+
+status_strings!(DeliveryStatus, DELIVERY_TRANSITIONS, "delivery", {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
+
 status_strings!(OrderStatus, ORDER_TRANSITIONS, "order", {
     Open => "open",
     Paid => "paid",
@@ -162,5 +210,27 @@ mod tests {
             );
         }
         assert!("paid".parse::<PaymentStatus>().is_err());
+    }
+
+    #[test]
+    fn credentials_and_deliveries_follow_their_tables() {
+        use CredentialStatus::{Active, Revoked};
+        assert!(Active.transition(Revoked).is_ok());
+        assert!(Revoked.transition(Active).is_err() && Revoked.is_final());
+        assert!(Revoked.transition(Revoked).is_err());
+        for c in [Active, Revoked] {
+            assert_eq!(c.as_str().parse::<CredentialStatus>(), Ok(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::json!(c.as_str())
+            );
+        }
+        use DeliveryStatus::{Delivered, Pending};
+        assert!(Pending.transition(Delivered).is_ok());
+        assert!(Delivered.transition(DeliveryStatus::Failed).is_err());
+        assert!(DeliveryStatus::Failed.transition(Pending).is_ok());
+        for d in [Pending, Delivered, DeliveryStatus::Failed] {
+            assert_eq!(d.as_str().parse::<DeliveryStatus>(), Ok(d));
+        }
     }
 }

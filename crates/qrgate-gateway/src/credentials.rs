@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use qrgate_codes::keyring::KeyId;
+use qrgate_core::state::CredentialStatus;
 use qrgate_store::{AuditEntry, CredentialChange, Device, Movement, Record, Store};
 
 use crate::{Error, Gateway, Kind, Principal, Role};
@@ -52,7 +53,7 @@ fn device_view(d: &Device) -> DeviceView {
         object: "device",
         customer_id: d.customer_id.clone(),
         kid: d.kid.clone(),
-        status: d.status.clone(),
+        status: d.status.as_str().into(),
         biometric: d.biometric_at.is_some(),
         created_at: d.created_at.to_rfc3339(),
         handles: None,
@@ -141,7 +142,7 @@ impl<S: Store> Gateway<S> {
             customer_id: customer.clone(),
             kid,
             public_key: URL_SAFE_NO_PAD.encode(raw),
-            status: "active".into(),
+            status: CredentialStatus::Active,
             created_at: now,
             enrolled_by: Some(p.key_id.clone()),
             biometric_at: None,
@@ -201,7 +202,7 @@ impl<S: Store> Gateway<S> {
             .await?
             .filter(|d| d.customer_id == customer)
             .ok_or_else(|| Error::not_found("device", device_id))?;
-        if d.status != "active" {
+        if d.status != CredentialStatus::Active {
             return Err(Error::new(
                 Kind::Conflict,
                 "device_revoked",
@@ -250,7 +251,7 @@ impl<S: Store> Gateway<S> {
     ) -> Result<DeviceView, Error> {
         let customer = p.customer()?.to_owned();
         let d = self.visible_device(p, device_id).await?;
-        if d.status != "active" {
+        if d.status != CredentialStatus::Active {
             return Err(Error::new(
                 Kind::Conflict,
                 "device_revoked",

@@ -19,6 +19,7 @@ use ring::rand::SecureRandom;
 use serde::Serialize;
 use serde_json::json;
 
+use qrgate_core::state::DeliveryStatus;
 use qrgate_store::*;
 
 use qrgate_core::Timestamp;
@@ -197,7 +198,7 @@ impl DeliveryView {
             endpoint_id: d.endpoint_id.clone(),
             event_id: d.event_id.clone(),
             event_type: d.event_type.clone(),
-            status: d.status.clone(),
+            status: d.status.as_str().into(),
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_error: d.last_error.clone(),
@@ -612,12 +613,15 @@ impl<S: Store> Gateway<S> {
         let (status_code, error, ok) = attempt_outcome(outcome);
         let give_up = !ok && at.millis_since(d.created_at) >= GIVE_UP_AFTER_SECONDS * 1000;
         let status = if ok {
-            "delivered"
+            DeliveryStatus::Delivered
         } else if give_up {
-            "failed"
+            DeliveryStatus::Failed
         } else {
-            "pending"
+            DeliveryStatus::Pending
         };
+        DeliveryStatus::Pending
+            .transition(status)
+            .map_err(Error::internal)?;
         let next = at
             .checked_add_seconds(backoff_seconds(attempts))
             .unwrap_or(at);
@@ -628,13 +632,13 @@ impl<S: Store> Gateway<S> {
                 at,
                 status_code,
                 error: error.clone(),
-                status: status.into(),
+                status,
                 next_attempt_at: if ok { at } else { next },
             })
             .await?;
         match status {
-            "delivered" => report.delivered += 1,
-            "failed" => {
+            DeliveryStatus::Delivered => report.delivered += 1,
+            DeliveryStatus::Failed => {
                 tracing::warn!(delivery = d.id, endpoint = %d.endpoint_id, error = ?error, "webhook delivery gave up");
                 report.gave_up += 1;
             }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use qrgate_core::payment::PaymentDetails;
-use qrgate_core::state::PaymentStatus;
+use qrgate_core::state::{CredentialStatus, DeliveryStatus, PaymentStatus};
 use qrgate_core::{AccountId, CounterKey, Currency, Money, Timestamp};
 
 /// A ledger account. `allow_negative` is false for customer wallets and
@@ -533,7 +533,7 @@ pub struct Device {
     /// Raw Ed25519 public key, base64url.
     pub public_key: String,
     /// `active` or `revoked`.
-    pub status: String,
+    pub status: CredentialStatus,
     pub created_at: Timestamp,
     /// The API key it was enrolled with: revoking that key revokes it.
     pub enrolled_by: Option<String>,
@@ -682,7 +682,7 @@ pub struct Certificate {
     /// Raw Ed25519 public key, base64url.
     pub public_key: String,
     /// `active` or `revoked`.
-    pub status: String,
+    pub status: CredentialStatus,
     pub created_at: Timestamp,
 }
 
@@ -765,7 +765,7 @@ pub struct WebhookDelivery {
     /// The exact JSON body that is signed and sent.
     pub body: String,
     /// `pending`, `delivered`, `failed` (gave up).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: Timestamp,
     pub last_status_code: Option<i64>,
@@ -795,7 +795,7 @@ pub struct AttemptResult {
     pub status_code: Option<i64>,
     pub error: Option<String>,
     /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub next_attempt_at: Timestamp,
 }
 

@@ -880,7 +880,7 @@ on_both!(
             customer_id: "cus_1".into(),
             kid: "devkey23".into(),
             public_key: "pk".into(),
-            status: "active".into(),
+            status: qrgate_core::state::CredentialStatus::Active,
             created_at: t(2),
             enrolled_by: Some("key_c".into()),
             biometric_at: None,
@@ -1204,7 +1204,7 @@ on_both!(
             at: t(12),
             status_code: Some(500),
             error: Some("HTTP 500".into()),
-            status: "pending".into(),
+            status: qrgate_core::state::DeliveryStatus::Pending,
             next_attempt_at: t(10_012),
         };
         // A claimant whose claim is not the current one records nothing.
@@ -1222,7 +1222,7 @@ on_both!(
             at: t(10_013),
             status_code: Some(200),
             error: None,
-            status: "delivered".into(),
+            status: qrgate_core::state::DeliveryStatus::Delivered,
             next_attempt_at: t(10_013),
         };
         assert!(s.record_attempt(ok.clone()).await.unwrap());
@@ -1242,7 +1242,10 @@ on_both!(
         );
         // Redelivery on request.
         assert!(s.retry_delivery(id, t(20_000)).await.unwrap());
-        assert_eq!(s.delivery(id).await.unwrap().unwrap().status, "pending");
+        assert_eq!(
+            s.delivery(id).await.unwrap().unwrap().status,
+            qrgate_core::state::DeliveryStatus::Pending
+        );
         assert_eq!(
             s.deliveries_of(&got.endpoint_id, 10).await.unwrap().len(),
             1

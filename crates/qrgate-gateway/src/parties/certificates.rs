@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::json;
 
+use qrgate_core::state::CredentialStatus;
 use qrgate_store::*;
 
 use super::*;
@@ -50,7 +51,7 @@ impl<S: Store> Gateway<S> {
             id: id.clone(),
             customer_id: customer.to_owned(),
             public_key: URL_SAFE_NO_PAD.encode(raw),
-            status: "active".into(),
+            status: CredentialStatus::Active,
             created_at: now,
         }));
         m.audit = Some(admin_audit(
@@ -74,7 +75,7 @@ impl<S: Store> Gateway<S> {
             id,
             object: "certificate",
             customer_id: customer.to_owned(),
-            status: "active".into(),
+            status: CredentialStatus::Active.as_str().into(),
             created_at: now.to_rfc3339(),
         })
     }

@@ -13,6 +13,7 @@ use qrgate_codes::{cpm, numeric};
 use qrgate_core::Timestamp;
 use qrgate_core::id::DeviceId;
 use qrgate_core::risk::Element;
+use qrgate_core::state::CredentialStatus;
 use qrgate_store::*;
 
 use crate::{Error, Gateway, Kind, Principal};
@@ -143,7 +144,7 @@ impl<S: Store> Gateway<S> {
                     let d = self.device_row(&device_id).await?.ok_or_else(unknown)?;
                     // The status of a cached row may be stale: the movement
                     // checks it again (Movement::live_device).
-                    if d.status != "active" {
+                    if d.status != CredentialStatus::Active {
                         return Err(Error::new(
                             Kind::Unprocessable,
                             "device_revoked",

@@ -12,7 +12,7 @@ use serde_json::json;
 use qrgate_codes::keyring::verify_ed25519;
 use qrgate_core::payment::{NextAction, PaymentDetails};
 use qrgate_core::risk::{self, Element};
-use qrgate_core::state::{OrderStatus, PaymentStatus};
+use qrgate_core::state::{CredentialStatus, OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
@@ -257,7 +257,7 @@ impl<S: Store> Gateway<S> {
                 .certificates_of(customer)
                 .await?
                 .into_iter()
-                .find(|x| x.id == cert_id && x.status == "active")
+                .find(|x| x.id == cert_id && x.status == CredentialStatus::Active)
                 .ok_or_else(|| {
                     Error::new(
                         Kind::Unprocessable,
@@ -312,7 +312,7 @@ impl<S: Store> Gateway<S> {
             .store
             .device(device_id)
             .await?
-            .filter(|d| d.customer_id == customer && d.status == "active")
+            .filter(|d| d.customer_id == customer && d.status == CredentialStatus::Active)
             .ok_or_else(|| {
                 Error::new(
                     Kind::Unprocessable,

@@ -7,6 +7,7 @@
 
 use qrgate_core::Timestamp;
 use qrgate_core::risk::{self, Element, RiskLevel};
+use qrgate_core::state::CredentialStatus;
 use qrgate_store::*;
 
 use crate::funding::Source;
@@ -88,7 +89,7 @@ impl<S: Store> Gateway<S> {
             .devices_of(customer)
             .await?
             .iter()
-            .any(|d| d.status == "active");
+            .any(|d| d.status == CredentialStatus::Active);
         let has_otp = self.store.otp_enrollment(customer).await?.is_some();
         // Sets that make two classes with what is already proven; a
         // biometric is asserted inside a device signature, so it brings one.
@@ -151,7 +152,7 @@ impl<S: Store> Gateway<S> {
             .certificates_of(customer)
             .await?
             .iter()
-            .any(|c| c.status == "active");
+            .any(|c| c.status == CredentialStatus::Active);
         if !(has_agreement && has_certificate) {
             return Ok(StepUp::LevelBFull {
                 used: b_used,

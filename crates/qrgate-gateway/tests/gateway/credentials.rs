@@ -136,7 +136,12 @@ on_both!(
         // Revoking the API key a device was enrolled with revokes the device.
         w.gw.revoke_api_key(&a, &w.consumer.key_id).await.unwrap();
         let listed = w.gw.store().devices_of(&customer).await.unwrap();
-        assert!(listed.iter().all(|d| d.status == "revoked"), "{listed:?}");
+        assert!(
+            listed
+                .iter()
+                .all(|d| d.status == qrgate_core::state::CredentialStatus::Revoked),
+            "{listed:?}"
+        );
         // A merchant revokes a static code: scans are refused.
         let sc = w.gw.create_static_code(&w.merchant).await.unwrap();
         w.gw.revoke_static_code(&w.merchant, &sc.id).await.unwrap();

@@ -524,14 +524,7 @@ on_both!(
             assert_eq!(row.status, PaymentStatus::Succeeded, "{what}");
             // The authorization the payment kept is live: the loser reversed
             // nothing of the winner's.
-            let request_id = row
-                .details
-                .funding
-                .card()
-                .unwrap()
-                .request_id
-                .as_deref()
-                .unwrap();
+            let request_id = row.details.funding.hold().unwrap();
             let auth = w.sandbox.authorization(request_id).unwrap();
             assert!(
                 !auth.reversed,
@@ -833,14 +826,7 @@ on_both!(
                 let again = confirm_signed(w.clone(), Arc::new(pay.clone())).await;
                 assert!(again.is_ok(), "{what}: {again:?}");
                 let row = w.gw.store().payment(&pay).await.unwrap().unwrap();
-                let request_id = row
-                    .details
-                    .funding
-                    .card()
-                    .unwrap()
-                    .request_id
-                    .as_deref()
-                    .unwrap();
+                let request_id = row.details.funding.hold().unwrap();
                 let auth = w.sandbox.authorization(request_id).unwrap();
                 assert!(!auth.reversed, "{what}");
                 assert_eq!(w.clearing().await, clearing - 10_000, "{what}");

@@ -349,7 +349,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
                     Arg::Str(&d.customer_id),
                     Arg::Str(&d.kid),
                     Arg::Str(&d.public_key),
-                    Arg::Str(&d.status),
+                    Arg::Str(d.status.as_str()),
                     Arg::I64(d.created_at.unix_millis()),
                     Arg::OptStr(d.enrolled_by.as_deref()),
                     Arg::OptI64(d.biometric_at.map(|t| t.unix_millis())),
@@ -362,7 +362,7 @@ pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), Store
             c.exec(
                 "INSERT INTO certificates (id, customer_id, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT DO NOTHING",
-                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.public_key), Arg::Str(&x.status), Arg::I64(x.created_at.unix_millis())],
+                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.public_key), Arg::Str(x.status.as_str()), Arg::I64(x.created_at.unix_millis())],
             )
             .await?,
         ),

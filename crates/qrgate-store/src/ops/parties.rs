@@ -55,7 +55,7 @@ pub(super) fn device_from(r: &Row) -> Result<Device, StoreError> {
         customer_id: r.str(1)?,
         kid: r.str(2)?,
         public_key: r.str(3)?,
-        status: r.str(4)?,
+        status: parsed(&r.str(4)?, "device status")?,
         created_at: ts(r, 5)?,
         enrolled_by: r.opt_str(6)?,
         biometric_at: opt_ts(r, 7)?,
@@ -90,7 +90,7 @@ pub(super) fn certificate_from(r: &Row) -> Result<Certificate, StoreError> {
         id: r.str(0)?,
         customer_id: r.str(1)?,
         public_key: r.str(2)?,
-        status: r.str(3)?,
+        status: parsed(&r.str(3)?, "certificate status")?,
         created_at: ts(r, 4)?,
     })
 }

@@ -1,6 +1,7 @@
 //! The outbox and webhook endpoints and deliveries (claims, attempts).
 
 use qrgate_core::Timestamp;
+use qrgate_core::state::DeliveryStatus;
 
 use crate::db::{Arg, Conn, Dialect, Row};
 use crate::error::{MovementError, StoreError};
@@ -231,7 +232,7 @@ pub(super) fn delivery_from(r: &Row) -> Result<WebhookDelivery, StoreError> {
         event_id: r.str(3)?,
         event_type: r.str(4)?,
         body: r.str(5)?,
-        status: r.str(6)?,
+        status: parsed(&r.str(6)?, "delivery status")?,
         attempts: r.i64(7)?,
         next_attempt_at: ts(r, 8)?,
         last_status_code: r.opt_i64(9)?,
@@ -304,13 +305,13 @@ pub(crate) async fn record_attempt<C: Conn>(
     c: &mut C,
     a: &AttemptResult,
 ) -> Result<bool, StoreError> {
-    let delivered_at = (a.status == "delivered").then_some(a.at.unix_millis());
+    let delivered_at = (a.status == DeliveryStatus::Delivered).then_some(a.at.unix_millis());
     Ok(c
         .exec(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2, last_status_code = $3, \
              last_error = $4, delivered_at = $5 WHERE id = $6 AND status = 'pending' AND next_attempt_at = $7",
             &[
-                Arg::Str(&a.status),
+                Arg::Str(a.status.as_str()),
                 Arg::I64(a.next_attempt_at.unix_millis()),
                 Arg::OptI64(a.status_code),
                 Arg::OptStr(a.error.as_deref()),
