@@ -71,6 +71,17 @@ impl Source {
     }
 }
 
+/// What the caps of a payment depend on: who pays whom how much, from
+/// which source, at which level with which elements proven.
+pub(crate) struct Counted<'a> {
+    pub(crate) customer: &'a str,
+    pub(crate) source: &'a Source,
+    pub(crate) merchant: &'a Merchant,
+    pub(crate) level: RiskLevel,
+    pub(crate) elements: &'a [Element],
+    pub(crate) amount: i64,
+}
+
 impl<S: Store> Gateway<S> {
     /// BCP-TXN-CAP: the most one payment to this merchant may be (the
     /// lower of the general cap and its category's), if any.
@@ -144,19 +155,20 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    /// Every cap a payment of `amount` from `source` at `level`, proven
-    /// with `elements`, counts toward.
-    #[allow(clippy::too_many_arguments)]
+    /// Every cap a payment counts toward, at `now`.
     pub(crate) async fn funding_counters(
         &self,
-        customer: &str,
-        source: &Source,
-        merchant: &Merchant,
-        level: RiskLevel,
-        elements: &[Element],
-        amount: i64,
+        c: &Counted<'_>,
         now: Timestamp,
     ) -> Result<Vec<CounterCharge>, Error> {
+        let &Counted {
+            customer,
+            source,
+            merchant,
+            level,
+            elements,
+            amount,
+        } = c;
         let subject = source.cap_subject(customer);
         let mut counters = vec![
             self.daily_charge(customer, subject, level, amount, now)

@@ -16,7 +16,7 @@ use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{CounterKey, Money, Timestamp};
 use qrgate_store::*;
 
-use crate::funding::Source;
+use crate::funding::{Counted, Source};
 use crate::stepup::StepUp;
 use crate::views::PaymentView;
 use crate::{
@@ -253,11 +253,28 @@ impl<S: Store> Gateway<S> {
         ));
         details.failure = Some(refusal.failure());
         let failed = row(PaymentStatus::Failed, details);
+        self.record_failed(p, merchant, failed, refusal, burn, idem)
+            .await
+    }
+
+    /// Record a sale the rules refused as a failed payment, with the code
+    /// it burned; every retry of the request gets the same refusal.
+    async fn record_failed(
+        &self,
+        p: &Principal,
+        merchant: &Merchant,
+        failed: Payment,
+        refusal: Error,
+        burn: Option<CodeBurn>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let id = failed.id.clone();
+        let amount = failed.amount_minor;
         let refusal = Error {
             payment_id: Some(id.clone()),
             ..refusal
         };
-        let mut m = Movement::new(now);
+        let mut m = Movement::new(failed.created_at);
         m.live_api_key = Some(p.key_id.clone());
         m.idempotency = idem.map(|i| i.record(&Outcome::Refused(&refusal)));
         m.burns.extend(burn);
@@ -273,7 +290,7 @@ impl<S: Store> Gateway<S> {
         m.audit = Some(AuditEntry {
             action: "payment.failed".into(),
             subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
+            details: json!({ "merchant_id": merchant.id, "amount_minor": amount, "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
         });
         match self.store.apply(m).await {
             Ok(Applied::Done { .. }) => Err(refusal),
@@ -308,54 +325,22 @@ impl<S: Store> Gateway<S> {
             device,
             static_code,
         } = sale;
-        if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
-            return Ok(Err(blocked));
-        }
-        if let Some(cap) = self.txn_cap(merchant).filter(|c| amount.minor() > *c) {
-            return Ok(Err(Error::new(
-                Kind::Declined,
-                "limit_exceeded",
-                format!(
-                    "a single payment to this merchant is at most {}",
-                    crate::money(cap)
-                ),
-            )
-            .with_rule("BCP-TXN-CAP")));
-        }
         let now = self.now();
-        let mut checks = vec![Check::new(
-            "QG-BLOCKLIST",
-            Decision::Allow,
-            "neither party is blocked",
-        )];
-        if let Some(cap) = self.txn_cap(merchant) {
-            checks.push(Check::new(
-                "BCP-TXN-CAP",
-                Decision::Allow,
-                format!("within {} a payment", crate::money(cap)),
-            ));
-        }
-        if let Some(n) = self.limits.velocity_per_minute {
-            checks.push(Check::new(
-                "QG-VELOCITY-CUSTOMER",
-                Decision::Allow,
-                format!("at most {n} payments a minute"),
-            ));
-        }
-        checks.extend(
-            self.review_checks(merchant, customer, amount.minor(), now)
-                .await?,
-        );
-        details.risk_checks = checks;
+        details.risk_checks = match self.sale_checks(merchant, customer, amount, now).await? {
+            Ok(checks) => checks,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let flags = json!(details.flags());
         let counters = self
             .funding_counters(
-                customer,
-                source,
-                merchant,
-                level,
-                elements,
-                amount.minor(),
+                &Counted {
+                    customer,
+                    source,
+                    merchant,
+                    level,
+                    elements,
+                    amount: amount.minor(),
+                },
                 now,
             )
             .await?;
@@ -435,6 +420,57 @@ impl<S: Store> Gateway<S> {
             ) => Ok(Err(Error::from(e))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The checks a sale goes through before its movement: the block list
+    /// and the single-payment cap refuse it (`Ok(Err(refusal))`); the
+    /// velocity cap is noted (the movement's counter enforces it); the
+    /// review checks only flag.
+    async fn sale_checks(
+        &self,
+        merchant: &Merchant,
+        customer: &str,
+        amount: Money,
+        now: Timestamp,
+    ) -> Result<Result<Vec<Check>, Error>, Error> {
+        if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
+            return Ok(Err(blocked));
+        }
+        if let Some(cap) = self.txn_cap(merchant).filter(|c| amount.minor() > *c) {
+            return Ok(Err(Error::new(
+                Kind::Declined,
+                "limit_exceeded",
+                format!(
+                    "a single payment to this merchant is at most {}",
+                    crate::money(cap)
+                ),
+            )
+            .with_rule("BCP-TXN-CAP")));
+        }
+        let mut checks = vec![Check::new(
+            "QG-BLOCKLIST",
+            Decision::Allow,
+            "neither party is blocked",
+        )];
+        if let Some(cap) = self.txn_cap(merchant) {
+            checks.push(Check::new(
+                "BCP-TXN-CAP",
+                Decision::Allow,
+                format!("within {} a payment", crate::money(cap)),
+            ));
+        }
+        if let Some(n) = self.limits.velocity_per_minute {
+            checks.push(Check::new(
+                "QG-VELOCITY-CUSTOMER",
+                Decision::Allow,
+                format!("at most {n} payments a minute"),
+            ));
+        }
+        checks.extend(
+            self.review_checks(merchant, customer, amount.minor(), now)
+                .await?,
+        );
+        Ok(Ok(checks))
     }
 
     /// The ledger posting of a payment: from its source to the merchant.

@@ -16,7 +16,7 @@ use qrgate_core::state::{CredentialStatus, OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
-use crate::funding::Source;
+use crate::funding::{Counted, Source};
 use crate::views::{PaymentView, amount as fmt_amount};
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
@@ -361,12 +361,14 @@ impl<S: Store> Gateway<S> {
         details.verification = proven.clone();
         let counters = self
             .funding_counters(
-                &customer,
-                &source,
-                &merchant,
-                level,
-                &proven,
-                amount.minor(),
+                &Counted {
+                    customer: &customer,
+                    source: &source,
+                    merchant: &merchant,
+                    level,
+                    elements: &proven,
+                    amount: amount.minor(),
+                },
                 now,
             )
             .await?;
@@ -452,8 +454,7 @@ impl<S: Store> Gateway<S> {
         if !matches!(result, Ok(Applied::Done { .. })) {
             self.release_funds(&mut details.funding).await;
         }
-        self.completed(p, pay, from, &merchant, result, body, now)
-            .await
+        self.completed(p, pay, from, &merchant, result, body).await
     }
 
     /// Claim a payment whose source holds money before the source is
@@ -490,7 +491,6 @@ impl<S: Store> Gateway<S> {
     /// fails it; anything else that kept nothing gives a claim back so the
     /// payer can try again (if that fails too, the sweeper ends it at the
     /// deadline).
-    #[allow(clippy::too_many_arguments)]
     async fn completed(
         &self,
         p: &Principal,
@@ -499,7 +499,6 @@ impl<S: Store> Gateway<S> {
         merchant: &Merchant,
         result: Result<Applied, MovementError>,
         body: String,
-        now: Timestamp,
     ) -> Result<Reply, Error> {
         let refusal = match result {
             Ok(Applied::Done { audit_seq }) => {
@@ -530,7 +529,7 @@ impl<S: Store> Gateway<S> {
                 };
             }
         };
-        self.fail_waiting(p, pay, from, merchant, refusal, now)
+        self.fail_waiting(p, pay, from, merchant, refusal, self.now())
             .await
     }
 }
