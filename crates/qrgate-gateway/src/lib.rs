@@ -5,6 +5,7 @@
 pub mod audit;
 mod credentials;
 mod error;
+mod events;
 mod fresh;
 pub mod funding;
 pub mod health;

@@ -9,6 +9,7 @@ use qrgate_core::state::PaymentStatus;
 use qrgate_core::{CounterKey, Money};
 use qrgate_store::*;
 
+use crate::events::Event;
 use crate::views::{PaymentView, RefundView};
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role};
 
@@ -102,12 +103,8 @@ impl<S: Store> Gateway<S> {
             status: PaymentStatus::Succeeded,
         });
         m.refund = Some(refund);
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "refund.succeeded".into(),
-            subject_id: id.clone(),
-            payload: json!({ "merchant_id": pay.merchant_id, "refund": view }),
-        });
+        m.events
+            .push(self.outbox(&pay.merchant_id, Event::RefundSucceeded(&view))?);
         m.audit = Some(AuditEntry {
             action: "refund.succeeded".into(),
             subject: id.clone(),
@@ -249,12 +246,9 @@ impl<S: Store> Gateway<S> {
             status,
             PaymentStatus::Canceled,
         )?);
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.canceled".into(),
-            subject_id: payment_id.into(),
-            payload: json!({ "merchant_id": pay.merchant_id, "payment": PaymentView::of(&after, Role::Merchant) }),
-        });
+        let event_view = PaymentView::of(&after, Role::Merchant);
+        m.events
+            .push(self.outbox(&pay.merchant_id, Event::PaymentCanceled(&event_view))?);
         m.audit = Some(AuditEntry {
             action: "payment.canceled".into(),
             subject: payment_id.into(),

@@ -10,6 +10,7 @@ use qrgate_core::state::OrderStatus;
 use qrgate_store::*;
 
 use super::*;
+use crate::events::Event;
 use crate::views::OrderView;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
@@ -109,12 +110,8 @@ impl<S: Store> Gateway<S> {
             OrderStatus::Closed,
             None,
         )?);
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "order.closed".into(),
-            subject_id: id.into(),
-            payload: json!({ "order_id": id, "merchant_id": view.merchant_id }),
-        });
+        m.events
+            .push(self.outbox(&view.merchant_id, Event::OrderClosed { order_id: id })?);
         m.audit = Some(AuditEntry {
             action: "order.closed".into(),
             subject: id.into(),
@@ -137,12 +134,11 @@ impl<S: Store> Gateway<S> {
                 OrderStatus::Expired,
                 None,
             )?);
-            m.events.push(OutboxEvent {
-                event_id: format!("evt_exp_{}", o.id),
-                event_type: "order.expired".into(),
-                subject_id: o.id.clone(),
-                payload: json!({ "order_id": o.id, "merchant_id": o.merchant_id }),
-            });
+            // One id per order: two nodes expiring it write one event.
+            m.events.push(
+                Event::OrderExpired { order_id: &o.id }
+                    .row(format!("evt_exp_{}", o.id), &o.merchant_id),
+            );
             m.audit = Some(AuditEntry {
                 action: "order.expired".into(),
                 subject: o.id.clone(),

@@ -16,6 +16,7 @@ use qrgate_core::state::{OrderStatus, PaymentStatus};
 use qrgate_core::{CounterKey, Money, Timestamp};
 use qrgate_store::*;
 
+use crate::events::Event;
 use crate::funding::{Counted, Source};
 use crate::stepup::StepUp;
 use crate::views::PaymentView;
@@ -281,12 +282,8 @@ impl<S: Store> Gateway<S> {
         // Events go to the merchant: the merchant's view, whoever asked.
         let fview = PaymentView::of(&failed, Role::Merchant);
         m.payment = Some(PaymentWrite::Insert(failed));
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.failed".into(),
-            subject_id: id.clone(),
-            payload: json!({ "merchant_id": merchant.id, "payment": fview }),
-        });
+        m.events
+            .push(self.outbox(&merchant.id, Event::PaymentFailed(&fview))?);
         m.audit = Some(AuditEntry {
             action: "payment.failed".into(),
             subject: id.clone(),
@@ -385,13 +382,8 @@ impl<S: Store> Gateway<S> {
                     )
                 })
                 .transpose()?;
-            let payload = json!({ "merchant_id": merchant.id, "payment": event_view });
-            m.events.push(OutboxEvent {
-                event_id: self.event_id()?,
-                event_type: "payment.succeeded".into(),
-                subject_id: id.clone(),
-                payload,
-            });
+            m.events
+                .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
             m.audit = Some(AuditEntry {
                 action: "payment.succeeded".into(),
                 subject: id.clone(),

@@ -16,6 +16,7 @@ use qrgate_core::state::{CredentialStatus, OrderStatus, PaymentStatus};
 use qrgate_core::{Money, Timestamp};
 use qrgate_store::*;
 
+use crate::events::Event;
 use crate::funding::{Counted, Source};
 use crate::views::{PaymentView, amount as fmt_amount};
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
@@ -421,12 +422,9 @@ impl<S: Store> Gateway<S> {
                     Some(pay.id.clone()),
                 )?);
             }
-            m.events.push(OutboxEvent {
-                event_id: self.event_id()?,
-                event_type: "payment.succeeded".into(),
-                subject_id: pay.id.clone(),
-                payload: json!({ "merchant_id": merchant.id, "payment": PaymentView::of(&done, crate::Role::Merchant) }),
-            });
+            let event_view = PaymentView::of(&done, crate::Role::Merchant);
+            m.events
+                .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
             m.audit = Some(AuditEntry {
                 action: "payment.confirmed".into(),
                 subject: pay.id.clone(),

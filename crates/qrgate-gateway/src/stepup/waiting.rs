@@ -10,6 +10,7 @@ use qrgate_core::state::PaymentStatus;
 use qrgate_store::*;
 
 use super::Offer;
+use crate::events::Event;
 use crate::views::PaymentView;
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
@@ -47,12 +48,8 @@ impl<S: Store> Gateway<S> {
         m.burns
             .extend(burn.filter(|b| !b.key.starts_with("order:")));
         m.payment = Some(PaymentWrite::Insert(waiting));
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.requires_action".into(),
-            subject_id: id.clone(),
-            payload: json!({ "merchant_id": merchant.id, "payment": event_view }),
-        });
+        m.events
+            .push(self.outbox(&merchant.id, Event::PaymentRequiresAction(&event_view))?);
         m.audit = Some(AuditEntry {
             action: "payment.requires_action".into(),
             subject: id,
@@ -115,7 +112,13 @@ impl<S: Store> Gateway<S> {
             to: PaymentStatus::Failed,
             details: Some(failed_details),
         });
-        m.events.push(OutboxEvent { event_id: self.event_id()?, event_type: "payment.failed".into(), subject_id: payment_id.into(), payload: json!({ "merchant_id": merchant.id, "payment_id": payment_id, "code": refusal.code }) });
+        m.events.push(self.outbox(
+            &merchant.id,
+            Event::WaitingPaymentFailed {
+                payment_id,
+                code: refusal.code,
+            },
+        )?);
         m.audit = Some(AuditEntry {
             action: "payment.failed".into(),
             subject: payment_id.into(),
@@ -146,12 +149,13 @@ impl<S: Store> Gateway<S> {
             to: PaymentStatus::Canceled,
             details: Some(details),
         });
-        m.events.push(OutboxEvent {
-            event_id: self.event_id()?,
-            event_type: "payment.canceled".into(),
-            subject_id: pay.id.clone(),
-            payload: json!({ "merchant_id": pay.merchant_id, "payment_id": pay.id, "reason": why }),
-        });
+        m.events.push(self.outbox(
+            &pay.merchant_id,
+            Event::WaitingPaymentCanceled {
+                payment_id: &pay.id,
+                reason: why,
+            },
+        )?);
         m.audit = Some(AuditEntry {
             action: "payment.canceled".into(),
             subject: pay.id.clone(),
