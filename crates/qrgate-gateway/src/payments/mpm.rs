@@ -12,6 +12,7 @@ use qrgate_core::state::OrderStatus;
 use qrgate_store::*;
 
 use super::settle::Sale;
+use crate::funding::Source;
 use crate::{Error, Gateway, Idem, Kind, Principal, Reply};
 
 /// What `POST /v1/codes/verify` tells about a merchant code.
@@ -35,6 +36,13 @@ pub struct CodeVerification {
     pub risk_prompt: String,
 }
 
+/// Who pays a scanned code, and from where.
+struct Payer<'a> {
+    p: &'a Principal,
+    customer: &'a str,
+    source: &'a Source,
+}
+
 impl<S: Store> Gateway<S> {
     /// MPM: the consumer scanned a merchant's code and pays it.
     pub async fn pay_scanned(
@@ -49,115 +57,136 @@ impl<S: Store> Gateway<S> {
         let now = self.now();
         let verified = merchant::verify(payload, &self.public_keys(), now)?;
         let source = self.source_of(&customer, funding_source).await?;
-        let elements: Vec<Element> = Vec::new();
+        let payer = Payer {
+            p,
+            customer: &customer,
+            source: &source,
+        };
         match verified.code.kind {
             MerchantCodeKind::Static { code_id } => {
-                let sc = self
-                    .store
-                    .static_code(&code_id.to_string())
-                    .await?
-                    .ok_or_else(|| {
-                        Error::new(
-                            Kind::Unprocessable,
-                            "code_unknown",
-                            "this code is not registered with the gateway",
-                        )
-                    })?;
-                if sc.revoked_at.is_some() {
-                    return Err(Error::new(
-                        Kind::Unprocessable,
-                        "code_revoked",
-                        "the merchant revoked this code",
-                    ));
-                }
-                let amount = amount.ok_or_else(|| {
-                    Error::bad_request(
-                        "amount_required",
-                        "a static code carries no amount: send the amount the customer entered",
-                    )
-                })?;
-                let amount = Money::parse_amount(amount, crate::CURRENCY)?;
-                let merchant = self
-                    .merchant_row(&sc.merchant_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("static code without merchant"))?;
-                let level = risk::level(&elements, true);
-                let sale = Sale {
-                    mode: Mode::MpmStatic,
-                    code_kind: None,
-                    merchant: &merchant,
-                    customer: &customer,
-                    amount,
-                    level,
-                    elements: &elements,
-                    source: &source,
-                    order: None,
-                    device: None,
-                    static_code: Some(&sc.id),
-                };
-                self.settle(p, sale, None, None, idem).await
+                self.pay_static(&payer, &code_id.to_string(), amount, idem)
+                    .await
             }
             MerchantCodeKind::Dynamic {
                 order_id,
                 amount: code_amount,
                 ..
             } => {
-                let order = self
-                    .store
-                    .order(&order_id.to_string())
-                    .await?
-                    .ok_or_else(|| {
-                        Error::new(
-                            Kind::Unprocessable,
-                            "code_unknown",
-                            "this order is not registered with the gateway",
-                        )
-                    })?;
-                if order.status != OrderStatus::Open.as_str() {
-                    return Err(Error::new(
-                        Kind::Conflict,
-                        "order_not_open",
-                        format!("order {} is {}", order.id, order.status),
-                    ));
-                }
-                if let Some(a) = amount {
-                    let sent = Money::parse_amount(a, crate::CURRENCY)?;
-                    if sent != code_amount {
-                        return Err(Error::bad_request(
-                            "amount_mismatch",
-                            format!(
-                                "this order is for {} CNY; omit amount or send exactly that",
-                                code_amount.to_decimal_string()
-                            ),
-                        ));
-                    }
-                }
-                let merchant = self
-                    .merchant_row(&order.merchant_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("order without merchant"))?;
-                let level = risk::level(&elements, false);
-                let burn = CodeBurn {
-                    key: format!("order:{}", order.id),
-                    payment_id: None,
-                    expires_at: order.expires_at,
-                };
-                let sale = Sale {
-                    mode: Mode::MpmDynamic,
-                    code_kind: None,
-                    merchant: &merchant,
-                    customer: &customer,
-                    amount: code_amount,
-                    level,
-                    elements: &elements,
-                    source: &source,
-                    order: Some(&order),
-                    device: None,
-                    static_code: None,
-                };
-                self.settle(p, sale, Some(burn), None, idem).await
+                self.pay_order(&payer, &order_id.to_string(), code_amount, amount, idem)
+                    .await
             }
         }
+    }
+
+    /// A static code: the payer enters the amount; level D (BCP-LIMIT-D-STATIC).
+    async fn pay_static(
+        &self,
+        payer: &Payer<'_>,
+        code_id: &str,
+        amount: Option<&str>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let elements: Vec<Element> = Vec::new();
+        let sc = self.store.static_code(code_id).await?.ok_or_else(|| {
+            Error::new(
+                Kind::Unprocessable,
+                "code_unknown",
+                "this code is not registered with the gateway",
+            )
+        })?;
+        if sc.revoked_at.is_some() {
+            return Err(Error::new(
+                Kind::Unprocessable,
+                "code_revoked",
+                "the merchant revoked this code",
+            ));
+        }
+        let amount = amount.ok_or_else(|| {
+            Error::bad_request(
+                "amount_required",
+                "a static code carries no amount: send the amount the customer entered",
+            )
+        })?;
+        let amount = Money::parse_amount(amount, crate::CURRENCY)?;
+        let merchant = self
+            .merchant_row(&sc.merchant_id)
+            .await?
+            .ok_or_else(|| Error::internal("static code without merchant"))?;
+        let level = risk::level(&elements, true);
+        let sale = Sale {
+            mode: Mode::MpmStatic,
+            code_kind: None,
+            merchant: &merchant,
+            customer: payer.customer,
+            amount,
+            level,
+            elements: &elements,
+            source: payer.source,
+            order: None,
+            device: None,
+            static_code: Some(&sc.id),
+        };
+        self.settle(payer.p, sale, None, None, idem).await
+    }
+
+    /// An order's code: the amount is the order's, and paying it burns the
+    /// order (one payment an order).
+    async fn pay_order(
+        &self,
+        payer: &Payer<'_>,
+        order_id: &str,
+        code_amount: Money,
+        amount: Option<&str>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let elements: Vec<Element> = Vec::new();
+        let order = self.store.order(order_id).await?.ok_or_else(|| {
+            Error::new(
+                Kind::Unprocessable,
+                "code_unknown",
+                "this order is not registered with the gateway",
+            )
+        })?;
+        if order.status != OrderStatus::Open.as_str() {
+            return Err(Error::new(
+                Kind::Conflict,
+                "order_not_open",
+                format!("order {} is {}", order.id, order.status),
+            ));
+        }
+        if let Some(a) = amount {
+            let sent = Money::parse_amount(a, crate::CURRENCY)?;
+            if sent != code_amount {
+                return Err(Error::bad_request(
+                    "amount_mismatch",
+                    format!("this order is for {code_amount}; omit amount or send exactly that"),
+                ));
+            }
+        }
+        let merchant = self
+            .merchant_row(&order.merchant_id)
+            .await?
+            .ok_or_else(|| Error::internal("order without merchant"))?;
+        let level = risk::level(&elements, false);
+        let burn = CodeBurn {
+            key: format!("order:{}", order.id),
+            payment_id: None,
+            expires_at: order.expires_at,
+        };
+        let sale = Sale {
+            mode: Mode::MpmDynamic,
+            code_kind: None,
+            merchant: &merchant,
+            customer: payer.customer,
+            amount: code_amount,
+            level,
+            elements: &elements,
+            source: payer.source,
+            order: Some(&order),
+            device: None,
+            static_code: None,
+        };
+        self.settle(payer.p, sale, Some(burn), None, idem).await
     }
 
     /// Is this merchant code genuine, whose is it, is it still valid?
