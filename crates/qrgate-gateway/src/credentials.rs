@@ -11,8 +11,9 @@ use serde_json::json;
 
 use qrgate_codes::keyring::KeyId;
 use qrgate_core::state::CredentialStatus;
-use qrgate_store::{AuditEntry, CredentialChange, Device, Movement, Record, Store};
+use qrgate_store::{CredentialChange, Device, Movement, Record, Store};
 
+use crate::trail::{self, Action};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -102,14 +103,15 @@ impl<S: Store> Gateway<S> {
         &self,
         p: &Principal,
         change: CredentialChange,
-        action: &str,
+        action: Action,
         subject: &str,
     ) -> Result<bool, Error> {
-        let audit = AuditEntry {
-            action: action.into(),
-            subject: subject.into(),
-            details: json!({ "by": p.key_id, "role": p.role.as_str() }),
-        };
+        let audit = trail::entry(
+            action,
+            subject,
+            p.into(),
+            json!({ "role": p.role.as_str() }),
+        );
         Ok(self
             .store
             .change_credential(change, self.now(), audit)
@@ -154,11 +156,12 @@ impl<S: Store> Gateway<S> {
         // the enrolment cannot leave the thief's device behind.
         m.live_api_key = Some(p.key_id.clone());
         m.records.push(Record::Device(device));
-        m.audit = Some(AuditEntry {
-            action: "device.enrolled".into(),
-            subject: id,
-            details: json!({ "customer_id": customer, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::DeviceEnrolled,
+            id,
+            p.into(),
+            json!({ "customer_id": customer }),
+        ));
         self.store.apply(m).await?;
         Ok(view)
     }
@@ -235,7 +238,7 @@ impl<S: Store> Gateway<S> {
             id: d.id.clone(),
             customer_id: (p.role != Role::Admin).then(|| d.customer_id.clone()),
         };
-        self.credential_change(p, change, "device.revoked", &d.id)
+        self.credential_change(p, change, Action::DeviceRevoked, &d.id)
             .await?;
         let now = self.visible_device(p, device_id).await?;
         Ok(device_view(&now))
@@ -275,7 +278,7 @@ impl<S: Store> Gateway<S> {
             id: d.id.clone(),
             customer_id: customer,
         };
-        self.credential_change(p, change, "device.biometric_enabled", &d.id)
+        self.credential_change(p, change, Action::DeviceBiometricEnabled, &d.id)
             .await?;
         let now = self.visible_device(p, device_id).await?;
         Ok(device_view(&now))
@@ -317,7 +320,7 @@ impl<S: Store> Gateway<S> {
             customer_id: Some(customer_id.to_owned()),
         };
         if !self
-            .credential_change(p, change, "certificate.revoked", &cert.id)
+            .credential_change(p, change, Action::CertificateRevoked, &cert.id)
             .await?
         {
             return Err(Error::new(
@@ -344,7 +347,7 @@ impl<S: Store> Gateway<S> {
             merchant_id: merchant,
         };
         if !self
-            .credential_change(p, change, "static_code.revoked", &sc.id)
+            .credential_change(p, change, Action::StaticCodeRevoked, &sc.id)
             .await?
         {
             return Err(Error::new(

@@ -24,6 +24,7 @@ mod refunds;
 pub mod risk;
 mod rows;
 pub mod stepup;
+pub mod trail;
 pub mod views;
 pub mod webhooks;
 
@@ -40,6 +41,7 @@ use qrgate_core::rules::Catalogue;
 use qrgate_core::{AccountId, Clock, Currency, Timestamp};
 use qrgate_processor::{Processor, Sandbox};
 use qrgate_store::Store;
+use trail::{Action, By};
 
 pub use error::{ERROR_CODES, Error, Kind};
 pub use health::{AnyGateway, WriteStats};
@@ -401,11 +403,12 @@ impl<S: Store> Gateway<S> {
             let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
             let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
             if let Some(first) = to_store_keys(&ring, &secrets)?.into_iter().next() {
-                let audit = qrgate_store::AuditEntry {
-                    action: "signing_key.created".into(),
-                    subject: first.kid.clone(),
-                    details: serde_json::json!({ "by": "first start" }),
-                };
+                let audit = trail::entry(
+                    Action::SigningKeyCreated,
+                    first.kid.clone(),
+                    By::Gateway("first start"),
+                    serde_json::json!({}),
+                );
                 store
                     .change_keys(
                         qrgate_store::KeyChange::First(first),
@@ -534,11 +537,12 @@ impl<S: Store> Gateway<S> {
             .next()
             .ok_or_else(|| Error::internal("no key was generated"))?;
         let kid = key.kid.clone();
-        let audit = qrgate_store::AuditEntry {
-            action: "signing_key.rotated".into(),
-            subject: kid.clone(),
-            details: serde_json::json!({ "by": by }),
-        };
+        let audit = trail::entry(
+            Action::SigningKeyRotated,
+            kid.clone(),
+            By::Named(by),
+            serde_json::json!({}),
+        );
         let written = self
             .store
             .change_keys(
@@ -626,15 +630,15 @@ impl<S: Store> Gateway<S> {
                 ),
             ));
         }
-        let audit = qrgate_store::AuditEntry {
-            action: "signing_key.retired".into(),
-            subject: kid.into(),
-            details: serde_json::json!({
-                "by": by,
+        let audit = trail::entry(
+            Action::SigningKeyRetired,
+            kid,
+            By::Named(by),
+            serde_json::json!({
                 "static_codes_invalidated": codes,
                 "open_orders_invalidated": orders,
             }),
-        };
+        );
         let done = self
             .store
             .change_keys(

@@ -17,6 +17,7 @@ use qrgate_codes::otp::{
 use qrgate_core::Timestamp;
 use qrgate_store::*;
 
+use crate::trail::{self, Action};
 use crate::{Error, Gateway, Kind, Principal};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -67,11 +68,12 @@ impl<S: Store> Gateway<S> {
                 .seal(&secret, &crate::secret_place(SecretSlot::OtpSecret, &id))?,
             created_at: now,
         }));
-        m.audit = Some(AuditEntry {
-            action: "otp.enrolled".into(),
-            subject: id.clone(),
-            details: json!({ "customer_id": customer, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::OtpEnrolled,
+            id.clone(),
+            p.into(),
+            json!({ "customer_id": customer }),
+        ));
         self.store.apply(m).await?;
         Ok(OtpView {
             otpauth_uri: format!(

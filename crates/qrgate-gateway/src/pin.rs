@@ -9,8 +9,9 @@ use ring::rand::SecureRandom;
 use qrgate_core::Timestamp;
 use serde_json::json;
 
-use qrgate_store::{AuditEntry, CredentialChange, Credentials, Store};
+use qrgate_store::{CredentialChange, Credentials, Store};
 
+use crate::trail::{self, Action, By};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 /// PBKDF2 iterations of a PIN hash (OWASP 2023 for PBKDF2-HMAC-SHA256).
@@ -151,7 +152,7 @@ impl<S: Store> Gateway<S> {
             salt,
         };
         if !self
-            .credential_change(p, change, "pin.set", &customer)
+            .credential_change(p, change, Action::PinSet, &customer)
             .await?
         {
             return Err(pin_already_set());
@@ -179,7 +180,7 @@ impl<S: Store> Gateway<S> {
             salt,
         };
         if !self
-            .credential_change(p, change, "pin.changed", &customer)
+            .credential_change(p, change, Action::PinChanged, &customer)
             .await?
         {
             return Err(Error::new(
@@ -202,7 +203,7 @@ impl<S: Store> Gateway<S> {
             customer_id: customer_id.to_owned(),
         };
         if !self
-            .credential_change(p, change, "pin.reset", customer_id)
+            .credential_change(p, change, Action::PinReset, customer_id)
             .await?
         {
             return Err(Error::new(
@@ -297,11 +298,12 @@ impl<S: Store> Gateway<S> {
                 hash: hash.clone(),
                 salt: salt.clone(),
             };
-            let audit = AuditEntry {
-                action: "pin.rehashed".into(),
-                subject: customer.to_owned(),
-                details: json!({ "by": "gateway", "scheme": "v2" }),
-            };
+            let audit = trail::entry(
+                Action::PinRehashed,
+                customer.to_owned(),
+                By::Gateway("gateway"),
+                json!({ "scheme": "v2" }),
+            );
             let written = self
                 .store
                 .change_credential(change, self.now(), audit)

@@ -10,6 +10,7 @@ use qrgate_core::{CounterKey, Money};
 use qrgate_store::*;
 
 use crate::events::Event;
+use crate::trail::{self, Action, By};
 use crate::views::{PaymentView, RefundView};
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role};
 
@@ -27,15 +28,60 @@ impl<S: Store> Gateway<S> {
         crate::check_merchant_number("out_refund_no", out_refund_no)?;
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let pay = self.payment_for(p, payment_id).await?;
+        self.refund_payment(By::Key(p), &pay, amount, out_refund_no, idem)
+            .await
+    }
+
+    /// A refund the gateway starts on its own because `rule` says so (a
+    /// small disputed charge refunded on the spot): the same movement as a
+    /// merchant's refund, with the same caps, window and once-per-number
+    /// guard, to the same original funding source, and its audit row names
+    /// the rule instead of a key. `out_refund_no` is the gateway's own
+    /// number for it (a complaint's id), so a retry refunds once.
+    pub async fn refund_by_rule(
+        &self,
+        rule: &'static str,
+        payment_id: &str,
+        amount: Money,
+        out_refund_no: &str,
+    ) -> Result<Reply, Error> {
+        crate::check_merchant_number("out_refund_no", out_refund_no)?;
+        let pay = self
+            .store
+            .payment(payment_id)
+            .await?
+            .ok_or_else(|| Error::not_found("payment", payment_id))?;
+        if amount.currency() != pay.currency {
+            return Err(Error::bad_request(
+                "currency_mismatch",
+                format!(
+                    "payment {payment_id} is in {}; a refund of it cannot be in {}",
+                    pay.currency,
+                    amount.currency()
+                ),
+            ));
+        }
+        self.refund_payment(By::Gateway(rule), &pay, amount, out_refund_no, None)
+            .await
+    }
+
+    /// The refund of `pay`, whoever asked: state, the number seen before,
+    /// the window, then the one movement whose guards decide.
+    async fn refund_payment(
+        &self,
+        by: By<'_>,
+        pay: &Payment,
+        amount: Money,
+        out_refund_no: &str,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        let payment_id = pay.id.as_str();
         if pay.status != PaymentStatus::Succeeded {
             return Err(not_refundable(payment_id, pay.status));
         }
         // A retry with the same refund number refunds only once, and still
         // reaches the processor after the window has closed.
-        if let Some(reply) = self
-            .refund_made(&pay, out_refund_no, amount.minor())
-            .await?
-        {
+        if let Some(reply) = self.refund_made(pay, out_refund_no, amount.minor()).await? {
             return Ok(reply);
         }
         let now = self.now();
@@ -51,9 +97,6 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-REFUND-WINDOW"));
         }
-        // Back the way the money came (BCP-REFUND-ORIGINAL).
-        let funding = pay.details.funding_account.clone();
-        let settlement = pay.details.settlement_account.clone();
         let id = format!(
             "ref_{}",
             self.new_id::<qrgate_core::id::kind::Refund>()?
@@ -69,51 +112,11 @@ impl<S: Store> Gateway<S> {
             out_refund_no: out_refund_no.into(),
             created_at: now,
         };
-        let view = RefundView::of(&refund);
-        let body = serde_json::to_string(&view).map_err(Error::internal)?;
-        let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
-        m.counters.push(CounterCharge {
-            key: CounterKey::refunded(payment_id),
-            amount_minor: amount.minor(),
-            uses: 0,
-            cap_amount: Some(pay.amount_minor),
-            cap_uses: None,
-            rule: "BCP-REFUND-CAP".into(),
-        });
-        m.counters.push(CounterCharge {
-            key: CounterKey::refund_count(payment_id),
-            amount_minor: 0,
-            uses: 1,
-            cap_amount: None,
-            cap_uses: Some(self.limits.refund_count),
-            rule: "BCP-REFUND-COUNT".into(),
-        });
-        m.posting = Some(Posting::transfer(
-            format!("pst_{id}"),
-            "refund",
-            Some(payment_id),
-            settlement,
-            funding,
-            amount,
-        ));
-        m.payment = Some(PaymentWrite::AddRefunded {
-            id: payment_id.into(),
-            amount_minor: amount.minor(),
-            status: PaymentStatus::Succeeded,
-        });
-        m.refund = Some(refund);
-        m.events
-            .push(self.outbox(&pay.merchant_id, Event::RefundSucceeded(&view))?);
-        m.audit = Some(AuditEntry {
-            action: "refund.succeeded".into(),
-            subject: id.clone(),
-            details: json!({ "payment_id": payment_id, "amount_minor": amount.minor(), "by": p.key_id }),
-        });
+        let (m, body) = self.refund_movement(by, pay, refund, idem)?;
         match self.store.apply(m).await {
             Ok(applied) => {
                 self.card_refund_or_retry(
-                    &pay,
+                    pay,
                     &refund_key(payment_id, out_refund_no),
                     amount.minor(),
                     "the refund",
@@ -127,8 +130,7 @@ impl<S: Store> Gateway<S> {
                 // race (and filled the cap this one was refused by): its
                 // refund is the answer.
                 match (
-                    self.refund_made(&pay, out_refund_no, amount.minor())
-                        .await?,
+                    self.refund_made(pay, out_refund_no, amount.minor()).await?,
                     e,
                 ) {
                     (Some(reply), _) => Ok(reply),
@@ -139,6 +141,63 @@ impl<S: Store> Gateway<S> {
                 }
             }
         }
+    }
+
+    /// The one movement of a refund: its two caps (the amount captured,
+    /// the count of refunds), the posting back to the payment's source, the
+    /// payment's refunded amount, the refund row, its event and audit row.
+    fn refund_movement(
+        &self,
+        by: By<'_>,
+        pay: &Payment,
+        refund: Refund,
+        idem: Option<Idem>,
+    ) -> Result<(Movement, String), Error> {
+        let amount = Money::from_minor(refund.amount_minor, refund.currency);
+        let view = RefundView::of(&refund);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(refund.created_at);
+        m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
+        m.counters.push(CounterCharge {
+            key: CounterKey::refunded(&pay.id),
+            amount_minor: amount.minor(),
+            uses: 0,
+            cap_amount: Some(pay.amount_minor),
+            cap_uses: None,
+            rule: "BCP-REFUND-CAP".into(),
+        });
+        m.counters.push(CounterCharge {
+            key: CounterKey::refund_count(&pay.id),
+            amount_minor: 0,
+            uses: 1,
+            cap_amount: None,
+            cap_uses: Some(self.limits.refund_count),
+            rule: "BCP-REFUND-COUNT".into(),
+        });
+        m.posting = Some(Posting::transfer(
+            format!("pst_{}", refund.id),
+            "refund",
+            Some(&pay.id),
+            // Back the way the money came (BCP-REFUND-ORIGINAL).
+            pay.details.settlement_account.clone(),
+            pay.details.funding_account.clone(),
+            amount,
+        ));
+        m.payment = Some(PaymentWrite::AddRefunded {
+            id: pay.id.clone(),
+            amount_minor: amount.minor(),
+            status: PaymentStatus::Succeeded,
+        });
+        m.events
+            .push(self.outbox(&pay.merchant_id, Event::RefundSucceeded(&view))?);
+        m.audit = Some(trail::entry(
+            Action::RefundSucceeded,
+            refund.id.clone(),
+            by,
+            json!({ "payment_id": pay.id, "amount_minor": amount.minor() }),
+        ));
+        m.refund = Some(refund);
+        Ok((m, body))
     }
 
     /// The answer to a refund whose number was used before on this
@@ -249,11 +308,12 @@ impl<S: Store> Gateway<S> {
         let event_view = PaymentView::of(&after, Role::Merchant);
         m.events
             .push(self.outbox(&pay.merchant_id, Event::PaymentCanceled(&event_view))?);
-        m.audit = Some(AuditEntry {
-            action: "payment.canceled".into(),
-            subject: payment_id.into(),
-            details: json!({ "amount_minor": pay.amount_minor, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::PaymentCanceled,
+            payment_id,
+            p.into(),
+            json!({ "amount_minor": pay.amount_minor }),
+        ));
         // The read above is advice; the movement's own guards decide (the
         // payment still succeeded, nothing refunded meanwhile).
         let applied = self.store.apply(m).await.map_err(|e| match e {

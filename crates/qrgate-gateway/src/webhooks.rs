@@ -25,6 +25,7 @@ use qrgate_store::*;
 use qrgate_core::Timestamp;
 use qrgate_core::net::{Target, TargetError};
 
+use crate::trail::{self, Action};
 use crate::{Error, Gateway, Kind, Principal};
 
 /// First retry after this many seconds; then doubling, capped at one hour.
@@ -300,11 +301,12 @@ impl<S: Store> Gateway<S> {
             previous_until: None,
         };
         let view = endpoint_view(&endpoint, Some(secret));
-        let audit = AuditEntry {
-            action: "webhook_endpoint.created".into(),
-            subject: id,
-            details: json!({ "merchant_id": endpoint.merchant_id, "url": endpoint.url, "by": p.key_id }),
-        };
+        let audit = trail::entry(
+            Action::WebhookEndpointCreated,
+            id,
+            p.into(),
+            json!({ "merchant_id": endpoint.merchant_id, "url": endpoint.url }),
+        );
         match self
             .store
             .change_endpoint(
@@ -371,11 +373,12 @@ impl<S: Store> Gateway<S> {
                 }
             }
         };
-        let audit = AuditEntry {
-            action: format!("webhook_endpoint.{}", action.as_str()),
-            subject: ep.id.clone(),
-            details: json!({ "merchant_id": ep.merchant_id, "by": p.key_id }),
-        };
+        let audit = trail::entry(
+            action.audited(),
+            ep.id.clone(),
+            p.into(),
+            json!({ "merchant_id": ep.merchant_id }),
+        );
         // false: already in that state (or deleted meanwhile); the answer
         // shows the endpoint as it is.
         self.store.change_endpoint(change, now, audit).await?;
@@ -659,6 +662,15 @@ pub enum EndpointAction {
 }
 
 impl EndpointAction {
+    fn audited(self) -> Action {
+        match self {
+            EndpointAction::Disable => Action::WebhookEndpointDisabled,
+            EndpointAction::Enable => Action::WebhookEndpointEnabled,
+            EndpointAction::Delete => Action::WebhookEndpointDeleted,
+            EndpointAction::RotateSecret => Action::WebhookEndpointSecretRotated,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointAction::Disable => "disabled",

@@ -528,6 +528,8 @@ mod limits;
 mod orders;
 #[path = "gateway/races.rs"]
 mod races;
+#[path = "gateway/refunds.rs"]
+mod refunds;
 #[path = "gateway/risk.rs"]
 mod risk;
 #[path = "gateway/stepup.rs"]

@@ -10,6 +10,7 @@ use qrgate_core::AccountId;
 use qrgate_processor::{AuthRequest, CardDetails, CardError, Outcome, ProcessorError};
 use qrgate_store::*;
 
+use crate::trail::{self, Action};
 use crate::{Error, Gateway, Kind, Principal};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -118,11 +119,12 @@ impl<S: Store> Gateway<S> {
         self.ensure_clearing(&self.card_clearing_account()).await?;
         let mut m = Movement::new(now);
         m.records.push(Record::Card(card.clone()));
-        m.audit = Some(AuditEntry {
-            action: "card.linked".into(),
-            subject: card.id.clone(),
-            details: json!({ "customer_id": customer, "brand": card.brand, "last4": card.last4, "funding": card.funding, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::CardLinked,
+            card.id.clone(),
+            p.into(),
+            json!({ "customer_id": customer, "brand": card.brand, "last4": card.last4, "funding": card.funding }),
+        ));
         self.store.apply(m).await?;
         Ok(CardView::of(&card))
     }

@@ -11,6 +11,7 @@ use qrgate_store::*;
 
 use super::*;
 use crate::fresh::CachedKey;
+use crate::trail::Action;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -99,7 +100,7 @@ impl<S: Store> Gateway<S> {
         // The secret never enters the audit log; the key id and role do.
         m.audit = Some(admin_audit(
             p,
-            "api_key.created",
+            Action::ApiKeyCreated,
             &id,
             json!({ "role": role.as_str(), "subject_id": subject }),
         ));
@@ -116,7 +117,7 @@ impl<S: Store> Gateway<S> {
 
     pub async fn revoke_api_key(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(&[Role::Admin])?;
-        let audit = admin_audit(Some(p), "api_key.revoked", id, json!({}));
+        let audit = admin_audit(Some(p), Action::ApiKeyRevoked, id, json!({}));
         let revoked = self.store.revoke_api_key(id, self.now(), audit).await;
         // After the write, so a read from before it is not kept either.
         self.keys.invalidate();

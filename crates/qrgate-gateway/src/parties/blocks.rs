@@ -8,6 +8,7 @@ use qrgate_store::*;
 
 use super::*;
 use crate::fresh::{self, Verdict};
+use crate::trail::Action;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -73,7 +74,7 @@ impl<S: Store> Gateway<S> {
         m.records.push(Record::Block(b.clone()));
         m.audit = Some(admin_audit(
             Some(p),
-            "block.created",
+            Action::BlockCreated,
             &b.id,
             json!({ "subject_id": b.subject_id, "reason": b.reason }),
         ));
@@ -88,7 +89,7 @@ impl<S: Store> Gateway<S> {
     pub async fn lift_block(&self, p: &Principal, id: &str) -> Result<BlockView, Error> {
         p.require(&[Role::Admin])?;
         let now = self.now();
-        let audit = admin_audit(Some(p), "block.lifted", id, json!({}));
+        let audit = admin_audit(Some(p), Action::BlockLifted, id, json!({}));
         let lifted = self.store.lift_block(id, now, audit).await;
         self.blocks.invalidate();
         if !lifted? {

@@ -10,6 +10,7 @@ use qrgate_core::state::CredentialStatus;
 use qrgate_store::*;
 
 use super::*;
+use crate::trail::Action;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -56,7 +57,7 @@ impl<S: Store> Gateway<S> {
         }));
         m.audit = Some(admin_audit(
             Some(p),
-            "certificate.enrolled",
+            Action::CertificateEnrolled,
             &id,
             json!({ "customer_id": customer }),
         ));

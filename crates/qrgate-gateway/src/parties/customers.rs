@@ -9,6 +9,7 @@ use qrgate_store::*;
 
 use super::*;
 use crate::Reply;
+use crate::trail::{self, Action};
 use crate::views::amount;
 use crate::{
     Error, Fresh, Gateway, Idem, Outcome, Principal, Role, clearing_account, wallet_account,
@@ -94,7 +95,7 @@ impl<S: Store> Gateway<S> {
         )));
         m.audit = Some(admin_audit(
             Some(p),
-            "customer.created",
+            Action::CustomerCreated,
             &id,
             json!({ "account_class": c.account_class, "level_a_daily_cap_minor": cap.map(|m| m.minor()) }),
         ));
@@ -193,11 +194,12 @@ impl<S: Store> Gateway<S> {
             wallet_account(customer),
             amount,
         ));
-        m.audit = Some(AuditEntry {
-            action: "wallet.topup".into(),
-            subject: customer.into(),
-            details: json!({ "topup_id": id, "amount_minor": amount.minor(), "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::WalletTopup,
+            customer,
+            p.into(),
+            json!({ "topup_id": id, "amount_minor": amount.minor() }),
+        ));
         self.ensure_clearing(&clearing_account()).await?;
         Ok(Reply::of(self.store.apply(m).await?, Fresh::Created, body))
     }

@@ -10,6 +10,7 @@ use qrgate_core::Currency;
 use qrgate_store::*;
 
 use super::*;
+use crate::trail::Action;
 use crate::views::MerchantView;
 use crate::{Error, Gateway, Principal, Role, settlement_account};
 
@@ -140,7 +141,7 @@ impl<S: Store> Gateway<S> {
         )));
         m.audit = Some(admin_audit(
             Some(p),
-            "merchant.created",
+            Action::MerchantCreated,
             &id,
             json!({ "name": row.name, "category": row.category, "mcc": row.mcc }),
         ));

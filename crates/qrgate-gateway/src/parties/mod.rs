@@ -19,10 +19,9 @@ pub use customers::{CustomerView, NewCustomer, TopupView};
 pub use merchants::NewMerchant;
 pub use static_codes::{STATIC_CODE_PROMPT, StaticCodeView};
 
-use serde_json::json;
-
 use qrgate_store::*;
 
+use crate::trail::{self, Action, By};
 use crate::{Error, Principal};
 
 fn check_len(field: &'static str, v: &str, max: usize) -> Result<(), Error> {
@@ -44,19 +43,16 @@ pub fn parse_id<K: qrgate_core::id::IdKind>(
     s.parse().map_err(|_| Error::not_found(what, s))
 }
 
-/// The audit row of an admin action: what, on what, by which key.
+/// The audit row of an admin action: what, on what, by which key (none:
+/// the first start, which creates the admin key itself).
 fn admin_audit(
     by: Option<&Principal>,
-    action: &str,
+    action: Action,
     subject: &str,
-    mut details: serde_json::Value,
+    details: serde_json::Value,
 ) -> AuditEntry {
-    details["by"] = json!(by.map_or("first-start", |p| p.key_id.as_str()));
-    AuditEntry {
-        action: action.into(),
-        subject: subject.into(),
-        details,
-    }
+    let by = by.map_or(By::Gateway("first-start"), By::Key);
+    trail::entry(action, subject, by, details)
 }
 
 /// A new account of a merchant or customer, empty, never negative.

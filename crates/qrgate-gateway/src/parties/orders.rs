@@ -11,6 +11,7 @@ use qrgate_store::*;
 
 use super::*;
 use crate::events::Event;
+use crate::trail::{self, Action, By};
 use crate::views::OrderView;
 use crate::{Error, Gateway, Kind, Principal, Role};
 
@@ -112,11 +113,7 @@ impl<S: Store> Gateway<S> {
         )?);
         m.events
             .push(self.outbox(&view.merchant_id, Event::OrderClosed { order_id: id })?);
-        m.audit = Some(AuditEntry {
-            action: "order.closed".into(),
-            subject: id.into(),
-            details: json!({ "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(Action::OrderClosed, id, p.into(), json!({})));
         self.store.apply(m).await?;
         self.get_order(p, id).await
     }
@@ -139,11 +136,12 @@ impl<S: Store> Gateway<S> {
                 Event::OrderExpired { order_id: &o.id }
                     .row(format!("evt_exp_{}", o.id), &o.merchant_id),
             );
-            m.audit = Some(AuditEntry {
-                action: "order.expired".into(),
-                subject: o.id.clone(),
-                details: json!({}),
-            });
+            m.audit = Some(trail::entry(
+                Action::OrderExpired,
+                o.id.clone(),
+                By::Gateway("order expiry"),
+                json!({}),
+            ));
             match self.store.apply(m).await {
                 Ok(_) => n += 1,
                 // Paid or closed meanwhile: nothing to do.

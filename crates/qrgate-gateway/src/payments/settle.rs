@@ -19,6 +19,7 @@ use qrgate_store::*;
 use crate::events::Event;
 use crate::funding::{Counted, Source};
 use crate::stepup::StepUp;
+use crate::trail::{self, Action};
 use crate::views::PaymentView;
 use crate::{
     Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role, Said, settlement_account,
@@ -284,11 +285,12 @@ impl<S: Store> Gateway<S> {
         m.payment = Some(PaymentWrite::Insert(failed));
         m.events
             .push(self.outbox(&merchant.id, Event::PaymentFailed(&fview))?);
-        m.audit = Some(AuditEntry {
-            action: "payment.failed".into(),
-            subject: id.clone(),
-            details: json!({ "merchant_id": merchant.id, "amount_minor": amount, "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::PaymentFailed,
+            id.clone(),
+            p.into(),
+            json!({ "merchant_id": merchant.id, "amount_minor": amount, "code": refusal.code, "rule": refusal.rule }),
+        ));
         match self.store.apply(m).await {
             Ok(Applied::Done { .. }) => Err(refusal),
             Ok(Applied::Replayed { status, body }) => Ok(Reply::Replayed(Said { status, body })),
@@ -384,11 +386,12 @@ impl<S: Store> Gateway<S> {
                 .transpose()?;
             m.events
                 .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
-            m.audit = Some(AuditEntry {
-                action: "payment.succeeded".into(),
-                subject: id.clone(),
-                details: json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags, "by": p.key_id }),
-            });
+            m.audit = Some(trail::entry(
+                Action::PaymentSucceeded,
+                id.clone(),
+                p.into(),
+                json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags }),
+            ));
             Ok((m, body))
         })();
         let (m, body) = match prepared {

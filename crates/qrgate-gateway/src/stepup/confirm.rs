@@ -18,6 +18,7 @@ use qrgate_store::*;
 
 use crate::events::Event;
 use crate::funding::{Counted, Source};
+use crate::trail::{self, Action};
 use crate::views::{PaymentView, amount as fmt_amount};
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
@@ -425,11 +426,12 @@ impl<S: Store> Gateway<S> {
             let event_view = PaymentView::of(&done, crate::Role::Merchant);
             m.events
                 .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
-            m.audit = Some(AuditEntry {
-                action: "payment.confirmed".into(),
-                subject: pay.id.clone(),
-                details: json!({ "risk_level": level.as_str(), "verification": proven, "by": p.key_id }),
-            });
+            m.audit = Some(trail::entry(
+                Action::PaymentConfirmed,
+                pay.id.clone(),
+                p.into(),
+                json!({ "risk_level": level.as_str(), "verification": proven }),
+            ));
             Ok((m, body))
         })();
         let (m, body) = match prepared {

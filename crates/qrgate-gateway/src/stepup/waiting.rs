@@ -11,6 +11,7 @@ use qrgate_store::*;
 
 use super::Offer;
 use crate::events::Event;
+use crate::trail::{self, Action, By};
 use crate::views::PaymentView;
 use crate::{Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply};
 
@@ -50,11 +51,12 @@ impl<S: Store> Gateway<S> {
         m.payment = Some(PaymentWrite::Insert(waiting));
         m.events
             .push(self.outbox(&merchant.id, Event::PaymentRequiresAction(&event_view))?);
-        m.audit = Some(AuditEntry {
-            action: "payment.requires_action".into(),
-            subject: id,
-            details: json!({ "needed": needed, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::PaymentRequiresAction,
+            id,
+            p.into(),
+            json!({ "needed": needed }),
+        ));
         Ok(Reply::of(self.store.apply(m).await?, Fresh::Created, body))
     }
 
@@ -119,11 +121,12 @@ impl<S: Store> Gateway<S> {
                 code: refusal.code,
             },
         )?);
-        m.audit = Some(AuditEntry {
-            action: "payment.failed".into(),
-            subject: payment_id.into(),
-            details: json!({ "code": refusal.code, "rule": refusal.rule, "by": p.key_id }),
-        });
+        m.audit = Some(trail::entry(
+            Action::PaymentFailed,
+            payment_id,
+            p.into(),
+            json!({ "code": refusal.code, "rule": refusal.rule }),
+        ));
         self.store.apply(m).await?;
         Err(Error {
             payment_id: Some(payment_id.into()),
@@ -156,11 +159,12 @@ impl<S: Store> Gateway<S> {
                 reason: why,
             },
         )?);
-        m.audit = Some(AuditEntry {
-            action: "payment.canceled".into(),
-            subject: pay.id.clone(),
-            details: json!({ "reason": why }),
-        });
+        m.audit = Some(trail::entry(
+            Action::PaymentCanceled,
+            pay.id.clone(),
+            By::Gateway("step-up lapsed"),
+            json!({ "reason": why }),
+        ));
         match self.store.apply(m).await {
             Ok(_) => Ok(true),
             Err(MovementError::PaymentStateConflict { .. }) => Ok(false),

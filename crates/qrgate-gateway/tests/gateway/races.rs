@@ -145,6 +145,15 @@ fn refund_part_p1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
 fn refund_part_p2(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move { w.gw.refund(&w.merchant, &pay, "0.80", "P2", None).await })
 }
+/// The gateway refunding the whole payment on its own (a small disputed
+/// charge), under a number of its own.
+fn system_refund_s1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        let amount = qrgate_core::Money::from_minor(AMOUNT_MINOR, qrgate_core::Currency::CNY);
+        w.gw.refund_by_rule("QG-TEST-RULE", &pay, amount, "S1")
+            .await
+    })
+}
 fn refund_over_p3(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move { w.gw.refund(&w.merchant, &pay, "1.50", "P3", None).await })
 }
@@ -212,6 +221,24 @@ fn payment_pairs() -> Vec<PaymentPair> {
             a: refund_part_p1,
             b: refund_over_p3,
             winners: one,
+        },
+        PaymentPair {
+            name: "system refund x merchant refund",
+            a: system_refund_s1,
+            b: refund_full_r1,
+            winners: one,
+        },
+        PaymentPair {
+            name: "system refund x cancel",
+            a: system_refund_s1,
+            b: cancel,
+            winners: one,
+        },
+        PaymentPair {
+            name: "system refund x its retry",
+            a: system_refund_s1,
+            b: system_refund_s1,
+            winners: Some(2),
         },
         PaymentPair {
             name: "partial retry x partial retry",
