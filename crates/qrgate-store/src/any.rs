@@ -3,6 +3,8 @@
 
 use qrgate_core::Timestamp;
 
+use crate::write::{Job, Prepared};
+
 use crate::*;
 
 /// The store a URL names: `sqlite://PATH` or `postgres://…`.
@@ -53,10 +55,17 @@ impl AnyStore {
         })
     }
 
-    pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
+    pub(crate) async fn write<J: Job>(&self, job: J) -> Result<J::Out, MovementError> {
         match self {
-            AnyStore::Sqlite(s) => s.write(work).await,
-            AnyStore::Postgres(s) => s.write(work).await,
+            AnyStore::Sqlite(s) => s.write(job).await,
+            AnyStore::Postgres(s) => s.write(job).await,
+        }
+    }
+
+    pub(crate) async fn apply(&self, m: Prepared) -> Result<Applied, MovementError> {
+        match self {
+            AnyStore::Sqlite(s) => s.apply(m).await,
+            AnyStore::Postgres(s) => s.apply(m).await,
         }
     }
 }

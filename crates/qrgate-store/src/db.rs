@@ -9,6 +9,8 @@ use std::sync::{LazyLock, Mutex};
 use sqlx::postgres::PgRow;
 use sqlx::{Column, PgConnection, Row as _, ValueRef};
 
+pub(crate) use crate::error::DbError;
+
 /// A bound parameter.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
@@ -32,14 +34,14 @@ pub(crate) enum Val {
 pub(crate) struct Row(pub Vec<Val>);
 
 impl Row {
-    pub fn i64(&self, i: usize) -> Result<i64, sqlx::Error> {
+    pub fn i64(&self, i: usize) -> Result<i64, DbError> {
         match self.0.get(i) {
             Some(Val::I64(v)) => Ok(*v),
             other => Err(decode_err(i, "integer", other)),
         }
     }
 
-    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, DbError> {
         match self.0.get(i) {
             Some(Val::I64(v)) => Ok(Some(*v)),
             Some(Val::Null) => Ok(None),
@@ -47,14 +49,14 @@ impl Row {
         }
     }
 
-    pub fn str(&self, i: usize) -> Result<String, sqlx::Error> {
+    pub fn str(&self, i: usize) -> Result<String, DbError> {
         match self.0.get(i) {
             Some(Val::Str(v)) => Ok(v.clone()),
             other => Err(decode_err(i, "text", other)),
         }
     }
 
-    pub fn opt_str(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+    pub fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
         match self.0.get(i) {
             Some(Val::Str(v)) => Ok(Some(v.clone())),
             Some(Val::Null) => Ok(None),
@@ -62,13 +64,16 @@ impl Row {
         }
     }
 
-    pub fn bool(&self, i: usize) -> Result<bool, sqlx::Error> {
+    pub fn bool(&self, i: usize) -> Result<bool, DbError> {
         Ok(self.i64(i)? != 0)
     }
 }
 
-fn decode_err(i: usize, want: &str, got: Option<&Val>) -> sqlx::Error {
-    sqlx::Error::Decode(format!("column {i}: expected {want}, found {got:?}").into())
+fn decode_err(i: usize, want: &str, got: Option<&Val>) -> DbError {
+    DbError::Decode {
+        column: i.to_string(),
+        problem: format!("expected {want}, found {got:?}"),
+    }
 }
 
 /// The statements this crate runs against either database.
@@ -78,12 +83,12 @@ pub(crate) trait Conn: Send {
         &mut self,
         sql: &'static str,
         args: &[Arg<'_>],
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<u64, DbError>> + Send;
     fn rows(
         &mut self,
         sql: &'static str,
         args: &[Arg<'_>],
-    ) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send;
 }
 
 macro_rules! bind_all {
@@ -116,7 +121,7 @@ pub(crate) fn sqlite_sql(sql: &'static str) -> &'static str {
         .or_insert_with(|| Box::leak(sql.replace('$', "?").into_boxed_str()))
 }
 
-fn pg_row(r: &PgRow) -> Result<Row, sqlx::Error> {
+fn pg_row(r: &PgRow) -> Result<Row, DbError> {
     let mut out = Vec::with_capacity(r.columns().len());
     for (i, col) in r.columns().iter().enumerate() {
         if r.try_get_raw(i)?.is_null() {
@@ -139,12 +144,12 @@ impl Conn for PgConnection {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         let q = bind_all!(sqlx::query(sql), args);
         Ok(q.execute(&mut *self).await?.rows_affected())
     }
 
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         let q = bind_all!(sqlx::query(sql), args);
         q.fetch_all(&mut *self).await?.iter().map(pg_row).collect()
     }
@@ -161,10 +166,10 @@ impl Conn for sqlx::pool::PoolConnection<sqlx::Postgres> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         Conn::exec(&mut **self, sql, args).await
     }
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         Conn::rows(&mut **self, sql, args).await
     }
 }
@@ -182,13 +187,13 @@ impl Conn for AnyConn {
             AnyConn::Postgres(_) => Dialect::Postgres,
         }
     }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         match self {
             AnyConn::Sqlite(c) => Conn::exec(c, sql, args).await,
             AnyConn::Postgres(c) => Conn::exec(c, sql, args).await,
         }
     }
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         match self {
             AnyConn::Sqlite(c) => Conn::rows(c, sql, args).await,
             AnyConn::Postgres(c) => Conn::rows(c, sql, args).await,

@@ -10,7 +10,7 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] DbError),
     #[error("migration {version} ({name}) {problem}")]
     Migration {
         version: i64,
@@ -30,39 +30,100 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Database(e) => is_transient(e),
+            StoreError::Database(e) => e.is_transient(),
             _ => false,
         }
     }
 }
 
-/// Serialization failures, deadlocks, lock timeouts and lost connections.
-pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // Postgres: serialization_failure, deadlock_detected, lock_not_available,
-            // admin/crash shutdown, cannot_connect_now. SQLite: BUSY (5), LOCKED (6).
-            matches!(
-                code.as_ref(),
-                "40001"
-                    | "40P01"
-                    | "55P03"
-                    | "57P01"
-                    | "57P02"
-                    | "57P03"
-                    | "5"
-                    | "6"
-                    | "517"
-                    | "261"
-                    | "262"
-            )
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(DbError::Postgres(e))
+    }
+}
+
+/// A statement failed, on either database. The store's own type: the SQLite
+/// side reports its result codes as they are, instead of dressing them up
+/// as sqlx errors, and the checks the store makes of a failure (can it be
+/// retried, which of our triggers refused) are written once, here.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// A SQLite failure with its extended result code.
+    #[error("SQLite: {message} (code {code})")]
+    Sqlite { code: i32, message: String },
+    /// Any other SQLite error (a misuse of its API, a bad parameter).
+    #[error("SQLite: {0}")]
+    SqliteOther(String),
+    /// A column's value is not what the reader expected.
+    #[error("column {column}: {problem}")]
+    Decode { column: String, problem: String },
+    /// The connection was given back to its pool before the statement ran.
+    #[error("the connection has been returned to its pool")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, msg) => DbError::Sqlite {
+                code: f.extended_code,
+                message: msg.unwrap_or_else(|| f.to_string()),
+            },
+            other => DbError::SqliteOther(other.to_string()),
         }
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
+    }
+}
+
+impl DbError {
+    /// The database's own code: the SQLSTATE on PostgreSQL, the extended
+    /// result code on SQLite.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            DbError::Postgres(sqlx::Error::Database(d)) => d.code().map(|c| c.into_owned()),
+            DbError::Sqlite { code, .. } => Some(code.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The database's message for a refused statement.
+    fn message(&self) -> &str {
+        match self {
+            DbError::Postgres(sqlx::Error::Database(d)) => d.message(),
+            DbError::Sqlite { message, .. } => message,
+            _ => "",
+        }
+    }
+
+    /// Serialization failures, deadlocks, lock timeouts and lost
+    /// connections: the same statement may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Postgres(e) => is_transient(e),
+            // BUSY, LOCKED, BUSY_RECOVERY, LOCKED_SHAREDCACHE, BUSY_SNAPSHOT.
+            DbError::Sqlite { code, .. } => matches!(code, 5 | 6 | 261 | 262 | 517),
+            _ => false,
+        }
+    }
+
+    /// A unique key or primary key was taken.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Postgres(sqlx::Error::Database(d)) => {
+                matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation)
+            }
+            // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY.
+            DbError::Sqlite { code, .. } => matches!(code, 2067 | 1555),
+            _ => false,
+        }
+    }
+
+    /// Refused by one of the store's triggers or guards that raise
+    /// `code` (a SQLSTATE of ours, `QG…`) on PostgreSQL, or whose message
+    /// names `marker` on SQLite.
+    pub(crate) fn raised(&self, code: &str, marker: &str) -> bool {
+        self.code().as_deref() == Some(code) || self.message().contains(marker)
     }
 }
 
@@ -139,8 +200,31 @@ pub enum MovementError {
     Store(#[from] StoreError),
 }
 
+/// The PostgreSQL failures worth retrying: serialization_failure,
+/// deadlock_detected, lock_not_available, admin/crash shutdown,
+/// cannot_connect_now, and a lost or unavailable connection.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(
+            d.code().unwrap_or_default().as_ref(),
+            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+        ),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for MovementError {
     fn from(e: sqlx::Error) -> Self {
+        MovementError::Store(StoreError::from(e))
+    }
+}
+
+impl From<DbError> for MovementError {
+    fn from(e: DbError) -> Self {
         MovementError::Store(StoreError::Database(e))
     }
 }

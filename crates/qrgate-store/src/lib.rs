@@ -38,7 +38,6 @@ pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
 
 use qrgate_core::{AccountId, CounterKey, Timestamp};
-use write::{Done, Work};
 
 /// Everything the payment flows persist.
 pub trait Store: Clone + Send + Sync + 'static {
@@ -333,29 +332,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-fn count(r: Result<Done, MovementError>) -> Result<u64, StoreError> {
-    match r.map_err(store_err)? {
-        Done::Count(n) => Ok(n),
-        _ => Err(unexpected()),
-    }
-}
-
-fn flag(r: Result<Done, MovementError>) -> Result<bool, StoreError> {
-    match r.map_err(store_err)? {
-        Done::Flag(b) => Ok(b),
-        _ => Err(unexpected()),
-    }
-}
-
 fn store_err(e: MovementError) -> StoreError {
     match e {
         MovementError::Store(s) => s,
         other => StoreError::Corrupt(other.to_string()),
     }
-}
-
-fn unexpected() -> StoreError {
-    StoreError::Corrupt("the writer answered with the wrong kind of result".into())
 }
 
 /// The method bodies are the same for every store: reads on a reader
@@ -367,19 +348,10 @@ macro_rules! impl_store {
                 $kind(self)
             }
             async fn apply(&self, m: Movement) -> Result<Applied, MovementError> {
-                match self
-                    .write(Work::Apply(Box::new(write::Prepared::new(m))))
-                    .await?
-                {
-                    Done::Applied(a) => Ok(a),
-                    _ => Err(unexpected().into()),
-                }
+                self.apply(write::Prepared::new(m)).await
             }
             async fn insert(&self, r: Record) -> Result<(), StoreError> {
-                self.write(Work::Insert(Box::new(r)))
-                    .await
-                    .map(|_| ())
-                    .map_err(store_err)
+                self.write(write::Insert(r)).await.map_err(store_err)
             }
             async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
                 ops::account(&mut self.reader().await?, id.as_str()).await
@@ -415,10 +387,14 @@ macro_rules! impl_store {
                 ops::idempotency(&mut self.reader().await?, scope, key).await
             }
             async fn purge_idempotency(&self, before: Timestamp) -> Result<u64, StoreError> {
-                count(self.write(Work::PurgeIdempotency(before)).await)
+                self.write(write::PurgeIdempotency(before))
+                    .await
+                    .map_err(store_err)
             }
             async fn purge_codes(&self, before: Timestamp) -> Result<u64, StoreError> {
-                count(self.write(Work::PurgeCodes(before)).await)
+                self.write(write::PurgeCodes(before))
+                    .await
+                    .map_err(store_err)
             }
             async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::outbox_pending(&mut self.reader().await?, limit).await
@@ -428,14 +404,9 @@ macro_rules! impl_store {
                 seq: i64,
                 at: Timestamp,
             ) -> Result<bool, StoreError> {
-                match self
-                    .write(Work::MarkDelivered(seq, at))
+                self.write(write::MarkDelivered { seq, at })
                     .await
-                    .map_err(store_err)?
-                {
-                    Done::Flag(b) => Ok(b),
-                    _ => Err(unexpected()),
-                }
+                    .map_err(store_err)
             }
             async fn audit_rows(
                 &self,
@@ -451,7 +422,7 @@ macro_rules! impl_store {
                 }
                 let mut total = 0;
                 loop {
-                    let n = count(self.write(Work::ChainAudit).await)?;
+                    let n = self.write(write::ChainAudit).await.map_err(store_err)?;
                     total += n;
                     if n < ops::CHAIN_BATCH as u64 {
                         return Ok(total);
@@ -479,10 +450,10 @@ macro_rules! impl_store {
                 value: String,
                 at: Timestamp,
             ) -> Result<bool, StoreError> {
-                flag(
-                    self.write(Work::AddGatewaySecret(name.to_owned(), value, at))
-                        .await,
-                )
+                let name = name.to_owned();
+                self.write(write::AddGatewaySecret { name, value, at })
+                    .await
+                    .map_err(store_err)
             }
             async fn secret_rows(&self) -> Result<Vec<SecretRow>, StoreError> {
                 ops::secret_rows(&mut self.reader().await?).await
@@ -492,7 +463,9 @@ macro_rules! impl_store {
                 row: SecretRow,
                 value: String,
             ) -> Result<bool, StoreError> {
-                flag(self.write(Work::ReplaceSecret(Box::new(row), value)).await)
+                self.write(write::ReplaceSecret { row, value })
+                    .await
+                    .map_err(store_err)
             }
             async fn change_keys(
                 &self,
@@ -500,13 +473,8 @@ macro_rules! impl_store {
                 at: Timestamp,
                 audit: Option<AuditEntry>,
             ) -> Result<bool, MovementError> {
-                match self
-                    .write(Work::ChangeKeys(Box::new(change), at, audit))
-                    .await?
-                {
-                    Done::Flag(b) => Ok(b),
-                    _ => Err(unexpected().into()),
-                }
+                let change = write::ChangeKeys(change);
+                self.write(write::Audited { change, at, audit }).await
             }
             async fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
                 ops::merchant(&mut self.reader().await?, id).await
@@ -535,7 +503,14 @@ macro_rules! impl_store {
                 at: Timestamp,
                 audit: AuditEntry,
             ) -> Result<bool, StoreError> {
-                flag(self.write(Work::LiftBlock(id.to_owned(), at, audit)).await)
+                let change = write::LiftBlock {
+                    id: id.to_owned(),
+                    at,
+                };
+                let audit = Some(audit);
+                self.write(write::Audited { change, at, audit })
+                    .await
+                    .map_err(store_err)
             }
             async fn certificates_of(
                 &self,
@@ -575,10 +550,14 @@ macro_rules! impl_store {
                 at: Timestamp,
                 audit: AuditEntry,
             ) -> Result<bool, StoreError> {
-                flag(
-                    self.write(Work::RevokeApiKey(id.to_owned(), at, audit))
-                        .await,
-                )
+                let change = write::RevokeApiKey {
+                    id: id.to_owned(),
+                    at,
+                };
+                let audit = Some(audit);
+                self.write(write::Audited { change, at, audit })
+                    .await
+                    .map_err(store_err)
             }
             async fn has_active_key(&self, role: &str) -> Result<bool, StoreError> {
                 ops::has_active_key(&mut self.reader().await?, role).await
@@ -619,7 +598,9 @@ macro_rules! impl_store {
                 events: Vec<(i64, Vec<NewDelivery>)>,
                 at: Timestamp,
             ) -> Result<u64, StoreError> {
-                count(self.write(Work::FanOut(events, at)).await)
+                self.write(write::FanOut { events, at })
+                    .await
+                    .map_err(store_err)
             }
             async fn deliveries_due(
                 &self,
@@ -635,7 +616,9 @@ macro_rules! impl_store {
                 seen: Timestamp,
                 until: Timestamp,
             ) -> Result<bool, StoreError> {
-                flag(self.write(Work::ClaimDelivery(id, seen, until)).await)
+                self.write(write::ClaimDelivery { id, seen, until })
+                    .await
+                    .map_err(store_err)
             }
             async fn change_endpoint(
                 &self,
@@ -643,13 +626,9 @@ macro_rules! impl_store {
                 at: Timestamp,
                 audit: AuditEntry,
             ) -> Result<bool, MovementError> {
-                match self
-                    .write(Work::ChangeEndpoint(Box::new(change), at, audit))
-                    .await?
-                {
-                    Done::Flag(b) => Ok(b),
-                    _ => Err(unexpected().into()),
-                }
+                let change = write::ChangeEndpoint { change, at };
+                let audit = Some(audit);
+                self.write(write::Audited { change, at, audit }).await
             }
             async fn deliveries_of(
                 &self,
@@ -662,10 +641,12 @@ macro_rules! impl_store {
                 ops::delivery(&mut self.reader().await?, id).await
             }
             async fn record_attempt(&self, a: AttemptResult) -> Result<bool, StoreError> {
-                flag(self.write(Work::RecordAttempt(a)).await)
+                self.write(write::RecordAttempt(a)).await.map_err(store_err)
             }
             async fn retry_delivery(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-                flag(self.write(Work::RetryDelivery(id, now)).await)
+                self.write(write::RetryDelivery { id, at: now })
+                    .await
+                    .map_err(store_err)
             }
             async fn change_credential(
                 &self,
@@ -673,10 +654,11 @@ macro_rules! impl_store {
                 at: Timestamp,
                 audit: AuditEntry,
             ) -> Result<bool, StoreError> {
-                flag(
-                    self.write(Work::ChangeCredential(Box::new(change), at, audit))
-                        .await,
-                )
+                let change = write::ChangeCredential { change, at };
+                let audit = Some(audit);
+                self.write(write::Audited { change, at, audit })
+                    .await
+                    .map_err(store_err)
             }
             async fn credentials(
                 &self,
@@ -691,28 +673,23 @@ macro_rules! impl_store {
                 lock_after: i64,
                 locked_until: Timestamp,
             ) -> Result<Option<(i64, Option<Timestamp>)>, StoreError> {
-                match self
-                    .write(Work::PinAttempt(
-                        customer_id.to_owned(),
-                        at,
-                        lock_after,
-                        locked_until,
-                    ))
-                    .await
-                    .map_err(store_err)?
-                {
-                    Done::PinAttempt(a) => Ok(a),
-                    _ => Err(unexpected()),
-                }
+                self.write(write::PinAttempt {
+                    customer_id: customer_id.to_owned(),
+                    at,
+                    lock_after,
+                    locked_until,
+                })
+                .await
+                .map_err(store_err)
             }
             async fn pin_succeeded(
                 &self,
                 customer_id: &str,
                 at: Timestamp,
             ) -> Result<(), StoreError> {
-                self.write(Work::PinSucceeded(customer_id.to_owned(), at))
+                let customer_id = customer_id.to_owned();
+                self.write(write::PinSucceeded { customer_id, at })
                     .await
-                    .map(|_| ())
                     .map_err(store_err)
             }
             async fn pin_refund(
@@ -721,10 +698,14 @@ macro_rules! impl_store {
                 at: Timestamp,
                 lift_lock: bool,
             ) -> Result<(), StoreError> {
-                self.write(Work::PinRefund(customer_id.to_owned(), at, lift_lock))
-                    .await
-                    .map(|_| ())
-                    .map_err(store_err)
+                let customer_id = customer_id.to_owned();
+                self.write(write::PinRefund {
+                    customer_id,
+                    at,
+                    lift_lock,
+                })
+                .await
+                .map_err(store_err)
             }
         }
     };

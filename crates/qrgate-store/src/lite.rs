@@ -7,7 +7,6 @@
 //! page-cache) queries where they are called. Prepared statements are cached
 //! per connection.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
 
 use crate::db::{Arg, Conn, Dialect, Row, Val};
-use crate::error::StoreError;
+use crate::error::{DbError, StoreError};
 
 /// Prepared statements kept per connection (the store uses fewer than this).
 const STATEMENT_CACHE: usize = 256;
@@ -29,59 +28,6 @@ const READER_CACHE_KIB: i64 = -16 * 1024;
 const WAL_PAGES: i64 = 8000;
 /// Idle reader connections kept open.
 const IDLE_READERS: usize = 8;
-
-/// A SQLite error as sqlx would report it, so the store's error handling
-/// (retryable codes, messages) is the same for both drivers.
-#[derive(Debug)]
-pub(crate) struct LiteError {
-    code: String,
-    message: String,
-}
-
-impl std::fmt::Display for LiteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (SQLite code {})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for LiteError {}
-
-impl sqlx::error::DatabaseError for LiteError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.code))
-    }
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        match self.code.as_str() {
-            "2067" | "1555" => sqlx::error::ErrorKind::UniqueViolation,
-            "787" => sqlx::error::ErrorKind::ForeignKeyViolation,
-            "1299" => sqlx::error::ErrorKind::NotNullViolation,
-            "275" => sqlx::error::ErrorKind::CheckViolation,
-            _ => sqlx::error::ErrorKind::Other,
-        }
-    }
-}
-
-pub(crate) fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(f, msg) => sqlx::Error::Database(Box::new(LiteError {
-            code: f.extended_code.to_string(),
-            message: msg.unwrap_or_else(|| f.to_string()),
-        })),
-        other => sqlx::Error::Protocol(format!("SQLite: {other}")),
-    }
-}
 
 /// The path a `sqlite://PATH` or `sqlite:PATH` URL names.
 pub(crate) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
@@ -106,7 +52,7 @@ pub(crate) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
 }
 
 fn tune(c: &Connection) -> Result<(), StoreError> {
-    let db = |e| StoreError::Database(to_sqlx(e));
+    let db = |e| StoreError::Database(DbError::from(e));
     c.busy_timeout(Duration::from_secs(5)).map_err(db)?;
     c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     c.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
@@ -115,7 +61,7 @@ fn tune(c: &Connection) -> Result<(), StoreError> {
 
 /// The one read-write connection: WAL journal, `synchronous=FULL`.
 pub(crate) fn open_writer(path: &std::path::Path) -> Result<LiteConn, StoreError> {
-    let db = |e| StoreError::Database(to_sqlx(e));
+    let db = |e| StoreError::Database(DbError::from(e));
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -156,7 +102,7 @@ fn open_reader(path: &std::path::Path) -> Result<LiteConn, StoreError> {
     .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     tune(&c)?;
     c.pragma_update(None, "cache_size", READER_CACHE_KIB)
-        .map_err(|e| StoreError::Database(to_sqlx(e)))?;
+        .map_err(|e| StoreError::Database(DbError::from(e)))?;
     Ok(LiteConn(c))
 }
 
@@ -203,8 +149,8 @@ pub(crate) struct LiteConn(Connection);
 
 impl LiteConn {
     /// Run several statements (a migration file).
-    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-        self.0.execute_batch(sql).map_err(to_sqlx)
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.0.execute_batch(sql).map_err(DbError::from)
     }
 
     fn in_transaction(&self) -> bool {
@@ -225,35 +171,38 @@ fn bind<'a>(args: &'a [Arg<'_>]) -> Vec<&'a dyn ToSql> {
 }
 
 impl LiteConn {
-    fn exec_now(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    fn exec_now(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         let sql = crate::db::sqlite_sql(sql);
-        let mut st = self.0.prepare_cached(sql).map_err(to_sqlx)?;
-        let n = st.execute(bind(args).as_slice()).map_err(to_sqlx)?;
+        let mut st = self.0.prepare_cached(sql).map_err(DbError::from)?;
+        let n = st.execute(bind(args).as_slice()).map_err(DbError::from)?;
         Ok(n as u64)
     }
 
-    fn rows_now(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    fn rows_now(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         let sql = crate::db::sqlite_sql(sql);
-        let mut st = self.0.prepare_cached(sql).map_err(to_sqlx)?;
+        let mut st = self.0.prepare_cached(sql).map_err(DbError::from)?;
         let width = st.column_count();
-        let mut rows = st.query(bind(args).as_slice()).map_err(to_sqlx)?;
+        let mut rows = st.query(bind(args).as_slice()).map_err(DbError::from)?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(to_sqlx)? {
+        while let Some(r) = rows.next().map_err(DbError::from)? {
             let mut vals = Vec::with_capacity(width);
             for i in 0..width {
-                vals.push(match r.get_ref(i).map_err(to_sqlx)? {
+                vals.push(match r.get_ref(i).map_err(DbError::from)? {
                     ValueRef::Null => Val::Null,
                     ValueRef::Integer(v) => Val::I64(v),
                     ValueRef::Text(t) => Val::Str(
                         std::str::from_utf8(t)
-                            .map_err(|e| sqlx::Error::Decode(format!("column {i}: {e}").into()))?
+                            .map_err(|e| DbError::Decode {
+                                column: i.to_string(),
+                                problem: e.to_string(),
+                            })?
                             .to_owned(),
                     ),
                     ValueRef::Real(_) | ValueRef::Blob(_) => {
-                        return Err(sqlx::Error::Decode(
-                            format!("column {i}: the store never writes real or blob values")
-                                .into(),
-                        ));
+                        return Err(DbError::Decode {
+                            column: i.to_string(),
+                            problem: "the store never writes real or blob values".into(),
+                        });
                     }
                 });
             }
@@ -267,10 +216,10 @@ impl Conn for LiteConn {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         self.exec_now(sql, args)
     }
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         self.rows_now(sql, args)
     }
 }
@@ -335,16 +284,16 @@ impl Conn for Reader {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
-    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, DbError> {
         match self.conn.as_mut() {
             Some(c) => c.exec_now(sql, args),
-            None => Err(sqlx::Error::PoolClosed),
+            None => Err(DbError::Closed),
         }
     }
-    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, sqlx::Error> {
+    async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         match self.conn.as_mut() {
             Some(c) => c.rows_now(sql, args),
-            None => Err(sqlx::Error::PoolClosed),
+            None => Err(DbError::Closed),
         }
     }
 }
@@ -414,10 +363,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let code = |e: sqlx::Error| match e {
-            sqlx::Error::Database(d) => (d.code().unwrap().into_owned(), d.kind()),
-            other => panic!("{other}"),
-        };
+        let code = |e: DbError| (e.code().unwrap(), e.is_unique_violation());
         let e = w
             .exec(
                 "INSERT INTO t (k, n) VALUES ($1, $2)",
@@ -425,9 +371,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        let (c, k) = code(e);
-        assert_eq!(c, "1555");
-        assert!(matches!(k, sqlx::error::ErrorKind::UniqueViolation));
+        assert_eq!(code(e), ("1555".into(), true));
         let e = w
             .exec(
                 "INSERT INTO t (k, n) VALUES ($1, $2)",
@@ -435,7 +379,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(code(e).0, "275");
+        assert_eq!(code(e), ("275".into(), false));
     }
 
     #[tokio::test]
@@ -465,17 +409,17 @@ mod tests {
         drop(r);
         assert_eq!(readers.idle().len(), 1);
         let e = r_write(&readers).await;
-        assert!(
-            e.contains("(SQLite code 8)"),
+        assert_eq!(
+            e.code().as_deref(),
+            Some("8"),
             "a write on a reader must fail as read-only (SQLITE_READONLY): {e}"
         );
     }
 
-    async fn r_write(readers: &Readers) -> String {
+    async fn r_write(readers: &Readers) -> DbError {
         let mut r = readers.get().unwrap();
         r.exec("INSERT INTO t (n) VALUES ($1)", &[Arg::I64(1)])
             .await
             .unwrap_err()
-            .to_string()
     }
 }

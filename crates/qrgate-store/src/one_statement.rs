@@ -29,6 +29,7 @@
 use sqlx::PgConnection;
 
 use crate::db::Arg;
+use crate::error::DbError;
 use crate::model::*;
 use crate::steps;
 use crate::write::Prepared;
@@ -242,16 +243,14 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
 
 /// Run `m` as one statement outside any transaction. An error is the
 /// database's (a transient one is for the caller to retry).
-pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome, sqlx::Error> {
+pub(crate) async fn apply(c: &mut PgConnection, p: &Prepared) -> Result<Outcome, DbError> {
     let Some((sql, args)) = compose(p) else {
         return Ok(Outcome::NotComposed);
     };
     let q = crate::db::bind_all!(sqlx::query(&sql), &args);
-    match q.execute(&mut *c).await {
+    match q.execute(&mut *c).await.map_err(DbError::from) {
         Ok(_) => Ok(Outcome::Written),
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(REFUSED) => {
-            Ok(Outcome::Refused)
-        }
+        Err(e) if e.code().as_deref() == Some(REFUSED) => Ok(Outcome::Refused),
         // A merchant number taken by an order (migration 0017): the step by
         // step run names it.
         Err(e) if crate::ops::number_taken(&e) => Ok(Outcome::Refused),

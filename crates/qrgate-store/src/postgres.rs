@@ -21,7 +21,7 @@ use crate::error::{MovementError, StoreError, is_transient};
 use crate::migrate;
 use crate::model::Applied;
 use crate::one_statement::{self, Outcome};
-use crate::write::{self, Done, Prepared, Work};
+use crate::write::{self, Job, Prepared};
 
 /// Attempts for a movement that meets a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 8;
@@ -122,28 +122,32 @@ impl PgStore {
         self.pool.acquire().await.map_err(unavailable)
     }
 
+    /// Apply a movement: as one statement when it can be composed, else
+    /// step by step in a transaction.
+    pub(crate) async fn apply(&self, m: Prepared) -> Result<Applied, MovementError> {
+        if self.one_statement(&m).await? {
+            self.paths.one_statement.fetch_add(1, Ordering::Relaxed);
+            return Ok(Applied::Done { audit_seq: None });
+        }
+        self.paths.step_by_step.fetch_add(1, Ordering::Relaxed);
+        self.write(write::Apply(m)).await
+    }
+
     /// Run one write in its own transaction, retried on serialization
     /// failure or deadlock.
-    pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
-        if let Work::Apply(m) = &work {
-            if self.one_statement(m).await? {
-                self.paths.one_statement.fetch_add(1, Ordering::Relaxed);
-                return Ok(Done::Applied(Applied::Done { audit_seq: None }));
-            }
-            self.paths.step_by_step.fetch_add(1, Ordering::Relaxed);
-        }
+    pub(crate) async fn write<J: Job>(&self, job: J) -> Result<J::Out, MovementError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            match write::run(&mut *tx, &work).await {
+            match job.run(&mut *tx).await {
                 Ok(r) => match tx.commit().await {
                     Ok(()) => return Ok(r),
                     Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => backoff(attempt).await,
                     Err(e) => return Err(StoreError::from(e).into()),
                 },
                 Err(MovementError::Store(StoreError::Database(e)))
-                    if is_transient(&e) && attempt < MAX_ATTEMPTS =>
+                    if e.is_transient() && attempt < MAX_ATTEMPTS =>
                 {
                     tx.rollback().await.ok();
                     tracing::debug!(attempt, error = %e, "retrying movement");
@@ -170,12 +174,12 @@ impl PgStore {
             match one_statement::apply(&mut c, m).await {
                 Ok(Outcome::Written) => return Ok(true),
                 Ok(Outcome::Refused | Outcome::NotComposed) => return Ok(false),
-                Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => {
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
                     drop(c);
                     tracing::debug!(attempt, error = %e, "retrying one-statement movement");
                     backoff(attempt).await;
                 }
-                Err(e) if is_transient(&e) => return Err(StoreError::from(e).into()),
+                Err(e) if e.is_transient() => return Err(StoreError::from(e).into()),
                 Err(e) => {
                     tracing::warn!(error = %e, "one-statement movement failed; running it step by step");
                     return Ok(false);
@@ -202,7 +206,7 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     if is_transient(&e) {
         StoreError::Unavailable(e.to_string())
     } else {
-        StoreError::Database(e)
+        StoreError::from(e)
     }
 }
 

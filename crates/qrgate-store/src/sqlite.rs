@@ -12,6 +12,8 @@
 //! unacknowledged work. `BEGIN IMMEDIATE` takes the write lock up front, and
 //! a 5-second busy timeout covers another process holding it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,15 +26,62 @@ use crate::db::Conn;
 use crate::error::{MovementError, StoreError};
 use crate::lite::{self, LiteConn, Readers};
 use crate::migrate;
-use crate::write::{self, Done, Work};
+use crate::write::Job;
 
 /// Most movements committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 
-struct Job {
-    work: Work,
-    reply: oneshot::Sender<Result<Done, MovementError>>,
+/// A job waiting in the writer's queue, with the channel its caller waits
+/// on. Its result is kept until the transaction it ran in commits: a batch
+/// that runs again with savepoints runs it again, and only the last pass is
+/// answered.
+trait Queued: Send {
+    /// Run it; `false` when it was refused (its transaction or savepoint
+    /// must roll back).
+    fn run<'a>(
+        &'a mut self,
+        c: &'a mut LiteConn,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    /// Send the kept result (after the commit).
+    fn answer(self: Box<Self>);
+    /// Send a failure instead (the transaction did not commit).
+    fn fail(self: Box<Self>, why: &str);
 }
+
+struct Pending<J: Job> {
+    job: J,
+    result: Option<Result<J::Out, MovementError>>,
+    reply: oneshot::Sender<Result<J::Out, MovementError>>,
+}
+
+impl<J: Job> Queued for Pending<J> {
+    fn run<'a>(
+        &'a mut self,
+        c: &'a mut LiteConn,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let r = self.job.run(c).await;
+            let ok = r.is_ok();
+            self.result = Some(r);
+            ok
+        })
+    }
+
+    fn answer(self: Box<Self>) {
+        let r = self.result.unwrap_or_else(|| {
+            Err(StoreError::Unavailable("the SQLite writer did not run the request".into()).into())
+        });
+        let _ = self.reply.send(r);
+    }
+
+    fn fail(self: Box<Self>, why: &str) {
+        let _ = self
+            .reply
+            .send(Err(StoreError::Unavailable(why.to_owned()).into()));
+    }
+}
+
+type Queue = Box<dyn Queued>;
 
 /// What the writer has committed since the store opened (for `/metrics`):
 /// `writes / transactions` is the mean group size.
@@ -59,7 +108,7 @@ struct Counts {
 /// The SQLite implementation of [`crate::Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Queue>,
     counts: Arc<Counts>,
     read: Readers,
     /// Dropped with the last clone of the store, which stops the checkpointer.
@@ -171,14 +220,26 @@ impl SqliteStore {
         ))
     }
 
-    pub(crate) async fn write(&self, work: Work) -> Result<Done, MovementError> {
+    pub(crate) async fn write<J: Job>(&self, job: J) -> Result<J::Out, MovementError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(Job { work, reply })
+            .send(Box::new(Pending {
+                job,
+                result: None,
+                reply,
+            }))
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
+    }
+
+    /// Apply a movement in the writer's next batch.
+    pub(crate) async fn apply(
+        &self,
+        m: crate::write::Prepared,
+    ) -> Result<crate::Applied, MovementError> {
+        self.write(crate::write::Apply(m)).await
     }
 
     /// What the writer has committed since the store opened.
@@ -197,7 +258,7 @@ impl SqliteStore {
     }
 }
 
-async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>, counts: &Counts) {
+async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Queue>, counts: &Counts) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Whether the last batch had a refused movement: then the next one goes
     // straight to savepoints, so a stream of refusals (replayed codes, full
@@ -215,23 +276,23 @@ async fn writer(mut conn: LiteConn, mut rx: mpsc::Receiver<Job>, counts: &Counts
     }
 }
 
-fn fail_all(batch: &mut Vec<Job>, why: &str) {
+fn fail_all(batch: &mut Vec<Queue>, why: &str) {
     for job in batch.drain(..) {
-        let _ = job
-            .reply
-            .send(Err(StoreError::Unavailable(why.to_owned()).into()));
+        job.fail(why);
     }
 }
 
 /// What a pass over a batch came to.
 enum Pass {
-    /// Committed: one result per job, in order.
-    Committed(Vec<Result<Done, MovementError>>),
+    /// Committed; `true` when a job was refused (and rolled back to its
+    /// savepoint). Each job keeps its result until it is answered.
+    Committed(bool),
     /// A movement was refused in a pass without savepoints: the whole
     /// transaction was rolled back and nothing of the batch is written.
     Refused,
-    /// The transaction itself failed; every job has been answered.
-    Failed,
+    /// The transaction itself failed (why): nothing is written, and every
+    /// job is to be told so.
+    Failed(String),
 }
 
 /// Commit `batch` in one transaction and answer each job; true when a
@@ -247,89 +308,97 @@ enum Pass {
 /// consistent state of its own), so the answers are those of the last pass.
 async fn run_batch(
     conn: &mut LiteConn,
-    batch: &mut Vec<Job>,
+    batch: &mut Vec<Queue>,
     refusals_seen: bool,
     counts: &Counts,
 ) -> bool {
     if !refusals_seen {
         match pass(conn, batch, false, counts).await {
-            Pass::Committed(results) => {
-                answer(batch, results);
+            Pass::Committed(_) => {
+                answer(batch);
                 return false;
             }
-            Pass::Failed => return false,
+            Pass::Failed(why) => {
+                fail_all(batch, &why);
+                return false;
+            }
             Pass::Refused => {}
         }
     }
     counts.savepoint_passes.fetch_add(1, Ordering::Relaxed);
     match pass(conn, batch, true, counts).await {
-        Pass::Committed(results) => {
-            let refused = results.iter().any(Result::is_err);
-            answer(batch, results);
+        Pass::Committed(refused) => {
+            answer(batch);
             refused
         }
-        Pass::Refused | Pass::Failed => true,
+        Pass::Failed(why) => {
+            fail_all(batch, &why);
+            true
+        }
+        // Not returned by a pass with savepoints (it rolls back only the
+        // refused job); answered all the same, so no caller waits forever.
+        Pass::Refused => {
+            fail_all(batch, "the batch was rolled back");
+            true
+        }
     }
 }
 
-fn answer(batch: &mut Vec<Job>, results: Vec<Result<Done, MovementError>>) {
-    for (job, r) in batch.drain(..).zip(results) {
-        let _ = job.reply.send(r);
+fn answer(batch: &mut Vec<Queue>) {
+    for job in batch.drain(..) {
+        job.answer();
     }
 }
 
 /// One transaction over the batch; with `savepoints`, each movement in its
 /// own savepoint (a refusal rolls back that movement only), without, the
 /// first refusal rolls back the transaction.
-async fn pass(
-    conn: &mut LiteConn,
-    batch: &mut Vec<Job>,
-    savepoints: bool,
-    counts: &Counts,
-) -> Pass {
+async fn pass(conn: &mut LiteConn, batch: &mut [Queue], savepoints: bool, counts: &Counts) -> Pass {
     if let Err(e) = conn.exec("BEGIN IMMEDIATE", &[]).await {
         tracing::warn!(error = %e, "SQLite BEGIN IMMEDIATE failed");
-        fail_all(batch, &format!("could not start a transaction: {e}"));
-        return Pass::Failed;
+        return Pass::Failed(format!("could not start a transaction: {e}"));
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter() {
+    let mut refused = false;
+    let mut failed = None;
+    for job in batch.iter_mut() {
         let step = async {
             if !savepoints {
-                let r = write::run(conn, &job.work).await;
-                if r.is_err() {
+                let ok = job.run(conn).await;
+                if !ok {
                     conn.exec("ROLLBACK", &[]).await?;
                 }
-                return Ok::<_, sqlx::Error>(r);
+                return Ok::<_, crate::error::DbError>(ok);
             }
             conn.exec("SAVEPOINT movement", &[]).await?;
-            let r = write::run(conn, &job.work).await;
-            if r.is_ok() {
+            let ok = job.run(conn).await;
+            if ok {
                 conn.exec("RELEASE movement", &[]).await?;
             } else {
                 conn.exec("ROLLBACK TO movement", &[]).await?;
                 conn.exec("RELEASE movement", &[]).await?;
             }
-            Ok(r)
+            Ok(ok)
         }
         .await;
         match step {
-            Ok(Err(_)) if !savepoints => return Pass::Refused,
-            Ok(r) => results.push(r),
+            Ok(false) if !savepoints => return Pass::Refused,
+            Ok(ok) => refused |= !ok,
             Err(e) => {
-                tracing::error!(error = %e, "SQLite savepoint handling failed; rolling back the batch");
-                conn.exec("ROLLBACK", &[]).await.ok();
-                fail_all(batch, &format!("transaction rolled back: {e}"));
-                return Pass::Failed;
+                failed = Some(e);
+                break;
             }
         }
+    }
+    if let Some(e) = failed {
+        tracing::error!(error = %e, "SQLite savepoint handling failed; rolling back the batch");
+        conn.exec("ROLLBACK", &[]).await.ok();
+        return Pass::Failed(format!("transaction rolled back: {e}"));
     }
     let started = Instant::now();
     if let Err(e) = conn.exec("COMMIT", &[]).await {
         tracing::error!(error = %e, "SQLite COMMIT failed");
         conn.exec("ROLLBACK", &[]).await.ok();
-        fail_all(batch, &format!("commit failed: {e}"));
-        return Pass::Failed;
+        return Pass::Failed(format!("commit failed: {e}"));
     }
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     counts.commit_micros.fetch_add(micros, Ordering::Relaxed);
@@ -337,5 +406,5 @@ async fn pass(
     counts
         .writes
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    Pass::Committed(results)
+    Pass::Committed(refused)
 }

@@ -19,7 +19,7 @@
 use qrgate_core::Timestamp;
 
 use crate::db::{Conn, Dialect, Row};
-use crate::error::StoreError;
+use crate::error::{DbError, StoreError};
 use crate::model::*;
 
 /// The columns of a delivery, in `delivery_from` order.
@@ -81,7 +81,7 @@ macro_rules! balance_guard {
 }
 pub(crate) use balance_guard;
 
-pub(crate) fn ts(r: &Row, i: usize) -> Result<Timestamp, sqlx::Error> {
+pub(crate) fn ts(r: &Row, i: usize) -> Result<Timestamp, DbError> {
     Ok(Timestamp::from_unix_millis(r.i64(i)?))
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, 
         .map_err(|_| StoreError::Corrupt(format!("stored {what} {text:?} is unknown")))
 }
 
-pub(crate) fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>, sqlx::Error> {
+pub(crate) fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>, DbError> {
     Ok(r.opt_i64(i)?.map(Timestamp::from_unix_millis))
 }
 

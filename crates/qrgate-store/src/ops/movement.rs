@@ -242,9 +242,8 @@ pub(super) async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), Mo
 /// The merchant's number is taken by its other kind of row (a payment's by
 /// an order, an order's by a payment): the trigger of migration 0017
 /// refused the insert (QG002 on PostgreSQL, its message on SQLite).
-pub(crate) fn number_taken(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d)
-        if d.code().as_deref() == Some("QG002") || d.message().contains("out_trade_no_taken"))
+pub(crate) fn number_taken(e: &crate::error::DbError) -> bool {
+    e.raised("QG002", "out_trade_no_taken")
 }
 
 /// `details` is the text of the JSON the write carries ([`Prepared`]).
