@@ -9,15 +9,15 @@ use crate::model::{LedgerCheck, PaymentDisagreement};
 pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, StoreError> {
     let totals = c
         .rows(
-            "SELECT currency, CAST(SUM(amount_minor) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM ledger_entries GROUP BY currency ORDER BY currency",
+            "SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS entries FROM ledger_entries GROUP BY currency ORDER BY currency",
             &[],
         )
         .await?;
     let mut entries = 0;
     let mut out = Vec::new();
     for r in &totals {
-        out.push((r.str(0)?, r.i64(1)?));
-        entries += r.i64(2)?;
+        out.push((r.str("currency")?, r.i64("total")?));
+        entries += r.i64("entries")?;
     }
     let mismatched = c
         .rows(
@@ -39,11 +39,11 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
         totals: out,
         mismatched_accounts: mismatched
             .iter()
-            .map(|r| r.str(0))
+            .map(|r| r.str("id"))
             .collect::<Result<_, _>>()?,
         negative_accounts: negative
             .iter()
-            .map(|r| r.str(0))
+            .map(|r| r.str("id"))
             .collect::<Result<_, _>>()?,
         entries,
     })
@@ -73,8 +73,10 @@ async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreem
     let rows = c
         .rows(
             concat!(
-                "SELECT p.id, p.status, p.amount_minor, p.refunded_minor, COALESCE(r.total, 0), \
-                   COALESCE(f.captured, 0), COALESCE(f.refunded, 0), COALESCE(f.reversed, 0), COALESCE(f.other, 0) \
+                "SELECT p.id AS payment_id, p.status, p.amount_minor, p.refunded_minor, \
+                   COALESCE(r.total, 0) AS refunds_minor, COALESCE(f.captured, 0) AS captured_minor, \
+                   COALESCE(f.refunded, 0) AS refunded_posted_minor, COALESCE(f.reversed, 0) AS reversed_minor, \
+                   COALESCE(f.other, 0) AS other_minor \
                  FROM payments p LEFT JOIN (",
                 posted_per_payment!(),
                 ") f ON f.pid = p.id \
@@ -102,15 +104,15 @@ async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreem
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut d = PaymentDisagreement {
-            payment_id: r.str(0)?,
-            status: r.str(1)?,
-            amount_minor: r.i64(2)?,
-            refunded_minor: r.i64(3)?,
-            refunds_minor: r.i64(4)?,
-            captured_minor: r.i64(5)?,
-            refunded_posted_minor: r.i64(6)?,
-            reversed_minor: r.i64(7)?,
-            other_minor: r.i64(8)?,
+            payment_id: r.str("payment_id")?,
+            status: r.str("status")?,
+            amount_minor: r.i64("amount_minor")?,
+            refunded_minor: r.i64("refunded_minor")?,
+            refunds_minor: r.i64("refunds_minor")?,
+            captured_minor: r.i64("captured_minor")?,
+            refunded_posted_minor: r.i64("refunded_posted_minor")?,
+            reversed_minor: r.i64("reversed_minor")?,
+            other_minor: r.i64("other_minor")?,
             problems: Vec::new(),
         };
         d.problems = d.problems_of();

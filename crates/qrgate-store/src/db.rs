@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use sqlx::postgres::PgRow;
 use sqlx::{Column, PgConnection, Row as _, ValueRef};
@@ -29,49 +29,69 @@ pub(crate) enum Val {
     Null,
 }
 
-/// One result row.
+/// One result row, read by column name: a reader says which column it
+/// wants, so adding or reordering the columns of a `SELECT` cannot make it
+/// read the wrong one. The names are shared by every row of a result.
 #[derive(Debug, Clone)]
-pub(crate) struct Row(pub Vec<Val>);
+pub(crate) struct Row {
+    names: Arc<[String]>,
+    vals: Vec<Val>,
+}
 
 impl Row {
-    pub fn i64(&self, i: usize) -> Result<i64, DbError> {
-        match self.0.get(i) {
-            Some(Val::I64(v)) => Ok(*v),
-            other => Err(decode_err(i, "integer", other)),
+    pub(crate) fn new(names: Arc<[String]>, vals: Vec<Val>) -> Row {
+        Row { names, vals }
+    }
+
+    fn get(&self, col: &str) -> Result<&Val, DbError> {
+        self.names
+            .iter()
+            .position(|n| n == col)
+            .and_then(|i| self.vals.get(i))
+            .ok_or_else(|| DbError::Decode {
+                column: col.into(),
+                problem: format!("not in the result (columns: {})", self.names.join(", ")),
+            })
+    }
+
+    pub fn i64(&self, col: &str) -> Result<i64, DbError> {
+        match self.get(col)? {
+            Val::I64(v) => Ok(*v),
+            other => Err(decode_err(col, "integer", other)),
         }
     }
 
-    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, DbError> {
-        match self.0.get(i) {
-            Some(Val::I64(v)) => Ok(Some(*v)),
-            Some(Val::Null) => Ok(None),
-            other => Err(decode_err(i, "integer or null", other)),
+    pub fn opt_i64(&self, col: &str) -> Result<Option<i64>, DbError> {
+        match self.get(col)? {
+            Val::I64(v) => Ok(Some(*v)),
+            Val::Null => Ok(None),
+            other => Err(decode_err(col, "integer or null", other)),
         }
     }
 
-    pub fn str(&self, i: usize) -> Result<String, DbError> {
-        match self.0.get(i) {
-            Some(Val::Str(v)) => Ok(v.clone()),
-            other => Err(decode_err(i, "text", other)),
+    pub fn str(&self, col: &str) -> Result<String, DbError> {
+        match self.get(col)? {
+            Val::Str(v) => Ok(v.clone()),
+            other => Err(decode_err(col, "text", other)),
         }
     }
 
-    pub fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
-        match self.0.get(i) {
-            Some(Val::Str(v)) => Ok(Some(v.clone())),
-            Some(Val::Null) => Ok(None),
-            other => Err(decode_err(i, "text or null", other)),
+    pub fn opt_str(&self, col: &str) -> Result<Option<String>, DbError> {
+        match self.get(col)? {
+            Val::Str(v) => Ok(Some(v.clone())),
+            Val::Null => Ok(None),
+            other => Err(decode_err(col, "text or null", other)),
         }
     }
 
-    pub fn bool(&self, i: usize) -> Result<bool, DbError> {
-        Ok(self.i64(i)? != 0)
+    pub fn bool(&self, col: &str) -> Result<bool, DbError> {
+        Ok(self.i64(col)? != 0)
     }
 }
 
-fn decode_err(i: usize, want: &str, got: Option<&Val>) -> DbError {
+fn decode_err(col: &str, want: &str, got: &Val) -> DbError {
     DbError::Decode {
-        column: i.to_string(),
+        column: col.into(),
         problem: format!("expected {want}, found {got:?}"),
     }
 }
@@ -121,7 +141,12 @@ pub(crate) fn sqlite_sql(sql: &'static str) -> &'static str {
         .or_insert_with(|| Box::leak(sql.replace('$', "?").into_boxed_str()))
 }
 
-fn pg_row(r: &PgRow) -> Result<Row, DbError> {
+/// The column names of a result, once for all its rows.
+fn pg_names(r: &PgRow) -> Arc<[String]> {
+    r.columns().iter().map(|c| c.name().to_owned()).collect()
+}
+
+fn pg_row(names: &Arc<[String]>, r: &PgRow) -> Result<Row, DbError> {
     let mut out = Vec::with_capacity(r.columns().len());
     for (i, col) in r.columns().iter().enumerate() {
         if r.try_get_raw(i)?.is_null() {
@@ -137,7 +162,7 @@ fn pg_row(r: &PgRow) -> Result<Row, DbError> {
         };
         out.push(v);
     }
-    Ok(Row(out))
+    Ok(Row::new(Arc::clone(names), out))
 }
 
 impl Conn for PgConnection {
@@ -151,7 +176,12 @@ impl Conn for PgConnection {
 
     async fn rows(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         let q = bind_all!(sqlx::query(sql), args);
-        q.fetch_all(&mut *self).await?.iter().map(pg_row).collect()
+        let rows = q.fetch_all(&mut *self).await?;
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let names = pg_names(first);
+        rows.iter().map(|r| pg_row(&names, r)).collect()
     }
 }
 

@@ -182,6 +182,7 @@ impl LiteConn {
         let sql = crate::db::sqlite_sql(sql);
         let mut st = self.0.prepare_cached(sql).map_err(DbError::from)?;
         let width = st.column_count();
+        let names: Arc<[String]> = st.column_names().iter().map(|n| (*n).to_owned()).collect();
         let mut rows = st.query(bind(args).as_slice()).map_err(DbError::from)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(DbError::from)? {
@@ -193,20 +194,20 @@ impl LiteConn {
                     ValueRef::Text(t) => Val::Str(
                         std::str::from_utf8(t)
                             .map_err(|e| DbError::Decode {
-                                column: i.to_string(),
+                                column: names.get(i).cloned().unwrap_or_default(),
                                 problem: e.to_string(),
                             })?
                             .to_owned(),
                     ),
                     ValueRef::Real(_) | ValueRef::Blob(_) => {
                         return Err(DbError::Decode {
-                            column: i.to_string(),
+                            column: names.get(i).cloned().unwrap_or_default(),
                             problem: "the store never writes real or blob values".into(),
                         });
                     }
                 });
             }
-            out.push(Row(vals));
+            out.push(Row::new(Arc::clone(&names), vals));
         }
         Ok(out)
     }
@@ -391,17 +392,17 @@ mod tests {
         {
             let mut r = readers.get().unwrap();
             r.exec("BEGIN", &[]).await.unwrap();
-            let rows = r.rows("SELECT count(*) FROM t", &[]).await.unwrap();
-            assert_eq!(rows[0].i64(0).unwrap(), 0);
+            let rows = r.rows("SELECT count(*) AS n FROM t", &[]).await.unwrap();
+            assert_eq!(rows[0].i64("n").unwrap(), 0);
             // dropped inside its snapshot
         }
         w.exec("INSERT INTO t (n) VALUES ($1)", &[Arg::I64(7)])
             .await
             .unwrap();
         let mut r = readers.get().unwrap();
-        let rows = r.rows("SELECT count(*) FROM t", &[]).await.unwrap();
+        let rows = r.rows("SELECT count(*) AS n FROM t", &[]).await.unwrap();
         assert_eq!(
-            rows[0].i64(0).unwrap(),
+            rows[0].i64("n").unwrap(),
             1,
             "the reused reader saw an old snapshot"
         );

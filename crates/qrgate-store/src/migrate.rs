@@ -52,9 +52,12 @@ pub(crate) async fn pending<C: Conn>(
     let mut out = Vec::new();
     for m in all {
         let sum = sha256_hex(m.sql.as_bytes());
-        match rows.iter().find(|r| r.i64(0).ok() == Some(m.version)) {
+        match rows
+            .iter()
+            .find(|r| r.i64("version").ok() == Some(m.version))
+        {
             Some(r) => {
-                if r.str(2)? != sum {
+                if r.str("checksum")? != sum {
                     return Err(StoreError::Migration {
                         version: m.version,
                         name: m.name.into(),
@@ -68,11 +71,11 @@ pub(crate) async fn pending<C: Conn>(
     }
     if let Some(r) = rows
         .iter()
-        .find(|r| !all.iter().any(|m| Some(m.version) == r.i64(0).ok()))
+        .find(|r| !all.iter().any(|m| Some(m.version) == r.i64("version").ok()))
     {
         return Err(StoreError::Migration {
-            version: r.i64(0)?,
-            name: r.str(1)?,
+            version: r.i64("version")?,
+            name: r.str("name")?,
             problem: "is applied in the database but unknown to this binary (is the binary older than the database?)".into(),
         });
     }

@@ -46,7 +46,7 @@ pub(super) async fn take_head<C: Conn>(
     let head = head
         .first()
         .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
-    Ok((head.i64(0)?, head.str(1)?))
+    Ok((head.i64("seq")?, head.str("hash")?))
 }
 
 /// The hash of row `seq` chained after `prev`.
@@ -114,13 +114,18 @@ pub(crate) async fn chain_audit<C: Conn>(c: &mut C) -> Result<u64, MovementError
     let mut ids = Vec::with_capacity(queued.len());
     for r in &queued {
         seq += 1;
-        let (at, action, subject, details) = (r.i64(1)?, r.str(2)?, r.str(3)?, r.str(4)?);
+        let (at, action, subject, details) = (
+            r.i64("at")?,
+            r.str("action")?,
+            r.str("subject")?,
+            r.str("details")?,
+        );
         let hash = chained(seq, at, &action, &subject, &details, &prev)?;
         rows.push(serde_json::json!({
             "seq": seq, "at": at, "action": action, "subject": subject,
             "details": details, "prev_hash": prev, "hash": hash,
         }));
-        ids.push(r.i64(0)?);
+        ids.push(r.i64("id")?);
         prev = hash;
     }
     let rows = serde_json::Value::Array(rows).to_string();
@@ -167,13 +172,13 @@ pub(crate) async fn audit_rows<C: Conn>(
     rows.iter()
         .map(|r| {
             Ok(AuditRow {
-                seq: r.i64(0)?,
-                at: ts(r, 1)?,
-                action: r.str(2)?,
-                subject: r.str(3)?,
-                details: json(&r.str(4)?)?,
-                prev_hash: r.str(5)?,
-                hash: r.str(6)?,
+                seq: r.i64("seq")?,
+                at: ts(r, "at")?,
+                action: r.str("action")?,
+                subject: r.str("subject")?,
+                details: json(&r.str("details")?)?,
+                prev_hash: r.str("prev_hash")?,
+                hash: r.str("hash")?,
             })
         })
         .collect()
@@ -195,23 +200,29 @@ pub(crate) async fn verify_audit<C: Conn>(c: &mut C) -> Result<AuditVerdict, Sto
             break;
         }
         for r in &rows {
-            let seq = r.i64(0)?;
+            let seq = r.i64("seq")?;
             if seq != expected_seq {
                 return Ok(AuditVerdict::Broken {
                     seq: expected_seq,
                     reason: format!("row {expected_seq} is missing (next is {seq})"),
                 });
             }
-            let stored_prev = r.str(5)?;
+            let stored_prev = r.str("prev_hash")?;
             if stored_prev != prev {
                 return Ok(AuditVerdict::Broken {
                     seq,
                     reason: "previous-hash link does not match the row before".into(),
                 });
             }
-            let canonical = audit::canonical(seq, r.i64(1)?, &r.str(2)?, &r.str(3)?, &r.str(4)?);
+            let canonical = audit::canonical(
+                seq,
+                r.i64("at")?,
+                &r.str("action")?,
+                &r.str("subject")?,
+                &r.str("details")?,
+            );
             let want = audit::chain_hash(&prev, &canonical).unwrap_or_default();
-            let hash = r.str(6)?;
+            let hash = r.str("hash")?;
             if hash != want {
                 return Ok(AuditVerdict::Broken {
                     seq,
@@ -228,13 +239,13 @@ pub(crate) async fn verify_audit<C: Conn>(c: &mut C) -> Result<AuditVerdict, Sto
     let head = head
         .first()
         .ok_or_else(|| StoreError::Corrupt("audit_head row is missing".into()))?;
-    if head.i64(0)? != expected_seq - 1 || head.str(1)? != prev {
+    if head.i64("seq")? != expected_seq - 1 || head.str("hash")? != prev {
         return Ok(AuditVerdict::Broken {
             seq: expected_seq,
             reason: format!(
                 "the chain ends at row {} but the head says {}",
                 expected_seq - 1,
-                head.i64(0)?
+                head.i64("seq")?
             ),
         });
     }

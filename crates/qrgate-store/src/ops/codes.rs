@@ -17,17 +17,19 @@ pub(crate) async fn static_code<C: Conn>(
             &[Arg::Str(id)],
         )
         .await?;
-    rows.first().map(static_code_from).transpose()
+    rows.first().map(StaticCode::from_row).transpose()
 }
 
-pub(super) fn static_code_from(r: &Row) -> Result<StaticCode, StoreError> {
-    Ok(StaticCode {
-        id: r.str(0)?,
-        merchant_id: r.str(1)?,
-        payload: r.str(2)?,
-        created_at: ts(r, 3)?,
-        revoked_at: opt_ts(r, 4)?,
-    })
+impl FromRow for StaticCode {
+    fn from_row(r: &Row) -> Result<StaticCode, StoreError> {
+        Ok(StaticCode {
+            id: r.str("id")?,
+            merchant_id: r.str("merchant_id")?,
+            payload: r.str("payload")?,
+            created_at: ts(r, "created_at")?,
+            revoked_at: opt_ts(r, "revoked_at")?,
+        })
+    }
 }
 
 /// Every static code not revoked, and every open order not yet expired:
@@ -45,7 +47,7 @@ pub(crate) async fn codes_in_force<C: Conn>(
         .await?;
     let codes = rows
         .iter()
-        .map(static_code_from)
+        .map(StaticCode::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let rows = c
         .rows(
@@ -56,32 +58,34 @@ pub(crate) async fn codes_in_force<C: Conn>(
             &[Arg::I64(now.unix_millis())],
         )
         .await?;
-    let orders = rows.iter().map(order_from).collect::<Result<_, _>>()?;
+    let orders = rows.iter().map(Order::from_row).collect::<Result<_, _>>()?;
     Ok((codes, orders))
 }
 
-pub(super) fn order_from(r: &Row) -> Result<Order, StoreError> {
-    Ok(Order {
-        id: r.str(0)?,
-        merchant_id: r.str(1)?,
-        amount_minor: r.i64(2)?,
-        currency: parsed(&r.str(3)?, "currency")?,
-        reference: r.str(4)?,
-        out_trade_no: r.opt_str(5)?,
-        status: r.str(6)?,
-        payload: r.str(7)?,
-        payment_id: r.opt_str(8)?,
-        expires_at: ts(r, 9)?,
-        created_at: ts(r, 10)?,
-        updated_at: ts(r, 11)?,
-    })
+impl FromRow for Order {
+    fn from_row(r: &Row) -> Result<Order, StoreError> {
+        Ok(Order {
+            id: r.str("id")?,
+            merchant_id: r.str("merchant_id")?,
+            amount_minor: r.i64("amount_minor")?,
+            currency: parsed(&r.str("currency")?, "currency")?,
+            reference: r.str("reference")?,
+            out_trade_no: r.opt_str("out_trade_no")?,
+            status: r.str("status")?,
+            payload: r.str("payload")?,
+            payment_id: r.opt_str("payment_id")?,
+            expires_at: ts(r, "expires_at")?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+        })
+    }
 }
 
 pub(crate) async fn order<C: Conn>(c: &mut C, id: &str) -> Result<Option<Order>, StoreError> {
     let rows = c
         .rows(concat!(order_select!(), " WHERE id = $1"), &[Arg::Str(id)])
         .await?;
-    rows.first().map(order_from).transpose()
+    rows.first().map(Order::from_row).transpose()
 }
 
 /// Open orders whose expiry has passed, oldest first.
@@ -99,7 +103,7 @@ pub(crate) async fn orders_due<C: Conn>(
             &[Arg::I64(now.unix_millis()), Arg::I64(limit)],
         )
         .await?;
-    rows.iter().map(order_from).collect()
+    rows.iter().map(Order::from_row).collect()
 }
 
 pub(crate) async fn issued_code<C: Conn>(
@@ -112,11 +116,11 @@ pub(crate) async fn issued_code<C: Conn>(
     rows.first()
         .map(|r| {
             Ok(IssuedCode {
-                code: r.str(0)?,
-                customer_id: r.str(1)?,
-                device_id: r.opt_str(2)?,
-                expires_at: ts(r, 3)?,
-                created_at: ts(r, 4)?,
+                code: r.str("code")?,
+                customer_id: r.str("customer_id")?,
+                device_id: r.opt_str("device_id")?,
+                expires_at: ts(r, "expires_at")?,
+                created_at: ts(r, "created_at")?,
             })
         })
         .transpose()

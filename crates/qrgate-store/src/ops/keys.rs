@@ -18,10 +18,10 @@ pub(crate) async fn load_keys<C: Conn>(c: &mut C) -> Result<Vec<StoredKey>, Stor
     rows.iter()
         .map(|r| {
             Ok(StoredKey {
-                kid: r.str(0)?,
-                state: r.str(1)?,
-                created_at: ts(r, 2)?,
-                pkcs8: r.str(3)?,
+                kid: r.str("kid")?,
+                state: r.str("state")?,
+                created_at: ts(r, "created_at")?,
+                pkcs8: r.str("pkcs8")?,
             })
         })
         .collect()
@@ -33,30 +33,30 @@ pub(crate) async fn secret_rows<C: Conn>(c: &mut C) -> Result<Vec<SecretRow>, St
     for (slot, sql) in [
         (
             SecretSlot::GatewayKey,
-            "SELECT kid, pkcs8 FROM gateway_keys",
+            "SELECT kid AS id, pkcs8 AS value FROM gateway_keys",
         ),
         (
             SecretSlot::WebhookSecret,
-            "SELECT id, secret FROM webhook_endpoints",
+            "SELECT id, secret AS value FROM webhook_endpoints",
         ),
         (
             SecretSlot::WebhookPrevious,
-            "SELECT id, previous_secret FROM webhook_endpoints WHERE previous_secret IS NOT NULL",
+            "SELECT id, previous_secret AS value FROM webhook_endpoints WHERE previous_secret IS NOT NULL",
         ),
         (
             SecretSlot::OtpSecret,
-            "SELECT id, secret FROM otp_enrollments",
+            "SELECT id, secret AS value FROM otp_enrollments",
         ),
         (
             SecretSlot::GatewaySecret,
-            "SELECT name, value FROM gateway_secrets",
+            "SELECT name AS id, value FROM gateway_secrets",
         ),
     ] {
         for r in c.rows(sql, &[]).await? {
             out.push(SecretRow {
                 slot,
-                id: r.str(0)?,
-                value: r.str(1)?,
+                id: r.str("id")?,
+                value: r.str("value")?,
             });
         }
     }
@@ -106,7 +106,7 @@ pub(crate) async fn gateway_secret<C: Conn>(
             &[Arg::Str(name)],
         )
         .await?;
-    Ok(rows.first().map(|r| r.str(0)).transpose()?)
+    Ok(rows.first().map(|r| r.str("value")).transpose()?)
 }
 
 /// Add a secret of the gateway unless one of that name exists (of nodes

@@ -22,7 +22,7 @@ use crate::db::{Conn, Dialect, Row};
 use crate::error::{DbError, StoreError};
 use crate::model::*;
 
-/// The columns of a delivery, in `delivery_from` order.
+/// The columns of a delivery, in `WebhookDelivery::from_row` order.
 macro_rules! delivery_select {
     () => {
         "SELECT id, endpoint_id, merchant_id, event_id, event_type, body, status, attempts, next_attempt_at, \
@@ -30,14 +30,14 @@ macro_rules! delivery_select {
     };
 }
 
-/// The columns of a static code, in `static_code_from` order.
+/// The columns of a static code, in `StaticCode::from_row` order.
 macro_rules! static_code_select {
     () => {
         "SELECT id, merchant_id, payload, created_at, revoked_at FROM static_codes"
     };
 }
 
-/// The columns of an order, in `order_from` order.
+/// The columns of an order, in `Order::from_row` order.
 macro_rules! order_select {
     () => {
         "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
@@ -52,7 +52,7 @@ macro_rules! payment_columns {
     };
 }
 
-/// The columns of a device, in `device_from` order.
+/// The columns of a device, in `Device::from_row` order.
 macro_rules! device_select {
     () => {
         "SELECT id, customer_id, kid, public_key, status, created_at, enrolled_by, biometric_at FROM devices "
@@ -81,8 +81,15 @@ macro_rules! balance_guard {
 }
 pub(crate) use balance_guard;
 
-pub(crate) fn ts(r: &Row, i: usize) -> Result<Timestamp, DbError> {
-    Ok(Timestamp::from_unix_millis(r.i64(i)?))
+/// A record read from one result row, by column name. The `SELECT` that
+/// feeds it names the columns (the `*_select!` macros above); the order of
+/// the columns does not matter.
+pub(crate) trait FromRow: Sized {
+    fn from_row(r: &Row) -> Result<Self, StoreError>;
+}
+
+pub(crate) fn ts(r: &Row, col: &str) -> Result<Timestamp, DbError> {
+    Ok(Timestamp::from_unix_millis(r.i64(col)?))
 }
 
 pub(crate) fn json(text: &str) -> Result<serde_json::Value, StoreError> {
@@ -100,8 +107,8 @@ pub(crate) fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, 
         .map_err(|_| StoreError::Corrupt(format!("stored {what} {text:?} is unknown")))
 }
 
-pub(crate) fn opt_ts(r: &Row, i: usize) -> Result<Option<Timestamp>, DbError> {
-    Ok(r.opt_i64(i)?.map(Timestamp::from_unix_millis))
+pub(crate) fn opt_ts(r: &Row, col: &str) -> Result<Option<Timestamp>, DbError> {
+    Ok(r.opt_i64(col)?.map(Timestamp::from_unix_millis))
 }
 
 pub(crate) fn unexpected_none() -> StoreError {
@@ -130,6 +137,7 @@ mod keys;
 mod movement;
 mod parties;
 mod payments;
+mod tables;
 mod webhooks;
 
 pub(crate) use chain::*;

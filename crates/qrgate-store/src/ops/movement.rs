@@ -2,7 +2,7 @@
 //! caller's transaction (statements from [`crate::steps`]), name a refusal,
 //! and the rows written once with it.
 
-use crate::db::{Arg, Conn, Dialect};
+use crate::db::{Conn, Dialect};
 use crate::error::{CapUnit, MovementError, StoreError};
 use crate::steps;
 use crate::write::Prepared;
@@ -10,7 +10,11 @@ use crate::write::Prepared;
 use super::*;
 
 /// Apply a movement inside an open transaction (or savepoint). On `Err`
-/// the caller must roll back.
+/// the caller must roll back. The order is the lock order: the caller's
+/// key, the idempotency record (a replay stops there), the parties and
+/// codes that must still be live, burns and counters (sorted by key), the
+/// payment's own guard, the posting (accounts sorted by id), then the rows
+/// that only get written.
 pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, MovementError> {
     let (m, texts) = (p.movement(), p.texts());
     if texts.payloads.len() != m.events.len() {
@@ -21,7 +25,6 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         )));
     }
     let at = m.at.unix_millis();
-
     if let Some(key_id) = &m.live_api_key {
         let (sql, args) = steps::alone(|q| steps::live_api_key(q, key_id));
         if c.rows(sql, &args).await?.is_empty() {
@@ -31,23 +34,65 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         }
     }
 
-    if let Some(rec) = &m.idempotency {
-        let (sql, args) = steps::alone(|q| steps::idempotency(q, rec, at));
+    if let Some(rec) = &m.idempotency
+        && let Some(replayed) = claim_idempotency(c, rec, at).await?
+    {
+        return Ok(replayed);
+    }
+    still_live(c, m).await?;
+    for b in &m.burns {
+        let (sql, args) = steps::alone(|q| steps::burn(q, b, at));
         if c.exec(sql, &args).await? == 0 {
-            let stored = idempotency(c, &rec.scope, &rec.key).await?;
-            return match stored {
-                Some(s) if s.request_hash == rec.request_hash => Ok(Applied::Replayed {
-                    status: s.response_status,
-                    body: s.response_body,
-                }),
-                _ => Err(MovementError::IdempotencyKeyReused {
-                    scope: rec.scope.clone(),
-                    key: rec.key.clone(),
-                }),
-            };
+            return Err(MovementError::CodeAlreadyUsed { key: b.key.clone() });
         }
     }
 
+    let mut counters: Vec<&CounterCharge> = m.counters.iter().collect();
+    counters.sort_by(|a, b| a.key.cmp(&b.key));
+    for ch in counters {
+        charge_counter(c, ch, at).await?;
+    }
+
+    // The payment's own guard (its state, what was refunded) comes before
+    // the money: a movement that lost a race for the payment is refused as
+    // a state conflict before it touches a balance or its posting's id.
+    if let Some(w) = &m.payment {
+        write_payment(c, w, texts.payment_details.as_deref(), at).await?;
+    }
+
+    if let Some(p) = &m.posting {
+        post(c, p, at).await?;
+    }
+    write_rows(c, m, texts, at).await
+}
+
+/// Write the idempotency record; when its key was seen before, the stored
+/// answer (same request) or the refusal (another request under that key).
+async fn claim_idempotency<C: Conn>(
+    c: &mut C,
+    rec: &IdempotencyRecord,
+    at: i64,
+) -> Result<Option<Applied>, MovementError> {
+    let (sql, args) = steps::alone(|q| steps::idempotency(q, rec, at));
+    if c.exec(sql, &args).await? == 0 {
+        let stored = idempotency(c, &rec.scope, &rec.key).await?;
+        return match stored {
+            Some(s) if s.request_hash == rec.request_hash => Ok(Some(Applied::Replayed {
+                status: s.response_status,
+                body: s.response_body,
+            })),
+            _ => Err(MovementError::IdempotencyKeyReused {
+                scope: rec.scope.clone(),
+                key: rec.key.clone(),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+/// The device, the static code and the parties the movement names are
+/// still live (checked with the writes, not before them).
+async fn still_live<C: Conn>(c: &mut C, m: &Movement) -> Result<(), MovementError> {
     // After the idempotency record: a retry of a payment made before the
     // device was revoked gets its stored answer. FOR SHARE on PostgreSQL:
     // a revocation committing meanwhile is waited for and then seen.
@@ -77,7 +122,7 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
             .rows(sql, &args)
             .await?
             .iter()
-            .map(|r| r.str(0))
+            .map(|r| r.str("subject_id"))
             .collect::<Result<Vec<_>, _>>()?;
         // The first party named that is blocked, whatever order the rows came in.
         if let Some(subject) = m.unblocked.iter().find(|s| blocked.contains(s)) {
@@ -87,47 +132,41 @@ pub(crate) async fn apply<C: Conn>(c: &mut C, p: &Prepared) -> Result<Applied, M
         }
     }
 
-    for b in &m.burns {
-        let (sql, args) = steps::alone(|q| steps::burn(q, b, at));
-        if c.exec(sql, &args).await? == 0 {
-            return Err(MovementError::CodeAlreadyUsed { key: b.key.clone() });
-        }
-    }
+    Ok(())
+}
 
-    let mut counters: Vec<&CounterCharge> = m.counters.iter().collect();
-    counters.sort_by(|a, b| a.key.cmp(&b.key));
-    for ch in counters {
-        charge_counter(c, ch, at).await?;
+/// Move the balances (accounts in id order), then write the posting and
+/// its entries.
+async fn post<C: Conn>(c: &mut C, p: &Posting, at: i64) -> Result<(), MovementError> {
+    p.check_balanced().map_err(MovementError::Invalid)?;
+    let mut entries: Vec<&Entry> = p.entries.iter().collect();
+    entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    for e in &entries {
+        move_balance(c, e).await?;
     }
-
-    // The payment's own guard (its state, what was refunded) comes before
-    // the money: a movement that lost a race for the payment is refused as
-    // a state conflict before it touches a balance or its posting's id.
-    if let Some(w) = &m.payment {
-        write_payment(c, w, texts.payment_details.as_deref(), at).await?;
+    let (sql, args) = steps::alone(|q| steps::posting(q, p, at));
+    if c.exec(sql, &args).await? == 0 {
+        return Err(MovementError::Invalid(format!(
+            "posting {} already exists",
+            p.id
+        )));
     }
-
-    if let Some(p) = &m.posting {
-        p.check_balanced().map_err(MovementError::Invalid)?;
-        let mut entries: Vec<&Entry> = p.entries.iter().collect();
-        entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        for e in &entries {
-            move_balance(c, e).await?;
-        }
-        let (sql, args) = steps::alone(|q| steps::posting(q, p, at));
-        if c.exec(sql, &args).await? == 0 {
-            return Err(MovementError::Invalid(format!(
-                "posting {} already exists",
-                p.id
-            )));
-        }
-        // Every entry in one statement (on PostgreSQL one round trip).
-        if !p.entries.is_empty() {
-            let (sql, args) = steps::alone(|q| steps::ledger_entries(q, p));
-            c.exec(sql, &args).await?;
-        }
+    // Every entry in one statement (on PostgreSQL one round trip).
+    if !p.entries.is_empty() {
+        let (sql, args) = steps::alone(|q| steps::ledger_entries(q, p));
+        c.exec(sql, &args).await?;
     }
+    Ok(())
+}
 
+/// The rows a movement only writes (each refused only when its key is
+/// taken or its state moved on): order, refund, events, records, audit.
+async fn write_rows<C: Conn>(
+    c: &mut C,
+    m: &Movement,
+    texts: &crate::write::Texts,
+    at: i64,
+) -> Result<Applied, MovementError> {
     if let Some(o) = &m.order {
         let (sql, args) = steps::alone(|q| steps::order(q, o, at));
         if c.exec(sql, &args).await? == 0 {
@@ -303,186 +342,18 @@ pub(super) async fn write_payment<C: Conn>(
     })
 }
 
-/// Insert a row written once; `AlreadyExists` when its key (or a unique column) is taken.
+/// Insert a row written once; `AlreadyExists` when its key (or a unique
+/// column) is taken, or its merchant number is taken by the other kind of
+/// row (an order's by a payment: migration 0017's trigger).
 pub(crate) async fn insert<C: Conn>(c: &mut C, rec: &Record) -> Result<(), StoreError> {
-    let (what, n) = match rec {
-        Record::Account(a) => {
-            create_account(c, a).await?;
-            return Ok(());
-        }
-        Record::Merchant(m) => (
-            format!("merchant {}", m.id),
-            c.exec(
-                "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, owner_ref, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                &[
-                    Arg::Str(&m.id),
-                    Arg::Str(&m.name),
-                    Arg::Str(&m.city),
-                    Arg::Str(&m.country),
-                    Arg::Str(&m.mcc),
-                    Arg::Str(m.currency.code()),
-                    Arg::Str(&m.category),
-                    Arg::OptStr(m.name_local.as_deref()),
-                    Arg::OptStr(m.owner_ref.as_deref()),
-                    Arg::I64(m.created_at.unix_millis()),
-                ],
-            )
-            .await?,
-        ),
-        Record::Customer(x) => (
-            format!("customer {}", x.id),
-            c.exec(
-                "INSERT INTO customers (id, account_class, level_a_cap, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[Arg::Str(&x.id), Arg::Str(&x.account_class), Arg::OptI64(x.level_a_cap), Arg::I64(x.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::Device(d) => (
-            format!("device {} (key id {})", d.id, d.kid),
-            c.exec(
-                "INSERT INTO devices (id, customer_id, kid, public_key, status, created_at, enrolled_by, biometric_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                &[
-                    Arg::Str(&d.id),
-                    Arg::Str(&d.customer_id),
-                    Arg::Str(&d.kid),
-                    Arg::Str(&d.public_key),
-                    Arg::Str(d.status.as_str()),
-                    Arg::I64(d.created_at.unix_millis()),
-                    Arg::OptStr(d.enrolled_by.as_deref()),
-                    Arg::OptI64(d.biometric_at.map(|t| t.unix_millis())),
-                ],
-            )
-            .await?,
-        ),
-        Record::Certificate(x) => (
-            format!("certificate {} (or its key)", x.id),
-            c.exec(
-                "INSERT INTO certificates (id, customer_id, public_key, status, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.public_key), Arg::Str(x.status.as_str()), Arg::I64(x.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::Card(x) => (
-            format!("card {} (or its token)", x.id),
-            c.exec(
-                "INSERT INTO cards (id, customer_id, processor, token, brand, last4, funding, exp_month, exp_year, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                &[
-                    Arg::Str(&x.id),
-                    Arg::Str(&x.customer_id),
-                    Arg::Str(&x.processor),
-                    Arg::Str(&x.token),
-                    Arg::Str(&x.brand),
-                    Arg::Str(&x.last4),
-                    Arg::Str(&x.funding),
-                    Arg::I64(x.exp_month),
-                    Arg::I64(x.exp_year),
-                    Arg::I64(x.created_at.unix_millis()),
-                ],
-            )
-            .await?,
-        ),
-        Record::Otp(x) => (
-            format!("OTP enrollment {}", x.id),
-            c.exec(
-                "INSERT INTO otp_enrollments (id, customer_id, secret, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[Arg::Str(&x.id), Arg::Str(&x.customer_id), Arg::Str(&x.secret), Arg::I64(x.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::Block(b) => (
-            format!("block {}", b.id),
-            c.exec(
-                "INSERT INTO blocks (id, subject_id, reason, created_at, lifted_at) VALUES ($1, $2, $3, $4, NULL) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&b.id), Arg::Str(&b.subject_id), Arg::Str(&b.reason), Arg::I64(b.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::ApiKey(k) => (
-            format!("API key {}", k.id),
-            c.exec(
-                "INSERT INTO api_keys (id, key_hash, role, subject_id, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&k.id), Arg::Str(&k.key_hash), Arg::Str(&k.role), Arg::OptStr(k.subject_id.as_deref()), Arg::I64(k.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::StaticCode(s) => (
-            format!("static code {}", s.id),
-            c.exec(
-                "INSERT INTO static_codes (id, merchant_id, payload, created_at, revoked_at) VALUES ($1, $2, $3, $4, NULL) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&s.id), Arg::Str(&s.merchant_id), Arg::Str(&s.payload), Arg::I64(s.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::Order(o) => (
-            format!("order {} or out_trade_no {:?}", o.id, o.out_trade_no.as_deref().unwrap_or_default()),
-            c.exec(
-                "INSERT INTO orders (id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, \
-                 expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $10) ON CONFLICT DO NOTHING",
-                &[
-                    Arg::Str(&o.id),
-                    Arg::Str(&o.merchant_id),
-                    Arg::I64(o.amount_minor),
-                    Arg::Str(o.currency.code()),
-                    Arg::Str(&o.reference),
-                    Arg::OptStr(o.out_trade_no.as_deref()),
-                    Arg::Str(&o.status),
-                    Arg::Str(&o.payload),
-                    Arg::I64(o.expires_at.unix_millis()),
-                    Arg::I64(o.created_at.unix_millis()),
-                ],
-            )
-            .await
-            .or_else(|e| if number_taken(&e) { Ok(0) } else { Err(e) })?,
-        ),
-        Record::IssuedCode(i) => (
-            "issued code".to_owned(),
-            c.exec(
-                "INSERT INTO issued_codes (code, customer_id, device_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&i.code), Arg::Str(&i.customer_id), Arg::OptStr(i.device_id.as_deref()), Arg::I64(i.expires_at.unix_millis()), Arg::I64(i.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-        Record::WebhookEndpoint(w) => (
-            format!("webhook endpoint {}", w.id),
-            c.exec(
-                "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, NULL) \
-                 ON CONFLICT DO NOTHING",
-                &[Arg::Str(&w.id), Arg::Str(&w.merchant_id), Arg::Str(&w.url), Arg::Str(&w.secret), Arg::I64(w.created_at.unix_millis())],
-            )
-            .await?,
-        ),
-    };
-    if n == 0 {
-        return Err(StoreError::AlreadyExists(what));
-    }
-    Ok(())
-}
-
-pub(crate) async fn create_account<C: Conn>(c: &mut C, a: &Account) -> Result<(), StoreError> {
+    let table = rec.table();
+    let (sql, args) = table.insert();
     let n = c
-        .exec(
-            "INSERT INTO accounts (id, kind, owner_id, currency, allow_negative, balance_minor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT DO NOTHING",
-            &[
-                Arg::Str(a.id.as_str()),
-                Arg::Str(&a.kind),
-                Arg::OptStr(a.owner_id.as_deref()),
-                Arg::Str(a.currency.code()),
-                Arg::Bool(a.allow_negative),
-                Arg::I64(a.created_at.unix_millis()),
-            ],
-        )
-        .await?;
+        .exec(sql, &args)
+        .await
+        .or_else(|e| if number_taken(&e) { Ok(0) } else { Err(e) })?;
     if n == 0 {
-        return Err(StoreError::AlreadyExists(format!("account {}", a.id)));
+        return Err(StoreError::AlreadyExists(table.named()));
     }
     Ok(())
 }

@@ -15,16 +15,16 @@ pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merc
     rows.first()
         .map(|r| {
             Ok(Merchant {
-                id: r.str(0)?,
-                name: r.str(1)?,
-                city: r.str(2)?,
-                country: r.str(3)?,
-                mcc: r.str(4)?,
-                currency: parsed(&r.str(5)?, "currency")?,
-                category: r.str(6)?,
-                name_local: r.opt_str(7)?,
-                owner_ref: r.opt_str(8)?,
-                created_at: ts(r, 9)?,
+                id: r.str("id")?,
+                name: r.str("name")?,
+                city: r.str("city")?,
+                country: r.str("country")?,
+                mcc: r.str("mcc")?,
+                currency: parsed(&r.str("currency")?, "currency")?,
+                category: r.str("category")?,
+                name_local: r.opt_str("name_local")?,
+                owner_ref: r.opt_str("owner_ref")?,
+                created_at: ts(r, "created_at")?,
             })
         })
         .transpose()
@@ -40,33 +40,35 @@ pub(crate) async fn customer<C: Conn>(c: &mut C, id: &str) -> Result<Option<Cust
     rows.first()
         .map(|r| {
             Ok(Customer {
-                id: r.str(0)?,
-                account_class: r.str(1)?,
-                level_a_cap: r.opt_i64(2)?,
-                created_at: ts(r, 3)?,
+                id: r.str("id")?,
+                account_class: r.str("account_class")?,
+                level_a_cap: r.opt_i64("level_a_cap")?,
+                created_at: ts(r, "created_at")?,
             })
         })
         .transpose()
 }
 
-pub(super) fn device_from(r: &Row) -> Result<Device, StoreError> {
-    Ok(Device {
-        id: r.str(0)?,
-        customer_id: r.str(1)?,
-        kid: r.str(2)?,
-        public_key: r.str(3)?,
-        status: parsed(&r.str(4)?, "device status")?,
-        created_at: ts(r, 5)?,
-        enrolled_by: r.opt_str(6)?,
-        biometric_at: opt_ts(r, 7)?,
-    })
+impl FromRow for Device {
+    fn from_row(r: &Row) -> Result<Device, StoreError> {
+        Ok(Device {
+            id: r.str("id")?,
+            customer_id: r.str("customer_id")?,
+            kid: r.str("kid")?,
+            public_key: r.str("public_key")?,
+            status: parsed(&r.str("status")?, "device status")?,
+            created_at: ts(r, "created_at")?,
+            enrolled_by: r.opt_str("enrolled_by")?,
+            biometric_at: opt_ts(r, "biometric_at")?,
+        })
+    }
 }
 
 pub(crate) async fn device<C: Conn>(c: &mut C, id: &str) -> Result<Option<Device>, StoreError> {
     let rows = c
         .rows(concat!(device_select!(), "WHERE id = $1"), &[Arg::Str(id)])
         .await?;
-    rows.first().map(device_from).transpose()
+    rows.first().map(Device::from_row).transpose()
 }
 
 pub(crate) async fn devices_of<C: Conn>(
@@ -82,17 +84,19 @@ pub(crate) async fn devices_of<C: Conn>(
             &[Arg::Str(customer_id)],
         )
         .await?;
-    rows.iter().map(device_from).collect()
+    rows.iter().map(Device::from_row).collect()
 }
 
-pub(super) fn certificate_from(r: &Row) -> Result<Certificate, StoreError> {
-    Ok(Certificate {
-        id: r.str(0)?,
-        customer_id: r.str(1)?,
-        public_key: r.str(2)?,
-        status: parsed(&r.str(3)?, "certificate status")?,
-        created_at: ts(r, 4)?,
-    })
+impl FromRow for Certificate {
+    fn from_row(r: &Row) -> Result<Certificate, StoreError> {
+        Ok(Certificate {
+            id: r.str("id")?,
+            customer_id: r.str("customer_id")?,
+            public_key: r.str("public_key")?,
+            status: parsed(&r.str("status")?, "certificate status")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
 }
 
 pub(crate) async fn certificates_of<C: Conn>(
@@ -105,22 +109,24 @@ pub(crate) async fn certificates_of<C: Conn>(
             &[Arg::Str(customer_id)],
         )
         .await?;
-    rows.iter().map(certificate_from).collect()
+    rows.iter().map(Certificate::from_row).collect()
 }
 
-pub(super) fn card_from(r: &Row) -> Result<Card, StoreError> {
-    Ok(Card {
-        id: r.str(0)?,
-        customer_id: r.str(1)?,
-        processor: r.str(2)?,
-        token: r.str(3)?,
-        brand: r.str(4)?,
-        last4: r.str(5)?,
-        funding: r.str(6)?,
-        exp_month: r.i64(7)?,
-        exp_year: r.i64(8)?,
-        created_at: ts(r, 9)?,
-    })
+impl FromRow for Card {
+    fn from_row(r: &Row) -> Result<Card, StoreError> {
+        Ok(Card {
+            id: r.str("id")?,
+            customer_id: r.str("customer_id")?,
+            processor: r.str("processor")?,
+            token: r.str("token")?,
+            brand: r.str("brand")?,
+            last4: r.str("last4")?,
+            funding: r.str("funding")?,
+            exp_month: r.i64("exp_month")?,
+            exp_year: r.i64("exp_year")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
 }
 
 pub(crate) async fn cards_of<C: Conn>(
@@ -134,7 +140,7 @@ pub(crate) async fn cards_of<C: Conn>(
             &[Arg::Str(customer_id)],
         )
         .await?;
-    rows.iter().map(card_from).collect()
+    rows.iter().map(Card::from_row).collect()
 }
 
 pub(crate) async fn otp_enrollment<C: Conn>(
@@ -151,23 +157,25 @@ pub(crate) async fn otp_enrollment<C: Conn>(
     rows.first()
         .map(|r| {
             Ok(OtpEnrollment {
-                id: r.str(0)?,
-                customer_id: r.str(1)?,
-                secret: r.str(2)?,
-                created_at: ts(r, 3)?,
+                id: r.str("id")?,
+                customer_id: r.str("customer_id")?,
+                secret: r.str("secret")?,
+                created_at: ts(r, "created_at")?,
             })
         })
         .transpose()
 }
 
-pub(super) fn block_from(r: &Row) -> Result<Block, StoreError> {
-    Ok(Block {
-        id: r.str(0)?,
-        subject_id: r.str(1)?,
-        reason: r.str(2)?,
-        created_at: ts(r, 3)?,
-        lifted_at: opt_ts(r, 4)?,
-    })
+impl FromRow for Block {
+    fn from_row(r: &Row) -> Result<Block, StoreError> {
+        Ok(Block {
+            id: r.str("id")?,
+            subject_id: r.str("subject_id")?,
+            reason: r.str("reason")?,
+            created_at: ts(r, "created_at")?,
+            lifted_at: opt_ts(r, "lifted_at")?,
+        })
+    }
 }
 
 /// Blocks in force on either of two parties (a payment's merchant and payer).
@@ -183,7 +191,7 @@ pub(crate) async fn active_blocks<C: Conn>(
             &[Arg::Str(a), Arg::Str(b)],
         )
         .await?;
-    rows.iter().map(block_from).collect()
+    rows.iter().map(Block::from_row).collect()
 }
 
 /// The parties with a block in force, at most `limit` of them.
@@ -197,7 +205,10 @@ pub(crate) async fn blocked_subjects<C: Conn>(
             &[Arg::I64(limit)],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.str(0)).collect::<Result<_, _>>()?)
+    Ok(rows
+        .iter()
+        .map(|r| r.str("subject_id"))
+        .collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn block<C: Conn>(c: &mut C, id: &str) -> Result<Option<Block>, StoreError> {
@@ -207,7 +218,7 @@ pub(crate) async fn block<C: Conn>(c: &mut C, id: &str) -> Result<Option<Block>,
             &[Arg::Str(id)],
         )
         .await?;
-    rows.first().map(block_from).transpose()
+    rows.first().map(Block::from_row).transpose()
 }
 
 /// Lift a block in force; false when there is none by that id.
@@ -235,12 +246,12 @@ pub(crate) async fn api_key_by_hash<C: Conn>(
     rows.first()
         .map(|r| {
             Ok(ApiKey {
-                id: r.str(0)?,
-                key_hash: r.str(1)?,
-                role: r.str(2)?,
-                subject_id: r.opt_str(3)?,
-                created_at: ts(r, 4)?,
-                revoked_at: opt_ts(r, 5)?,
+                id: r.str("id")?,
+                key_hash: r.str("key_hash")?,
+                role: r.str("role")?,
+                subject_id: r.opt_str("subject_id")?,
+                created_at: ts(r, "created_at")?,
+                revoked_at: opt_ts(r, "revoked_at")?,
             })
         })
         .transpose()
@@ -360,12 +371,12 @@ pub(crate) async fn credentials<C: Conn>(
     rows.first()
         .map(|r| {
             Ok(Credentials {
-                customer_id: r.str(0)?,
-                pin_hash: r.str(1)?,
-                pin_salt: r.str(2)?,
-                failures: r.i64(3)?,
-                locked_until: opt_ts(r, 4)?,
-                updated_at: ts(r, 5)?,
+                customer_id: r.str("customer_id")?,
+                pin_hash: r.str("pin_hash")?,
+                pin_salt: r.str("pin_salt")?,
+                failures: r.i64("failures")?,
+                locked_until: opt_ts(r, "locked_until")?,
+                updated_at: ts(r, "updated_at")?,
             })
         })
         .transpose()
@@ -403,7 +414,7 @@ pub(crate) async fn pin_attempt<C: Conn>(
         )
         .await?;
     match rows.first() {
-        Some(r) => Ok(Some((r.i64(0)?, opt_ts(r, 1)?))),
+        Some(r) => Ok(Some((r.i64("failures")?, opt_ts(r, "locked_until")?))),
         None => Ok(None),
     }
 }

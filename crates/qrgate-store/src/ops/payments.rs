@@ -27,10 +27,10 @@ pub(crate) async fn idempotency<C: Conn>(
     Ok(Some(IdempotencyRecord {
         scope: scope.to_owned(),
         key: key.to_owned(),
-        request_hash: r.str(0)?,
-        response_status: u16::try_from(r.i64(1)?)
+        request_hash: r.str("request_hash")?,
+        response_status: u16::try_from(r.i64("response_status")?)
             .map_err(|_| StoreError::Corrupt("response status".into()))?,
-        response_body: r.str(2)?,
+        response_body: r.str("response_body")?,
     }))
 }
 
@@ -43,27 +43,29 @@ pub(crate) async fn counter<C: Conn>(c: &mut C, key: &str) -> Result<(i64, i64),
         )
         .await?;
     match rows.first() {
-        Some(r) => Ok((r.i64(0)?, r.i64(1)?)),
+        Some(r) => Ok((r.i64("amount_minor")?, r.i64("uses")?)),
         None => Ok((0, 0)),
     }
 }
 
-pub(super) fn account_from(r: &Row) -> Result<Account, StoreError> {
-    Ok(Account {
-        id: qrgate_core::AccountId::stored(r.str(0)?),
-        kind: r.str(1)?,
-        owner_id: r.opt_str(2)?,
-        currency: parsed(&r.str(3)?, "currency")?,
-        allow_negative: r.bool(4)?,
-        balance_minor: r.i64(5)?,
-        created_at: ts(r, 6)?,
-    })
+impl FromRow for Account {
+    fn from_row(r: &Row) -> Result<Account, StoreError> {
+        Ok(Account {
+            id: qrgate_core::AccountId::stored(r.str("id")?),
+            kind: r.str("kind")?,
+            owner_id: r.opt_str("owner_id")?,
+            currency: parsed(&r.str("currency")?, "currency")?,
+            allow_negative: r.bool("allow_negative")?,
+            balance_minor: r.i64("balance_minor")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
 }
 
 pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Account>, StoreError> {
     const SQL: &str = "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts WHERE id = $1";
     let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
-    rows.first().map(account_from).transpose()
+    rows.first().map(Account::from_row).transpose()
 }
 
 pub(super) const PAYMENT_SELECT: &str = concat!(payment_columns!(), "WHERE id = $1");
@@ -95,28 +97,30 @@ pub(crate) async fn waiting_payments<C: Conn>(
             ],
         )
         .await?;
-    rows.iter().map(payment_from).collect()
+    rows.iter().map(Payment::from_row).collect()
 }
 
-pub(super) fn payment_from(r: &Row) -> Result<Payment, StoreError> {
-    Ok(Payment {
-        id: r.str(0)?,
-        merchant_id: r.str(1)?,
-        customer_id: r.opt_str(2)?,
-        status: parsed(&r.str(3)?, "payment status")?,
-        amount_minor: r.i64(4)?,
-        currency: parsed(&r.str(5)?, "currency")?,
-        refunded_minor: r.i64(6)?,
-        out_trade_no: r.opt_str(7)?,
-        details: typed_json(&r.str(8)?)?,
-        created_at: ts(r, 9)?,
-        updated_at: ts(r, 10)?,
-    })
+impl FromRow for Payment {
+    fn from_row(r: &Row) -> Result<Payment, StoreError> {
+        Ok(Payment {
+            id: r.str("id")?,
+            merchant_id: r.str("merchant_id")?,
+            customer_id: r.opt_str("customer_id")?,
+            status: parsed(&r.str("status")?, "payment status")?,
+            amount_minor: r.i64("amount_minor")?,
+            currency: parsed(&r.str("currency")?, "currency")?,
+            refunded_minor: r.i64("refunded_minor")?,
+            out_trade_no: r.opt_str("out_trade_no")?,
+            details: typed_json(&r.str("details")?)?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+        })
+    }
 }
 
 pub(crate) async fn payment<C: Conn>(c: &mut C, id: &str) -> Result<Option<Payment>, StoreError> {
     let rows = c.rows(PAYMENT_SELECT, &[Arg::Str(id)]).await?;
-    rows.first().map(payment_from).transpose()
+    rows.first().map(Payment::from_row).transpose()
 }
 
 pub(crate) async fn refunds_of<C: Conn>(
@@ -133,13 +137,13 @@ pub(crate) async fn refunds_of<C: Conn>(
     rows.iter()
         .map(|r| {
             Ok(Refund {
-                id: r.str(0)?,
-                payment_id: r.str(1)?,
-                amount_minor: r.i64(2)?,
-                currency: parsed(&r.str(3)?, "currency")?,
-                status: r.str(4)?,
-                out_refund_no: r.str(5)?,
-                created_at: ts(r, 6)?,
+                id: r.str("id")?,
+                payment_id: r.str("payment_id")?,
+                amount_minor: r.i64("amount_minor")?,
+                currency: parsed(&r.str("currency")?, "currency")?,
+                status: r.str("status")?,
+                out_refund_no: r.str("out_refund_no")?,
+                created_at: ts(r, "created_at")?,
             })
         })
         .collect()
@@ -177,13 +181,13 @@ pub(crate) async fn payer_history<C: Conn>(
 ) -> Result<(i64, i64), StoreError> {
     let rows = c
         .rows(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments \
+            "SELECT COUNT(*) AS payments, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS amount FROM payments \
              WHERE customer_id = $1 AND created_at >= $2 AND status = 'succeeded'",
             &[Arg::Str(customer_id), Arg::I64(since.unix_millis())],
         )
         .await?;
     let r = rows.first().ok_or_else(unexpected_none)?;
-    Ok((r.i64(0)?, r.i64(1)?))
+    Ok((r.i64("payments")?, r.i64("amount")?))
 }
 
 /// How many distinct customers paid a merchant (succeeded) since `since`.
@@ -194,13 +198,13 @@ pub(crate) async fn distinct_payers<C: Conn>(
 ) -> Result<i64, StoreError> {
     let rows = c
         .rows(
-            "SELECT COUNT(DISTINCT customer_id) FROM payments \
+            "SELECT COUNT(DISTINCT customer_id) AS payers FROM payments \
              WHERE merchant_id = $1 AND created_at >= $2 AND status = 'succeeded'",
             &[Arg::Str(merchant_id), Arg::I64(since.unix_millis())],
         )
         .await?;
     let r = rows.first().ok_or_else(unexpected_none)?;
-    Ok(r.i64(0)?)
+    Ok(r.i64("payers")?)
 }
 
 /// A page of payments, newest first, and whether more follow.
@@ -237,7 +241,10 @@ pub(crate) async fn list_payments<C: Conn>(
             ],
         )
         .await?;
-    let mut page: Vec<Payment> = rows.iter().map(payment_from).collect::<Result<_, _>>()?;
+    let mut page: Vec<Payment> = rows
+        .iter()
+        .map(Payment::from_row)
+        .collect::<Result<_, _>>()?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     Ok((page, more))

@@ -22,13 +22,13 @@ pub(crate) async fn outbox_pending<C: Conn>(
     rows.iter()
         .map(|r| {
             Ok(OutboxRow {
-                seq: r.i64(0)?,
-                event_id: r.str(1)?,
-                event_type: r.str(2)?,
-                subject_id: r.str(3)?,
-                payload: json(&r.str(4)?)?,
-                created_at: ts(r, 5)?,
-                delivered_at: r.opt_i64(6)?.map(Timestamp::from_unix_millis),
+                seq: r.i64("seq")?,
+                event_id: r.str("event_id")?,
+                event_type: r.str("event_type")?,
+                subject_id: r.str("subject_id")?,
+                payload: json(&r.str("payload")?)?,
+                created_at: ts(r, "created_at")?,
+                delivered_at: r.opt_i64("delivered_at")?.map(Timestamp::from_unix_millis),
             })
         })
         .collect()
@@ -61,14 +61,14 @@ pub(crate) async fn webhook_endpoints<C: Conn>(
     rows.iter()
         .map(|r| {
             Ok(WebhookEndpoint {
-                id: r.str(0)?,
-                merchant_id: r.str(1)?,
-                url: r.str(2)?,
-                secret: r.str(3)?,
-                created_at: ts(r, 4)?,
-                disabled_at: opt_ts(r, 5)?,
-                previous_secret: r.opt_str(6)?,
-                previous_until: opt_ts(r, 7)?,
+                id: r.str("id")?,
+                merchant_id: r.str("merchant_id")?,
+                url: r.str("url")?,
+                secret: r.str("secret")?,
+                created_at: ts(r, "created_at")?,
+                disabled_at: opt_ts(r, "disabled_at")?,
+                previous_secret: r.opt_str("previous_secret")?,
+                previous_until: opt_ts(r, "previous_until")?,
             })
         })
         .collect()
@@ -95,11 +95,11 @@ pub(crate) async fn change_endpoint<C: Conn>(
             .await?;
             let live = c
                 .rows(
-                    "SELECT CAST(COUNT(*) AS BIGINT) FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL",
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS live FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL",
                     &[Arg::Str(&endpoint.merchant_id)],
                 )
                 .await?;
-            let live = live.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+            let live = live.first().map(|r| r.i64("live")).transpose()?.unwrap_or(0);
             if live >= *cap {
                 return Err(MovementError::TooManyEndpoints { cap: *cap });
             }
@@ -224,22 +224,24 @@ pub(super) fn pg_array(v: &[i64]) -> String {
     format!("{{{}}}", items.join(","))
 }
 
-pub(super) fn delivery_from(r: &Row) -> Result<WebhookDelivery, StoreError> {
-    Ok(WebhookDelivery {
-        id: r.i64(0)?,
-        endpoint_id: r.str(1)?,
-        merchant_id: r.str(2)?,
-        event_id: r.str(3)?,
-        event_type: r.str(4)?,
-        body: r.str(5)?,
-        status: parsed(&r.str(6)?, "delivery status")?,
-        attempts: r.i64(7)?,
-        next_attempt_at: ts(r, 8)?,
-        last_status_code: r.opt_i64(9)?,
-        last_error: r.opt_str(10)?,
-        created_at: ts(r, 11)?,
-        delivered_at: opt_ts(r, 12)?,
-    })
+impl FromRow for WebhookDelivery {
+    fn from_row(r: &Row) -> Result<WebhookDelivery, StoreError> {
+        Ok(WebhookDelivery {
+            id: r.i64("id")?,
+            endpoint_id: r.str("endpoint_id")?,
+            merchant_id: r.str("merchant_id")?,
+            event_id: r.str("event_id")?,
+            event_type: r.str("event_type")?,
+            body: r.str("body")?,
+            status: parsed(&r.str("status")?, "delivery status")?,
+            attempts: r.i64("attempts")?,
+            next_attempt_at: ts(r, "next_attempt_at")?,
+            last_status_code: r.opt_i64("last_status_code")?,
+            last_error: r.opt_str("last_error")?,
+            created_at: ts(r, "created_at")?,
+            delivered_at: opt_ts(r, "delivered_at")?,
+        })
+    }
 }
 
 pub(crate) async fn deliveries_due<C: Conn>(
@@ -268,7 +270,7 @@ pub(crate) async fn deliveries_due<C: Conn>(
             ],
         )
         .await?;
-    rows.iter().map(delivery_from).collect()
+    rows.iter().map(WebhookDelivery::from_row).collect()
 }
 
 pub(crate) async fn deliveries_of<C: Conn>(
@@ -285,7 +287,7 @@ pub(crate) async fn deliveries_of<C: Conn>(
             &[Arg::Str(endpoint_id), Arg::I64(limit)],
         )
         .await?;
-    rows.iter().map(delivery_from).collect()
+    rows.iter().map(WebhookDelivery::from_row).collect()
 }
 
 pub(crate) async fn delivery<C: Conn>(
@@ -298,7 +300,7 @@ pub(crate) async fn delivery<C: Conn>(
             &[Arg::I64(id)],
         )
         .await?;
-    rows.first().map(delivery_from).transpose()
+    rows.first().map(WebhookDelivery::from_row).transpose()
 }
 
 pub(crate) async fn record_attempt<C: Conn>(
