@@ -47,11 +47,27 @@ pub fn is_emv_amount(s: &str) -> bool {
     is_digits(int) && frac.is_none_or(|f| f.is_empty() || is_digits(f))
 }
 
-/// Check a parsed payload against the EMVCo MPM profile. Empty means it conforms.
+/// Check a parsed payload against the EMVCo MPM profile. Empty means it
+/// conforms.
 pub fn check_emvco(p: &Payload) -> Vec<Finding> {
     let mut out = Vec::new();
-    let top = |t: Tag| Some(t.to_string());
+    check_frame(p, &mut out);
+    check_amount_fields(p, &mut out);
+    check_place(p, &mut out);
+    for f in p.fields() {
+        check_template(f, &mut out);
+    }
+    out
+}
 
+/// A finding's location when it is a top-level tag.
+fn top(t: Tag) -> Option<String> {
+    Some(t.to_string())
+}
+
+/// Length, format indicator, point of initiation, and the fields EMVCo
+/// makes mandatory.
+fn check_frame(p: &Payload, out: &mut Vec<Finding>) {
     if p.char_len() > MAX_PAYLOAD_CHARS {
         out.push(finding(
             "payload_too_long",
@@ -105,6 +121,10 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
             ));
         }
     }
+}
+
+/// Category code, currency, amount, and the tip or fee indicator.
+fn check_amount_fields(p: &Payload, out: &mut Vec<Finding>) {
     if let Some(v) = p.value(52)
         && (v.len() != 4 || !is_digits(v))
     {
@@ -180,6 +200,10 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
             ));
         }
     }
+}
+
+/// Country, and the lengths of the name, city and postal code.
+fn check_place(p: &Payload, out: &mut Vec<Finding>) {
     if let Some(v) = p.value(58)
         && (v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()))
     {
@@ -205,49 +229,51 @@ pub fn check_emvco(p: &Payload) -> Vec<Finding> {
             }
         }
     }
-    for f in p.fields() {
-        if (f.tag.is_merchant_account_template() || f.tag.is_unreserved_template())
-            && f.subfield(0).is_none()
-        {
-            out.push(finding(
-                "template_guid_missing",
-                Some(f.tag.to_string()),
-                format!(
-                    "template {} has no globally unique identifier in sub-field 00",
-                    f.tag
-                ),
-            ));
-        }
-        if f.tag == Tag::ADDITIONAL_DATA {
-            check_additional_data(f, &mut out);
-        }
-        if f.tag == Tag::LANGUAGE {
-            for (sub, what) in [
-                (0, "language preference"),
-                (1, "merchant name in the alternate language"),
-            ] {
-                if f.subfield(sub).is_none() {
-                    out.push(finding(
-                        "language_template_incomplete",
-                        Some(format!("64.{sub:02}")),
-                        format!("{what} (64.{sub:02}) is mandatory in the language template"),
-                    ));
-                }
-            }
-        }
-        if let Some(subs) = &f.subfields {
-            for (i, s) in subs.iter().enumerate() {
-                if subs[..i].iter().any(|o| o.tag == s.tag) {
-                    out.push(finding(
-                        "duplicate_subfield",
-                        Some(format!("{}.{}", f.tag, s.tag)),
-                        format!("sub-field {} appears twice in template {}", s.tag, f.tag),
-                    ));
-                }
+}
+
+/// One top-level field that holds sub-fields: templates need their GUID,
+/// the language template its two entries, and no sub-field appears twice.
+fn check_template(f: &Field, out: &mut Vec<Finding>) {
+    if (f.tag.is_merchant_account_template() || f.tag.is_unreserved_template())
+        && f.subfield(0).is_none()
+    {
+        out.push(finding(
+            "template_guid_missing",
+            Some(f.tag.to_string()),
+            format!(
+                "template {} has no globally unique identifier in sub-field 00",
+                f.tag
+            ),
+        ));
+    }
+    if f.tag == Tag::ADDITIONAL_DATA {
+        check_additional_data(f, out);
+    }
+    if f.tag == Tag::LANGUAGE {
+        for (sub, what) in [
+            (0, "language preference"),
+            (1, "merchant name in the alternate language"),
+        ] {
+            if f.subfield(sub).is_none() {
+                out.push(finding(
+                    "language_template_incomplete",
+                    Some(format!("64.{sub:02}")),
+                    format!("{what} (64.{sub:02}) is mandatory in the language template"),
+                ));
             }
         }
     }
-    out
+    if let Some(subs) = &f.subfields {
+        for (i, s) in subs.iter().enumerate() {
+            if subs[..i].iter().any(|o| o.tag == s.tag) {
+                out.push(finding(
+                    "duplicate_subfield",
+                    Some(format!("{}.{}", f.tag, s.tag)),
+                    format!("sub-field {} appears twice in template {}", s.tag, f.tag),
+                ));
+            }
+        }
+    }
 }
 
 fn check_additional_data(f: &Field, out: &mut Vec<Finding>) {

@@ -18,7 +18,7 @@ use qrgate_store::*;
 
 use crate::events::Event;
 use crate::funding::{Counted, Source};
-use crate::stepup::StepUp;
+use crate::stepup::{Offer, StepUp};
 use crate::trail::{self, Action};
 use crate::views::PaymentView;
 use crate::{
@@ -44,6 +44,13 @@ pub(super) struct Sale<'a> {
     pub(super) device: Option<&'a str>,
     /// The static code scanned: the movement checks it is not revoked.
     pub(super) static_code: Option<&'a str>,
+}
+
+/// What follows a refused sale: a step-up offer (with the refusal it
+/// answers), or the decline.
+enum AfterRefusal {
+    StepUp(Offer, Error),
+    Decline(Error),
 }
 
 impl<S: Store> Gateway<S> {
@@ -150,37 +157,13 @@ impl<S: Store> Gateway<S> {
             merchant,
             customer,
             amount,
-            level,
-            elements,
-            source,
             order,
             ..
         } = sale;
         let now = self.now();
         let id: PaymentId = self.new_id()?;
         let id = id.to_string();
-        let mut details = PaymentDetails {
-            mode: sale.mode,
-            code_kind: sale.code_kind.map(str::to_owned),
-            device_id: sale.device.map(str::to_owned),
-            static_code_id: sale.static_code.map(str::to_owned),
-            order_id: order.map(|o| o.id.clone()),
-            // The order holds the merchant's number; a failed or lapsed
-            // attempt must not take it from the next one.
-            out_trade_no: order.and_then(|o| o.out_trade_no.clone()),
-            risk_level: level,
-            verification: elements.to_vec(),
-            merchant_name: Some(merchant.name.clone()),
-            funding_account: self.source_account(customer, source),
-            funding: self.source_details(source),
-            settlement_account: settlement_account(&merchant.id),
-            // 43: the institution compensates level-C balance-payment losses in full.
-            compensation_eligible: level == RiskLevel::C && *source == Source::Wallet,
-            risk_checks: Vec::new(),
-            failure: None,
-            next_action: None,
-            cancellation_reason: None,
-        };
+        let mut details = self.new_details(&sale);
         let row = |status: PaymentStatus, details: PaymentDetails| Payment {
             id: id.clone(),
             merchant_id: merchant.id.clone(),
@@ -201,46 +184,22 @@ impl<S: Store> Gateway<S> {
             Ok(reply) => return Ok(reply),
             Err(refusal) => refusal,
         };
-        // Over the level-C cap but within level B's, or over the
-        // password-free count: ask the payer to step up.
-        let mut refusal = refusal;
-        let password_free = refusal.rule.as_deref() == Some("BCP-PASSWORD-FREE-COUNT");
-        if level == RiskLevel::C
-            && (refusal.rule.as_deref() == Some(level.daily_rule()) || password_free)
-        {
-            match self
-                .step_up_elements(
-                    customer,
-                    source,
-                    elements,
-                    amount.minor(),
-                    now,
-                    password_free,
-                )
-                .await?
-            {
-                StepUp::Needs(offer) => {
-                    details.record_check(Check::new(
-                        refusal.rule.as_deref().unwrap_or_default(),
-                        Decision::StepUp,
-                        refusal.message.clone(),
-                    ));
-                    // The confirmation holds the money afresh.
-                    details.funding.clear_hold();
-                    let waiting = row(PaymentStatus::RequiresAction, details.clone());
-                    return self
-                        .require_action(p, merchant, waiting, offer, burn, idem)
-                        .await;
-                }
-                // Even a stronger verification would not fit: cite the level-B cap.
-                full @ (StepUp::LevelBFull { .. } | StepUp::LevelAFull { .. }) => {
-                    if let Some(e) = full.refusal(amount.minor()) {
-                        refusal = e;
-                    }
-                }
-                StepUp::NoPin => {}
+        let refusal = match self.step_up_or(&sale, refusal, now).await? {
+            AfterRefusal::StepUp(offer, refusal) => {
+                details.record_check(Check::new(
+                    refusal.rule.as_deref().unwrap_or_default(),
+                    Decision::StepUp,
+                    refusal.message.clone(),
+                ));
+                // The confirmation holds the money afresh.
+                details.funding.clear_hold();
+                let waiting = row(PaymentStatus::RequiresAction, details);
+                return self
+                    .require_action(p, merchant, waiting, offer, burn, idem)
+                    .await;
             }
-        }
+            AfterRefusal::Decline(refusal) => refusal,
+        };
         // Declined: record it. A payment code stays burned (single use even
         // on failure); an order stays payable until it is paid, expires or
         // is closed. Nothing else moves.
@@ -257,6 +216,77 @@ impl<S: Store> Gateway<S> {
         let failed = row(PaymentStatus::Failed, details);
         self.record_failed(p, merchant, failed, refusal, burn, idem)
             .await
+    }
+
+    /// The details a new payment starts with: how it was made, at which
+    /// level, from which source, into which settlement account.
+    fn new_details(&self, sale: &Sale<'_>) -> PaymentDetails {
+        let Sale {
+            merchant,
+            customer,
+            level,
+            elements,
+            source,
+            order,
+            ..
+        } = *sale;
+        PaymentDetails {
+            mode: sale.mode,
+            code_kind: sale.code_kind.map(str::to_owned),
+            device_id: sale.device.map(str::to_owned),
+            static_code_id: sale.static_code.map(str::to_owned),
+            order_id: order.map(|o| o.id.clone()),
+            // The order holds the merchant's number; a failed or lapsed
+            // attempt must not take it from the next one.
+            out_trade_no: order.and_then(|o| o.out_trade_no.clone()),
+            risk_level: level,
+            verification: elements.to_vec(),
+            merchant_name: Some(merchant.name.clone()),
+            funding_account: self.source_account(customer, source),
+            funding: self.source_details(source),
+            settlement_account: settlement_account(&merchant.id),
+            // 43: the institution compensates level-C balance-payment losses in full.
+            compensation_eligible: level == RiskLevel::C && *source == Source::Wallet,
+            risk_checks: Vec::new(),
+            failure: None,
+            next_action: None,
+            cancellation_reason: None,
+        }
+    }
+
+    /// A refused sale at level C that a stronger verification could save
+    /// (over the level-C cap but within level B's, or over the
+    /// password-free count): the step-up to offer. Otherwise the refusal
+    /// to decline with (level B's cap when even B would not fit).
+    async fn step_up_or(
+        &self,
+        sale: &Sale<'_>,
+        refusal: Error,
+        now: Timestamp,
+    ) -> Result<AfterRefusal, Error> {
+        let password_free = refusal.rule.as_deref() == Some("BCP-PASSWORD-FREE-COUNT");
+        let over_c = refusal.rule.as_deref() == Some(sale.level.daily_rule());
+        if sale.level != RiskLevel::C || !(over_c || password_free) {
+            return Ok(AfterRefusal::Decline(refusal));
+        }
+        let step_up = self
+            .step_up_elements(
+                sale.customer,
+                sale.source,
+                sale.elements,
+                sale.amount.minor(),
+                now,
+                password_free,
+            )
+            .await?;
+        Ok(match step_up {
+            StepUp::Needs(offer) => AfterRefusal::StepUp(offer, refusal),
+            // Even a stronger verification would not fit: cite the level-B cap.
+            full @ (StepUp::LevelBFull { .. } | StepUp::LevelAFull { .. }) => {
+                AfterRefusal::Decline(full.refusal(sale.amount.minor()).unwrap_or(refusal))
+            }
+            StepUp::NoPin => AfterRefusal::Decline(refusal),
+        })
     }
 
     /// Record a sale the rules refused as a failed payment, with the code
@@ -312,24 +342,19 @@ impl<S: Store> Gateway<S> {
         idem: &Option<Idem>,
     ) -> Result<Result<Reply, Error>, Error> {
         let &Sale {
-            mode: _,
-            code_kind: _,
             merchant,
             customer,
             amount,
             level,
             elements,
             source,
-            order,
-            device,
-            static_code,
+            ..
         } = sale;
         let now = self.now();
         details.risk_checks = match self.sale_checks(merchant, customer, amount, now).await? {
             Ok(checks) => checks,
             Err(refused) => return Ok(Err(refused)),
         };
-        let flags = json!(details.flags());
         let counters = self
             .funding_counters(
                 &Counted {
@@ -352,48 +377,11 @@ impl<S: Store> Gateway<S> {
             return Ok(Err(declined));
         }
         // Whatever fails between the hold and the movement releases the hold.
-        let prepared = (|| -> Result<(Movement, String), Error> {
-            let ok_row = Payment {
-                details: details.clone(),
-                ..ok_row
-            };
-            let view = PaymentView::of(&ok_row, p.role);
-            // Events go to the merchant: the merchant's view, whoever asked.
-            let event_view = PaymentView::of(&ok_row, Role::Merchant);
-            let body = serde_json::to_string(&view).map_err(Error::internal)?;
-            let mut m = Movement::new(now);
-            // The key and the block list were read from copies: checked again here.
-            m.live_api_key = Some(p.key_id.clone());
-            m.live_device = device.map(str::to_owned);
-            m.live_static_code = static_code.map(str::to_owned);
-            m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
-            m.idempotency = idem
-                .clone()
-                .map(|i| i.record(&Outcome::Created { view: &body }));
-            m.burns.extend(burn.clone());
-            m.counters = counters;
-            m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
-            m.payment = Some(PaymentWrite::Insert(ok_row));
-            m.order = order
-                .map(|o| {
-                    crate::order_move(
-                        &o.id,
-                        OrderStatus::Open,
-                        OrderStatus::Paid,
-                        Some(id.clone()),
-                    )
-                })
-                .transpose()?;
-            m.events
-                .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
-            m.audit = Some(trail::entry(
-                Action::PaymentSucceeded,
-                id.clone(),
-                p.into(),
-                json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": details.funding, "flags": flags }),
-            ));
-            Ok((m, body))
-        })();
+        let ok_row = Payment {
+            details: details.clone(),
+            ..ok_row
+        };
+        let prepared = self.sale_movement(p, sale, ok_row, burn, counters, idem);
         let (m, body) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -415,6 +403,70 @@ impl<S: Store> Gateway<S> {
             ) => Ok(Err(Error::from(e))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The one movement of a successful sale: the live checks, the
+    /// idempotency record, the code burn, the counters, the posting, the
+    /// payment, the order paid, its event and audit row.
+    fn sale_movement(
+        &self,
+        p: &Principal,
+        sale: &Sale<'_>,
+        ok_row: Payment,
+        burn: &Option<CodeBurn>,
+        counters: Vec<CounterCharge>,
+        idem: &Option<Idem>,
+    ) -> Result<(Movement, String), Error> {
+        let &Sale {
+            merchant,
+            customer,
+            amount,
+            level,
+            source,
+            order,
+            device,
+            static_code,
+            ..
+        } = sale;
+        let now = ok_row.created_at;
+        let id = ok_row.id.clone();
+        let (funding, flags) = (json!(ok_row.details.funding), json!(ok_row.details.flags()));
+        let view = PaymentView::of(&ok_row, p.role);
+        // Events go to the merchant: the merchant's view, whoever asked.
+        let event_view = PaymentView::of(&ok_row, Role::Merchant);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        // The key and the block list were read from copies: checked again here.
+        m.live_api_key = Some(p.key_id.clone());
+        m.live_device = device.map(str::to_owned);
+        m.live_static_code = static_code.map(str::to_owned);
+        m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
+        m.idempotency = idem
+            .clone()
+            .map(|i| i.record(&Outcome::Created { view: &body }));
+        m.burns.extend(burn.clone());
+        m.counters = counters;
+        m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
+        m.payment = Some(PaymentWrite::Insert(ok_row));
+        m.order = order
+            .map(|o| {
+                crate::order_move(
+                    &o.id,
+                    OrderStatus::Open,
+                    OrderStatus::Paid,
+                    Some(id.clone()),
+                )
+            })
+            .transpose()?;
+        m.events
+            .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
+        m.audit = Some(trail::entry(
+            Action::PaymentSucceeded,
+            id.clone(),
+            p.into(),
+            json!({ "merchant_id": merchant.id, "amount_minor": amount.minor(), "risk_level": level.as_str(), "funding": funding, "flags": flags }),
+        ));
+        Ok((m, body))
     }
 
     /// The checks a sale goes through before its movement: the block list

@@ -104,6 +104,21 @@ struct Offered<'a> {
 }
 
 /// What a confirmation proved, and with which device.
+/// What a confirmation reached, for its movement.
+struct Reached<'a> {
+    merchant: &'a Merchant,
+    customer: &'a str,
+    source: &'a Source,
+    proven: &'a [Element],
+    /// The confirming device, which must still be active.
+    device: Option<String>,
+    /// The state the payment moves from (confirming when a hold was taken).
+    from: PaymentStatus,
+    /// Until when an order's payment burn is kept.
+    expires: Timestamp,
+    at: Timestamp,
+}
+
 struct Proof {
     customer: String,
     proven: Vec<Element>,
@@ -385,55 +400,17 @@ impl<S: Store> Gateway<S> {
         }
         // Whatever fails between the hold and the movement releases the
         // hold and gives the claim back.
-        let prepared = (|| -> Result<(Movement, String), Error> {
-            let mut done = pay.clone();
-            done.status = PaymentStatus::Succeeded;
-            done.details = details.clone();
-            done.updated_at = now;
-            let body =
-                serde_json::to_string(&PaymentView::of(&done, p.role)).map_err(Error::internal)?;
-
-            let mut m = Movement::new(now);
-            // The block list was read from a copy: checked again here, and the
-            // confirming device is still active when the money moves.
-            m.unblocked = vec![merchant.id.clone(), customer.clone()];
-            m.live_device = device.map(|d| d.id);
-            m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
-            m.counters = counters;
-            m.posting =
-                Some(self.payment_posting(&pay.id, &customer, &source, &merchant.id, amount));
-            from.transition(PaymentStatus::Succeeded)
-                .map_err(Error::internal)?;
-            m.payment = Some(PaymentWrite::Transition {
-                id: pay.id.clone(),
-                from,
-                to: PaymentStatus::Succeeded,
-                details: Some(details.clone()),
-            });
-            if let Some(order_id) = &details.order_id {
-                m.burns.push(CodeBurn {
-                    key: format!("order:{order_id}"),
-                    payment_id: Some(pay.id.clone()),
-                    expires_at: expires,
-                });
-                m.order = Some(crate::order_move(
-                    order_id,
-                    OrderStatus::Open,
-                    OrderStatus::Paid,
-                    Some(pay.id.clone()),
-                )?);
-            }
-            let event_view = PaymentView::of(&done, crate::Role::Merchant);
-            m.events
-                .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
-            m.audit = Some(trail::entry(
-                Action::PaymentConfirmed,
-                pay.id.clone(),
-                p.into(),
-                json!({ "risk_level": level.as_str(), "verification": proven }),
-            ));
-            Ok((m, body))
-        })();
+        let reached = Reached {
+            merchant: &merchant,
+            customer: &customer,
+            source: &source,
+            proven: &proven,
+            device: device.map(|d| d.id),
+            from,
+            expires,
+            at: now,
+        };
+        let prepared = self.confirm_movement(p, pay, &details, &reached, counters, idem);
         let (m, body) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -455,6 +432,69 @@ impl<S: Store> Gateway<S> {
             self.release_funds(&mut details.funding).await;
         }
         self.completed(p, pay, from, &merchant, result, body).await
+    }
+
+    /// The one movement of a proven confirmation: the live checks, the
+    /// counters at the level reached, the posting, the payment's move to
+    /// succeeded (from `r.from`), the order paid, its event and audit row.
+    fn confirm_movement(
+        &self,
+        p: &Principal,
+        pay: &Payment,
+        details: &PaymentDetails,
+        r: &Reached<'_>,
+        counters: Vec<CounterCharge>,
+        idem: Option<Idem>,
+    ) -> Result<(Movement, String), Error> {
+        let (merchant, customer, from, now) = (r.merchant, r.customer, r.from, r.at);
+        let level = details.risk_level;
+        let amount = Money::from_minor(pay.amount_minor, pay.currency);
+        let mut done = pay.clone();
+        done.status = PaymentStatus::Succeeded;
+        done.details = details.clone();
+        done.updated_at = now;
+        let body =
+            serde_json::to_string(&PaymentView::of(&done, p.role)).map_err(Error::internal)?;
+
+        let mut m = Movement::new(now);
+        // The block list was read from a copy: checked again here, and the
+        // confirming device is still active when the money moves.
+        m.unblocked = vec![merchant.id.clone(), customer.to_owned()];
+        m.live_device = r.device.clone();
+        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
+        m.counters = counters;
+        m.posting = Some(self.payment_posting(&pay.id, customer, r.source, &merchant.id, amount));
+        from.transition(PaymentStatus::Succeeded)
+            .map_err(Error::internal)?;
+        m.payment = Some(PaymentWrite::Transition {
+            id: pay.id.clone(),
+            from,
+            to: PaymentStatus::Succeeded,
+            details: Some(details.clone()),
+        });
+        if let Some(order_id) = &details.order_id {
+            m.burns.push(CodeBurn {
+                key: format!("order:{order_id}"),
+                payment_id: Some(pay.id.clone()),
+                expires_at: r.expires,
+            });
+            m.order = Some(crate::order_move(
+                order_id,
+                OrderStatus::Open,
+                OrderStatus::Paid,
+                Some(pay.id.clone()),
+            )?);
+        }
+        let event_view = PaymentView::of(&done, crate::Role::Merchant);
+        m.events
+            .push(self.outbox(&merchant.id, Event::PaymentSucceeded(&event_view))?);
+        m.audit = Some(trail::entry(
+            Action::PaymentConfirmed,
+            pay.id.clone(),
+            p.into(),
+            json!({ "risk_level": level.as_str(), "verification": r.proven }),
+        ));
+        Ok((m, body))
     }
 
     /// Claim a payment whose source holds money before the source is
