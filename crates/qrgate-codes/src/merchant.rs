@@ -245,10 +245,36 @@ pub fn verify_parsed(
 
     // Only now, with the content authentic, interpret it.
     let mpm = MpmPayload::from_payload(p)?;
+    let kind = code_kind(p, account, &mpm, now)?;
+    Ok(VerifiedMerchantCode {
+        code: MerchantCode {
+            kind,
+            display: MerchantDisplay {
+                name: mpm.merchant_name,
+                city: mpm.merchant_city,
+                country: mpm.country,
+                mcc: mpm.mcc,
+                currency: mpm.currency,
+                postal_code: mpm.postal_code,
+                language: mpm.language,
+            },
+        },
+        key_id: kid,
+    })
+}
+
+/// What an authentic code is for: a static code (its id), or an order
+/// (its id, amount, reference and expiry; refused once expired).
+fn code_kind(
+    p: &Payload,
+    account: &emv::Field,
+    mpm: &MpmPayload,
+    now: Timestamp,
+) -> Result<MerchantCodeKind, MerchantCodeError> {
     let code_id = account
         .subfield_value(1)
         .ok_or_else(|| malformed("template 26 has no code id in sub-field 01"))?;
-    let kind = match mpm.point_of_initiation {
+    Ok(match mpm.point_of_initiation {
         PointOfInitiation::Static => MerchantCodeKind::Static {
             code_id: code_id
                 .parse()
@@ -281,20 +307,5 @@ pub fn verify_parsed(
                 expires_at,
             }
         }
-    };
-    Ok(VerifiedMerchantCode {
-        code: MerchantCode {
-            kind,
-            display: MerchantDisplay {
-                name: mpm.merchant_name,
-                city: mpm.merchant_city,
-                country: mpm.country,
-                mcc: mpm.mcc,
-                currency: mpm.currency,
-                postal_code: mpm.postal_code,
-                language: mpm.language,
-            },
-        },
-        key_id: kid,
     })
 }

@@ -348,6 +348,81 @@ pub(crate) fn money(minor: i64) -> qrgate_core::Money {
     qrgate_core::Money::from_minor(minor, CURRENCY)
 }
 
+/// The catalogue with the deployment's overrides, the limits it states,
+/// and the overrides applied; a configuration that loosens a rule without
+/// `allow_loosening`, or sets a category cap above the general one, is
+/// refused.
+fn rules_of(
+    config: &Config,
+) -> Result<(Catalogue, Limits, Vec<qrgate_core::rules::Applied>), Error> {
+    let catalogue = Catalogue::builtin().map_err(Error::internal)?;
+    let mut overrides = config.rules.clone();
+    if let Some(w) = config.cancel_window_seconds {
+        tracing::warn!(
+            "config cancel_window_seconds is deprecated: write QG-CANCEL-WINDOW = {w} under [rules]"
+        );
+        overrides.entry("QG-CANCEL-WINDOW".to_owned()).or_insert(w);
+    }
+    let (catalogue, applied) = catalogue
+        .with_overrides(&overrides, &config.allow_loosening)
+        .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
+    let limits = Limits::from_catalogue(&catalogue)
+        .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
+    for (mcc, cap) in &config.txn_cap_by_mcc {
+        if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) || *cap <= 0 {
+            return Err(Error::bad_request(
+                "config_rule_override",
+                format!(
+                    "txn_cap_by_mcc: {mcc:?} = {cap}: keys are four-digit MCCs, caps positive minor units"
+                ),
+            ));
+        }
+        if let Some(general) = limits.txn_cap.filter(|g| cap > g) {
+            return Err(Error::bad_request(
+                "config_rule_override",
+                format!(
+                    "txn_cap_by_mcc: {mcc} = {cap} is above BCP-TXN-CAP ({general}); a category cap may only be lower"
+                ),
+            ));
+        }
+    }
+    Ok((catalogue, limits, applied))
+}
+
+/// The stored signing keys; on the first start, one is proposed first (of
+/// nodes starting at once one writes it, and every node loads that one).
+async fn first_key<S: Store>(
+    store: &S,
+    clock: &Arc<dyn Clock>,
+    config: &Config,
+    rng: &SystemRandom,
+) -> Result<Vec<qrgate_store::StoredKey>, Error> {
+    let mut stored = store.load_keys().await?;
+    if stored.is_empty() {
+        // First start: propose a key. Of nodes starting at once one
+        // writes it; every node then loads the one that was written.
+        let ring = Keyring::generate(rng, clock.now()).map_err(Error::internal)?;
+        let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
+        if let Some(first) = to_store_keys(&ring, &secrets)?.into_iter().next() {
+            let audit = trail::entry(
+                Action::SigningKeyCreated,
+                first.kid.clone(),
+                By::Gateway("first start"),
+                serde_json::json!({}),
+            );
+            store
+                .change_keys(
+                    qrgate_store::KeyChange::First(first),
+                    clock.now(),
+                    Some(audit),
+                )
+                .await?;
+        }
+        stored = store.load_keys().await?;
+    }
+    Ok(stored)
+}
+
 impl<S: Store> Gateway<S> {
     /// Load (or on first start create) the signing keys and apply the
     /// deployment's rule overrides. Returns the overrides that were applied.
@@ -356,37 +431,7 @@ impl<S: Store> Gateway<S> {
         clock: Arc<dyn Clock>,
         config: Config,
     ) -> Result<(Gateway<S>, Vec<qrgate_core::rules::Applied>), Error> {
-        let catalogue = Catalogue::builtin().map_err(Error::internal)?;
-        let mut overrides = config.rules.clone();
-        if let Some(w) = config.cancel_window_seconds {
-            tracing::warn!(
-                "config cancel_window_seconds is deprecated: write QG-CANCEL-WINDOW = {w} under [rules]"
-            );
-            overrides.entry("QG-CANCEL-WINDOW".to_owned()).or_insert(w);
-        }
-        let (catalogue, applied) = catalogue
-            .with_overrides(&overrides, &config.allow_loosening)
-            .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
-        let limits = Limits::from_catalogue(&catalogue)
-            .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
-        for (mcc, cap) in &config.txn_cap_by_mcc {
-            if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) || *cap <= 0 {
-                return Err(Error::bad_request(
-                    "config_rule_override",
-                    format!(
-                        "txn_cap_by_mcc: {mcc:?} = {cap}: keys are four-digit MCCs, caps positive minor units"
-                    ),
-                ));
-            }
-            if let Some(general) = limits.txn_cap.filter(|g| cap > g) {
-                return Err(Error::bad_request(
-                    "config_rule_override",
-                    format!(
-                        "txn_cap_by_mcc: {mcc} = {cap} is above BCP-TXN-CAP ({general}); a category cap may only be lower"
-                    ),
-                ));
-            }
-        }
+        let (catalogue, limits, applied) = rules_of(&config)?;
         let trusted_proxies = config
             .trusted_proxies
             .iter()
@@ -396,29 +441,7 @@ impl<S: Store> Gateway<S> {
                 Error::bad_request("config_trusted_proxies", format!("trusted_proxies: {e}"))
             })?;
         let rng = SystemRandom::new();
-        let mut stored = store.load_keys().await?;
-        if stored.is_empty() {
-            // First start: propose a key. Of nodes starting at once one
-            // writes it; every node then loads the one that was written.
-            let ring = Keyring::generate(&rng, clock.now()).map_err(Error::internal)?;
-            let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
-            if let Some(first) = to_store_keys(&ring, &secrets)?.into_iter().next() {
-                let audit = trail::entry(
-                    Action::SigningKeyCreated,
-                    first.kid.clone(),
-                    By::Gateway("first start"),
-                    serde_json::json!({}),
-                );
-                store
-                    .change_keys(
-                        qrgate_store::KeyChange::First(first),
-                        clock.now(),
-                        Some(audit),
-                    )
-                    .await?;
-            }
-            stored = store.load_keys().await?;
-        }
+        let mut stored = first_key(&store, &clock, &config, &rng).await?;
         let secrets = Secrets(config.sealer.clone(), Strict::Migrating);
         // Plaintext rows from before sealing, and rows sealed under an
         // older master key, are sealed under the current one now.

@@ -54,67 +54,7 @@ impl<S: Store> Gateway<S> {
         m: NewMerchant,
     ) -> Result<MerchantView, Error> {
         p.require(&[Role::Admin])?;
-        check_len("name", &m.name, 25)?;
-        check_len("city", &m.city, 15)?;
-        if let Some(l) = &m.name_local {
-            check_len("name_local", l, 25)?;
-        }
-        if m.mcc.len() != 4 || !m.mcc.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "mcc must be four digits (ISO 18245), e.g. 5812",
-            ));
-        }
-        if m.country.len() != 2 || !m.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "country must be two upper-case letters (ISO 3166-1), e.g. CN",
-            ));
-        }
-        let cur = Currency::from_code(&m.currency)
-            .map_err(|e| Error::bad_request("unknown_currency", e.to_string()))?;
-        if cur != crate::CURRENCY {
-            return Err(Error::bad_request(
-                "currency_not_supported",
-                format!(
-                    "merchants settle in {0}: the barcode-payment limits are stated in {0}",
-                    crate::CURRENCY
-                ),
-            ));
-        }
-        if m.category != "regular" && m.category != "small_personal" {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "category must be regular or small_personal",
-            ));
-        }
-        match (m.category.as_str(), &m.owner_ref) {
-            ("small_personal", None) => {
-                return Err(Error::bad_request(
-                    "owner_ref_required",
-                    "a small_personal merchant needs owner_ref: the reference of the person behind it (their credit-card receipts are capped per person, BCP-SMALL-MERCHANT-CREDIT-DAY)",
-                ));
-            }
-            ("regular", Some(_)) => {
-                return Err(Error::bad_request(
-                    "invalid_request",
-                    "owner_ref is only for small_personal merchants",
-                ));
-            }
-            (_, Some(r))
-                if r.is_empty()
-                    || r.len() > 64
-                    || !r
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)) =>
-            {
-                return Err(Error::bad_request(
-                    "invalid_request",
-                    "owner_ref must be 1 to 64 of A-Z a-z 0-9 . _ : - (an opaque reference, not an ID number)",
-                ));
-            }
-            _ => {}
-        }
+        let cur = check_new_merchant(&m)?;
         let id = self
             .new_id::<qrgate_core::id::kind::Merchant>()?
             .to_string();
@@ -187,4 +127,73 @@ impl<S: Store> Gateway<S> {
             .await?
             .ok_or_else(|| Error::not_found("merchant", id))
     }
+}
+
+/// What a new merchant must be: EMVCo's lengths for the name and city, an
+/// ISO 18245 category code, an ISO 3166 country, the gateway's currency
+/// (returned), a known category, and an owner reference exactly when it is
+/// a small personal merchant.
+fn check_new_merchant(m: &NewMerchant) -> Result<Currency, Error> {
+    check_len("name", &m.name, 25)?;
+    check_len("city", &m.city, 15)?;
+    if let Some(l) = &m.name_local {
+        check_len("name_local", l, 25)?;
+    }
+    if m.mcc.len() != 4 || !m.mcc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "mcc must be four digits (ISO 18245), e.g. 5812",
+        ));
+    }
+    if m.country.len() != 2 || !m.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "country must be two upper-case letters (ISO 3166-1), e.g. CN",
+        ));
+    }
+    let cur = Currency::from_code(&m.currency)
+        .map_err(|e| Error::bad_request("unknown_currency", e.to_string()))?;
+    if cur != crate::CURRENCY {
+        return Err(Error::bad_request(
+            "currency_not_supported",
+            format!(
+                "merchants settle in {0}: the barcode-payment limits are stated in {0}",
+                crate::CURRENCY
+            ),
+        ));
+    }
+    if m.category != "regular" && m.category != "small_personal" {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "category must be regular or small_personal",
+        ));
+    }
+    match (m.category.as_str(), &m.owner_ref) {
+        ("small_personal", None) => {
+            return Err(Error::bad_request(
+                "owner_ref_required",
+                "a small_personal merchant needs owner_ref: the reference of the person behind it (their credit-card receipts are capped per person, BCP-SMALL-MERCHANT-CREDIT-DAY)",
+            ));
+        }
+        ("regular", Some(_)) => {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "owner_ref is only for small_personal merchants",
+            ));
+        }
+        (_, Some(r))
+            if r.is_empty()
+                || r.len() > 64
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)) =>
+        {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "owner_ref must be 1 to 64 of A-Z a-z 0-9 . _ : - (an opaque reference, not an ID number)",
+            ));
+        }
+        _ => {}
+    }
+    Ok(cur)
 }

@@ -1,7 +1,7 @@
 //! `qrgate code …`: decode, render, scan and build payloads without a server.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -215,107 +215,15 @@ pub fn payload_json(p: &emv::Payload, profile: Option<Profile>) -> Value {
 
 pub fn run(cmd: CodeCommand) -> ExitCode {
     match cmd {
-        CodeCommand::Decode { payload, profile } => {
-            let payload = match read_payload(&payload) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            match emv::parse(&payload) {
-                Ok(p) => {
-                    let v = payload_json(&p, profile);
-                    print_json(&v);
-                    let findings = v["findings"].as_array().is_some_and(|a| !a.is_empty());
-                    if findings {
-                        ExitCode::from(EXIT_FINDINGS)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                Err(e) => {
-                    print_json(&json!({
-                        "valid": false,
-                        "error": { "code": e.kind.code(), "message": e.to_string(), "tag": e.tag, "offset": e.offset }
-                    }));
-                    fail(e)
-                }
-            }
-        }
+        CodeCommand::Decode { payload, profile } => decode(&payload, profile),
         CodeCommand::Render {
             payload,
             out,
             ec,
             module_px,
             quiet_zone,
-        } => {
-            let payload = match read_payload(&payload) {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            };
-            let opts = RenderOptions {
-                correction: match ec {
-                    Ec::L => Correction::L,
-                    Ec::M => Correction::M,
-                    Ec::Q => Correction::Q,
-                    Ec::H => Correction::H,
-                },
-                module_px,
-                quiet_zone,
-            };
-            let ext = out
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            let bytes = match ext.as_deref() {
-                Some("png") => render_png(&payload, &opts),
-                Some("svg") => render_svg(&payload, &opts).map(String::into_bytes),
-                _ => {
-                    return fail(format!(
-                        "{}: the output file must end in .png or .svg",
-                        out.display()
-                    ));
-                }
-            };
-            match bytes {
-                Ok(b) => match std::fs::write(&out, b) {
-                    Ok(()) => {
-                        eprintln!("wrote {}", out.display());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(format!("cannot write {}: {e}", out.display())),
-                },
-                Err(e) => fail(e),
-            }
-        }
-        CodeCommand::Scan { image, json } => {
-            let bytes = match std::fs::read(&image) {
-                Ok(b) => b,
-                Err(e) => return fail(format!("cannot read {}: {e}", image.display())),
-            };
-            match scan(&bytes) {
-                Ok(found) => {
-                    if json {
-                        let items: Vec<Value> = found
-                            .iter()
-                            .map(|s| {
-                                let mut o = json!({ "payload": s.payload, "version": s.version, "corners": s.corners });
-                                o["emv"] = match emv::parse(&s.payload) {
-                                    Ok(p) => payload_json(&p, Some(Profile::Emvco)),
-                                    Err(e) => json!({ "valid": false, "error": { "code": e.kind.code(), "message": e.to_string() } }),
-                                };
-                                o
-                            })
-                            .collect();
-                        print_json(&Value::Array(items));
-                    } else {
-                        for s in &found {
-                            println!("{}", s.payload);
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{}: {e}", image.display())),
-            }
-        }
+        } => render(&payload, &out, ec, module_px, quiet_zone),
+        CodeCommand::Scan { image, json } => scan_image(&image, json),
         CodeCommand::DeviceKey { out } => match device_key(&out) {
             Ok(public) => {
                 println!("{public}");
@@ -352,6 +260,108 @@ pub fn run(cmd: CodeCommand) -> ExitCode {
             }
             Err(e) => fail(e),
         },
+    }
+}
+
+/// `code decode`: the payload's fields (and findings), exit 2 when the
+/// profile has findings.
+fn decode(payload: &str, profile: Option<Profile>) -> ExitCode {
+    let payload = match read_payload(payload) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    match emv::parse(&payload) {
+        Ok(p) => {
+            let v = payload_json(&p, profile);
+            print_json(&v);
+            let findings = v["findings"].as_array().is_some_and(|a| !a.is_empty());
+            if findings {
+                ExitCode::from(EXIT_FINDINGS)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            print_json(&json!({
+                "valid": false,
+                "error": { "code": e.kind.code(), "message": e.to_string(), "tag": e.tag, "offset": e.offset }
+            }));
+            fail(e)
+        }
+    }
+}
+
+/// `code render`: the payload as a PNG or SVG file.
+fn render(payload: &str, out: &Path, ec: Ec, module_px: u32, quiet_zone: u32) -> ExitCode {
+    let payload = match read_payload(payload) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let opts = RenderOptions {
+        correction: match ec {
+            Ec::L => Correction::L,
+            Ec::M => Correction::M,
+            Ec::Q => Correction::Q,
+            Ec::H => Correction::H,
+        },
+        module_px,
+        quiet_zone,
+    };
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let bytes = match ext.as_deref() {
+        Some("png") => render_png(&payload, &opts),
+        Some("svg") => render_svg(&payload, &opts).map(String::into_bytes),
+        _ => {
+            return fail(format!(
+                "{}: the output file must end in .png or .svg",
+                out.display()
+            ));
+        }
+    };
+    match bytes {
+        Ok(b) => match std::fs::write(out, b) {
+            Ok(()) => {
+                eprintln!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("cannot write {}: {e}", out.display())),
+        },
+        Err(e) => fail(e),
+    }
+}
+
+/// `code scan`: the codes found in an image, as payloads or JSON.
+fn scan_image(image: &Path, json: bool) -> ExitCode {
+    let bytes = match std::fs::read(image) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("cannot read {}: {e}", image.display())),
+    };
+    match scan(&bytes) {
+        Ok(found) => {
+            if json {
+                let items: Vec<Value> = found
+                    .iter()
+                    .map(|s| {
+                        let mut o = json!({ "payload": s.payload, "version": s.version, "corners": s.corners });
+                        o["emv"] = match emv::parse(&s.payload) {
+                            Ok(p) => payload_json(&p, Some(Profile::Emvco)),
+                            Err(e) => json!({ "valid": false, "error": { "code": e.kind.code(), "message": e.to_string() } }),
+                        };
+                        o
+                    })
+                    .collect();
+                print_json(&Value::Array(items));
+            } else {
+                for s in &found {
+                    println!("{}", s.payload);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("{}: {e}", image.display())),
     }
 }
 

@@ -182,7 +182,24 @@ const SYSTEM: fn() -> Principal = || Principal {
     subject: None,
 };
 
+/// The demo's keys, printed once with the walk-through.
+struct DemoKeys {
+    merchant_id: String,
+    merchant_key: String,
+    customer_id: String,
+    customer_key: String,
+    auditor_key: String,
+}
+
+/// `--demo`: a merchant, a funded customer and an auditor, with their
+/// keys, then a walk-through that uses them.
 async fn demo(gw: &Gateway<AnyStore>, base: &str) -> Result<(), String> {
+    let keys = demo_parties(gw).await?;
+    print_demo(&keys, base);
+    Ok(())
+}
+
+async fn demo_parties(gw: &Gateway<AnyStore>) -> Result<DemoKeys, String> {
     let e = |e: qrgate_gateway::Error| e.to_string();
     let admin = SYSTEM();
     let m = gw
@@ -224,6 +241,17 @@ async fn demo(gw: &Gateway<AnyStore>, base: &str) -> Result<(), String> {
         .create_api_key(None, Role::Auditor, None)
         .await
         .map_err(e)?;
+    Ok(DemoKeys {
+        merchant_id: m.id,
+        merchant_key: mk.secret,
+        customer_id: c.id,
+        customer_key: ck.secret,
+        auditor_key: ak.secret,
+    })
+}
+
+/// The walk-through, in bash, with the demo's keys filled in.
+fn print_demo(k: &DemoKeys, base: &str) {
     println!(
         r#"
 == demo data ==
@@ -289,14 +317,13 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
   curl -s -X POST $QG/v1/payments/$PID/confirm -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: c-$PID" -d '{{"pin":"482915"}}'                           # succeeded at level B
 "#,
-        mid = m.id,
-        mkey = mk.secret,
-        cid = c.id,
-        ckey = ck.secret,
-        akey = ak.secret,
+        mid = k.merchant_id,
+        mkey = k.merchant_key,
+        cid = k.customer_id,
+        ckey = k.customer_key,
+        akey = k.auditor_key,
         base = base,
     );
-    Ok(())
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
