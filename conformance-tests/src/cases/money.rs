@@ -1,0 +1,454 @@
+//! Refunds (cap, once per number, to the original source), races on a payment, credential changes, webhook targets, order expiry and idempotency.
+
+use super::*;
+
+pub(super) async fn refund_cap(c: &mut Ctx) -> Outcome {
+    let (mk, _, _, p) = c.paid("100.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    let path = format!("/v1/payments/{id}/refunds");
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "100.01", "out_refund_no": "A" }),
+        )
+        .await?,
+        402,
+        Some("limit_exceeded"),
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "60.00", "out_refund_no": "B" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "40.01", "out_refund_no": "C" }),
+        )
+        .await?,
+        402,
+        Some("limit_exceeded"),
+    )?;
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "40.00", "out_refund_no": "D" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    // A declined payment cannot be refunded.
+    let (_, ck2) = c.customer("1.00", "II").await?;
+    let (code, _) = c.payment_code(&ck2).await?;
+    let d = c.charge(&mk, &code, "50.00").await?;
+    expect(&d, 402, Some("insufficient_funds"))?;
+    let failed = d.json["error"]["payment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{failed}/refunds"),
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "E" }),
+        )
+        .await?;
+    expect_refused(&r, &["payment_not_refundable", "not_found"])
+}
+
+pub(super) async fn refund_idempotent(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("50.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    let a = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "20.00", "out_refund_no": "R1" }),
+        )
+        .await?;
+    expect(&a, 201, None)?;
+    let b = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "20.00", "out_refund_no": "R1" }),
+        )
+        .await?;
+    check(
+        b.status < 300 && b.json["id"] == a.json["id"],
+        "the same refund",
+        b.body.clone(),
+    )?;
+    check(
+        c.balance(&ck).await? == "870.00",
+        "refunded once",
+        "another balance",
+    )
+}
+
+pub(super) async fn refund_original(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("30.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    expect(
+        &c.post_money(
+            &path,
+            &mk,
+            json!({ "amount": "30.00", "out_refund_no": "R" }),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    check(
+        c.balance(&ck).await? == "900.00",
+        "the wallet has its 30.00 back",
+        "another balance",
+    )
+}
+
+pub(super) async fn confirm_race(c: &mut Ctx) -> Outcome {
+    let (mk, ck) = c_cap_used(c).await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    let r = c.charge(&mk, &signed_token(&kp, &d)?, "10.00").await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["status"] == "requires_action",
+        "status requires_action",
+        r.body.clone(),
+    )?;
+    let path = format!("/v1/payments/{}/confirm", field(&r, "id")?);
+    let pin = json!({ "pin": "493817" });
+    let answers = c
+        .post_together(
+            &ck,
+            vec![(path.clone(), Some(pin.clone())), (path, Some(pin))],
+        )
+        .await?;
+    let mut ok = 0;
+    for r in &answers {
+        check(r.status < 500, "no server error", summary(r))?;
+        if (200..300).contains(&r.status) {
+            ok += 1;
+        } else {
+            check(r.status == 409, "the other one a 409", summary(r))?;
+        }
+    }
+    check(
+        ok == 1,
+        "exactly one confirmation completes it",
+        format!("{ok} did"),
+    )?;
+    let balance = c.balance(&ck).await?;
+    check(
+        balance == "990.00",
+        "the payer charged 10.00 once (990.00 left)",
+        balance,
+    )?;
+    ledger_balanced(c).await
+}
+
+pub(super) async fn pin_change(c: &mut Ctx) -> Outcome {
+    let (_, ck) = c.customer("1.00", "II").await?;
+    set_pin(c, &ck).await?;
+    let change = |current: Option<&str>| {
+        let mut body = json!({ "pin": "271828" });
+        if let Some(p) = current {
+            body["current_pin"] = json!(p);
+        }
+        body
+    };
+    let r = c
+        .call("POST", "/v1/me/pin", Some(&ck), Some(change(None)), None)
+        .await?;
+    expect(&r, 409, Some("pin_already_set"))?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(change(Some("111119"))),
+            None,
+        )
+        .await?;
+    expect(&r, 422, Some("pin_incorrect"))?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(change(Some("493817"))),
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    // The old PIN no longer proves anything.
+    let r = c
+        .call(
+            "POST",
+            "/v1/me/pin",
+            Some(&ck),
+            Some(json!({ "pin": "314159", "current_pin": "493817" })),
+            None,
+        )
+        .await?;
+    expect(&r, 422, Some("pin_incorrect"))
+}
+
+pub(super) async fn device_revoke(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let kp = device()?;
+    let d = enroll(c, &ck, &kp).await?;
+    // Made offline, before the revocation.
+    let token = signed_token(&kp, &d)?;
+    let r = c
+        .call(
+            "POST",
+            &format!("/v1/devices/{}/revoke", d.id),
+            Some(&ck),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["status"] == "revoked",
+        "status revoked",
+        r.body.clone(),
+    )?;
+    let r = c.charge(&mk, &token, "1.00").await?;
+    expect(&r, 422, Some("device_revoked"))?;
+    let balance = c.balance(&ck).await?;
+    check(balance == "100.00", "nothing moved (100.00)", balance)
+}
+
+pub(super) async fn webhook_targets(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let register = async |c: &mut Ctx, url: &str| {
+        c.call(
+            "POST",
+            "/v1/webhook-endpoints",
+            Some(&mk),
+            Some(json!({ "url": url })),
+            None,
+        )
+        .await
+    };
+    // Refused by every deployment.
+    for url in [
+        "http://127.0.0.1@example.com/hook",
+        "https://user:pw@example.com/hook",
+        "http://127.0.0.1.example.com/hook",
+        "ftp://example.com/hook",
+    ] {
+        let r = register(c, url).await?;
+        expect(&r, 400, Some("invalid_url")).map_err(|e| match e {
+            Stop::Fail { expected, observed } => Stop::Fail {
+                expected: format!("{url}: {expected}"),
+                observed,
+            },
+            other => other,
+        })?;
+    }
+    // Internal https targets: refused unless the deployment states (in
+    // GET /v1/rules) that it opted in.
+    let rules = c.call("GET", "/v1/rules", None, None, None).await?;
+    expect(&rules, 200, None)?;
+    if rules.json["webhooks"]["internal_targets"] == true {
+        return Err(Stop::Skip(
+            "the target states it accepts internal webhook targets (allow_internal_webhooks)"
+                .into(),
+        ));
+    }
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://0x7f000001/hook",
+    ] {
+        let r = register(c, url).await?;
+        if r.status == 201 {
+            // Do not leave it pointing there.
+            if let Ok(id) = field(&r, "id") {
+                let id = id.to_owned();
+                let _ = c
+                    .call(
+                        "DELETE",
+                        &format!("/v1/webhook-endpoints/{id}"),
+                        Some(&mk),
+                        None,
+                        None,
+                    )
+                    .await;
+            }
+        }
+        expect(&r, 400, Some("invalid_url")).map_err(|e| match e {
+            Stop::Fail { expected, observed } => Stop::Fail {
+                expected: format!("{url}: {expected}"),
+                observed,
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) async fn cancel_refund_race(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, first) = c.paid("20.00").await?;
+    // The merchant holds other money, so only the guards can stop a
+    // second payback, not the merchant's balance.
+    let (code, _) = c.payment_code(&ck).await?;
+    let r = c.charge(&mk, &code, "30.00").await?;
+    expect(&r, 201, None)?;
+    let mut payment = first;
+    for trial in 0..5 {
+        if trial > 0 {
+            let (code, _) = c.payment_code(&ck).await?;
+            payment = c.charge(&mk, &code, "20.00").await?;
+            expect(&payment, 201, None)?;
+        }
+        let id = field(&payment, "id")?;
+        let refund = json!({ "amount": "20.00", "out_refund_no": format!("R{trial}") });
+        let answers = c
+            .post_together(
+                &mk,
+                vec![
+                    (format!("/v1/payments/{id}/cancel"), None),
+                    (format!("/v1/payments/{id}/refunds"), Some(refund)),
+                ],
+            )
+            .await?;
+        let mut ok = 0;
+        for r in &answers {
+            check(r.status < 500, "no server error", summary(r))?;
+            ok += usize::from((200..300).contains(&r.status));
+        }
+        check(
+            ok == 1,
+            "exactly one of cancel and refund succeeds",
+            format!("{ok} succeeded (trial {trial})"),
+        )?;
+    }
+    // 900.00 - 30.00, every 20.00 paid back exactly once.
+    let balance = c.balance(&ck).await?;
+    check(balance == "870.00", "the payer's balance 870.00", balance)?;
+    let r = c.as_admin("GET", "/v1/ledger/check", None).await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["balanced"] == true,
+        "balanced: true (the books agree with the payments)",
+        r.body.clone(),
+    )
+}
+
+pub(super) async fn refund_count(c: &mut Ctx) -> Outcome {
+    let (mk, _, _, p) = c.paid("10.00").await?;
+    let path = format!("/v1/payments/{}/refunds", field(&p, "id")?);
+    for i in 0..50 {
+        let r = c
+            .post_money(
+                &path,
+                &mk,
+                json!({ "amount": "0.01", "out_refund_no": format!("N{i}") }),
+            )
+            .await?;
+        expect(&r, 201, None)?;
+    }
+    let r = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "0.01", "out_refund_no": "N50" }),
+        )
+        .await?;
+    expect(&r, 402, Some("limit_exceeded"))
+}
+
+pub(super) async fn order_ttl(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&mk),
+            Some(json!({ "amount": "1.00", "expires_in": 7201 })),
+            None,
+        )
+        .await?;
+    expect_refused(&r, &[])
+}
+
+pub(super) async fn idem_replay(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let key = c.idem();
+    let body = json!({ "auth_code": code, "amount": "10.00" });
+    let a = c
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(body.clone()),
+            Some(key.clone()),
+        )
+        .await?;
+    expect(&a, 201, None)?;
+    let b = c
+        .call("POST", "/v1/payments", Some(&mk), Some(body), Some(key))
+        .await?;
+    check(
+        b.status == a.status && b.body == a.body,
+        "the stored answer, byte for byte",
+        b.body.clone(),
+    )?;
+    check(
+        b.header("idempotent-replayed") == Some("true"),
+        "Idempotent-Replayed: true",
+        format!("{:?}", b.header("idempotent-replayed")),
+    )?;
+    check(
+        c.balance(&ck).await? == "90.00",
+        "charged once",
+        "another balance",
+    )
+}
+
+pub(super) async fn idem_reuse(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let key = c.idem();
+    expect(
+        &c.call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code, "amount": "10.00" })),
+            Some(key.clone()),
+        )
+        .await?,
+        201,
+        None,
+    )?;
+    let r = c
+        .call(
+            "POST",
+            "/v1/payments",
+            Some(&mk),
+            Some(json!({ "auth_code": code, "amount": "20.00" })),
+            Some(key),
+        )
+        .await?;
+    expect(&r, 409, Some("idempotency_key_reused"))
+}
