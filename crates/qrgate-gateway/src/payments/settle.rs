@@ -22,7 +22,7 @@ use crate::stepup::{Offer, StepUp};
 use crate::trail::{self, Action};
 use crate::views::PaymentView;
 use crate::{
-    Error, Fresh, Gateway, Idem, Kind, Outcome, Principal, Reply, Role, Said, settlement_account,
+    Error, Fresh, Gateway, Idem, Outcome, Principal, Reply, Role, Said, settlement_account,
 };
 
 /// What is being paid: who pays whom, how much, at which risk level with
@@ -483,41 +483,13 @@ impl<S: Store> Gateway<S> {
         if let Some(blocked) = self.blocked(&merchant.id, customer).await? {
             return Ok(Err(blocked));
         }
-        if let Some(cap) = self.txn_cap(merchant).filter(|c| amount.minor() > *c) {
-            return Ok(Err(Error::new(
-                Kind::Declined,
-                "limit_exceeded",
-                format!(
-                    "a single payment to this merchant is at most {}",
-                    crate::money(cap)
-                ),
-            )
-            .with_rule("BCP-TXN-CAP")));
-        }
-        let mut checks = vec![Check::new(
-            "QG-BLOCKLIST",
-            Decision::Allow,
-            "neither party is blocked",
-        )];
-        if let Some(cap) = self.txn_cap(merchant) {
-            checks.push(Check::new(
-                "BCP-TXN-CAP",
-                Decision::Allow,
-                format!("within {} a payment", crate::money(cap)),
-            ));
-        }
-        if let Some(n) = self.limits.velocity_per_minute {
-            checks.push(Check::new(
-                "QG-VELOCITY-CUSTOMER",
-                Decision::Allow,
-                format!("at most {n} payments a minute"),
-            ));
-        }
-        checks.extend(
-            self.review_checks(merchant, customer, amount.minor(), now)
-                .await?,
-        );
-        Ok(Ok(checks))
+        let facts = self
+            .sale_facts(merchant, customer, amount.minor(), now)
+            .await?;
+        Ok(crate::risk::decide_sale(
+            &facts,
+            &crate::risk::CheckRules::of(&self.limits),
+        ))
     }
 
     /// The ledger posting of a payment: from its source to the merchant.
