@@ -107,7 +107,6 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("mod.rs", "100", "page size of list queries"),
         ("mod.rs", "60", "seconds per minute (velocity window)"),
         ("card.rs", "2030", "schema example: exp_year"),
-        ("lib.rs", "60", "minutes per hour / seconds per minute"),
         (
             "lib.rs",
             "10_000",
@@ -116,9 +115,14 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("lib.rs", "1000", "milliseconds per second"),
         ("lib.rs", "999", "rounding milliseconds up to seconds"),
         (
-            "lib.rs",
+            "config.rs",
             "3000",
             "processor_timeout_ms default (deployment setting)",
+        ),
+        (
+            "config.rs",
+            "60",
+            "minutes per hour (business-day offset), and the 60 s bound of a code's validity",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
         (
@@ -266,7 +270,7 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
     );
     // Limits has no number of its own: every field is read from the catalogue.
     let lib =
-        std::fs::read_to_string(repo_root().join("crates/qrgate-gateway/src/lib.rs")).unwrap();
+        std::fs::read_to_string(repo_root().join("crates/qrgate-gateway/src/config.rs")).unwrap();
     let fields = lib
         .split("pub struct Limits {")
         .nth(1)

@@ -1,0 +1,227 @@
+//! The deployment's settings, and the numbers the gateway enforces, read
+//! from the rule catalogue with the deployment's overrides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use qrgate_core::rules::Catalogue;
+use qrgate_core::seal::Sealer;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Numbers the gateway enforces, read from the rule catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub code_ttl_seconds: u8,
+    pub daily_b: i64,
+    pub daily_c: i64,
+    pub daily_d: i64,
+    /// BCP-LIMIT-NESTED: a payment also counts toward the levels with a
+    /// higher cap (D toward C and B, C toward B).
+    pub nested_caps: bool,
+    pub class_i_total: i64,
+    pub class_ii_yearly: i64,
+    pub class_iii_yearly: i64,
+    pub business_offset_minutes: i32,
+    pub refund_count: i64,
+    pub refund_window_seconds: i64,
+    pub order_ttl_seconds: i64,
+    pub idempotency_hours: i64,
+    pub stepup_ttl_seconds: i64,
+    pub pin_lockout: i64,
+    pub pin_lock_minutes: i64,
+    pub small_credit_day: i64,
+    pub small_credit_month: i64,
+    /// Optional limits: `None` while off.
+    pub password_free_count: Option<i64>,
+    pub txn_cap: Option<i64>,
+    pub velocity_per_minute: Option<i64>,
+    pub cancel_window_seconds: i64,
+    pub anomaly_factor: i64,
+    pub personal_code_payers: i64,
+    /// Rate limits per minute (QG-RATE-*).
+    pub rate_code_issue: i64,
+    pub rate_unknown_code: i64,
+    pub rate_pin: i64,
+    pub rate_public: i64,
+}
+
+impl Limits {
+    pub fn from_catalogue(c: &Catalogue) -> Result<Limits, qrgate_core::rules::RuleError> {
+        use qrgate_core::rules::RuleError;
+        let ttl = c.value("BCP-CODE-TTL")?;
+        let code_ttl_seconds = u8::try_from(ttl)
+            .ok()
+            .filter(|t| (1..=qrgate_codes::cpm::MAX_TTL_SECONDS).contains(t))
+            .ok_or(RuleError::OutOfRange {
+                id: "BCP-CODE-TTL".into(),
+                value: ttl,
+                why: "a payment code's validity is 1 to 60 seconds",
+            })?;
+        let offset = c.value("BCP-LIMIT-SCOPE")?;
+        let business_offset_minutes = i32::try_from(offset)
+            .ok()
+            .filter(|m| m.abs() <= 14 * 60)
+            .ok_or(RuleError::OutOfRange {
+                id: "BCP-LIMIT-SCOPE".into(),
+                value: offset,
+                why: "a time zone is at most 14 hours from UTC",
+            })?;
+        Ok(Limits {
+            code_ttl_seconds,
+            daily_b: c.value("BCP-LIMIT-B-DAILY")?,
+            daily_c: c.value("BCP-LIMIT-C-DAILY")?,
+            daily_d: c.value("BCP-LIMIT-D-STATIC")?,
+            nested_caps: match c.value("BCP-LIMIT-NESTED")? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(RuleError::OutOfRange {
+                        id: "BCP-LIMIT-NESTED".into(),
+                        value: other,
+                        why: "0 (separate buckets) or 1 (nested)",
+                    });
+                }
+            },
+            class_i_total: c.value("BCP-ACCT-CLASS-I")?,
+            class_ii_yearly: c.value("BCP-ACCT-CLASS-II")?,
+            class_iii_yearly: c.value("BCP-ACCT-CLASS-III")?,
+            business_offset_minutes,
+            refund_count: c.value("BCP-REFUND-COUNT")?,
+            refund_window_seconds: c.value("BCP-REFUND-WINDOW")?,
+            order_ttl_seconds: c.value("QG-ORDER-TTL")?,
+            idempotency_hours: c.value("QG-IDEMPOTENCY")?,
+            stepup_ttl_seconds: c.value("QG-STEPUP-TTL")?,
+            pin_lockout: c.value("QG-PIN-LOCKOUT")?,
+            pin_lock_minutes: c.value("QG-PIN-LOCK-MINUTES")?,
+            small_credit_day: c.value("BCP-SMALL-MERCHANT-CREDIT-DAY")?,
+            small_credit_month: c.value("BCP-SMALL-MERCHANT-CREDIT-MONTH")?,
+            password_free_count: c.optional_value("BCP-PASSWORD-FREE-COUNT")?,
+            txn_cap: c.optional_value("BCP-TXN-CAP")?,
+            velocity_per_minute: c.optional_value("QG-VELOCITY-CUSTOMER")?,
+            cancel_window_seconds: c.value("QG-CANCEL-WINDOW")?,
+            anomaly_factor: c.value("QG-ANOMALY-AMOUNT")?,
+            personal_code_payers: c.value("QG-PERSONAL-CODE-PAYERS")?,
+            rate_code_issue: c.value("QG-RATE-CODE-ISSUE")?,
+            rate_unknown_code: c.value("QG-RATE-UNKNOWN-CODE")?,
+            rate_pin: c.value("QG-RATE-PIN")?,
+            rate_public: c.value("QG-RATE-PUBLIC")?,
+        })
+    }
+}
+
+/// Deployment settings of the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Rule overrides by id (stricter only, unless listed in `allow_loosening`).
+    #[serde(default)]
+    pub rules: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub allow_loosening: Vec<String>,
+    /// Deprecated spelling of `[rules] QG-CANCEL-WINDOW`, still honoured
+    /// (an override in `[rules]` wins).
+    #[serde(default)]
+    pub cancel_window_seconds: Option<i64>,
+    /// How long the gateway waits for each card-processor call before it
+    /// treats the answer as lost (then queries, then reverses).
+    #[serde(default = "default_processor_timeout")]
+    pub processor_timeout_ms: u64,
+    /// BCP-TXN-CAP per merchant category: MCC → most a single payment may
+    /// be, in minor units (never above BCP-TXN-CAP when that is set).
+    #[serde(default)]
+    pub txn_cap_by_mcc: BTreeMap<String, i64>,
+    /// Accept webhook endpoints on internal addresses (private, loopback,
+    /// link-local…) over https: for a deployment whose merchants' systems
+    /// are on its own network. Off by default.
+    #[serde(default)]
+    pub allow_internal_webhooks: bool,
+    /// Accept plain-http webhook endpoints on loopback / `localhost`: for a
+    /// development machine or a test run, never for production. Off by
+    /// default.
+    #[serde(default)]
+    pub allow_local_http_webhooks: bool,
+    /// Proxies in front of the gateway (address blocks: `10.0.0.0/8`,
+    /// `fd00::/8`, `127.0.0.1`) whose `X-Forwarded-For` names the client
+    /// for the per-address limits (QG-RATE-PUBLIC). Empty by default: the
+    /// header is ignored and the connection's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The master key (and older ones, for a rotation) that seals secrets
+    /// at rest. Given by the embedding program (`serve` reads a key file or
+    /// the environment), never by the TOML file.
+    #[serde(skip)]
+    pub sealer: Option<Arc<Sealer>>,
+}
+
+impl Config {
+    /// What webhooks may reach beyond the public internet.
+    pub fn webhook_reach(&self) -> qrgate_core::net::Reach {
+        qrgate_core::net::Reach {
+            internal: self.allow_internal_webhooks,
+            local_http: self.allow_local_http_webhooks,
+        }
+    }
+}
+
+fn default_processor_timeout() -> u64 {
+    3000
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules: BTreeMap::new(),
+            allow_loosening: Vec::new(),
+            cancel_window_seconds: None,
+            processor_timeout_ms: default_processor_timeout(),
+            txn_cap_by_mcc: BTreeMap::new(),
+            allow_internal_webhooks: false,
+            allow_local_http_webhooks: false,
+            trusted_proxies: Vec::new(),
+            sealer: None,
+        }
+    }
+}
+
+/// The catalogue with the deployment's overrides, the limits it states,
+/// and the overrides applied; a configuration that loosens a rule without
+/// `allow_loosening`, or sets a category cap above the general one, is
+/// refused.
+pub(crate) fn rules_of(
+    config: &Config,
+) -> Result<(Catalogue, Limits, Vec<qrgate_core::rules::Applied>), Error> {
+    let catalogue = Catalogue::builtin().map_err(Error::internal)?;
+    let mut overrides = config.rules.clone();
+    if let Some(w) = config.cancel_window_seconds {
+        tracing::warn!(
+            "config cancel_window_seconds is deprecated: write QG-CANCEL-WINDOW = {w} under [rules]"
+        );
+        overrides.entry("QG-CANCEL-WINDOW".to_owned()).or_insert(w);
+    }
+    let (catalogue, applied) = catalogue
+        .with_overrides(&overrides, &config.allow_loosening)
+        .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
+    let limits = Limits::from_catalogue(&catalogue)
+        .map_err(|e| Error::bad_request("config_rule_override", e.to_string()))?;
+    for (mcc, cap) in &config.txn_cap_by_mcc {
+        if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) || *cap <= 0 {
+            return Err(Error::bad_request(
+                "config_rule_override",
+                format!(
+                    "txn_cap_by_mcc: {mcc:?} = {cap}: keys are four-digit MCCs, caps positive minor units"
+                ),
+            ));
+        }
+        if let Some(general) = limits.txn_cap.filter(|g| cap > g) {
+            return Err(Error::bad_request(
+                "config_rule_override",
+                format!(
+                    "txn_cap_by_mcc: {mcc} = {cap} is above BCP-TXN-CAP ({general}); a category cap may only be lower"
+                ),
+            ));
+        }
+    }
+    Ok((catalogue, limits, applied))
+}
