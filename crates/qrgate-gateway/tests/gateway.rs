@@ -524,6 +524,8 @@ mod codes;
 mod credentials;
 #[path = "gateway/limits.rs"]
 mod limits;
+#[path = "gateway/lookups.rs"]
+mod lookups;
 #[path = "gateway/orders.rs"]
 mod orders;
 #[path = "gateway/races.rs"]

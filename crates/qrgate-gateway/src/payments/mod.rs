@@ -17,16 +17,29 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_store::*;
 
+use qrgate_core::Timestamp;
+use qrgate_core::state::PaymentStatus;
+
 use crate::views::PaymentView;
 use crate::{Error, Gateway, Principal, Role};
 
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1 to 100 (default 20).
     pub limit: Option<i64>,
+    /// The id of the last payment of the previous page.
     pub starting_after: Option<String>,
+    /// Only payments in this status.
     pub status: Option<String>,
+    /// Only the payment with this merchant number (a merchant's own
+    /// `out_trade_no`; unique per merchant).
+    pub out_trade_no: Option<String>,
+    /// Only payments made at or after this time (RFC 3339).
+    pub created_gte: Option<String>,
+    /// Only payments made before this time (RFC 3339).
+    pub created_lt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -64,9 +77,31 @@ impl<S: Store> Gateway<S> {
     pub async fn list_payments(&self, p: &Principal, q: ListQuery) -> Result<PaymentList, Error> {
         let mut query = PaymentQuery {
             limit: q.limit.unwrap_or(20),
-            status: q.status,
+            status: q.status.map(|s| checked_status(&s)).transpose()?,
+            created_gte: q
+                .created_gte
+                .as_deref()
+                .map(|t| time_filter("created_gte", t))
+                .transpose()?,
+            created_lt: q
+                .created_lt
+                .as_deref()
+                .map(|t| time_filter("created_lt", t))
+                .transpose()?,
             ..Default::default()
         };
+        if let (Some(a), Some(b)) = (query.created_gte, query.created_lt)
+            && a >= b
+        {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "created_gte must be before created_lt",
+            ));
+        }
+        if let Some(n) = q.out_trade_no {
+            crate::check_merchant_number("out_trade_no", &n)?;
+            query.out_trade_no = Some(n);
+        }
         if !(1..=100).contains(&query.limit) {
             return Err(Error::bad_request(
                 "invalid_request",
@@ -90,4 +125,24 @@ impl<S: Store> Gateway<S> {
             has_more,
         })
     }
+}
+
+/// A status filter names a payment status.
+fn checked_status(s: &str) -> Result<String, Error> {
+    s.parse::<PaymentStatus>().map(|p| p.as_str().to_owned()).map_err(|_| {
+        Error::bad_request(
+            "invalid_request",
+            format!("status {s:?} is not a payment status (requires_action, confirming, succeeded, failed, canceled)"),
+        )
+    })
+}
+
+/// A time filter is an RFC 3339 time.
+fn time_filter(field: &str, v: &str) -> Result<Timestamp, Error> {
+    Timestamp::parse_rfc3339(v).ok_or_else(|| {
+        Error::bad_request(
+            "invalid_request",
+            format!("{field} must be an RFC 3339 time, e.g. 2026-12-07T00:00:00+08:00"),
+        )
+    })
 }

@@ -22,8 +22,8 @@ on_both!(
                 &w.merchant,
                 qrgate_gateway::payments::ListQuery {
                     limit: Some(10),
-                    starting_after: None,
                     status: Some("failed".into()),
+                    ..Default::default()
                 },
             )
             .await

@@ -321,11 +321,7 @@ on_both!(tenancy_hides_other_tenants_objects, |w: World| async move {
     let list =
         w.gw.list_payments(
             &w.other_merchant,
-            qrgate_gateway::payments::ListQuery {
-                limit: None,
-                starting_after: None,
-                status: None,
-            },
+            qrgate_gateway::payments::ListQuery::default(),
         )
         .await
         .unwrap();

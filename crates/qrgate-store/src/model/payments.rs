@@ -135,5 +135,11 @@ pub struct PaymentQuery {
     pub status: Option<String>,
     /// Cursor: the id of the last payment of the previous page.
     pub starting_after: Option<String>,
+    /// The merchant's own number for the payment.
+    pub out_trade_no: Option<String>,
+    /// Made at or after this time.
+    pub created_gte: Option<qrgate_core::Timestamp>,
+    /// Made before this time.
+    pub created_lt: Option<qrgate_core::Timestamp>,
     pub limit: i64,
 }

@@ -230,6 +230,8 @@ pub(crate) async fn list_payments<C: Conn>(
              updated_at FROM payments \
              WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
+             AND ($7 IS NULL OR out_trade_no = $7) AND ($8 IS NULL OR created_at >= $8) \
+             AND ($9 IS NULL OR created_at < $9) \
              ORDER BY created_at DESC, id DESC LIMIT $6",
             &[
                 Arg::OptStr(q.merchant_id.as_deref()),
@@ -238,6 +240,9 @@ pub(crate) async fn list_payments<C: Conn>(
                 Arg::OptI64(after_ts),
                 Arg::OptStr(after_id.as_deref()),
                 Arg::I64(limit + 1),
+                Arg::OptStr(q.out_trade_no.as_deref()),
+                Arg::OptI64(q.created_gte.map(|t| t.unix_millis())),
+                Arg::OptI64(q.created_lt.map(|t| t.unix_millis())),
             ],
         )
         .await?;

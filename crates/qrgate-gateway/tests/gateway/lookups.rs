@@ -1,0 +1,126 @@
+//! Finding payments: by the merchant's own number, by time, by status; only
+//! the caller's own; and bad filters refused.
+
+use super::*;
+use qrgate_gateway::payments::ListQuery;
+
+on_both!(
+    payments_are_found_by_number_time_and_status,
+    |w: World| async move {
+        let numbered = |n: &str| Some(n.to_owned());
+        let first =
+            w.gw.charge(
+                &w.merchant,
+                &w.device_token(),
+                "1.00",
+                numbered("T-100"),
+                None,
+            )
+            .await
+            .unwrap()
+            .into_body();
+        let first: Value = serde_json::from_str(&first).unwrap();
+        let between = w.clock.now();
+        w.clock.advance_seconds(60);
+        w.gw.charge(
+            &w.merchant,
+            &w.device_token(),
+            "2.00",
+            numbered("T-200"),
+            None,
+        )
+        .await
+        .unwrap();
+        let list = |q: ListQuery| {
+            let gw = &w.gw;
+            let p = w.merchant.clone();
+            async move { gw.list_payments(&p, q).await }
+        };
+        let ids = |l: qrgate_gateway::payments::PaymentList| {
+            l.data.iter().map(|p| p.amount.clone()).collect::<Vec<_>>()
+        };
+
+        let by_number = list(ListQuery {
+            out_trade_no: numbered("T-100"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids(by_number.clone()), ["1.00"]);
+        assert_eq!(by_number.data[0].id, first["id"].as_str().unwrap());
+        // Another merchant's number is not found by this one.
+        let none =
+            w.gw.list_payments(
+                &w.other_merchant,
+                ListQuery {
+                    out_trade_no: numbered("T-100"),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(none.data.is_empty());
+
+        // Time: [gte, lt), newest first.
+        let cut = Timestamp::from_unix_millis(between.unix_millis() + 30_000).to_rfc3339();
+        let after = list(ListQuery {
+            created_gte: Some(cut.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids(after), ["2.00"]);
+        let before = list(ListQuery {
+            created_lt: Some(cut),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids(before), ["1.00"]);
+        let all = list(ListQuery {
+            created_gte: Some(START.into()),
+            status: Some("succeeded".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids(all), ["2.00", "1.00"]);
+
+        // Bad filters are refused, with what is wrong.
+        for (q, says) in [
+            (
+                ListQuery {
+                    created_gte: Some("yesterday".into()),
+                    ..Default::default()
+                },
+                "created_gte must be an RFC 3339 time",
+            ),
+            (
+                ListQuery {
+                    created_gte: Some(START.into()),
+                    created_lt: Some(START.into()),
+                    ..Default::default()
+                },
+                "created_gte must be before created_lt",
+            ),
+            (
+                ListQuery {
+                    status: Some("paid".into()),
+                    ..Default::default()
+                },
+                "is not a payment status",
+            ),
+            (
+                ListQuery {
+                    out_trade_no: Some("has space".into()),
+                    ..Default::default()
+                },
+                "out_trade_no must be",
+            ),
+        ] {
+            let e = list(q).await.unwrap_err();
+            assert_eq!(e.code, "invalid_request");
+            assert!(e.message.contains(says), "{}", e.message);
+        }
+    }
+);
