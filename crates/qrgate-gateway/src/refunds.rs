@@ -26,6 +26,14 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
         crate::check_merchant_number("out_refund_no", out_refund_no)?;
+        if out_refund_no.starts_with(RULE_REFUND_PREFIX) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!(
+                    "out_refund_no may not start with {RULE_REFUND_PREFIX:?}: the gateway numbers its own refunds so"
+                ),
+            ));
+        }
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let pay = self.payment_for(p, payment_id).await?;
         self.refund_payment(By::Key(p), &pay, amount, out_refund_no, idem)
@@ -37,7 +45,9 @@ impl<S: Store> Gateway<S> {
     /// merchant's refund, with the same caps, window and once-per-number
     /// guard, to the same original funding source, and its audit row names
     /// the rule instead of a key. `out_refund_no` is the gateway's own
-    /// number for it (a complaint's id), so a retry refunds once.
+    /// number for it (a complaint's id), so a retry refunds once; it is
+    /// stored as `qg_<number>`, a prefix merchants may not use, so it never
+    /// meets a merchant's number.
     pub async fn refund_by_rule(
         &self,
         rule: &'static str,
@@ -45,7 +55,12 @@ impl<S: Store> Gateway<S> {
         amount: Money,
         out_refund_no: &str,
     ) -> Result<Reply, Error> {
+        let out_refund_no = format!("{RULE_REFUND_PREFIX}{out_refund_no}");
+        let out_refund_no = out_refund_no.as_str();
         crate::check_merchant_number("out_refund_no", out_refund_no)?;
+        if amount.minor() <= 0 {
+            return Err(qrgate_core::AmountError::Zero.into());
+        }
         let pay = self
             .store
             .payment(payment_id)
@@ -359,6 +374,10 @@ impl<S: Store> Gateway<S> {
             })
     }
 }
+
+/// How the refund numbers of the gateway's own refunds begin; merchants may
+/// not use it.
+pub const RULE_REFUND_PREFIX: &str = "qg_";
 
 /// The processor's idempotency key of a refund: one per refund number.
 fn refund_key(payment_id: &str, out_refund_no: &str) -> String {

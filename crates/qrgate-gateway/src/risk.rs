@@ -163,6 +163,16 @@ impl<S: Store> Gateway<S> {
         amount: i64,
         now: Timestamp,
     ) -> Result<SaleFacts, Error> {
+        let txn_cap = self.txn_cap(merchant);
+        if txn_cap.is_some_and(|c| amount > c) {
+            // Refused by the cap whatever else is true: nothing to read.
+            return Ok(SaleFacts {
+                amount,
+                txn_cap,
+                history: None,
+                payers_today: None,
+            });
+        }
         let history = if amount > self.limits.daily_d {
             let since = Timestamp::from_unix_millis(now.unix_millis() - HISTORY_DAYS * DAY_MS);
             Some(self.store.payer_history(customer, since).await?)
@@ -177,7 +187,7 @@ impl<S: Store> Gateway<S> {
         };
         Ok(SaleFacts {
             amount,
-            txn_cap: self.txn_cap(merchant),
+            txn_cap,
             history,
             payers_today,
         })

@@ -34,7 +34,8 @@ pub struct ListQuery {
     /// Only payments in this status.
     pub status: Option<String>,
     /// Only the payment with this merchant number (a merchant's own
-    /// `out_trade_no`; unique per merchant).
+    /// `out_trade_no`, unique per merchant): the charge that carried it, or
+    /// the payment that paid the order that carries it.
     pub out_trade_no: Option<String>,
     /// Only payments made at or after this time (RFC 3339).
     pub created_gte: Option<String>,

@@ -48,6 +48,26 @@ on_both!(
         .unwrap();
         assert_eq!(ids(by_number.clone()), ["1.00"]);
         assert_eq!(by_number.data[0].id, first["id"].as_str().unwrap());
+        // An order's number finds the payment that paid it.
+        w.clock.advance_seconds(1);
+        let order =
+            w.gw.create_order(&w.merchant, "3.00", None, numbered("O-300"), None)
+                .await
+                .unwrap();
+        let paid =
+            w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
+                .await
+                .unwrap()
+                .into_body();
+        let paid: Value = serde_json::from_str(&paid).unwrap();
+        let by_order_number = list(ListQuery {
+            out_trade_no: numbered("O-300"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(by_order_number.data.len(), 1);
+        assert_eq!(by_order_number.data[0].id, paid["id"].as_str().unwrap());
         // Another merchant's number is not found by this one.
         let none =
             w.gw.list_payments(
@@ -69,7 +89,7 @@ on_both!(
         })
         .await
         .unwrap();
-        assert_eq!(ids(after), ["2.00"]);
+        assert_eq!(ids(after), ["3.00", "2.00"]);
         let before = list(ListQuery {
             created_lt: Some(cut),
             ..Default::default()
@@ -84,7 +104,7 @@ on_both!(
         })
         .await
         .unwrap();
-        assert_eq!(ids(all), ["2.00", "1.00"]);
+        assert_eq!(ids(all), ["3.00", "2.00", "1.00"]);
 
         // Bad filters are refused, with what is wrong.
         for (q, says) in [

@@ -71,7 +71,24 @@ on_both!(
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "invalid_request", "{e:?}");
-        assert_eq!(w.gw.list_refunds(&w.merchant, pay).await.unwrap().len(), 1);
+        let e =
+            w.gw.refund_by_rule("QG-TEST-RULE", pay, cny(0), "cmp_4")
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "amount_zero");
+        // The gateway's numbers live apart from the merchant's: stored with
+        // a prefix the merchant may not use.
+        assert_eq!(refunds[0].out_refund_no, "qg_cmp_1");
+        let e =
+            w.gw.refund(&w.merchant, pay, "1.00", "qg_cmp_1", None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "invalid_request", "{e:?}");
+        // The same number used by the merchant is another refund.
+        w.gw.refund(&w.merchant, pay, "1.00", "cmp_1", None)
+            .await
+            .unwrap();
+        assert_eq!(w.gw.list_refunds(&w.merchant, pay).await.unwrap().len(), 2);
         w.assert_books_sound().await;
     }
 );

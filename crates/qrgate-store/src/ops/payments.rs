@@ -230,7 +230,9 @@ pub(crate) async fn list_payments<C: Conn>(
              updated_at FROM payments \
              WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
-             AND ($7 IS NULL OR out_trade_no = $7) AND ($8 IS NULL OR created_at >= $8) \
+             AND ($7 IS NULL OR out_trade_no = $7 OR id IN (SELECT payment_id FROM orders \
+                  WHERE out_trade_no = $7 AND ($1 IS NULL OR merchant_id = $1) AND payment_id IS NOT NULL)) \
+             AND ($8 IS NULL OR created_at >= $8) \
              AND ($9 IS NULL OR created_at < $9) \
              ORDER BY created_at DESC, id DESC LIMIT $6",
             &[
