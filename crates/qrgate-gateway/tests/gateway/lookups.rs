@@ -36,7 +36,7 @@ on_both!(
             let p = w.merchant.clone();
             async move { gw.list_payments(&p, q).await }
         };
-        let ids = |l: qrgate_gateway::payments::PaymentList| {
+        let amounts = |l: qrgate_gateway::payments::PaymentList| {
             l.data.iter().map(|p| p.amount.clone()).collect::<Vec<_>>()
         };
 
@@ -46,7 +46,7 @@ on_both!(
         })
         .await
         .unwrap();
-        assert_eq!(ids(by_number.clone()), ["1.00"]);
+        assert_eq!(amounts(by_number.clone()), ["1.00"]);
         assert_eq!(by_number.data[0].id, first["id"].as_str().unwrap());
         // An order's number finds the payment that paid it.
         w.clock.advance_seconds(1);
@@ -89,14 +89,14 @@ on_both!(
         })
         .await
         .unwrap();
-        assert_eq!(ids(after), ["3.00", "2.00"]);
+        assert_eq!(amounts(after), ["3.00", "2.00"]);
         let before = list(ListQuery {
             created_lt: Some(cut),
             ..Default::default()
         })
         .await
         .unwrap();
-        assert_eq!(ids(before), ["1.00"]);
+        assert_eq!(amounts(before), ["1.00"]);
         let all = list(ListQuery {
             created_gte: Some(START.into()),
             status: Some("succeeded".into()),
@@ -104,7 +104,7 @@ on_both!(
         })
         .await
         .unwrap();
-        assert_eq!(ids(all), ["3.00", "2.00", "1.00"]);
+        assert_eq!(amounts(all), ["3.00", "2.00", "1.00"]);
 
         // Bad filters are refused, with what is wrong.
         for (q, says) in [
