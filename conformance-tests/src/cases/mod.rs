@@ -508,6 +508,27 @@ pub fn all() -> Vec<Case> {
             input_body
         ),
         case!(
+            "QGC-FEE",
+            "QG-FEE-ROUNDING",
+            Must,
+            "each payment's fee is its rate to the fen, refunds give it back in proportion, and the balance follows",
+            fees
+        ),
+        case!(
+            "QGC-FEE-DEFAULT",
+            "QG-FEE-REGULAR",
+            Should,
+            "a regular merchant without a rate of its own pays the stated default",
+            fee_default_regular
+        ),
+        case!(
+            "QGC-FEE-DEFAULT-SMALL",
+            "QG-FEE-SMALL-PERSONAL",
+            Should,
+            "a small personal merchant without a rate of its own pays its stated default",
+            fee_default_small
+        ),
+        case!(
             "QGC-LEDGER-BALANCED",
             "QG-LEDGER-BALANCED",
             Must,

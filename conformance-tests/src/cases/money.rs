@@ -452,3 +452,108 @@ pub(super) async fn idem_reuse(c: &mut Ctx) -> Outcome {
         .await?;
     expect(&r, 409, Some("idempotency_key_reused"))
 }
+
+/// A merchant's fee of each payment, the part each refund gives back, and
+/// the balance: all read through the API (a merchant with its own rate, so
+/// the case does not depend on the deployment's defaults).
+pub(super) async fn fees(c: &mut Ctx) -> Outcome {
+    let (mch, mk) = c.merchant_with(json!({ "fee_rate_bps": 60 })).await?;
+    let (_, ck) = c.customer("900.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let pay = c.charge(&mk, &code, "100.00").await?;
+    expect(&pay, 201, None)?;
+    // 0.6% of 100.00, to the fen.
+    check(
+        field(&pay, "fee")? == "0.60",
+        "fee 0.60",
+        field(&pay, "fee")?,
+    )?;
+    let id = field(&pay, "id")?.to_owned();
+    let path = format!("/v1/payments/{id}/refunds");
+    // 33.33 back: the fee kept goes from 0.60 to 0.40 (0.6% of 66.67 is
+    // 0.40002), so 0.20 comes back; then the rest brings back the rest.
+    let r1 = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "33.33", "out_refund_no": "F1" }),
+        )
+        .await?;
+    expect(&r1, 201, None)?;
+    let back = field(&r1, "fee_returned")?;
+    check(back == "0.20", "fee_returned 0.20", back)?;
+    let pending = |r: &crate::client::Resp| {
+        r.json["balances"][0]["pending"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let b = c.call("GET", "/v1/balance", Some(&mk), None, None).await?;
+    expect(&b, 200, None)?;
+    check(
+        pending(&b) == "66.27",
+        "pending 66.27 (99.40 less 33.13)",
+        pending(&b),
+    )?;
+    let r2 = c
+        .post_money(
+            &path,
+            &mk,
+            json!({ "amount": "66.67", "out_refund_no": "F2" }),
+        )
+        .await?;
+    expect(&r2, 201, None)?;
+    let back = field(&r2, "fee_returned")?;
+    check(back == "0.40", "fee_returned 0.40", back)?;
+    let admin = c.admin.clone();
+    let b = c
+        .call(
+            "GET",
+            &format!("/v1/balance?merchant_id={mch}"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await?;
+    expect(&b, 200, None)?;
+    check(
+        pending(&b) == "0.00",
+        "pending 0.00 after a full refund",
+        pending(&b),
+    )
+}
+
+/// A regular merchant onboarded without a rate of its own pays the
+/// stated default (`GET /v1/rules`).
+pub(super) async fn fee_default_regular(c: &mut Ctx) -> Outcome {
+    fee_default(c, "QG-FEE-REGULAR", json!({})).await
+}
+
+/// So does a small personal merchant, at its own default.
+pub(super) async fn fee_default_small(c: &mut Ctx) -> Outcome {
+    let owner = format!("fee-{}", c.tag);
+    let extra = json!({ "category": "small_personal", "owner_ref": owner });
+    fee_default(c, "QG-FEE-SMALL-PERSONAL", extra).await
+}
+
+async fn fee_default(c: &mut Ctx, rule: &str, extra: serde_json::Value) -> Outcome {
+    let stated = rule_value(c, rule).await?;
+    let (mch, _) = c.merchant_with(extra).await?;
+    let admin = c.admin.clone();
+    let m = c
+        .call(
+            "GET",
+            &format!("/v1/merchants/{mch}"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await?;
+    expect(&m, 200, None)?;
+    let rate = m.json["fees"]["rate_bps"].as_i64().unwrap_or(-1);
+    check(
+        rate == stated,
+        format!("{rule}: rate_bps {stated}"),
+        rate.to_string(),
+    )
+}

@@ -19,9 +19,35 @@ impl AccountId {
         AccountId(format!("wallet:{customer}:{currency}"))
     }
 
-    /// A merchant's settlement account (never negative).
+    /// A merchant's pending account: what it received (net of fees) and
+    /// was not settled yet. Refunds are taken from it, so it may go below
+    /// zero; a negative balance is carried forward, never paid out. (Its
+    /// id keeps the name it had before settlement existed.)
     pub fn settlement(merchant: &str, currency: Currency) -> AccountId {
         AccountId(format!("settlement:{merchant}:{currency}"))
+    }
+
+    /// A merchant's available account: settled money that may be paid
+    /// out (never negative).
+    pub fn available(merchant: &str, currency: Currency) -> AccountId {
+        AccountId(format!("available:{merchant}:{currency}"))
+    }
+
+    /// A merchant's money on its way to its bank: paid out, not yet
+    /// confirmed by the bank (never negative).
+    pub fn in_payout(merchant: &str, currency: Currency) -> AccountId {
+        AccountId(format!("payout:{merchant}:{currency}"))
+    }
+
+    /// The gateway's fee revenue (never negative: a fee returned was
+    /// charged first).
+    pub fn fee_revenue(currency: Currency) -> AccountId {
+        AccountId(format!("fees:revenue:{currency}"))
+    }
+
+    /// Where payouts leave for merchants' banks: the outside world.
+    pub fn bank_clearing(bank: &str, currency: Currency) -> AccountId {
+        AccountId(format!("clearing:bank:{bank}:{currency}"))
     }
 
     /// Where top-ups come from and refunds of them go: the outside world.
@@ -61,6 +87,19 @@ mod tests {
         assert_eq!(
             AccountId::settlement("mch_1", c).as_str(),
             "settlement:mch_1:CNY"
+        );
+        assert_eq!(
+            AccountId::available("mch_1", c).as_str(),
+            "available:mch_1:CNY"
+        );
+        assert_eq!(
+            AccountId::in_payout("mch_1", c).as_str(),
+            "payout:mch_1:CNY"
+        );
+        assert_eq!(AccountId::fee_revenue(c).as_str(), "fees:revenue:CNY");
+        assert_eq!(
+            AccountId::bank_clearing("sandbox", c).as_str(),
+            "clearing:bank:sandbox:CNY"
         );
         assert_eq!(
             AccountId::external_clearing(c).as_str(),

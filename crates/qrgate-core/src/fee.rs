@@ -23,13 +23,28 @@ use crate::Money;
 /// Basis points in one whole.
 const BPS: i128 = 10_000;
 
-/// A merchant's fee schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A merchant's fee schedule. Read back from storage through
+/// [`FeeSchedule::new`], so a stored schedule is as valid as a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawSchedule")]
 pub struct FeeSchedule {
     /// The rate, in basis points of the amount (38 = 0.38%).
     pub rate_bps: u32,
     /// The least a payment costs, in minor units (0 for none).
     pub min_fee_minor: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSchedule {
+    rate_bps: u32,
+    min_fee_minor: i64,
+}
+
+impl TryFrom<RawSchedule> for FeeSchedule {
+    type Error = FeeError;
+    fn try_from(r: RawSchedule) -> Result<FeeSchedule, FeeError> {
+        FeeSchedule::new(r.rate_bps, r.min_fee_minor)
+    }
 }
 
 /// Why a fee schedule cannot be used.
@@ -54,6 +69,12 @@ impl FeeSchedule {
             min_fee_minor,
         })
     }
+
+    /// No fee at all.
+    pub const NONE: FeeSchedule = FeeSchedule {
+        rate_bps: 0,
+        min_fee_minor: 0,
+    };
 
     /// The fee of a payment of `amount`.
     pub fn charge(&self, amount: Money) -> Money {
@@ -127,6 +148,12 @@ mod tests {
     fn bad_schedules_are_refused() {
         assert_eq!(FeeSchedule::new(10_001, 0), Err(FeeError::Rate(10_001)));
         assert_eq!(FeeSchedule::new(38, -1), Err(FeeError::Minimum(-1)));
+        // Also when read back.
+        let bad = serde_json::json!({"rate_bps": 20_000, "min_fee_minor": 0});
+        assert!(serde_json::from_value::<FeeSchedule>(bad).is_err());
+        let good = FeeSchedule::new(38, 5).unwrap();
+        let text = serde_json::to_value(good).unwrap();
+        assert_eq!(serde_json::from_value::<FeeSchedule>(text).unwrap(), good);
     }
 
     proptest! {

@@ -295,6 +295,12 @@ pub struct PaymentDetails {
     #[serde(default)]
     pub funding: Funding,
     pub settlement_account: AccountId,
+    /// The merchant's fee schedule when the payment was made: its fee
+    /// (the payment row's `fee_minor`) and what each refund gives back of
+    /// it follow this, whatever the merchant's schedule is later. Absent
+    /// on payments made before fees: no fee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_schedule: Option<crate::fee::FeeSchedule>,
     /// 43: the institution compensates level-C balance-payment losses in full.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compensation_eligible: bool,

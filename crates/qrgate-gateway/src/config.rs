@@ -45,6 +45,9 @@ pub struct Limits {
     pub rate_unknown_code: i64,
     pub rate_pin: i64,
     pub rate_public: i64,
+    /// Default fee rates by merchant category, in basis points.
+    pub fee_regular_bps: u32,
+    pub fee_small_personal_bps: u32,
 }
 
 impl Limits {
@@ -68,7 +71,22 @@ impl Limits {
                 value: offset,
                 why: "a time zone is at most 14 hours from UTC",
             })?;
+        let bps = |id: &str, v: i64| -> Result<u32, RuleError> {
+            u32::try_from(v)
+                .ok()
+                .filter(|b| *b <= 10_000)
+                .ok_or(RuleError::OutOfRange {
+                    id: id.into(),
+                    value: v,
+                    why: "a fee rate is 0 to 10000 basis points",
+                })
+        };
         Ok(Limits {
+            fee_regular_bps: bps("QG-FEE-REGULAR", c.value("QG-FEE-REGULAR")?)?,
+            fee_small_personal_bps: bps(
+                "QG-FEE-SMALL-PERSONAL",
+                c.value("QG-FEE-SMALL-PERSONAL")?,
+            )?,
             code_ttl_seconds,
             daily_b: c.value("BCP-LIMIT-B-DAILY")?,
             daily_c: c.value("BCP-LIMIT-C-DAILY")?,

@@ -264,10 +264,23 @@ impl From<MovementError> for Error {
             ),
             MovementError::RefundExceedsCaptured { id } => Error::new(Kind::Declined, "limit_exceeded", format!("refunds of {id} would exceed the captured amount"))
                 .with_rule("BCP-REFUND-CAP"),
+            MovementError::RefundedMeanwhile { id, .. } => refund_contended(&id),
             MovementError::Store(s) => s.into(),
             other => Error::internal(other),
         }
     }
+}
+
+/// Other refunds of a payment kept landing before this one (whose fee
+/// given back depends on them): the caller retries with the same number.
+pub(crate) fn refund_contended(payment_id: &str) -> Error {
+    Error::new(
+        Kind::Conflict,
+        "refund_contended",
+        format!(
+            "other refunds of {payment_id} kept landing first; retry with the same out_refund_no"
+        ),
+    )
 }
 
 /// Every error code the API can answer with, and what it means. Listed in
@@ -564,6 +577,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("pin_locked", "too many wrong PINs; locked for a while"),
     ("pin_not_set", "no payment PIN is set"),
     ("pin_required", "this confirmation needs the PIN"),
+    (
+        "refund_contended",
+        "other refunds of the payment kept landing first; retry with the same out_refund_no",
+    ),
     ("refund_window_closed", "the payment is too old to refund"),
     ("route_not_found", "no such endpoint"),
     (

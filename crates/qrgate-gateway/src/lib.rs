@@ -14,6 +14,7 @@ mod idempotency;
 pub mod jobs;
 mod lapse;
 mod limiter;
+pub mod money;
 pub mod payments;
 mod secrets;
 pub(crate) use secrets::secret_place;
@@ -574,6 +575,9 @@ pub(crate) fn wallet_account(customer: &str) -> AccountId {
 }
 pub(crate) fn settlement_account(merchant: &str) -> AccountId {
     AccountId::settlement(merchant, CURRENCY)
+}
+pub(crate) fn fee_revenue_account() -> AccountId {
+    AccountId::fee_revenue(CURRENCY)
 }
 pub(crate) fn clearing_account() -> AccountId {
     AccountId::external_clearing(CURRENCY)

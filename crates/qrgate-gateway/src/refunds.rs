@@ -118,17 +118,51 @@ impl<S: Store> Gateway<S> {
                 .to_string()
                 .trim_start_matches("ref_")
         );
-        let refund = Refund {
-            id: id.clone(),
-            payment_id: payment_id.into(),
-            amount_minor: amount.minor(),
-            currency: pay.currency,
-            status: "succeeded".into(),
-            out_refund_no: out_refund_no.into(),
-            created_at: now,
-        };
-        let (m, body) = self.refund_movement(by, pay, refund, idem)?;
-        match self.store.apply(m).await {
+        // The fee given back depends on what was refunded before: the
+        // movement is written only while that is still so, and read again
+        // when another refund of the payment got there first.
+        let mut pay = std::borrow::Cow::Borrowed(pay);
+        for attempt in 1.. {
+            let refund = Refund {
+                id: id.clone(),
+                payment_id: payment_id.into(),
+                amount_minor: amount.minor(),
+                currency: pay.currency,
+                status: "succeeded".into(),
+                out_refund_no: out_refund_no.into(),
+                fee_minor: fee_given_back(&pay, amount),
+                created_at: now,
+            };
+            let (m, body) = self.refund_movement(by, &pay, refund, idem.clone())?;
+            match self.store.apply(m).await {
+                Err(MovementError::RefundedMeanwhile { .. }) if attempt < REFUND_ATTEMPTS => {
+                    let now = self.store.payment(payment_id).await?;
+                    pay = std::borrow::Cow::Owned(
+                        now.ok_or_else(|| Error::not_found("payment", payment_id))?,
+                    );
+                }
+                result => {
+                    return self
+                        .refund_applied(&pay, result, out_refund_no, amount, body)
+                        .await;
+                }
+            }
+        }
+        Err(Error::internal("the refund attempts ran out"))
+    }
+
+    /// What a refund's movement came to: the refund (and the card given
+    /// its money back), a concurrent retry's refund, or the refusal.
+    async fn refund_applied(
+        &self,
+        pay: &Payment,
+        result: Result<Applied, MovementError>,
+        out_refund_no: &str,
+        amount: Money,
+        body: String,
+    ) -> Result<Reply, Error> {
+        let payment_id = pay.id.as_str();
+        match result {
             Ok(applied) => {
                 self.card_refund_or_retry(
                     pay,
@@ -152,6 +186,9 @@ impl<S: Store> Gateway<S> {
                     (None, MovementError::PaymentStateConflict { actual, .. }) => {
                         Err(not_refundable(payment_id, actual))
                     }
+                    (None, MovementError::RefundedMeanwhile { .. }) => {
+                        Err(crate::error::refund_contended(payment_id))
+                    }
                     (None, e) => Err(e.into()),
                 }
             }
@@ -171,6 +208,7 @@ impl<S: Store> Gateway<S> {
         let amount = Money::from_minor(refund.amount_minor, refund.currency);
         let view = RefundView::of(&refund);
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let fee_back = refund.fee_minor;
         let mut m = Movement::new(refund.created_at);
         m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
         m.counters.push(CounterCharge {
@@ -189,18 +227,27 @@ impl<S: Store> Gateway<S> {
             cap_uses: Some(self.limits.refund_count),
             rule: "BCP-REFUND-COUNT".into(),
         });
-        m.posting = Some(Posting::transfer(
+        // Back the way the money came (BCP-REFUND-ORIGINAL), out of the
+        // merchant's pending account less the fee given back, which the fee
+        // revenue returns (QG-FEE-ROUNDING).
+        m.posting = Some(Posting::lines(
             format!("pst_{}", refund.id),
             "refund",
             Some(&pay.id),
-            // Back the way the money came (BCP-REFUND-ORIGINAL).
-            pay.details.settlement_account.clone(),
-            pay.details.funding_account.clone(),
-            amount,
+            pay.currency,
+            vec![
+                (
+                    pay.details.settlement_account.clone(),
+                    -(amount.minor() - fee_back),
+                ),
+                (crate::fee_revenue_account(), -fee_back),
+                (pay.details.funding_account.clone(), amount.minor()),
+            ],
         ));
         m.payment = Some(PaymentWrite::AddRefunded {
             id: pay.id.clone(),
             amount_minor: amount.minor(),
+            refunded_before: pay.refunded_minor,
             status: PaymentStatus::Succeeded,
         });
         m.events
@@ -209,7 +256,7 @@ impl<S: Store> Gateway<S> {
             Action::RefundSucceeded,
             refund.id.clone(),
             by,
-            json!({ "payment_id": pay.id, "amount_minor": amount.minor() }),
+            json!({ "payment_id": pay.id, "amount_minor": amount.minor(), "fee_minor": fee_back }),
         ));
         m.refund = Some(refund);
         Ok((m, body))
@@ -268,7 +315,7 @@ impl<S: Store> Gateway<S> {
             .refunds(payment_id)
             .await?
             .iter()
-            .map(RefundView::of)
+            .map(|r| RefundView::of(r).for_role(p.role))
             .collect())
     }
 
@@ -307,13 +354,20 @@ impl<S: Store> Gateway<S> {
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let mut m = Movement::new(now);
         m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
-        m.posting = Some(Posting::transfer(
+        // The whole fee comes back with the whole amount.
+        m.posting = Some(Posting::lines(
             format!("pst_cancel_{payment_id}"),
             "reversal",
             Some(payment_id),
-            pay.details.settlement_account.clone(),
-            funding,
-            Money::from_minor(pay.amount_minor, pay.currency),
+            pay.currency,
+            vec![
+                (
+                    pay.details.settlement_account.clone(),
+                    -(pay.amount_minor - pay.fee_minor),
+                ),
+                (crate::fee_revenue_account(), -pay.fee_minor),
+                (funding, pay.amount_minor),
+            ],
         ));
         m.payment = Some(crate::payment_move(
             payment_id,
@@ -373,6 +427,21 @@ impl<S: Store> Gateway<S> {
                 ..e
             })
     }
+}
+
+/// How many times a refund is tried while other refunds of the same
+/// payment land first.
+const REFUND_ATTEMPTS: u32 = 8;
+
+/// The part of `pay`'s fee a refund of `amount` gives back: the fee kept
+/// on what was left before it less the fee kept on what is left after it
+/// (QG-FEE-ROUNDING), by the schedule the payment was made under.
+fn fee_given_back(pay: &Payment, amount: Money) -> i64 {
+    let Some(schedule) = pay.details.fee_schedule else {
+        return 0;
+    };
+    let net_before = Money::from_minor(pay.amount_minor - pay.refunded_minor, pay.currency);
+    schedule.refunded(net_before, amount).minor()
 }
 
 /// How the refund numbers of the gateway's own refunds begin; merchants may

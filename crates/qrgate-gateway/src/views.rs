@@ -17,7 +17,7 @@ pub fn amount(minor: i64, currency: Currency) -> String {
 pub use qrgate_core::payment::Failure;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": "pay_gqkzze5gcvjkcliypewhufdj3a", "object": "payment", "status": "succeeded", "mode": "cpm", "amount": "12.30", "currency": "CNY", "amount_refunded": "0.00", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "merchant_name": "DEMO NOODLES", "risk_level": "C", "verification": ["device_signature"], "out_trade_no": "T-1001", "created_at": "2026-11-25T13:27:48.155Z", "updated_at": "2026-11-25T13:27:48.155Z"}))]
+#[schema(example = json!({"id": "pay_gqkzze5gcvjkcliypewhufdj3a", "object": "payment", "status": "succeeded", "mode": "cpm", "amount": "12.30", "currency": "CNY", "amount_refunded": "0.00", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "merchant_name": "DEMO NOODLES", "risk_level": "C", "verification": ["device_signature"], "out_trade_no": "T-1001", "fee": "0.07", "created_at": "2026-11-25T13:27:48.155Z", "updated_at": "2026-11-25T13:27:48.155Z"}))]
 pub struct PaymentView {
     pub id: String,
     pub object: &'static str,
@@ -58,6 +58,11 @@ pub struct PaymentView {
     /// each with its rule, decision and reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_checks: Option<Vec<Check>>,
+    /// For the merchant, admins and auditors: what the payment costs the
+    /// merchant when it succeeds (QG-FEE-ROUNDING; each refund gives part
+    /// of it back, shown as its `fee_returned`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -98,6 +103,7 @@ impl PaymentView {
                     d.merchant_name.as_deref().unwrap_or_default()
                 )
             }),
+            fee: (audience != Role::Consumer).then(|| amount(p.fee_minor, currency)),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }
@@ -170,7 +176,7 @@ impl FundingView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": "ref_ev5syavwq2ej35gcnslqfgq7fy", "object": "refund", "payment_id": "pay_gqkzze5gcvjkcliypewhufdj3a", "amount": "6.50", "currency": "CNY", "status": "succeeded", "out_refund_no": "R1", "destination": "original_funding_source", "created_at": "2026-11-25T13:27:58.174Z"}))]
+#[schema(example = json!({"id": "ref_ev5syavwq2ej35gcnslqfgq7fy", "object": "refund", "payment_id": "pay_gqkzze5gcvjkcliypewhufdj3a", "amount": "6.50", "currency": "CNY", "status": "succeeded", "out_refund_no": "R1", "destination": "original_funding_source", "fee_returned": "0.04", "created_at": "2026-11-25T13:27:58.174Z"}))]
 pub struct RefundView {
     pub id: String,
     pub object: &'static str,
@@ -181,6 +187,10 @@ pub struct RefundView {
     pub out_refund_no: String,
     /// Where the money went: always the payment's original funding source.
     pub destination: String,
+    /// For the merchant, admins and auditors: the part of the payment's
+    /// fee this refund gave back to the merchant (QG-FEE-ROUNDING).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_returned: Option<String>,
     pub created_at: String,
 }
 
@@ -195,8 +205,18 @@ impl RefundView {
             status: r.status.clone(),
             out_refund_no: r.out_refund_no.clone(),
             destination: "original_funding_source".into(),
+            fee_returned: Some(amount(r.fee_minor, r.currency)),
             created_at: r.created_at.to_rfc3339(),
         }
+    }
+
+    /// The refund as `audience` may see it: the payer does not see the
+    /// merchant's fee.
+    pub fn for_role(mut self, audience: Role) -> RefundView {
+        if audience == Role::Consumer {
+            self.fee_returned = None;
+        }
+        self
     }
 }
 
@@ -241,7 +261,7 @@ impl OrderView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "object": "merchant", "name": "DEMO NOODLES", "name_local": "演示面馆", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "regular", "created_at": "2026-11-25T13:27:45.000Z"}))]
+#[schema(example = json!({"id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "object": "merchant", "name": "DEMO NOODLES", "name_local": "演示面馆", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "regular", "fees": {"rate_bps": 60, "minimum": "0.00"}, "created_at": "2026-11-25T13:27:45.000Z"}))]
 pub struct MerchantView {
     pub id: String,
     pub object: &'static str,
@@ -256,7 +276,18 @@ pub struct MerchantView {
     /// For small merchants: the opaque reference to the person behind them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_ref: Option<String>,
+    /// What each payment costs the merchant (QG-FEE-ROUNDING).
+    pub fees: FeesView,
     pub created_at: String,
+}
+
+/// A merchant's fee schedule as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeesView {
+    /// Basis points of each payment (60 = 0.6%).
+    pub rate_bps: u32,
+    /// The least a payment costs (while anything of it is kept).
+    pub minimum: String,
 }
 
 impl MerchantView {
@@ -272,6 +303,10 @@ impl MerchantView {
             currency: m.currency.code().into(),
             category: m.category.clone(),
             owner_ref: m.owner_ref.clone(),
+            fees: FeesView {
+                rate_bps: m.fees.rate_bps,
+                minimum: amount(m.fees.min_fee_minor, m.currency),
+            },
             created_at: m.created_at.to_rfc3339(),
         }
     }

@@ -93,6 +93,8 @@ async fn world(store: AnyStore) -> World {
         category: "regular".into(),
         name_local: Some("老街面馆".into()),
         owner_ref: None,
+        fee_rate_bps: None,
+        fee_minimum: None,
     };
     let m1 = gw
         .create_merchant(&a, nm("OLD STREET NOODLES"))
@@ -407,6 +409,8 @@ impl World {
                     category: "small_personal".into(),
                     name_local: None,
                     owner_ref: Some(owner.into()),
+                    fee_rate_bps: None,
+                    fee_minimum: None,
                 },
             )
             .await
@@ -526,6 +530,8 @@ mod credentials;
 mod limits;
 #[path = "gateway/lookups.rs"]
 mod lookups;
+#[path = "gateway/money.rs"]
+mod money;
 #[path = "gateway/orders.rs"]
 mod orders;
 #[path = "gateway/races.rs"]

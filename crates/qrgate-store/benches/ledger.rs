@@ -78,6 +78,7 @@ fn payment(n: u64, wallet: &str) -> Movement {
         currency: qrgate_core::Currency::CNY,
         refunded_minor: 0,
         out_trade_no: None,
+        fee_minor: 0,
         details: serde_json::from_value(json!({
             "mode": "cpm", "risk_level": "C", "verification": ["device_signature"],
             "funding_account": "wallet:cus:CNY", "funding": {"type": "wallet"},

@@ -63,6 +63,16 @@ macro_rules! posted_per_payment {
     };
 }
 
+/// Per payment id named by a posting: what its postings moved into the
+/// fee revenue, net (fees charged less fees given back).
+macro_rules! fees_per_payment {
+    () => {
+        "SELECT s.payment_id AS pid, CAST(SUM(e.amount_minor) AS BIGINT) AS fees \
+         FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+         WHERE s.payment_id IS NOT NULL AND e.account_id LIKE 'fees:%' GROUP BY s.payment_id"
+    };
+}
+
 /// Payments whose postings disagree with their state, and payment ids
 /// named by postings that have no payment. The SQL keeps the payments
 /// whose figures break a rule of [`PaymentDisagreement::problems_of`] (the
@@ -76,13 +86,20 @@ async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreem
                 "SELECT p.id AS payment_id, p.status, p.amount_minor, p.refunded_minor, \
                    COALESCE(r.total, 0) AS refunds_minor, COALESCE(f.captured, 0) AS captured_minor, \
                    COALESCE(f.refunded, 0) AS refunded_posted_minor, COALESCE(f.reversed, 0) AS reversed_minor, \
-                   COALESCE(f.other, 0) AS other_minor \
+                   COALESCE(f.other, 0) AS other_minor, p.fee_minor, COALESCE(r.fees, 0) AS fee_returned_minor, \
+                   COALESCE(g.fees, 0) AS fee_posted_minor \
                  FROM payments p LEFT JOIN (",
                 posted_per_payment!(),
                 ") f ON f.pid = p.id \
-                 LEFT JOIN (SELECT payment_id AS pid, CAST(SUM(amount_minor) AS BIGINT) AS total FROM refunds GROUP BY payment_id) r \
+                 LEFT JOIN (SELECT payment_id AS pid, CAST(SUM(amount_minor) AS BIGINT) AS total, \
+                   CAST(SUM(fee_minor) AS BIGINT) AS fees FROM refunds GROUP BY payment_id) r \
                    ON r.pid = p.id \
+                 LEFT JOIN (",
+                fees_per_payment!(),
+                ") g ON g.pid = p.id \
                  WHERE NOT ( \
+                   COALESCE(g.fees, 0) = CASE WHEN p.status = 'succeeded' \
+                     THEN p.fee_minor - COALESCE(r.fees, 0) ELSE 0 END AND \
                    COALESCE(f.refunded, 0) + COALESCE(f.reversed, 0) <= COALESCE(f.captured, 0) \
                    AND COALESCE(f.refunded, 0) = p.refunded_minor AND COALESCE(r.total, 0) = p.refunded_minor \
                    AND COALESCE(f.other, 0) = 0 \
@@ -93,7 +110,7 @@ async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreem
                      ELSE COALESCE(f.captured, 0) = 0 AND COALESCE(f.reversed, 0) = 0 AND COALESCE(f.refunded, 0) = 0 \
                    END) \
                  UNION ALL \
-                 SELECT f.pid, 'missing', 0, 0, 0, f.captured, f.refunded, f.reversed, f.other FROM (",
+                 SELECT f.pid, 'missing', 0, 0, 0, f.captured, f.refunded, f.reversed, f.other, 0, 0, 0 FROM (",
                 posted_per_payment!(),
                 ") f LEFT JOIN payments p ON p.id = f.pid WHERE p.id IS NULL \
                  ORDER BY 1 LIMIT $1"
@@ -113,6 +130,9 @@ async fn disagreeing_payments<C: Conn>(c: &mut C) -> Result<Vec<PaymentDisagreem
             refunded_posted_minor: r.i64("refunded_posted_minor")?,
             reversed_minor: r.i64("reversed_minor")?,
             other_minor: r.i64("other_minor")?,
+            fee_minor: r.i64("fee_minor")?,
+            fee_returned_minor: r.i64("fee_returned_minor")?,
+            fee_posted_minor: r.i64("fee_posted_minor")?,
             problems: Vec::new(),
         };
         d.problems = d.problems_of();

@@ -192,6 +192,8 @@ pub enum MovementError {
     DuplicatePayment { id: String },
     #[error("out_trade_no {out_trade_no:?} is already used by this merchant")]
     DuplicateOutTradeNo { out_trade_no: String },
+    #[error("payment {id} was refunded meanwhile ({refunded_minor} now): read it again")]
+    RefundedMeanwhile { id: String, refunded_minor: i64 },
     #[error("refund would exceed the captured amount of payment {id}")]
     RefundExceedsCaptured { id: String },
     #[error("out_refund_no {out_refund_no:?} is already used for this payment")]

@@ -51,6 +51,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: &AccountId,
     ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+    /// The accounts of these ids that exist, read together (one statement,
+    /// so a movement between them is seen whole or not at all), by id.
+    fn accounts(
+        &self,
+        ids: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
     fn payment(&self, id: &str)
     -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
     fn list_payments(
@@ -355,6 +361,9 @@ macro_rules! impl_store {
             }
             async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
                 ops::account(&mut self.reader().await?, id.as_str()).await
+            }
+            async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+                ops::accounts(&mut self.reader().await?, ids).await
             }
             async fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
                 ops::payment(&mut self.reader().await?, id).await

@@ -387,6 +387,7 @@ mod tests {
         m.payment = Some(PaymentWrite::AddRefunded {
             id: "pay".into(),
             amount_minor: 5,
+            refunded_before: 0,
             status: PaymentStatus::Succeeded,
         });
         let t = prepared(&m);
@@ -433,6 +434,7 @@ mod tests {
             currency: qrgate_core::Currency::CNY,
             refunded_minor: 0,
             out_trade_no: None,
+            fee_minor: 0,
             details: serde_json::from_value(serde_json::json!({"mode": "cpm", "risk_level": "C", "funding_account": "w", "funding": {"type": "wallet"}, "settlement_account": "s"})).unwrap(),
             created_at: at,
             updated_at: at,

@@ -172,7 +172,7 @@ pub(crate) fn payment<'a>(
     match w {
         PaymentWrite::Insert(p) => format!(
             "INSERT INTO payments (id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, \
-             out_trade_no, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
+             out_trade_no, fee_minor, details, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
              ON CONFLICT DO NOTHING",
             q.p(Arg::Str(&p.id)),
             q.p(Arg::Str(&p.merchant_id)),
@@ -182,6 +182,7 @@ pub(crate) fn payment<'a>(
             q.p(Arg::Str(p.currency.code())),
             q.p(Arg::I64(p.refunded_minor)),
             q.p(Arg::OptStr(p.out_trade_no.as_deref())),
+            q.p(Arg::I64(p.fee_minor)),
             q.p(Arg::OptStr(details)),
             q.p(Arg::I64(p.created_at.unix_millis())),
             q.p(Arg::I64(p.updated_at.unix_millis())),
@@ -198,15 +199,18 @@ pub(crate) fn payment<'a>(
         PaymentWrite::AddRefunded {
             id,
             amount_minor,
+            refunded_before,
             status,
         } => {
             let amount = q.p(Arg::I64(*amount_minor));
             format!(
                 "UPDATE payments SET refunded_minor = refunded_minor + {amount}, updated_at = {} \
-                 WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount}",
+                 WHERE id = {} AND status = {} AND refunded_minor <= amount_minor - {amount} \
+                 AND refunded_minor = {}",
                 q.at(at),
                 q.p(Arg::Str(id)),
                 q.p(Arg::Str(status.as_str())),
+                q.p(Arg::I64(*refunded_before)),
             )
         }
     }
@@ -276,14 +280,15 @@ pub(crate) fn order<'a>(q: &mut impl Params<'a>, o: &'a OrderTransition, at: i64
 /// The refund's row, unless its number (or id) is taken.
 pub(crate) fn refund<'a>(q: &mut impl Params<'a>, r: &'a Refund) -> String {
     format!(
-        "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, created_at) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
+        "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, fee_minor, created_at) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
         q.p(Arg::Str(&r.id)),
         q.p(Arg::Str(&r.payment_id)),
         q.p(Arg::I64(r.amount_minor)),
         q.p(Arg::Str(r.currency.code())),
         q.p(Arg::Str(&r.status)),
         q.p(Arg::Str(&r.out_refund_no)),
+        q.p(Arg::I64(r.fee_minor)),
         q.p(Arg::I64(r.created_at.unix_millis())),
     )
 }

@@ -274,6 +274,7 @@ fn payment_row(id: &str, amount: i64, status: &str) -> Payment {
         currency: qrgate_core::Currency::CNY,
         refunded_minor: 0,
         out_trade_no: None,
+        fee_minor: 0,
         details: payment_details(),
         created_at: t(2),
         updated_at: t(2),
@@ -342,7 +343,15 @@ fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movem
     m
 }
 
-fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured: i64) -> Movement {
+/// A refund of `amount` of a payment that captured `captured`, written only
+/// while `before` is what was refunded of it.
+fn refund(
+    payment_id: &str,
+    refund_no: &str,
+    wallet: &str,
+    amount: i64,
+    (captured, before): (i64, i64),
+) -> Movement {
     let mut m = Movement::new(t(3));
     m.counters.push(CounterCharge {
         key: CounterKey::refunded(payment_id),
@@ -362,6 +371,7 @@ fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured
     m.payment = Some(PaymentWrite::AddRefunded {
         id: payment_id.into(),
         amount_minor: amount,
+        refunded_before: before,
         status: PaymentStatus::Succeeded,
     });
     m.refund = Some(Refund {
@@ -371,6 +381,7 @@ fn refund(payment_id: &str, refund_no: &str, wallet: &str, amount: i64, captured
         currency: Currency::CNY,
         status: "succeeded".into(),
         out_refund_no: refund_no.into(),
+        fee_minor: 0,
         created_at: t(3),
     });
     m.audit = Some(AuditEntry {

@@ -116,7 +116,8 @@ impl<S: Store> Gateway<S> {
             exp_year: i64::from(c.exp_year),
             created_at: now,
         };
-        self.ensure_clearing(&self.card_clearing_account()).await?;
+        self.ensure_account(&self.card_clearing_account(), "external_clearing", true)
+            .await?;
         let mut m = Movement::new(now);
         m.records.push(Record::Card(card.clone()));
         m.audit = Some(trail::entry(

@@ -200,21 +200,28 @@ impl<S: Store> Gateway<S> {
             p.into(),
             json!({ "topup_id": id, "amount_minor": amount.minor() }),
         ));
-        self.ensure_clearing(&clearing_account()).await?;
+        self.ensure_account(&clearing_account(), "external_clearing", true)
+            .await?;
         Ok(Reply::of(self.store.apply(m).await?, Fresh::Created, body))
     }
 
-    /// Create an external clearing account (may go negative) unless it exists.
-    pub(crate) async fn ensure_clearing(&self, id: &AccountId) -> Result<(), Error> {
+    /// Create one of the gateway's own accounts (clearing, fee revenue)
+    /// unless it exists.
+    pub(crate) async fn ensure_account(
+        &self,
+        id: &AccountId,
+        kind: &str,
+        allow_negative: bool,
+    ) -> Result<(), Error> {
         if self.store.account(id).await?.is_none() {
             match self
                 .store
                 .insert(Record::Account(Account {
                     id: id.clone(),
-                    kind: "external_clearing".into(),
+                    kind: kind.into(),
                     owner_id: None,
                     currency: crate::CURRENCY,
-                    allow_negative: true,
+                    allow_negative,
                     balance_minor: 0,
                     created_at: self.now(),
                 }))

@@ -6,16 +6,17 @@ use serde_json::json;
 
 use qrgate_codes::emv::LanguageTemplate;
 use qrgate_codes::merchant::MerchantDisplay;
-use qrgate_core::Currency;
+use qrgate_core::fee::FeeSchedule;
+use qrgate_core::{Currency, Money};
 use qrgate_store::*;
 
 use super::*;
 use crate::trail::Action;
 use crate::views::MerchantView;
-use crate::{Error, Gateway, Principal, Role, settlement_account};
+use crate::{Error, Gateway, Principal, Role, fee_revenue_account};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "owner_ref": "kyc-20931", "name_local": "老街面馆"}))]
+#[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "owner_ref": "kyc-20931", "name_local": "老街面馆", "fee_rate_bps": 38}))]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     pub name: String,
@@ -35,6 +36,13 @@ pub struct NewMerchant {
     /// number), the same for all their merchant entries, so caps apply
     /// per person. 1 to 64 of `A-Z a-z 0-9 . _ : -`.
     pub owner_ref: Option<String>,
+    /// The merchant's fee rate in basis points of each payment (60 =
+    /// 0.6%, at most 10000). Without it, the default of its category
+    /// (rules QG-FEE-REGULAR, QG-FEE-SMALL-PERSONAL).
+    pub fee_rate_bps: Option<u32>,
+    /// The least a payment costs the merchant, as a decimal amount
+    /// ("0.01"); none by default.
+    pub fee_minimum: Option<String>,
 }
 
 pub(super) fn cn() -> String {
@@ -55,6 +63,7 @@ impl<S: Store> Gateway<S> {
     ) -> Result<MerchantView, Error> {
         p.require(&[Role::Admin])?;
         let cur = check_new_merchant(&m)?;
+        let fees = self.fees_of(&m, cur)?;
         let id = self
             .new_id::<qrgate_core::id::kind::Merchant>()?
             .to_string();
@@ -69,22 +78,21 @@ impl<S: Store> Gateway<S> {
             category: m.category,
             name_local: m.name_local,
             owner_ref: m.owner_ref,
+            fees,
             created_at: now,
         };
         let mut m = Movement::new(now);
         m.records.push(Record::Merchant(row.clone()));
-        m.records.push(Record::Account(owned_account(
-            settlement_account(&id),
-            "merchant_settlement",
-            &id,
-            now,
-        )));
+        m.records
+            .extend(merchant_accounts(&id, now).map(Record::Account));
         m.audit = Some(admin_audit(
             Some(p),
             Action::MerchantCreated,
             &id,
-            json!({ "name": row.name, "category": row.category, "mcc": row.mcc }),
+            json!({ "name": row.name, "category": row.category, "mcc": row.mcc, "fee_rate_bps": fees.rate_bps, "fee_min_minor": fees.min_fee_minor }),
         ));
+        self.ensure_account(&fee_revenue_account(), "fee_revenue", false)
+            .await?;
         self.store.apply(m).await?;
         Ok(MerchantView::of(&row))
     }
@@ -102,6 +110,27 @@ impl<S: Store> Gateway<S> {
             .filter(|_| visible)
             .ok_or_else(|| Error::not_found("merchant", id))?;
         Ok(MerchantView::of(&m))
+    }
+
+    /// A new merchant's fee schedule: its own, or its category's default.
+    fn fees_of(&self, m: &NewMerchant, cur: Currency) -> Result<FeeSchedule, Error> {
+        let rate = m.fee_rate_bps.unwrap_or(match m.category.as_str() {
+            "small_personal" => self.limits.fee_small_personal_bps,
+            _ => self.limits.fee_regular_bps,
+        });
+        let minimum = match &m.fee_minimum {
+            None => 0,
+            Some(a) => Money::parse_amount(a, cur)
+                .map_err(|e| {
+                    Error::bad_request(
+                        "invalid_request",
+                        format!("fee_minimum must be a positive decimal amount such as \"0.01\" (leave it out for none): {e}"),
+                    )
+                })?
+                .minor(),
+        };
+        FeeSchedule::new(rate, minimum)
+            .map_err(|e| Error::bad_request("invalid_request", e.to_string()))
     }
 
     pub(super) fn display(m: &Merchant) -> MerchantDisplay {

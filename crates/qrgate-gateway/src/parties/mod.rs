@@ -55,6 +55,36 @@ fn admin_audit(
     trail::entry(action, subject, by, details)
 }
 
+/// A new merchant's three accounts: pending (may go negative: refunds of
+/// settled payments come out of it and are carried forward), available
+/// and in payout (never negative).
+fn merchant_accounts(id: &str, now: qrgate_core::Timestamp) -> [Account; 3] {
+    let c = crate::CURRENCY;
+    [
+        Account {
+            allow_negative: true,
+            ..owned_account(
+                qrgate_core::AccountId::settlement(id, c),
+                "merchant_settlement",
+                id,
+                now,
+            )
+        },
+        owned_account(
+            qrgate_core::AccountId::available(id, c),
+            "merchant_available",
+            id,
+            now,
+        ),
+        owned_account(
+            qrgate_core::AccountId::in_payout(id, c),
+            "merchant_payout",
+            id,
+            now,
+        ),
+    ]
+}
+
 /// A new account of a merchant or customer, empty, never negative.
 fn owned_account(
     id: qrgate_core::AccountId,

@@ -9,6 +9,7 @@
 
 use serde_json::json;
 
+use qrgate_core::fee::FeeSchedule;
 use qrgate_core::id::PaymentId;
 use qrgate_core::payment::{Check, Decision, Mode, PaymentDetails};
 use qrgate_core::risk::{Element, RiskLevel};
@@ -173,6 +174,8 @@ impl<S: Store> Gateway<S> {
             currency: amount.currency(),
             refunded_minor: 0,
             out_trade_no: out_trade_no.clone(),
+            // What it costs the merchant when it succeeds (QG-FEE-ROUNDING).
+            fee_minor: merchant.fees.charge(amount).minor(),
             details,
             created_at: now,
             updated_at: now,
@@ -245,6 +248,7 @@ impl<S: Store> Gateway<S> {
             funding_account: self.source_account(customer, source),
             funding: self.source_details(source),
             settlement_account: settlement_account(&merchant.id),
+            fee_schedule: Some(merchant.fees).filter(|f| *f != FeeSchedule::NONE),
             // 43: the institution compensates level-C balance-payment losses in full.
             compensation_eligible: level == RiskLevel::C && *source == Source::Wallet,
             risk_checks: Vec::new(),
@@ -446,7 +450,7 @@ impl<S: Store> Gateway<S> {
             .map(|i| i.record(&Outcome::Created { view: &body }));
         m.burns.extend(burn.clone());
         m.counters = counters;
-        m.posting = Some(self.payment_posting(&id, customer, source, &merchant.id, amount));
+        m.posting = Some(self.payment_posting(&ok_row, source));
         m.payment = Some(PaymentWrite::Insert(ok_row));
         m.order = order
             .map(|o| {
@@ -492,22 +496,24 @@ impl<S: Store> Gateway<S> {
         ))
     }
 
-    /// The ledger posting of a payment: from its source to the merchant.
-    pub(crate) fn payment_posting(
-        &self,
-        payment_id: &str,
-        customer: &str,
-        source: &Source,
-        merchant_id: &str,
-        amount: Money,
-    ) -> Posting {
-        Posting::transfer(
-            format!("pst_{payment_id}"),
+    /// The ledger posting of a payment: from its source to the merchant's
+    /// pending account, less its fee, which goes to the fee revenue
+    /// (QG-FEE-ROUNDING).
+    pub(crate) fn payment_posting(&self, pay: &Payment, source: &Source) -> Posting {
+        let customer = pay.customer_id.as_deref().unwrap_or_default();
+        Posting::lines(
+            format!("pst_{}", pay.id),
             "payment",
-            Some(payment_id),
-            self.source_account(customer, source),
-            settlement_account(merchant_id),
-            amount,
+            Some(&pay.id),
+            pay.currency,
+            vec![
+                (self.source_account(customer, source), -pay.amount_minor),
+                (
+                    settlement_account(&pay.merchant_id),
+                    pay.amount_minor - pay.fee_minor,
+                ),
+                (crate::fee_revenue_account(), pay.fee_minor),
+            ],
         )
     }
 }

@@ -448,7 +448,6 @@ impl<S: Store> Gateway<S> {
     ) -> Result<(Movement, String), Error> {
         let (merchant, customer, from, now) = (r.merchant, r.customer, r.from, r.at);
         let level = details.risk_level;
-        let amount = Money::from_minor(pay.amount_minor, pay.currency);
         let mut done = pay.clone();
         done.status = PaymentStatus::Succeeded;
         done.details = details.clone();
@@ -463,7 +462,7 @@ impl<S: Store> Gateway<S> {
         m.live_device = r.device.clone();
         m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
         m.counters = counters;
-        m.posting = Some(self.payment_posting(&pay.id, customer, r.source, &merchant.id, amount));
+        m.posting = Some(self.payment_posting(pay, r.source));
         from.transition(PaymentStatus::Succeeded)
             .map_err(Error::internal)?;
         m.payment = Some(PaymentWrite::Transition {

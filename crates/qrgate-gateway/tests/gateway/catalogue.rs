@@ -124,6 +124,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "60",
             "minutes per hour (business-day offset), and the 60 s bound of a code's validity",
         ),
+        (
+            "config.rs",
+            "10_000",
+            "basis points in 100% (the bound of a fee rate)",
+        ),
+        (
+            "views.rs",
+            "60",
+            "schema example: a merchant's fee rate_bps",
+        ),
         ("otp.rs", "1000", "milliseconds per second"),
         (
             "health.rs",

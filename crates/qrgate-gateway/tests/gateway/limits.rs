@@ -380,6 +380,8 @@ on_both!(
                     category: "regular".into(),
                     name_local: None,
                     owner_ref: None,
+                    fee_rate_bps: None,
+                    fee_minimum: None,
                 },
             )
             .await

@@ -214,6 +214,8 @@ async fn demo_parties(gw: &Gateway<AnyStore>) -> Result<DemoKeys, String> {
                 category: "regular".into(),
                 name_local: Some("演示面馆".into()),
                 owner_ref: None,
+                fee_rate_bps: None,
+                fee_minimum: None,
             },
         )
         .await

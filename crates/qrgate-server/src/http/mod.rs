@@ -9,6 +9,7 @@ mod credentials;
 pub mod error;
 pub mod extract;
 mod me;
+mod money;
 pub mod openapi;
 mod payments;
 mod public;

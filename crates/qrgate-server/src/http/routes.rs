@@ -31,6 +31,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(super::codes::routes())
         .merge(super::payments::routes())
         .merge(super::me::routes())
+        .merge(super::money::routes())
         .merge(super::audit::routes())
         .merge(super::webhooks::routes())
         .split_for_parts()

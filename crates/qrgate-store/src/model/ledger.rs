@@ -39,8 +39,7 @@ pub struct Posting {
 }
 
 impl Posting {
-    /// `amount` from one account to another: the one shape every posting
-    /// of the gateway has.
+    /// `amount` from one account to another.
     pub fn transfer(
         id: String,
         kind: &str,
@@ -68,11 +67,52 @@ impl Posting {
         }
     }
 
-    /// Entries are non-empty, non-zero, and sum to zero in every currency
-    /// (rule QG-LEDGER-BALANCED, checked before anything is written).
+    /// A posting of several lines in one currency, each an account and
+    /// the minor units it gains (negative: loses); lines of zero are left
+    /// out. A payment with a fee is three lines (source, merchant net of
+    /// the fee, fee revenue), and so is a refund giving back part of one.
+    pub fn lines(
+        id: String,
+        kind: &str,
+        payment_id: Option<&str>,
+        currency: Currency,
+        lines: Vec<(AccountId, i64)>,
+    ) -> Posting {
+        Posting {
+            id,
+            kind: kind.into(),
+            payment_id: payment_id.map(str::to_owned),
+            entries: lines
+                .into_iter()
+                .filter(|(_, amount)| *amount != 0)
+                .map(|(account_id, amount_minor)| Entry {
+                    account_id,
+                    amount_minor,
+                    currency,
+                })
+                .collect(),
+        }
+    }
+
+    /// Entries are non-empty, non-zero, name each account once, and sum
+    /// to zero in every currency (rule QG-LEDGER-BALANCED, checked before
+    /// anything is written). Once per account: the one-statement movement
+    /// on PostgreSQL moves each account's row in its own step, and one
+    /// statement cannot change a row twice.
     pub fn check_balanced(&self) -> Result<(), String> {
         if self.entries.len() < 2 {
             return Err(format!("posting {} needs at least two entries", self.id));
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if self.entries[..i]
+                .iter()
+                .any(|o| o.account_id == e.account_id)
+            {
+                return Err(format!(
+                    "posting {} names account {} twice",
+                    self.id, e.account_id
+                ));
+            }
         }
         let mut sums: Vec<(Currency, i128)> = Vec::new();
         for e in &self.entries {
@@ -166,6 +206,12 @@ pub struct PaymentDisagreement {
     pub reversed_minor: i64,
     /// Moved by postings of any other kind that name the payment.
     pub other_minor: i64,
+    /// The fee the payment costs when it succeeds.
+    pub fee_minor: i64,
+    /// What its refunds say they gave back of the fee.
+    pub fee_returned_minor: i64,
+    /// What its postings moved into the fee revenue, net.
+    pub fee_posted_minor: i64,
     /// What disagrees, in words.
     pub problems: Vec<String>,
 }
@@ -197,6 +243,19 @@ impl PaymentDisagreement {
             out.push(format!(
                 "refund postings {refunded}, refund records {} and the payment's refunded amount {} differ",
                 self.refunds_minor, self.refunded_minor
+            ));
+        }
+        // The fee kept is the payment's fee less what refunds gave back
+        // while it stands; nothing once it was canceled or never succeeded.
+        let fee_kept = if self.status == "succeeded" {
+            self.fee_minor - self.fee_returned_minor
+        } else {
+            0
+        };
+        if self.fee_posted_minor != fee_kept {
+            out.push(format!(
+                "fee postings {} but the fee kept is {fee_kept} (fee {}, given back {})",
+                self.fee_posted_minor, self.fee_minor, self.fee_returned_minor
             ));
         }
         if self.other_minor != 0 {

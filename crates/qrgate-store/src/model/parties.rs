@@ -20,6 +20,8 @@ pub struct Merchant {
     /// For `small_personal` merchants: an opaque reference to the person
     /// behind them (never the ID number), so caps apply per person.
     pub owner_ref: Option<String>,
+    /// What each payment costs the merchant (its new payments follow it).
+    pub fees: qrgate_core::fee::FeeSchedule,
     pub created_at: Timestamp,
 }
 

@@ -17,6 +17,9 @@ pub struct Payment {
     pub currency: Currency,
     pub refunded_minor: i64,
     pub out_trade_no: Option<String>,
+    /// The fee the payment costs its merchant when it succeeds (posted to
+    /// the fee revenue with it); refunds give back part of it.
+    pub fee_minor: i64,
     /// Everything else about the payment, stored as one JSON column.
     pub details: PaymentDetails,
     pub created_at: Timestamp,
@@ -37,12 +40,16 @@ pub enum PaymentWrite {
         to: PaymentStatus,
         details: Option<PaymentDetails>,
     },
-    /// Add to the refunded amount, never past the amount, and only while
-    /// the payment is in `status` (so a refund cannot follow or race a
-    /// cancel that reversed it in full).
+    /// Add to the refunded amount, never past the amount, only while the
+    /// payment is in `status` (so a refund cannot follow or race a cancel
+    /// that reversed it in full), and only while `refunded_before` is what
+    /// was refunded: the fee a refund gives back depends on the refunds
+    /// before it, so two refunds racing are applied one after the other,
+    /// never both on the same figures.
     AddRefunded {
         id: String,
         amount_minor: i64,
+        refunded_before: i64,
         status: PaymentStatus,
     },
 }
@@ -76,6 +83,8 @@ pub struct Refund {
     pub currency: Currency,
     pub status: String,
     pub out_refund_no: String,
+    /// The part of the payment's fee this refund gave back to the merchant.
+    pub fee_minor: i64,
     pub created_at: Timestamp,
 }
 

@@ -48,7 +48,7 @@ macro_rules! order_select {
 macro_rules! payment_columns {
     () => {
         "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, \
-         details, created_at, updated_at FROM payments "
+         fee_minor, details, created_at, updated_at FROM payments "
     };
 }
 

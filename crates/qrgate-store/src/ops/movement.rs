@@ -336,6 +336,15 @@ pub(super) async fn write_payment<C: Conn>(
                 actual: p.status,
             }
         }
+        (
+            PaymentWrite::AddRefunded {
+                refunded_before, ..
+            },
+            Some(p),
+        ) if p.refunded_minor != *refunded_before => MovementError::RefundedMeanwhile {
+            id: id.into(),
+            refunded_minor: p.refunded_minor,
+        },
         (PaymentWrite::AddRefunded { .. }, Some(_)) => {
             MovementError::RefundExceedsCaptured { id: id.into() }
         }

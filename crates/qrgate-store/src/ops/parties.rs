@@ -10,7 +10,7 @@ use super::*;
 
 pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merchant>, StoreError> {
     let rows = c
-        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, owner_ref, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
+        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, owner_ref, fee_rate_bps, fee_min_minor, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
         .await?;
     rows.first()
         .map(|r| {
@@ -24,10 +24,25 @@ pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merc
                 category: r.str("category")?,
                 name_local: r.opt_str("name_local")?,
                 owner_ref: r.opt_str("owner_ref")?,
+                fees: fee_schedule(r)?,
                 created_at: ts(r, "created_at")?,
             })
         })
         .transpose()
+}
+
+/// A merchant's stored fee schedule, as valid as a new one.
+fn fee_schedule(r: &Row) -> Result<qrgate_core::fee::FeeSchedule, StoreError> {
+    let rate = r.i64("fee_rate_bps")?;
+    let bad = |why: String| {
+        StoreError::Corrupt(format!(
+            "merchant {:?}: {why}",
+            r.str("id").unwrap_or_default()
+        ))
+    };
+    let rate = u32::try_from(rate).map_err(|_| bad(format!("fee rate {rate}")))?;
+    qrgate_core::fee::FeeSchedule::new(rate, r.i64("fee_min_minor")?)
+        .map_err(|e| bad(e.to_string()))
 }
 
 pub(crate) async fn customer<C: Conn>(c: &mut C, id: &str) -> Result<Option<Customer>, StoreError> {

@@ -1,10 +1,11 @@
 //! Reads of payments, refunds, accounts, counters and idempotency records,
 //! and the purges of what is past its keeping time.
 
-use qrgate_core::Timestamp;
+use qrgate_core::{AccountId, Timestamp};
 
 use crate::db::{Arg, Conn, Row};
 use crate::error::StoreError;
+use crate::steps::Params;
 
 use super::*;
 
@@ -62,10 +63,39 @@ impl FromRow for Account {
     }
 }
 
+macro_rules! account_columns {
+    () => {
+        "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts "
+    };
+}
+
 pub(crate) async fn account<C: Conn>(c: &mut C, id: &str) -> Result<Option<Account>, StoreError> {
-    const SQL: &str = "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts WHERE id = $1";
+    const SQL: &str = concat!(account_columns!(), "WHERE id = $1");
     let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
     rows.first().map(Account::from_row).transpose()
+}
+
+pub(crate) async fn accounts<C: Conn>(
+    c: &mut C,
+    ids: &[AccountId],
+) -> Result<Vec<Account>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One text per number of ids (the callers ask for a few).
+    let (sql, args) = crate::steps::alone(|q| {
+        let marks = ids
+            .iter()
+            .map(|id| q.p(Arg::Str(id.as_str())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            concat!(account_columns!(), "WHERE id IN ({}) ORDER BY id"),
+            marks
+        )
+    });
+    let rows = c.rows(sql, &args).await?;
+    rows.iter().map(Account::from_row).collect()
 }
 
 pub(super) const PAYMENT_SELECT: &str = concat!(payment_columns!(), "WHERE id = $1");
@@ -111,6 +141,7 @@ impl FromRow for Payment {
             currency: parsed(&r.str("currency")?, "currency")?,
             refunded_minor: r.i64("refunded_minor")?,
             out_trade_no: r.opt_str("out_trade_no")?,
+            fee_minor: r.i64("fee_minor")?,
             details: typed_json(&r.str("details")?)?,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,
@@ -129,7 +160,7 @@ pub(crate) async fn refunds_of<C: Conn>(
 ) -> Result<Vec<Refund>, StoreError> {
     let rows = c
         .rows(
-            "SELECT id, payment_id, amount_minor, currency, status, out_refund_no, created_at FROM refunds \
+            "SELECT id, payment_id, amount_minor, currency, status, out_refund_no, fee_minor, created_at FROM refunds \
              WHERE payment_id = $1 ORDER BY created_at, id",
             &[Arg::Str(payment_id)],
         )
@@ -143,6 +174,7 @@ pub(crate) async fn refunds_of<C: Conn>(
                 currency: parsed(&r.str("currency")?, "currency")?,
                 status: r.str("status")?,
                 out_refund_no: r.str("out_refund_no")?,
+                fee_minor: r.i64("fee_minor")?,
                 created_at: ts(r, "created_at")?,
             })
         })
@@ -226,15 +258,16 @@ pub(crate) async fn list_payments<C: Conn>(
     };
     let rows = c
         .rows(
-            "SELECT id, merchant_id, customer_id, status, amount_minor, currency, refunded_minor, out_trade_no, details, created_at, \
-             updated_at FROM payments \
-             WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
+            concat!(
+                payment_columns!(),
+                "WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
              AND ($7 IS NULL OR out_trade_no = $7 OR id IN (SELECT payment_id FROM orders \
                   WHERE out_trade_no = $7 AND ($1 IS NULL OR merchant_id = $1) AND payment_id IS NOT NULL)) \
              AND ($8 IS NULL OR created_at >= $8) \
              AND ($9 IS NULL OR created_at < $9) \
-             ORDER BY created_at DESC, id DESC LIMIT $6",
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+            ),
             &[
                 Arg::OptStr(q.merchant_id.as_deref()),
                 Arg::OptStr(q.customer_id.as_deref()),

@@ -62,8 +62,9 @@ impl Table for Merchant {
 
     fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
         (
-            "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, owner_ref, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, owner_ref, \
+                 fee_rate_bps, fee_min_minor, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
             vec![
                 Arg::Str(&self.id),
                 Arg::Str(&self.name),
@@ -74,6 +75,8 @@ impl Table for Merchant {
                 Arg::Str(&self.category),
                 Arg::OptStr(self.name_local.as_deref()),
                 Arg::OptStr(self.owner_ref.as_deref()),
+                Arg::I64(i64::from(self.fees.rate_bps)),
+                Arg::I64(self.fees.min_fee_minor),
                 Arg::I64(self.created_at.unix_millis()),
             ],
         )

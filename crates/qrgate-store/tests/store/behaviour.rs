@@ -55,7 +55,7 @@ on_both!(topup_pay_refund_round_trip, |db: Db| async move {
         ("succeeded", 2_500, Some("cpm"))
     );
 
-    s.apply(refund("pay_1", "r1", &wallet(0), 1_000, 2_500))
+    s.apply(refund("pay_1", "r1", &wallet(0), 1_000, (2_500, 0)))
         .await
         .unwrap();
     assert_eq!(balance(s, &wallet(0)).await, 8_500);
@@ -145,7 +145,7 @@ on_both!(refused_movements_change_nothing, |db: Db| async move {
         MovementError::Invalid(_)
     ));
     assert!(matches!(
-        s.apply(refund("pay_1", "r1", &wallet(0), 1_001, 1_000))
+        s.apply(refund("pay_1", "r1", &wallet(0), 1_001, (1_000, 0)))
             .await
             .unwrap_err(),
         MovementError::LimitExceeded { .. }
@@ -442,6 +442,7 @@ on_both!(
             category: "small_personal".into(),
             name_local: Some("老街面馆".into()),
             owner_ref: None,
+            fees: qrgate_core::fee::FeeSchedule::NONE,
             created_at: t(1),
         };
         s.insert(Record::Merchant(m.clone())).await.unwrap();
@@ -587,6 +588,7 @@ on_both!(
             category: "regular".into(),
             name_local: None,
             owner_ref: None,
+            fees: qrgate_core::fee::FeeSchedule::NONE,
             created_at: t(0),
         }))
         .await
@@ -726,6 +728,7 @@ on_both!(
             category: "regular".into(),
             name_local: None,
             owner_ref: None,
+            fees: qrgate_core::fee::FeeSchedule::NONE,
             created_at: t(0),
         }))
         .await

@@ -104,9 +104,25 @@ on_both!(
         let tasks: Vec<_> = (0..32)
             .map(|i| {
                 let s = s.clone();
+                // As the gateway does: written only while the refunded
+                // amount read is still so, read again when another refund
+                // got there first.
                 tokio::spawn(async move {
-                    s.apply(refund("pay_1", &format!("r{i}"), &wallet(0), 700, 10_000))
-                        .await
+                    loop {
+                        let before = s.payment("pay_1").await.unwrap().unwrap().refunded_minor;
+                        let r = s
+                            .apply(refund(
+                                "pay_1",
+                                &format!("r{i}"),
+                                &wallet(0),
+                                700,
+                                (10_000, before),
+                            ))
+                            .await;
+                        if !matches!(r, Err(MovementError::RefundedMeanwhile { .. })) {
+                            return r;
+                        }
+                    }
                 })
             })
             .collect();

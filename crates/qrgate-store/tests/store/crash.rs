@@ -43,7 +43,7 @@ async fn crash_child() {
                     s.apply(pay(&format!("pay_{id}"), &w, &id, 700, i64::MAX / 4))
                         .await
                         .unwrap();
-                    s.apply(refund(&format!("pay_{id}"), "r", &w, 200, 700))
+                    s.apply(refund(&format!("pay_{id}"), "r", &w, 200, (700, 0)))
                         .await
                         .unwrap();
                 }

@@ -27,7 +27,7 @@ on_both!(
                 .await
                 .unwrap();
         }
-        s.apply(refund("pay_b", "r1", &wallet(0), 500, 2_000))
+        s.apply(refund("pay_b", "r1", &wallet(0), 500, (2_000, 0)))
             .await
             .unwrap();
         assert_sound(s).await;
@@ -97,7 +97,7 @@ on_both!(
             m
         };
         // Refunded in part: no cancel.
-        s.apply(refund("pay_1", "r1", &wallet(0), 100, 2_000))
+        s.apply(refund("pay_1", "r1", &wallet(0), 100, (2_000, 0)))
             .await
             .unwrap();
         let before = fingerprint(&db).await;
@@ -116,7 +116,7 @@ on_both!(
         s.apply(cancel("pay_2")).await.unwrap();
         let mid = fingerprint(&db).await;
         let e = s
-            .apply(refund("pay_2", "r1", &wallet(0), 100, 2_000))
+            .apply(refund("pay_2", "r1", &wallet(0), 100, (2_000, 0)))
             .await
             .unwrap_err();
         assert!(

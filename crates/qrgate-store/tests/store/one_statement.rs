@@ -32,7 +32,7 @@ async fn postgres_movements_are_one_statement_unless_refused() {
         s.apply(m.clone()).await.unwrap(),
         Applied::Done { audit_seq: None }
     );
-    s.apply(refund("pay_1", "r1", &wallet(0), 400, 1_000))
+    s.apply(refund("pay_1", "r1", &wallet(0), 400, (1_000, 0)))
         .await
         .unwrap();
     s.apply(topup("t2", MERCHANT, 1_000)).await.unwrap();
@@ -79,7 +79,7 @@ async fn postgres_movements_are_one_statement_unless_refused() {
     assert!(matches!(e, MovementError::CodeAlreadyUsed { .. }), "{e:?}");
     // A second refund past what was captured: the payment's guard.
     let e = s
-        .apply(refund("pay_1", "r2", &wallet(0), 700, 10_000))
+        .apply(refund("pay_1", "r2", &wallet(0), 700, (10_000, 400)))
         .await
         .unwrap_err();
     assert!(

@@ -116,7 +116,7 @@ async fn simulate(db: Db, seed: u64, steps: usize) {
                     *m.balances.get_mut(MERCHANT).unwrap() -= r_amt;
                     *m.balances.get_mut(&pw).unwrap() += r_amt;
                 }
-                (refund(&pid, &no, &pw, r_amt, amt), ok)
+                (refund(&pid, &no, &pw, r_amt, (amt, refunded)), ok)
             }
             _ => {
                 // A failure injected mid-movement: unbalanced posting after a burn and a counter.

@@ -1,0 +1,32 @@
+//! A merchant's money after it was paid: where it stands (`balance`).
+//!
+//! A merchant has three ledger accounts, made when it is onboarded:
+//! pending (`settlement:<merchant>:CNY`: received net of fees, not yet
+//! settled; refunds come out of it, so it may go below zero and is then
+//! carried forward), available (`available:…`: settled, may be paid out)
+//! and in payout (`payout:…`: sent to the merchant's bank, not yet
+//! confirmed). Every figure shown here is read from those accounts, never
+//! from a counter kept beside them.
+
+mod balance;
+
+pub use balance::{BalanceView, CurrencyBalance};
+
+use qrgate_core::{AccountId, Currency};
+
+/// The three accounts of a merchant's money in one currency.
+pub(crate) struct MerchantAccounts {
+    pub(crate) pending: AccountId,
+    pub(crate) available: AccountId,
+    pub(crate) in_payout: AccountId,
+}
+
+impl MerchantAccounts {
+    pub(crate) fn of(merchant: &str, currency: Currency) -> MerchantAccounts {
+        MerchantAccounts {
+            pending: AccountId::settlement(merchant, currency),
+            available: AccountId::available(merchant, currency),
+            in_payout: AccountId::in_payout(merchant, currency),
+        }
+    }
+}
