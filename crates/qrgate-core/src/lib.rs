@@ -7,6 +7,7 @@ pub mod account;
 pub mod clock;
 pub mod counter;
 pub mod currency;
+pub mod day;
 pub mod fee;
 pub mod id;
 pub mod json;

@@ -265,6 +265,12 @@ impl From<MovementError> for Error {
             MovementError::RefundExceedsCaptured { id } => Error::new(Kind::Declined, "limit_exceeded", format!("refunds of {id} would exceed the captured amount"))
                 .with_rule("BCP-REFUND-CAP"),
             MovementError::RefundedMeanwhile { id, .. } => refund_contended(&id),
+            MovementError::DayClosed { .. } => Error::new(
+                Kind::Conflict,
+                "business_day_closed",
+                "the business day this was stamped in was settled while it was being written; nothing moved: retry, and it is recorded in the next day",
+            )
+            .with_rule("QG-SETTLEMENT-CYCLE"),
             MovementError::Store(s) => s.into(),
             other => Error::internal(other),
         }
@@ -577,6 +583,18 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("pin_locked", "too many wrong PINs; locked for a while"),
     ("pin_not_set", "no payment PIN is set"),
     ("pin_required", "this confirmation needs the PIN"),
+    (
+        "business_day_closed",
+        "the business day the request fell in was settled meanwhile; nothing moved: retry",
+    ),
+    (
+        "day_not_over",
+        "the business day is not over yet, so it cannot be settled",
+    ),
+    (
+        "settled_later",
+        "a later business day of the merchant was settled first; this one's money went with it",
+    ),
     (
         "refund_contended",
         "other refunds of the payment kept landing first; retry with the same out_refund_no",

@@ -10,7 +10,9 @@
 //!   burned or issued codes past their expiry are deleted;
 //! - every 100 ms (PostgreSQL): queued audit entries are chained;
 //! - every 500 ms: webhook dispatch passes, up to [`WEBHOOK_PASSES`] at
-//!   once, so one waiting on a slow endpoint does not hold up the others.
+//!   once, so one waiting on a slow endpoint does not hold up the others;
+//! - every 30 s: once yesterday is over (and a delay has passed), its
+//!   settlement for every merchant, under a lease so one node runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,7 @@ impl<S: Store + 'static> Gateway<S> {
             tokio::spawn(sweeper(self.clone())),
             tokio::spawn(chainer(self.clone())),
             tokio::spawn(dispatcher(self.clone(), sender)),
+            tokio::spawn(settler(self.clone())),
         ])
     }
 
@@ -59,6 +62,25 @@ impl<S: Store + 'static> Gateway<S> {
             && let Err(e) = self.store.purge_codes(before).await
         {
             tracing::warn!(error = %e, "purging expired codes failed");
+        }
+    }
+}
+
+async fn settler<S: Store>(gw: Arc<Gateway<S>>) {
+    let mut random = [0_u8; 8];
+    // A node's name for the lease; a failed draw still names it uniquely
+    // enough for a lease (its start time).
+    let holder = match ring::rand::SecureRandom::fill(&gw.rng, &mut random) {
+        Ok(()) => format!("node-{}", u64::from_le_bytes(random)),
+        Err(_) => format!("node-{}", gw.now().unix_millis()),
+    };
+    let mut done = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        match gw.settle_due(&holder, done).await {
+            Ok(d) => done = d,
+            Err(e) => tracing::warn!(error = %e, "the daily settlement failed; it runs again"),
         }
     }
 }

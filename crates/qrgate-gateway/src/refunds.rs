@@ -230,20 +230,23 @@ impl<S: Store> Gateway<S> {
         // Back the way the money came (BCP-REFUND-ORIGINAL), out of the
         // merchant's pending account less the fee given back, which the fee
         // revenue returns (QG-FEE-ROUNDING).
-        m.posting = Some(Posting::lines(
-            format!("pst_{}", refund.id),
-            "refund",
-            Some(&pay.id),
-            pay.currency,
-            vec![
-                (
-                    pay.details.settlement_account.clone(),
-                    -(amount.minor() - fee_back),
-                ),
-                (crate::fee_revenue_account(), -fee_back),
-                (pay.details.funding_account.clone(), amount.minor()),
-            ],
-        ));
+        m.posting = Some(
+            Posting::lines(
+                format!("pst_{}", refund.id),
+                "refund",
+                Some(&pay.id),
+                pay.currency,
+                vec![
+                    (
+                        pay.details.settlement_account.clone(),
+                        -(amount.minor() - fee_back),
+                    ),
+                    (crate::fee_revenue_account(), -fee_back),
+                    (pay.details.funding_account.clone(), amount.minor()),
+                ],
+            )
+            .for_merchant(&pay.merchant_id),
+        );
         m.payment = Some(PaymentWrite::AddRefunded {
             id: pay.id.clone(),
             amount_minor: amount.minor(),
@@ -355,20 +358,23 @@ impl<S: Store> Gateway<S> {
         let mut m = Movement::new(now);
         m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
         // The whole fee comes back with the whole amount.
-        m.posting = Some(Posting::lines(
-            format!("pst_cancel_{payment_id}"),
-            "reversal",
-            Some(payment_id),
-            pay.currency,
-            vec![
-                (
-                    pay.details.settlement_account.clone(),
-                    -(pay.amount_minor - pay.fee_minor),
-                ),
-                (crate::fee_revenue_account(), -pay.fee_minor),
-                (funding, pay.amount_minor),
-            ],
-        ));
+        m.posting = Some(
+            Posting::lines(
+                format!("pst_cancel_{payment_id}"),
+                "reversal",
+                Some(payment_id),
+                pay.currency,
+                vec![
+                    (
+                        pay.details.settlement_account.clone(),
+                        -(pay.amount_minor - pay.fee_minor),
+                    ),
+                    (crate::fee_revenue_account(), -pay.fee_minor),
+                    (funding, pay.amount_minor),
+                ],
+            )
+            .for_merchant(&pay.merchant_id),
+        );
         m.payment = Some(crate::payment_move(
             payment_id,
             status,

@@ -59,6 +59,7 @@ actions! {
     PaymentFailed = "payment.failed",
     PaymentCanceled = "payment.canceled",
     RefundSucceeded = "refund.succeeded",
+    SettlementClosed = "settlement.closed",
     WebhookEndpointCreated = "webhook_endpoint.created",
     WebhookEndpointDisabled = "webhook_endpoint.disabled",
     WebhookEndpointEnabled = "webhook_endpoint.enabled",

@@ -540,6 +540,8 @@ mod races;
 mod refunds;
 #[path = "gateway/risk.rs"]
 mod risk;
+#[path = "gateway/settlement.rs"]
+mod settlement;
 #[path = "gateway/stepup.rs"]
 mod stepup;
 #[path = "gateway/webhooks.rs"]

@@ -315,6 +315,16 @@ impl Sandbox {
         self.lock().get(request_id).cloned()
     }
 
+    /// What the sandbox holds of payers' cards: approved, not reversed,
+    /// less what was refunded (for tests that compare it with the ledger).
+    pub fn held_minor(&self) -> i64 {
+        self.lock()
+            .values()
+            .filter(|a| !a.reversed && matches!(a.outcome, Some(Outcome::Approved { .. })))
+            .map(|a| a.amount_minor - a.refunded_minor)
+            .sum()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxAuth>> {
         // A panic while holding the lock leaves plain data behind; keep going.
         self.auths

@@ -34,6 +34,7 @@ fn posting(id: &str, from: &str, to: &str, amount: i64) -> Posting {
         id: format!("pst_{id}"),
         kind: "payment".into(),
         payment_id: Some(id.into()),
+        merchant_id: None,
         entries: vec![entry(from, -amount), entry(to, amount)],
     }
 }
@@ -117,6 +118,7 @@ async fn store(wallets: usize) -> AnyStore {
             allow_negative: neg,
             balance_minor: 0,
             created_at: t(0),
+            closed_until: None,
         })
     };
     s.insert(account(CLEARING.into(), "external_clearing", true))
@@ -135,6 +137,7 @@ async fn store(wallets: usize) -> AnyStore {
             id: format!("pst_topup_{w}"),
             kind: "topup".into(),
             payment_id: None,
+            merchant_id: None,
             entries: vec![entry(CLEARING, -1_000_000_000), entry(&id, 1_000_000_000)],
         });
         s.apply(top).await.unwrap();

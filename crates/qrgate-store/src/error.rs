@@ -148,6 +148,22 @@ pub enum MovementError {
         amount: i64,
         cap: i64,
     },
+    /// The business day the movement falls in was settled: its entry on
+    /// a merchant's pending account is refused (the caller retries, now
+    /// in the next day).
+    #[error("account {account_id} is settled up to {closed_until:?}")]
+    DayClosed {
+        account_id: AccountId,
+        closed_until: qrgate_core::Timestamp,
+    },
+    /// A later business day of the merchant was settled first; days are
+    /// settled in order.
+    #[error("merchant {merchant_id} is settled up to {closed_until:?}, after {business_date}")]
+    SettledLater {
+        merchant_id: String,
+        business_date: String,
+        closed_until: qrgate_core::Timestamp,
+    },
     #[error("account {account_id} has insufficient funds")]
     InsufficientFunds { account_id: AccountId },
     /// The balance would leave the range the ledger holds (a BIGINT of

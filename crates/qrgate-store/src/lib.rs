@@ -97,6 +97,39 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Settle one business day of one merchant (idempotent per merchant
+    /// and day; days in order).
+    fn settle_day(
+        &self,
+        job: SettleDay,
+    ) -> impl Future<Output = Result<Settled, MovementError>> + Send;
+    fn settlement(
+        &self,
+        merchant_id: &str,
+        business_date: &str,
+    ) -> impl Future<Output = Result<Option<Settlement>, StoreError>> + Send;
+    /// A merchant's settlements from one date to another (inclusive),
+    /// newest first.
+    fn settlements(
+        &self,
+        merchant_id: &str,
+        dates: (&str, &str),
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Settlement>, StoreError>> + Send;
+    /// Merchant ids after `after`, in order (a page of them).
+    fn merchant_ids(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Take or renew the lease of a periodic job until `until`.
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn outbox_pending(
         &self,
         limit: i64,
@@ -404,6 +437,47 @@ macro_rules! impl_store {
                 self.write(write::PurgeCodes(before))
                     .await
                     .map_err(store_err)
+            }
+            async fn settle_day(&self, job: SettleDay) -> Result<Settled, MovementError> {
+                self.write(write::Settle(job)).await
+            }
+            async fn settlement(
+                &self,
+                merchant_id: &str,
+                business_date: &str,
+            ) -> Result<Option<Settlement>, StoreError> {
+                ops::settlement(&mut self.reader().await?, merchant_id, business_date).await
+            }
+            async fn settlements(
+                &self,
+                merchant_id: &str,
+                dates: (&str, &str),
+                limit: i64,
+            ) -> Result<Vec<Settlement>, StoreError> {
+                ops::settlements(&mut self.reader().await?, merchant_id, dates, limit).await
+            }
+            async fn merchant_ids(
+                &self,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<String>, StoreError> {
+                ops::merchant_ids(&mut self.reader().await?, after, limit).await
+            }
+            async fn take_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: Timestamp,
+                until: Timestamp,
+            ) -> Result<bool, StoreError> {
+                self.write(write::TakeLease {
+                    name: name.to_owned(),
+                    holder: holder.to_owned(),
+                    now,
+                    until,
+                })
+                .await
+                .map_err(store_err)
             }
             async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::outbox_pending(&mut self.reader().await?, limit).await

@@ -212,7 +212,7 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         let mut entries: Vec<&Entry> = p.entries.iter().collect();
         entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         for (n, e) in entries.into_iter().enumerate() {
-            let body = returning(steps::move_balance(&mut s, e));
+            let body = returning(steps::move_balance(&mut s, e, at));
             s.cte(format!("a{n}"), &body, true);
         }
         let body = returning(steps::posting(&mut s, p, at));
@@ -312,6 +312,7 @@ mod tests {
                 id: "pst".into(),
                 kind: "payment".into(),
                 payment_id: Some("pay".into()),
+                merchant_id: None,
                 entries: vec![
                     Entry {
                         account_id: AccountId::stored("w".into()),

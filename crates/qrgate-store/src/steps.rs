@@ -217,28 +217,34 @@ pub(crate) fn payment<'a>(
 }
 
 /// An account's balance moved by an entry, while it has the funds (or may
-/// go negative) and stays within a BIGINT.
-pub(crate) fn move_balance<'a>(q: &mut impl Params<'a>, e: &'a Entry) -> String {
+/// go negative), stays within a BIGINT, and the day the movement falls in
+/// (`at`) was not settled. On PostgreSQL the guard is re-checked on the
+/// row as it is after waiting for its lock, so a settlement that closed the
+/// day meanwhile refuses a late entry of it.
+pub(crate) fn move_balance<'a>(q: &mut impl Params<'a>, e: &'a Entry, at: i64) -> String {
     let amount = q.p(Arg::I64(e.amount_minor));
     format!(
         concat!(
-            "UPDATE accounts SET balance_minor = balance_minor + {amount} WHERE id = {id} AND currency = {currency} AND ",
+            "UPDATE accounts SET balance_minor = balance_minor + {amount} WHERE id = {id} AND currency = {currency} \
+             AND (closed_until IS NULL OR closed_until <= {at}) AND ",
             crate::ops::balance_guard!("{amount}"),
         ),
         amount = amount,
         id = q.p(Arg::Str(e.account_id.as_str())),
         currency = q.p(Arg::Str(e.currency.code())),
+        at = q.at(at),
     )
 }
 
 /// The posting's row, unless its id is taken.
 pub(crate) fn posting<'a>(q: &mut impl Params<'a>, p: &'a Posting, at: i64) -> String {
     format!(
-        "INSERT INTO postings (id, kind, payment_id, created_at) VALUES ({}, {}, {}, {}) \
+        "INSERT INTO postings (id, kind, payment_id, merchant_id, created_at) VALUES ({}, {}, {}, {}, {}) \
          ON CONFLICT (id) DO NOTHING",
         q.p(Arg::Str(&p.id)),
         q.p(Arg::Str(&p.kind)),
         q.p(Arg::OptStr(p.payment_id.as_deref())),
+        q.p(Arg::OptStr(p.merchant_id.as_deref())),
         q.at(at),
     )
 }

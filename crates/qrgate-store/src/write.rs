@@ -178,6 +178,17 @@ job!(MarkDelivered => bool, |j, c| ops::outbox_mark_delivered(c, j.seq, j.at).aw
 pub(crate) struct PurgeIdempotency(pub(crate) Timestamp);
 job!(PurgeIdempotency => u64, |j, c| ops::purge_idempotency(c, j.0).await?);
 
+pub(crate) struct Settle(pub(crate) SettleDay);
+job!(Settle => Settled, |j, c| ops::settle_day(c, &j.0).await?);
+
+pub(crate) struct TakeLease {
+    pub(crate) name: String,
+    pub(crate) holder: String,
+    pub(crate) now: Timestamp,
+    pub(crate) until: Timestamp,
+}
+job!(TakeLease => bool, |j, c| ops::take_lease(c, &j.name, &j.holder, (j.now, j.until)).await?);
+
 pub(crate) struct PurgeCodes(pub(crate) Timestamp);
 job!(PurgeCodes => u64, |j, c| ops::purge_codes(c, j.0).await?);
 

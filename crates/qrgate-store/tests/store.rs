@@ -218,6 +218,7 @@ async fn accounts(s: &AnyStore, wallets: usize) {
         allow_negative: neg,
         balance_minor: 0,
         created_at: t(0),
+        closed_until: None,
     };
     s.insert(Record::Account(acc(CLEARING, "external_clearing", true)))
         .await
@@ -246,6 +247,7 @@ fn topup(id: &str, wallet: &str, amount: i64) -> Movement {
         id: format!("pst_{id}"),
         kind: "topup".into(),
         payment_id: None,
+        merchant_id: None,
         entries: vec![entry(CLEARING, -amount), entry(wallet, amount)],
     });
     m.audit = Some(AuditEntry {
@@ -326,6 +328,7 @@ fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movem
         id: format!("pst_{id}"),
         kind: "payment".into(),
         payment_id: Some(id.into()),
+        merchant_id: None,
         entries: vec![entry(wallet, -amount), entry(MERCHANT, amount)],
     });
     m.payment = Some(PaymentWrite::Insert(payment_row(id, amount, "succeeded")));
@@ -366,6 +369,7 @@ fn refund(
         id: format!("pst_{id}"),
         kind: "refund".into(),
         payment_id: Some(payment_id.into()),
+        merchant_id: None,
         entries: vec![entry(MERCHANT, -amount), entry(wallet, amount)],
     });
     m.payment = Some(PaymentWrite::AddRefunded {

@@ -7,7 +7,7 @@ use qrgate_store::Store;
 
 use super::MerchantAccounts;
 use crate::views::amount;
-use crate::{Error, Gateway, Principal, Role};
+use crate::{Error, Gateway, Principal};
 
 /// A merchant's balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,19 +41,7 @@ impl<S: Store> Gateway<S> {
         p: &Principal,
         merchant_id: Option<&str>,
     ) -> Result<BalanceView, Error> {
-        p.require(&[Role::Merchant, Role::Admin, Role::Auditor])?;
-        let id = match (p.role, merchant_id) {
-            (Role::Merchant, None) => p.merchant()?,
-            (Role::Merchant, Some(id)) if Some(id) == p.subject.as_deref() => id,
-            (Role::Merchant, Some(id)) => return Err(Error::not_found("merchant", id)),
-            (_, Some(id)) => id,
-            (_, None) => {
-                return Err(Error::bad_request(
-                    "invalid_request",
-                    "merchant_id is required: admin and auditor keys name the merchant whose balance they read",
-                ));
-            }
-        };
+        let id = self.money_of(p, merchant_id)?;
         let currency = crate::CURRENCY;
         let acc = MerchantAccounts::of(id, currency);
         let rows = self

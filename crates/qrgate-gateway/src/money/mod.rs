@@ -1,4 +1,5 @@
-//! A merchant's money after it was paid: where it stands (`balance`).
+//! A merchant's money after it was paid: where it stands (`balance`) and
+//! each business day settled (`settlement`).
 //!
 //! A merchant has three ledger accounts, made when it is onboarded:
 //! pending (`settlement:<merchant>:CNY`: received net of fees, not yet
@@ -9,8 +10,10 @@
 //! from a counter kept beside them.
 
 mod balance;
+mod settlement;
 
 pub use balance::{BalanceView, CurrencyBalance};
+pub use settlement::{CountAmount, SettlementRun, SettlementView};
 
 use qrgate_core::{AccountId, Currency};
 

@@ -224,6 +224,7 @@ impl<S: Store> Gateway<S> {
                     allow_negative,
                     balance_minor: 0,
                     created_at: self.now(),
+                    closed_until: None,
                 }))
                 .await
             {

@@ -100,5 +100,6 @@ fn owned_account(
         allow_negative: false,
         balance_minor: 0,
         created_at: now,
+        closed_until: None,
     }
 }

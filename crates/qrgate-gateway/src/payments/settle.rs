@@ -515,5 +515,6 @@ impl<S: Store> Gateway<S> {
                 (crate::fee_revenue_account(), pay.fee_minor),
             ],
         )
+        .for_merchant(&pay.merchant_id)
     }
 }

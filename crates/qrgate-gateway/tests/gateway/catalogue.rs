@@ -134,6 +134,26 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "60",
             "schema example: a merchant's fee rate_bps",
         ),
+        (
+            "settlement.rs",
+            "200",
+            "merchants read per page by a settlement run",
+        ),
+        (
+            "settlement.rs",
+            "60",
+            "seconds per minute (settlement delay, lease)",
+        ),
+        (
+            "settlement.rs",
+            "1000",
+            "milliseconds per second (settlement delay, lease)",
+        ),
+        (
+            "settlement.rs",
+            "366",
+            "most settlements one list returns: a year of days",
+        ),
         ("otp.rs", "1000", "milliseconds per second"),
         (
             "health.rs",

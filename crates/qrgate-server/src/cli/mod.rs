@@ -29,6 +29,10 @@ enum Command {
     /// Check the books.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Settle a business day that is over, for every merchant (or one):
+    /// what the gateway's job does the morning after. Running it again
+    /// changes nothing.
+    Settle(serve::SettleArgs),
     /// The master key that seals secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -103,6 +107,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rules(RulesCommand::List { json }) => finish(rules_list(json)),
         Command::Serve(a) => finish(runtime().and_then(|rt| rt.block_on(serve::serve(a)))),
         Command::Migrate(s) => finish(runtime().and_then(|rt| rt.block_on(serve::migrate(s)))),
+        Command::Settle(a) => finish(runtime().and_then(|rt| rt.block_on(serve::settle(a)))),
         Command::Keys(KeysCommand::Rotate(s)) => {
             finish(runtime().and_then(|rt| rt.block_on(serve::keys_rotate(s))))
         }

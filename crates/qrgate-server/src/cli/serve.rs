@@ -487,6 +487,47 @@ pub async fn secrets_rotate_master(store: StoreArgs) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The business day, YYYY-MM-DD (in the zone of the limits).
+    #[arg(long)]
+    pub date: String,
+    /// Only this merchant (default: every merchant).
+    #[arg(long)]
+    pub merchant: Option<String>,
+    /// The deployment's TOML config (its `[rules]` set the business day's zone).
+    #[arg(long, env = "QRGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `qrgate settle --date D`: settle a day by hand; prints what it did and
+/// fails when any merchant's day could not be settled.
+pub async fn settle(args: SettleArgs) -> Result<(), String> {
+    use qrgate_core::day::BusinessDay;
+    use qrgate_gateway::trail::By;
+    let day = BusinessDay::parse(&args.date).map_err(|e| e.to_string())?;
+    let gw = open(&args.store, load_config(args.config.as_deref())?).await?;
+    let by = By::Named("cli");
+    let show = |e: qrgate_gateway::Error| format!("{}: {}", e.code, e.message);
+    if let Some(m) = &args.merchant {
+        let (s, now) = gw.settle_day(by, m, day).await.map_err(show)?;
+        println!("{}", json!({ "settled_now": now, "settlement": s }));
+        return Ok(());
+    }
+    let run = gw.settle_all(by, day).await.map_err(show)?;
+    println!("{}", json!(run));
+    if run.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} merchants' days were not settled",
+            run.failed.len()
+        ))
+    }
+}
+
 pub async fn keys_rotate(store: StoreArgs) -> Result<(), String> {
     let gw = open(&store, Config::default()).await?;
     let kid = gw.rotate_keys("cli").await.map_err(|e| e.to_string())?;

@@ -1,19 +1,95 @@
 //! A merchant's money: its balance (merchant keys for their own; admin and
 //! auditor keys for any merchant).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Auth, StrictQuery};
+use qrgate_core::day::BusinessDay;
+use qrgate_gateway::Role;
+use qrgate_gateway::trail::By;
+
+use super::error::bad;
+use super::extract::{Auth, StrictJson, StrictQuery};
 use super::openapi::StdErrors;
 use super::routes::*;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(balance))
+    OpenApiRouter::new()
+        .routes(routes!(balance))
+        .routes(routes!(list_settlements))
+        .routes(routes!(get_settlement))
+        .routes(routes!(run_settlement))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettlementsQuery {
+    merchant_id: Option<String>,
+    from: String,
+    to: String,
+}
+
+/// A merchant's settled business days from one date to another (inclusive), newest first.
+#[utoipa::path(get, path = "/v1/settlements", tag = "merchant", security(("bearer" = [])), params(("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)"), ("from" = String, Query, description = "first business day, YYYY-MM-DD"), ("to" = String, Query, description = "last business day, YYYY-MM-DD")), responses((status = 200, body = Vec<qrgate_gateway::money::SettlementView>), StdErrors))]
+pub(super) async fn list_settlements(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<SettlementsQuery>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw
+            .list_settlements(&p, q.merchant_id.as_deref(), &q.from, &q.to)
+            .await?,
+    )
+}
+
+/// One settled business day of a merchant.
+#[utoipa::path(get, path = "/v1/settlements/{date}", tag = "merchant", security(("bearer" = [])), params(("date" = String, Path, description = "the business day, YYYY-MM-DD"), ("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)")), responses((status = 200, body = qrgate_gateway::money::SettlementView), StdErrors))]
+pub(super) async fn get_settlement(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(date): Path<String>,
+    StrictQuery(q): StrictQuery<BalanceQuery>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw
+            .get_settlement(&p, q.merchant_id.as_deref(), &date)
+            .await?,
+    )
+}
+
+/// What an operator asks to settle.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettleRequest {
+    /// The business day, YYYY-MM-DD; it must be over.
+    date: String,
+    /// Only this merchant (default: every merchant).
+    merchant_id: Option<String>,
+}
+
+/// Settle a business day that is over, as the daily job does (admin).
+/// Settling it again changes nothing.
+#[utoipa::path(post, path = "/v1/settlements", tag = "admin", security(("bearer" = [])), request_body = SettleRequest, responses((status = 200, body = qrgate_gateway::money::SettlementView, description = "one merchant's settlement (made now or before); for every merchant, what the run did"), StdErrors))]
+pub(super) async fn run_settlement(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<SettleRequest>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let day =
+        BusinessDay::parse(&body.value.date).map_err(|e| bad("invalid_request", e.to_string()))?;
+    let by = By::Key(&p);
+    match &body.value.merchant_id {
+        Some(m) => ok(StatusCode::OK, &s.gw.settle_day(by, m, day).await?.0),
+        None => ok(StatusCode::OK, &s.gw.settle_all(by, day).await?),
+    }
 }
 
 #[derive(Deserialize)]

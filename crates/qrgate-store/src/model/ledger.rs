@@ -17,6 +17,10 @@ pub struct Account {
     pub allow_negative: bool,
     pub balance_minor: i64,
     pub created_at: Timestamp,
+    /// A merchant's pending account whose days up to this time were
+    /// settled: it takes no entry dated before it.
+    #[serde(default)]
+    pub closed_until: Option<Timestamp>,
 }
 
 /// One line of a posting, in minor units: positive adds to the account's
@@ -35,6 +39,10 @@ pub struct Posting {
     /// `payment`, `refund`, `topup`, `reversal`, …
     pub kind: String,
     pub payment_id: Option<String>,
+    /// The merchant whose accounts it moves, if any: a merchant's postings
+    /// of a day are what its settlement and fund-flow statement read.
+    #[serde(default)]
+    pub merchant_id: Option<String>,
     pub entries: Vec<Entry>,
 }
 
@@ -52,6 +60,7 @@ impl Posting {
             id,
             kind: kind.into(),
             payment_id: payment_id.map(str::to_owned),
+            merchant_id: None,
             entries: vec![
                 Entry {
                     account_id: from,
@@ -82,6 +91,7 @@ impl Posting {
             id,
             kind: kind.into(),
             payment_id: payment_id.map(str::to_owned),
+            merchant_id: None,
             entries: lines
                 .into_iter()
                 .filter(|(_, amount)| *amount != 0)
@@ -92,6 +102,12 @@ impl Posting {
                 })
                 .collect(),
         }
+    }
+
+    /// The same posting, naming the merchant whose accounts it moves.
+    pub fn for_merchant(mut self, merchant_id: &str) -> Posting {
+        self.merchant_id = Some(merchant_id.to_owned());
+        self
     }
 
     /// Entries are non-empty, non-zero, name each account once, and sum

@@ -8,12 +8,14 @@ mod keys;
 mod ledger;
 mod parties;
 mod payments;
+mod settlement;
 
 pub use events::*;
 pub use keys::*;
 pub use ledger::*;
 pub use parties::*;
 pub use payments::*;
+pub use settlement::*;
 
 use qrgate_core::Timestamp;
 

@@ -137,6 +137,7 @@ mod keys;
 mod movement;
 mod parties;
 mod payments;
+mod settlement;
 mod tables;
 mod webhooks;
 
@@ -146,4 +147,5 @@ pub(crate) use keys::*;
 pub(crate) use movement::*;
 pub(crate) use parties::*;
 pub(crate) use payments::*;
+pub(crate) use settlement::*;
 pub(crate) use webhooks::*;

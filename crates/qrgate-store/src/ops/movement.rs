@@ -137,12 +137,12 @@ async fn still_live<C: Conn>(c: &mut C, m: &Movement) -> Result<(), MovementErro
 
 /// Move the balances (accounts in id order), then write the posting and
 /// its entries.
-async fn post<C: Conn>(c: &mut C, p: &Posting, at: i64) -> Result<(), MovementError> {
+pub(super) async fn post<C: Conn>(c: &mut C, p: &Posting, at: i64) -> Result<(), MovementError> {
     p.check_balanced().map_err(MovementError::Invalid)?;
     let mut entries: Vec<&Entry> = p.entries.iter().collect();
     entries.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     for e in &entries {
-        move_balance(c, e).await?;
+        move_balance(c, e, at).await?;
     }
     let (sql, args) = steps::alone(|q| steps::posting(q, p, at));
     if c.exec(sql, &args).await? == 0 {
@@ -257,8 +257,12 @@ pub(super) async fn charge_counter<C: Conn>(
     Ok(())
 }
 
-pub(super) async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), MovementError> {
-    let (sql, args) = steps::alone(|q| steps::move_balance(q, e));
+pub(super) async fn move_balance<C: Conn>(
+    c: &mut C,
+    e: &Entry,
+    at: i64,
+) -> Result<(), MovementError> {
+    let (sql, args) = steps::alone(|q| steps::move_balance(q, e, at));
     if c.exec(sql, &args).await? == 1 {
         return Ok(());
     }
@@ -271,6 +275,12 @@ pub(super) async fn move_balance<C: Conn>(c: &mut C, e: &Entry) -> Result<(), Mo
             account_currency: a.currency,
             entry_currency: e.currency,
         }),
+        Some(a) if a.closed_until.is_some_and(|t| t.unix_millis() > at) => {
+            Err(MovementError::DayClosed {
+                account_id: a.id,
+                closed_until: a.closed_until.unwrap_or(Timestamp::from_unix_millis(at)),
+            })
+        }
         Some(a) if e.amount_minor > 0 || a.allow_negative => {
             Err(MovementError::BalanceOverflow { account_id: a.id })
         }

@@ -59,13 +59,14 @@ impl FromRow for Account {
             allow_negative: r.bool("allow_negative")?,
             balance_minor: r.i64("balance_minor")?,
             created_at: ts(r, "created_at")?,
+            closed_until: r.opt_i64("closed_until")?.map(Timestamp::from_unix_millis),
         })
     }
 }
 
 macro_rules! account_columns {
     () => {
-        "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, created_at FROM accounts "
+        "SELECT id, kind, owner_id, currency, allow_negative, balance_minor, closed_until, created_at FROM accounts "
     };
 }
 

@@ -215,6 +215,7 @@ on_both!(
             allow_negative: true,
             balance_minor: 0,
             created_at: t(0),
+            closed_until: None,
         }))
         .await
         .unwrap();

@@ -11,6 +11,7 @@ fn bare_payback(id: &str, kind: &str, payment_id: &str, wallet: &str, amount: i6
         id: format!("pst_{id}"),
         kind: kind.into(),
         payment_id: Some(payment_id.into()),
+        merchant_id: None,
         entries: vec![entry(MERCHANT, -amount), entry(wallet, amount)],
     });
     m
