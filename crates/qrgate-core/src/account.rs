@@ -39,10 +39,12 @@ impl AccountId {
         AccountId(format!("payout:{merchant}:{currency}"))
     }
 
-    /// The gateway's fee revenue (never negative: a fee returned was
-    /// charged first).
-    pub fn fee_revenue(currency: Currency) -> AccountId {
-        AccountId(format!("fees:revenue:{currency}"))
+    /// The gateway's fee revenue from one merchant (never negative: a fee
+    /// returned was charged first). One per merchant, so payments to
+    /// different merchants never meet on one row; the operator's revenue
+    /// is the sum of the `fees:` accounts.
+    pub fn fees(merchant: &str, currency: Currency) -> AccountId {
+        AccountId(format!("fees:{merchant}:{currency}"))
     }
 
     /// Where payouts leave for merchants' banks: the outside world.
@@ -96,7 +98,7 @@ mod tests {
             AccountId::in_payout("mch_1", c).as_str(),
             "payout:mch_1:CNY"
         );
-        assert_eq!(AccountId::fee_revenue(c).as_str(), "fees:revenue:CNY");
+        assert_eq!(AccountId::fees("mch_1", c).as_str(), "fees:mch_1:CNY");
         assert_eq!(
             AccountId::bank_clearing("sandbox", c).as_str(),
             "clearing:bank:sandbox:CNY"

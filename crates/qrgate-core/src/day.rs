@@ -65,6 +65,11 @@ impl BusinessDay {
         Timestamp::from_unix_millis(self.starts_at(offset_minutes).unix_millis() + MS_PER_DAY)
     }
 
+    /// Days from `self` to `later` (negative when `later` is earlier).
+    pub fn days_until(self, later: BusinessDay) -> i64 {
+        i64::from(later.0.to_julian_day()) - i64::from(self.0.to_julian_day())
+    }
+
     /// The day before.
     pub fn previous(self) -> BusinessDay {
         BusinessDay(self.0.previous_day().unwrap_or(self.0))
@@ -112,6 +117,8 @@ mod tests {
         let last = Timestamp::from_unix_millis(d.ends_at(SHANGHAI).unix_millis() - 1);
         assert_eq!(BusinessDay::of(last, SHANGHAI), d);
         assert_eq!(BusinessDay::of(d.ends_at(SHANGHAI), SHANGHAI).previous(), d);
+        assert_eq!(d.days_until(BusinessDay::parse("2027-11-25").unwrap()), 365);
+        assert_eq!(d.days_until(d.previous()), -1);
         assert_eq!(
             BusinessDay::parse("2027-01-01")
                 .unwrap()

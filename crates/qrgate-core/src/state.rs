@@ -54,6 +54,30 @@ pub enum DeliveryStatus {
     Failed,
 }
 
+/// A payout of a merchant's available money to its bank account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// The money left available and is on its way; the bank is asked
+    /// (again, after a failure that may pass) until it answers for good.
+    Pending,
+    /// The bank paid it.
+    Paid,
+    /// The bank refused it for good: the money is available again.
+    Failed,
+    /// The bank paid it, then sent it back (a closed account): the money
+    /// is available again.
+    Returned,
+}
+
+/// Every allowed payout transition. A retried attempt stays pending.
+pub const PAYOUT_TRANSITIONS: &[(PayoutStatus, PayoutStatus)] = &[
+    (PayoutStatus::Pending, PayoutStatus::Pending),
+    (PayoutStatus::Pending, PayoutStatus::Paid),
+    (PayoutStatus::Pending, PayoutStatus::Failed),
+    (PayoutStatus::Paid, PayoutStatus::Returned),
+];
+
 /// Every allowed payment transition.
 pub const PAYMENT_TRANSITIONS: &[(PaymentStatus, PaymentStatus)] = &[
     (PaymentStatus::RequiresAction, PaymentStatus::Succeeded),
@@ -161,6 +185,13 @@ status_strings!(DeliveryStatus, DELIVERY_TRANSITIONS, "delivery", {
     Failed => "failed",
 });
 
+status_strings!(PayoutStatus, PAYOUT_TRANSITIONS, "payout", {
+    Pending => "pending",
+    Paid => "paid",
+    Failed => "failed",
+    Returned => "returned",
+});
+
 status_strings!(OrderStatus, ORDER_TRANSITIONS, "order", {
     Open => "open",
     Paid => "paid",
@@ -197,6 +228,17 @@ mod tests {
             "payment cannot go from succeeded to succeeded"
         );
         assert!(OrderStatus::Paid.transition(OrderStatus::Open).is_err());
+        assert!(
+            PayoutStatus::Paid
+                .transition(PayoutStatus::Returned)
+                .is_ok()
+        );
+        assert!(PayoutStatus::Failed.is_final() && PayoutStatus::Returned.is_final());
+        assert!(
+            PayoutStatus::Paid
+                .transition(PayoutStatus::Pending)
+                .is_err()
+        );
         assert!(OrderStatus::Open.transition(OrderStatus::Closed).is_ok());
     }
 

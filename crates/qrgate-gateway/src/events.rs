@@ -12,6 +12,7 @@ use serde_json::json;
 
 use qrgate_store::{OutboxEvent, Store};
 
+use crate::money::PayoutView;
 use crate::views::{PaymentView, RefundView};
 use crate::{Error, Gateway};
 
@@ -40,6 +41,11 @@ pub(crate) enum Event<'a> {
     OrderExpired {
         order_id: &'a str,
     },
+    PayoutPaid(&'a PayoutView),
+    /// Refused by the bank for good: the money is available again.
+    PayoutFailed(&'a PayoutView),
+    /// Paid, then sent back by the bank: the money is available again.
+    PayoutReturned(&'a PayoutView),
 }
 
 impl Event<'_> {
@@ -53,6 +59,9 @@ impl Event<'_> {
             Event::RefundSucceeded(_) => "refund.succeeded",
             Event::OrderClosed { .. } => "order.closed",
             Event::OrderExpired { .. } => "order.expired",
+            Event::PayoutPaid(_) => "payout.paid",
+            Event::PayoutFailed(_) => "payout.failed",
+            Event::PayoutReturned(_) => "payout.returned",
         }
     }
 
@@ -67,6 +76,7 @@ impl Event<'_> {
             | Event::WaitingPaymentCanceled { payment_id, .. } => payment_id,
             Event::RefundSucceeded(r) => &r.id,
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => order_id,
+            Event::PayoutPaid(v) | Event::PayoutFailed(v) | Event::PayoutReturned(v) => &v.id,
         }
     }
 
@@ -85,6 +95,9 @@ impl Event<'_> {
             Event::RefundSucceeded(r) => json!({ "merchant_id": merchant_id, "refund": r }),
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => {
                 json!({ "order_id": order_id, "merchant_id": merchant_id })
+            }
+            Event::PayoutPaid(v) | Event::PayoutFailed(v) | Event::PayoutReturned(v) => {
+                json!({ "merchant_id": merchant_id, "payout": v })
             }
         }
     }

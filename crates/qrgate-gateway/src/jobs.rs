@@ -12,7 +12,8 @@
 //! - every 500 ms: webhook dispatch passes, up to [`WEBHOOK_PASSES`] at
 //!   once, so one waiting on a slow endpoint does not hold up the others;
 //! - every 30 s: once yesterday is over (and a delay has passed), its
-//!   settlement for every merchant, under a lease so one node runs it.
+//!   settlement and payouts for every merchant, under a lease so one node
+//!   runs it; and payouts due for a retry, and those the bank sent back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,9 @@ async fn settler<S: Store>(gw: Arc<Gateway<S>>) {
         match gw.settle_due(&holder, done).await {
             Ok(d) => done = d,
             Err(e) => tracing::warn!(error = %e, "the daily settlement failed; it runs again"),
+        }
+        if let Err(e) = gw.payouts_step().await {
+            tracing::warn!(error = %e, "the payouts' pass failed; it runs again");
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct Gateway<S: Store> {
     pub(crate) blocks: fresh::Blocks,
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) processor_timeout: Duration,
+    /// The bank that pays merchants.
+    pub(crate) bank: Arc<dyn qrgate_processor::bank::Payouts>,
     pub(crate) resolver: Arc<dyn webhooks::Resolver>,
     pub(crate) rate: limiter::RateLimits,
     pub(crate) secrets: Secrets,
@@ -260,6 +262,7 @@ impl<S: Store> Gateway<S> {
                 keys: fresh::Keys::default(),
                 blocks: fresh::Blocks::default(),
                 processor: Arc::new(Sandbox::default()),
+                bank: Arc::new(qrgate_processor::bank::SandboxBank::new()),
                 resolver: Arc::new(webhooks::SystemResolver),
                 rate: limiter::RateLimits::default(),
                 secrets,
@@ -274,6 +277,12 @@ impl<S: Store> Gateway<S> {
     /// Pay cards through this processor instead of the built-in sandbox.
     pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Gateway<S> {
         self.processor = processor;
+        self
+    }
+
+    /// Pay merchants through this bank instead of the built-in sandbox.
+    pub fn with_bank(mut self, bank: Arc<dyn qrgate_processor::bank::Payouts>) -> Gateway<S> {
+        self.bank = bank;
         self
     }
 
@@ -576,8 +585,8 @@ pub(crate) fn wallet_account(customer: &str) -> AccountId {
 pub(crate) fn settlement_account(merchant: &str) -> AccountId {
     AccountId::settlement(merchant, CURRENCY)
 }
-pub(crate) fn fee_revenue_account() -> AccountId {
-    AccountId::fee_revenue(CURRENCY)
+pub(crate) fn fee_account(merchant: &str) -> AccountId {
+    AccountId::fees(merchant, CURRENCY)
 }
 pub(crate) fn clearing_account() -> AccountId {
     AccountId::external_clearing(CURRENCY)

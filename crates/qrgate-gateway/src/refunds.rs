@@ -241,12 +241,13 @@ impl<S: Store> Gateway<S> {
                         pay.details.settlement_account.clone(),
                         -(amount.minor() - fee_back),
                     ),
-                    (crate::fee_revenue_account(), -fee_back),
+                    (crate::fee_account(&pay.merchant_id), -fee_back),
                     (pay.details.funding_account.clone(), amount.minor()),
                 ],
             )
             .for_merchant(&pay.merchant_id),
         );
+        m.guard_day(&pay.details.settlement_account);
         m.payment = Some(PaymentWrite::AddRefunded {
             id: pay.id.clone(),
             amount_minor: amount.minor(),
@@ -369,12 +370,13 @@ impl<S: Store> Gateway<S> {
                         pay.details.settlement_account.clone(),
                         -(pay.amount_minor - pay.fee_minor),
                     ),
-                    (crate::fee_revenue_account(), -pay.fee_minor),
+                    (crate::fee_account(&pay.merchant_id), -pay.fee_minor),
                     (funding, pay.amount_minor),
                 ],
             )
             .for_merchant(&pay.merchant_id),
         );
+        m.guard_day(&pay.details.settlement_account);
         m.payment = Some(crate::payment_move(
             payment_id,
             status,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use qrgate_core::payment::{Check, Funding, NextAction};
+use qrgate_core::state::PaymentStatus;
 use qrgate_core::{Currency, Element, Money, Timestamp};
 use qrgate_store::{Merchant, Order, Payment, Refund};
 
@@ -103,7 +104,10 @@ impl PaymentView {
                     d.merchant_name.as_deref().unwrap_or_default()
                 )
             }),
-            fee: (audience != Role::Consumer).then(|| amount(p.fee_minor, currency)),
+            // The fee is charged when the payment succeeds; a failed or
+            // waiting one costs nothing, a canceled one gave it back.
+            fee: (audience != Role::Consumer && p.status == PaymentStatus::Succeeded)
+                .then(|| amount(p.fee_minor, currency)),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }

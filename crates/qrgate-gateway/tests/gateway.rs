@@ -95,6 +95,7 @@ async fn world(store: AnyStore) -> World {
         owner_ref: None,
         fee_rate_bps: None,
         fee_minimum: None,
+        bank_account: None,
     };
     let m1 = gw
         .create_merchant(&a, nm("OLD STREET NOODLES"))
@@ -411,6 +412,7 @@ impl World {
                     owner_ref: Some(owner.into()),
                     fee_rate_bps: None,
                     fee_minimum: None,
+                    bank_account: None,
                 },
             )
             .await
@@ -534,6 +536,8 @@ mod lookups;
 mod money;
 #[path = "gateway/orders.rs"]
 mod orders;
+#[path = "gateway/payouts.rs"]
+mod payouts;
 #[path = "gateway/races.rs"]
 mod races;
 #[path = "gateway/refunds.rs"]

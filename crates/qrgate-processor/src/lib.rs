@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub mod bank;
 mod card;
 pub use card::{CardError, brand_of, check_number};
 

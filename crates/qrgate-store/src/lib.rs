@@ -122,6 +122,25 @@ pub trait Store: Clone + Send + Sync + 'static {
         after: Option<&str>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn payout(&self, id: &str) -> impl Future<Output = Result<Option<Payout>, StoreError>> + Send;
+    /// A merchant's payouts, newest first.
+    fn payouts_of(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
+    /// Pending payouts due for an attempt, oldest due first.
+    fn payouts_due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
+    /// A payout's step after the bank answered (`false`: it moved on
+    /// meanwhile, nothing written).
+    fn change_payout(
+        &self,
+        change: PayoutChange,
+    ) -> impl Future<Output = Result<bool, MovementError>> + Send;
     /// Take or renew the lease of a periodic job until `until`.
     fn take_lease(
         &self,
@@ -462,6 +481,26 @@ macro_rules! impl_store {
                 limit: i64,
             ) -> Result<Vec<String>, StoreError> {
                 ops::merchant_ids(&mut self.reader().await?, after, limit).await
+            }
+            async fn payout(&self, id: &str) -> Result<Option<Payout>, StoreError> {
+                ops::payout(&mut self.reader().await?, id).await
+            }
+            async fn payouts_of(
+                &self,
+                merchant_id: &str,
+                limit: i64,
+            ) -> Result<Vec<Payout>, StoreError> {
+                ops::payouts_of(&mut self.reader().await?, merchant_id, limit).await
+            }
+            async fn payouts_due(
+                &self,
+                now: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Payout>, StoreError> {
+                ops::payouts_due(&mut self.reader().await?, now, limit).await
+            }
+            async fn change_payout(&self, change: PayoutChange) -> Result<bool, MovementError> {
+                self.write(write::ChangePayout(change)).await
             }
             async fn take_lease(
                 &self,

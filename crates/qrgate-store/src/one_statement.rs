@@ -174,6 +174,10 @@ fn compose(p: &Prepared) -> Option<(String, Vec<Arg<'_>>)> {
         let body = steps::live_static_code(&mut s, code_id, true);
         s.cte("sc".into(), &body, true);
     }
+    if let Some(account) = &m.day_open {
+        let body = steps::day_open(&mut s, account, at, true);
+        s.cte("dy".into(), &body, true);
+    }
     if let Some(rec) = &m.idempotency {
         let body = returning(steps::idempotency(&mut s, rec, at));
         s.cte("i".into(), &body, true);
@@ -276,6 +280,7 @@ mod tests {
             at,
             live_api_key: None,
             live_device: None,
+            day_open: None,
             live_static_code: None,
             unblocked: vec![],
             idempotency: Some(IdempotencyRecord {

@@ -87,6 +87,23 @@ pub(crate) fn live_device<'a>(q: &mut impl Params<'a>, id: &'a str, lock: bool) 
     )
 }
 
+/// The business day of `at` is not settled on a merchant's pending
+/// account; `lock` as for [`live_device`] (a settlement closing the day
+/// holds the row: this waits for it and then sees the day closed).
+pub(crate) fn day_open<'a>(
+    q: &mut impl Params<'a>,
+    account: &'a qrgate_core::AccountId,
+    at: i64,
+    lock: bool,
+) -> String {
+    format!(
+        "SELECT 1 FROM accounts WHERE id = {} AND (closed_until IS NULL OR closed_until <= {}){}",
+        q.p(Arg::Str(account.as_str())),
+        q.at(at),
+        if lock { " FOR SHARE" } else { "" }
+    )
+}
+
 /// The static code is not revoked; `lock` as for [`live_device`].
 pub(crate) fn live_static_code<'a>(q: &mut impl Params<'a>, id: &'a str, lock: bool) -> String {
     format!(

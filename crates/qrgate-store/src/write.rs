@@ -181,6 +181,9 @@ job!(PurgeIdempotency => u64, |j, c| ops::purge_idempotency(c, j.0).await?);
 pub(crate) struct Settle(pub(crate) SettleDay);
 job!(Settle => Settled, |j, c| ops::settle_day(c, &j.0).await?);
 
+pub(crate) struct ChangePayout(pub(crate) PayoutChange);
+job!(ChangePayout => bool, |j, c| ops::change_payout(c, &j.0).await?);
+
 pub(crate) struct TakeLease {
     pub(crate) name: String,
     pub(crate) holder: String,

@@ -10,18 +10,28 @@
 //! from a counter kept beside them.
 
 mod balance;
+mod payouts;
 mod settlement;
 
 pub use balance::{BalanceView, CurrencyBalance};
+pub use payouts::PayoutView;
+pub use qrgate_processor::bank::{
+    SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS,
+};
 pub use settlement::{CountAmount, SettlementRun, SettlementView};
 
 use qrgate_core::{AccountId, Currency};
+
+/// Merchants read per page by a run over all of them (settlement, payouts).
+const MERCHANT_PAGE: i64 = 200;
 
 /// The three accounts of a merchant's money in one currency.
 pub(crate) struct MerchantAccounts {
     pub(crate) pending: AccountId,
     pub(crate) available: AccountId,
     pub(crate) in_payout: AccountId,
+    /// The gateway's fees from this merchant.
+    pub(crate) fees: AccountId,
 }
 
 impl MerchantAccounts {
@@ -30,6 +40,7 @@ impl MerchantAccounts {
             pending: AccountId::settlement(merchant, currency),
             available: AccountId::available(merchant, currency),
             in_payout: AccountId::in_payout(merchant, currency),
+            fees: AccountId::fees(merchant, currency),
         }
     }
 }

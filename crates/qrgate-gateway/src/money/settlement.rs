@@ -92,8 +92,8 @@ pub struct SettlementRun {
     pub failed: Vec<(String, String)>,
 }
 
-/// Merchants read per page by a run.
-const PAGE: i64 = 200;
+/// Most days one list of settlements spans (and returns).
+const LIST_DAYS: i64 = 366;
 
 /// How long after a day ends its settlement starts: movements stamped in
 /// the day that are still being written land first (one that does not is
@@ -115,13 +115,21 @@ impl<S: Store> Gateway<S> {
         let offset = self.limits.business_offset_minutes;
         let now = self.now();
         let (starts_at, ends_at) = (day.starts_at(offset), day.ends_at(offset));
-        if now < ends_at {
+        // Settled before: the settlement, read without a write or a lock.
+        if let Some(s) = self.store.settlement(merchant_id, &day.to_string()).await? {
+            return Ok((SettlementView::of(&s), false));
+        }
+        let from = ends_at
+            .checked_add_millis(SETTLEMENT_DELAY_MS)
+            .unwrap_or(ends_at);
+        if now < from {
             return Err(Error::new(
                 Kind::Conflict,
                 "day_not_over",
                 format!(
-                    "{day} ends at {}: it can be settled after that",
-                    ends_at.to_rfc3339()
+                    "{day} ends at {}; it can be settled from {} (movements of the day still being written land first)",
+                    ends_at.to_rfc3339(),
+                    from.to_rfc3339()
                 ),
             )
             .with_rule("QG-SETTLEMENT-CYCLE"));
@@ -134,7 +142,7 @@ impl<S: Store> Gateway<S> {
             currency,
             pending: acc.pending,
             available: acc.available,
-            fee_revenue: crate::fee_revenue_account(),
+            fee_revenue: acc.fees,
             starts_at,
             ends_at,
             at: now,
@@ -175,7 +183,10 @@ impl<S: Store> Gateway<S> {
         };
         let mut after: Option<String> = None;
         loop {
-            let ids = self.store.merchant_ids(after.as_deref(), PAGE).await?;
+            let ids = self
+                .store
+                .merchant_ids(after.as_deref(), super::MERCHANT_PAGE)
+                .await?;
             let Some(last) = ids.last().cloned() else {
                 return Ok(run);
             };
@@ -229,6 +240,9 @@ impl<S: Store> Gateway<S> {
         for (merchant, why) in &run.failed {
             tracing::warn!(%merchant, %why, "a merchant's day was not settled");
         }
+        // The day's money is available: pay it out.
+        let payouts = self.pay_out_all(By::Gateway("settlement")).await?;
+        tracing::info!(date = %yesterday, payouts = payouts.len(), "daily payouts");
         Ok(if run.failed.is_empty() {
             Some(yesterday)
         } else {
@@ -276,9 +290,15 @@ impl<S: Store> Gateway<S> {
                 "from must not be after to",
             ));
         }
+        if from.days_until(to) >= LIST_DAYS {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "from and to are at most 366 days apart",
+            ));
+        }
         let rows = self
             .store
-            .settlements(id, (&from.to_string(), &to.to_string()), 366)
+            .settlements(id, (&from.to_string(), &to.to_string()), LIST_DAYS)
             .await?;
         Ok(rows.iter().map(SettlementView::of).collect())
     }

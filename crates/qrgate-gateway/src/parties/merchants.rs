@@ -13,7 +13,7 @@ use qrgate_store::*;
 use super::*;
 use crate::trail::Action;
 use crate::views::MerchantView;
-use crate::{Error, Gateway, Principal, Role, fee_revenue_account};
+use crate::{Error, Gateway, Principal, Role};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"name": "OLD STREET NOODLES", "city": "SHANGHAI", "country": "CN", "mcc": "5812", "currency": "CNY", "category": "small_personal", "owner_ref": "kyc-20931", "name_local": "老街面馆", "fee_rate_bps": 38}))]
@@ -43,6 +43,10 @@ pub struct NewMerchant {
     /// The least a payment costs the merchant, as a decimal amount
     /// ("0.01"); none by default.
     pub fee_minimum: Option<String>,
+    /// The bank account payouts go to: 12 to 19 digits (the sandbox
+    /// bank's accounts are in the README). Without one, the merchant's
+    /// settled money stays available.
+    pub bank_account: Option<String>,
 }
 
 pub(super) fn cn() -> String {
@@ -79,6 +83,7 @@ impl<S: Store> Gateway<S> {
             name_local: m.name_local,
             owner_ref: m.owner_ref,
             fees,
+            bank_account: m.bank_account,
             created_at: now,
         };
         let mut m = Movement::new(now);
@@ -91,8 +96,6 @@ impl<S: Store> Gateway<S> {
             &id,
             json!({ "name": row.name, "category": row.category, "mcc": row.mcc, "fee_rate_bps": fees.rate_bps, "fee_min_minor": fees.min_fee_minor }),
         ));
-        self.ensure_account(&fee_revenue_account(), "fee_revenue", false)
-            .await?;
         self.store.apply(m).await?;
         Ok(MerchantView::of(&row))
     }
@@ -189,6 +192,14 @@ fn check_new_merchant(m: &NewMerchant) -> Result<Currency, Error> {
                 "merchants settle in {0}: the barcode-payment limits are stated in {0}",
                 crate::CURRENCY
             ),
+        ));
+    }
+    if let Some(a) = &m.bank_account
+        && !qrgate_processor::bank::check_account(a)
+    {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "bank_account must be 12 to 19 digits",
         ));
     }
     if m.category != "regular" && m.category != "small_personal" {

@@ -55,10 +55,10 @@ fn admin_audit(
     trail::entry(action, subject, by, details)
 }
 
-/// A new merchant's three accounts: pending (may go negative: refunds of
+/// A new merchant's accounts: pending (may go negative: refunds of
 /// settled payments come out of it and are carried forward), available
-/// and in payout (never negative).
-fn merchant_accounts(id: &str, now: qrgate_core::Timestamp) -> [Account; 3] {
+/// and in payout (never negative), and the gateway's fees from it.
+fn merchant_accounts(id: &str, now: qrgate_core::Timestamp) -> [Account; 4] {
     let c = crate::CURRENCY;
     [
         Account {
@@ -82,6 +82,7 @@ fn merchant_accounts(id: &str, now: qrgate_core::Timestamp) -> [Account; 3] {
             id,
             now,
         ),
+        owned_account(qrgate_core::AccountId::fees(id, c), "fee_revenue", id, now),
     ]
 }
 

@@ -451,6 +451,7 @@ impl<S: Store> Gateway<S> {
         m.burns.extend(burn.clone());
         m.counters = counters;
         m.posting = Some(self.payment_posting(&ok_row, source));
+        m.guard_day(&settlement_account(&merchant.id));
         m.payment = Some(PaymentWrite::Insert(ok_row));
         m.order = order
             .map(|o| {
@@ -512,7 +513,7 @@ impl<S: Store> Gateway<S> {
                     settlement_account(&pay.merchant_id),
                     pay.amount_minor - pay.fee_minor,
                 ),
-                (crate::fee_revenue_account(), pay.fee_minor),
+                (crate::fee_account(&pay.merchant_id), pay.fee_minor),
             ],
         )
         .for_merchant(&pay.merchant_id)

@@ -463,6 +463,7 @@ impl<S: Store> Gateway<S> {
         m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
         m.counters = counters;
         m.posting = Some(self.payment_posting(pay, r.source));
+        m.guard_day(&pay.details.settlement_account);
         from.transition(PaymentStatus::Succeeded)
             .map_err(Error::internal)?;
         m.payment = Some(PaymentWrite::Transition {

@@ -135,10 +135,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "schema example: a merchant's fee rate_bps",
         ),
         (
-            "settlement.rs",
+            "mod.rs",
             "200",
-            "merchants read per page by a settlement run",
+            "merchants read per page by a settlement or payout run",
         ),
+        (
+            "payouts.rs",
+            "60",
+            "seconds per minute (first payout retry)",
+        ),
+        ("payouts.rs", "1000", "milliseconds per second"),
         (
             "settlement.rs",
             "60",
@@ -152,7 +158,7 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         (
             "settlement.rs",
             "366",
-            "most settlements one list returns: a year of days",
+            "most days one list of settlements spans: a year",
         ),
         ("otp.rs", "1000", "milliseconds per second"),
         (

@@ -382,6 +382,7 @@ on_both!(
                     owner_ref: None,
                     fee_rate_bps: None,
                     fee_minimum: None,
+                    bank_account: None,
                 },
             )
             .await

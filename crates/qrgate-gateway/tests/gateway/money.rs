@@ -94,6 +94,7 @@ on_both!(
                     owner_ref: Some("kyc-1".into()),
                     fee_rate_bps: None,
                     fee_minimum: Some("0.10".into()),
+                    bank_account: None,
                 },
             )
             .await
@@ -142,6 +143,7 @@ on_both!(
                         owner_ref: None,
                         fee_rate_bps: rate,
                         fee_minimum: min.map(str::to_owned),
+                        bank_account: None,
                     },
                 )
                 .await

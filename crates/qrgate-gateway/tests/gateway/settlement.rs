@@ -213,7 +213,7 @@ on_both!(
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        at(&w, "2026-11-26", 0, 0);
+        at(&w, "2026-11-26", 0, 10);
         let settlements: Vec<_> = (0..2)
             .map(|_| {
                 let w = w.clone();
@@ -237,6 +237,9 @@ on_both!(
                     }
                 }
                 Err(e) if e.code == "business_day_closed" => refused += 1,
+                // A payment code made at 23:59:59 is stale ten minutes
+                // later: refused before anything moves.
+                Err(e) if e.code == "payment_code_expired" => refused += 1,
                 Err(e) => panic!("{e:?}"),
             }
         }
@@ -259,6 +262,55 @@ on_both!(
         // A refused card payment's authorization was reversed: the card
         // holds exactly what the ledger took from it.
         assert_eq!(w.sandbox.held_minor(), -w.clearing().await);
+        assert_books(&w).await;
+    }
+);
+
+on_both!(
+    a_payment_whose_fee_takes_all_of_it_still_respects_a_settled_day,
+    |w: World| async move {
+        // A minimum fee of 1.00 takes all of a 0.50 payment: its posting
+        // has no line on the merchant's pending account.
+        let m =
+            w.gw.create_merchant(
+                &admin(),
+                NewMerchant {
+                    name: "TINY".into(),
+                    city: "SHANGHAI".into(),
+                    country: "CN".into(),
+                    mcc: "5812".into(),
+                    currency: "CNY".into(),
+                    category: "regular".into(),
+                    name_local: None,
+                    owner_ref: None,
+                    fee_rate_bps: None,
+                    fee_minimum: Some("1.00".into()),
+                    bank_account: None,
+                },
+            )
+            .await
+            .unwrap();
+        let tiny = key_of(&w.gw, Role::Merchant, &m.id).await;
+        w.gw.charge(&tiny, &w.device_token(), "0.50", None, None)
+            .await
+            .unwrap();
+        at(&w, "2026-11-26", 0, 10);
+        let (s, _) =
+            w.gw.settle_day(By::Named("test"), &m.id, day("2026-11-25"))
+                .await
+                .unwrap();
+        assert_eq!(
+            (s.payments.count, s.fees.as_str(), s.net.as_str()),
+            (1, "0.50", "0.00")
+        );
+        let wallet = w.balance().await;
+        at(&w, "2026-11-25", 23, 59);
+        let e =
+            w.gw.charge(&tiny, &w.device_token(), "0.50", None, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "business_day_closed");
+        assert_eq!(w.balance().await, wallet);
         assert_books(&w).await;
     }
 );

@@ -216,6 +216,7 @@ async fn demo_parties(gw: &Gateway<AnyStore>) -> Result<DemoKeys, String> {
                 owner_ref: None,
                 fee_rate_bps: None,
                 fee_minimum: None,
+                bank_account: Some(qrgate_gateway::money::SANDBOX_PAYS.into()),
             },
         )
         .await
@@ -513,11 +514,18 @@ pub async fn settle(args: SettleArgs) -> Result<(), String> {
     let show = |e: qrgate_gateway::Error| format!("{}: {}", e.code, e.message);
     if let Some(m) = &args.merchant {
         let (s, now) = gw.settle_day(by, m, day).await.map_err(show)?;
-        println!("{}", json!({ "settled_now": now, "settlement": s }));
+        let payout = gw.pay_out(by, m).await.map_err(show)?;
+        println!(
+            "{}",
+            json!({ "settled_now": now, "settlement": s, "payout": payout })
+        );
         return Ok(());
     }
     let run = gw.settle_all(by, day).await.map_err(show)?;
-    println!("{}", json!(run));
+    // Then pay out what is available, and retry payouts that are due.
+    let payouts = gw.pay_out_all(by).await.map_err(show)?;
+    gw.payouts_step().await.map_err(show)?;
+    println!("{}", json!({ "settlement": run, "payouts": payouts }));
     if run.failed.is_empty() {
         Ok(())
     } else {

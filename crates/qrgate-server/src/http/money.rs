@@ -23,6 +23,46 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_settlements))
         .routes(routes!(get_settlement))
         .routes(routes!(run_settlement))
+        .routes(routes!(list_payouts, run_payouts))
+}
+
+/// A merchant's payouts, newest first (the last 50).
+#[utoipa::path(get, path = "/v1/payouts", tag = "merchant", security(("bearer" = [])), params(("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)")), responses((status = 200, body = Vec<qrgate_gateway::money::PayoutView>), StdErrors))]
+pub(super) async fn list_payouts(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<BalanceQuery>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        &s.gw.list_payouts(&p, q.merchant_id.as_deref()).await?,
+    )
+}
+
+/// What an operator asks to pay out.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PayoutRequest {
+    /// Only this merchant (default: every merchant with money available).
+    merchant_id: Option<String>,
+}
+
+/// Pay out available money now, as the daily job does after settling
+/// (admin); also retries payouts that are due.
+#[utoipa::path(post, path = "/v1/payouts", tag = "admin", security(("bearer" = [])), request_body = PayoutRequest, responses((status = 200, body = Vec<qrgate_gateway::money::PayoutView>, description = "the payouts made"), StdErrors))]
+pub(super) async fn run_payouts(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    body: StrictJson<PayoutRequest>,
+) -> ApiResult {
+    p.require(&[Role::Admin])?;
+    let by = By::Key(&p);
+    let made: Vec<_> = match &body.value.merchant_id {
+        Some(m) => s.gw.pay_out(by, m).await?.into_iter().collect(),
+        None => s.gw.pay_out_all(by).await?,
+    };
+    s.gw.payouts_step().await?;
+    ok(StatusCode::OK, &made)
 }
 
 #[derive(Deserialize)]

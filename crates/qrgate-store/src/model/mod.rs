@@ -37,6 +37,11 @@ pub struct Movement {
     /// Written only while this static code is not revoked (a revocation
     /// racing a scan of it moves nothing once it has committed).
     pub live_static_code: Option<String>,
+    /// Written only while the business day of `at` is not settled on this
+    /// merchant pending account: for a movement of a merchant's payment
+    /// whose posting has no line on that account (a fee that took all of
+    /// it), which the balance move would otherwise check.
+    pub day_open: Option<qrgate_core::AccountId>,
     /// Written only while none of these parties (merchant or customer ids)
     /// is on the block list, checked with the writes for the same reason.
     pub unblocked: Vec<String>,
@@ -65,6 +70,17 @@ pub enum Applied {
 }
 
 impl Movement {
+    /// Guard the business day on the merchant's pending account `pending`
+    /// when the posting does not move it (then its balance move, which
+    /// checks the day, does not run).
+    pub fn guard_day(&mut self, pending: &qrgate_core::AccountId) {
+        let moved = self
+            .posting
+            .as_ref()
+            .is_some_and(|p| p.entries.iter().any(|e| &e.account_id == pending));
+        self.day_open = (!moved).then(|| pending.clone());
+    }
+
     /// An empty movement at `at`; fill in what it writes.
     pub fn new(at: Timestamp) -> Movement {
         Movement {
@@ -72,6 +88,7 @@ impl Movement {
             live_api_key: None,
             live_device: None,
             live_static_code: None,
+            day_open: None,
             unblocked: Vec::new(),
             idempotency: None,
             burns: Vec::new(),
@@ -103,4 +120,5 @@ pub enum Record {
     Order(Order),
     IssuedCode(IssuedCode),
     WebhookEndpoint(WebhookEndpoint),
+    Payout(Payout),
 }

@@ -22,6 +22,8 @@ pub struct Merchant {
     pub owner_ref: Option<String>,
     /// What each payment costs the merchant (its new payments follow it).
     pub fees: qrgate_core::fee::FeeSchedule,
+    /// Where payouts go (digits); none: no payouts.
+    pub bank_account: Option<String>,
     pub created_at: Timestamp,
 }
 

@@ -78,3 +78,43 @@ impl Settled {
         }
     }
 }
+
+/// A payout of a merchant's available money to its bank account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub id: String,
+    pub merchant_id: String,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub bank_account: String,
+    pub status: qrgate_core::state::PayoutStatus,
+    /// Times the bank was asked.
+    pub attempts: i64,
+    /// When the bank is asked next (while pending).
+    pub next_attempt_at: Option<Timestamp>,
+    /// Why the bank refused it (last), or sent it back.
+    pub failure: Option<String>,
+    pub bank_reference: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A payout's step after the bank answered: its new state, and the money
+/// and rows that go with it, written only while the payout is still in
+/// `from` after `attempts_before` attempts (so two nodes answering the
+/// same attempt change it once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutChange {
+    pub id: String,
+    pub from: qrgate_core::state::PayoutStatus,
+    pub attempts_before: i64,
+    pub to: qrgate_core::state::PayoutStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub failure: Option<String>,
+    pub bank_reference: Option<String>,
+    pub posting: Option<super::Posting>,
+    pub events: Vec<super::OutboxEvent>,
+    pub audit: Option<AuditEntry>,
+    pub at: Timestamp,
+}

@@ -115,6 +115,22 @@ async fn still_live<C: Conn>(c: &mut C, m: &Movement) -> Result<(), MovementErro
         }
     }
 
+    if let Some(account) = &m.day_open {
+        let (sql, args) = steps::alone(|q| steps::day_open(q, account, m.at.unix_millis(), lock));
+        if c.rows(sql, &args).await?.is_empty() {
+            let closed = super::account(c, account.as_str()).await?;
+            return Err(match closed {
+                None => MovementError::UnknownAccount {
+                    account_id: account.clone(),
+                },
+                Some(a) => MovementError::DayClosed {
+                    account_id: a.id,
+                    closed_until: a.closed_until.unwrap_or(m.at),
+                },
+            });
+        }
+    }
+
     // All the parties in one query (a payment names two: one round trip).
     if !m.unblocked.is_empty() {
         let (sql, args) = steps::alone(|q| steps::blocked(q, &m.unblocked));

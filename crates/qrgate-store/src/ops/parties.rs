@@ -10,7 +10,7 @@ use super::*;
 
 pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merchant>, StoreError> {
     let rows = c
-        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, owner_ref, fee_rate_bps, fee_min_minor, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
+        .rows("SELECT id, name, city, country, mcc, currency, category, name_local, owner_ref, fee_rate_bps, fee_min_minor, bank_account, created_at FROM merchants WHERE id = $1", &[Arg::Str(id)])
         .await?;
     rows.first()
         .map(|r| {
@@ -25,6 +25,7 @@ pub(crate) async fn merchant<C: Conn>(c: &mut C, id: &str) -> Result<Option<Merc
                 name_local: r.opt_str("name_local")?,
                 owner_ref: r.opt_str("owner_ref")?,
                 fees: fee_schedule(r)?,
+                bank_account: r.opt_str("bank_account")?,
                 created_at: ts(r, "created_at")?,
             })
         })

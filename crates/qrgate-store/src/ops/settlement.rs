@@ -191,6 +191,10 @@ pub(crate) async fn settle_day<C: Conn>(
             job.business_date
         )));
     }
+    // Settled before: nothing to close again (whatever end this run names).
+    if let Some(s) = settlement(c, &job.merchant_id, &job.business_date).await? {
+        return Ok(Settled::Before(s));
+    }
     if !close_day(c, job).await? {
         // Settled before (idempotent), or a later day was.
         if let Some(s) = settlement(c, &job.merchant_id, &job.business_date).await? {

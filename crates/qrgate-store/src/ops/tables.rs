@@ -30,7 +30,39 @@ impl Record {
             Record::Order(r) => r,
             Record::IssuedCode(r) => r,
             Record::WebhookEndpoint(r) => r,
+            Record::Payout(r) => r,
         }
+    }
+}
+
+impl Table for Payout {
+    fn named(&self) -> String {
+        format!(
+            "payout {} (or a pending payout of merchant {})",
+            self.id, self.merchant_id
+        )
+    }
+
+    fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
+        (
+            "INSERT INTO payouts (id, merchant_id, amount_minor, currency, bank_account, status, attempts, \
+                 next_attempt_at, failure, bank_reference, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+            vec![
+                Arg::Str(&self.id),
+                Arg::Str(&self.merchant_id),
+                Arg::I64(self.amount_minor),
+                Arg::Str(self.currency.code()),
+                Arg::Str(&self.bank_account),
+                Arg::Str(self.status.as_str()),
+                Arg::I64(self.attempts),
+                Arg::OptI64(self.next_attempt_at.map(|t| t.unix_millis())),
+                Arg::OptStr(self.failure.as_deref()),
+                Arg::OptStr(self.bank_reference.as_deref()),
+                Arg::I64(self.created_at.unix_millis()),
+                Arg::I64(self.updated_at.unix_millis()),
+            ],
+        )
     }
 }
 
@@ -63,8 +95,8 @@ impl Table for Merchant {
     fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
         (
             "INSERT INTO merchants (id, name, city, country, mcc, currency, category, name_local, owner_ref, \
-                 fee_rate_bps, fee_min_minor, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+                 fee_rate_bps, fee_min_minor, bank_account, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
             vec![
                 Arg::Str(&self.id),
                 Arg::Str(&self.name),
@@ -77,6 +109,7 @@ impl Table for Merchant {
                 Arg::OptStr(self.owner_ref.as_deref()),
                 Arg::I64(i64::from(self.fees.rate_bps)),
                 Arg::I64(self.fees.min_fee_minor),
+                Arg::OptStr(self.bank_account.as_deref()),
                 Arg::I64(self.created_at.unix_millis()),
             ],
         )

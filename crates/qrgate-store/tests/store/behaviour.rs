@@ -444,6 +444,7 @@ on_both!(
             name_local: Some("老街面馆".into()),
             owner_ref: None,
             fees: qrgate_core::fee::FeeSchedule::NONE,
+            bank_account: None,
             created_at: t(1),
         };
         s.insert(Record::Merchant(m.clone())).await.unwrap();
@@ -590,6 +591,7 @@ on_both!(
             name_local: None,
             owner_ref: None,
             fees: qrgate_core::fee::FeeSchedule::NONE,
+            bank_account: None,
             created_at: t(0),
         }))
         .await
@@ -730,6 +732,7 @@ on_both!(
             name_local: None,
             owner_ref: None,
             fees: qrgate_core::fee::FeeSchedule::NONE,
+            bank_account: None,
             created_at: t(0),
         }))
         .await

@@ -1,0 +1,179 @@
+//! Payouts through the sandbox bank: paid; failed once and retried;
+//! returned after being paid; refused for good; none without a bank
+//! account or money; two at once make one. Both stores, books checked.
+
+use qrgate_core::day::BusinessDay;
+use qrgate_gateway::money::{SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS};
+use qrgate_gateway::trail::By;
+
+use super::*;
+
+/// A merchant paying out to `account`, which took 100.00 today and had
+/// the day settled: 99.40 available.
+async fn settled_shop(w: &World, account: Option<&str>) -> Principal {
+    let m =
+        w.gw.create_merchant(
+            &admin(),
+            NewMerchant {
+                name: "PAYOUT SHOP".into(),
+                city: "SHANGHAI".into(),
+                country: "CN".into(),
+                mcc: "5812".into(),
+                currency: "CNY".into(),
+                category: "regular".into(),
+                name_local: None,
+                owner_ref: None,
+                fee_rate_bps: None,
+                fee_minimum: None,
+                bank_account: account.map(str::to_owned),
+            },
+        )
+        .await
+        .unwrap();
+    let shop = key_of(&w.gw, Role::Merchant, &m.id).await;
+    w.gw.charge(&shop, &w.device_token(), "100.00", None, None)
+        .await
+        .unwrap();
+    let today = BusinessDay::of(w.clock.now(), 480);
+    w.clock.set(today.ends_at(480));
+    w.clock.advance_seconds(600);
+    w.gw.settle_day(By::Named("test"), &m.id, today)
+        .await
+        .unwrap();
+    shop
+}
+
+/// (available, in payout) of a merchant.
+async fn money(w: &World, shop: &Principal) -> (String, String) {
+    let b = w.gw.balance(shop, None).await.unwrap().balances[0].clone();
+    (b.available, b.in_payout)
+}
+
+async fn pay_out(w: &World, shop: &Principal) -> Option<qrgate_gateway::money::PayoutView> {
+    let id = shop.subject.clone().unwrap();
+    w.gw.pay_out(By::Named("test"), &id).await.unwrap()
+}
+
+async fn assert_books(w: &World) {
+    let check = w.gw.ledger_check(&admin()).await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
+}
+
+on_both!(a_payout_is_paid, |w: World| async move {
+    let shop = settled_shop(&w, Some(SANDBOX_PAYS)).await;
+    assert_eq!(money(&w, &shop).await, ("99.40".into(), "0.00".into()));
+    let p = pay_out(&w, &shop).await.unwrap();
+    assert_eq!(
+        (p.status.as_str(), p.amount.as_str(), p.attempts),
+        ("paid", "99.40", 1)
+    );
+    assert_eq!(p.bank_account, "****0001");
+    assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
+    // Nothing left to pay: no second payout.
+    assert!(pay_out(&w, &shop).await.is_none());
+    let listed = w.gw.list_payouts(&shop, None).await.unwrap();
+    assert_eq!(listed, vec![p]);
+    assert_books(&w).await;
+});
+
+on_both!(a_failed_payout_is_retried_and_paid, |w: World| async move {
+    let shop = settled_shop(&w, Some(SANDBOX_FAILS_ONCE)).await;
+    let p = pay_out(&w, &shop).await.unwrap();
+    assert_eq!((p.status.as_str(), p.attempts), ("pending", 1));
+    assert_eq!(p.failure.as_deref(), Some("bank_unavailable"));
+    assert_eq!(money(&w, &shop).await, ("0.00".into(), "99.40".into()));
+    // Not due yet: nothing happens.
+    assert_eq!(w.gw.payouts_step().await.unwrap(), 0);
+    w.clock.advance_seconds(61);
+    assert_eq!(w.gw.payouts_step().await.unwrap(), 1);
+    let after = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+    assert_eq!((after.status.as_str(), after.attempts), ("paid", 2));
+    assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
+    assert_books(&w).await;
+});
+
+on_both!(
+    a_returned_or_refused_payout_is_available_again,
+    |w: World| async move {
+        let shop = settled_shop(&w, Some(SANDBOX_RETURNS)).await;
+        assert_eq!(pay_out(&w, &shop).await.unwrap().status, "paid");
+        assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
+        // The bank sends it back: the money is available again.
+        assert_eq!(w.gw.payouts_step().await.unwrap(), 1);
+        let back = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+        assert_eq!(
+            (back.status.as_str(), back.failure.as_deref()),
+            ("returned", Some("account_closed"))
+        );
+        assert_eq!(money(&w, &shop).await, ("99.40".into(), "0.00".into()));
+        assert_eq!(w.gw.payouts_step().await.unwrap(), 0, "sent back once");
+
+        let refused = settled_shop(&w, Some(SANDBOX_REFUSES)).await;
+        let p = pay_out(&w, &refused).await.unwrap();
+        assert_eq!(
+            (p.status.as_str(), p.failure.as_deref()),
+            ("failed", Some("account_not_found"))
+        );
+        assert_eq!(money(&w, &refused).await, ("99.40".into(), "0.00".into()));
+        assert_books(&w).await;
+    }
+);
+
+on_both!(
+    no_payout_without_an_account_or_money,
+    |w: World| async move {
+        let shop = settled_shop(&w, None).await;
+        assert!(pay_out(&w, &shop).await.is_none());
+        assert_eq!(money(&w, &shop).await, ("99.40".into(), "0.00".into()));
+        // The world's merchant has nothing settled.
+        assert!(pay_out(&w, &w.merchant).await.is_none());
+        // Bad accounts are refused at onboarding.
+        let e =
+            w.gw.create_merchant(
+                &admin(),
+                NewMerchant {
+                    name: "BAD".into(),
+                    city: "SHANGHAI".into(),
+                    country: "CN".into(),
+                    mcc: "5812".into(),
+                    currency: "CNY".into(),
+                    category: "regular".into(),
+                    name_local: None,
+                    owner_ref: None,
+                    fee_rate_bps: None,
+                    fee_minimum: None,
+                    bank_account: Some("6222-0000".into()),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+    }
+);
+
+on_both!(payouts_racing_each_other_pay_once, |w: World| async move {
+    let shop = settled_shop(&w, Some(SANDBOX_PAYS)).await;
+    let id = shop.subject.clone().unwrap();
+    let w = Arc::new(w);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (w, id) = (w.clone(), id.clone());
+            tokio::spawn(async move { w.gw.pay_out(By::Named("test"), &id).await })
+        })
+        .collect();
+    let mut made = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_some() {
+            made += 1;
+        }
+    }
+    assert_eq!(made, 1);
+    let listed = w.gw.list_payouts(&shop, None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].status.as_str(), listed[0].amount.as_str()),
+        ("paid", "99.40")
+    );
+    assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
+    assert_books(&w).await;
+});
