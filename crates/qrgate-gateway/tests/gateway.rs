@@ -546,6 +546,8 @@ mod refunds;
 mod risk;
 #[path = "gateway/settlement.rs"]
 mod settlement;
+#[path = "gateway/statements.rs"]
+mod statements;
 #[path = "gateway/stepup.rs"]
 mod stepup;
 #[path = "gateway/webhooks.rs"]

@@ -34,6 +34,7 @@ pub use audit::sha256_hex;
 pub use error::{CapUnit, MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
+pub use ops::{FundRow, StatementPage, TradeRow};
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
 
@@ -141,6 +142,24 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         change: PayoutChange,
     ) -> impl Future<Output = Result<bool, MovementError>> + Send;
+    /// A page of a merchant's trade statement rows.
+    fn trade_rows(
+        &self,
+        q: &StatementPage,
+    ) -> impl Future<Output = Result<Vec<TradeRow>, StoreError>> + Send;
+    /// A page of a merchant's fund-flow statement rows.
+    fn fund_rows(
+        &self,
+        q: &StatementPage,
+    ) -> impl Future<Output = Result<Vec<FundRow>, StoreError>> + Send;
+    /// What the merchant's postings from `since` on moved into each of its
+    /// three accounts.
+    fn moved_since(
+        &self,
+        merchant_id: &str,
+        since: Timestamp,
+        accounts: [&str; 3],
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
     /// Take or renew the lease of a periodic job until `until`.
     fn take_lease(
         &self,
@@ -501,6 +520,20 @@ macro_rules! impl_store {
             }
             async fn change_payout(&self, change: PayoutChange) -> Result<bool, MovementError> {
                 self.write(write::ChangePayout(change)).await
+            }
+            async fn trade_rows(&self, q: &StatementPage) -> Result<Vec<TradeRow>, StoreError> {
+                ops::trade_rows(&mut self.reader().await?, q).await
+            }
+            async fn fund_rows(&self, q: &StatementPage) -> Result<Vec<FundRow>, StoreError> {
+                ops::fund_rows(&mut self.reader().await?, q).await
+            }
+            async fn moved_since(
+                &self,
+                merchant_id: &str,
+                since: Timestamp,
+                accounts: [&str; 3],
+            ) -> Result<Vec<(String, i64)>, StoreError> {
+                ops::moved_since(&mut self.reader().await?, merchant_id, since, accounts).await
             }
             async fn take_lease(
                 &self,

@@ -12,6 +12,7 @@
 mod balance;
 mod payouts;
 mod settlement;
+mod statements;
 
 pub use balance::{BalanceView, CurrencyBalance};
 pub use payouts::PayoutView;
@@ -19,6 +20,7 @@ pub use qrgate_processor::bank::{
     SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS,
 };
 pub use settlement::{CountAmount, SettlementRun, SettlementView};
+pub use statements::{Statement, StatementKind, StatementReader};
 
 use qrgate_core::{AccountId, Currency};
 

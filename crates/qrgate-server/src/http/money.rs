@@ -8,8 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use axum::response::IntoResponse;
 use qrgate_core::day::BusinessDay;
 use qrgate_gateway::Role;
+use qrgate_gateway::money::StatementKind;
 use qrgate_gateway::trail::By;
 
 use super::error::bad;
@@ -24,6 +26,81 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_settlement))
         .routes(routes!(run_settlement))
         .routes(routes!(list_payouts, run_payouts))
+        .routes(routes!(trades_statement))
+        .routes(routes!(funds_statement))
+}
+
+/// The trade bill of a business day (CSV): one row per payment, refund
+/// and cancel, closing with totals. `Qrgate-Statement` says `final` (the
+/// day was settled: it never changes) or `provisional`; `Repr-Digest`
+/// carries the body's SHA-256.
+#[utoipa::path(get, path = "/v1/statements/{date}/trades.csv", tag = "merchant", security(("bearer" = [])), params(("date" = String, Path, description = "the business day, YYYY-MM-DD"), ("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)")), responses((status = 200, description = "text/csv", content_type = "text/csv"), StdErrors))]
+pub(super) async fn trades_statement(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(date): Path<String>,
+    StrictQuery(q): StrictQuery<BalanceQuery>,
+) -> ApiResult {
+    statement(s, p, date, q, StatementKind::Trades).await
+}
+
+/// The fund-flow bill of a business day (CSV): one row per entry on the
+/// merchant's accounts (pending, available, in payout) with the running
+/// balance, closing with each account's opening, credits, debits and
+/// closing balance. Headers as for the trade bill.
+#[utoipa::path(get, path = "/v1/statements/{date}/funds.csv", tag = "merchant", security(("bearer" = [])), params(("date" = String, Path, description = "the business day, YYYY-MM-DD"), ("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)")), responses((status = 200, description = "text/csv", content_type = "text/csv"), StdErrors))]
+pub(super) async fn funds_statement(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(date): Path<String>,
+    StrictQuery(q): StrictQuery<BalanceQuery>,
+) -> ApiResult {
+    statement(s, p, date, q, StatementKind::Funds).await
+}
+
+/// A statement, streamed a page at a time after its digest.
+async fn statement(
+    s: AppState,
+    p: qrgate_gateway::Principal,
+    date: String,
+    q: BalanceQuery,
+    kind: StatementKind,
+) -> ApiResult {
+    let (st, reader) =
+        s.gw.statement(&p, q.merchant_id.as_deref(), &date, kind)
+            .await?;
+    let gw = s.gw.clone();
+    let body = futures_util::stream::unfold(Some((gw, reader)), |state| async move {
+        let (gw, mut reader) = state?;
+        match reader.next_chunk(&gw).await {
+            Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(chunk), Some((gw, reader)))),
+            Ok(None) => None,
+            // The headers are sent: cut the body short, so the digest fails.
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    let filename = format!(
+        "attachment; filename=\"qrgate-{}-{}-{}.csv\"",
+        kind.name(),
+        st.merchant_id,
+        st.date
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            ("content-type", "text/csv; charset=utf-8".to_owned()),
+            ("content-disposition", filename),
+            ("repr-digest", format!("sha-256=:{}:", st.sha256)),
+            (
+                "qrgate-statement",
+                if st.final_ { "final" } else { "provisional" }.to_owned(),
+            ),
+            ("qrgate-statement-as-of", st.as_of.to_rfc3339()),
+            ("cache-control", "private, no-store".to_owned()),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// A merchant's payouts, newest first (the last 50).

@@ -139,6 +139,7 @@ mod parties;
 mod payments;
 mod payouts;
 mod settlement;
+mod statements;
 mod tables;
 mod webhooks;
 
@@ -150,4 +151,6 @@ pub(crate) use parties::*;
 pub(crate) use payments::*;
 pub(crate) use payouts::*;
 pub(crate) use settlement::*;
+pub use statements::{FundRow, StatementPage, TradeRow};
+pub(crate) use statements::{fund_rows, moved_since, trade_rows};
 pub(crate) use webhooks::*;

@@ -1,0 +1,184 @@
+//! The rows of a merchant's daily statements, a page at a time, read from
+//! the ledger (the merchant's postings of the day) so a statement agrees
+//! with the balances by construction.
+
+use qrgate_core::Timestamp;
+
+use crate::db::{Arg, Conn};
+use crate::error::StoreError;
+
+use super::*;
+
+/// One money movement of a merchant's day (a payment, refund or cancel
+/// posting), with what it moved into the merchant's pending account and
+/// into the fee account, and the payment and refund it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeRow {
+    pub posting_id: String,
+    /// `payment`, `refund` or `reversal`.
+    pub kind: String,
+    pub at: Timestamp,
+    pub payment_id: Option<String>,
+    pub to_pending: i64,
+    pub to_fees: i64,
+    pub out_trade_no: Option<String>,
+    /// The payment's details (JSON text), for its mode.
+    pub details: Option<String>,
+    pub refund_id: Option<String>,
+    pub out_refund_no: Option<String>,
+}
+
+/// One entry on one of a merchant's own accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundRow {
+    /// The entry's id: rows of one time are in the order they were written.
+    pub entry_id: i64,
+    pub posting_id: String,
+    pub kind: String,
+    pub at: Timestamp,
+    pub payment_id: Option<String>,
+    pub account_id: String,
+    pub amount_minor: i64,
+}
+
+/// Which rows: a merchant's accounts and a day, after a keyset cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementPage {
+    pub merchant_id: String,
+    pub pending: qrgate_core::AccountId,
+    pub fees: qrgate_core::AccountId,
+    pub available: qrgate_core::AccountId,
+    pub in_payout: qrgate_core::AccountId,
+    pub from: Timestamp,
+    /// Rows before this time only (the day's end, or an earlier "as of").
+    pub until: Timestamp,
+    /// After this row: (time, posting id) for trades, (time, entry id)
+    /// for funds.
+    pub after: Option<(Timestamp, String, i64)>,
+    pub limit: i64,
+}
+
+pub(crate) async fn trade_rows<C: Conn>(
+    c: &mut C,
+    q: &StatementPage,
+) -> Result<Vec<TradeRow>, StoreError> {
+    let (after_at, after_id) = match &q.after {
+        Some((t, id, _)) => (Some(t.unix_millis()), Some(id.as_str())),
+        None => (None, None),
+    };
+    let rows = c
+        .rows(
+            "SELECT s.id AS posting_id, s.kind, s.created_at, s.payment_id, \
+               CAST(SUM(CASE WHEN e.account_id = $4 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_pending, \
+               CAST(SUM(CASE WHEN e.account_id = $5 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_fees, \
+               p.out_trade_no, p.details, r.id AS refund_id, r.out_refund_no \
+             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+             LEFT JOIN payments p ON p.id = s.payment_id \
+             LEFT JOIN refunds r ON r.payment_id = s.payment_id AND s.kind = 'refund' AND s.id = 'pst_' || r.id \
+             WHERE s.merchant_id = $1 AND s.created_at >= $2 AND s.created_at < $3 \
+               AND s.kind IN ('payment', 'refund', 'reversal') \
+               AND ($6 IS NULL OR s.created_at > $6 OR (s.created_at = $6 AND s.id > $7)) \
+             GROUP BY s.id, s.kind, s.created_at, s.payment_id, p.id, r.id \
+             ORDER BY s.created_at, s.id LIMIT $8",
+            &[
+                Arg::Str(&q.merchant_id),
+                Arg::I64(q.from.unix_millis()),
+                Arg::I64(q.until.unix_millis()),
+                Arg::Str(q.pending.as_str()),
+                Arg::Str(q.fees.as_str()),
+                Arg::OptI64(after_at),
+                Arg::OptStr(after_id),
+                Arg::I64(q.limit),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TradeRow {
+                posting_id: r.str("posting_id")?,
+                kind: r.str("kind")?,
+                at: ts(r, "created_at")?,
+                payment_id: r.opt_str("payment_id")?,
+                to_pending: r.i64("to_pending")?,
+                to_fees: r.i64("to_fees")?,
+                out_trade_no: r.opt_str("out_trade_no")?,
+                details: r.opt_str("details")?,
+                refund_id: r.opt_str("refund_id")?,
+                out_refund_no: r.opt_str("out_refund_no")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn fund_rows<C: Conn>(
+    c: &mut C,
+    q: &StatementPage,
+) -> Result<Vec<FundRow>, StoreError> {
+    let (after_at, after_entry) = match &q.after {
+        Some((t, _, entry)) => (Some(t.unix_millis()), Some(*entry)),
+        None => (None, None),
+    };
+    let rows = c
+        .rows(
+            "SELECT e.id AS entry_id, s.id AS posting_id, s.kind, s.created_at, s.payment_id, e.account_id, \
+               e.amount_minor \
+             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+             WHERE s.merchant_id = $1 AND s.created_at >= $2 AND s.created_at < $3 \
+               AND e.account_id IN ($4, $5, $6) \
+               AND ($7 IS NULL OR s.created_at > $7 OR (s.created_at = $7 AND e.id > $8)) \
+             ORDER BY s.created_at, e.id LIMIT $9",
+            &[
+                Arg::Str(&q.merchant_id),
+                Arg::I64(q.from.unix_millis()),
+                Arg::I64(q.until.unix_millis()),
+                Arg::Str(q.pending.as_str()),
+                Arg::Str(q.available.as_str()),
+                Arg::Str(q.in_payout.as_str()),
+                Arg::OptI64(after_at),
+                Arg::OptI64(after_entry),
+                Arg::I64(q.limit),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FundRow {
+                entry_id: r.i64("entry_id")?,
+                posting_id: r.str("posting_id")?,
+                kind: r.str("kind")?,
+                at: ts(r, "created_at")?,
+                payment_id: r.opt_str("payment_id")?,
+                account_id: r.str("account_id")?,
+                amount_minor: r.i64("amount_minor")?,
+            })
+        })
+        .collect()
+}
+
+/// What the merchant's postings dated from `since` on moved into each of
+/// `accounts`: a balance now less this is the balance at `since`.
+pub(crate) async fn moved_since<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    since: Timestamp,
+    accounts: [&str; 3],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT e.account_id, CAST(SUM(e.amount_minor) AS BIGINT) AS moved \
+             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+             WHERE s.merchant_id = $1 AND s.created_at >= $2 AND e.account_id IN ($3, $4, $5) \
+             GROUP BY e.account_id",
+            &[
+                Arg::Str(merchant_id),
+                Arg::I64(since.unix_millis()),
+                Arg::Str(accounts[0]),
+                Arg::Str(accounts[1]),
+                Arg::Str(accounts[2]),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.str("account_id")?, r.i64("moved")?)))
+        .collect()
+}
