@@ -7,10 +7,11 @@
 //! page at a time, so they stream with bounded memory and agree with the
 //! balances by construction. A settled day is final and never changes; a
 //! day not settled yet is provisional, and covers what was recorded up to
-//! a minute before it was asked for (a movement still being written lands
-//! in the next download). The body is read twice: once for its SHA-256
-//! digest (sent as a header before it), once to send it; both passes read
-//! the same closed range of rows.
+//! a few seconds before it was asked for (twice the card processor's
+//! deadline and two seconds: a movement stamped earlier and still being
+//! written lands in the next download). The body is read twice: once for
+//! its SHA-256 digest (sent as a header before it), once to send it; both
+//! passes read the same closed range of rows.
 //!
 //! Text cells that come from a merchant (`out_trade_no`, `out_refund_no`)
 //! and would start a spreadsheet formula (`=`, `+`, `-`, `@`, tab or
@@ -64,8 +65,9 @@ pub struct Statement {
 
 /// Rows read per page.
 const ROWS: i64 = 2000;
-/// How far back from now a provisional statement stops.
-const SETTLING_MS: i64 = 60 * 1000;
+/// How far back from now a provisional statement stops, beyond twice the
+/// card processor's deadline.
+const SETTLING_MS: i64 = 2 * 1000;
 
 /// Reads a statement's body a page at a time.
 pub struct StatementReader {
@@ -129,9 +131,10 @@ impl<S: Store> Gateway<S> {
         let as_of = if settled {
             ends
         } else {
-            now.checked_add_millis(-SETTLING_MS)
-                .unwrap_or(now)
-                .min(ends)
+            let deadline =
+                i64::try_from(self.processor_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+            let margin = deadline.saturating_mul(2).saturating_add(SETTLING_MS);
+            now.checked_add_millis(-margin).unwrap_or(now).min(ends)
         };
         let reader = self
             .statement_reader(&id, (from, as_of), kind, settled)

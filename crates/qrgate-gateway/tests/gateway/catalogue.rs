@@ -146,11 +146,6 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
         ("statements.rs", "2000", "statement rows read per page"),
-        (
-            "statements.rs",
-            "60",
-            "seconds per minute (a provisional statement's margin)",
-        ),
         ("statements.rs", "1000", "milliseconds per second"),
         (
             "settlement.rs",
