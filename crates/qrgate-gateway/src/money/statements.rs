@@ -304,11 +304,19 @@ impl StatementReader {
 fn trade_line(r: &TradeRow, currency: Currency, t: &mut Totals) -> String {
     let a = |m| amount(m, currency);
     let gross = r.to_pending + r.to_fees;
-    let mode = r
+    let details = r
         .details
         .as_deref()
-        .and_then(|d| serde_json::from_str::<PaymentDetails>(d).ok())
+        .and_then(|d| serde_json::from_str::<PaymentDetails>(d).ok());
+    let mode = details
+        .as_ref()
         .map(|d| d.mode.as_str().to_owned())
+        .unwrap_or_default();
+    // A payment of an order shows the order's number, as its view does.
+    let number = r
+        .out_trade_no
+        .clone()
+        .or_else(|| details.and_then(|d| d.out_trade_no))
         .unwrap_or_default();
     // The status is the row's own (what happened then), never the
     // payment's status now: a closed day's rows do not change.
@@ -352,7 +360,7 @@ fn trade_line(r: &TradeRow, currency: Currency, t: &mut Totals) -> String {
         kind.to_owned(),
         id.unwrap_or_else(|| r.posting_id.clone()),
         r.payment_id.clone().unwrap_or_default(),
-        text_cell(r.out_trade_no.as_deref().unwrap_or_default()),
+        text_cell(&number),
         text_cell(r.out_refund_no.as_deref().unwrap_or_default()),
         mode,
         status.to_owned(),

@@ -64,6 +64,14 @@ on_both!(
         w.gw.refund(&w.merchant, &a, "20.00", "R1", None)
             .await
             .unwrap();
+        // An order's number shows on the payment that paid it.
+        let order =
+            w.gw.create_order(&w.merchant, "5.00", None, Some("O-1".into()), None)
+                .await
+                .unwrap();
+        w.gw.pay_scanned(&w.consumer, &order.payload, None, None, None)
+            .await
+            .unwrap();
         let c = pay("12.30", None).await;
         w.gw.cancel(&w.merchant, &c, None).await.unwrap();
         w.clock.advance_seconds(120);
@@ -75,8 +83,15 @@ on_both!(
             lines[0],
             "time,type,id,payment_id,out_trade_no,out_refund_no,mode,status,amount,refund_amount,fee,net"
         );
-        // Header, 5 rows (3 payments, a refund, a cancel), totals header and line.
-        assert_eq!(lines.len(), 8, "{trades}");
+        // Header, 6 rows (4 payments, a refund, a cancel), totals header and line.
+        assert_eq!(lines.len(), 9, "{trades}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(",payment,")
+                    && l.contains(",O-1,,mpm_dynamic,paid,5.00,,0.03,4.97")),
+            "{trades}"
+        );
         assert!(
             lines
                 .iter()
@@ -93,14 +108,14 @@ on_both!(
                 .iter()
                 .any(|l| l.contains(",cancel,") && l.contains(",canceled,"))
         );
-        // 162.30 paid; 32.30 back; fees 0.60 + 0.30 + 0.07 − 0.12 − 0.07.
+        // 167.30 paid; 32.30 back; fees 0.60 + 0.30 + 0.03 + 0.07 − 0.12 − 0.07.
         assert_eq!(
             totals(&trades),
-            ["5", "162.30", "32.30", "0.78", "129.22", "provisional"]
+            ["6", "167.30", "32.30", "0.81", "134.19", "provisional"]
         );
         let balance = w.gw.balance(&w.merchant, None).await.unwrap().balances[0].clone();
         assert_eq!(
-            balance.pending, "129.22",
+            balance.pending, "134.19",
             "the balance is the statement's net"
         );
 
@@ -111,7 +126,7 @@ on_both!(
             "time,posting_id,kind,payment_id,account,amount,balance"
         );
         assert!(
-            f.contains(&"pending,0.00,161.33,32.11,129.22,provisional"),
+            f.contains(&"pending,0.00,166.30,32.11,134.19,provisional"),
             "{funds}"
         );
         assert!(
@@ -138,11 +153,11 @@ on_both!(
         assert_eq!((later.sha256, still), (settled.sha256, again));
         let (_, next) = read(&w, &w.merchant, "2026-11-26", StatementKind::Funds).await;
         assert!(
-            next.contains(",settlement,,pending,-129.22,0.00\n"),
+            next.contains(",settlement,,pending,-134.19,0.00\n"),
             "{next}"
         );
         assert!(
-            next.contains(",settlement,,available,129.22,129.22\n"),
+            next.contains(",settlement,,available,134.19,134.19\n"),
             "{next}"
         );
         let pending_now = w.gw.balance(&w.merchant, None).await.unwrap().balances[0]

@@ -319,6 +319,17 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
   echo "$PAY"; PID=$(echo "$PAY" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/')      # status requires_action
   curl -s -X POST $QG/v1/payments/$PID/confirm -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: c-$PID" -d '{{"pin":"482915"}}'                           # succeeded at level B
+
+8. Merchant money: the balance (net of the 0.6% fee), today's provisional statements (their
+   totals are the payments and refunds above), and, once the day is over, its settlement and
+   payout to the demo merchant's sandbox bank account (run by the gateway at 00:10 Shanghai time,
+   or by hand: qrgate settle --date DAY, or POST /v1/settlements with the admin key):
+  curl -s $QG/v1/balance -H "Authorization: Bearer $MK"
+  DAY=$(TZ=Asia/Shanghai date +%F)
+  curl -s -D - $QG/v1/statements/$DAY/trades.csv -H "Authorization: Bearer $MK"
+  curl -s $QG/v1/statements/$DAY/funds.csv -H "Authorization: Bearer $MK"
+  curl -s "$QG/v1/settlements?from=$DAY&to=$DAY" -H "Authorization: Bearer $MK"
+  curl -s $QG/v1/payouts -H "Authorization: Bearer $MK"
 "#,
         mid = k.merchant_id,
         mkey = k.merchant_key,
