@@ -127,7 +127,13 @@ impl Http {
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "content-type" | "idempotent-replayed" | "x-request-id" | "retry-after"
+                    "content-type"
+                        | "idempotent-replayed"
+                        | "x-request-id"
+                        | "retry-after"
+                        | "repr-digest"
+                        | "qrgate-statement"
+                        | "qrgate-statement-as-of"
                 )
             })
             .map(|(k, v)| {

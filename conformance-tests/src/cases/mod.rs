@@ -529,6 +529,13 @@ pub fn all() -> Vec<Case> {
             fee_default_small
         ),
         case!(
+            "QGC-STATEMENTS",
+            "QG-STATEMENTS",
+            Must,
+            "a day's statements total the payments and refunds made, close at the balance, carry their digest",
+            statements
+        ),
+        case!(
             "QGC-LEDGER-BALANCED",
             "QG-LEDGER-BALANCED",
             Must,

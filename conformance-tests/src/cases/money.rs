@@ -557,3 +557,102 @@ async fn fee_default(c: &mut Ctx, rule: &str, extra: serde_json::Value) -> Outco
         rate.to_string(),
     )
 }
+
+/// A day's statements, read as a merchant's system would: the trade bill's
+/// totals equal the payment and refund made through the API, the
+/// fund-flow bill closes at the balance, the digest header is the body's,
+/// and a merchant number that starts a formula is neutralised.
+pub(super) async fn statements(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant_with(json!({ "fee_rate_bps": 60 })).await?;
+    let (_, ck) = c.customer("900.00", "II").await?;
+    let (code, _) = c.payment_code(&ck).await?;
+    let pay = c
+        .post_money(
+            "/v1/payments",
+            &mk,
+            json!({ "auth_code": code, "amount": "100.00", "out_trade_no": "=HYPERLINK(1)" }),
+        )
+        .await?;
+    expect(&pay, 201, None)?;
+    let id = field(&pay, "id")?.to_owned();
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{id}/refunds"),
+            &mk,
+            json!({ "amount": "20.00", "out_refund_no": "S1" }),
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let last = qrgate_core::Timestamp::parse_rfc3339(field(&r, "created_at")?)
+        .ok_or_else(|| fail("an RFC 3339 created_at", summary(&r)))?;
+    let offset = i32::try_from(rule_value(c, "BCP-LIMIT-SCOPE").await?)
+        .map_err(|_| fail("a zone offset in minutes", "out of range"))?;
+    let day = qrgate_core::day::BusinessDay::of(last, offset);
+    // A provisional bill covers what was recorded until a few seconds
+    // before it was asked for: ask until it covers the refund (30 s at most).
+    let path = format!("/v1/statements/{day}/trades.csv");
+    let mut trades = c.call("GET", &path, Some(&mk), None, None).await?;
+    for _ in 0..30 {
+        expect(&trades, 200, None)?;
+        let as_of = trades
+            .header("qrgate-statement-as-of")
+            .and_then(qrgate_core::Timestamp::parse_rfc3339);
+        if as_of.is_some_and(|t| t > last) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        trades = c.call("GET", &path, Some(&mk), None, None).await?;
+    }
+    check_digest(&trades)?;
+    let totals = trades.body.lines().last().unwrap_or_default().to_owned();
+    // 100.00 paid, 20.00 back; the fee 0.60 less the 0.12 given back.
+    check(
+        totals.starts_with("2,100.00,20.00,0.48,79.52,"),
+        "totals 2,100.00,20.00,0.48,79.52",
+        totals.clone(),
+    )?;
+    check(
+        trades.body.contains(",'=HYPERLINK(1),"),
+        "the number neutralised as '=HYPERLINK(1)",
+        trades.body.clone(),
+    )?;
+    let funds = c
+        .call(
+            "GET",
+            &format!("/v1/statements/{day}/funds.csv"),
+            Some(&mk),
+            None,
+            None,
+        )
+        .await?;
+    expect(&funds, 200, None)?;
+    check_digest(&funds)?;
+    let b = c.call("GET", "/v1/balance", Some(&mk), None, None).await?;
+    expect(&b, 200, None)?;
+    let pending = b.json["balances"][0]["pending"]
+        .as_str()
+        .unwrap_or_default();
+    let closing = funds
+        .body
+        .lines()
+        .find(|l| l.starts_with("pending,"))
+        .and_then(|l| l.split(',').nth(4))
+        .unwrap_or_default();
+    check(
+        pending == "79.52" && closing == pending,
+        "balance 79.52 and the fund-flow closing balance equal to it",
+        format!("balance {pending}, closing {closing}"),
+    )
+}
+
+/// The `Repr-Digest` header is the SHA-256 of the body.
+fn check_digest(r: &crate::client::Resp) -> Outcome {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, r.body.as_bytes());
+    let want = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    );
+    let got = r.header("repr-digest").unwrap_or_default();
+    check(got == want, want.clone(), got.to_owned())
+}

@@ -1,6 +1,9 @@
 //! The auditor's check of the books: the ledger balances, every stored
 //! balance is the sum of its entries, no account is below zero that may not
-//! be, and every payment's state agrees with the postings that name it.
+//! be, every payment's state agrees with the postings that name it, every
+//! settlement adds up and moved what it says, and every posting that names
+//! a merchant moves only that merchant's accounts (so its statements,
+//! which are its postings, add up to its balances).
 
 use crate::db::{Arg, Conn};
 use crate::error::StoreError;
@@ -34,8 +37,41 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
         )
         .await?;
     let disagreeing_payments = disagreeing_payments(c).await?;
+    let settlements = c
+        .rows(
+            "SELECT st.merchant_id || '/' || st.business_date AS id FROM settlements st \
+             LEFT JOIN ledger_entries e ON e.posting_id = st.posting_id AND e.amount_minor > 0 \
+             WHERE COALESCE(e.amount_minor, 0) <> st.settled_minor \
+               OR st.carried_out_minor <> st.carried_in_minor + st.net_minor - st.settled_minor \
+               OR st.settled_minor < 0 OR st.carried_out_minor > 0 \
+               OR (st.settled_minor > 0 AND st.carried_out_minor <> 0) \
+             ORDER BY 1 LIMIT $1",
+            &[Arg::I64(LedgerCheck::MAX_LISTED)],
+        )
+        .await?;
+    // A merchant's own accounts are owned by it (pending, available, in
+    // payout, fees); a posting that names a merchant moves only its own.
+    let misattributed = c
+        .rows(
+            "SELECT DISTINCT s.id FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+             JOIN accounts a ON a.id = e.account_id \
+             WHERE s.merchant_id IS NOT NULL \
+               AND a.kind IN ('merchant_settlement', 'merchant_available', 'merchant_payout', 'fee_revenue') \
+               AND a.owner_id <> s.merchant_id \
+             ORDER BY 1 LIMIT $1",
+            &[Arg::I64(LedgerCheck::MAX_LISTED)],
+        )
+        .await?;
     Ok(LedgerCheck {
         disagreeing_payments,
+        disagreeing_settlements: settlements
+            .iter()
+            .map(|r| r.str("id"))
+            .collect::<Result<_, _>>()?,
+        misattributed_postings: misattributed
+            .iter()
+            .map(|r| r.str("id"))
+            .collect::<Result<_, _>>()?,
         totals: out,
         mismatched_accounts: mismatched
             .iter()

@@ -1,4 +1,5 @@
-//! A merchant's daily statements, as the wallets' bills are: the trade
+//! A merchant's daily statements (QG-STATEMENTS), as the wallets' bills
+//! are: the trade
 //! bill (one row per payment, refund and cancel of the day) and the
 //! fund-flow bill (one row per entry on the merchant's own accounts, with
 //! the running balance), each closing with a totals line.

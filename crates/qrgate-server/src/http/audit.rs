@@ -47,7 +47,7 @@ pub(super) async fn audit_log(
     ok(StatusCode::OK, &json!({ "object": "list", "data": rows }))
 }
 
-#[utoipa::path(get, path = "/v1/ledger/check", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{balanced, check: {totals, mismatched_accounts, negative_accounts, entries, disagreeing_payments}}"), StdErrors))]
+#[utoipa::path(get, path = "/v1/ledger/check", tag = "auditor", security(("bearer" = [])), responses((status = 200, description = "{balanced, check: {totals, mismatched_accounts, negative_accounts, entries, disagreeing_payments, disagreeing_settlements, misattributed_postings}}"), StdErrors))]
 pub(super) async fn ledger_check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult {
     let c = s.gw.ledger_check(&p).await?;
     ok(

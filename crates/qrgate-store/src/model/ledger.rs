@@ -186,6 +186,17 @@ pub struct LedgerCheck {
     /// (at most [`LedgerCheck::MAX_LISTED`] of them, by id). A ledger can
     /// balance while money left twice; this is what shows it.
     pub disagreeing_payments: Vec<PaymentDisagreement>,
+    /// Settlements whose figures do not add up (carried in + net −
+    /// settled = carried out, nothing negative settled, nothing positive
+    /// carried out) or whose posting did not move what they say they
+    /// settled into available, as `merchant/date`.
+    #[serde(default)]
+    pub disagreeing_settlements: Vec<String>,
+    /// Postings that name a merchant but move another party's merchant
+    /// accounts (they would be missing from that merchant's statements),
+    /// by id.
+    #[serde(default)]
+    pub misattributed_postings: Vec<String>,
 }
 
 impl LedgerCheck {
@@ -197,6 +208,8 @@ impl LedgerCheck {
             && self.mismatched_accounts.is_empty()
             && self.negative_accounts.is_empty()
             && self.disagreeing_payments.is_empty()
+            && self.disagreeing_settlements.is_empty()
+            && self.misattributed_postings.is_empty()
     }
 }
 

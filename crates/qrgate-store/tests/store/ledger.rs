@@ -135,3 +135,71 @@ on_both!(
         assert_sound(s).await;
     }
 );
+
+on_both!(
+    settlements_that_do_not_add_up_and_misattributed_postings_are_found,
+    |db: Db| async move {
+        let s = &db.store;
+        accounts(s, 1).await;
+        let owner = format!("owner_{MERCHANT}");
+        s.insert(Record::Account(Account {
+            id: AccountId::stored("acc_avail_m1".into()),
+            kind: "merchant_available".into(),
+            owner_id: Some(owner.clone()),
+            currency: Currency::CNY,
+            allow_negative: false,
+            balance_minor: 0,
+            created_at: t(0),
+            closed_until: None,
+        }))
+        .await
+        .unwrap();
+        s.apply(topup("t1", &wallet(0), 10_000)).await.unwrap();
+        let mut m = pay("pay_1", &wallet(0), "c1", 2_000, 100_000);
+        m.posting = m.posting.map(|p| p.for_merchant(&owner));
+        s.apply(m).await.unwrap();
+        let job = SettleDay {
+            merchant_id: owner.clone(),
+            business_date: "2026-11-25".into(),
+            currency: Currency::CNY,
+            pending: AccountId::stored(MERCHANT.into()),
+            available: AccountId::stored("acc_avail_m1".into()),
+            fee_revenue: AccountId::stored("acc_fees_m1".into()),
+            starts_at: t(0),
+            ends_at: t(10),
+            at: t(20),
+            posting_id: "pst_settle_m1".into(),
+            audit: AuditEntry {
+                action: "settlement.closed".into(),
+                subject: "m1".into(),
+                details: json!({}),
+            },
+        };
+        let settled = s.settle_day(job.clone()).await.unwrap();
+        assert_eq!(settled.settlement().settled_minor, 2_000);
+        assert!(matches!(
+            s.settle_day(job).await.unwrap(),
+            Settled::Before(_)
+        ));
+        assert_sound(s).await;
+
+        // A settlement row that says it settled more than its posting moved.
+        db.raw("UPDATE settlements SET settled_minor = settled_minor + 1, carried_out_minor = carried_out_minor - 1")
+            .await;
+        let c = s.ledger_check().await.unwrap();
+        assert_eq!(c.disagreeing_settlements, [format!("{owner}/2026-11-25")]);
+        assert!(!c.is_sound());
+        db.raw("UPDATE settlements SET settled_minor = settled_minor - 1, carried_out_minor = carried_out_minor + 1")
+            .await;
+        assert_sound(s).await;
+
+        // A posting that names another merchant but moves this one's account.
+        let mut m = pay("pay_2", &wallet(0), "c2", 500, 100_000);
+        m.at = t(30);
+        m.posting = m.posting.map(|p| p.for_merchant("owner_someone_else"));
+        s.apply(m).await.unwrap();
+        let c = s.ledger_check().await.unwrap();
+        assert_eq!(c.misattributed_postings, ["pst_pay_2"]);
+        assert!(!c.is_sound());
+    }
+);
