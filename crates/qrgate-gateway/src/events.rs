@@ -111,6 +111,7 @@ impl Event<'_> {
             event_id,
             event_type: self.kind().into(),
             subject_id: self.subject().into(),
+            merchant_id: Some(merchant_id.to_owned()),
             payload: self.payload(merchant_id),
         }
     }

@@ -93,6 +93,7 @@ fn payment(n: u64, wallet: &str) -> Movement {
         event_id: format!("evt_{n:012}"),
         event_type: "payment.succeeded".into(),
         subject_id: id.clone(),
+        merchant_id: None,
         payload: json!({ "merchant_id": "mch_bench", "payment": { "id": id } }),
     });
     m.audit = Some(AuditEntry {

@@ -160,6 +160,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         since: Timestamp,
         accounts: [&str; 3],
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+    /// A merchant's events, newest first.
+    fn events_of(
+        &self,
+        q: &EventQuery,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
+    /// The sequence number of one of a merchant's events (a list cursor).
+    fn event_seq(
+        &self,
+        merchant_id: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
     /// Take or renew the lease of a periodic job until `until`.
     fn take_lease(
         &self,
@@ -534,6 +545,16 @@ macro_rules! impl_store {
                 accounts: [&str; 3],
             ) -> Result<Vec<(String, i64)>, StoreError> {
                 ops::moved_since(&mut self.reader().await?, merchant_id, since, accounts).await
+            }
+            async fn events_of(&self, q: &EventQuery) -> Result<Vec<OutboxRow>, StoreError> {
+                ops::events_of(&mut self.reader().await?, q).await
+            }
+            async fn event_seq(
+                &self,
+                merchant_id: &str,
+                event_id: &str,
+            ) -> Result<Option<i64>, StoreError> {
+                ops::event_seq(&mut self.reader().await?, merchant_id, event_id).await
             }
             async fn take_lease(
                 &self,

@@ -424,6 +424,7 @@ mod tests {
             event_id: "evt".into(),
             event_type: "payment.succeeded".into(),
             subject_id: "pay".into(),
+            merchant_id: None,
             payload: serde_json::json!({}),
         });
         assert!(compose(&prepared(&m)).is_some());

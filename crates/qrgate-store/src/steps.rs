@@ -324,10 +324,12 @@ pub(crate) fn outbox<'a>(
     at: i64,
 ) -> String {
     format!(
-        "INSERT INTO outbox (event_id, event_type, subject_id, payload, created_at) VALUES ({}, {}, {}, {}, {})",
+        "INSERT INTO outbox (event_id, event_type, subject_id, merchant_id, payload, created_at) \
+         VALUES ({}, {}, {}, {}, {}, {})",
         q.p(Arg::Str(&e.event_id)),
         q.p(Arg::Str(&e.event_type)),
         q.p(Arg::Str(&e.subject_id)),
+        q.p(Arg::OptStr(e.merchant_id.as_deref())),
         q.p(Arg::Str(payload)),
         q.at(at),
     )

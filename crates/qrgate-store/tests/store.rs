@@ -336,6 +336,7 @@ fn pay(id: &str, wallet: &str, code: &str, amount: i64, daily_cap: i64) -> Movem
         event_id: format!("evt_{id}"),
         event_type: "payment.succeeded".into(),
         subject_id: id.into(),
+        merchant_id: None,
         payload: json!({ "id": id, "amount_minor": amount }),
     });
     m.audit = Some(AuditEntry {

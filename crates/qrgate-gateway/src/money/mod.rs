@@ -10,11 +10,13 @@
 //! from a counter kept beside them.
 
 mod balance;
+mod events;
 mod payouts;
 mod settlement;
 mod statements;
 
 pub use balance::{BalanceView, CurrencyBalance};
+pub use events::{EventList, EventListQuery, EventView};
 pub use payouts::PayoutView;
 pub use qrgate_processor::bank::{
     SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS,

@@ -146,6 +146,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
         ("statements.rs", "2000", "statement rows read per page"),
+        (
+            "events.rs",
+            "100",
+            "most events one page of GET /v1/events holds",
+        ),
+        (
+            "events.rs",
+            "1795000000",
+            "schema example: an event's created time",
+        ),
         ("statements.rs", "1000", "milliseconds per second"),
         (
             "settlement.rs",

@@ -144,3 +144,133 @@ on_both!(
         }
     }
 );
+
+on_both!(a_merchant_catches_up_on_its_events, |w: World| async move {
+    use qrgate_gateway::money::EventListQuery;
+    let body =
+        w.gw.charge(&w.merchant, &w.device_token(), "3.00", None, None)
+            .await
+            .unwrap()
+            .into_body();
+    let pay: Value = serde_json::from_str(&body).unwrap();
+    let id = pay["id"].as_str().unwrap();
+    w.clock.advance_seconds(5);
+    w.gw.refund(&w.merchant, id, "1.00", "R1", None)
+        .await
+        .unwrap();
+    let list = |p: Principal, q: EventListQuery| {
+        let gw = &w.gw;
+        async move { gw.list_events(&p, q).await }
+    };
+    let all = list(w.merchant.clone(), EventListQuery::default())
+        .await
+        .unwrap();
+    let types: Vec<&str> = all.data.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["refund.succeeded", "payment.succeeded"],
+        "newest first"
+    );
+    assert_eq!(all.data[1].data["payment"]["id"], id);
+    assert_eq!(
+        all.data[1].data["merchant_id"],
+        w.merchant.subject.clone().unwrap()
+    );
+    // A page of one, then the next after it.
+    let first = list(
+        w.merchant.clone(),
+        EventListQuery {
+            limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(first.has_more);
+    let next = list(
+        w.merchant.clone(),
+        EventListQuery {
+            limit: Some(1),
+            starting_after: Some(first.data[0].id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (next.data[0].event_type.as_str(), next.has_more),
+        ("payment.succeeded", false)
+    );
+    // By type and by time.
+    let paid = list(
+        w.merchant.clone(),
+        EventListQuery {
+            event_type: Some("payment.succeeded".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(paid.data.len(), 1);
+    let later = list(
+        w.merchant.clone(),
+        EventListQuery {
+            created_gte: Some(w.clock.now().to_rfc3339()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.data.len(), 1, "only the refund is that recent");
+    // Another merchant sees none of them, nor may it page from one.
+    let other = list(w.other_merchant.clone(), EventListQuery::default())
+        .await
+        .unwrap();
+    assert!(other.data.is_empty());
+    let e = list(
+        w.other_merchant.clone(),
+        EventListQuery {
+            starting_after: Some(first.data[0].id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, "not_found");
+    // Admins name the merchant; bad input is refused.
+    let me = w.merchant.subject.clone();
+    let by_admin = list(
+        admin(),
+        EventListQuery {
+            merchant_id: me,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_admin, all);
+    for q in [
+        EventListQuery {
+            limit: Some(0),
+            ..Default::default()
+        },
+        EventListQuery {
+            limit: Some(101),
+            ..Default::default()
+        },
+        EventListQuery {
+            created_lt: Some("yesterday".into()),
+            ..Default::default()
+        },
+    ] {
+        let e = list(w.merchant.clone(), q).await.unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+    }
+    assert_eq!(
+        list(w.consumer.clone(), EventListQuery::default())
+            .await
+            .unwrap_err()
+            .code,
+        "forbidden"
+    );
+});

@@ -26,8 +26,20 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_settlement))
         .routes(routes!(run_settlement))
         .routes(routes!(list_payouts, run_payouts))
+        .routes(routes!(list_events))
         .routes(routes!(trades_statement))
         .routes(routes!(funds_statement))
+}
+
+/// A merchant's events, newest first, as its webhooks get them: catch up
+/// on missed deliveries.
+#[utoipa::path(get, path = "/v1/events", tag = "merchant", security(("bearer" = [])), params(qrgate_gateway::money::EventListQuery), responses((status = 200, body = qrgate_gateway::money::EventList), StdErrors))]
+pub(super) async fn list_events(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<qrgate_gateway::money::EventListQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.list_events(&p, q).await?)
 }
 
 /// The trade bill of a business day (CSV): one row per payment, refund

@@ -11,7 +11,23 @@ pub struct OutboxEvent {
     pub event_id: String,
     pub event_type: String,
     pub subject_id: String,
+    /// The merchant it is for (its webhooks, its events list).
+    #[serde(default)]
+    pub merchant_id: Option<String>,
     pub payload: serde_json::Value,
+}
+
+/// Which of a merchant's events to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventQuery {
+    pub merchant_id: String,
+    /// Only events of this type (`payment.succeeded`, …).
+    pub event_type: Option<String>,
+    pub created_gte: Option<Timestamp>,
+    pub created_lt: Option<Timestamp>,
+    /// Cursor: the sequence number of the last event of the previous page.
+    pub before_seq: Option<i64>,
+    pub limit: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,30 +8,82 @@ use crate::error::{MovementError, StoreError};
 
 use super::*;
 
+macro_rules! outbox_columns {
+    () => {
+        "SELECT seq, event_id, event_type, subject_id, payload, created_at, delivered_at FROM outbox "
+    };
+}
+
 pub(crate) async fn outbox_pending<C: Conn>(
     c: &mut C,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let rows = c
         .rows(
-            "SELECT seq, event_id, event_type, subject_id, payload, created_at, delivered_at FROM outbox \
-             WHERE delivered_at IS NULL ORDER BY seq LIMIT $1",
+            concat!(
+                outbox_columns!(),
+                "WHERE delivered_at IS NULL ORDER BY seq LIMIT $1"
+            ),
             &[Arg::I64(limit)],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                seq: r.i64("seq")?,
-                event_id: r.str("event_id")?,
-                event_type: r.str("event_type")?,
-                subject_id: r.str("subject_id")?,
-                payload: json(&r.str("payload")?)?,
-                created_at: ts(r, "created_at")?,
-                delivered_at: r.opt_i64("delivered_at")?.map(Timestamp::from_unix_millis),
-            })
+    rows.iter().map(OutboxRow::from_row).collect()
+}
+
+impl FromRow for OutboxRow {
+    fn from_row(r: &Row) -> Result<OutboxRow, StoreError> {
+        Ok(OutboxRow {
+            seq: r.i64("seq")?,
+            event_id: r.str("event_id")?,
+            event_type: r.str("event_type")?,
+            subject_id: r.str("subject_id")?,
+            payload: json(&r.str("payload")?)?,
+            created_at: ts(r, "created_at")?,
+            delivered_at: r.opt_i64("delivered_at")?.map(Timestamp::from_unix_millis),
         })
-        .collect()
+    }
+}
+
+/// A merchant's events, newest first, after a cursor (the `seq` of the
+/// last one of the previous page), of one type and in a time range.
+pub(crate) async fn events_of<C: Conn>(
+    c: &mut C,
+    q: &EventQuery,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows = c
+        .rows(
+            concat!(
+                outbox_columns!(),
+                "WHERE merchant_id = $1 AND ($2 IS NULL OR seq < $2) AND ($3 IS NULL OR event_type = $3) \
+                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+                 ORDER BY seq DESC LIMIT $6"
+            ),
+            &[
+                Arg::Str(&q.merchant_id),
+                Arg::OptI64(q.before_seq),
+                Arg::OptStr(q.event_type.as_deref()),
+                Arg::OptI64(q.created_gte.map(|t| t.unix_millis())),
+                Arg::OptI64(q.created_lt.map(|t| t.unix_millis())),
+                Arg::I64(q.limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(OutboxRow::from_row).collect()
+}
+
+/// The `seq` of an event of a merchant's, by its id.
+pub(crate) async fn event_seq<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    event_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT seq FROM outbox WHERE event_id = $1 AND merchant_id = $2",
+            &[Arg::Str(event_id), Arg::Str(merchant_id)],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.i64("seq")).transpose()?)
 }
 
 pub(crate) async fn outbox_mark_delivered<C: Conn>(
