@@ -10,6 +10,7 @@
 //! | `6222000000000019` | is unavailable at the first attempt (may retry), pays at the next |
 //! | `6222000000000027` | pays, then sends the money back (account closed) |
 //! | `6222000000000035` | refuses for good (no such account) |
+//! | `6222000000000043` | never answers (the gateway's deadline passes; it asks again) |
 //!
 //! Any other well-formed number pays.
 
@@ -50,7 +51,10 @@ pub trait Payouts: Send + Sync {
         amount_minor: i64,
     ) -> BoxFuture<'a, BankAnswer>;
 
-    /// Payouts paid earlier and since sent back, not reported before.
+    /// Payouts paid earlier and since sent back. Reported on every call
+    /// (a real bank's list with a cursor would do the same): the gateway
+    /// records each once, when its payout is recorded paid, and may be
+    /// asked before that.
     fn returns(&self) -> BoxFuture<'_, Vec<Returned>>;
 }
 
@@ -68,6 +72,8 @@ pub const SANDBOX_FAILS_ONCE: &str = "6222000000000019";
 pub const SANDBOX_RETURNS: &str = "6222000000000027";
 /// The sandbox account that refuses for good.
 pub const SANDBOX_REFUSES: &str = "6222000000000035";
+/// The sandbox account whose bank never answers.
+pub const SANDBOX_SILENT: &str = "6222000000000043";
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -161,16 +167,20 @@ impl Payouts for SandboxBank {
         account: &'a str,
         _amount_minor: i64,
     ) -> BoxFuture<'a, BankAnswer> {
-        Box::pin(async move { self.answer(payout_id, account) })
+        Box::pin(async move {
+            if account == SANDBOX_SILENT {
+                // Longer than any caller waits.
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+            self.answer(payout_id, account)
+        })
     }
 
     fn returns(&self) -> BoxFuture<'_, Vec<Returned>> {
         Box::pin(async move {
             let mut out = Vec::new();
             for (id, s) in self.lock().iter_mut() {
-                if s.account == SANDBOX_RETURNS
-                    && !s.returned
-                    && matches!(s.answer, Some(BankAnswer::Paid { .. }))
+                if s.account == SANDBOX_RETURNS && matches!(s.answer, Some(BankAnswer::Paid { .. }))
                 {
                     s.returned = true;
                     out.push(Returned {
@@ -239,7 +249,11 @@ mod tests {
                 reason: "account_closed".into()
             }]
         );
-        assert!(futures_lite(b.returns()).is_empty(), "reported once");
+        assert_eq!(
+            futures_lite(b.returns()).len(),
+            1,
+            "reported until recorded"
+        );
         assert!(matches!(
             pay(&b, "p5", "12ab"),
             BankAnswer::Refused { retry: false, .. }

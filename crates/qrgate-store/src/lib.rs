@@ -136,6 +136,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: Timestamp,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
+    /// Claim a pending payout's attempt until `until` (`false`: another
+    /// node has it, or it moved on).
+    fn claim_payout(
+        &self,
+        id: &str,
+        attempts: i64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A payout's step after the bank answered (`false`: it moved on
     /// meanwhile, nothing written).
     fn change_payout(
@@ -152,9 +161,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         q: &StatementPage,
     ) -> impl Future<Output = Result<Vec<FundRow>, StoreError>> + Send;
-    /// What the merchant's postings from `since` on moved into each of its
-    /// three accounts.
-    fn moved_since(
+    /// Each of a merchant's three accounts' balance at `since` (one
+    /// snapshot).
+    fn opening_balances(
         &self,
         merchant_id: &str,
         since: Timestamp,
@@ -529,6 +538,22 @@ macro_rules! impl_store {
             ) -> Result<Vec<Payout>, StoreError> {
                 ops::payouts_due(&mut self.reader().await?, now, limit).await
             }
+            async fn claim_payout(
+                &self,
+                id: &str,
+                attempts: i64,
+                now: Timestamp,
+                until: Timestamp,
+            ) -> Result<bool, StoreError> {
+                self.write(write::ClaimPayout {
+                    id: id.to_owned(),
+                    attempts,
+                    now,
+                    until,
+                })
+                .await
+                .map_err(store_err)
+            }
             async fn change_payout(&self, change: PayoutChange) -> Result<bool, MovementError> {
                 self.write(write::ChangePayout(change)).await
             }
@@ -538,13 +563,13 @@ macro_rules! impl_store {
             async fn fund_rows(&self, q: &StatementPage) -> Result<Vec<FundRow>, StoreError> {
                 ops::fund_rows(&mut self.reader().await?, q).await
             }
-            async fn moved_since(
+            async fn opening_balances(
                 &self,
                 merchant_id: &str,
                 since: Timestamp,
                 accounts: [&str; 3],
             ) -> Result<Vec<(String, i64)>, StoreError> {
-                ops::moved_since(&mut self.reader().await?, merchant_id, since, accounts).await
+                ops::opening_balances(&mut self.reader().await?, merchant_id, since, accounts).await
             }
             async fn events_of(&self, q: &EventQuery) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::events_of(&mut self.reader().await?, q).await

@@ -181,6 +181,14 @@ job!(PurgeIdempotency => u64, |j, c| ops::purge_idempotency(c, j.0).await?);
 pub(crate) struct Settle(pub(crate) SettleDay);
 job!(Settle => Settled, |j, c| ops::settle_day(c, &j.0).await?);
 
+pub(crate) struct ClaimPayout {
+    pub(crate) id: String,
+    pub(crate) attempts: i64,
+    pub(crate) now: Timestamp,
+    pub(crate) until: Timestamp,
+}
+job!(ClaimPayout => bool, |j, c| ops::claim_payout(c, &j.id, j.attempts, (j.now, j.until)).await?);
+
 pub(crate) struct ChangePayout(pub(crate) PayoutChange);
 job!(ChangePayout => bool, |j, c| ops::change_payout(c, &j.0).await?);
 

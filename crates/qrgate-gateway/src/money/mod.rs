@@ -19,7 +19,7 @@ pub use balance::{BalanceView, CurrencyBalance};
 pub use events::{EventList, EventListQuery, EventView};
 pub use payouts::PayoutView;
 pub use qrgate_processor::bank::{
-    SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS,
+    SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS, SANDBOX_SILENT,
 };
 pub use settlement::{CountAmount, SettlementRun, SettlementView};
 pub use statements::{Statement, StatementKind, StatementReader};

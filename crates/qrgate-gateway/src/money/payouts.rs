@@ -5,7 +5,10 @@
 //! merchant); the bank's answer then moves it on to the bank's clearing
 //! account (paid), or back to available (refused for good, or sent back
 //! after being paid). A refusal that may pass is asked again later, with
-//! the same payout id, so the bank pays once.
+//! the same payout id, so the bank pays once. An attempt is claimed before
+//! the bank is asked (one node asks at a time), and an answer that never
+//! came is never taken for a refusal: the payout stays pending and the
+//! bank is asked again, however often, until it says.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -70,6 +73,8 @@ const MAX_ATTEMPTS: i64 = 5;
 const RETRY_MS: i64 = 60 * 1000;
 /// Pending payouts tried per pass, and payouts one list returns.
 const PAGE: i64 = 50;
+/// How long an attempt's claim keeps other nodes from asking the bank.
+const CLAIM_MS: i64 = 60 * 1000;
 
 impl<S: Store> Gateway<S> {
     fn bank_clearing_account(&self) -> AccountId {
@@ -116,13 +121,16 @@ impl<S: Store> Gateway<S> {
             bank_account,
             status: PayoutStatus::Pending,
             attempts: 0,
-            next_attempt_at: Some(now),
+            // Claimed by this node for its first attempt.
+            next_attempt_at: now.checked_add_millis(CLAIM_MS).or(Some(now)),
             failure: None,
             bank_reference: None,
             created_at: now,
             updated_at: now,
         };
         let mut m = Movement::new(now);
+        // A blocked merchant is not paid (checked with the write).
+        m.unblocked = vec![merchant_id.to_owned()];
         // The balance read is advice: the posting's guard takes no more
         // than is there, and the one-pending index refuses a second payout.
         m.posting = Some(
@@ -148,6 +156,7 @@ impl<S: Store> Gateway<S> {
                 MovementError::InsufficientFunds { .. }
                 | MovementError::Store(StoreError::AlreadyExists(_)),
             ) => return Ok(None),
+            Err(MovementError::PartyBlocked { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
         let after = self.attempt_payout(payout).await?;
@@ -155,7 +164,10 @@ impl<S: Store> Gateway<S> {
     }
 
     /// Pay out every merchant's available balance (those with a bank
-    /// account and money available); the payouts made.
+    /// account and money available); the payouts made. A merchant whose
+    /// last payout failed for good or came back is left out until an
+    /// operator pays it out by hand (`POST /v1/payouts` naming it): its
+    /// bank account does not take money.
     pub async fn pay_out_all(&self, by: By<'_>) -> Result<Vec<PayoutView>, Error> {
         let mut made = Vec::new();
         let mut after: Option<String> = None;
@@ -168,6 +180,12 @@ impl<S: Store> Gateway<S> {
                 return Ok(made);
             };
             for id in ids {
+                let last = self.store.payouts_of(&id, 1).await?;
+                if last.first().is_some_and(|p| {
+                    matches!(p.status, PayoutStatus::Failed | PayoutStatus::Returned)
+                }) {
+                    continue;
+                }
                 match self.pay_out(by, &id).await {
                     Ok(Some(p)) => made.push(p),
                     Ok(None) => {}
@@ -184,30 +202,31 @@ impl<S: Store> Gateway<S> {
     /// Another node recording an answer first wins; this one's is dropped
     /// (the bank pays once per payout id).
     async fn attempt_payout(&self, p: Payout) -> Result<Payout, Error> {
-        let answer = match self
+        let answer = self
             .within(self.bank.pay(&p.id, &p.bank_account, p.amount_minor))
-            .await
-        {
-            Some(a) => a,
-            None => BankAnswer::Refused {
-                reason: "bank_timeout".into(),
-                retry: true,
-            },
-        };
+            .await;
         let now = self.now();
         let attempts = p.attempts + 1;
+        let wait = RETRY_MS.saturating_mul(1 << (attempts - 1).clamp(0, 16));
+        let later = now.checked_add_millis(wait).unwrap_or(now);
+        let paid = matches!(answer, Some(BankAnswer::Paid { .. }));
         let (to, next, failure, reference) = match answer {
-            BankAnswer::Paid { reference } => (PayoutStatus::Paid, None, None, Some(reference)),
-            BankAnswer::Refused { reason, retry } if retry && attempts < MAX_ATTEMPTS => {
-                let wait = RETRY_MS.saturating_mul(1 << (attempts - 1).min(16));
-                (
-                    PayoutStatus::Pending,
-                    now.checked_add_millis(wait),
-                    Some(reason),
-                    None,
-                )
+            Some(BankAnswer::Paid { reference }) => {
+                (PayoutStatus::Paid, None, None, Some(reference))
             }
-            BankAnswer::Refused { reason, .. } => (PayoutStatus::Failed, None, Some(reason), None),
+            // No answer: the bank may have paid. Never a refusal: ask again.
+            None => (
+                PayoutStatus::Pending,
+                Some(later),
+                Some("bank_timeout".to_owned()),
+                None,
+            ),
+            Some(BankAnswer::Refused { reason, retry }) if retry && attempts < MAX_ATTEMPTS => {
+                (PayoutStatus::Pending, Some(later), Some(reason), None)
+            }
+            Some(BankAnswer::Refused { reason, .. }) => {
+                (PayoutStatus::Failed, None, Some(reason), None)
+            }
         };
         let mut after = Payout {
             status: to,
@@ -230,6 +249,11 @@ impl<S: Store> Gateway<S> {
         };
         let change = self.payout_change(&p, &after, posting)?;
         if !self.store.change_payout(change).await? {
+            if paid {
+                // Claims make this one node's answer; if it is not the one
+                // recorded, an operator must look.
+                tracing::error!(payout = %p.id, "the bank paid a payout whose attempt another node recorded");
+            }
             after = self.store.payout(&p.id).await?.unwrap_or(after);
         }
         Ok(after)
@@ -300,9 +324,23 @@ impl<S: Store> Gateway<S> {
     pub async fn payouts_step(&self) -> Result<usize, Error> {
         let mut changed = 0;
         for p in self.store.payouts_due(self.now(), PAGE).await? {
-            let before = p.status;
-            if self.attempt_payout(p).await?.status != before {
-                changed += 1;
+            let now = self.now();
+            let until = now.checked_add_millis(CLAIM_MS).unwrap_or(now);
+            // Another node asking the bank for this attempt has claimed it.
+            if !self
+                .store
+                .claim_payout(&p.id, p.attempts, now, until)
+                .await?
+            {
+                continue;
+            }
+            let (id, before) = (p.id.clone(), p.status);
+            match self.attempt_payout(p).await {
+                Ok(after) if after.status != before => changed += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(payout = %id, error = %e, "a payout attempt failed; it is asked again");
+                }
             }
         }
         for r in self.bank.returns().await {
@@ -310,6 +348,8 @@ impl<S: Store> Gateway<S> {
                 tracing::warn!(payout = %r.payout_id, "the bank sent back a payout it was never sent");
                 continue;
             };
+            // Recorded already, or not yet recorded paid (the bank reports
+            // it again until then).
             if p.status != PayoutStatus::Paid {
                 continue;
             }

@@ -137,13 +137,14 @@ impl<S: Store> Gateway<S> {
             let margin = deadline.saturating_mul(2).saturating_add(SETTLING_MS);
             now.checked_add_millis(-margin).unwrap_or(now).min(ends)
         };
-        let reader = self
-            .statement_reader(&id, (from, as_of), kind, settled)
-            .await?;
-        // First pass: the digest.
-        let mut first = self
-            .statement_reader(&id, (from, as_of), kind, settled)
-            .await?;
+        // The opening balances once, for both passes.
+        let opening = match kind {
+            StatementKind::Funds => self.opening(&id, from).await?,
+            StatementKind::Trades => [0; 3],
+        };
+        let reader = self.statement_reader(&id, (from, as_of), kind, settled, opening);
+        // First pass: the digest (the same rows and opening balances).
+        let mut first = self.statement_reader(&id, (from, as_of), kind, settled, opening);
         let mut ctx = Context::new(&SHA256);
         while let Some(chunk) = first.next_chunk(self).await? {
             ctx.update(chunk.as_bytes());
@@ -159,47 +160,30 @@ impl<S: Store> Gateway<S> {
         Ok((statement, reader))
     }
 
-    async fn statement_reader(
+    /// The merchant's three accounts' balances when the day began, read
+    /// in one statement.
+    async fn opening(&self, merchant_id: &str, from: Timestamp) -> Result<[i64; 3], Error> {
+        let acc = MerchantAccounts::of(merchant_id, crate::CURRENCY);
+        let ids = [&acc.pending, &acc.available, &acc.in_payout].map(|a| a.as_str());
+        let rows = self.store.opening_balances(merchant_id, from, ids).await?;
+        Ok(ids.map(|id| rows.iter().find(|(a, _)| a == id).map_or(0, |(_, o)| *o)))
+    }
+
+    fn statement_reader(
         &self,
         merchant_id: &str,
         (from, until): (Timestamp, Timestamp),
         kind: StatementKind,
         settled: bool,
-    ) -> Result<StatementReader, Error> {
+        opening: [i64; 3],
+    ) -> StatementReader {
         let currency = crate::CURRENCY;
         let acc = MerchantAccounts::of(merchant_id, currency);
         let mut totals = Totals::default();
-        if kind == StatementKind::Funds {
-            // Opening balances: each account now, less what the merchant's
-            // postings from the day's start on moved into it.
-            let ids = [
-                acc.pending.clone(),
-                acc.available.clone(),
-                acc.in_payout.clone(),
-            ];
-            let now = self.store.accounts(&ids).await?;
-            let moved = self
-                .store
-                .moved_since(
-                    merchant_id,
-                    from,
-                    [ids[0].as_str(), ids[1].as_str(), ids[2].as_str()],
-                )
-                .await?;
-            for (i, id) in ids.iter().enumerate() {
-                let balance = now
-                    .iter()
-                    .find(|a| &a.id == id)
-                    .map_or(0, |a| a.balance_minor);
-                let since = moved
-                    .iter()
-                    .find(|(a, _)| a == id.as_str())
-                    .map_or(0, |(_, m)| *m);
-                let opening = balance - since;
-                totals.accounts[i] = (opening, 0, 0, opening);
-            }
+        for (i, o) in opening.iter().enumerate() {
+            totals.accounts[i] = (*o, 0, 0, *o);
         }
-        Ok(StatementReader {
+        StatementReader {
             kind,
             page: StatementPage {
                 merchant_id: merchant_id.to_owned(),
@@ -215,7 +199,7 @@ impl<S: Store> Gateway<S> {
             currency,
             status: if settled { "final" } else { "provisional" },
             state: ReadState::Header(totals),
-        })
+        }
     }
 }
 

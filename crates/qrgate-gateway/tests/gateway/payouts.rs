@@ -3,7 +3,9 @@
 //! account or money; two at once make one. Both stores, books checked.
 
 use qrgate_core::day::BusinessDay;
-use qrgate_gateway::money::{SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS};
+use qrgate_gateway::money::{
+    SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS, SANDBOX_SILENT,
+};
 use qrgate_gateway::trail::By;
 
 use super::*;
@@ -177,3 +179,44 @@ on_both!(payouts_racing_each_other_pay_once, |w: World| async move {
     assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
     assert_books(&w).await;
 });
+
+on_both!(
+    a_bank_that_never_answers_never_fails_a_payout,
+    |w: World| async move {
+        let shop = settled_shop(&w, Some(SANDBOX_SILENT)).await;
+        let p = pay_out(&w, &shop).await.unwrap();
+        assert_eq!(
+            (p.status.as_str(), p.failure.as_deref()),
+            ("pending", Some("bank_timeout"))
+        );
+        // Asked again and again past the attempts a refusal gets: the bank may
+        // have paid, so the money stays on its way, never back to available.
+        for _ in 0..6 {
+            w.clock.advance_seconds(3600);
+            w.gw.payouts_step().await.unwrap();
+        }
+        let now = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+        assert_eq!(now.status, "pending");
+        assert!(now.attempts >= 6, "{now:?}");
+        assert_eq!(money(&w, &shop).await, ("0.00".into(), "99.40".into()));
+        assert_books(&w).await;
+    }
+);
+
+on_both!(
+    a_merchant_whose_payout_failed_is_left_out_of_the_daily_run,
+    |w: World| async move {
+        let shop = settled_shop(&w, Some(SANDBOX_REFUSES)).await;
+        let p = pay_out(&w, &shop).await.unwrap();
+        assert_eq!(p.status, "failed");
+        let made = w.gw.pay_out_all(By::Named("test")).await.unwrap();
+        assert!(
+            made.iter().all(|m| m.merchant_id != p.merchant_id),
+            "{made:?}"
+        );
+        assert_eq!(w.gw.list_payouts(&shop, None).await.unwrap().len(), 1);
+        // By hand, naming it, an operator can still try.
+        assert_eq!(pay_out(&w, &shop).await.unwrap().status, "failed");
+        assert_books(&w).await;
+    }
+);

@@ -152,5 +152,5 @@ pub(crate) use payments::*;
 pub(crate) use payouts::*;
 pub(crate) use settlement::*;
 pub use statements::{FundRow, StatementPage, TradeRow};
-pub(crate) use statements::{fund_rows, moved_since, trade_rows};
+pub(crate) use statements::{fund_rows, opening_balances, trade_rows};
 pub(crate) use webhooks::*;

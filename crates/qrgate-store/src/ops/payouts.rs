@@ -74,6 +74,30 @@ pub(crate) async fn payouts_due<C: Conn>(
     rows.iter().map(Payout::from_row).collect()
 }
 
+/// Claim a pending payout's next attempt (one node asks the bank at a
+/// time): move its next attempt to `until`, while it is still pending
+/// after `attempts` attempts and due at `now`.
+pub(crate) async fn claim_payout<C: Conn>(
+    c: &mut C,
+    id: &str,
+    attempts: i64,
+    (now, until): (Timestamp, Timestamp),
+) -> Result<bool, MovementError> {
+    let n = c
+        .exec(
+            "UPDATE payouts SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' \
+             AND attempts = $3 AND next_attempt_at <= $4",
+            &[
+                Arg::I64(until.unix_millis()),
+                Arg::Str(id),
+                Arg::I64(attempts),
+                Arg::I64(now.unix_millis()),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Apply a payout's step: `false` (nothing written) when it is no longer
 /// in `from` after `attempts_before` attempts.
 pub(crate) async fn change_payout<C: Conn>(

@@ -155,9 +155,11 @@ pub(crate) async fn fund_rows<C: Conn>(
         .collect()
 }
 
-/// What the merchant's postings dated from `since` on moved into each of
-/// `accounts`: a balance now less this is the balance at `since`.
-pub(crate) async fn moved_since<C: Conn>(
+/// Each of `accounts`' balance at `since`: its balance now less what the
+/// merchant's postings dated from `since` on moved into it, in one
+/// statement (one snapshot, so a movement committing meanwhile is in both
+/// figures or in neither).
+pub(crate) async fn opening_balances<C: Conn>(
     c: &mut C,
     merchant_id: &str,
     since: Timestamp,
@@ -165,10 +167,10 @@ pub(crate) async fn moved_since<C: Conn>(
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = c
         .rows(
-            "SELECT e.account_id, CAST(SUM(e.amount_minor) AS BIGINT) AS moved \
-             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
-             WHERE s.merchant_id = $1 AND s.created_at >= $2 AND e.account_id IN ($3, $4, $5) \
-             GROUP BY e.account_id",
+            "SELECT a.id AS account_id, CAST(a.balance_minor - COALESCE((SELECT SUM(e.amount_minor) \
+               FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+               WHERE s.merchant_id = $1 AND s.created_at >= $2 AND e.account_id = a.id), 0) AS BIGINT) AS opening \
+             FROM accounts a WHERE a.id IN ($3, $4, $5)",
             &[
                 Arg::Str(merchant_id),
                 Arg::I64(since.unix_millis()),
@@ -179,6 +181,6 @@ pub(crate) async fn moved_since<C: Conn>(
         )
         .await?;
     rows.iter()
-        .map(|r| Ok((r.str("account_id")?, r.i64("moved")?)))
+        .map(|r| Ok((r.str("account_id")?, r.i64("opening")?)))
         .collect()
 }
