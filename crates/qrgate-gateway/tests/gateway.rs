@@ -53,6 +53,23 @@ async fn key_of(gw: &Gateway<AnyStore>, role: Role, subject: &str) -> Principal 
     gw.authenticate(&k.secret).await.unwrap()
 }
 
+/// A regular restaurant in Shanghai named `name`, with the defaults.
+fn merchant_form(name: &str) -> NewMerchant {
+    NewMerchant {
+        name: name.into(),
+        city: "SHANGHAI".into(),
+        country: "CN".into(),
+        mcc: "5812".into(),
+        currency: "CNY".into(),
+        category: "regular".into(),
+        name_local: None,
+        owner_ref: None,
+        fee_rate_bps: None,
+        fee_minimum: None,
+        bank_account: None,
+    }
+}
+
 struct World {
     gw: Gateway<AnyStore>,
     sandbox: Arc<Sandbox>,
@@ -85,17 +102,8 @@ async fn world(store: AnyStore) -> World {
         .with_resolver(Arc::new(FakeResolver));
     let a = admin();
     let nm = |name: &str| NewMerchant {
-        name: name.into(),
-        city: "SHANGHAI".into(),
-        country: "CN".into(),
-        mcc: "5812".into(),
-        currency: "CNY".into(),
-        category: "regular".into(),
         name_local: Some("老街面馆".into()),
-        owner_ref: None,
-        fee_rate_bps: None,
-        fee_minimum: None,
-        bank_account: None,
+        ..merchant_form(name)
     };
     let m1 = gw
         .create_merchant(&a, nm("OLD STREET NOODLES"))

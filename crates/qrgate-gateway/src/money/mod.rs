@@ -29,6 +29,27 @@ use qrgate_core::{AccountId, Currency};
 /// Merchants read per page by a run over all of them (settlement, payouts).
 const MERCHANT_PAGE: i64 = 200;
 
+/// Every merchant's id, a page at a time, in id order (a run over all of
+/// them).
+#[derive(Default)]
+struct MerchantPages {
+    after: Option<String>,
+}
+
+impl MerchantPages {
+    /// The next page; empty at the end.
+    async fn next<S: qrgate_store::Store>(
+        &mut self,
+        store: &S,
+    ) -> Result<Vec<String>, crate::Error> {
+        let ids = store
+            .merchant_ids(self.after.as_deref(), MERCHANT_PAGE)
+            .await?;
+        self.after = ids.last().cloned().or(self.after.take());
+        Ok(ids)
+    }
+}
+
 /// The three accounts of a merchant's money in one currency.
 pub(crate) struct MerchantAccounts {
     pub(crate) pending: AccountId,

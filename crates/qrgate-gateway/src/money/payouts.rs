@@ -170,15 +170,12 @@ impl<S: Store> Gateway<S> {
     /// bank account does not take money.
     pub async fn pay_out_all(&self, by: By<'_>) -> Result<Vec<PayoutView>, Error> {
         let mut made = Vec::new();
-        let mut after: Option<String> = None;
+        let mut pages = super::MerchantPages::default();
         loop {
-            let ids = self
-                .store
-                .merchant_ids(after.as_deref(), super::MERCHANT_PAGE)
-                .await?;
-            let Some(last) = ids.last().cloned() else {
+            let ids = pages.next(&self.store).await?;
+            if ids.is_empty() {
                 return Ok(made);
-            };
+            }
             for id in ids {
                 let last = self.store.payouts_of(&id, 1).await?;
                 if last.first().is_some_and(|p| {
@@ -194,7 +191,6 @@ impl<S: Store> Gateway<S> {
                     }
                 }
             }
-            after = Some(last);
         }
     }
 

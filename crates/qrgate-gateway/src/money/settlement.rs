@@ -181,15 +181,12 @@ impl<S: Store> Gateway<S> {
             date: day.to_string(),
             ..SettlementRun::default()
         };
-        let mut after: Option<String> = None;
+        let mut pages = super::MerchantPages::default();
         loop {
-            let ids = self
-                .store
-                .merchant_ids(after.as_deref(), super::MERCHANT_PAGE)
-                .await?;
-            let Some(last) = ids.last().cloned() else {
+            let ids = pages.next(&self.store).await?;
+            if ids.is_empty() {
                 return Ok(run);
-            };
+            }
             for id in ids {
                 match self.settle_day(by, &id, day).await {
                     Ok((_, true)) => run.settled_now += 1,
@@ -198,7 +195,6 @@ impl<S: Store> Gateway<S> {
                     Err(e) => run.failed.push((id, format!("{}: {}", e.code, e.message))),
                 }
             }
-            after = Some(last);
         }
     }
 

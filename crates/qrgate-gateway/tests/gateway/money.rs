@@ -84,17 +84,11 @@ on_both!(
             w.gw.create_merchant(
                 &admin(),
                 NewMerchant {
-                    name: "KIOSK".into(),
-                    city: "SHANGHAI".into(),
-                    country: "CN".into(),
                     mcc: "5499".into(),
-                    currency: "CNY".into(),
                     category: "small_personal".into(),
-                    name_local: None,
                     owner_ref: Some("kyc-1".into()),
-                    fee_rate_bps: None,
                     fee_minimum: Some("0.10".into()),
-                    bank_account: None,
+                    ..merchant_form("KIOSK")
                 },
             )
             .await
@@ -133,17 +127,10 @@ on_both!(
                 w.gw.create_merchant(
                     &admin(),
                     NewMerchant {
-                        name: "BAD".into(),
-                        city: "SHANGHAI".into(),
-                        country: "CN".into(),
                         mcc: "5499".into(),
-                        currency: "CNY".into(),
-                        category: "regular".into(),
-                        name_local: None,
-                        owner_ref: None,
                         fee_rate_bps: rate,
                         fee_minimum: min.map(str::to_owned),
-                        bank_account: None,
+                        ..merchant_form("BAD")
                     },
                 )
                 .await

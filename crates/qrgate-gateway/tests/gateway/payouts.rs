@@ -17,17 +17,8 @@ async fn settled_shop(w: &World, account: Option<&str>) -> Principal {
         w.gw.create_merchant(
             &admin(),
             NewMerchant {
-                name: "PAYOUT SHOP".into(),
-                city: "SHANGHAI".into(),
-                country: "CN".into(),
-                mcc: "5812".into(),
-                currency: "CNY".into(),
-                category: "regular".into(),
-                name_local: None,
-                owner_ref: None,
-                fee_rate_bps: None,
-                fee_minimum: None,
                 bank_account: account.map(str::to_owned),
+                ..merchant_form("PAYOUT SHOP")
             },
         )
         .await
@@ -134,17 +125,8 @@ on_both!(
             w.gw.create_merchant(
                 &admin(),
                 NewMerchant {
-                    name: "BAD".into(),
-                    city: "SHANGHAI".into(),
-                    country: "CN".into(),
-                    mcc: "5812".into(),
-                    currency: "CNY".into(),
-                    category: "regular".into(),
-                    name_local: None,
-                    owner_ref: None,
-                    fee_rate_bps: None,
-                    fee_minimum: None,
                     bank_account: Some("6222-0000".into()),
+                    ..merchant_form("BAD")
                 },
             )
             .await

@@ -275,17 +275,8 @@ on_both!(
             w.gw.create_merchant(
                 &admin(),
                 NewMerchant {
-                    name: "TINY".into(),
-                    city: "SHANGHAI".into(),
-                    country: "CN".into(),
-                    mcc: "5812".into(),
-                    currency: "CNY".into(),
-                    category: "regular".into(),
-                    name_local: None,
-                    owner_ref: None,
-                    fee_rate_bps: None,
                     fee_minimum: Some("1.00".into()),
-                    bank_account: None,
+                    ..merchant_form("TINY")
                 },
             )
             .await
