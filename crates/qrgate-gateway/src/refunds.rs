@@ -350,47 +350,7 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("QG-CANCEL-WINDOW"));
         }
-        let funding = pay.details.funding_account.clone();
-        let mut after = pay.clone();
-        after.status = PaymentStatus::Canceled;
-        after.updated_at = now;
-        let view = PaymentView::of(&after, p.role);
-        let body = serde_json::to_string(&view).map_err(Error::internal)?;
-        let mut m = Movement::new(now);
-        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
-        // The whole fee comes back with the whole amount.
-        m.posting = Some(
-            Posting::lines(
-                format!("pst_cancel_{payment_id}"),
-                "reversal",
-                Some(payment_id),
-                pay.currency,
-                vec![
-                    (
-                        pay.details.settlement_account.clone(),
-                        -(pay.amount_minor - pay.fee_minor),
-                    ),
-                    (crate::fee_account(&pay.merchant_id), -pay.fee_minor),
-                    (funding, pay.amount_minor),
-                ],
-            )
-            .for_merchant(&pay.merchant_id),
-        );
-        m.guard_day(&pay.details.settlement_account);
-        m.payment = Some(crate::payment_move(
-            payment_id,
-            status,
-            PaymentStatus::Canceled,
-        )?);
-        let event_view = PaymentView::of(&after, Role::Merchant);
-        m.events
-            .push(self.outbox(&pay.merchant_id, Event::PaymentCanceled(&event_view))?);
-        m.audit = Some(trail::entry(
-            Action::PaymentCanceled,
-            payment_id,
-            p.into(),
-            json!({ "amount_minor": pay.amount_minor }),
-        ));
+        let (m, body) = self.cancel_movement(p, &pay, now, idem)?;
         // The read above is advice; the movement's own guards decide (the
         // payment still succeeded, nothing refunded meanwhile).
         let applied = self.store.apply(m).await.map_err(|e| match e {
@@ -412,6 +372,59 @@ impl<S: Store> Gateway<S> {
         )
         .await?;
         Ok(Reply::of(applied, Fresh::Done, body))
+    }
+
+    /// The one movement of a cancel: the whole amount back to the payment's
+    /// source, out of the merchant's pending account less the fee, which
+    /// comes back whole; the payment canceled, its event and audit row.
+    fn cancel_movement(
+        &self,
+        p: &Principal,
+        pay: &Payment,
+        now: qrgate_core::Timestamp,
+        idem: Option<Idem>,
+    ) -> Result<(Movement, String), Error> {
+        let payment_id = pay.id.as_str();
+        let mut after = pay.clone();
+        after.status = PaymentStatus::Canceled;
+        after.updated_at = now;
+        let view = PaymentView::of(&after, p.role);
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        let mut m = Movement::new(now);
+        m.idempotency = idem.map(|i| i.record(&Outcome::Done { view: &body }));
+        m.posting = Some(
+            Posting::lines(
+                format!("pst_cancel_{payment_id}"),
+                "reversal",
+                Some(payment_id),
+                pay.currency,
+                vec![
+                    (
+                        pay.details.settlement_account.clone(),
+                        -(pay.amount_minor - pay.fee_minor),
+                    ),
+                    (crate::fee_account(&pay.merchant_id), -pay.fee_minor),
+                    (pay.details.funding_account.clone(), pay.amount_minor),
+                ],
+            )
+            .for_merchant(&pay.merchant_id),
+        );
+        m.guard_day(&pay.details.settlement_account);
+        m.payment = Some(crate::payment_move(
+            payment_id,
+            pay.status,
+            PaymentStatus::Canceled,
+        )?);
+        let event_view = PaymentView::of(&after, Role::Merchant);
+        m.events
+            .push(self.outbox(&pay.merchant_id, Event::PaymentCanceled(&event_view))?);
+        m.audit = Some(trail::entry(
+            Action::PaymentCanceled,
+            payment_id,
+            p.into(),
+            json!({ "amount_minor": pay.amount_minor, "fee_minor": pay.fee_minor }),
+        ));
+        Ok((m, body))
     }
 
     /// After the ledger recorded a refund or cancel of a card payment, have

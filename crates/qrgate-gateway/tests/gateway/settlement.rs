@@ -92,6 +92,16 @@ on_both!(a_day_settles_once_when_it_is_over, |w: World| async move {
         ("0.00", "129.22", "0.00")
     );
     assert_eq!(balances(&w).await, ("9.94".into(), "129.22".into()));
+    // Its audit row says what it moved.
+    let rows = w.gw.store().audit_rows(0, 1000).await.unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.action == "settlement.closed")
+        .expect("a settlement.closed row");
+    assert_eq!(
+        (row.details["settled_minor"].as_i64(), row.details["by"].as_str()),
+        (Some(12_922), Some("test"))
+    );
 
     // Again: nothing changes.
     let (again, now) = settle(&w, "2026-11-25").await;

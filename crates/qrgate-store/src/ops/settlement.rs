@@ -239,8 +239,20 @@ pub(crate) async fn settle_day<C: Conn>(
         super::movement::post(c, &p, job.at.unix_millis()).await?;
     }
     insert_settlement(c, &s).await?;
-    let details = job.audit.details.to_string();
-    append_audit(c, &job.audit, &details, job.at.unix_millis()).await?;
+    // The audit row carries what the settlement moved and carried.
+    let mut audit = job.audit.clone();
+    if let serde_json::Value::Object(d) = &mut audit.details {
+        for (k, v) in [
+            ("net_minor", s.net_minor),
+            ("carried_in_minor", s.carried_in_minor),
+            ("settled_minor", s.settled_minor),
+            ("carried_out_minor", s.carried_out_minor),
+        ] {
+            d.insert(k.to_owned(), v.into());
+        }
+    }
+    let details = audit.details.to_string();
+    append_audit(c, &audit, &details, job.at.unix_millis()).await?;
     Ok(Settled::Now(s))
 }
 
