@@ -99,7 +99,10 @@ on_both!(a_day_settles_once_when_it_is_over, |w: World| async move {
         .find(|r| r.action == "settlement.closed")
         .expect("a settlement.closed row");
     assert_eq!(
-        (row.details["settled_minor"].as_i64(), row.details["by"].as_str()),
+        (
+            row.details["settled_minor"].as_i64(),
+            row.details["by"].as_str()
+        ),
         (Some(12_922), Some("test"))
     );
 
