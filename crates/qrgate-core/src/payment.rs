@@ -301,6 +301,10 @@ pub struct PaymentDetails {
     /// on payments made before fees: no fee.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_schedule: Option<crate::fee::FeeSchedule>,
+    /// The merchant's own notes on the payment (given with the charge, or
+    /// the order's, for a payment of an order).
+    #[serde(default, skip_serializing_if = "crate::Metadata::is_empty")]
+    pub metadata: crate::Metadata,
     /// 43: the institution compensates level-C balance-payment losses in full.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compensation_eligible: bool,

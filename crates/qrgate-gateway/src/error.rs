@@ -262,6 +262,12 @@ impl From<MovementError> for Error {
                 "duplicate_out_trade_no",
                 format!("out_trade_no {out_trade_no:?} was already used by this merchant"),
             ),
+            MovementError::DuplicateRefundNo { out_refund_no } => Error::new(
+                Kind::Conflict,
+                "duplicate_out_refund_no",
+                format!("out_refund_no {out_refund_no:?} was already used by this merchant"),
+            )
+            .with_rule("BCP-REFUND-IDEMPOTENT"),
             MovementError::RefundExceedsCaptured { id } => Error::new(Kind::Declined, "limit_exceeded", format!("refunds of {id} would exceed the captured amount"))
                 .with_rule("BCP-REFUND-CAP"),
             MovementError::RefundedMeanwhile { id, .. } => refund_contended(&id),

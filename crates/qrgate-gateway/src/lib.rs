@@ -22,7 +22,7 @@ use secrets::{Secrets, Strict, from_store_keys, gateway_secret, to_store_keys};
 pub mod otp;
 pub mod parties;
 mod pin;
-mod refunds;
+pub mod refunds;
 pub mod risk;
 mod rows;
 pub mod stepup;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_core::payment::{Check, Funding, NextAction};
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{Currency, Element, Money, Timestamp};
+use qrgate_core::{Currency, Element, Metadata, Money, Timestamp};
 use qrgate_store::{Merchant, Order, Payment, Refund};
 
 use crate::Role;
@@ -64,6 +64,11 @@ pub struct PaymentView {
     /// of it back, shown as its `fee_returned`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fee: Option<String>,
+    /// The merchant's own notes (up to 20 keys; see the README): for the
+    /// merchant, admins and auditors; never shown to the payer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub metadata: Option<Metadata>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -108,6 +113,7 @@ impl PaymentView {
             // waiting one costs nothing, a canceled one gave it back.
             fee: (audience != Role::Consumer && p.status == PaymentStatus::Succeeded)
                 .then(|| amount(p.fee_minor, currency)),
+            metadata: (audience != Role::Consumer).then(|| d.metadata.clone()),
             created_at: p.created_at.to_rfc3339(),
             updated_at: p.updated_at.to_rfc3339(),
         }
@@ -195,6 +201,11 @@ pub struct RefundView {
     /// fee this refund gave back to the merchant (QG-FEE-ROUNDING).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fee_returned: Option<String>,
+    /// The merchant's own notes (up to 20 keys; see the README): for the
+    /// merchant, admins and auditors; never shown to the payer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub metadata: Option<Metadata>,
     pub created_at: String,
 }
 
@@ -210,6 +221,7 @@ impl RefundView {
             out_refund_no: r.out_refund_no.clone(),
             destination: "original_funding_source".into(),
             fee_returned: Some(amount(r.fee_minor, r.currency)),
+            metadata: Some(r.metadata.clone()),
             created_at: r.created_at.to_rfc3339(),
         }
     }
@@ -219,6 +231,7 @@ impl RefundView {
     pub fn for_role(mut self, audience: Role) -> RefundView {
         if audience == Role::Consumer {
             self.fee_returned = None;
+            self.metadata = None;
         }
         self
     }
@@ -241,6 +254,11 @@ pub struct OrderView {
     pub payload: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
+    /// The merchant's own notes (up to 20 keys; see the README); the
+    /// payment of the order carries them too.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub metadata: Metadata,
     pub expires_at: String,
     pub created_at: String,
 }
@@ -258,6 +276,7 @@ impl OrderView {
             status: o.status.clone(),
             payload: o.payload.clone(),
             payment_id: o.payment_id.clone(),
+            metadata: o.metadata.clone(),
             expires_at: o.expires_at.to_rfc3339(),
             created_at: o.created_at.to_rfc3339(),
         }

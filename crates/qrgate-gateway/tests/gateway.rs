@@ -542,6 +542,8 @@ mod limits;
 mod lookups;
 #[path = "gateway/money.rs"]
 mod money;
+#[path = "gateway/notes.rs"]
+mod notes;
 #[path = "gateway/orders.rs"]
 mod orders;
 #[path = "gateway/payouts.rs"]

@@ -212,7 +212,7 @@ pub enum MovementError {
     RefundedMeanwhile { id: String, refunded_minor: i64 },
     #[error("refund would exceed the captured amount of payment {id}")]
     RefundExceedsCaptured { id: String },
-    #[error("out_refund_no {out_refund_no:?} is already used for this payment")]
+    #[error("out_refund_no {out_refund_no:?} is already used by this merchant")]
     DuplicateRefundNo { out_refund_no: String },
     #[error(transparent)]
     Store(#[from] StoreError),

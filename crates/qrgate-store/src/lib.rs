@@ -20,6 +20,7 @@ pub mod error;
 mod lite;
 mod migrate;
 pub mod model;
+mod money;
 mod one_statement;
 mod ops;
 mod postgres;
@@ -34,6 +35,7 @@ pub use audit::sha256_hex;
 pub use error::{CapUnit, MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
+pub use money::MoneyStore;
 pub use ops::{FundRow, StatementPage, TradeRow};
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
@@ -41,7 +43,7 @@ pub use sqlite::{GroupCommits, SqliteStore};
 use qrgate_core::{AccountId, CounterKey, Timestamp};
 
 /// Everything the payment flows persist.
-pub trait Store: Clone + Send + Sync + 'static {
+pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Apply a money movement atomically (see [`Movement`]).
@@ -77,6 +79,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         payment_id: &str,
     ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+    fn refund(&self, id: &str) -> impl Future<Output = Result<Option<Refund>, StoreError>> + Send;
+    /// A page of refunds, newest first, and whether there are more.
+    fn list_refunds(
+        &self,
+        q: RefundQuery,
+    ) -> impl Future<Output = Result<(Vec<Refund>, bool), StoreError>> + Send;
     /// (amount, uses) charged to a counter so far.
     fn counter(
         &self,
@@ -98,77 +106,6 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Settle one business day of one merchant (idempotent per merchant
-    /// and day; days in order).
-    fn settle_day(
-        &self,
-        job: SettleDay,
-    ) -> impl Future<Output = Result<Settled, MovementError>> + Send;
-    fn settlement(
-        &self,
-        merchant_id: &str,
-        business_date: &str,
-    ) -> impl Future<Output = Result<Option<Settlement>, StoreError>> + Send;
-    /// A merchant's settlements from one date to another (inclusive),
-    /// newest first.
-    fn settlements(
-        &self,
-        merchant_id: &str,
-        dates: (&str, &str),
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<Settlement>, StoreError>> + Send;
-    /// Merchant ids after `after`, in order (a page of them).
-    fn merchant_ids(
-        &self,
-        after: Option<&str>,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-    fn payout(&self, id: &str) -> impl Future<Output = Result<Option<Payout>, StoreError>> + Send;
-    /// A merchant's payouts, newest first.
-    fn payouts_of(
-        &self,
-        merchant_id: &str,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
-    /// Pending payouts due for an attempt, oldest due first.
-    fn payouts_due(
-        &self,
-        now: Timestamp,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
-    /// Claim a pending payout's attempt until `until` (`false`: another
-    /// node has it, or it moved on).
-    fn claim_payout(
-        &self,
-        id: &str,
-        attempts: i64,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// A payout's step after the bank answered (`false`: it moved on
-    /// meanwhile, nothing written).
-    fn change_payout(
-        &self,
-        change: PayoutChange,
-    ) -> impl Future<Output = Result<bool, MovementError>> + Send;
-    /// A page of a merchant's trade statement rows.
-    fn trade_rows(
-        &self,
-        q: &StatementPage,
-    ) -> impl Future<Output = Result<Vec<TradeRow>, StoreError>> + Send;
-    /// A page of a merchant's fund-flow statement rows.
-    fn fund_rows(
-        &self,
-        q: &StatementPage,
-    ) -> impl Future<Output = Result<Vec<FundRow>, StoreError>> + Send;
-    /// Each of a merchant's three accounts' balance at `since` (one
-    /// snapshot).
-    fn opening_balances(
-        &self,
-        merchant_id: &str,
-        since: Timestamp,
-        accounts: [&str; 3],
-    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
     /// A merchant's events, newest first.
     fn events_of(
         &self,
@@ -476,6 +413,15 @@ macro_rules! impl_store {
             async fn refunds(&self, payment_id: &str) -> Result<Vec<Refund>, StoreError> {
                 ops::refunds_of(&mut self.reader().await?, payment_id).await
             }
+            async fn refund(&self, id: &str) -> Result<Option<Refund>, StoreError> {
+                ops::refund(&mut self.reader().await?, id).await
+            }
+            async fn list_refunds(
+                &self,
+                q: RefundQuery,
+            ) -> Result<(Vec<Refund>, bool), StoreError> {
+                ops::list_refunds(&mut self.reader().await?, &q).await
+            }
             async fn counter(&self, key: &CounterKey) -> Result<(i64, i64), StoreError> {
                 ops::counter(&mut self.reader().await?, key.as_str()).await
             }
@@ -495,81 +441,6 @@ macro_rules! impl_store {
                 self.write(write::PurgeCodes(before))
                     .await
                     .map_err(store_err)
-            }
-            async fn settle_day(&self, job: SettleDay) -> Result<Settled, MovementError> {
-                self.write(write::Settle(job)).await
-            }
-            async fn settlement(
-                &self,
-                merchant_id: &str,
-                business_date: &str,
-            ) -> Result<Option<Settlement>, StoreError> {
-                ops::settlement(&mut self.reader().await?, merchant_id, business_date).await
-            }
-            async fn settlements(
-                &self,
-                merchant_id: &str,
-                dates: (&str, &str),
-                limit: i64,
-            ) -> Result<Vec<Settlement>, StoreError> {
-                ops::settlements(&mut self.reader().await?, merchant_id, dates, limit).await
-            }
-            async fn merchant_ids(
-                &self,
-                after: Option<&str>,
-                limit: i64,
-            ) -> Result<Vec<String>, StoreError> {
-                ops::merchant_ids(&mut self.reader().await?, after, limit).await
-            }
-            async fn payout(&self, id: &str) -> Result<Option<Payout>, StoreError> {
-                ops::payout(&mut self.reader().await?, id).await
-            }
-            async fn payouts_of(
-                &self,
-                merchant_id: &str,
-                limit: i64,
-            ) -> Result<Vec<Payout>, StoreError> {
-                ops::payouts_of(&mut self.reader().await?, merchant_id, limit).await
-            }
-            async fn payouts_due(
-                &self,
-                now: Timestamp,
-                limit: i64,
-            ) -> Result<Vec<Payout>, StoreError> {
-                ops::payouts_due(&mut self.reader().await?, now, limit).await
-            }
-            async fn claim_payout(
-                &self,
-                id: &str,
-                attempts: i64,
-                now: Timestamp,
-                until: Timestamp,
-            ) -> Result<bool, StoreError> {
-                self.write(write::ClaimPayout {
-                    id: id.to_owned(),
-                    attempts,
-                    now,
-                    until,
-                })
-                .await
-                .map_err(store_err)
-            }
-            async fn change_payout(&self, change: PayoutChange) -> Result<bool, MovementError> {
-                self.write(write::ChangePayout(change)).await
-            }
-            async fn trade_rows(&self, q: &StatementPage) -> Result<Vec<TradeRow>, StoreError> {
-                ops::trade_rows(&mut self.reader().await?, q).await
-            }
-            async fn fund_rows(&self, q: &StatementPage) -> Result<Vec<FundRow>, StoreError> {
-                ops::fund_rows(&mut self.reader().await?, q).await
-            }
-            async fn opening_balances(
-                &self,
-                merchant_id: &str,
-                since: Timestamp,
-                accounts: [&str; 3],
-            ) -> Result<Vec<(String, i64)>, StoreError> {
-                ops::opening_balances(&mut self.reader().await?, merchant_id, since, accounts).await
             }
             async fn events_of(&self, q: &EventQuery) -> Result<Vec<OutboxRow>, StoreError> {
                 ops::events_of(&mut self.reader().await?, q).await

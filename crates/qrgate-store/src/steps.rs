@@ -303,15 +303,17 @@ pub(crate) fn order<'a>(q: &mut impl Params<'a>, o: &'a OrderTransition, at: i64
 /// The refund's row, unless its number (or id) is taken.
 pub(crate) fn refund<'a>(q: &mut impl Params<'a>, r: &'a Refund) -> String {
     format!(
-        "INSERT INTO refunds (id, payment_id, amount_minor, currency, status, out_refund_no, fee_minor, created_at) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
+        "INSERT INTO refunds (id, payment_id, merchant_id, amount_minor, currency, status, out_refund_no, fee_minor, \
+         metadata, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
         q.p(Arg::Str(&r.id)),
         q.p(Arg::Str(&r.payment_id)),
+        q.p(Arg::Str(&r.merchant_id)),
         q.p(Arg::I64(r.amount_minor)),
         q.p(Arg::Str(r.currency.code())),
         q.p(Arg::Str(&r.status)),
         q.p(Arg::Str(&r.out_refund_no)),
         q.p(Arg::I64(r.fee_minor)),
+        q.p(Arg::OptStr(r.metadata.to_column())),
         q.p(Arg::I64(r.created_at.unix_millis())),
     )
 }

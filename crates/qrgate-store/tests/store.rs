@@ -382,11 +382,13 @@ fn refund(
     m.refund = Some(Refund {
         id: id.clone(),
         payment_id: payment_id.into(),
+        merchant_id: "mch_1".into(),
         amount_minor: amount,
         currency: Currency::CNY,
         status: "succeeded".into(),
         out_refund_no: refund_no.into(),
         fee_minor: 0,
+        metadata: Default::default(),
         created_at: t(3),
     });
     m.audit = Some(AuditEntry {

@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use qrgate_core::Timestamp;
 use qrgate_store::{EventQuery, OutboxRow, Store};
 
 use crate::{Error, Gateway, Principal};
@@ -76,16 +75,9 @@ impl<S: Store> Gateway<S> {
                 format!("limit must be 1 to {MAX_LIMIT}"),
             ));
         }
-        let time = |name: &str, v: &Option<String>| -> Result<Option<Timestamp>, Error> {
+        let time = |name: &str, v: &Option<String>| {
             v.as_deref()
-                .map(|s| {
-                    Timestamp::parse_rfc3339(s).ok_or_else(|| {
-                        Error::bad_request(
-                            "invalid_request",
-                            format!("{name} must be an RFC 3339 time, e.g. 2026-11-25T00:00:00Z"),
-                        )
-                    })
-                })
+                .map(|t| crate::payments::time_filter(name, t))
                 .transpose()
         };
         let before_seq = match &q.starting_after {

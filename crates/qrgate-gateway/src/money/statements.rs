@@ -203,8 +203,7 @@ impl<S: Store> Gateway<S> {
     }
 }
 
-const TRADES_HEADER: &str =
-    "time,type,id,payment_id,out_trade_no,out_refund_no,mode,status,amount,refund_amount,fee,net\n";
+const TRADES_HEADER: &str = "time,type,id,payment_id,out_trade_no,out_refund_no,mode,status,amount,refund_amount,fee,net,metadata\n";
 const FUNDS_HEADER: &str = "time,posting_id,kind,payment_id,account,amount,balance\n";
 
 impl StatementReader {
@@ -297,6 +296,15 @@ fn trade_line(r: &TradeRow, currency: Currency, t: &mut Totals) -> String {
         .as_ref()
         .map(|d| d.mode.as_str().to_owned())
         .unwrap_or_default();
+    // A refund's row shows the refund's notes; a payment's and a cancel's
+    // the payment's.
+    let metadata = match (&r.refund_metadata, &details) {
+        (Some(m), _) => m.clone(),
+        (None, Some(d)) if r.kind != "refund" => {
+            d.metadata.to_column().unwrap_or_default().to_owned()
+        }
+        _ => String::new(),
+    };
     // A payment of an order shows the order's number, as its view does.
     let number = r
         .out_trade_no
@@ -353,6 +361,7 @@ fn trade_line(r: &TradeRow, currency: Currency, t: &mut Totals) -> String {
         refund_cell,
         a(r.to_fees),
         a(r.to_pending),
+        text_cell(&metadata),
     ];
     line(&cells)
 }

@@ -25,6 +25,22 @@ impl<S: Store> Gateway<S> {
         out_trade_no: Option<String>,
         ttl_seconds: Option<i64>,
     ) -> Result<OrderView, Error> {
+        let none = qrgate_core::Metadata::default();
+        self.create_order_with_metadata(p, amount_str, reference, out_trade_no, ttl_seconds, &none)
+            .await
+    }
+
+    /// [`Self::create_order`], with the merchant's notes on the order (the
+    /// payment of it carries them too).
+    pub async fn create_order_with_metadata(
+        &self,
+        p: &Principal,
+        amount_str: &str,
+        reference: Option<String>,
+        out_trade_no: Option<String>,
+        ttl_seconds: Option<i64>,
+        metadata: &qrgate_core::Metadata,
+    ) -> Result<OrderView, Error> {
         let m = self.merchant_of(p).await?;
         let amount = Money::parse_amount(amount_str, crate::CURRENCY)?;
         let max_ttl = self.limits.order_ttl_seconds;
@@ -71,6 +87,7 @@ impl<S: Store> Gateway<S> {
             status: OrderStatus::Open.as_str().into(),
             payload,
             payment_id: None,
+            metadata: metadata.clone(),
             expires_at,
             created_at: now,
             updated_at: now,

@@ -1,8 +1,8 @@
 //! CPM: the merchant charges the payment code the consumer shows.
 
-use qrgate_core::Money;
 use qrgate_core::payment::Mode;
 use qrgate_core::risk;
+use qrgate_core::{Metadata, Money};
 use qrgate_store::*;
 
 use super::settle::Sale;
@@ -17,6 +17,27 @@ impl<S: Store> Gateway<S> {
         auth_code: &str,
         amount: &str,
         out_trade_no: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
+        self.charge_with_metadata(
+            p,
+            auth_code,
+            amount,
+            out_trade_no,
+            &Metadata::default(),
+            idem,
+        )
+        .await
+    }
+
+    /// [`Self::charge`], with the merchant's notes on the payment.
+    pub async fn charge_with_metadata(
+        &self,
+        p: &Principal,
+        auth_code: &str,
+        amount: &str,
+        out_trade_no: Option<String>,
+        metadata: &Metadata,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         let merchant_id = p.merchant()?.to_owned();
@@ -48,6 +69,7 @@ impl<S: Store> Gateway<S> {
             order: None,
             device: payer.device_id.as_deref(),
             static_code: None,
+            metadata: Some(metadata),
         };
         self.settle(p, sale, Some(burn), out_trade_no, idem).await
     }

@@ -139,7 +139,7 @@ fn checked_status(s: &str) -> Result<String, Error> {
 }
 
 /// A time filter is an RFC 3339 time.
-fn time_filter(field: &str, v: &str) -> Result<Timestamp, Error> {
+pub(crate) fn time_filter(field: &str, v: &str) -> Result<Timestamp, Error> {
     Timestamp::parse_rfc3339(v).ok_or_else(|| {
         Error::bad_request(
             "invalid_request",

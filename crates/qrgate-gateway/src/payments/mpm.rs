@@ -124,6 +124,7 @@ impl<S: Store> Gateway<S> {
             source: payer.source,
             order: None,
             device: None,
+            metadata: None,
             static_code: Some(&sc.id),
         };
         self.settle(payer.p, sale, None, None, idem).await
@@ -184,6 +185,7 @@ impl<S: Store> Gateway<S> {
             source: payer.source,
             order: Some(&order),
             device: None,
+            metadata: None,
             static_code: None,
         };
         self.settle(payer.p, sale, Some(burn), None, idem).await

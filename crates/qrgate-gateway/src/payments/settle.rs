@@ -45,6 +45,9 @@ pub(super) struct Sale<'a> {
     pub(super) device: Option<&'a str>,
     /// The static code scanned: the movement checks it is not revoked.
     pub(super) static_code: Option<&'a str>,
+    /// CPM: the merchant's notes given with the charge (a payment of an
+    /// order carries the order's).
+    pub(super) metadata: Option<&'a qrgate_core::Metadata>,
 }
 
 /// What follows a refused sale: a step-up offer (with the refusal it
@@ -249,6 +252,11 @@ impl<S: Store> Gateway<S> {
             funding: self.source_details(source),
             settlement_account: settlement_account(&merchant.id),
             fee_schedule: Some(merchant.fees).filter(|f| *f != FeeSchedule::NONE),
+            metadata: order
+                .map(|o| &o.metadata)
+                .or(sale.metadata)
+                .cloned()
+                .unwrap_or_default(),
             // 43: the institution compensates level-C balance-payment losses in full.
             compensation_eligible: level == RiskLevel::C && *source == Source::Wallet,
             risk_checks: Vec::new(),

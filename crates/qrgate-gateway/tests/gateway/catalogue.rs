@@ -212,7 +212,8 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "64",
             "input shape: out_trade_no / out_refund_no length",
         ),
-        ("refunds.rs", "1000", "milliseconds per second"),
+        ("mod.rs", "1000", "milliseconds per second"),
+        ("list.rs", "100", "page size of list queries"),
         ("lapse.rs", "200", "sweeper batch size"),
         (
             "lapse.rs",

@@ -130,32 +130,53 @@ async fn paid_iff(w: &World, paid: bool, wallet_before: i64, what: &str) {
     books_agree(w, what).await;
 }
 
+/// A refund number for one payment: a merchant's numbers are unique across
+/// its payments, and each trial races on a new payment.
+fn number(n: &str, pay: &str) -> String {
+    format!("{n}-{}", &pay[pay.len().saturating_sub(16)..])
+}
+
 fn cancel(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move { w.gw.cancel(&w.merchant, &pay, None).await })
 }
 fn refund_full_r1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
-    Box::pin(async move { w.gw.refund(&w.merchant, &pay, AMOUNT, "R1", None).await })
+    Box::pin(async move {
+        w.gw.refund(&w.merchant, &pay, AMOUNT, &number("R1", &pay), None)
+            .await
+    })
 }
 fn refund_full_r2(w: Arc<World>, pay: Arc<String>) -> OpFuture {
-    Box::pin(async move { w.gw.refund(&w.merchant, &pay, AMOUNT, "R2", None).await })
+    Box::pin(async move {
+        w.gw.refund(&w.merchant, &pay, AMOUNT, &number("R2", &pay), None)
+            .await
+    })
 }
 fn refund_part_p1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
-    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "0.80", "P1", None).await })
+    Box::pin(async move {
+        w.gw.refund(&w.merchant, &pay, "0.80", &number("P1", &pay), None)
+            .await
+    })
 }
 fn refund_part_p2(w: Arc<World>, pay: Arc<String>) -> OpFuture {
-    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "0.80", "P2", None).await })
+    Box::pin(async move {
+        w.gw.refund(&w.merchant, &pay, "0.80", &number("P2", &pay), None)
+            .await
+    })
 }
 /// The gateway refunding the whole payment on its own (a small disputed
 /// charge), under a number of its own.
 fn system_refund_s1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move {
         let amount = qrgate_core::Money::from_minor(AMOUNT_MINOR, qrgate_core::Currency::CNY);
-        w.gw.refund_by_rule("QG-TEST-RULE", &pay, amount, "S1")
+        w.gw.refund_by_rule("QG-TEST-RULE", &pay, amount, &number("S1", &pay))
             .await
     })
 }
 fn refund_over_p3(w: Arc<World>, pay: Arc<String>) -> OpFuture {
-    Box::pin(async move { w.gw.refund(&w.merchant, &pay, "1.50", "P3", None).await })
+    Box::pin(async move {
+        w.gw.refund(&w.merchant, &pay, "1.50", &number("P3", &pay), None)
+            .await
+    })
 }
 
 /// The refusals a loser of a payment race may get: a state conflict, or

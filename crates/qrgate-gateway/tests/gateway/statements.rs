@@ -81,7 +81,7 @@ on_both!(
         let lines: Vec<&str> = trades.lines().collect();
         assert_eq!(
             lines[0],
-            "time,type,id,payment_id,out_trade_no,out_refund_no,mode,status,amount,refund_amount,fee,net"
+            "time,type,id,payment_id,out_trade_no,out_refund_no,mode,status,amount,refund_amount,fee,net,metadata"
         );
         // Header, 6 rows (4 payments, a refund, a cancel), totals header and line.
         assert_eq!(lines.len(), 9, "{trades}");

@@ -108,6 +108,11 @@ pub struct ChargeRequest {
     pub currency: Option<SameCurrency>,
     /// The merchant's own order number, unique per merchant.
     pub out_trade_no: Option<String>,
+    /// Your own notes: up to 20 keys (1-40 of letters, digits, `_-.`), each
+    /// a text of up to 200 characters. Returned in views, webhooks and
+    /// the trade statement; never shown to the payer.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, example = json!({"till": "3"}))]
+    pub metadata: Option<qrgate_core::Metadata>,
 }
 
 /// `POST /v1/scans`: pay a scanned merchant code.
@@ -139,6 +144,11 @@ pub struct OrderRequest {
     pub out_trade_no: Option<String>,
     /// Seconds until the code expires (30 to QG-ORDER-TTL; default 900).
     pub expires_in: Option<i64>,
+    /// Your own notes: up to 20 keys (1-40 of letters, digits, `_-.`), each
+    /// a text of up to 200 characters. Returned in views, webhooks and
+    /// the trade statement; never shown to the payer.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, example = json!({"till": "3"}))]
+    pub metadata: Option<qrgate_core::Metadata>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -149,8 +159,14 @@ pub struct RefundRequest {
     #[schema(value_type = Option<String>)]
     #[allow(dead_code)] // checked as it is read: a body may name only our currency
     pub currency: Option<SameCurrency>,
-    /// Your refund number; a retry with the same number refunds once.
+    /// Your refund number, unique across your refunds; a retry with the
+    /// same number refunds once.
     pub out_refund_no: String,
+    /// Your own notes: up to 20 keys (1-40 of letters, digits, `_-.`), each
+    /// a text of up to 200 characters. Returned in views, webhooks and
+    /// the trade statement; never shown to the payer.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, example = json!({"till": "3"}))]
+    pub metadata: Option<qrgate_core::Metadata>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -94,7 +94,14 @@ pub(super) async fn create_order(
     ok(
         StatusCode::CREATED,
         &s.gw
-            .create_order(&p, &o.amount.0, o.reference, o.out_trade_no, o.expires_in)
+            .create_order_with_metadata(
+                &p,
+                &o.amount.0,
+                o.reference,
+                o.out_trade_no,
+                o.expires_in,
+                &o.metadata.unwrap_or_default(),
+            )
             .await?,
     )
 }

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use qrgate_gateway::Role;
 use qrgate_gateway::payments::ListQuery;
+use qrgate_gateway::refunds::RefundListQuery;
 
 use super::AppState;
 use super::body::{ChargeRequest, RefundRequest};
@@ -30,6 +31,28 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_payment))
         .routes(routes!(refund, list_refunds))
         .routes(routes!(cancel))
+        .routes(routes!(find_refunds))
+        .routes(routes!(get_refund))
+}
+
+/// A merchant's refunds across its payments: by its own refund number, by
+/// time.
+#[utoipa::path(get, path = "/v1/refunds", tag = "merchant", security(("bearer" = [])), params(RefundListQuery), responses((status = 200, body = qrgate_gateway::refunds::RefundPage), StdErrors))]
+pub(super) async fn find_refunds(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<RefundListQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.list_all_refunds(&p, q).await?)
+}
+
+#[utoipa::path(get, path = "/v1/refunds/{id}", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::views::RefundView), StdErrors))]
+pub(super) async fn get_refund(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.get_refund(&p, &id).await?)
 }
 
 /// CPM: charge the payment code the cashier scanned.
@@ -49,11 +72,12 @@ pub(super) async fn charge(
     // expired since the first try) looks for a stored answer, which wins.
     match s
         .gw
-        .charge(
+        .charge_with_metadata(
             &p,
             &v.auth_code,
             &v.amount.0,
             v.out_trade_no.clone(),
+            v.metadata.as_ref().unwrap_or(&Default::default()),
             Some(i.clone()),
         )
         .await
@@ -120,8 +144,10 @@ pub(super) async fn refund(
     body: StrictJson<RefundRequest>,
 ) -> ApiResult {
     let v = &body.value;
+    let none = Default::default();
+    let metadata = v.metadata.as_ref().unwrap_or(&none);
     once(&s, &p, &[Role::Merchant], &meta, &body.bytes, |i| {
-        s.gw.refund(&p, &id, &v.amount.0, &v.out_refund_no, Some(i))
+        s.gw.refund_with_metadata(&p, &id, &v.amount.0, &v.out_refund_no, metadata, Some(i))
     })
     .await
 }

@@ -374,6 +374,62 @@ async fn edges_that_must_not_fall_over() {
         (r.status, err(&r).0),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
+    // Metadata past its limits is refused whole, saying which limit.
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for (md, says) in [
+        (Value::Object(many), "at most 20 keys"),
+        (json!({ "a b": "x" }), "metadata key"),
+        (json!({ "k": "v".repeat(201) }), "at most 200 characters"),
+        (json!({ "k": 5 }), "string"),
+    ] {
+        let r = app
+            .call(
+                "POST",
+                &format!("/v1/payments/{id}/refunds"),
+                Some(&mk),
+                Some(json!({ "amount": "1.00", "out_refund_no": "RM", "metadata": md })),
+                &[("idempotency-key", &format!("md-{says}"))],
+            )
+            .await;
+        assert_eq!(
+            (r.status, err(&r).0),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{:?}",
+            r.json
+        );
+        let message = r.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/payments/{id}/refunds"),
+            Some(&mk),
+            Some(json!({ "amount": "1.00", "out_refund_no": "RM", "metadata": { "till": "3" } })),
+            &[("idempotency-key", "md-ok")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    assert_eq!(r.json["metadata"], json!({ "till": "3" }));
+    let found = app
+        .call("GET", "/v1/refunds?out_refund_no=RM", Some(&mk), None, &[])
+        .await;
+    assert_eq!(
+        found.json["data"][0]["id"], r.json["id"],
+        "{:?}",
+        found.json
+    );
+    let one = app
+        .call(
+            "GET",
+            &format!("/v1/refunds/{}", r.json["id"].as_str().unwrap()),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(one.json["out_refund_no"], "RM");
     // Methods nobody defined are counted as one label, not one each.
     for m in ["FOO", "BAR", "BAZ"] {
         let r = app.call(m, "/v1/payments", None, None, &[]).await;

@@ -79,12 +79,16 @@ impl PaymentWrite {
 pub struct Refund {
     pub id: String,
     pub payment_id: String,
+    /// The payment's merchant: `out_refund_no` is unique per merchant.
+    pub merchant_id: String,
     pub amount_minor: i64,
     pub currency: Currency,
     pub status: String,
     pub out_refund_no: String,
     /// The part of the payment's fee this refund gave back to the merchant.
     pub fee_minor: i64,
+    /// The merchant's own notes on the refund.
+    pub metadata: qrgate_core::Metadata,
     pub created_at: Timestamp,
 }
 
@@ -121,6 +125,8 @@ pub struct Order {
     pub status: String,
     pub payload: String,
     pub payment_id: Option<String>,
+    /// The merchant's own notes on the order (its payment carries them too).
+    pub metadata: qrgate_core::Metadata,
     pub expires_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -150,5 +156,20 @@ pub struct PaymentQuery {
     pub created_gte: Option<qrgate_core::Timestamp>,
     /// Made before this time.
     pub created_lt: Option<qrgate_core::Timestamp>,
+    pub limit: i64,
+}
+
+/// Which refunds to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefundQuery {
+    pub merchant_id: Option<String>,
+    /// The merchant's own number for the refund (unique per merchant).
+    pub out_refund_no: Option<String>,
+    /// Made at or after this time.
+    pub created_gte: Option<Timestamp>,
+    /// Made before this time.
+    pub created_lt: Option<Timestamp>,
+    /// Cursor: the id of the last refund of the previous page.
+    pub starting_after: Option<String>,
     pub limit: i64,
 }

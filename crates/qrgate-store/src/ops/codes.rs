@@ -74,6 +74,7 @@ impl FromRow for Order {
             status: r.str("status")?,
             payload: r.str("payload")?,
             payment_id: r.opt_str("payment_id")?,
+            metadata: metadata(r, "metadata")?,
             expires_at: ts(r, "expires_at")?,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,

@@ -41,7 +41,7 @@ macro_rules! static_code_select {
 macro_rules! order_select {
     () => {
         "SELECT id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, expires_at, \
-         created_at, updated_at FROM orders"
+         created_at, updated_at, metadata FROM orders"
     };
 }
 
@@ -99,6 +99,12 @@ pub(crate) fn json(text: &str) -> Result<serde_json::Value, StoreError> {
 /// A JSON column read as the type it holds.
 pub(crate) fn typed_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+/// A metadata column (JSON object text, NULL when there is none).
+pub(crate) fn metadata(r: &Row, col: &str) -> Result<qrgate_core::Metadata, StoreError> {
+    qrgate_core::Metadata::from_column(r.opt_str(col)?.as_deref())
+        .map_err(|e| StoreError::Corrupt(format!("stored {col}: {e}")))
 }
 
 /// A text column that names a value of a closed set (a status, a currency).

@@ -155,31 +155,100 @@ pub(crate) async fn payment<C: Conn>(c: &mut C, id: &str) -> Result<Option<Payme
     rows.first().map(Payment::from_row).transpose()
 }
 
+/// The columns of a refund, as [`Refund::from_row`] reads them.
+macro_rules! refund_select {
+    () => {
+        "SELECT r.id, r.payment_id, p.merchant_id, r.amount_minor, r.currency, r.status, \
+         r.out_refund_no, r.fee_minor, r.metadata, r.created_at FROM refunds r JOIN payments p ON p.id = r.payment_id"
+    };
+}
+
+impl FromRow for Refund {
+    fn from_row(r: &Row) -> Result<Refund, StoreError> {
+        Ok(Refund {
+            id: r.str("id")?,
+            payment_id: r.str("payment_id")?,
+            merchant_id: r.str("merchant_id")?,
+            amount_minor: r.i64("amount_minor")?,
+            currency: parsed(&r.str("currency")?, "currency")?,
+            status: r.str("status")?,
+            out_refund_no: r.str("out_refund_no")?,
+            fee_minor: r.i64("fee_minor")?,
+            metadata: metadata(r, "metadata")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
+}
+
 pub(crate) async fn refunds_of<C: Conn>(
     c: &mut C,
     payment_id: &str,
 ) -> Result<Vec<Refund>, StoreError> {
+    let sql = concat!(
+        refund_select!(),
+        " WHERE r.payment_id = $1 ORDER BY r.created_at, r.id"
+    );
+    let rows = c.rows(sql, &[Arg::Str(payment_id)]).await?;
+    rows.iter().map(Refund::from_row).collect()
+}
+
+/// One refund by its id.
+pub(crate) async fn refund<C: Conn>(c: &mut C, id: &str) -> Result<Option<Refund>, StoreError> {
+    let sql = concat!(refund_select!(), " WHERE r.id = $1");
+    let rows = c.rows(sql, &[Arg::Str(id)]).await?;
+    rows.first().map(Refund::from_row).transpose()
+}
+
+/// A page of refunds, newest first, as [`RefundQuery`] asks; and whether
+/// there are more. A merchant's refunds are one index range
+/// (`refunds_merchant_created`); a refund number is unique per merchant,
+/// except on refunds from before numbers were (`number_shared`), which are
+/// found through their payment only.
+pub(crate) async fn list_refunds<C: Conn>(
+    c: &mut C,
+    q: &RefundQuery,
+) -> Result<(Vec<Refund>, bool), StoreError> {
+    let limit = q.limit.clamp(1, 100);
+    let (after_ts, after_id) = match &q.starting_after {
+        Some(id) => match refund(c, id).await? {
+            Some(r) => (Some(r.created_at.unix_millis()), Some(r.id)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "starting_after: no refund {id}"
+                )));
+            }
+        },
+        None => (None, None),
+    };
+    let sql = concat!(
+        refund_select!(),
+        " WHERE ($1 IS NULL OR r.merchant_id = $1) \
+         AND ($2 IS NULL OR (r.out_refund_no = $2 AND NOT r.number_shared)) \
+         AND ($3 IS NULL OR r.created_at >= $3) AND ($4 IS NULL OR r.created_at < $4) \
+         AND ($5 IS NULL OR r.created_at < $5 OR (r.created_at = $5 AND r.id < $6)) \
+         ORDER BY r.created_at DESC, r.id DESC LIMIT $7"
+    );
     let rows = c
         .rows(
-            "SELECT id, payment_id, amount_minor, currency, status, out_refund_no, fee_minor, created_at FROM refunds \
-             WHERE payment_id = $1 ORDER BY created_at, id",
-            &[Arg::Str(payment_id)],
+            sql,
+            &[
+                Arg::OptStr(q.merchant_id.as_deref()),
+                Arg::OptStr(q.out_refund_no.as_deref()),
+                Arg::OptI64(q.created_gte.map(|t| t.unix_millis())),
+                Arg::OptI64(q.created_lt.map(|t| t.unix_millis())),
+                Arg::OptI64(after_ts),
+                Arg::OptStr(after_id.as_deref()),
+                Arg::I64(limit + 1),
+            ],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Refund {
-                id: r.str("id")?,
-                payment_id: r.str("payment_id")?,
-                amount_minor: r.i64("amount_minor")?,
-                currency: parsed(&r.str("currency")?, "currency")?,
-                status: r.str("status")?,
-                out_refund_no: r.str("out_refund_no")?,
-                fee_minor: r.i64("fee_minor")?,
-                created_at: ts(r, "created_at")?,
-            })
-        })
-        .collect()
+    let mut page = rows
+        .iter()
+        .map(Refund::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    Ok((page, more))
 }
 
 pub(crate) async fn purge_idempotency<C: Conn>(

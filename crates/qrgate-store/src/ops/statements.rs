@@ -26,6 +26,8 @@ pub struct TradeRow {
     pub details: Option<String>,
     pub refund_id: Option<String>,
     pub out_refund_no: Option<String>,
+    /// The refund's metadata (JSON text), on a refund's row.
+    pub refund_metadata: Option<String>,
 }
 
 /// One entry on one of a merchant's own accounts.
@@ -71,7 +73,7 @@ pub(crate) async fn trade_rows<C: Conn>(
             "SELECT s.id AS posting_id, s.kind, s.created_at, s.payment_id, \
                CAST(SUM(CASE WHEN e.account_id = $4 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_pending, \
                CAST(SUM(CASE WHEN e.account_id = $5 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_fees, \
-               p.out_trade_no, p.details, r.id AS refund_id, r.out_refund_no \
+               p.out_trade_no, p.details, r.id AS refund_id, r.out_refund_no, r.metadata AS refund_metadata \
              FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
              LEFT JOIN payments p ON p.id = s.payment_id \
              LEFT JOIN refunds r ON r.payment_id = s.payment_id AND s.kind = 'refund' AND s.id = 'pst_' || r.id \
@@ -105,6 +107,7 @@ pub(crate) async fn trade_rows<C: Conn>(
                 details: r.opt_str("details")?,
                 refund_id: r.opt_str("refund_id")?,
                 out_refund_no: r.opt_str("out_refund_no")?,
+                refund_metadata: r.opt_str("refund_metadata")?,
             })
         })
         .collect()

@@ -290,7 +290,8 @@ impl Table for Order {
     fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
         (
             "INSERT INTO orders (id, merchant_id, amount_minor, currency, reference, out_trade_no, status, payload, payment_id, \
-                 expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $10) ON CONFLICT DO NOTHING",
+                 expires_at, created_at, updated_at, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $10, $11) \
+                 ON CONFLICT DO NOTHING",
             vec![
                 Arg::Str(&self.id),
                 Arg::Str(&self.merchant_id),
@@ -302,6 +303,7 @@ impl Table for Order {
                 Arg::Str(&self.payload),
                 Arg::I64(self.expires_at.unix_millis()),
                 Arg::I64(self.created_at.unix_millis()),
+                Arg::OptStr(self.metadata.to_column()),
             ],
         )
     }

@@ -606,6 +606,7 @@ on_both!(
             status: "open".into(),
             payload: "000201".into(),
             payment_id: None,
+            metadata: Default::default(),
             expires_at: t(expires),
             created_at: t(1),
             updated_at: t(1),

@@ -3,10 +3,14 @@
 //! window). Each one's guards are in its movement: a refund needs the
 //! payment still succeeded, a cancel needs nothing refunded.
 
+mod list;
+
+pub use list::{RefundListQuery, RefundPage};
+
 use serde_json::json;
 
 use qrgate_core::state::PaymentStatus;
-use qrgate_core::{CounterKey, Money};
+use qrgate_core::{CounterKey, Metadata, Money};
 use qrgate_store::*;
 
 use crate::events::Event;
@@ -24,6 +28,21 @@ impl<S: Store> Gateway<S> {
         out_refund_no: &str,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
+        let none = Metadata::default();
+        self.refund_with_metadata(p, payment_id, amount, out_refund_no, &none, idem)
+            .await
+    }
+
+    /// [`Self::refund`], with the merchant's notes on the refund.
+    pub async fn refund_with_metadata(
+        &self,
+        p: &Principal,
+        payment_id: &str,
+        amount: &str,
+        out_refund_no: &str,
+        metadata: &Metadata,
+        idem: Option<Idem>,
+    ) -> Result<Reply, Error> {
         p.require(&[Role::Merchant])?;
         crate::check_merchant_number("out_refund_no", out_refund_no)?;
         if out_refund_no.starts_with(RULE_REFUND_PREFIX) {
@@ -36,8 +55,12 @@ impl<S: Store> Gateway<S> {
         }
         let amount = Money::parse_amount(amount, crate::CURRENCY)?;
         let pay = self.payment_for(p, payment_id).await?;
-        self.refund_payment(By::Key(p), &pay, amount, out_refund_no, idem)
-            .await
+        let ask = RefundAsk {
+            amount,
+            out_refund_no,
+            metadata,
+        };
+        self.refund_payment(By::Key(p), &pay, ask, idem).await
     }
 
     /// A refund the gateway starts on its own because `rule` says so (a
@@ -76,7 +99,12 @@ impl<S: Store> Gateway<S> {
                 ),
             ));
         }
-        self.refund_payment(By::Gateway(rule), &pay, amount, out_refund_no, None)
+        let ask = RefundAsk {
+            amount,
+            out_refund_no,
+            metadata: &Metadata::default(),
+        };
+        self.refund_payment(By::Gateway(rule), &pay, ask, None)
             .await
     }
 
@@ -86,10 +114,14 @@ impl<S: Store> Gateway<S> {
         &self,
         by: By<'_>,
         pay: &Payment,
-        amount: Money,
-        out_refund_no: &str,
+        ask: RefundAsk<'_>,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
+        let RefundAsk {
+            amount,
+            out_refund_no,
+            metadata,
+        } = ask;
         let payment_id = pay.id.as_str();
         if pay.status != PaymentStatus::Succeeded {
             return Err(not_refundable(payment_id, pay.status));
@@ -126,11 +158,13 @@ impl<S: Store> Gateway<S> {
             let refund = Refund {
                 id: id.clone(),
                 payment_id: payment_id.into(),
+                merchant_id: pay.merchant_id.clone(),
                 amount_minor: amount.minor(),
                 currency: pay.currency,
                 status: "succeeded".into(),
                 out_refund_no: out_refund_no.into(),
                 fee_minor: fee_given_back(&pay, amount),
+                metadata: metadata.clone(),
                 created_at: now,
             };
             let (m, body) = self.refund_movement(by, &pay, refund, idem.clone())?;
@@ -266,26 +300,52 @@ impl<S: Store> Gateway<S> {
         Ok((m, body))
     }
 
-    /// The answer to a refund whose number was used before on this
-    /// payment: the refund made then (after asking the processor again,
-    /// idempotent by refund key, in case the first call never got there),
-    /// or a conflict when it was for another amount. `None` when the number
-    /// is new.
+    /// The answer to a refund whose number the merchant used before: the
+    /// refund made then, when it was of this payment (after asking the
+    /// processor again, idempotent by refund key, in case the first call
+    /// never got there), or a conflict when it was of another payment or
+    /// for another amount. `None` when the number is new.
     async fn refund_made(
         &self,
         pay: &Payment,
         out_refund_no: &str,
         amount_minor: i64,
     ) -> Result<Option<Reply>, Error> {
-        let Some(r) = self
+        let (found, _) = self
             .store
-            .refunds(&pay.id)
-            .await?
-            .into_iter()
-            .find(|r| r.out_refund_no == out_refund_no)
-        else {
+            .list_refunds(RefundQuery {
+                merchant_id: Some(pay.merchant_id.clone()),
+                out_refund_no: Some(out_refund_no.to_owned()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        // Refunds from before numbers were unique per merchant are found
+        // through their payment.
+        let r = match found.into_iter().next() {
+            Some(r) => Some(r),
+            None => self
+                .store
+                .refunds(&pay.id)
+                .await?
+                .into_iter()
+                .find(|r| r.out_refund_no == out_refund_no),
+        };
+        let Some(r) = r else {
             return Ok(None);
         };
+        if r.payment_id != pay.id {
+            return Err(Error::new(
+                Kind::Conflict,
+                "duplicate_out_refund_no",
+                format!(
+                    "out_refund_no {out_refund_no:?} is already the number of refund {} of payment {}; \
+                     a merchant's refund numbers are unique across its payments",
+                    r.id, r.payment_id
+                ),
+            )
+            .with_rule("BCP-REFUND-IDEMPOTENT"));
+        }
         if r.amount_minor != amount_minor {
             return Err(Error::new(
                 Kind::Conflict,
@@ -448,6 +508,13 @@ impl<S: Store> Gateway<S> {
                 ..e
             })
     }
+}
+
+/// What a refund asks for: how much, under which number, with which notes.
+struct RefundAsk<'a> {
+    amount: Money,
+    out_refund_no: &'a str,
+    metadata: &'a Metadata,
 }
 
 /// How many times a refund is tried while other refunds of the same
