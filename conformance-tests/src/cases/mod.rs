@@ -536,6 +536,13 @@ pub fn all() -> Vec<Case> {
             statements
         ),
         case!(
+            "QGC-RECONCILIATION",
+            "QG-RECONCILIATION",
+            Must,
+            "card payments, a refund and a cancel made through the API match the processor's settlement file",
+            reconciliation
+        ),
+        case!(
             "QGC-LEDGER-BALANCED",
             "QG-LEDGER-BALANCED",
             Must,

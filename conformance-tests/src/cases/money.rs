@@ -656,3 +656,70 @@ fn check_digest(r: &crate::client::Resp) -> Outcome {
     let got = r.header("repr-digest").unwrap_or_default();
     check(got == want, want.clone(), got.to_owned())
 }
+
+/// QG-RECONCILIATION: card payments, a refund and a cancel made through
+/// the API appear in the day's reconciliation of the processor's file
+/// against the ledger, none of them in a finding.
+pub(super) async fn reconciliation(c: &mut Ctx) -> Outcome {
+    let (_, mk) = c.merchant_with(json!({})).await?;
+    let (_, ck) = c.customer("1.00", "II").await?;
+    let card = super::levels::link_card(c, &ck, "4242424242424242").await?;
+    let mut paid = Vec::new();
+    for amount in ["31.00", "12.00"] {
+        let p = super::levels::pay_order_from(c, &mk, &ck, amount, &card).await?;
+        expect(&p, 201, None)?;
+        paid.push(field(&p, "id")?.to_owned());
+    }
+    let r = c
+        .post_money(
+            &format!("/v1/payments/{}/refunds", paid[0]),
+            &mk,
+            json!({ "amount": "1.00", "out_refund_no": "RC1" }),
+        )
+        .await?;
+    expect(&r, 201, None)?;
+    let cancel = c
+        .post_money(&format!("/v1/payments/{}/cancel", paid[1]), &mk, json!({}))
+        .await?;
+    expect(&cancel, 200, None)?;
+    let at = qrgate_core::Timestamp::parse_rfc3339(field(&r, "created_at")?)
+        .ok_or_else(|| fail("an RFC 3339 created_at", summary(&r)))?;
+    let offset = i32::try_from(rule_value(c, "BCP-LIMIT-SCOPE").await?)
+        .map_err(|_| fail("a zone offset in minutes", "out of range"))?;
+    let day = qrgate_core::day::BusinessDay::of(at, offset);
+    let report = c
+        .as_admin("GET", &format!("/v1/reconciliation/{day}"), None)
+        .await?;
+    expect(&report, 200, None)?;
+    let findings: Vec<String> = [
+        "missing_in_processor",
+        "missing_in_ledger",
+        "amount_mismatches",
+        "status_mismatches",
+    ]
+    .iter()
+    .flat_map(|k| {
+        report.json[*k]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f["reference"].as_str().unwrap_or_default().to_owned())
+    })
+    .collect();
+    let ours: Vec<&String> = findings
+        .iter()
+        .filter(|f| paid.iter().any(|p| f.starts_with(p.as_str())))
+        .collect();
+    check(
+        ours.is_empty(),
+        "no finding names this case's card payments, refund or cancel",
+        format!("{ours:?}"),
+    )?;
+    let matched = report.json["matched"].as_u64().unwrap_or_default();
+    check(
+        matched >= 4,
+        "at least the 2 captures, the refund and the cancel matched",
+        format!("matched {matched}"),
+    )
+}

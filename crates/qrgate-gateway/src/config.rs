@@ -166,6 +166,11 @@ pub struct Config {
     /// header is ignored and the connection's peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Where the sandbox card processor keeps its journal (the records of
+    /// its daily settlement files), so `qrgate reconcile` and a restarted
+    /// gateway read the same files. None: in memory only.
+    #[serde(default)]
+    pub sandbox_journal_dir: Option<std::path::PathBuf>,
     /// The master key (and older ones, for a rotation) that seals secrets
     /// at rest. Given by the embedding program (`serve` reads a key file or
     /// the environment), never by the TOML file.
@@ -198,6 +203,7 @@ impl Default for Config {
             allow_internal_webhooks: false,
             allow_local_http_webhooks: false,
             trusted_proxies: Vec::new(),
+            sandbox_journal_dir: None,
             sealer: None,
         }
     }

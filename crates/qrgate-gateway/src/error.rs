@@ -429,6 +429,14 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "a trusted_proxies entry is not an address block (10.0.0.0/8, fd00::/8, 127.0.0.1)",
     ),
     (
+        "config_sandbox_journal_dir",
+        "the sandbox processor's journal directory cannot be created or written",
+    ),
+    (
+        "settlement_file_invalid",
+        "the processor's settlement file is malformed, cut short or altered (the line is named); nothing was reconciled",
+    ),
+    (
         "key_recently_rotated",
         "the key stopped signing seconds ago; retry its retirement when every node has reloaded",
     ),

@@ -248,6 +248,17 @@ impl<S: Store> Gateway<S> {
         let handle_key = qrgate_codes::handle::HandleKey::new(&handle_key)
             .map_err(Error::internal)?
             .into();
+        // The sandbox processor stamps its settlement records with the
+        // gateway's clock, so its days are the gateway's.
+        let mut sandbox = Sandbox::default().with_clock(clock.clone());
+        if let Some(dir) = &config.sandbox_journal_dir {
+            sandbox = sandbox.with_journal_dir(dir).map_err(|e| {
+                Error::bad_request(
+                    "config_sandbox_journal_dir",
+                    format!("sandbox_journal_dir {}: {e}", dir.display()),
+                )
+            })?;
+        }
         Ok((
             Gateway {
                 store,
@@ -261,7 +272,7 @@ impl<S: Store> Gateway<S> {
                 rows: rows::Rows::default(),
                 keys: fresh::Keys::default(),
                 blocks: fresh::Blocks::default(),
-                processor: Arc::new(Sandbox::default()),
+                processor: Arc::new(sandbox),
                 bank: Arc::new(qrgate_processor::bank::SandboxBank::new()),
                 resolver: Arc::new(webhooks::SystemResolver),
                 rate: limiter::RateLimits::default(),

@@ -95,8 +95,11 @@ async fn world(store: AnyStore) -> World {
         ..Config::default()
     };
     let (gw, _) = Gateway::start(store, clock.clone(), config).await.unwrap();
-    let sandbox =
-        Arc::new(Sandbox::new(Duration::from_millis(20)).with_hang(Duration::from_secs(5)));
+    let sandbox = Arc::new(
+        Sandbox::new(Duration::from_millis(20))
+            .with_hang(Duration::from_secs(5))
+            .with_clock(clock.clone()),
+    );
     let gw = gw
         .with_processor(sandbox.clone())
         .with_resolver(Arc::new(FakeResolver));
@@ -550,6 +553,8 @@ mod orders;
 mod payouts;
 #[path = "gateway/races.rs"]
 mod races;
+#[path = "gateway/reconcile.rs"]
+mod reconcile;
 #[path = "gateway/refunds.rs"]
 mod refunds;
 #[path = "gateway/risk.rs"]

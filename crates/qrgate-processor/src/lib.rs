@@ -18,15 +18,20 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use qrgate_core::{Clock, Currency, Money, SystemClock, Timestamp};
 use ring::rand::{SecureRandom, SystemRandom};
 
 pub mod bank;
 mod card;
+pub mod settlement;
 pub use card::{CardError, brand_of, check_number};
+use settlement::{RecordKind, RecordStatus, SettlementRecord};
 
 /// A boxed future, so the trait stays object safe (`Arc<dyn Processor>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -162,6 +167,15 @@ pub trait Processor: Send + Sync {
         refund_id: &'a str,
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), ProcessorError>>;
+
+    /// The processor's settlement file for the day `[from, until)`: every
+    /// capture, refund and reversal it settled then
+    /// ([`settlement`] has the format).
+    fn settlement_file<'a>(
+        &'a self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> BoxFuture<'a, Result<String, ProcessorError>>;
 }
 
 /// How a sandbox test card behaves.
@@ -279,9 +293,15 @@ pub struct SandboxAuth {
 }
 
 /// A deterministic processor that lives in the gateway's process. Its
-/// memory of authorizations is lost on restart (it is a sandbox).
+/// memory of authorizations is lost on restart (it is a sandbox); its
+/// journal of what it settled (the body of its settlement files) is kept
+/// in a file when it is given a directory, so `qrgate reconcile` in
+/// another process, or after a restart, reads the same records.
 pub struct Sandbox {
     auths: Mutex<HashMap<String, SandboxAuth>>,
+    journal: Mutex<Vec<SettlementRecord>>,
+    journal_file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
     rng: SystemRandom,
     /// How long `ApproveAfterDelay` cards take.
     pub delay: Duration,
@@ -299,6 +319,9 @@ impl Sandbox {
     pub fn new(delay: Duration) -> Sandbox {
         Sandbox {
             auths: Mutex::new(HashMap::new()),
+            journal: Mutex::new(Vec::new()),
+            journal_file: None,
+            clock: Arc::new(SystemClock),
             rng: SystemRandom::new(),
             delay,
             hang: Duration::from_secs(3600),
@@ -309,6 +332,80 @@ impl Sandbox {
     pub fn with_hang(mut self, hang: Duration) -> Sandbox {
         self.hang = hang;
         self
+    }
+
+    /// Stamp the records of the settlement files with this clock's time
+    /// (the gateway's, so its business days and the files' agree).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Sandbox {
+        self.clock = clock;
+        self
+    }
+
+    /// Keep the journal in `dir/sandbox-settlement.csv` (created if
+    /// missing; appended to, one record a line).
+    pub fn with_journal_dir(mut self, dir: impl Into<PathBuf>) -> std::io::Result<Sandbox> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        self.journal_file = Some(dir.join(JOURNAL_FILE));
+        Ok(self)
+    }
+
+    /// Write one settled record to the journal.
+    fn settled(&self, kind: RecordKind, reference: &str, authorization: &str, amount_minor: i64) {
+        let record = SettlementRecord {
+            kind,
+            reference: reference.to_owned(),
+            authorization: authorization.to_owned(),
+            amount: Money::from_minor(amount_minor, Currency::CNY),
+            status: RecordStatus::Settled,
+            at: self.clock.now(),
+        };
+        if let Some(path) = &self.journal_file {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{record}"));
+            if let Err(e) = written {
+                tracing::error!(error = %e, path = %path.display(), "the sandbox could not write its journal");
+            }
+        }
+        self.journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(record);
+    }
+
+    /// The records settled in `[from, until)`, from the journal file when
+    /// there is one (every process's), else from memory.
+    fn records(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<SettlementRecord>, ProcessorError> {
+        let all = match &self.journal_file {
+            Some(path) => {
+                let text = match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(ProcessorError::Unavailable(format!("journal: {e}"))),
+                };
+                text.lines()
+                    .enumerate()
+                    .map(|(i, l)| settlement::parse_record(i + 1, l))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ProcessorError::Unavailable(format!("journal: {e}")))?
+            }
+            None => self
+                .journal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|r| r.at >= from && r.at < until)
+            .collect())
     }
 
     /// What the sandbox knows about a request id (for tests and audits).
@@ -349,20 +446,29 @@ impl Sandbox {
         hangs: bool,
     ) -> Option<Outcome> {
         let mut auths = self.lock();
-        let entry = auths
-            .entry(request_id.to_owned())
-            .or_insert_with(|| SandboxAuth {
+        let mut captured = false;
+        let entry = auths.entry(request_id.to_owned()).or_insert_with(|| {
+            captured = matches!(outcome, Some(Outcome::Approved { .. }));
+            SandboxAuth {
                 outcome: outcome.clone(),
                 amount_minor: amount,
                 reversed: false,
                 refunded_minor: 0,
                 refund_ids: Vec::new(),
                 hangs,
-            });
+            }
+        });
         if entry.reversed {
             return Some(Outcome::Declined(DeclineReason::Reversed));
         }
-        entry.outcome.clone()
+        let answer = entry.outcome.clone();
+        drop(auths);
+        // An approval is final here (no separate capture call): it
+        // settles the day it is given.
+        if captured {
+            self.settled(RecordKind::Capture, request_id, request_id, amount);
+        }
+        answer
     }
 }
 
@@ -471,7 +577,17 @@ impl Processor for Sandbox {
                     refund_ids: Vec::new(),
                     hangs: false,
                 });
+            // Reversing an approval gives back what is left of it, once;
+            // reversing what was never approved moves nothing.
+            let gives_back = (!entry.reversed
+                && matches!(entry.outcome, Some(Outcome::Approved { .. })))
+            .then_some(entry.amount_minor - entry.refunded_minor)
+            .filter(|m| *m > 0);
             entry.reversed = true;
+            drop(auths);
+            if let Some(amount) = gives_back {
+                self.settled(RecordKind::Reversal, request_id, request_id, amount);
+            }
             Ok(())
         })
     }
@@ -501,10 +617,23 @@ impl Processor for Sandbox {
             }
             a.refunded_minor += amount_minor;
             a.refund_ids.push(refund_id.to_owned());
+            drop(auths);
+            self.settled(RecordKind::Refund, refund_id, request_id, amount_minor);
             Ok(())
         })
     }
+
+    fn settlement_file<'a>(
+        &'a self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> BoxFuture<'a, Result<String, ProcessorError>> {
+        Box::pin(async move { Ok(settlement::render(&self.records(from, until)?)) })
+    }
 }
+
+/// The sandbox's journal file in its directory.
+pub const JOURNAL_FILE: &str = "sandbox-settlement.csv";
 
 #[cfg(test)]
 mod tests {
@@ -615,6 +744,57 @@ mod tests {
             Outcome::Declined(DeclineReason::Reversed)
         );
         assert_eq!(s.query("pay_never").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_settlement_file_has_what_was_settled_once_each() {
+        let clock = Arc::new(qrgate_core::ManualClock::new(Timestamp::from_unix_millis(
+            1_796_000_000_000,
+        )));
+        let dir = std::env::temp_dir().join(format!(
+            "qrgate-sbx-{}-{}",
+            std::process::id(),
+            clock.now().unix_millis()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Sandbox::default()
+            .with_clock(clock.clone())
+            .with_journal_dir(&dir)
+            .unwrap();
+        let ok = token(&s, "4242424242424242").await;
+        s.authorize(req("pay_a", &ok.token)).await.unwrap();
+        s.authorize(req("pay_a", &ok.token)).await.unwrap();
+        s.refund("pay_a", "pay_a:R1", 300).await.unwrap();
+        s.refund("pay_a", "pay_a:R1", 300).await.unwrap();
+        s.authorize(req("pay_b", &ok.token)).await.unwrap();
+        s.reverse("pay_b").await.unwrap();
+        s.reverse("pay_b").await.unwrap();
+        s.reverse("pay_never").await.unwrap();
+        let nf = token(&s, "4000000000009995").await;
+        s.authorize(req("pay_c", &nf.token)).await.unwrap();
+        clock.advance_seconds(86_400);
+        s.authorize(req("pay_d", &ok.token)).await.unwrap();
+        let day = Timestamp::from_unix_millis(1_796_000_000_000);
+        let end = day.checked_add_seconds(3600).unwrap();
+        let text = s.settlement_file(day, end).await.unwrap();
+        let records = settlement::parse(&text).unwrap();
+        let kinds: Vec<_> = records
+            .iter()
+            .map(|r| (r.kind.as_str(), r.reference.as_str(), r.amount.minor()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("capture", "pay_a", 1000),
+                ("refund", "pay_a:R1", 300),
+                ("capture", "pay_b", 1000),
+                ("reversal", "pay_b", 1000),
+            ]
+        );
+        // Another process reading the same directory sees the same file.
+        let other = Sandbox::default().with_journal_dir(&dir).unwrap();
+        assert_eq!(other.settlement_file(day, end).await.unwrap(), text);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

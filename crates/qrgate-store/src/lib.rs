@@ -36,7 +36,7 @@ pub use error::{CapUnit, MovementError, StoreError};
 pub use migrate::MigrationReport;
 pub use model::*;
 pub use money::MoneyStore;
-pub use ops::{FundRow, StatementPage, TradeRow};
+pub use ops::{CardMovement, CardMovementPage, FundRow, StatementPage, TradeRow};
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
 

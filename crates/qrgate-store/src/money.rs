@@ -8,7 +8,7 @@ use std::future::Future;
 
 use qrgate_core::Timestamp;
 
-use crate::ops::{FundRow, StatementPage, TradeRow};
+use crate::ops::{CardMovement, CardMovementPage, FundRow, StatementPage, TradeRow};
 use crate::{MovementError, StoreError, model::*};
 
 /// What merchant money persists and reads.
@@ -84,6 +84,12 @@ pub trait MoneyStore: Send + Sync {
         since: Timestamp,
         accounts: [&str; 3],
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+    /// A page of a day's postings that move a card processor's clearing
+    /// account (reconciliation's ledger side).
+    fn card_movements(
+        &self,
+        q: &CardMovementPage,
+    ) -> impl Future<Output = Result<Vec<CardMovement>, StoreError>> + Send;
 }
 
 macro_rules! impl_money_store {
@@ -163,6 +169,12 @@ macro_rules! impl_money_store {
                 accounts: [&str; 3],
             ) -> Result<Vec<(String, i64)>, StoreError> {
                 ops::opening_balances(&mut self.reader().await?, merchant_id, since, accounts).await
+            }
+            async fn card_movements(
+                &self,
+                q: &CardMovementPage,
+            ) -> Result<Vec<CardMovement>, StoreError> {
+                ops::card_movements(&mut self.reader().await?, q).await
             }
         }
     };

@@ -12,6 +12,7 @@
 mod balance;
 mod events;
 mod payouts;
+mod reconcile;
 mod settlement;
 mod statements;
 
@@ -21,6 +22,7 @@ pub use payouts::PayoutView;
 pub use qrgate_processor::bank::{
     SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS, SANDBOX_SILENT,
 };
+pub use reconcile::{Finding, Reconciliation};
 pub use settlement::{CountAmount, SettlementRun, SettlementView};
 pub use statements::{Statement, StatementKind, StatementReader};
 

@@ -425,7 +425,7 @@ impl<S: Store> Gateway<S> {
         // Recorded (now or by the first try): return the money to the card.
         self.card_refund_or_retry(
             &pay,
-            &format!("{payment_id}:cancel"),
+            &cancel_key(payment_id),
             pay.amount_minor,
             "the cancel",
             "call cancel again",
@@ -537,7 +537,14 @@ fn fee_given_back(pay: &Payment, amount: Money) -> i64 {
 pub const RULE_REFUND_PREFIX: &str = "qg_";
 
 /// The processor's idempotency key of a refund: one per refund number.
-fn refund_key(payment_id: &str, out_refund_no: &str) -> String {
+/// The processor's idempotency key of a cancel: a refund of the whole
+/// amount (a merchant's refund of the payment and its cancel exclude each
+/// other, so the number never meets a refund's).
+pub(crate) fn cancel_key(payment_id: &str) -> String {
+    format!("{payment_id}:cancel")
+}
+
+pub(crate) fn refund_key(payment_id: &str, out_refund_no: &str) -> String {
     format!("{payment_id}:{out_refund_no}")
 }
 

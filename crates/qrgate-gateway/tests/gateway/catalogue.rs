@@ -147,6 +147,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ("payouts.rs", "1000", "milliseconds per second"),
         ("statements.rs", "2000", "statement rows read per page"),
         (
+            "reconcile.rs",
+            "2000",
+            "ledger rows read per page (reconciliation)",
+        ),
+        (
             "events.rs",
             "100",
             "most events one page of GET /v1/events holds",

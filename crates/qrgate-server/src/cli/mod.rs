@@ -33,6 +33,10 @@ enum Command {
     /// what the gateway's job does the morning after. Running it again
     /// changes nothing.
     Settle(serve::SettleArgs),
+    /// Match the card processor's settlement file for a business day
+    /// against the ledger: matched, missing on either side, amount and
+    /// status mismatches (exit 1 when they do not agree).
+    Reconcile(serve::ReconcileArgs),
     /// The master key that seals secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -117,6 +121,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::List(s)) => {
             finish(runtime().and_then(|rt| rt.block_on(serve::keys_list(s))))
         }
+        Command::Reconcile(a) => match runtime().and_then(|rt| rt.block_on(serve::reconcile(a))) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Audit(AuditCommand::Verify(s)) => {
             match runtime().and_then(|rt| rt.block_on(serve::audit_verify(s))) {
                 Ok(true) => ExitCode::SUCCESS,

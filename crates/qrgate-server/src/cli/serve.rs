@@ -129,13 +129,24 @@ pub fn init_logging(format: &str) {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    let Some(path) = path else {
-        return Ok(Config::default());
+    let mut config: Config = match path {
+        None => Config::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    // The sandbox processor's settlement files outlive the process, so
+    // `qrgate reconcile` run from the same directory reads them.
+    if config.sandbox_journal_dir.is_none() {
+        config.sandbox_journal_dir = Some(PathBuf::from(DEFAULT_SANDBOX_DIR));
+    }
+    Ok(config)
 }
+
+/// Where the sandbox processor keeps its journal unless configured.
+const DEFAULT_SANDBOX_DIR: &str = "qrgate-sandbox";
 
 pub async fn open(store: &StoreArgs, mut config: Config) -> Result<Gateway<AnyStore>, String> {
     if config.sealer.is_none() {
@@ -545,6 +556,45 @@ pub async fn settle(args: SettleArgs) -> Result<(), String> {
             run.failed.len()
         ))
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The business day, YYYY-MM-DD (in the zone of the limits).
+    #[arg(long)]
+    pub date: String,
+    /// The processor's settlement file for the day, as delivered (default:
+    /// ask the configured processor; the sandbox's journal is in
+    /// `sandbox_journal_dir`, ./qrgate-sandbox unless configured).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// The deployment's TOML config.
+    #[arg(long, env = "QRGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `qrgate reconcile --date D [--file F]`: match the processor's
+/// settlement file for a day against the ledger; prints the report, and
+/// says whether the two agree (exit 0) or not (exit 1).
+pub async fn reconcile(args: ReconcileArgs) -> Result<bool, String> {
+    let file = match &args.file {
+        Some(f) => Some(
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+        ),
+        None => None,
+    };
+    let gw = open(&args.store, load_config(args.config.as_deref())?).await?;
+    let report = gw
+        .reconcile(&SYSTEM(), &args.date, file.as_deref())
+        .await
+        .map_err(|e| format!("{}: {}", e.code, e.message))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
+    Ok(report.agrees)
 }
 
 pub async fn keys_rotate(store: StoreArgs) -> Result<(), String> {

@@ -29,6 +29,18 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(trades_statement))
         .routes(routes!(funds_statement))
+        .routes(routes!(reconciliation))
+}
+
+/// Reconcile a business day: the card processor's settlement file for it
+/// (as the gateway's processor gives it) against the ledger.
+#[utoipa::path(get, path = "/v1/reconciliation/{date}", tag = "auditor", security(("bearer" = [])), params(("date" = String, Path, description = "the business day, YYYY-MM-DD")), responses((status = 200, body = qrgate_gateway::money::Reconciliation), StdErrors))]
+pub(super) async fn reconciliation(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(date): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.reconcile(&p, &date, None).await?)
 }
 
 /// A merchant's events, newest first, as its webhooks get them: catch up

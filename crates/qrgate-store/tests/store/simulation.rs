@@ -24,7 +24,8 @@ struct Model {
     daily: BTreeMap<String, i64>,
     used: BTreeSet<String>,
     payments: BTreeMap<String, (String, i64, i64)>, // id -> (wallet, amount, refunded)
-    refund_nos: BTreeSet<(String, String)>,
+    /// Refund numbers used: unique per merchant (the model has one).
+    refund_nos: BTreeSet<String>,
     idem: BTreeMap<String, String>, // key -> request hash
 }
 
@@ -108,10 +109,10 @@ async fn simulate(db: Db, seed: u64, steps: usize) {
                 let r_amt = 1 + rng.below(amt as u64) as i64;
                 let no = format!("r{}", rng.below(3));
                 let ok = refunded + r_amt <= amt
-                    && !m.refund_nos.contains(&(pid.clone(), no.clone()))
+                    && !m.refund_nos.contains(&no)
                     && m.balances[MERCHANT] >= r_amt;
                 if ok {
-                    m.refund_nos.insert((pid.clone(), no.clone()));
+                    m.refund_nos.insert(no.clone());
                     m.payments.get_mut(&pid).unwrap().2 += r_amt;
                     *m.balances.get_mut(MERCHANT).unwrap() -= r_amt;
                     *m.balances.get_mut(&pw).unwrap() += r_amt;
