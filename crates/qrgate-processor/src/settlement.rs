@@ -16,11 +16,14 @@
 //! `reference` is what the gateway named the operation with: the
 //! authorization's request id for a capture and a reversal, the refund key
 //! for a refund; `authorization` is the request id the operation belongs
-//! to. Amounts are positive decimal strings in major units; the type gives
-//! the direction. `status` is `settled` (the money moved) or `failed` (the
-//! processor took the request but did not move the money). The trailer
-//! counts the records and totals each type, so a truncated or altered file
-//! is refused rather than read short.
+//! to. Both are visible ASCII, with `%` and `,` written `%25` and `%2C` (a
+//! merchant's refund number may hold a comma). Amounts are positive
+//! decimal strings in major units of CNY; the type gives the direction.
+//! `status` is `settled` (the money moved) or `failed` (the processor took
+//! the request but did not move the money). The trailer counts the records
+//! and totals each type, so a truncated or altered file is refused rather
+//! than read short. A byte-order mark before the header and empty lines
+//! after the trailer are allowed.
 
 use std::fmt;
 
@@ -98,31 +101,53 @@ fn refuse(line: usize, problem: impl Into<String>) -> FileError {
     }
 }
 
-/// References and request ids: 1 to 128 visible ASCII characters, no comma.
+/// References and request ids: 1 to 128 visible ASCII characters once
+/// decoded (`%25` is `%`, `%2C` is `,`; no other `%`).
 fn checked_ref(line: usize, what: &str, s: &str) -> Result<String, FileError> {
-    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
-        return Err(refuse(
+    let bad = || {
+        refuse(
             line,
-            format!("{what} must be 1 to 128 visible characters without commas"),
-        ));
+            format!("{what} must be 1 to 128 visible characters (% and , written %25 and %2C)"),
+        )
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        match rest.get(i..i + 3) {
+            Some("%25") => out.push('%'),
+            Some("%2C") => out.push(','),
+            _ => return Err(bad()),
+        }
+        rest = &rest[i + 3..];
     }
-    Ok(s.to_owned())
+    out.push_str(rest);
+    if out.is_empty() || out.len() > 128 || !out.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// A reference as a cell: `%` and `,` escaped.
+fn ref_cell(s: &str) -> String {
+    s.replace('%', "%25").replace(',', "%2C")
 }
 
 /// The totals a trailer states: records, then captured, refunded and
-/// reversed amounts in minor units.
-fn totals(records: &[SettlementRecord]) -> (usize, [i64; 3]) {
+/// reversed amounts in minor units; `None` when a total would overflow.
+fn totals(records: &[SettlementRecord]) -> Option<(usize, [i64; 3])> {
     let mut sums = [0_i64; 3];
     for r in records {
         let i = r.kind as usize;
-        sums[i] = sums[i].saturating_add(r.amount.minor());
+        sums[i] = sums[i].checked_add(r.amount.minor())?;
     }
-    (records.len(), sums)
+    Some((records.len(), sums))
 }
 
 /// Read a whole file: every line must be well formed and the trailer must
 /// agree with the records above it.
 pub fn parse(text: &str) -> Result<Vec<SettlementRecord>, FileError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     match lines.next() {
         Some((_, HEADER)) => {}
@@ -132,6 +157,9 @@ pub fn parse(text: &str) -> Result<Vec<SettlementRecord>, FileError> {
     let mut trailer = None;
     for (n, line) in lines {
         if trailer.is_some() {
+            if line.is_empty() {
+                continue;
+            }
             return Err(refuse(n, "nothing may follow the trailer"));
         }
         let cells: Vec<&str> = line.split(',').collect();
@@ -147,9 +175,10 @@ pub fn parse(text: &str) -> Result<Vec<SettlementRecord>, FileError> {
             "the file ends without its trailer: it is cut short",
         ));
     };
-    let (count, sums) = totals(&records);
+    let figures = totals(&records)
+        .ok_or_else(|| refuse(n, "a type's total passes what an amount can hold"))?;
     let stated = trailer_figures(n, &cells)?;
-    if stated != (count, sums) {
+    if stated != figures {
         return Err(refuse(
             n,
             "the trailer does not agree with the records (count or totals differ): the file was altered or cut",
@@ -167,8 +196,13 @@ fn record(n: usize, cells: &[&str]) -> Result<SettlementRecord, FileError> {
     };
     let kind = RecordKind::parse(kind)
         .ok_or_else(|| refuse(n, "type must be capture, refund or reversal"))?;
-    let currency = Currency::from_code(currency)
-        .map_err(|_| refuse(n, format!("unknown currency {currency:?}")))?;
+    if *currency != "CNY" {
+        return Err(refuse(
+            n,
+            format!("currency {currency:?}: a file is in CNY"),
+        ));
+    }
+    let currency = Currency::CNY;
     let amount =
         Money::parse_amount(amount, currency).map_err(|e| refuse(n, format!("amount: {e}")))?;
     let status = match *status {
@@ -218,8 +252,8 @@ impl fmt::Display for SettlementRecord {
             f,
             "{},{},{},{},{},{},{}",
             self.kind.as_str(),
-            self.reference,
-            self.authorization,
+            ref_cell(&self.reference),
+            ref_cell(&self.authorization),
             self.amount.to_decimal_string(),
             self.amount.currency(),
             self.status.as_str(),
@@ -235,7 +269,9 @@ pub fn render(records: &[SettlementRecord]) -> String {
         out.push_str(&r.to_string());
         out.push('\n');
     }
-    let (count, sums) = totals(records);
+    // Records hold positive i64 amounts: a total past i64 is shown at the
+    // largest, which the reader then refuses.
+    let (count, sums) = totals(records).unwrap_or((records.len(), [i64::MAX; 3]));
     let total = |m: i64| Money::from_minor(m, Currency::CNY).to_decimal_string();
     out.push_str(&format!(
         "trailer,{count},{},{},{}\n",
@@ -268,6 +304,22 @@ mod tests {
     }
 
     #[test]
+    fn commas_and_percents_in_references_survive() {
+        let records = vec![rec(RecordKind::Refund, "pay_1:a,b%2C", 100)];
+        let text = render(&records);
+        assert!(text.contains("pay_1:a%2Cb%252C"), "{text}");
+        assert_eq!(parse(&text).unwrap(), records);
+        // With a byte-order mark and a blank line after the trailer.
+        assert_eq!(parse(&format!("\u{feff}{text}\n")).unwrap(), records);
+        // Totals that would overflow are refused, not saturated.
+        let big = vec![
+            rec(RecordKind::Capture, "a", i64::MAX),
+            rec(RecordKind::Capture, "b", i64::MAX),
+        ];
+        assert!(parse(&render(&big)).is_err());
+    }
+
+    #[test]
     fn a_file_reads_back_and_a_cut_or_altered_one_is_refused() {
         let records = vec![
             rec(RecordKind::Capture, "pay_1", 1230),
@@ -296,9 +348,12 @@ mod tests {
             "type,reference\n",
             &text.replace("capture,", "charge,"),
             &text.replace(",CNY,settled", ",XXX,settled"),
+            &text.replace(",CNY,settled", ",USD,settled"),
+            &text.replace("pay_1:R1", "pay_1%2Z"),
             &text.replace("settled,2026", "maybe,2026"),
             &text.replace(",12.30,", ",-12.30,"),
             &text.replace("pay_1:R1", "pay 1"),
+            &text.replace("pay_1:R1", "pay,1"),
             &format!("{text}capture,x,y,1.00,CNY,settled,2026-01-01T00:00:00Z\n"),
         ] {
             assert!(parse(bad).is_err(), "{bad}");
@@ -309,7 +364,7 @@ mod tests {
         /// Whatever the records, the file reads back to them.
         #[test]
         fn render_then_parse_is_the_identity(
-            items in proptest::collection::vec((0_u8..3, "[a-z0-9_:]{1,20}", 1_i64..10_000_000, any::<bool>(), 0_i64..4_000_000_000_000), 0..30)
+            items in proptest::collection::vec((0_u8..3, "[a-z0-9_:,%]{1,20}", 1_i64..10_000_000, any::<bool>(), 0_i64..4_000_000_000_000), 0..30)
         ) {
             let records: Vec<SettlementRecord> = items.into_iter().map(|(k, r, m, ok, at)| SettlementRecord {
                 kind: [RecordKind::Capture, RecordKind::Refund, RecordKind::Reversal][usize::from(k)],

@@ -90,6 +90,12 @@ pub trait MoneyStore: Send + Sync {
         &self,
         q: &CardMovementPage,
     ) -> impl Future<Output = Result<Vec<CardMovement>, StoreError>> + Send;
+    /// Every movement of one payment through a clearing account, any day.
+    fn card_movements_of(
+        &self,
+        clearing: &qrgate_core::AccountId,
+        payment_id: &str,
+    ) -> impl Future<Output = Result<Vec<CardMovement>, StoreError>> + Send;
 }
 
 macro_rules! impl_money_store {
@@ -175,6 +181,13 @@ macro_rules! impl_money_store {
                 q: &CardMovementPage,
             ) -> Result<Vec<CardMovement>, StoreError> {
                 ops::card_movements(&mut self.reader().await?, q).await
+            }
+            async fn card_movements_of(
+                &self,
+                clearing: &qrgate_core::AccountId,
+                payment_id: &str,
+            ) -> Result<Vec<CardMovement>, StoreError> {
+                ops::card_movements_of(&mut self.reader().await?, clearing, payment_id).await
             }
         }
     };

@@ -14,14 +14,19 @@
 //! - a status mismatch: both sides, the processor says `failed`;
 //! - missing in the processor's file: a ledger movement the processor did
 //!   not settle that day (say a refund recorded while the processor did
-//!   not answer: it stays here until a retry reaches the processor, and
-//!   shows on the day the processor settled it);
-//! - missing in the ledger: a processor record with no movement.
+//!   not answer: it stays missing until a retry reaches the processor; a
+//!   retry on a later day is in that day's file, and that day's
+//!   reconciliation lists it as booked on another day);
+//! - booked on another day: a processor record whose movement the ledger
+//!   has on another day (found through its payment), amounts equal;
+//! - missing in the ledger: a processor record with no movement at all.
 //!
-//! A capture and a reversal of the same authorization and amount that
-//! have no movement (an authorization the gateway voided after its answer
-//! was lost) net to nothing and are counted as voided; a `failed` record
-//! with no movement agrees (nothing moved on either side).
+//! Settled records are paired before failed ones, so a failed attempt and
+//! its settled retry pair the retry. A capture and a reversal of the same
+//! authorization and amount that have no movement (an authorization the
+//! gateway voided after its answer was lost) net to nothing and are
+//! counted as voided; a `failed` record with no movement moved nothing on
+//! either side and is counted apart.
 
 use std::collections::HashMap;
 
@@ -58,11 +63,24 @@ pub struct Finding {
     pub processor_amount: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processor_status: Option<String>,
+    /// For a movement booked on another day: the ledger's day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_day: Option<String>,
+}
+
+impl Reconciliation {
+    /// No finding (timing differences are not findings).
+    fn agrees_now(&self) -> bool {
+        self.missing_in_processor.is_empty()
+            && self.missing_in_ledger.is_empty()
+            && self.amount_mismatches.is_empty()
+            && self.status_mismatches.is_empty()
+    }
 }
 
 /// What a day's reconciliation found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"object": "reconciliation", "date": "2026-11-25", "processor": "sandbox", "final": true, "ledger_records": 3, "processor_records": 3, "matched": 3, "voided": 0, "agrees": true, "missing_in_processor": [], "missing_in_ledger": [], "amount_mismatches": [], "status_mismatches": []}))]
+#[schema(example = json!({"object": "reconciliation", "date": "2026-11-25", "processor": "sandbox", "final": true, "ledger_records": 3, "processor_records": 3, "matched": 3, "voided": 0, "agrees": true, "failed_without_movement": 0, "missing_in_processor": [], "missing_in_ledger": [], "amount_mismatches": [], "status_mismatches": [], "booked_other_day": []}))]
 pub struct Reconciliation {
     pub object: &'static str,
     pub date: String,
@@ -74,12 +92,16 @@ pub struct Reconciliation {
     pub processor_records: usize,
     pub matched: usize,
     pub voided: usize,
+    /// Failed processor records with no movement: nothing moved anywhere.
+    pub failed_without_movement: usize,
     /// No findings.
     pub agrees: bool,
     pub missing_in_processor: Vec<Finding>,
     pub missing_in_ledger: Vec<Finding>,
     pub amount_mismatches: Vec<Finding>,
     pub status_mismatches: Vec<Finding>,
+    /// Timing: records the ledger has on another day.
+    pub booked_other_day: Vec<Finding>,
 }
 
 /// One ledger movement through the processor, keyed as the file keys it.
@@ -125,6 +147,7 @@ impl<S: Store> Gateway<S> {
         })?;
         let ledger = self.card_ledger(from, until).await?;
         let mut report = matched(&ledger, &records);
+        self.other_days(&mut report).await?;
         report.date = day.to_string();
         report.processor = self.processor.name().to_owned();
         report.final_ = self.now() >= until;
@@ -149,6 +172,43 @@ impl<S: Store> Gateway<S> {
             Ok(Err(e)) => Err(unavailable(e.to_string())),
             Err(_) => Err(unavailable("it did not answer in time".into())),
         }
+    }
+
+    /// Look for each record missing in the day's ledger among its
+    /// payment's movements of other days (a payment id is the start of
+    /// every reference: `pay_…`, `pay_….confirm.…`, `pay_…:<number>`).
+    async fn other_days(&self, report: &mut Reconciliation) -> Result<(), Error> {
+        let clearing = AccountId::card_clearing(self.processor.name(), crate::CURRENCY);
+        let missing = std::mem::take(&mut report.missing_in_ledger);
+        for mut f in missing {
+            let payment_id = f.reference.split(['.', ':']).next().unwrap_or_default();
+            let mut found = None;
+            for m in self.store.card_movements_of(&clearing, payment_id).await? {
+                let item = ledger_item(&m)?;
+                if item.kind.as_str() == f.kind && item.reference == f.reference {
+                    found = Some((item, m.at));
+                    break;
+                }
+            }
+            let Some((item, at)) = found else {
+                report.missing_in_ledger.push(f);
+                continue;
+            };
+            let ledger_amount = amount(item.amount_minor, crate::CURRENCY);
+            let same = f.processor_amount.as_deref() == Some(ledger_amount.as_str());
+            f.payment_id = item.payment_id;
+            f.posting_id = Some(item.posting_id);
+            f.ledger_amount = Some(ledger_amount);
+            f.ledger_day =
+                Some(BusinessDay::of(at, self.limits.business_offset_minutes).to_string());
+            if same {
+                report.booked_other_day.push(f);
+            } else {
+                report.amount_mismatches.push(f);
+            }
+        }
+        report.agrees = report.agrees_now();
+        Ok(())
     }
 
     /// A file takes longer than an authorization: ten times its deadline.
@@ -244,11 +304,13 @@ fn matched(ledger: &[LedgerItem], records: &[SettlementRecord]) -> Reconciliatio
         processor_records: records.len(),
         matched: 0,
         voided: 0,
+        failed_without_movement: 0,
         agrees: false,
         missing_in_processor: Vec::new(),
         missing_in_ledger: Vec::new(),
         amount_mismatches: Vec::new(),
         status_mismatches: Vec::new(),
+        booked_other_day: Vec::new(),
     };
     let from_ledger = |l: &LedgerItem| Finding {
         kind: l.kind.as_str().into(),
@@ -258,15 +320,27 @@ fn matched(ledger: &[LedgerItem], records: &[SettlementRecord]) -> Reconciliatio
         ledger_amount: Some(cny(l.amount_minor)),
         processor_amount: None,
         processor_status: None,
+        ledger_day: None,
     };
     for l in ledger {
         // Two movements under one name: the second has no record to pair.
-        if open.insert((l.kind, l.reference.as_str()), l).is_some() {
-            report.missing_in_processor.push(from_ledger(l));
+        match open.entry((l.kind, l.reference.as_str())) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                report.missing_in_processor.push(from_ledger(l));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(l);
+            }
         }
     }
     let mut unpaired: Vec<&SettlementRecord> = Vec::new();
-    for r in records {
+    // Settled records first: a failed attempt and its settled retry pair
+    // the retry with the movement.
+    let settled_first = records
+        .iter()
+        .filter(|r| r.status == RecordStatus::Settled)
+        .chain(records.iter().filter(|r| r.status != RecordStatus::Settled));
+    for r in settled_first {
         let Some(l) = open.remove(&(r.kind, r.reference.as_str())) else {
             unpaired.push(r);
             continue;
@@ -293,7 +367,7 @@ fn matched(ledger: &[LedgerItem], records: &[SettlementRecord]) -> Reconciliatio
     for r in unpaired {
         if r.status == RecordStatus::Failed {
             // Nothing moved on either side.
-            report.matched += 1;
+            report.failed_without_movement += 1;
             continue;
         }
         report.missing_in_ledger.push(Finding {
@@ -304,12 +378,10 @@ fn matched(ledger: &[LedgerItem], records: &[SettlementRecord]) -> Reconciliatio
             ledger_amount: None,
             processor_amount: Some(r.amount.to_decimal_string()),
             processor_status: Some(r.status.as_str().into()),
+            ledger_day: None,
         });
     }
-    report.agrees = report.missing_in_processor.is_empty()
-        && report.missing_in_ledger.is_empty()
-        && report.amount_mismatches.is_empty()
-        && report.status_mismatches.is_empty();
+    report.agrees = report.agrees_now();
     report
 }
 
@@ -407,9 +479,9 @@ mod tests {
         ];
         let r = matched(&ledger, &records);
         assert_eq!(
-            (r.matched, r.voided),
-            (2, 1),
-            "a, and the failed f; v voided"
+            (r.matched, r.voided, r.failed_without_movement),
+            (1, 1, 1),
+            "a; v voided; f failed with nothing moved"
         );
         let refs = |f: &[Finding]| f.iter().map(|x| x.reference.clone()).collect::<Vec<_>>();
         assert_eq!(refs(&r.amount_mismatches), ["b"]);
@@ -419,6 +491,26 @@ mod tests {
         assert!(!r.agrees);
         let clean = matched(&ledger[..1], &records[..1]);
         assert!(clean.agrees);
+    }
+
+    #[test]
+    fn a_failed_attempt_and_its_settled_retry_pair_the_retry() {
+        use RecordKind::*;
+        let ledger = [
+            item(Refund, "a:R1", 100),
+            item(Capture, "x", 5),
+            item(Capture, "x", 5),
+        ];
+        let records = [
+            rec(Refund, "a:R1", 100, RecordStatus::Failed),
+            rec(Refund, "a:R1", 100, RecordStatus::Settled),
+            rec(Capture, "x", 5, RecordStatus::Settled),
+        ];
+        let r = matched(&ledger, &records);
+        assert_eq!((r.matched, r.failed_without_movement), (2, 1), "{r:?}");
+        // Two movements under one name: one pairs, the other is missing.
+        assert_eq!(r.missing_in_processor.len(), 1);
+        assert!(r.status_mismatches.is_empty());
     }
 
     #[test]

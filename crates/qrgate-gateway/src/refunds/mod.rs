@@ -311,25 +311,29 @@ impl<S: Store> Gateway<S> {
         out_refund_no: &str,
         amount_minor: i64,
     ) -> Result<Option<Reply>, Error> {
-        let (found, _) = self
+        // The payment's own refunds first: a refund made before numbers
+        // were unique per merchant (`number_shared`) is found only there,
+        // and its retry must reach the processor again.
+        let own = self
             .store
-            .list_refunds(RefundQuery {
-                merchant_id: Some(pay.merchant_id.clone()),
-                out_refund_no: Some(out_refund_no.to_owned()),
-                limit: 1,
-                ..Default::default()
-            })
-            .await?;
-        // Refunds from before numbers were unique per merchant are found
-        // through their payment.
-        let r = match found.into_iter().next() {
+            .refunds(&pay.id)
+            .await?
+            .into_iter()
+            .find(|r| r.out_refund_no == out_refund_no);
+        let r = match own {
             Some(r) => Some(r),
-            None => self
-                .store
-                .refunds(&pay.id)
-                .await?
-                .into_iter()
-                .find(|r| r.out_refund_no == out_refund_no),
+            None => {
+                let (found, _) = self
+                    .store
+                    .list_refunds(RefundQuery {
+                        merchant_id: Some(pay.merchant_id.clone()),
+                        out_refund_no: Some(out_refund_no.to_owned()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await?;
+                found.into_iter().next()
+            }
         };
         let Some(r) = r else {
             return Ok(None);

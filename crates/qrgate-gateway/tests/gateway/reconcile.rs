@@ -198,7 +198,7 @@ on_both!(
             .unwrap();
         bc.amount = qrgate_core::Money::from_minor(4_999, bc.amount.currency());
         let found = run(changed).await;
-        assert_eq!(only(&found, "amount_mismatches"), [b]);
+        assert_eq!(only(&found, "amount_mismatches"), std::slice::from_ref(&b));
         assert_eq!(
             (
                 found.amount_mismatches[0].ledger_amount.as_deref(),
@@ -238,11 +238,27 @@ on_both!(
                 .code,
             "invalid_request"
         );
-        // The next day has nothing of this one's; once over, it is final.
-        w.clock.set(day.ends_at(480));
+        // A refund the processor does not answer today, retried tomorrow:
+        // today's file lacks it for good; tomorrow's reconciliation finds
+        // it booked on today.
+        flaky.refunds_down.store(true, Ordering::SeqCst);
+        gw.refund(&w.merchant, &b, "5.00", "R3", None)
+            .await
+            .unwrap_err();
+        flaky.refunds_down.store(false, Ordering::SeqCst);
+        w.clock
+            .set(day.ends_at(480).checked_add_seconds(3600).unwrap());
+        gw.refund(&w.merchant, &b, "5.00", "R3", None)
+            .await
+            .unwrap();
+        let today = gw.reconcile(&admin(), DAY, None).await.unwrap();
+        assert!(today.final_);
+        assert_eq!(only(&today, "missing_in_processor"), [format!("{b}:R3")]);
         let next = gw.reconcile(&admin(), "2026-11-26", None).await.unwrap();
-        assert_eq!((next.ledger_records, next.processor_records), (0, 0));
-        assert!(gw.reconcile(&admin(), DAY, None).await.unwrap().final_);
+        assert!(next.agrees, "{next:?}");
+        assert_eq!(refs(&next.booked_other_day), [format!("{b}:R3")]);
+        assert_eq!(next.booked_other_day[0].ledger_day.as_deref(), Some(DAY));
+        assert_eq!((next.ledger_records, next.processor_records), (0, 1));
     }
 );
 

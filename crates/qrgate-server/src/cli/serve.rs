@@ -139,8 +139,15 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
     };
     // The sandbox processor's settlement files outlive the process, so
     // `qrgate reconcile` run from the same directory reads them.
+    // A directory that cannot be made (a read-only working directory)
+    // leaves them in memory, said once; a configured one must work.
     if config.sandbox_journal_dir.is_none() {
-        config.sandbox_journal_dir = Some(PathBuf::from(DEFAULT_SANDBOX_DIR));
+        match std::fs::create_dir_all(DEFAULT_SANDBOX_DIR) {
+            Ok(()) => config.sandbox_journal_dir = Some(PathBuf::from(DEFAULT_SANDBOX_DIR)),
+            Err(e) => eprintln!(
+                "warning: cannot make ./{DEFAULT_SANDBOX_DIR} ({e}): the sandbox processor's settlement records stay in memory"
+            ),
+        }
     }
     Ok(config)
 }

@@ -4,7 +4,7 @@
 
 use qrgate_core::Timestamp;
 
-use crate::db::{Arg, Conn};
+use crate::db::{Arg, Conn, Row};
 use crate::error::StoreError;
 
 use super::*;
@@ -38,6 +38,18 @@ pub struct CardMovementPage {
     pub limit: i64,
 }
 
+/// The columns of a card movement, and the clearing account as `$1`. A
+/// refund is found by its payment (an index) and its posting's id.
+macro_rules! card_movement_select {
+    () => {
+        "SELECT s.id AS posting_id, s.kind, s.created_at, s.payment_id, e.amount_minor, p.details, \
+           r.out_refund_no \
+         FROM postings s JOIN ledger_entries e ON e.posting_id = s.id AND e.account_id = $1 \
+         LEFT JOIN payments p ON p.id = s.payment_id \
+         LEFT JOIN refunds r ON r.payment_id = s.payment_id AND s.kind = 'refund' AND s.id = 'pst_' || r.id"
+    };
+}
+
 pub(crate) async fn card_movements<C: Conn>(
     c: &mut C,
     q: &CardMovementPage,
@@ -48,14 +60,12 @@ pub(crate) async fn card_movements<C: Conn>(
     };
     let rows = c
         .rows(
-            "SELECT s.id AS posting_id, s.kind, s.created_at, s.payment_id, e.amount_minor, p.details, \
-               r.out_refund_no \
-             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id AND e.account_id = $1 \
-             LEFT JOIN payments p ON p.id = s.payment_id \
-             LEFT JOIN refunds r ON s.kind = 'refund' AND s.id = 'pst_' || r.id \
-             WHERE s.created_at >= $2 AND s.created_at < $3 \
-               AND ($4 IS NULL OR s.created_at > $4 OR (s.created_at = $4 AND s.id > $5)) \
-             ORDER BY s.created_at, s.id LIMIT $6",
+            concat!(
+                card_movement_select!(),
+                " WHERE s.created_at >= $2 AND s.created_at < $3 \
+                   AND ($4 IS NULL OR s.created_at > $4 OR (s.created_at = $4 AND s.id > $5)) \
+                 ORDER BY s.created_at, s.id LIMIT $6"
+            ),
             &[
                 Arg::Str(q.clearing.as_str()),
                 Arg::I64(q.from.unix_millis()),
@@ -66,17 +76,37 @@ pub(crate) async fn card_movements<C: Conn>(
             ],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(CardMovement {
-                posting_id: r.str("posting_id")?,
-                kind: r.str("kind")?,
-                at: ts(r, "created_at")?,
-                payment_id: r.opt_str("payment_id")?,
-                amount_minor: r.i64("amount_minor")?,
-                details: r.opt_str("details")?,
-                out_refund_no: r.opt_str("out_refund_no")?,
-            })
-        })
-        .collect()
+    rows.iter().map(card_movement).collect()
+}
+
+/// Every movement of one payment through the clearing account, whatever
+/// its day (a record the processor settled on another day than the
+/// ledger's is found by its payment).
+pub(crate) async fn card_movements_of<C: Conn>(
+    c: &mut C,
+    clearing: &qrgate_core::AccountId,
+    payment_id: &str,
+) -> Result<Vec<CardMovement>, StoreError> {
+    let rows = c
+        .rows(
+            concat!(
+                card_movement_select!(),
+                " WHERE s.payment_id = $2 ORDER BY s.created_at, s.id"
+            ),
+            &[Arg::Str(clearing.as_str()), Arg::Str(payment_id)],
+        )
+        .await?;
+    rows.iter().map(card_movement).collect()
+}
+
+fn card_movement(r: &Row) -> Result<CardMovement, StoreError> {
+    Ok(CardMovement {
+        posting_id: r.str("posting_id")?,
+        kind: r.str("kind")?,
+        at: ts(r, "created_at")?,
+        payment_id: r.opt_str("payment_id")?,
+        amount_minor: r.i64("amount_minor")?,
+        details: r.opt_str("details")?,
+        out_refund_no: r.opt_str("out_refund_no")?,
+    })
 }
