@@ -449,6 +449,8 @@ mod ledger;
 mod live_checks;
 #[path = "store/one_statement.rs"]
 mod one_statement;
+#[path = "store/pages.rs"]
+mod pages;
 #[path = "store/schema.rs"]
 mod schema;
 #[path = "store/simulation.rs"]

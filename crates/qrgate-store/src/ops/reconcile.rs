@@ -54,24 +54,24 @@ pub(crate) async fn card_movements<C: Conn>(
     c: &mut C,
     q: &CardMovementPage,
 ) -> Result<Vec<CardMovement>, StoreError> {
-    let (after_at, after_id) = match &q.after {
-        Some((t, id)) => (Some(t.unix_millis()), Some(id.as_str())),
-        None => (None, None),
+    // The cursor is the range's start (an index range per page).
+    let (lower, after_id) = match &q.after {
+        Some((t, id)) => (*t, id.as_str()),
+        None => (q.from, ""),
     };
     let rows = c
         .rows(
             concat!(
                 card_movement_select!(),
                 " WHERE s.created_at >= $2 AND s.created_at < $3 \
-                   AND ($4 IS NULL OR s.created_at > $4 OR (s.created_at = $4 AND s.id > $5)) \
-                 ORDER BY s.created_at, s.id LIMIT $6"
+                   AND (s.created_at > $2 OR s.id > $4) \
+                 ORDER BY s.created_at, s.id LIMIT $5"
             ),
             &[
                 Arg::Str(q.clearing.as_str()),
-                Arg::I64(q.from.unix_millis()),
+                Arg::I64(lower.max(q.from).unix_millis()),
                 Arg::I64(q.until.unix_millis()),
-                Arg::OptI64(after_at),
-                Arg::OptStr(after_id),
+                Arg::Str(after_id),
                 Arg::I64(q.limit),
             ],
         )

@@ -64,32 +64,37 @@ pub(crate) async fn trade_rows<C: Conn>(
     c: &mut C,
     q: &StatementPage,
 ) -> Result<Vec<TradeRow>, StoreError> {
-    let (after_at, after_id) = match &q.after {
-        Some((t, id, _)) => (Some(t.unix_millis()), Some(id.as_str())),
-        None => (None, None),
+    // The cursor is the range's start, so each page is an index range
+    // from where the last one ended (not a scan from the day's start):
+    // rows of the cursor's millisecond after its posting id, then later.
+    // The two sums are per posting (no GROUP BY, which would group the
+    // whole rest of the day before the LIMIT).
+    let (lower, after_id) = match &q.after {
+        Some((t, id, _)) => (*t, id.as_str()),
+        None => (q.from, ""),
     };
     let rows = c
         .rows(
             "SELECT s.id AS posting_id, s.kind, s.created_at, s.payment_id, \
-               CAST(SUM(CASE WHEN e.account_id = $4 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_pending, \
-               CAST(SUM(CASE WHEN e.account_id = $5 THEN e.amount_minor ELSE 0 END) AS BIGINT) AS to_fees, \
+               (SELECT CAST(COALESCE(SUM(e.amount_minor), 0) AS BIGINT) FROM ledger_entries e \
+                 WHERE e.posting_id = s.id AND e.account_id = $4) AS to_pending, \
+               (SELECT CAST(COALESCE(SUM(e.amount_minor), 0) AS BIGINT) FROM ledger_entries e \
+                 WHERE e.posting_id = s.id AND e.account_id = $5) AS to_fees, \
                p.out_trade_no, p.details, r.id AS refund_id, r.out_refund_no, r.metadata AS refund_metadata \
-             FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
+             FROM postings s \
              LEFT JOIN payments p ON p.id = s.payment_id \
              LEFT JOIN refunds r ON r.payment_id = s.payment_id AND s.kind = 'refund' AND s.id = 'pst_' || r.id \
              WHERE s.merchant_id = $1 AND s.created_at >= $2 AND s.created_at < $3 \
                AND s.kind IN ('payment', 'refund', 'reversal') \
-               AND ($6 IS NULL OR s.created_at > $6 OR (s.created_at = $6 AND s.id > $7)) \
-             GROUP BY s.id, s.kind, s.created_at, s.payment_id, p.id, r.id \
-             ORDER BY s.created_at, s.id LIMIT $8",
+               AND (s.created_at > $2 OR s.id > $6) \
+             ORDER BY s.created_at, s.id LIMIT $7",
             &[
                 Arg::Str(&q.merchant_id),
-                Arg::I64(q.from.unix_millis()),
+                Arg::I64(lower.max(q.from).unix_millis()),
                 Arg::I64(q.until.unix_millis()),
                 Arg::Str(q.pending.as_str()),
                 Arg::Str(q.fees.as_str()),
-                Arg::OptI64(after_at),
-                Arg::OptStr(after_id),
+                Arg::Str(after_id),
                 Arg::I64(q.limit),
             ],
         )
@@ -117,9 +122,10 @@ pub(crate) async fn fund_rows<C: Conn>(
     c: &mut C,
     q: &StatementPage,
 ) -> Result<Vec<FundRow>, StoreError> {
-    let (after_at, after_entry) = match &q.after {
-        Some((t, _, entry)) => (Some(t.unix_millis()), Some(*entry)),
-        None => (None, None),
+    // As for trades: the cursor is the range's start.
+    let (lower, after_entry) = match &q.after {
+        Some((t, _, entry)) => (*t, *entry),
+        None => (q.from, i64::MIN),
     };
     let rows = c
         .rows(
@@ -128,17 +134,16 @@ pub(crate) async fn fund_rows<C: Conn>(
              FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
              WHERE s.merchant_id = $1 AND s.created_at >= $2 AND s.created_at < $3 \
                AND e.account_id IN ($4, $5, $6) \
-               AND ($7 IS NULL OR s.created_at > $7 OR (s.created_at = $7 AND e.id > $8)) \
-             ORDER BY s.created_at, e.id LIMIT $9",
+               AND (s.created_at > $2 OR e.id > $7) \
+             ORDER BY s.created_at, e.id LIMIT $8",
             &[
                 Arg::Str(&q.merchant_id),
-                Arg::I64(q.from.unix_millis()),
+                Arg::I64(lower.max(q.from).unix_millis()),
                 Arg::I64(q.until.unix_millis()),
                 Arg::Str(q.pending.as_str()),
                 Arg::Str(q.available.as_str()),
                 Arg::Str(q.in_payout.as_str()),
-                Arg::OptI64(after_at),
-                Arg::OptI64(after_entry),
+                Arg::I64(after_entry),
                 Arg::I64(q.limit),
             ],
         )
