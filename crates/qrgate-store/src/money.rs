@@ -39,10 +39,12 @@ pub trait MoneyStore: Send + Sync {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     fn payout(&self, id: &str) -> impl Future<Output = Result<Option<Payout>, StoreError>> + Send;
-    /// A merchant's payouts, newest first.
+    /// A merchant's payouts made in `[created.0, created.1)` (either end
+    /// open), newest first.
     fn payouts_of(
         &self,
         merchant_id: &str,
+        created: (Option<Timestamp>, Option<Timestamp>),
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Payout>, StoreError>> + Send;
     /// Pending payouts due for an attempt, oldest due first.
@@ -132,9 +134,10 @@ macro_rules! impl_money_store {
             async fn payouts_of(
                 &self,
                 merchant_id: &str,
+                created: (Option<Timestamp>, Option<Timestamp>),
                 limit: i64,
             ) -> Result<Vec<Payout>, StoreError> {
-                ops::payouts_of(&mut self.reader().await?, merchant_id, limit).await
+                ops::payouts_of(&mut self.reader().await?, merchant_id, created, limit).await
             }
             async fn payouts_due(
                 &self,

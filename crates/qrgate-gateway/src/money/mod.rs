@@ -18,7 +18,7 @@ mod statements;
 
 pub use balance::{BalanceView, CurrencyBalance};
 pub use events::{EventList, EventListQuery, EventView};
-pub use payouts::PayoutView;
+pub use payouts::{PayoutListQuery, PayoutView};
 pub use qrgate_processor::bank::{
     SANDBOX_FAILS_ONCE, SANDBOX_PAYS, SANDBOX_REFUSES, SANDBOX_RETURNS, SANDBOX_SILENT,
 };

@@ -76,6 +76,19 @@ const PAGE: i64 = 50;
 /// How long an attempt's claim keeps other nodes from asking the bank.
 const CLAIM_MS: i64 = 60 * 1000;
 
+/// Which payouts: the last 50 of a merchant, made in a time range.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PayoutListQuery {
+    /// The merchant (required for admin and auditor keys).
+    pub merchant_id: Option<String>,
+    /// Made at or after this time (RFC 3339).
+    pub created_gte: Option<String>,
+    /// Made before this time (RFC 3339).
+    pub created_lt: Option<String>,
+}
+
 impl<S: Store> Gateway<S> {
     fn bank_clearing_account(&self) -> AccountId {
         AccountId::bank_clearing(self.bank.name(), crate::CURRENCY)
@@ -177,7 +190,7 @@ impl<S: Store> Gateway<S> {
                 return Ok(made);
             }
             for id in ids {
-                let last = self.store.payouts_of(&id, 1).await?;
+                let last = self.store.payouts_of(&id, (None, None), 1).await?;
                 if last.first().is_some_and(|p| {
                     matches!(p.status, PayoutStatus::Failed | PayoutStatus::Returned)
                 }) {
@@ -372,12 +385,21 @@ impl<S: Store> Gateway<S> {
     pub async fn list_payouts(
         &self,
         p: &Principal,
-        merchant_id: Option<&str>,
+        q: PayoutListQuery,
     ) -> Result<Vec<PayoutView>, Error> {
-        let id = self.money_of(p, merchant_id)?;
+        let id = self.money_of(p, q.merchant_id.as_deref())?;
+        let time = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|t| crate::payments::time_filter(name, t))
+                .transpose()
+        };
+        let created = (
+            time("created_gte", &q.created_gte)?,
+            time("created_lt", &q.created_lt)?,
+        );
         Ok(self
             .store
-            .payouts_of(id, PAGE)
+            .payouts_of(id, created, PAGE)
             .await?
             .iter()
             .map(PayoutView::of)

@@ -64,8 +64,36 @@ on_both!(a_payout_is_paid, |w: World| async move {
     assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
     // Nothing left to pay: no second payout.
     assert!(pay_out(&w, &shop).await.is_none());
-    let listed = w.gw.list_payouts(&shop, None).await.unwrap();
-    assert_eq!(listed, vec![p]);
+    let listed = w.gw.list_payouts(&shop, Default::default()).await.unwrap();
+    assert_eq!(listed, vec![p.clone()]);
+    // By time: made before now, not after it.
+    let now = w.clock.now();
+    let range =
+        |gte: Option<Timestamp>, lt: Option<Timestamp>| qrgate_gateway::money::PayoutListQuery {
+            created_gte: gte.map(Timestamp::to_rfc3339),
+            created_lt: lt.map(Timestamp::to_rfc3339),
+            ..Default::default()
+        };
+    let later = now.checked_add_seconds(1).unwrap();
+    assert_eq!(
+        w.gw.list_payouts(&shop, range(None, Some(later)))
+            .await
+            .unwrap(),
+        vec![p]
+    );
+    assert!(
+        w.gw.list_payouts(&shop, range(Some(later), None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        w.gw.list_payouts(&shop, range(Some(later), Some(now)))
+            .await
+            .map(|l| l.len()),
+        Ok(0),
+        "an empty range is empty"
+    );
     assert_books(&w).await;
 });
 
@@ -79,7 +107,7 @@ on_both!(a_failed_payout_is_retried_and_paid, |w: World| async move {
     assert_eq!(w.gw.payouts_step().await.unwrap(), 0);
     w.clock.advance_seconds(61);
     assert_eq!(w.gw.payouts_step().await.unwrap(), 1);
-    let after = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+    let after = &w.gw.list_payouts(&shop, Default::default()).await.unwrap()[0];
     assert_eq!((after.status.as_str(), after.attempts), ("paid", 2));
     assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
     assert_books(&w).await;
@@ -93,7 +121,7 @@ on_both!(
         assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
         // The bank sends it back: the money is available again.
         assert_eq!(w.gw.payouts_step().await.unwrap(), 1);
-        let back = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+        let back = &w.gw.list_payouts(&shop, Default::default()).await.unwrap()[0];
         assert_eq!(
             (back.status.as_str(), back.failure.as_deref()),
             ("returned", Some("account_closed"))
@@ -152,7 +180,7 @@ on_both!(payouts_racing_each_other_pay_once, |w: World| async move {
         }
     }
     assert_eq!(made, 1);
-    let listed = w.gw.list_payouts(&shop, None).await.unwrap();
+    let listed = w.gw.list_payouts(&shop, Default::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].status.as_str(), listed[0].amount.as_str()),
@@ -177,7 +205,7 @@ on_both!(
             w.clock.advance_seconds(3600);
             w.gw.payouts_step().await.unwrap();
         }
-        let now = &w.gw.list_payouts(&shop, None).await.unwrap()[0];
+        let now = &w.gw.list_payouts(&shop, Default::default()).await.unwrap()[0];
         assert_eq!(now.status, "pending");
         assert!(now.attempts >= 6, "{now:?}");
         assert_eq!(money(&w, &shop).await, ("0.00".into(), "99.40".into()));
@@ -196,7 +224,13 @@ on_both!(
             made.iter().all(|m| m.merchant_id != p.merchant_id),
             "{made:?}"
         );
-        assert_eq!(w.gw.list_payouts(&shop, None).await.unwrap().len(), 1);
+        assert_eq!(
+            w.gw.list_payouts(&shop, Default::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         // By hand, naming it, an operator can still try.
         assert_eq!(pay_out(&w, &shop).await.unwrap().status, "failed");
         assert_books(&w).await;

@@ -298,7 +298,7 @@ Copy and paste (bash):
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$PAYLOAD\",\"amount\":\"8.00\"}}"
 
 3. Merchant shows a dynamic order code; the consumer pays it:
-  ORDER=$(curl -s -X POST $QG/v1/orders -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' -d '{{"amount":"36.50","reference":"TABLE-7"}}')
+  ORDER=$(curl -s -X POST $QG/v1/orders -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' -d '{{"amount":"36.50","reference":"TABLE-7","metadata":{{"table":"7"}}}}')
   OP=$(echo "$ORDER" | sed 's/.*"payload":"\([^"]*\)".*/\1/')
   PAY=$(curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$OP\"}}")
@@ -306,9 +306,10 @@ Copy and paste (bash):
 
 4. Partial refund, then the rest (to the original wallet):
   curl -s -X POST $QG/v1/payments/$PID/refunds -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
-       -H "Idempotency-Key: r1-$PID" -d '{{"amount":"6.50","out_refund_no":"R1"}}'
+       -H "Idempotency-Key: r1-$PID" -d "{{\"amount\":\"6.50\",\"out_refund_no\":\"R1-$PID\"}}"
   curl -s -X POST $QG/v1/payments/$PID/refunds -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
-       -H "Idempotency-Key: r2-$PID" -d '{{"amount":"30.00","out_refund_no":"R2"}}'
+       -H "Idempotency-Key: r2-$PID" -d "{{\"amount\":\"30.00\",\"out_refund_no\":\"R2-$PID\"}}"
+  (a refund number is the merchant's own, unique across its refunds; find one: GET /v1/refunds?out_refund_no=R1-$PID)
 
 5. The auditor checks the books:
   curl -s $QG/v1/ledger/check -H "Authorization: Bearer $AK"
@@ -348,6 +349,16 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
   curl -s $QG/v1/statements/$DAY/funds.csv -H "Authorization: Bearer $MK"
   curl -s "$QG/v1/settlements?from=$DAY&to=$DAY" -H "Authorization: Bearer $MK"
   curl -s $QG/v1/payouts -H "Authorization: Bearer $MK"
+
+9. A card payment, and the day reconciled against the sandbox card processor's settlement file
+   (kept in ./qrgate-sandbox; `qrgate reconcile --date $DAY` run here says the same):
+  CARD=$(curl -s -X POST $QG/v1/me/cards -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -d '{{"number":"4242424242424242","exp_month":12,"exp_year":2030}}' | sed 's/.*"id":"\(crd_[a-z0-9]*\)".*/\1/')
+  OP=$(curl -s -X POST $QG/v1/orders -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -d '{{"amount":"20.00"}}' | sed 's/.*"payload":"\([^"]*\)".*/\1/')
+  curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$OP\",\"funding_source\":\"$CARD\"}}"
+  curl -s $QG/v1/reconciliation/$DAY -H "Authorization: Bearer $AK"
 "#,
         mid = k.merchant_id,
         mkey = k.merchant_key,

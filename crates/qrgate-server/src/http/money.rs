@@ -128,16 +128,13 @@ async fn statement(
 }
 
 /// A merchant's payouts, newest first (the last 50).
-#[utoipa::path(get, path = "/v1/payouts", tag = "merchant", security(("bearer" = [])), params(("merchant_id" = Option<String>, Query, description = "the merchant (required for admin and auditor keys)")), responses((status = 200, body = Vec<qrgate_gateway::money::PayoutView>), StdErrors))]
+#[utoipa::path(get, path = "/v1/payouts", tag = "merchant", security(("bearer" = [])), params(qrgate_gateway::money::PayoutListQuery), responses((status = 200, body = Vec<qrgate_gateway::money::PayoutView>), StdErrors))]
 pub(super) async fn list_payouts(
     State(s): State<AppState>,
     Auth(p): Auth,
-    StrictQuery(q): StrictQuery<BalanceQuery>,
+    StrictQuery(q): StrictQuery<qrgate_gateway::money::PayoutListQuery>,
 ) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        &s.gw.list_payouts(&p, q.merchant_id.as_deref()).await?,
-    )
+    ok(StatusCode::OK, &s.gw.list_payouts(&p, q).await?)
 }
 
 /// What an operator asks to pay out.

@@ -45,14 +45,25 @@ pub(crate) async fn payout<C: Conn>(c: &mut C, id: &str) -> Result<Option<Payout
 pub(crate) async fn payouts_of<C: Conn>(
     c: &mut C,
     merchant_id: &str,
+    created: (Option<Timestamp>, Option<Timestamp>),
     limit: i64,
 ) -> Result<Vec<Payout>, StoreError> {
     const SQL: &str = concat!(
         payout_columns!(),
-        "WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        "WHERE merchant_id = $1 AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
     );
+    let (gte, lt) = created;
     let rows = c
-        .rows(SQL, &[Arg::Str(merchant_id), Arg::I64(limit)])
+        .rows(
+            SQL,
+            &[
+                Arg::Str(merchant_id),
+                Arg::OptI64(gte.map(Timestamp::unix_millis)),
+                Arg::OptI64(lt.map(Timestamp::unix_millis)),
+                Arg::I64(limit),
+            ],
+        )
         .await?;
     rows.iter().map(Payout::from_row).collect()
 }
