@@ -50,14 +50,20 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
         )
         .await?;
     // A merchant's own accounts are owned by it (pending, available, in
-    // payout, fees); a posting that names a merchant moves only its own.
+    // payout, fees); a posting that names a merchant moves only its own,
+    // and one that moves a merchant's accounts names it (its statements
+    // are its postings: one that named no one would be missing from them,
+    // and the balance would not be the sum of the statements' rows).
+    // Postings from before postings named merchants (migration 0019) name
+    // none; they are all older than the first posting that names one.
     let misattributed = c
         .rows(
             "SELECT DISTINCT s.id FROM postings s JOIN ledger_entries e ON e.posting_id = s.id \
              JOIN accounts a ON a.id = e.account_id \
-             WHERE s.merchant_id IS NOT NULL \
-               AND a.kind IN ('merchant_settlement', 'merchant_available', 'merchant_payout', 'fee_revenue') \
-               AND a.owner_id <> s.merchant_id \
+             WHERE a.kind IN ('merchant_settlement', 'merchant_available', 'merchant_payout', 'fee_revenue') \
+               AND ((s.merchant_id IS NOT NULL AND a.owner_id <> s.merchant_id) \
+                 OR (s.merchant_id IS NULL AND s.created_at > \
+                      (SELECT MIN(f.created_at) FROM postings f WHERE f.merchant_id IS NOT NULL))) \
              ORDER BY 1 LIMIT $1",
             &[Arg::I64(LedgerCheck::MAX_LISTED)],
         )

@@ -236,3 +236,100 @@ on_both!(
         assert_books(&w).await;
     }
 );
+
+on_both!(
+    a_payout_racing_the_settlement_pays_only_what_is_available,
+    |w: World| async move {
+        let m =
+            w.gw.create_merchant(
+                &admin(),
+                NewMerchant {
+                    bank_account: Some(SANDBOX_PAYS.to_owned()),
+                    ..merchant_form("RACING SHOP")
+                },
+            )
+            .await
+            .unwrap();
+        let shop = key_of(&w.gw, Role::Merchant, &m.id).await;
+        for _ in 0..3 {
+            w.gw.charge(&shop, &w.device_token(), "50.00", None, None)
+                .await
+                .unwrap();
+        }
+        let today = BusinessDay::of(w.clock.now(), 480);
+        w.clock.set(today.ends_at(480));
+        w.clock.advance_seconds(600);
+        let w = Arc::new(w);
+        // Payouts asked while the day settles: each pays what was
+        // available when it ran, never more.
+        let payouts: Vec<_> = (0..3)
+            .map(|_| {
+                let (w, id) = (w.clone(), m.id.clone());
+                tokio::spawn(async move { w.gw.pay_out(By::Named("test"), &id).await })
+            })
+            .collect();
+        let settled = {
+            let (w, id) = (w.clone(), m.id.clone());
+            tokio::spawn(async move { w.gw.settle_day(By::Named("test"), &id, today).await })
+        };
+        let mut paid = 0;
+        for t in payouts {
+            if let Some(p) = t.await.unwrap().unwrap() {
+                paid += minor_units(&p.amount);
+            }
+        }
+        let (s, _) = settled.await.unwrap().unwrap();
+        // What was not paid out in the race is paid now.
+        if let Some(p) = pay_out(&w, &shop).await {
+            paid += minor_units(&p.amount);
+        }
+        assert_eq!(
+            paid,
+            minor_units(&s.settled),
+            "paid out exactly what settled"
+        );
+        assert_eq!(money(&w, &shop).await, ("0.00".into(), "0.00".into()));
+        assert_books(&w).await;
+    }
+);
+
+on_both!(
+    two_nodes_ask_the_bank_once_per_attempt,
+    |w: World| async move {
+        let shop = settled_shop(&w, Some(SANDBOX_FAILS_ONCE)).await;
+        // Two gateways on one store and one bank: two nodes.
+        let bank = Arc::new(qrgate_processor::bank::SandboxBank::new());
+        let node = || {
+            let (w, bank) = (&w, bank.clone());
+            async move {
+                let config = Config {
+                    processor_timeout_ms: 300,
+                    ..Config::default()
+                };
+                let (gw, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), config)
+                    .await
+                    .unwrap();
+                Arc::new(gw.with_bank(bank))
+            }
+        };
+        let (a, b) = (node().await, node().await);
+        let id = shop.subject.clone().unwrap();
+        let p = a.pay_out(By::Named("test"), &id).await.unwrap().unwrap();
+        assert_eq!(p.status, "pending", "the first attempt failed: {p:?}");
+        assert_eq!(bank.attempts(&p.id), 1);
+        // The retry is due: both nodes' job steps run it at once, again
+        // and again.
+        w.clock.advance_seconds(61);
+        let steps: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+            .into_iter()
+            .map(|gw| tokio::spawn(async move { gw.payouts_step().await }))
+            .collect();
+        for t in steps {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(bank.attempts(&p.id), 2, "one node asked the bank");
+        let now = &w.gw.list_payouts(&shop, Default::default()).await.unwrap()[0];
+        assert_eq!((now.status.as_str(), now.attempts), ("paid", 2));
+        assert_books(&w).await;
+    }
+);

@@ -318,3 +318,84 @@ on_both!(
         assert_books(&w).await;
     }
 );
+
+on_both!(
+    settlements_racing_refunds_and_cancels_of_the_day_count_each_once,
+    |w: World| async move {
+        // Eight payments ten minutes before midnight (inside the cancel
+        // window at its end).
+        at(&w, "2026-11-25", 23, 50);
+        let mut paid = Vec::new();
+        for _ in 0..8 {
+            paid.push(pay(&w, "10.00").await);
+        }
+        let wallet_after_payments = minor_units(&w.balance().await);
+        at(&w, "2026-11-25", 23, 59);
+        w.clock.advance_millis(59_900);
+        let w = Arc::new(w);
+        // Refunds of the first four and cancels of the others, stamped in
+        // the day's last moment, while two settlements of it run.
+        let moves: Vec<_> = paid
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (w, id) = (w.clone(), id.clone());
+                tokio::spawn(async move {
+                    if i < 4 {
+                        w.gw.refund(&w.merchant, &id, "3.00", &format!("S{i}"), None)
+                            .await
+                            .map(|_| 300)
+                    } else {
+                        w.gw.cancel(&w.merchant, &id, None).await.map(|_| 1000)
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        at(&w, "2026-11-26", 0, 10);
+        let settlements: Vec<_> = (0..2)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let me = w.merchant.subject.clone().unwrap();
+                    w.gw.settle_day(By::Named("test"), &me, day("2026-11-25"))
+                        .await
+                })
+            })
+            .collect();
+        let mut returned = 0;
+        for (i, t) in moves.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(minor) => returned += minor,
+                // Refused as its day closed, or (a cancel that read the
+                // clock after midnight) as its window closed: nothing of
+                // it moved.
+                Err(e) if e.code == "business_day_closed" || e.code == "cancel_window_closed" => {
+                    let now = w.gw.get_payment(&w.merchant, &paid[i]).await.unwrap();
+                    assert_eq!(
+                        (now.status.as_str(), now.amount_refunded.as_str()),
+                        ("succeeded", "0.00"),
+                        "{now:?}"
+                    );
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let mut made = Vec::new();
+        for t in settlements {
+            made.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(made.iter().filter(|(_, now)| *now).count(), 1, "{made:?}");
+        assert_eq!(made[0].0, made[1].0, "both answer the one settlement");
+        // The payer got back exactly what succeeded; the settlement holds
+        // exactly the day's movements (the ledger check compares each
+        // settlement with its day's postings); available is what it settled.
+        assert_eq!(
+            minor_units(&w.balance().await),
+            wallet_after_payments + returned
+        );
+        let (_, available) = balances(&w).await;
+        assert_eq!(available, made[0].0.settled);
+        assert_books(&w).await;
+    }
+);

@@ -201,5 +201,12 @@ on_both!(
         let c = s.ledger_check().await.unwrap();
         assert_eq!(c.misattributed_postings, ["pst_pay_2"]);
         assert!(!c.is_sound());
+        // One that moves a merchant's account naming no merchant, after
+        // postings name them: it would be missing from its statements.
+        let mut m = pay("pay_3", &wallet(0), "c3", 300, 100_000);
+        m.at = t(40);
+        s.apply(m).await.unwrap();
+        let c = s.ledger_check().await.unwrap();
+        assert_eq!(c.misattributed_postings, ["pst_pay_2", "pst_pay_3"]);
     }
 );
