@@ -90,11 +90,9 @@ const START: &str = "2026-11-25T02:00:00Z";
 
 async fn world(store: AnyStore) -> World {
     let clock = Arc::new(ManualClock::new(Timestamp::parse_rfc3339(START).unwrap()));
-    let config = Config {
-        processor_timeout_ms: 300,
-        ..Config::default()
-    };
-    let (gw, _) = Gateway::start(store, clock.clone(), config).await.unwrap();
+    let (gw, _) = Gateway::start(store, clock.clone(), test_config())
+        .await
+        .unwrap();
     let sandbox = Arc::new(
         Sandbox::new(Duration::from_millis(20))
             .with_hang(Duration::from_secs(5))
@@ -518,16 +516,32 @@ impl World {
     /// Restart the gateway on the same store with these rule overrides.
     async fn reconfigure(&mut self, rules: &[(&str, i64)], by_mcc: &[(&str, i64)]) {
         let config = Config {
-            processor_timeout_ms: 300,
             rules: rules.iter().map(|(r, v)| ((*r).to_owned(), *v)).collect(),
             txn_cap_by_mcc: by_mcc.iter().map(|(m, v)| ((*m).to_owned(), *v)).collect(),
-            ..Config::default()
+            ..test_config()
         };
         let (gw, applied) = Gateway::start(self.gw.store().clone(), self.clock.clone(), config)
             .await
             .unwrap();
         assert_eq!(applied.len(), rules.len());
         self.gw = gw.with_processor(self.sandbox.clone());
+    }
+
+    /// Another gateway node on the same store and clock (its own sandbox
+    /// processor and bank unless given others).
+    async fn node(&self) -> Gateway<AnyStore> {
+        Gateway::start(self.gw.store().clone(), self.clock.clone(), test_config())
+            .await
+            .unwrap()
+            .0
+    }
+}
+
+/// The tests' gateway settings: card calls time out after 300 ms.
+fn test_config() -> Config {
+    Config {
+        processor_timeout_ms: 300,
+        ..Config::default()
     }
 }
 

@@ -299,20 +299,8 @@ on_both!(
         let shop = settled_shop(&w, Some(SANDBOX_FAILS_ONCE)).await;
         // Two gateways on one store and one bank: two nodes.
         let bank = Arc::new(qrgate_processor::bank::SandboxBank::new());
-        let node = || {
-            let (w, bank) = (&w, bank.clone());
-            async move {
-                let config = Config {
-                    processor_timeout_ms: 300,
-                    ..Config::default()
-                };
-                let (gw, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), config)
-                    .await
-                    .unwrap();
-                Arc::new(gw.with_bank(bank))
-            }
-        };
-        let (a, b) = (node().await, node().await);
+        let a = Arc::new(w.node().await.with_bank(bank.clone()));
+        let b = Arc::new(w.node().await.with_bank(bank.clone()));
         let id = shop.subject.clone().unwrap();
         let p = a.pay_out(By::Named("test"), &id).await.unwrap().unwrap();
         assert_eq!(p.status, "pending", "the first attempt failed: {p:?}");

@@ -100,14 +100,7 @@ on_both!(
             inner: w.sandbox.clone(),
             refunds_down: AtomicBool::new(false),
         });
-        let config = Config {
-            processor_timeout_ms: 300,
-            ..Config::default()
-        };
-        let (gw, _) = Gateway::start(w.gw.store().clone(), w.clock.clone(), config)
-            .await
-            .unwrap();
-        let gw = gw.with_processor(flaky.clone());
+        let gw = w.node().await.with_processor(flaky.clone());
         let card = w.link(&w.consumer, "4242424242424242").await;
         let id = |v: Value| v["id"].as_str().unwrap().to_owned();
         let a = id(w
