@@ -249,6 +249,17 @@ fn attempt_outcome(outcome: Result<u16, String>) -> (Option<i64>, Option<String>
     }
 }
 
+/// A list's time range: made at or after `created_gte`, before `created_lt`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CreatedRange {
+    /// Made at or after this time (RFC 3339).
+    pub created_gte: Option<String>,
+    /// Made before this time (RFC 3339).
+    pub created_lt: Option<String>,
+}
+
 impl<S: Store> Gateway<S> {
     /// Check a webhook URL: its shape (see [`qrgate_core::net`]), and for a
     /// host name, that no address it resolves to now is refused. A name
@@ -405,16 +416,22 @@ impl<S: Store> Gateway<S> {
             .ok_or_else(|| Error::not_found("webhook endpoint", endpoint_id))
     }
 
-    /// Delivery attempts of one of the merchant's endpoints, newest first.
+    /// Delivery attempts of one of the merchant's endpoints, newest first
+    /// (the last 100 made in the range).
     pub async fn list_deliveries(
         &self,
         p: &Principal,
         endpoint_id: &str,
+        range: CreatedRange,
     ) -> Result<Vec<DeliveryView>, Error> {
         self.own_endpoint(p, endpoint_id).await?;
+        let created = crate::payments::created_range(
+            range.created_gte.as_deref(),
+            range.created_lt.as_deref(),
+        )?;
         Ok(self
             .store
-            .deliveries_of(endpoint_id, 100)
+            .deliveries_of(endpoint_id, created, 100)
             .await?
             .iter()
             .map(DeliveryView::of)

@@ -308,9 +308,12 @@ pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
         at: Timestamp,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<bool, MovementError>> + Send;
+    /// An endpoint's deliveries made in `[created.0, created.1)` (either
+    /// end open), newest first.
     fn deliveries_of(
         &self,
         endpoint_id: &str,
+        created: (Option<Timestamp>, Option<Timestamp>),
         limit: i64,
     ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
     fn delivery(
@@ -705,9 +708,10 @@ macro_rules! impl_store {
             async fn deliveries_of(
                 &self,
                 endpoint_id: &str,
+                created: (Option<Timestamp>, Option<Timestamp>),
                 limit: i64,
             ) -> Result<Vec<WebhookDelivery>, StoreError> {
-                ops::deliveries_of(&mut self.reader().await?, endpoint_id, limit).await
+                ops::deliveries_of(&mut self.reader().await?, endpoint_id, created, limit).await
             }
             async fn delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError> {
                 ops::delivery(&mut self.reader().await?, id).await

@@ -75,11 +75,8 @@ impl<S: Store> Gateway<S> {
                 format!("limit must be 1 to {MAX_LIMIT}"),
             ));
         }
-        let time = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(|t| crate::payments::time_filter(name, t))
-                .transpose()
-        };
+        let (created_gte, created_lt) =
+            crate::payments::created_range(q.created_gte.as_deref(), q.created_lt.as_deref())?;
         let before_seq = match &q.starting_after {
             None => None,
             Some(e) => Some(
@@ -92,8 +89,8 @@ impl<S: Store> Gateway<S> {
         let query = EventQuery {
             merchant_id: id,
             event_type: q.event_type.clone(),
-            created_gte: time("created_gte", &q.created_gte)?,
-            created_lt: time("created_lt", &q.created_lt)?,
+            created_gte,
+            created_lt,
             before_seq,
             limit: limit + 1,
         };

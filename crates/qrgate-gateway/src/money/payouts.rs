@@ -388,15 +388,8 @@ impl<S: Store> Gateway<S> {
         q: PayoutListQuery,
     ) -> Result<Vec<PayoutView>, Error> {
         let id = self.money_of(p, q.merchant_id.as_deref())?;
-        let time = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(|t| crate::payments::time_filter(name, t))
-                .transpose()
-        };
-        let created = (
-            time("created_gte", &q.created_gte)?,
-            time("created_lt", &q.created_lt)?,
-        );
+        let created =
+            crate::payments::created_range(q.created_gte.as_deref(), q.created_lt.as_deref())?;
         Ok(self
             .store
             .payouts_of(id, created, PAGE)

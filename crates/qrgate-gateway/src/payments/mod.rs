@@ -76,29 +76,15 @@ impl<S: Store> Gateway<S> {
     }
 
     pub async fn list_payments(&self, p: &Principal, q: ListQuery) -> Result<PaymentList, Error> {
+        let (created_gte, created_lt) =
+            created_range(q.created_gte.as_deref(), q.created_lt.as_deref())?;
         let mut query = PaymentQuery {
             limit: q.limit.unwrap_or(20),
             status: q.status.map(|s| checked_status(&s)).transpose()?,
-            created_gte: q
-                .created_gte
-                .as_deref()
-                .map(|t| time_filter("created_gte", t))
-                .transpose()?,
-            created_lt: q
-                .created_lt
-                .as_deref()
-                .map(|t| time_filter("created_lt", t))
-                .transpose()?,
+            created_gte,
+            created_lt,
             ..Default::default()
         };
-        if let (Some(a), Some(b)) = (query.created_gte, query.created_lt)
-            && a >= b
-        {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "created_gte must be before created_lt",
-            ));
-        }
         if let Some(n) = q.out_trade_no {
             crate::check_merchant_number("out_trade_no", &n)?;
             query.out_trade_no = Some(n);
@@ -136,6 +122,29 @@ fn checked_status(s: &str) -> Result<String, Error> {
             format!("status {s:?} is not a payment status (requires_action, confirming, succeeded, failed, canceled)"),
         )
     })
+}
+
+/// A list's time range `[created_gte, created_lt)`: each end an RFC 3339
+/// time or open, the start before the end.
+pub(crate) fn created_range(
+    created_gte: Option<&str>,
+    created_lt: Option<&str>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), Error> {
+    let gte = created_gte
+        .map(|t| time_filter("created_gte", t))
+        .transpose()?;
+    let lt = created_lt
+        .map(|t| time_filter("created_lt", t))
+        .transpose()?;
+    if let (Some(a), Some(b)) = (gte, lt)
+        && a >= b
+    {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "created_gte must be before created_lt",
+        ));
+    }
+    Ok((gte, lt))
 }
 
 /// A time filter is an RFC 3339 time.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_store::{RefundQuery, Store};
 
-use crate::payments::time_filter;
+use crate::payments::created_range;
 use crate::views::RefundView;
 use crate::{Error, Gateway, Principal, Role};
 
@@ -80,16 +80,8 @@ impl<S: Store> Gateway<S> {
         if let Some(n) = &q.out_refund_no {
             crate::check_merchant_number("out_refund_no", n)?;
         }
-        let created_gte = q
-            .created_gte
-            .as_deref()
-            .map(|t| time_filter("created_gte", t))
-            .transpose()?;
-        let created_lt = q
-            .created_lt
-            .as_deref()
-            .map(|t| time_filter("created_lt", t))
-            .transpose()?;
+        let (created_gte, created_lt) =
+            created_range(q.created_gte.as_deref(), q.created_lt.as_deref())?;
         if let Some(after) = &q.starting_after {
             // The cursor must be a refund this principal can see.
             self.get_refund(p, after).await?;

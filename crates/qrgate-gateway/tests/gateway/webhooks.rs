@@ -27,7 +27,7 @@ on_both!(
         assert_eq!(event["data"]["payment"]["id"], after["id"]);
         assert_ne!(event["data"]["payment"]["id"], before["id"]);
         assert_eq!(
-            w.gw.list_deliveries(&w.merchant, &ep.id)
+            w.gw.list_deliveries(&w.merchant, &ep.id, Default::default())
                 .await
                 .unwrap()
                 .len(),
@@ -93,7 +93,10 @@ on_both!(
         assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().delivered, 0);
         w.clock.advance_seconds(1);
         assert_eq!(w.gw.dispatch_webhooks(&sender).await.unwrap().delivered, 1);
-        let ds = w.gw.list_deliveries(&w.merchant, &ep.id).await.unwrap();
+        let ds =
+            w.gw.list_deliveries(&w.merchant, &ep.id, Default::default())
+                .await
+                .unwrap();
         assert_eq!(
             (
                 ds[0].status.as_str(),
@@ -102,8 +105,26 @@ on_both!(
             ),
             ("delivered", 3, Some(200))
         );
+        // By time: the delivery was made before now, not after it.
+        let range = |gte: Option<Timestamp>, lt: Option<Timestamp>| {
+            qrgate_gateway::webhooks::CreatedRange {
+                created_gte: gte.map(Timestamp::to_rfc3339),
+                created_lt: lt.map(Timestamp::to_rfc3339),
+            }
+        };
+        let now = w.clock.now();
+        let listed = |r| {
+            let (gw, p, id) = (&w.gw, w.merchant.clone(), ep.id.clone());
+            async move { gw.list_deliveries(&p, &id, r).await.map(|d| d.len()) }
+        };
+        assert_eq!(listed(range(None, Some(now))).await, Ok(1));
+        assert_eq!(listed(range(Some(now), None)).await, Ok(0));
         assert_eq!(
-            w.gw.list_deliveries(&w.other_merchant, &ep.id)
+            listed(range(Some(now), Some(now))).await.unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(
+            w.gw.list_deliveries(&w.other_merchant, &ep.id, Default::default())
                 .await
                 .unwrap_err()
                 .code,
@@ -129,7 +150,7 @@ on_both!(
         }
         assert_eq!(gave_up, 1);
         let failed =
-            w.gw.list_deliveries(&w.merchant, &ep.id)
+            w.gw.list_deliveries(&w.merchant, &ep.id, Default::default())
                 .await
                 .unwrap()
                 .into_iter()

@@ -11,7 +11,7 @@ use qrgate_gateway::{Error, Kind};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Auth, StrictJson};
+use super::extract::{Auth, StrictJson, StrictQuery};
 use super::openapi::StdErrors;
 
 /// Every route. None deletes a record: payments, refunds, the ledger and
@@ -55,15 +55,16 @@ pub(super) async fn list_webhook_endpoints(State(s): State<AppState>, Auth(p): A
     )
 }
 
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "Delivery attempts, newest first"), StdErrors))]
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", security(("bearer" = [])), params(("id" = String, Path), qrgate_gateway::webhooks::CreatedRange), responses((status = 200, description = "Delivery attempts, newest first (the last 100 in the range)"), StdErrors))]
 pub(super) async fn list_deliveries(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
+    StrictQuery(range): StrictQuery<qrgate_gateway::webhooks::CreatedRange>,
 ) -> ApiResult {
     ok(
         StatusCode::OK,
-        &json!({ "object": "list", "data": s.gw.list_deliveries(&p, &id).await?, "has_more": false }),
+        &json!({ "object": "list", "data": s.gw.list_deliveries(&p, &id, range).await?, "has_more": false }),
     )
 }
 

@@ -328,15 +328,23 @@ pub(crate) async fn deliveries_due<C: Conn>(
 pub(crate) async fn deliveries_of<C: Conn>(
     c: &mut C,
     endpoint_id: &str,
+    created: (Option<Timestamp>, Option<Timestamp>),
     limit: i64,
 ) -> Result<Vec<WebhookDelivery>, StoreError> {
+    let (gte, lt) = created;
     let rows = c
         .rows(
             concat!(
                 delivery_select!(),
-                " WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
+                " WHERE endpoint_id = $1 AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
+                 ORDER BY id DESC LIMIT $4"
             ),
-            &[Arg::Str(endpoint_id), Arg::I64(limit)],
+            &[
+                Arg::Str(endpoint_id),
+                Arg::OptI64(gte.map(Timestamp::unix_millis)),
+                Arg::OptI64(lt.map(Timestamp::unix_millis)),
+                Arg::I64(limit),
+            ],
         )
         .await?;
     rows.iter().map(WebhookDelivery::from_row).collect()

@@ -838,7 +838,10 @@ on_both!(
             qrgate_core::state::DeliveryStatus::Pending
         );
         assert_eq!(
-            s.deliveries_of(&got.endpoint_id, 10).await.unwrap().len(),
+            s.deliveries_of(&got.endpoint_id, (None, None), 10)
+                .await
+                .unwrap()
+                .len(),
             1
         );
         // The other endpoint's delivery waits while it is disabled, and is
@@ -917,7 +920,7 @@ on_both!(
                 .iter()
                 .all(|e| e.id != other)
         );
-        let left = s.deliveries_of(&other, 10).await.unwrap();
+        let left = s.deliveries_of(&other, (None, None), 10).await.unwrap();
         assert_eq!(
             (left[0].status.as_str(), left[0].last_error.as_deref()),
             ("failed", Some("endpoint deleted"))
