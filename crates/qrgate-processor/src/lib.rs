@@ -368,12 +368,7 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(path) = &self.journal_file {
-            let line = format!("{record}\n");
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
+            let written = append_line(path, &record.to_string());
             if let Err(e) = written {
                 // The file no longer holds everything settled: its
                 // settlement files would be short, so none is given.
@@ -652,6 +647,30 @@ impl Processor for Sandbox {
     }
 }
 
+/// Append `line` to the journal in one write; after a line a crash cut
+/// short (no line break at the end), on a line of its own.
+fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut text = String::with_capacity(line.len() + 2);
+    if len > 0 {
+        let mut last = [0_u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            text.push('\n');
+        }
+    }
+    text.push_str(line);
+    text.push('\n');
+    f.write_all(text.as_bytes())
+}
+
 /// What the sandbox settled, and whether its file missed any of it.
 #[derive(Default)]
 struct Journal {
@@ -821,6 +840,22 @@ mod tests {
         // Another process reading the same directory sees the same file.
         let other = Sandbox::default().with_journal_dir(&dir).unwrap();
         assert_eq!(other.settlement_file(day, end).await.unwrap(), text);
+        // A line a crash cut short is left out; the next record is whole.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL_FILE))
+            .unwrap()
+            .write_all(b"capture,pay_torn,pay_to")
+            .unwrap();
+        s.authorize(req("pay_e", &ok.token)).await.unwrap();
+        let later = settlement::parse(
+            &s.settlement_file(day, end.checked_add_seconds(86_400).unwrap())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(later.iter().any(|r| r.reference == "pay_e"));
+        assert!(later.iter().all(|r| r.reference != "pay_torn"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

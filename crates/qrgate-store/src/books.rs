@@ -1,7 +1,10 @@
 //! The auditor's check of the books: the ledger balances, every stored
 //! balance is the sum of its entries, no account is below zero that may not
 //! be, every payment's state agrees with the postings that name it, every
-//! settlement adds up and moved what it says, and every posting that names
+//! settlement adds up, moved what it says and holds exactly its day's
+//! movements (its net is the day's postings on the merchant's pending
+//! account, so a movement of the day written after the day closed shows),
+//! and every posting that names
 //! a merchant moves only that merchant's accounts (so its statements,
 //! which are its postings, add up to its balances).
 
@@ -45,6 +48,12 @@ pub(crate) async fn ledger_check<C: Conn>(c: &mut C) -> Result<LedgerCheck, Stor
                OR st.carried_out_minor <> st.carried_in_minor + st.net_minor - st.settled_minor \
                OR st.settled_minor < 0 OR st.carried_out_minor > 0 \
                OR (st.settled_minor > 0 AND st.carried_out_minor <> 0) \
+               OR st.net_minor <> (SELECT COALESCE(SUM(d.amount_minor), 0) FROM postings p \
+                    JOIN ledger_entries d ON d.posting_id = p.id JOIN accounts a ON a.id = d.account_id \
+                    WHERE p.merchant_id = st.merchant_id AND p.created_at >= st.starts_at \
+                      AND p.created_at < st.ends_at AND p.kind <> 'settlement' \
+                      AND a.kind = 'merchant_settlement' AND a.owner_id = st.merchant_id \
+                      AND a.currency = st.currency) \
              ORDER BY 1 LIMIT $1",
             &[Arg::I64(LedgerCheck::MAX_LISTED)],
         )

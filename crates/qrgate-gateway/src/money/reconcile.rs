@@ -147,7 +147,7 @@ impl<S: Store> Gateway<S> {
         })?;
         let ledger = self.card_ledger(from, until).await?;
         let mut report = matched(&ledger, &records);
-        self.other_days(&mut report).await?;
+        self.other_days(day, &mut report).await?;
         report.date = day.to_string();
         report.processor = self.processor.name().to_owned();
         report.final_ = self.now() >= until;
@@ -176,11 +176,16 @@ impl<S: Store> Gateway<S> {
 
     /// Look for each record missing in the day's ledger among its
     /// payment's movements of other days (a payment id is the start of
-    /// every reference: `pay_…`, `pay_….confirm.…`, `pay_…:<number>`).
-    async fn other_days(&self, report: &mut Reconciliation) -> Result<(), Error> {
+    /// every reference: `pay_…`, `pay_….confirm.…`, `pay_…:<number>`). It
+    /// is booked on another day only when that day's own file does not
+    /// have it too: a second settlement of a movement (today's, or one
+    /// its own day's file already settled) stays missing in the ledger,
+    /// with the movement named.
+    async fn other_days(&self, day: BusinessDay, report: &mut Reconciliation) -> Result<(), Error> {
+        let offset = self.limits.business_offset_minutes;
         let clearing = AccountId::card_clearing(self.processor.name(), crate::CURRENCY);
-        let missing = std::mem::take(&mut report.missing_in_ledger);
-        for mut f in missing {
+        let mut files: HashMap<BusinessDay, Option<Vec<SettlementRecord>>> = HashMap::new();
+        for mut f in std::mem::take(&mut report.missing_in_ledger) {
             let payment_id = f.reference.split(['.', ':']).next().unwrap_or_default();
             let mut found = None;
             for m in self.store.card_movements_of(&clearing, payment_id).await? {
@@ -196,15 +201,39 @@ impl<S: Store> Gateway<S> {
             };
             let ledger_amount = amount(item.amount_minor, crate::CURRENCY);
             let same = f.processor_amount.as_deref() == Some(ledger_amount.as_str());
+            let booked = BusinessDay::of(at, offset);
             f.payment_id = item.payment_id;
             f.posting_id = Some(item.posting_id);
             f.ledger_amount = Some(ledger_amount);
-            f.ledger_day =
-                Some(BusinessDay::of(at, self.limits.business_offset_minutes).to_string());
-            if same {
-                report.booked_other_day.push(f);
-            } else {
-                report.amount_mismatches.push(f);
+            f.ledger_day = Some(booked.to_string());
+            if booked == day {
+                report.missing_in_ledger.push(f);
+                continue;
+            }
+            if !files.contains_key(&booked) {
+                let file = self
+                    .processor_call(
+                        self.processor
+                            .settlement_file(booked.starts_at(offset), booked.ends_at(offset)),
+                    )
+                    .await
+                    .ok()
+                    .and_then(|t| settlement::parse(&t).ok());
+                files.insert(booked, file);
+            }
+            let settled_there = files.get(&booked).and_then(Option::as_ref).map(|records| {
+                records.iter().any(|r| {
+                    r.kind == item.kind
+                        && r.reference == f.reference
+                        && r.status == RecordStatus::Settled
+                })
+            });
+            match (settled_there, same) {
+                (Some(false), true) => report.booked_other_day.push(f),
+                (Some(false), false) => report.amount_mismatches.push(f),
+                // Settled on its own day too, or that day's file unread:
+                // not a timing difference.
+                _ => report.missing_in_ledger.push(f),
             }
         }
         report.agrees = report.agrees_now();

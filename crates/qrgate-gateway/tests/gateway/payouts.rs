@@ -261,18 +261,21 @@ on_both!(
         w.clock.set(today.ends_at(480));
         w.clock.advance_seconds(600);
         let w = Arc::new(w);
-        // Payouts asked while the day settles: each pays what was
-        // available when it ran, never more.
-        let payouts: Vec<_> = (0..3)
-            .map(|_| {
-                let (w, id) = (w.clone(), m.id.clone());
-                tokio::spawn(async move { w.gw.pay_out(By::Named("test"), &id).await })
-            })
-            .collect();
+        // Payouts asked while the day settles, a millisecond apart: each
+        // pays what was available when it ran, never more.
         let settled = {
             let (w, id) = (w.clone(), m.id.clone());
             tokio::spawn(async move { w.gw.settle_day(By::Named("test"), &id, today).await })
         };
+        let payouts: Vec<_> = (0..6)
+            .map(|i| {
+                let (w, id) = (w.clone(), m.id.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(i)).await;
+                    w.gw.pay_out(By::Named("test"), &id).await
+                })
+            })
+            .collect();
         let mut paid = 0;
         for t in payouts {
             if let Some(p) = t.await.unwrap().unwrap() {
@@ -298,10 +301,12 @@ on_both!(
     two_nodes_ask_the_bank_once_per_attempt,
     |w: World| async move {
         let shop = settled_shop(&w, Some(SANDBOX_FAILS_ONCE)).await;
-        // Two gateways on one store and one bank: two nodes.
+        // Two gateways on one store and one bank, which takes a while to
+        // answer (so the nodes' steps overlap): two nodes.
         let bank = Arc::new(qrgate_processor::bank::SandboxBank::new());
-        let a = Arc::new(w.node().await.with_bank(bank.clone()));
-        let b = Arc::new(w.node().await.with_bank(bank.clone()));
+        let slow = Arc::new(SlowBank(bank.clone()));
+        let a = Arc::new(w.node().await.with_bank(slow.clone()));
+        let b = Arc::new(w.node().await.with_bank(slow.clone()));
         let id = shop.subject.clone().unwrap();
         let p = a.pay_out(By::Named("test"), &id).await.unwrap().unwrap();
         assert_eq!(p.status, "pending", "the first attempt failed: {p:?}");
@@ -322,3 +327,26 @@ on_both!(
         assert_books(&w).await;
     }
 );
+
+/// The sandbox bank, 100 ms slower to answer a payment.
+struct SlowBank(Arc<qrgate_processor::bank::SandboxBank>);
+
+impl qrgate_processor::bank::Payouts for SlowBank {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn pay<'a>(
+        &'a self,
+        payout_id: &'a str,
+        account: &'a str,
+        amount_minor: i64,
+    ) -> qrgate_processor::BoxFuture<'a, qrgate_processor::bank::BankAnswer> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.0.pay(payout_id, account, amount_minor).await
+        })
+    }
+    fn returns(&self) -> qrgate_processor::BoxFuture<'_, Vec<qrgate_processor::bank::Returned>> {
+        self.0.returns()
+    }
+}

@@ -207,6 +207,27 @@ on_both!(
             .unwrap()
             .status = RecordStatus::Failed;
         assert_eq!(only(&run(failed).await, "status_mismatches"), [canceled]);
+        // A record settled twice: the second is missing in the ledger
+        // (its movement named), today and on another day alike.
+        let mut twice = records.clone();
+        twice.push(records[0].clone());
+        let found = run(twice).await;
+        assert_eq!(
+            only(&found, "missing_in_ledger"),
+            [records[0].reference.clone()]
+        );
+        assert_eq!(found.missing_in_ledger[0].ledger_day.as_deref(), Some(DAY));
+        let again = settlement::render(&records[..1]);
+        let next_day = gw
+            .reconcile(&admin(), "2026-11-26", Some(&again))
+            .await
+            .unwrap();
+        assert_eq!(
+            only(&next_day, "missing_in_ledger"),
+            [records[0].reference.clone()],
+            "settled on its own day already: not a timing difference"
+        );
+        assert!(next_day.booked_other_day.is_empty());
         // A file cut short, or altered under its trailer, is refused.
         let cut: String = file.lines().take(3).map(|l| format!("{l}\n")).collect();
         let refused = gw.reconcile(&admin(), DAY, Some(&cut)).await.unwrap_err();

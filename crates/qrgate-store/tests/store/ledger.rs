@@ -192,6 +192,15 @@ on_both!(
         db.raw("UPDATE settlements SET settled_minor = settled_minor - 1, carried_out_minor = carried_out_minor + 1")
             .await;
         assert_sound(s).await;
+        // One that adds up but holds another net than its day's postings
+        // (as if a movement of the day had been written after it closed).
+        db.raw("UPDATE settlements SET net_minor = net_minor + 1, carried_in_minor = carried_in_minor - 1")
+            .await;
+        let c = s.ledger_check().await.unwrap();
+        assert_eq!(c.disagreeing_settlements, [format!("{owner}/2026-11-25")]);
+        db.raw("UPDATE settlements SET net_minor = net_minor - 1, carried_in_minor = carried_in_minor + 1")
+            .await;
+        assert_sound(s).await;
 
         // A posting that names another merchant but moves this one's account.
         let mut m = pay("pay_2", &wallet(0), "c2", 500, 100_000);
