@@ -210,7 +210,7 @@ impl<S: Store> Gateway<S> {
                 report.missing_in_ledger.push(f);
                 continue;
             }
-            if !files.contains_key(&booked) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = files.entry(booked) {
                 let file = self
                     .processor_call(
                         self.processor
@@ -219,7 +219,7 @@ impl<S: Store> Gateway<S> {
                     .await
                     .ok()
                     .and_then(|t| settlement::parse(&t).ok());
-                files.insert(booked, file);
+                slot.insert(file);
             }
             let settled_there = files.get(&booked).and_then(Option::as_ref).map(|records| {
                 records.iter().any(|r| {
