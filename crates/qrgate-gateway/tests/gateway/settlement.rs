@@ -11,6 +11,37 @@ use super::*;
 
 const SHANGHAI: i32 = 480;
 
+/// Two settlements of the world's merchant's `date`, started at once.
+fn two_settlements(
+    w: &Arc<World>,
+    date: &'static str,
+) -> Vec<tokio::task::JoinHandle<Result<(SettlementView, bool), qrgate_gateway::Error>>> {
+    (0..2)
+        .map(|_| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let me = w.merchant.subject.clone().unwrap();
+                w.gw.settle_day(By::Named("test"), &me, day(date)).await
+            })
+        })
+        .collect()
+}
+
+/// Their answers: one made the settlement, both answer it.
+async fn one_settlement(
+    settlements: Vec<
+        tokio::task::JoinHandle<Result<(SettlementView, bool), qrgate_gateway::Error>>,
+    >,
+) -> Vec<(SettlementView, bool)> {
+    let mut made = Vec::new();
+    for t in settlements {
+        made.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(made.iter().filter(|(_, now)| *now).count(), 1, "{made:?}");
+    assert_eq!(made[0].0, made[1].0, "both answer the one settlement");
+    made
+}
+
 fn day(s: &str) -> BusinessDay {
     BusinessDay::parse(s).unwrap()
 }
@@ -227,16 +258,7 @@ on_both!(
             .collect();
         tokio::time::sleep(Duration::from_millis(5)).await;
         at(&w, "2026-11-26", 0, 10);
-        let settlements: Vec<_> = (0..2)
-            .map(|_| {
-                let w = w.clone();
-                tokio::spawn(async move {
-                    let me = w.merchant.subject.clone().unwrap();
-                    w.gw.settle_day(By::Named("test"), &me, day("2026-11-25"))
-                        .await
-                })
-            })
-            .collect();
+        let settlements = two_settlements(&w, "2026-11-25");
         let (mut in_day, mut next_day, mut refused) = (0_i64, 0_i64, 0);
         for t in payments {
             match t.await.unwrap() {
@@ -256,12 +278,7 @@ on_both!(
                 Err(e) => panic!("{e:?}"),
             }
         }
-        let mut made = Vec::new();
-        for t in settlements {
-            made.push(t.await.unwrap().unwrap());
-        }
-        assert_eq!(made.iter().filter(|(_, now)| *now).count(), 1, "{made:?}");
-        assert_eq!(made[0].0, made[1].0, "both answer the one settlement");
+        let made = one_settlement(settlements).await;
         let s = &made[0].0;
         // Every payment stamped in the day that was recorded is in its
         // settlement, and only those; none was lost.
@@ -353,16 +370,7 @@ on_both!(
             .collect();
         tokio::time::sleep(Duration::from_millis(2)).await;
         at(&w, "2026-11-26", 0, 10);
-        let settlements: Vec<_> = (0..2)
-            .map(|_| {
-                let w = w.clone();
-                tokio::spawn(async move {
-                    let me = w.merchant.subject.clone().unwrap();
-                    w.gw.settle_day(By::Named("test"), &me, day("2026-11-25"))
-                        .await
-                })
-            })
-            .collect();
+        let settlements = two_settlements(&w, "2026-11-25");
         let mut returned = 0;
         for (i, t) in moves.into_iter().enumerate() {
             match t.await.unwrap() {
@@ -381,12 +389,7 @@ on_both!(
                 Err(e) => panic!("{e:?}"),
             }
         }
-        let mut made = Vec::new();
-        for t in settlements {
-            made.push(t.await.unwrap().unwrap());
-        }
-        assert_eq!(made.iter().filter(|(_, now)| *now).count(), 1, "{made:?}");
-        assert_eq!(made[0].0, made[1].0, "both answer the one settlement");
+        let made = one_settlement(settlements).await;
         // The payer got back exactly what succeeded; the settlement holds
         // exactly the day's movements (the ledger check compares each
         // settlement with its day's postings); available is what it settled.
