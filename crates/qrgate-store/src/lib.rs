@@ -17,6 +17,7 @@ mod audit;
 mod books;
 mod db;
 pub mod error;
+mod events;
 mod lite;
 mod migrate;
 pub mod model;
@@ -33,6 +34,7 @@ use std::future::Future;
 pub use any::{AnyStore, WriteStats, redact_url};
 pub use audit::sha256_hex;
 pub use error::{CapUnit, MovementError, StoreError};
+pub use events::EventStore;
 pub use migrate::MigrationReport;
 pub use model::*;
 pub use money::MoneyStore;
@@ -43,7 +45,7 @@ pub use sqlite::{GroupCommits, SqliteStore};
 use qrgate_core::{AccountId, CounterKey, Timestamp};
 
 /// Everything the payment flows persist.
-pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
+pub trait Store: MoneyStore + EventStore + Clone + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Apply a money movement atomically (see [`Movement`]).
@@ -106,17 +108,6 @@ pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// A merchant's events, newest first.
-    fn events_of(
-        &self,
-        q: &EventQuery,
-    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
-    /// The sequence number of one of a merchant's events (a list cursor).
-    fn event_seq(
-        &self,
-        merchant_id: &str,
-        event_id: &str,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
     /// Take or renew the lease of a periodic job until `until`.
     fn take_lease(
         &self,
@@ -124,15 +115,6 @@ pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
         holder: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn outbox_pending(
-        &self,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
-    fn outbox_mark_delivered(
-        &self,
-        seq: i64,
-        at: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Audit rows after `after` (queued entries are chained first).
     fn audit_rows(
@@ -270,65 +252,8 @@ pub trait Store: MoneyStore + Clone + Send + Sync + 'static {
         &self,
         code: &str,
     ) -> impl Future<Output = Result<Option<IssuedCode>, StoreError>> + Send;
-    fn webhook_endpoints(
-        &self,
-        merchant_id: &str,
-    ) -> impl Future<Output = Result<Vec<WebhookEndpoint>, StoreError>> + Send;
     /// Readiness: the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Hand outbox events (by seq) to their webhook deliveries and mark them
-    /// handed over, all in one transaction; how many were still pending.
-    fn fan_out(
-        &self,
-        events: Vec<(i64, Vec<NewDelivery>)>,
-        at: Timestamp,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Pending deliveries due at `now`, oldest first: at most
-    /// `per_endpoint` of each endpoint and `limit` in all, none of a
-    /// disabled or deleted endpoint.
-    fn deliveries_due(
-        &self,
-        now: Timestamp,
-        per_endpoint: i64,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
-    /// Claim a due delivery for one attempt (see [`AttemptResult::claimed_until`]):
-    /// `true` for the one claimant whose `seen` still matched.
-    fn claim_delivery(
-        &self,
-        id: i64,
-        seen: Timestamp,
-        until: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Change a webhook endpoint, with its audit entry; `false` when there
-    /// was nothing to change (not the merchant's, deleted, already so).
-    fn change_endpoint(
-        &self,
-        change: EndpointChange,
-        at: Timestamp,
-        audit: AuditEntry,
-    ) -> impl Future<Output = Result<bool, MovementError>> + Send;
-    /// An endpoint's deliveries made in `[created.0, created.1)` (either
-    /// end open), newest first.
-    fn deliveries_of(
-        &self,
-        endpoint_id: &str,
-        created: (Option<Timestamp>, Option<Timestamp>),
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
-    fn delivery(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = Result<Option<WebhookDelivery>, StoreError>> + Send;
-    fn record_attempt(
-        &self,
-        a: AttemptResult,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn retry_delivery(
-        &self,
-        id: i64,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Change a credential (PIN, device, certificate, static code) with
     /// its audit entry; `false` when there was nothing to change.
     fn change_credential(
@@ -445,16 +370,6 @@ macro_rules! impl_store {
                     .await
                     .map_err(store_err)
             }
-            async fn events_of(&self, q: &EventQuery) -> Result<Vec<OutboxRow>, StoreError> {
-                ops::events_of(&mut self.reader().await?, q).await
-            }
-            async fn event_seq(
-                &self,
-                merchant_id: &str,
-                event_id: &str,
-            ) -> Result<Option<i64>, StoreError> {
-                ops::event_seq(&mut self.reader().await?, merchant_id, event_id).await
-            }
             async fn take_lease(
                 &self,
                 name: &str,
@@ -470,18 +385,6 @@ macro_rules! impl_store {
                 })
                 .await
                 .map_err(store_err)
-            }
-            async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-                ops::outbox_pending(&mut self.reader().await?, limit).await
-            }
-            async fn outbox_mark_delivered(
-                &self,
-                seq: i64,
-                at: Timestamp,
-            ) -> Result<bool, StoreError> {
-                self.write(write::MarkDelivered { seq, at })
-                    .await
-                    .map_err(store_err)
             }
             async fn audit_rows(
                 &self,
@@ -659,70 +562,8 @@ macro_rules! impl_store {
             async fn issued_code(&self, code: &str) -> Result<Option<IssuedCode>, StoreError> {
                 ops::issued_code(&mut self.reader().await?, code).await
             }
-            async fn webhook_endpoints(
-                &self,
-                merchant_id: &str,
-            ) -> Result<Vec<WebhookEndpoint>, StoreError> {
-                ops::webhook_endpoints(&mut self.reader().await?, merchant_id).await
-            }
             async fn ping(&self) -> Result<(), StoreError> {
                 ops::ledger_ping(&mut self.reader().await?).await
-            }
-            async fn fan_out(
-                &self,
-                events: Vec<(i64, Vec<NewDelivery>)>,
-                at: Timestamp,
-            ) -> Result<u64, StoreError> {
-                self.write(write::FanOut { events, at })
-                    .await
-                    .map_err(store_err)
-            }
-            async fn deliveries_due(
-                &self,
-                now: Timestamp,
-                per_endpoint: i64,
-                limit: i64,
-            ) -> Result<Vec<WebhookDelivery>, StoreError> {
-                ops::deliveries_due(&mut self.reader().await?, now, per_endpoint, limit).await
-            }
-            async fn claim_delivery(
-                &self,
-                id: i64,
-                seen: Timestamp,
-                until: Timestamp,
-            ) -> Result<bool, StoreError> {
-                self.write(write::ClaimDelivery { id, seen, until })
-                    .await
-                    .map_err(store_err)
-            }
-            async fn change_endpoint(
-                &self,
-                change: EndpointChange,
-                at: Timestamp,
-                audit: AuditEntry,
-            ) -> Result<bool, MovementError> {
-                let change = write::ChangeEndpoint { change, at };
-                let audit = Some(audit);
-                self.write(write::Audited { change, at, audit }).await
-            }
-            async fn deliveries_of(
-                &self,
-                endpoint_id: &str,
-                created: (Option<Timestamp>, Option<Timestamp>),
-                limit: i64,
-            ) -> Result<Vec<WebhookDelivery>, StoreError> {
-                ops::deliveries_of(&mut self.reader().await?, endpoint_id, created, limit).await
-            }
-            async fn delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError> {
-                ops::delivery(&mut self.reader().await?, id).await
-            }
-            async fn record_attempt(&self, a: AttemptResult) -> Result<bool, StoreError> {
-                self.write(write::RecordAttempt(a)).await.map_err(store_err)
-            }
-            async fn retry_delivery(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-                self.write(write::RetryDelivery { id, at: now })
-                    .await
-                    .map_err(store_err)
             }
             async fn change_credential(
                 &self,
