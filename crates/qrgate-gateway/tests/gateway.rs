@@ -55,19 +55,7 @@ async fn key_of(gw: &Gateway<AnyStore>, role: Role, subject: &str) -> Principal 
 
 /// A regular restaurant in Shanghai named `name`, with the defaults.
 fn merchant_form(name: &str) -> NewMerchant {
-    NewMerchant {
-        name: name.into(),
-        city: "SHANGHAI".into(),
-        country: "CN".into(),
-        mcc: "5812".into(),
-        currency: "CNY".into(),
-        category: "regular".into(),
-        name_local: None,
-        owner_ref: None,
-        fee_rate_bps: None,
-        fee_minimum: None,
-        bank_account: None,
-    }
+    NewMerchant::regular(name, "SHANGHAI", "5812")
 }
 
 struct World {
@@ -581,6 +569,14 @@ mod statements;
 mod stepup;
 #[path = "gateway/webhooks.rs"]
 mod webhooks;
+
+/// The id in a reply's body (of the payment or refund it made).
+fn id_of(r: Reply) -> String {
+    serde_json::from_str::<Value>(&r.into_body()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
 /// A reply's kind and body.
 fn split(r: Reply) -> (Option<Fresh>, String) {

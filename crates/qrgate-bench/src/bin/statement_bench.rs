@@ -94,19 +94,7 @@ async fn seed(db: &str, payments: u32, concurrency: u32) -> Result<(), String> {
     let m = gw
         .create_merchant(
             &admin(),
-            NewMerchant {
-                name: "BENCH NOODLES".into(),
-                city: "SHANGHAI".into(),
-                country: "CN".into(),
-                mcc: "5812".into(),
-                currency: "CNY".into(),
-                category: "regular".into(),
-                name_local: None,
-                owner_ref: None,
-                fee_rate_bps: None,
-                fee_minimum: None,
-                bank_account: None,
-            },
+            NewMerchant::regular("BENCH NOODLES", "SHANGHAI", "5812"),
         )
         .await
         .map_err(|e| e.message)?;

@@ -49,6 +49,27 @@ pub struct NewMerchant {
     pub bank_account: Option<String>,
 }
 
+impl NewMerchant {
+    /// A regular merchant in mainland China taking CNY, with its
+    /// category's fees, no local name and no bank account: the defaults a
+    /// request body gets; set the rest as needed.
+    pub fn regular(name: &str, city: &str, mcc: &str) -> NewMerchant {
+        NewMerchant {
+            name: name.into(),
+            city: city.into(),
+            country: cn(),
+            mcc: mcc.into(),
+            currency: cny(),
+            category: regular(),
+            name_local: None,
+            owner_ref: None,
+            fee_rate_bps: None,
+            fee_minimum: None,
+            bank_account: None,
+        }
+    }
+}
+
 pub(super) fn cn() -> String {
     "CN".into()
 }

@@ -128,7 +128,13 @@ impl<S: Store> Gateway<S> {
         }
         // A retry with the same refund number refunds only once, and still
         // reaches the processor after the window has closed.
-        if let Some(reply) = self.refund_made(pay, out_refund_no, amount.minor()).await? {
+        // Only the payment's own refunds here: a number another payment
+        // holds is refused by the refund row's unique index, inside the
+        // movement, and named then.
+        if let Some(reply) = self
+            .refund_made(pay, out_refund_no, amount.minor(), NumberOf::Payment)
+            .await?
+        {
             return Ok(reply);
         }
         let now = self.now();
@@ -213,7 +219,8 @@ impl<S: Store> Gateway<S> {
                 // race (and filled the cap this one was refused by): its
                 // refund is the answer.
                 match (
-                    self.refund_made(pay, out_refund_no, amount.minor()).await?,
+                    self.refund_made(pay, out_refund_no, amount.minor(), NumberOf::Merchant)
+                        .await?,
                     e,
                 ) {
                     (Some(reply), _) => Ok(reply),
@@ -303,13 +310,15 @@ impl<S: Store> Gateway<S> {
     /// The answer to a refund whose number the merchant used before: the
     /// refund made then, when it was of this payment (after asking the
     /// processor again, idempotent by refund key, in case the first call
-    /// never got there), or a conflict when it was of another payment or
-    /// for another amount. `None` when the number is new.
+    /// never got there), or a conflict when it was of another payment
+    /// (looked for only when `among` is the merchant's) or for another
+    /// amount. `None` when the number is new there.
     async fn refund_made(
         &self,
         pay: &Payment,
         out_refund_no: &str,
         amount_minor: i64,
+        among: NumberOf,
     ) -> Result<Option<Reply>, Error> {
         // The payment's own refunds first: a refund made before numbers
         // were unique per merchant (`number_shared`) is found only there,
@@ -320,9 +329,10 @@ impl<S: Store> Gateway<S> {
             .await?
             .into_iter()
             .find(|r| r.out_refund_no == out_refund_no);
-        let r = match own {
-            Some(r) => Some(r),
-            None => {
+        let r = match (own, among) {
+            (Some(r), _) => Some(r),
+            (None, NumberOf::Payment) => None,
+            (None, NumberOf::Merchant) => {
                 let (found, _) = self
                     .store
                     .list_refunds(RefundQuery {
@@ -512,6 +522,14 @@ impl<S: Store> Gateway<S> {
                 ..e
             })
     }
+}
+
+/// Where a refund number is looked for: the payment's own refunds, or
+/// all of its merchant's.
+#[derive(Clone, Copy)]
+enum NumberOf {
+    Payment,
+    Merchant,
 }
 
 /// What a refund asks for: how much, under which number, with which notes.

@@ -369,24 +369,9 @@ on_both!(
         assert!(e.message.contains("200.00"), "{}", e.message);
         // Another category has only the general cap.
         let shop =
-            w.gw.create_merchant(
-                &admin(),
-                NewMerchant {
-                    name: "GROCER".into(),
-                    city: "SHANGHAI".into(),
-                    country: "CN".into(),
-                    mcc: "5411".into(),
-                    currency: "CNY".into(),
-                    category: "regular".into(),
-                    name_local: None,
-                    owner_ref: None,
-                    fee_rate_bps: None,
-                    fee_minimum: None,
-                    bank_account: None,
-                },
-            )
-            .await
-            .unwrap();
+            w.gw.create_merchant(&admin(), NewMerchant::regular("GROCER", "SHANGHAI", "5411"))
+                .await
+                .unwrap();
         let shop = key_of(&w.gw, Role::Merchant, &shop.id).await;
         w.pay_order(&shop, &w.consumer, "500.00", None)
             .await

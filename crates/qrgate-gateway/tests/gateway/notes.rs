@@ -15,15 +15,11 @@ fn notes(json: Value) -> Metadata {
 
 /// A charge of `amount` from the world's consumer; the payment id.
 async fn paid(w: &World, p: &Principal, amount: &str, metadata: &Metadata) -> String {
-    let body =
+    id_of(
         w.gw.charge_with_metadata(p, &w.device_token(), amount, None, metadata, None)
             .await
-            .unwrap()
-            .into_body();
-    serde_json::from_str::<Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+            .unwrap(),
+    )
 }
 
 on_both!(

@@ -54,15 +54,11 @@ fn at(w: &World, date: &str, hh: i64, mm: i64) {
 }
 
 async fn pay(w: &World, amount: &str) -> String {
-    let body =
+    id_of(
         w.gw.charge(&w.merchant, &w.device_token(), amount, None, None)
             .await
-            .unwrap()
-            .into_body();
-    serde_json::from_str::<Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+            .unwrap(),
+    )
 }
 
 async fn settle(w: &World, date: &str) -> (SettlementView, bool) {

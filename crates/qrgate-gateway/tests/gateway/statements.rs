@@ -42,7 +42,7 @@ on_both!(
         let pay = |amount: &'static str, number: Option<&'static str>| {
             let w = &w;
             async move {
-                let body =
+                id_of(
                     w.gw.charge(
                         &w.merchant,
                         &w.device_token(),
@@ -51,12 +51,8 @@ on_both!(
                         None,
                     )
                     .await
-                    .unwrap()
-                    .into_body();
-                serde_json::from_str::<Value>(&body).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
+                    .unwrap(),
+                )
             }
         };
         let a = pay("100.00", Some("=SUM(1,2)")).await;

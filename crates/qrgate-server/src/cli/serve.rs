@@ -224,17 +224,9 @@ async fn demo_parties(gw: &Gateway<AnyStore>) -> Result<DemoKeys, String> {
         .create_merchant(
             &admin,
             NewMerchant {
-                name: "DEMO NOODLES".into(),
-                city: "SHANGHAI".into(),
-                country: "CN".into(),
-                mcc: "5812".into(),
-                currency: qrgate_gateway::CURRENCY.code().into(),
-                category: "regular".into(),
                 name_local: Some("演示面馆".into()),
-                owner_ref: None,
-                fee_rate_bps: None,
-                fee_minimum: None,
                 bank_account: Some(qrgate_gateway::money::SANDBOX_PAYS.into()),
+                ..NewMerchant::regular("DEMO NOODLES", "SHANGHAI", "5812")
             },
         )
         .await
