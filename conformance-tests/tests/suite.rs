@@ -46,6 +46,9 @@ async fn target_with(
             ("QG-STEPUP-TTL".to_owned(), 10),
             ("BCP-REFUND-WINDOW".to_owned(), 15),
             ("QG-CANCEL-WINDOW".to_owned(), 10),
+            // A 5 s merchant deadline, so QGC-COMPLAINT-DEADLINE watches
+            // an unanswered complaint escalate (as in CI).
+            ("QG-COMPLAINT-FIRST-REPLY".to_owned(), 5),
             // Optional limits on, as in CI, so their cases observe them.
             ("BCP-PASSWORD-FREE-COUNT".to_owned(), 10),
             ("QG-VELOCITY-CUSTOMER".to_owned(), 12),
@@ -81,6 +84,16 @@ async fn target_with(
                 eprintln!("webhook dispatch: {e}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    // Move complaints past their deadlines as `qrgate serve`'s jobs do.
+    let sweeper = gw.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = sweeper.complaints_step("suite").await {
+                eprintln!("complaints sweep: {e}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         }
     });
     let mut app = router(AppState::new(gw));

@@ -22,6 +22,7 @@ use crate::ctx::{Ctx, Outcome, Stop, check, expect, expect_refused, fail, field,
 
 mod access;
 mod codes;
+mod complaints;
 mod levels;
 mod limits;
 mod money;
@@ -29,7 +30,10 @@ mod risk;
 mod stepup;
 mod webhooks;
 
-use {access::*, codes::*, levels::*, limits::*, money::*, risk::*, stepup::*, webhooks::*};
+use {
+    access::*, codes::*, complaints::*, levels::*, limits::*, money::*, risk::*, stepup::*,
+    webhooks::*,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Level {
@@ -415,6 +419,48 @@ pub fn all() -> Vec<Case> {
             Must,
             "a cancel and a full refund of one payment sent at once: one pays back, the books agree with the payments",
             cancel_refund_race
+        ),
+        case!(
+            "QGC-COMPLAINT-INSTANT",
+            "QG-COMPLAINT-INSTANT-REFUND",
+            Should,
+            "a complaint about a 19.99 payment is refunded in the same answer, once, and the wallet shows it",
+            complaint_instant
+        ),
+        case!(
+            "QGC-COMPLAINT-TICKET",
+            "QG-COMPLAINT-INSTANT-REFUND",
+            Should,
+            "a complaint about a 20.01 payment opens a ticket for the merchant, whose full refund resolves it",
+            complaint_ticket
+        ),
+        case!(
+            "QGC-COMPLAINT-INSTANT-CAP",
+            "QG-COMPLAINT-INSTANT-CAP",
+            Must,
+            "a payer gets at most 3 instant refunds; the 4th small complaint is a ticket",
+            complaint_instant_cap
+        ),
+        case!(
+            "QGC-COMPLAINT-INSTANT-CAP-AMOUNT",
+            "QG-COMPLAINT-INSTANT-CAP-AMOUNT",
+            Must,
+            "a payer's instant refunds add up to at most 50.00; the 3rd small complaint of 19.00 is a ticket",
+            complaint_instant_cap_amount
+        ),
+        case!(
+            "QGC-COMPLAINT-DEADLINE",
+            "QG-COMPLAINT-FIRST-REPLY",
+            Must,
+            "the merchant's deadline is at most 24 h, and an unanswered complaint escalates by itself after it (observed when the target's deadline is at most 10 s)",
+            complaint_deadline
+        ),
+        case!(
+            "QGC-COMPLAINT-TENANCY",
+            "QG-TENANCY",
+            Must,
+            "a payer cannot complain about another customer's payment (404); a merchant cannot see another merchant's complaints",
+            complaint_tenancy
         ),
         case!(
             "QGC-REFUND-IDEMPOTENT",

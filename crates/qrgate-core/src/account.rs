@@ -62,6 +62,13 @@ impl AccountId {
         AccountId(format!("clearing:card:{processor}:{currency}"))
     }
 
+    /// The platform's goodwill: what it pays out of its own pocket (an
+    /// instant complaint refund the merchant should not bear). Its balance
+    /// is negative by what goodwill has cost.
+    pub fn goodwill(currency: Currency) -> AccountId {
+        AccountId(format!("goodwill:{currency}"))
+    }
+
     /// An id as the database holds it (it was made by a constructor).
     pub fn stored(id: String) -> AccountId {
         AccountId(id)

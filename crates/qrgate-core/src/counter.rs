@@ -58,6 +58,14 @@ impl CounterKey {
         CounterKey(format!("refund_count:{payment_id}"))
     }
 
+    /// A payer's instant complaint refunds not yet 30 days old
+    /// (QG-COMPLAINT-INSTANT-CAP): charged with each one, given back when
+    /// it ages out of the window, so the counter is never below the
+    /// window's true total.
+    pub fn instant_refunds(customer: &str) -> CounterKey {
+        CounterKey(format!("instant_refund:{customer}"))
+    }
+
     /// A key as the database holds it.
     pub fn stored(key: String) -> CounterKey {
         CounterKey(key)

@@ -242,6 +242,8 @@ id_kinds! {
     OtpId => Otp, "otp";
     /// An outbox event, delivered to webhooks (`evt_`).
     EventId => Event, "evt";
+    /// A payer's complaint about a payment (`cmp_`).
+    ComplaintId => Complaint, "cmp";
 }
 
 #[cfg(test)]

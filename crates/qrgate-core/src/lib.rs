@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod clock;
+pub mod complaint;
 pub mod counter;
 pub mod currency;
 pub mod day;

@@ -1,4 +1,4 @@
-//! Payment and order states, with their transitions written once as tables.
+//! Payment, order, payout and complaint states, with their transitions written once as tables.
 //! Every state change the gateway makes is checked against these; anything
 //! not in a table is refused.
 
@@ -117,6 +117,74 @@ pub const DELIVERY_TRANSITIONS: &[(DeliveryStatus, DeliveryStatus)] = &[
     (DeliveryStatus::Failed, DeliveryStatus::Pending),
 ];
 
+/// A payer's complaint about one of their payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintStatus {
+    /// Waiting for the merchant's answer, until its deadline.
+    Open,
+    /// The merchant answered (explained, rejected, or refunded part):
+    /// waiting for the payer to accept or escalate.
+    Answered,
+    /// Waiting for the operator's decision.
+    Escalated,
+    /// Refunded on the spot; the merchant may contest it within its window.
+    RefundedInstantly,
+    /// The merchant contested the instant refund: the operator decides who
+    /// bears it (never the payer).
+    Contested,
+    /// Done; `resolution` says how.
+    Resolved,
+}
+
+/// Every allowed complaint transition. Filing makes an `open` or a
+/// `refunded_instantly` complaint; the operator may send an evasive answer
+/// back to the merchant (`escalated → open`), or park one it holds (a
+/// move to the same status, with a revisit time).
+pub const COMPLAINT_TRANSITIONS: &[(ComplaintStatus, ComplaintStatus)] = &[
+    (ComplaintStatus::Open, ComplaintStatus::Answered),
+    (ComplaintStatus::Open, ComplaintStatus::Resolved),
+    (ComplaintStatus::Open, ComplaintStatus::Escalated),
+    (ComplaintStatus::Answered, ComplaintStatus::Resolved),
+    (ComplaintStatus::Answered, ComplaintStatus::Escalated),
+    (ComplaintStatus::Escalated, ComplaintStatus::Resolved),
+    (ComplaintStatus::Escalated, ComplaintStatus::Open),
+    // Parked by the operator until a revisit time.
+    (ComplaintStatus::Escalated, ComplaintStatus::Escalated),
+    (ComplaintStatus::Contested, ComplaintStatus::Contested),
+    (
+        ComplaintStatus::RefundedInstantly,
+        ComplaintStatus::Contested,
+    ),
+    (
+        ComplaintStatus::RefundedInstantly,
+        ComplaintStatus::Resolved,
+    ),
+    (ComplaintStatus::Contested, ComplaintStatus::Resolved),
+];
+
+impl ComplaintStatus {
+    pub const ALL: [ComplaintStatus; 6] = [
+        ComplaintStatus::Open,
+        ComplaintStatus::Answered,
+        ComplaintStatus::Escalated,
+        ComplaintStatus::RefundedInstantly,
+        ComplaintStatus::Contested,
+        ComplaintStatus::Resolved,
+    ];
+
+    /// Whose move it is: `None` once resolved.
+    pub fn waiting_for(self) -> Option<&'static str> {
+        match self {
+            ComplaintStatus::Open => Some("merchant"),
+            ComplaintStatus::Answered => Some("payer"),
+            ComplaintStatus::Escalated | ComplaintStatus::Contested => Some("operator"),
+            ComplaintStatus::RefundedInstantly => Some("merchant"),
+            ComplaintStatus::Resolved => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} cannot go from {from} to {to}")]
 pub struct InvalidTransition {
@@ -192,6 +260,15 @@ status_strings!(PayoutStatus, PAYOUT_TRANSITIONS, "payout", {
     Returned => "returned",
 });
 
+status_strings!(ComplaintStatus, COMPLAINT_TRANSITIONS, "complaint", {
+    Open => "open",
+    Answered => "answered",
+    Escalated => "escalated",
+    RefundedInstantly => "refunded_instantly",
+    Contested => "contested",
+    Resolved => "resolved",
+});
+
 status_strings!(OrderStatus, ORDER_TRANSITIONS, "order", {
     Open => "open",
     Paid => "paid",
@@ -252,6 +329,27 @@ mod tests {
             );
         }
         assert!("paid".parse::<PaymentStatus>().is_err());
+    }
+
+    #[test]
+    fn complaints_follow_their_table() {
+        use ComplaintStatus as C;
+        let mut allowed = 0;
+        for from in C::ALL {
+            for to in C::ALL {
+                let ok = from.transition(to).is_ok();
+                assert_eq!(ok, COMPLAINT_TRANSITIONS.contains(&(from, to)));
+                allowed += usize::from(ok);
+            }
+            assert_eq!(from.as_str().parse::<C>(), Ok(from));
+            assert_eq!(from.is_final(), from.waiting_for().is_none(), "{from}");
+        }
+        assert_eq!(allowed, COMPLAINT_TRANSITIONS.len());
+        assert!(C::Resolved.is_final());
+        // An instant refund is never reopened for the merchant to answer,
+        // and a resolved complaint never moves again.
+        assert!(C::RefundedInstantly.transition(C::Open).is_err());
+        assert!(C::Resolved.transition(C::Escalated).is_err());
     }
 
     #[test]

@@ -48,6 +48,38 @@ pub struct Limits {
     /// Default fee rates by merchant category, in basis points.
     pub fee_regular_bps: u32,
     pub fee_small_personal_bps: u32,
+    /// Complaints (QG-COMPLAINT-*).
+    pub complaints: ComplaintLimits,
+}
+
+/// The numbers of the complaint rules (QG-COMPLAINT-*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ComplaintLimits {
+    pub window_seconds: i64,
+    pub instant_max_minor: i64,
+    pub instant_cap_count: i64,
+    pub instant_cap_minor: i64,
+    pub instant_cap_window_seconds: i64,
+    pub first_reply_seconds: i64,
+    pub resolve_seconds: i64,
+    pub payer_reply_seconds: i64,
+    pub contest_window_seconds: i64,
+}
+
+impl ComplaintLimits {
+    fn from_catalogue(c: &Catalogue) -> Result<ComplaintLimits, qrgate_core::rules::RuleError> {
+        Ok(ComplaintLimits {
+            window_seconds: c.value("QG-COMPLAINT-WINDOW")?,
+            instant_max_minor: c.value("QG-COMPLAINT-INSTANT-REFUND")?,
+            instant_cap_count: c.value("QG-COMPLAINT-INSTANT-CAP")?,
+            instant_cap_minor: c.value("QG-COMPLAINT-INSTANT-CAP-AMOUNT")?,
+            instant_cap_window_seconds: c.value("QG-COMPLAINT-INSTANT-CAP-WINDOW")?,
+            first_reply_seconds: c.value("QG-COMPLAINT-FIRST-REPLY")?,
+            resolve_seconds: c.value("QG-COMPLAINT-RESOLVE")?,
+            payer_reply_seconds: c.value("QG-COMPLAINT-PAYER-REPLY")?,
+            contest_window_seconds: c.value("QG-COMPLAINT-CONTEST-WINDOW")?,
+        })
+    }
 }
 
 impl Limits {
@@ -125,6 +157,7 @@ impl Limits {
             rate_unknown_code: c.value("QG-RATE-UNKNOWN-CODE")?,
             rate_pin: c.value("QG-RATE-PIN")?,
             rate_public: c.value("QG-RATE-PUBLIC")?,
+            complaints: ComplaintLimits::from_catalogue(c)?,
         })
     }
 }

@@ -251,6 +251,19 @@ impl From<MovementError> for Error {
                 Error::new(Kind::Conflict, "payment_state_conflict", format!("payment {id} is {actual}"))
                     .with_rule("QG-ONE-OUTCOME")
             }
+            MovementError::ComplaintOpen { payment_id } => Error::new(
+                Kind::Conflict,
+                "complaint_already_open",
+                format!("payment {payment_id} already has a complaint that is not resolved; follow it there"),
+            ),
+            MovementError::ComplaintMoved { id, actual } => Error::new(
+                Kind::Conflict,
+                "complaint_state_conflict",
+                format!(
+                    "complaint {id} changed meanwhile{}; read it again",
+                    actual.map(|s| format!(" (it is {s})")).unwrap_or_default()
+                ),
+            ),
             MovementError::PaymentHasRefunds { id, .. } => Error::new(
                 Kind::Conflict,
                 "payment_state_conflict",
@@ -347,6 +360,18 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("code_revoked", "the merchant revoked this static code"),
     ("code_unknown", "a genuine code that is not registered here"),
+    (
+        "complaint_already_open",
+        "the payment has a complaint that is not resolved; follow it",
+    ),
+    (
+        "complaint_state_conflict",
+        "the complaint is not in a state that allows this move (or moved meanwhile)",
+    ),
+    (
+        "complaint_window_closed",
+        "the payment is too old to complain about (QG-COMPLAINT-WINDOW)",
+    ),
     (
         "code_unknown_key",
         "the merchant code was signed by an unknown key",
@@ -585,6 +610,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "the time to confirm the payment has passed",
     ),
     ("payment_not_cancelable", "the payment cannot be canceled"),
+    (
+        "payment_not_complainable",
+        "only a succeeded payment with money not yet refunded can be complained about",
+    ),
     (
         "payment_not_refundable",
         "only succeeded payments can be refunded",

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use qrgate_store::{OutboxEvent, Store};
 
+use crate::complaints::ComplaintView;
 use crate::money::PayoutView;
 use crate::views::{PaymentView, RefundView};
 use crate::{Error, Gateway};
@@ -35,6 +36,11 @@ pub(crate) enum Event<'a> {
         reason: &'a str,
     },
     RefundSucceeded(&'a RefundView),
+    /// A payer filed a complaint (refunded at once, or a ticket).
+    ComplaintCreated(&'a ComplaintView),
+    /// A complaint moved (answered, escalated, contested, sent back, parked).
+    ComplaintUpdated(&'a ComplaintView),
+    ComplaintResolved(&'a ComplaintView),
     OrderClosed {
         order_id: &'a str,
     },
@@ -57,6 +63,9 @@ impl Event<'_> {
             Event::PaymentFailed(_) | Event::WaitingPaymentFailed { .. } => "payment.failed",
             Event::PaymentCanceled(_) | Event::WaitingPaymentCanceled { .. } => "payment.canceled",
             Event::RefundSucceeded(_) => "refund.succeeded",
+            Event::ComplaintCreated(_) => "complaint.created",
+            Event::ComplaintUpdated(_) => "complaint.updated",
+            Event::ComplaintResolved(_) => "complaint.resolved",
             Event::OrderClosed { .. } => "order.closed",
             Event::OrderExpired { .. } => "order.expired",
             Event::PayoutPaid(_) => "payout.paid",
@@ -75,6 +84,9 @@ impl Event<'_> {
             Event::WaitingPaymentFailed { payment_id, .. }
             | Event::WaitingPaymentCanceled { payment_id, .. } => payment_id,
             Event::RefundSucceeded(r) => &r.id,
+            Event::ComplaintCreated(c)
+            | Event::ComplaintUpdated(c)
+            | Event::ComplaintResolved(c) => &c.id,
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => order_id,
             Event::PayoutPaid(v) | Event::PayoutFailed(v) | Event::PayoutReturned(v) => &v.id,
         }
@@ -93,6 +105,11 @@ impl Event<'_> {
                 json!({ "merchant_id": merchant_id, "payment_id": payment_id, "reason": reason })
             }
             Event::RefundSucceeded(r) => json!({ "merchant_id": merchant_id, "refund": r }),
+            Event::ComplaintCreated(c)
+            | Event::ComplaintUpdated(c)
+            | Event::ComplaintResolved(c) => {
+                json!({ "merchant_id": merchant_id, "complaint": c })
+            }
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => {
                 json!({ "order_id": order_id, "merchant_id": merchant_id })
             }

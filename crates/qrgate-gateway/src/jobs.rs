@@ -4,6 +4,8 @@
 //!
 //! - every second: open orders past their expiry close, waiting step-ups
 //!   past their deadline lapse (and claims left by a stopped node end);
+//! - every 2 s: complaints past their deadlines move on (under the
+//!   `complaints` lease: escalated, accepted by a silent payer, final);
 //! - every 2 s: the signing keys are re-read, so a rotation or retirement
 //!   made elsewhere is in force here;
 //! - every 10 minutes: idempotency records past their keeping time and
@@ -67,14 +69,18 @@ impl<S: Store + 'static> Gateway<S> {
     }
 }
 
-async fn settler<S: Store>(gw: Arc<Gateway<S>>) {
+/// A node's name for a lease; a failed draw still names it uniquely
+/// enough for a lease (its start time).
+fn holder_name<S: Store>(gw: &Gateway<S>) -> String {
     let mut random = [0_u8; 8];
-    // A node's name for the lease; a failed draw still names it uniquely
-    // enough for a lease (its start time).
-    let holder = match ring::rand::SecureRandom::fill(&gw.rng, &mut random) {
+    match ring::rand::SecureRandom::fill(&gw.rng, &mut random) {
         Ok(()) => format!("node-{}", u64::from_le_bytes(random)),
         Err(_) => format!("node-{}", gw.now().unix_millis()),
-    };
+    }
+}
+
+async fn settler<S: Store>(gw: Arc<Gateway<S>>) {
+    let holder = holder_name(&gw);
     let mut done = None;
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -90,10 +96,21 @@ async fn settler<S: Store>(gw: Arc<Gateway<S>>) {
 }
 
 async fn sweeper<S: Store>(gw: Arc<Gateway<S>>) {
+    let holder = holder_name(&gw);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
+        // Complaints past their deadlines, under the `complaints` lease.
+        if n.is_multiple_of(2) {
+            match gw.complaints_step(&holder).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(moved, "complaints past their deadlines moved on"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the complaints' deadlines pass failed; it runs again")
+                }
+            }
+        }
         if let Err(e) = gw.expire_orders().await {
             tracing::warn!(error = %e, "order expiry failed");
         }

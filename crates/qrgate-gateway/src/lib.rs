@@ -3,6 +3,7 @@
 //! numbers it enforces come from the rule catalogue.
 
 pub mod audit;
+pub mod complaints;
 mod config;
 mod credentials;
 mod error;
@@ -598,6 +599,9 @@ pub(crate) fn settlement_account(merchant: &str) -> AccountId {
 }
 pub(crate) fn fee_account(merchant: &str) -> AccountId {
     AccountId::fees(merchant, CURRENCY)
+}
+pub(crate) fn goodwill_account() -> AccountId {
+    AccountId::goodwill(CURRENCY)
 }
 pub(crate) fn clearing_account() -> AccountId {
     AccountId::external_clearing(CURRENCY)

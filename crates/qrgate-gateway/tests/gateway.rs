@@ -539,6 +539,8 @@ mod cards;
 mod catalogue;
 #[path = "gateway/codes.rs"]
 mod codes;
+#[path = "gateway/complaints.rs"]
+mod complaints;
 #[path = "gateway/credentials.rs"]
 mod credentials;
 #[path = "gateway/limits.rs"]

@@ -220,8 +220,8 @@ fn device_key_and_sign_token_make_a_token_the_printed_key_verifies() {
         "sign-token",
         "--seed-file",
         seed.to_str().unwrap(),
-        "--handle",
-        &handle,
+        // `=`: a base64url handle may start with `-`.
+        &format!("--handle={handle}"),
         "--ttl",
         "30",
     ]);

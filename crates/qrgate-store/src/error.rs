@@ -214,6 +214,15 @@ pub enum MovementError {
     RefundExceedsCaptured { id: String },
     #[error("out_refund_no {out_refund_no:?} is already used by this merchant")]
     DuplicateRefundNo { out_refund_no: String },
+    /// The payment has a complaint that is not resolved.
+    #[error("payment {payment_id} already has an unresolved complaint")]
+    ComplaintOpen { payment_id: String },
+    /// The complaint moved on since it was read (`actual` is where it is).
+    #[error("complaint {id} moved on: it is {actual:?}")]
+    ComplaintMoved {
+        id: String,
+        actual: Option<qrgate_core::state::ComplaintStatus>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -15,6 +15,7 @@
 mod any;
 mod audit;
 mod books;
+mod complaints;
 mod db;
 pub mod error;
 mod events;
@@ -33,6 +34,7 @@ use std::future::Future;
 
 pub use any::{AnyStore, WriteStats, redact_url};
 pub use audit::sha256_hex;
+pub use complaints::ComplaintStore;
 pub use error::{CapUnit, MovementError, StoreError};
 pub use events::EventStore;
 pub use migrate::MigrationReport;
@@ -45,7 +47,7 @@ pub use sqlite::{GroupCommits, SqliteStore};
 use qrgate_core::{AccountId, CounterKey, Timestamp};
 
 /// Everything the payment flows persist.
-pub trait Store: MoneyStore + EventStore + Clone + Send + Sync + 'static {
+pub trait Store: MoneyStore + EventStore + ComplaintStore + Clone + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Apply a money movement atomically (see [`Movement`]).

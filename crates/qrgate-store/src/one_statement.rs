@@ -141,6 +141,7 @@ fn composable(m: &Movement) -> bool {
         p.check_balanced().is_ok() && distinct(p.entries.iter().map(|e| e.account_id.as_str()))
     });
     m.records.is_empty()
+        && m.complaint.is_none()
         && counters_ok
         && posting_ok
         && distinct(m.counters.iter().map(|c| c.key.as_str()))
@@ -334,6 +335,7 @@ mod tests {
             payment: None,
             order: None,
             refund: None,
+            complaint: None,
             events: vec![],
             records: vec![],
             audit: None,

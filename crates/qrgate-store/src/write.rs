@@ -192,6 +192,12 @@ job!(ClaimPayout => bool, |j, c| ops::claim_payout(c, &j.id, j.attempts, (j.now,
 pub(crate) struct ChangePayout(pub(crate) PayoutChange);
 job!(ChangePayout => bool, |j, c| ops::change_payout(c, &j.0).await?);
 
+pub(crate) struct ReleaseInstantCap {
+    pub(crate) complaint: Complaint,
+    pub(crate) at: Timestamp,
+}
+job!(ReleaseInstantCap => bool, |j, c| ops::release_instant_cap(c, &j.complaint, j.at).await?);
+
 pub(crate) struct TakeLease {
     pub(crate) name: String,
     pub(crate) holder: String,

@@ -150,29 +150,18 @@ impl<S: Store> Gateway<S> {
             )
             .with_rule("BCP-REFUND-WINDOW"));
         }
-        let id = format!(
-            "ref_{}",
-            self.new_id::<qrgate_core::id::kind::Refund>()?
-                .to_string()
-                .trim_start_matches("ref_")
-        );
+        let id = self.refund_id()?;
         // The fee given back depends on what was refunded before: the
         // movement is written only while that is still so, and read again
         // when another refund of the payment got there first.
         let mut pay = std::borrow::Cow::Borrowed(pay);
         for attempt in 1.. {
-            let refund = Refund {
-                id: id.clone(),
-                payment_id: payment_id.into(),
-                merchant_id: pay.merchant_id.clone(),
-                amount_minor: amount.minor(),
-                currency: pay.currency,
-                status: "succeeded".into(),
-                out_refund_no: out_refund_no.into(),
-                fee_minor: fee_given_back(&pay, amount),
-                metadata: metadata.clone(),
-                created_at: now,
+            let ask = RefundAsk {
+                amount,
+                out_refund_no,
+                metadata,
             };
+            let refund = new_refund(&pay, &id, ask, now);
             let (m, body) = self.refund_movement(by, &pay, refund, idem.clone())?;
             match self.store.apply(m).await {
                 Err(MovementError::RefundedMeanwhile { .. }) if attempt < REFUND_ATTEMPTS => {
@@ -189,6 +178,11 @@ impl<S: Store> Gateway<S> {
             }
         }
         Err(Error::internal("the refund attempts ran out"))
+    }
+
+    /// A new refund id.
+    pub(crate) fn refund_id(&self) -> Result<String, Error> {
+        Ok(self.new_id::<qrgate_core::id::kind::Refund>()?.to_string())
     }
 
     /// What a refund's movement came to: the refund (and the card given
@@ -239,7 +233,7 @@ impl<S: Store> Gateway<S> {
     /// The one movement of a refund: its two caps (the amount captured,
     /// the count of refunds), the posting back to the payment's source, the
     /// payment's refunded amount, the refund row, its event and audit row.
-    fn refund_movement(
+    pub(crate) fn refund_movement(
         &self,
         by: By<'_>,
         pay: &Payment,
@@ -505,7 +499,7 @@ impl<S: Store> Gateway<S> {
     /// the processor return the money (idempotent by `key`). When it does
     /// not answer, say so: the caller retries and the processor call is
     /// repeated, the ledger is not written twice.
-    async fn card_refund_or_retry(
+    pub(crate) async fn card_refund_or_retry(
         &self,
         pay: &Payment,
         key: &str,
@@ -533,15 +527,37 @@ enum NumberOf {
 }
 
 /// What a refund asks for: how much, under which number, with which notes.
-struct RefundAsk<'a> {
-    amount: Money,
-    out_refund_no: &'a str,
-    metadata: &'a Metadata,
+pub(crate) struct RefundAsk<'a> {
+    pub(crate) amount: Money,
+    pub(crate) out_refund_no: &'a str,
+    pub(crate) metadata: &'a Metadata,
 }
 
 /// How many times a refund is tried while other refunds of the same
 /// payment land first.
-const REFUND_ATTEMPTS: u32 = 8;
+pub(crate) const REFUND_ATTEMPTS: u32 = 8;
+
+/// The row of a refund of `pay` (succeeded, with the fee it gives back as
+/// things stand in `pay`).
+pub(crate) fn new_refund(
+    pay: &Payment,
+    id: &str,
+    ask: RefundAsk<'_>,
+    now: qrgate_core::Timestamp,
+) -> Refund {
+    Refund {
+        id: id.to_owned(),
+        payment_id: pay.id.clone(),
+        merchant_id: pay.merchant_id.clone(),
+        amount_minor: ask.amount.minor(),
+        currency: pay.currency,
+        status: "succeeded".into(),
+        out_refund_no: ask.out_refund_no.into(),
+        fee_minor: fee_given_back(pay, ask.amount),
+        metadata: ask.metadata.clone(),
+        created_at: now,
+    }
+}
 
 /// The part of `pay`'s fee a refund of `amount` gives back: the fee kept
 /// on what was left before it less the fee kept on what is left after it

@@ -145,6 +145,18 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "seconds per minute (first payout retry)",
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
+        ("file.rs", "1000", "milliseconds per second"),
+        (
+            "file.rs",
+            "100",
+            "complaints read per payment (one open at a time)",
+        ),
+        ("sweep.rs", "100", "complaints moved per sweeper page"),
+        (
+            "sweep.rs",
+            "60_000",
+            "how long a node holds the complaints lease",
+        ),
         ("statements.rs", "2000", "statement rows read per page"),
         (
             "reconcile.rs",
@@ -336,9 +348,31 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         .count();
     let body = lib.split("pub fn from_catalogue").nth(1).unwrap();
     let body = &body[..body.find("\n    }\n").unwrap()];
-    let reads = body.matches("c.value(\"").count() + body.matches("c.optional_value(\"").count();
+    let reads = body.matches("c.value(\"").count()
+        + body.matches("c.optional_value(\"").count()
+        + body.matches("ComplaintLimits::from_catalogue(c)").count();
     assert_eq!(
         reads, fields,
         "every Limits field is read from the catalogue"
+    );
+    // And so is every number of the complaint rules.
+    let fields = lib
+        .split("pub struct ComplaintLimits {")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap()
+        .matches("pub ")
+        .count();
+    let body = lib
+        .split("fn from_catalogue(c: &Catalogue) -> Result<ComplaintLimits")
+        .nth(1)
+        .unwrap();
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    assert_eq!(
+        body.matches("c.value(\"").count(),
+        fields,
+        "every ComplaintLimits field is read from the catalogue"
     );
 }

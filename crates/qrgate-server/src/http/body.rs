@@ -232,3 +232,57 @@ mod tests {
         assert!(r.amount.is_none() && r.currency.is_none());
     }
 }
+
+/// A payer's complaint about one of their payments.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintRequest {
+    pub payment_id: String,
+    /// not_received, wrong_amount, not_authorised, charged_twice,
+    /// code_tampered or other.
+    pub reason: String,
+    /// What happened, in the payer's words (up to 2,000 characters).
+    pub description: String,
+    /// What is disputed; all that is left unrefunded when absent.
+    #[schema(value_type = Option<String>, example = "15.00")]
+    pub amount: Option<DecimalAmount>,
+}
+
+/// The merchant's answer to an open complaint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintAnswerRequest {
+    /// refund, explain or reject.
+    pub action: String,
+    /// refund: how much (all that is disputed when absent).
+    #[schema(value_type = Option<String>, example = "50.00")]
+    pub amount: Option<DecimalAmount>,
+    /// refund (optional) and explain: the message to the payer.
+    pub message: Option<String>,
+    /// reject: why.
+    pub reason: Option<String>,
+}
+
+/// A reason (escalating, contesting).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+/// The operator's decision on an escalated or contested complaint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Escalated: refund, reject, send_back or park. Contested:
+    /// keep_refund (the merchant bears it), recover (the platform's
+    /// goodwill bears it) or park.
+    pub decision: String,
+    /// Why: kept in the complaint's steps and the audit chain.
+    pub reason: String,
+    /// refund: how much (all that is disputed and not refunded when absent).
+    #[schema(value_type = Option<String>, example = "50.00")]
+    pub amount: Option<DecimalAmount>,
+    /// park: when it is back in the queue (RFC 3339).
+    pub revisit_at: Option<String>,
+}

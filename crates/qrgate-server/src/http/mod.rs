@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod body;
 mod codes;
+mod complaints;
 mod credentials;
 pub mod error;
 pub mod extract;

@@ -34,6 +34,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(super::money::routes())
         .merge(super::audit::routes())
         .merge(super::webhooks::routes())
+        .merge(super::complaints::routes())
         .split_for_parts()
 }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+mod complaints;
 mod events;
 mod keys;
 mod ledger;
@@ -10,6 +11,7 @@ mod parties;
 mod payments;
 mod settlement;
 
+pub use complaints::*;
 pub use events::*;
 pub use keys::*;
 pub use ledger::*;
@@ -52,6 +54,9 @@ pub struct Movement {
     pub payment: Option<PaymentWrite>,
     pub order: Option<OrderTransition>,
     pub refund: Option<Refund>,
+    /// A complaint filed or moved with the money (a movement with one
+    /// runs step by step).
+    pub complaint: Option<ComplaintWrite>,
     pub events: Vec<OutboxEvent>,
     /// Rows written once in the same transaction (admin actions: a merchant
     /// and its account, a key, a block, …), so they and their audit row
@@ -97,6 +102,7 @@ impl Movement {
             payment: None,
             order: None,
             refund: None,
+            complaint: None,
             events: Vec::new(),
             records: Vec::new(),
             audit: None,

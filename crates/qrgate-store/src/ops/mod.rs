@@ -139,6 +139,7 @@ pub(crate) async fn in_snapshot<C: Conn, T>(
 
 mod chain;
 mod codes;
+mod complaints;
 mod keys;
 mod movement;
 mod parties;
@@ -152,6 +153,7 @@ mod webhooks;
 
 pub(crate) use chain::*;
 pub(crate) use codes::*;
+pub(crate) use complaints::*;
 pub(crate) use keys::*;
 pub(crate) use movement::*;
 pub(crate) use parties::*;

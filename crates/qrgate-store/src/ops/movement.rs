@@ -176,7 +176,8 @@ pub(super) async fn post<C: Conn>(c: &mut C, p: &Posting, at: i64) -> Result<(),
 }
 
 /// The rows a movement only writes (each refused only when its key is
-/// taken or its state moved on): order, refund, events, records, audit.
+/// taken or its state moved on): order, refund, complaint, events,
+/// records, audit.
 async fn write_rows<C: Conn>(
     c: &mut C,
     m: &Movement,
@@ -204,6 +205,10 @@ async fn write_rows<C: Conn>(
                 out_refund_no: r.out_refund_no.clone(),
             });
         }
+    }
+
+    if let Some(w) = &m.complaint {
+        super::write_complaint(c, w, at).await?;
     }
 
     for (e, payload) in m.events.iter().zip(&texts.payloads) {

@@ -1,0 +1,239 @@
+//! Complaints: a small disputed charge refunded in the same answer, a
+//! larger one a ticket for the merchant, the payer's instant-refund cap, a
+//! missed deadline escalating by itself, and who may see and file what.
+
+use super::*;
+use crate::client::Resp;
+
+/// How long a deadline case waits at most (the target's deadline plus its
+/// sweeper's pass).
+const DEADLINE_WAIT_MS: i64 = 20_000;
+
+/// The payer complains about payment `id` (a fresh Idempotency-Key).
+async fn complain(c: &mut Ctx, ck: &str, id: &str, amount: Option<&str>) -> Result<Resp, Stop> {
+    let mut body =
+        json!({ "payment_id": id, "reason": "not_received", "description": "nothing came" });
+    if let Some(a) = amount {
+        body["amount"] = json!(a);
+    }
+    c.post_money("/v1/complaints", ck, body).await
+}
+
+pub(super) async fn complaint_instant(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("19.99").await?;
+    let id = field(&p, "id")?.to_owned();
+    let k = complain(c, &ck, &id, None).await?;
+    expect(&k, 201, None)?;
+    check(
+        k.json["status"] == "refunded_instantly" && k.json["refunded"] == "19.99",
+        "a 19.99 complaint refunded in the same answer (refunded_instantly, 19.99)",
+        summary(&k),
+    )?;
+    check(
+        c.balance(&ck).await? == "900.00",
+        "the wallet shows the money back (900.00)",
+        "another balance",
+    )?;
+    // One refund, of the payment, the merchant can see.
+    let r = c
+        .call(
+            "GET",
+            &format!("/v1/payments/{id}/refunds"),
+            Some(&mk),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["data"].as_array().map(Vec::len) == Some(1)
+            && r.json["data"][0]["amount"] == "19.99",
+        "one refund of 19.99 on the payment",
+        summary(&r),
+    )?;
+    // Filing again: the same complaint, no second refund.
+    let again = complain(c, &ck, &id, None).await?;
+    expect(&again, 200, None)?;
+    check(
+        again.json["id"] == k.json["id"],
+        "the same complaint again",
+        summary(&again),
+    )?;
+    check(
+        c.balance(&ck).await? == "900.00",
+        "no second refund",
+        "another balance",
+    )
+}
+
+pub(super) async fn complaint_ticket(c: &mut Ctx) -> Outcome {
+    let (mk, ck, _, p) = c.paid("20.01").await?;
+    let id = field(&p, "id")?.to_owned();
+    let k = complain(c, &ck, &id, None).await?;
+    expect(&k, 201, None)?;
+    check(
+        k.json["status"] == "open"
+            && k.json["waiting_for"] == "merchant"
+            && k.json["due_at"].is_string(),
+        "a 20.01 complaint opens a ticket for the merchant, with a deadline",
+        summary(&k),
+    )?;
+    check(
+        c.balance(&ck).await? == "879.99",
+        "no money moved yet (879.99)",
+        "another balance",
+    )?;
+    // The merchant answers with a refund of all of it: resolved.
+    let kid = field(&k, "id")?.to_owned();
+    let a = c
+        .post_money(
+            &format!("/v1/complaints/{kid}/answer"),
+            &mk,
+            json!({ "action": "refund" }),
+        )
+        .await?;
+    expect(&a, 200, None)?;
+    check(
+        a.json["status"] == "resolved" && a.json["resolution"] == "merchant_refund",
+        "the merchant's full refund resolves it",
+        summary(&a),
+    )?;
+    check(
+        c.balance(&ck).await? == "900.00",
+        "the refund reached the wallet",
+        "another balance",
+    )
+}
+
+pub(super) async fn complaint_instant_cap(c: &mut Ctx) -> Outcome {
+    let (instant, last) = small_complaints(c, 4, "1.00").await?;
+    check(
+        instant <= 3 && last == "open",
+        "at most 3 instant refunds per payer; past the cap a complaint is a ticket",
+        format!("{instant} instant refunds; the 4th complaint is {last}"),
+    )
+}
+
+pub(super) async fn complaint_instant_cap_amount(c: &mut Ctx) -> Outcome {
+    let (instant, last) = small_complaints(c, 3, "19.00").await?;
+    check(
+        instant <= 2 && last == "open",
+        "instant refunds of a payer add up to at most 50.00; the 3rd complaint of 19.00 is a ticket",
+        format!("{instant} instant refunds; the 3rd complaint is {last}"),
+    )
+}
+
+/// A new payer pays `n` times `amount` and complains about each payment:
+/// how many were refunded on the spot, and the status of the last.
+async fn small_complaints(c: &mut Ctx, n: usize, amount: &str) -> Result<(usize, String), Stop> {
+    let (_, mk) = c.merchant().await?;
+    let (_, ck) = c.customer("900.00", "II").await?;
+    let mut instant = 0;
+    let mut last = String::new();
+    for _ in 0..n {
+        let (code, _) = c.payment_code(&ck).await?;
+        let p = c.charge(&mk, &code, amount).await?;
+        expect(&p, 201, None)?;
+        let id = field(&p, "id")?.to_owned();
+        let k = complain(c, &ck, &id, None).await?;
+        expect(&k, 201, None)?;
+        last = field(&k, "status")?.to_owned();
+        if last == "refunded_instantly" {
+            instant += 1;
+        }
+    }
+    Ok((instant, last))
+}
+
+pub(super) async fn complaint_deadline(c: &mut Ctx) -> Outcome {
+    let (_, ck, _, p) = c.paid("50.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    let k = complain(c, &ck, &id, None).await?;
+    expect(&k, 201, None)?;
+    let (Some(filed), Some(due)) = (
+        k.json["created_at"]
+            .as_str()
+            .and_then(Timestamp::parse_rfc3339),
+        k.json["due_at"].as_str().and_then(Timestamp::parse_rfc3339),
+    ) else {
+        return Err(fail("created_at and due_at as RFC 3339 times", summary(&k)));
+    };
+    let window = due.millis_since(filed);
+    check(
+        (1..=86_400_000).contains(&window),
+        "the merchant's deadline is at most 24 h after filing",
+        format!("{window} ms"),
+    )?;
+    if window > DEADLINE_WAIT_MS / 2 {
+        return Err(Stop::Skip(format!(
+            "the declared deadline ({window} ms) is within the rule; watching it pass needs a target configured with QG-COMPLAINT-FIRST-REPLY of at most {} s",
+            DEADLINE_WAIT_MS / 2000
+        )));
+    }
+    let kid = field(&k, "id")?.to_owned();
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(DEADLINE_WAIT_MS).unwrap_or(0));
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        let r = c
+            .call(
+                "GET",
+                &format!("/v1/complaints/{kid}"),
+                Some(&ck),
+                None,
+                None,
+            )
+            .await?;
+        expect(&r, 200, None)?;
+        if r.json["status"] == "escalated" {
+            return check(
+                r.json["escalated_at"].is_string() && r.json["waiting_for"] == "operator",
+                "escalated to the operator by itself",
+                summary(&r),
+            );
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(fail(
+                "the unanswered complaint escalated after its deadline",
+                summary(&r),
+            ));
+        }
+    }
+}
+
+pub(super) async fn complaint_tenancy(c: &mut Ctx) -> Outcome {
+    let (_, _, _, p) = c.paid("15.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    // Another payer cannot complain about it: 404, as for a missing one.
+    let (_, stranger) = c.customer("10.00", "II").await?;
+    let r = complain(c, &stranger, &id, None).await?;
+    expect(&r, 404, None)?;
+    // Its payer files; another merchant cannot see the complaint.
+    let (_, mk2) = c.merchant().await?;
+    let (_, payer1, _, p1) = c.paid("30.00").await?;
+    let id1 = field(&p1, "id")?.to_owned();
+    let k = complain(c, &payer1, &id1, None).await?;
+    expect(&k, 201, None)?;
+    let kid = field(&k, "id")?.to_owned();
+    let r = c
+        .call(
+            "GET",
+            &format!("/v1/complaints/{kid}"),
+            Some(&mk2),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 404, None)?;
+    let list = c
+        .call("GET", "/v1/complaints", Some(&mk2), None, None)
+        .await?;
+    expect(&list, 200, None)?;
+    check(
+        list.json["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|k| k["id"] != kid.as_str())),
+        "another merchant's list does not hold it",
+        summary(&list),
+    )
+}

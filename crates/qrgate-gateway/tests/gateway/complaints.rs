@@ -1,0 +1,574 @@
+//! Complaints: the instant refund of a small disputed charge, the ticket
+//! the merchant answers, escalation (by the payer, or by a missed
+//! deadline on any node), the operator's decisions, the payer's caps, and
+//! the races of a complaint against refunds and against itself.
+
+use qrgate_gateway::complaints::{Answer, Decision, NewComplaint, PayerMove};
+use qrgate_gateway::{Error, Kind};
+use qrgate_store::ComplaintStore;
+use tokio::sync::Barrier;
+
+use super::*;
+
+fn complaint_of(payment: &str, reason: &str, amount: Option<&str>) -> NewComplaint {
+    NewComplaint {
+        payment_id: payment.into(),
+        reason: reason.into(),
+        description: "the coffee never came".into(),
+        amount: amount.map(Into::into),
+    }
+}
+
+fn body_of(r: Reply) -> Value {
+    serde_json::from_str(&r.into_body()).unwrap()
+}
+
+impl World {
+    async fn paid_now(&self, amount: &str) -> String {
+        self.charge(&self.device_token(), amount).await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn file(&self, payment: &str, amount: Option<&str>) -> Result<Reply, Error> {
+        self.gw
+            .file_complaint(
+                &self.consumer,
+                complaint_of(payment, "not_received", amount),
+                None,
+            )
+            .await
+    }
+
+    async fn pending_minor(&self) -> i64 {
+        let m = self.merchant.subject.clone().unwrap();
+        self.gw
+            .store()
+            .account(&qrgate_core::AccountId::settlement(
+                &m,
+                qrgate_core::Currency::CNY,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .balance_minor
+    }
+}
+
+on_both!(
+    a_small_complaint_is_refunded_in_the_same_answer,
+    |w: World| async move {
+        let before = minor_units(&w.balance().await);
+        let pay = w.paid_now("15.00").await;
+        let r = w.file(&pay, None).await.unwrap();
+        assert_eq!(r.fresh(), Some(Fresh::Created));
+        let k = body_of(r);
+        assert_eq!(k["status"], "refunded_instantly");
+        assert_eq!(
+            (k["instant"].as_bool(), k["refunded"].as_str()),
+            (Some(true), Some("15.00"))
+        );
+        assert_eq!(k["waiting_for"], "merchant");
+        // The money is back in the wallet it came from, as one refund of
+        // the payment, numbered by the gateway.
+        assert_eq!(minor_units(&w.balance().await), before);
+        let refunds = w.gw.list_refunds(&w.merchant, &pay).await.unwrap();
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds[0].out_refund_no, format!("qg_i_{pay}"));
+        w.assert_books_sound().await;
+
+        // Filing it again: the same complaint, no second refund.
+        let again = w.file(&pay, None).await.unwrap();
+        assert_eq!(again.fresh(), Some(Fresh::Done));
+        assert_eq!(body_of(again)["id"], k["id"]);
+        // Another reason while it is not resolved: refused, naming it.
+        let e =
+            w.gw.file_complaint(&w.consumer, complaint_of(&pay, "wrong_amount", None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_already_open");
+        assert!(e.message.contains(k["id"].as_str().unwrap()), "{e:?}");
+        assert_eq!(w.gw.list_refunds(&w.merchant, &pay).await.unwrap().len(), 1);
+
+        // The merchant sees it (webhook event too); another merchant, or
+        // another payer, does not.
+        let id = k["id"].as_str().unwrap();
+        let seen = w.gw.get_complaint(&w.merchant, id).await.unwrap();
+        assert_eq!(seen.customer_id, None);
+        for who in [&w.other_merchant, &w.new_consumer().await] {
+            assert_eq!(
+                w.gw.get_complaint(who, id).await.unwrap_err().kind,
+                Kind::NotFound
+            );
+        }
+        let theirs =
+            w.gw.list_complaints(&w.other_merchant, Default::default())
+                .await
+                .unwrap();
+        assert!(theirs.data.is_empty());
+        let events =
+            w.gw.list_events(
+                &w.merchant,
+                qrgate_gateway::money::EventListQuery::default(),
+            )
+            .await
+            .unwrap();
+        let created = events
+            .data
+            .iter()
+            .find(|e| e.event_type == "complaint.created")
+            .expect("a complaint.created event");
+        assert_eq!(created.data["complaint"]["id"], id);
+
+        // After the contest window, the instant refund is final.
+        w.clock.advance_seconds(3 * 86_400 + 1);
+        assert_eq!(w.gw.sweep_complaints().await.unwrap(), 1);
+        let done = w.gw.get_complaint(&w.consumer, id).await.unwrap();
+        assert_eq!(
+            (done.status.as_str(), done.resolution.as_deref()),
+            ("resolved", Some("instant_refund"))
+        );
+    }
+);
+
+on_both!(
+    only_the_payer_complains_about_their_own_payment,
+    |w: World| async move {
+        let pay = w.paid_now("15.00").await;
+        let stranger = w.new_consumer().await;
+        let e =
+            w.gw.file_complaint(&stranger, complaint_of(&pay, "not_received", None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.kind, Kind::NotFound);
+        // Merchants and admins do not file complaints.
+        let e =
+            w.gw.file_complaint(&w.merchant, complaint_of(&pay, "not_received", None), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.kind, Kind::Forbidden);
+        // Bad input: unknown reason, empty description, more than paid.
+        let bad = [
+            complaint_of(&pay, "fraud", None),
+            NewComplaint {
+                description: "  ".into(),
+                ..complaint_of(&pay, "other", None)
+            },
+            complaint_of(&pay, "other", Some("15.01")),
+            complaint_of(&pay, "other", Some("0")),
+        ];
+        for b in bad {
+            let e = w.gw.file_complaint(&w.consumer, b, None).await.unwrap_err();
+            assert_eq!(e.kind, Kind::BadRequest, "{e:?}");
+        }
+        assert!(
+            w.gw.list_refunds(&w.merchant, &pay)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Past QG-COMPLAINT-WINDOW (a year), the payment is too old.
+        w.clock.advance_seconds(365 * 86_400 + 1);
+        let e = w.file(&pay, None).await.unwrap_err();
+        assert_eq!(
+            (e.code, e.rule.as_deref()),
+            ("complaint_window_closed", Some("QG-COMPLAINT-WINDOW"))
+        );
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_ticket_is_answered_escalated_and_decided_with_a_refund,
+    |w: World| async move {
+        let before = minor_units(&w.balance().await);
+        let pay = w.paid_now("50.00").await;
+        let k = body_of(w.file(&pay, None).await.unwrap());
+        assert_eq!(
+            (k["status"].as_str(), k["instant"].as_bool()),
+            (Some("open"), Some(false))
+        );
+        let id = k["id"].as_str().unwrap().to_owned();
+        // The merchant has QG-COMPLAINT-FIRST-REPLY (24 h) to answer.
+        let due = Timestamp::parse_rfc3339(k["due_at"].as_str().unwrap()).unwrap();
+        assert_eq!(due.millis_since(w.gw.now()), 86_400_000);
+        // Only the merchant answers; the payer cannot accept yet.
+        let e =
+            w.gw.payer_moves_complaint(&w.consumer, &id, PayerMove::Accept, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_state_conflict");
+        w.clock.advance_seconds(3_600);
+        let explain = Answer::Explain {
+            message: "it was delivered to the front desk".into(),
+        };
+        let a = body_of(
+            w.gw.answer_complaint(&w.merchant, &id, explain, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (a["status"].as_str(), a["waiting_for"].as_str()),
+            (Some("answered"), Some("payer"))
+        );
+        assert!(a["first_response_at"].is_string());
+        // Answering twice is refused: it is the payer's move.
+        let again = Answer::Reject {
+            reason: "no".into(),
+        };
+        let e =
+            w.gw.answer_complaint(&w.merchant, &id, again, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_state_conflict");
+        let esc = PayerMove::Escalate {
+            reason: "there is no front desk".into(),
+        };
+        let e = body_of(
+            w.gw.payer_moves_complaint(&w.consumer, &id, esc, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (e["status"].as_str(), e["waiting_for"].as_str()),
+            (Some("escalated"), Some("operator"))
+        );
+        // The merchant cannot decide it; the operator does, with a reason.
+        let decide = || Decision::Refund {
+            amount: None,
+            reason: "the merchant shows no delivery".into(),
+        };
+        let e =
+            w.gw.decide_complaint(&w.merchant, &id, decide(), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.kind, Kind::Forbidden);
+        let d = body_of(
+            w.gw.decide_complaint(&admin(), &id, decide(), None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (d["status"].as_str(), d["resolution"].as_str()),
+            (Some("resolved"), Some("operator_refund"))
+        );
+        assert_eq!(d["refunded"], "50.00");
+        let steps: Vec<&str> = d["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["filed", "explained", "escalated", "refund_ordered"]);
+        assert_eq!(minor_units(&w.balance().await), before);
+        // Deciding again is refused; nothing more moves.
+        let e =
+            w.gw.decide_complaint(&admin(), &id, decide(), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_state_conflict");
+        assert_eq!(w.gw.list_refunds(&w.merchant, &pay).await.unwrap().len(), 1);
+        // Every decision is in the audit chain with its reason.
+        let rows = w.gw.store().audit_rows(0, 10_000).await.unwrap();
+        let refund_row = rows
+            .iter()
+            .find(|r| r.action == "refund.succeeded" && r.details["complaint_id"] == id.as_str())
+            .expect("the ordered refund's audit row");
+        assert_eq!(
+            refund_row.details["reason"],
+            "the merchant shows no delivery"
+        );
+        assert_eq!(refund_row.details["by"], "key_admin");
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_missed_deadline_escalates_once_with_two_nodes_sweeping,
+    |w: World| async move {
+        let pay = w.paid_now("50.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        // Not yet due: nothing moves.
+        w.clock.advance_seconds(86_399);
+        assert_eq!(w.gw.sweep_complaints().await.unwrap(), 0);
+        w.clock.advance_seconds(2);
+        let (a, b) = (w.node().await, w.node().await);
+        let barrier = Barrier::new(2);
+        let (ra, rb) = tokio::join!(
+            async {
+                barrier.wait().await;
+                a.sweep_complaints().await
+            },
+            async {
+                barrier.wait().await;
+                b.sweep_complaints().await
+            }
+        );
+        assert_eq!(ra.unwrap() + rb.unwrap(), 1, "escalated once");
+        let k = w.gw.get_complaint(&admin(), &id).await.unwrap();
+        assert_eq!(k.status, "escalated");
+        assert!(k.escalated_at.is_some() && k.first_response_at.is_none());
+        let steps: Vec<&str> = k.steps.iter().map(|s| s.action.as_str()).collect();
+        assert_eq!(steps, ["filed", "deadline_missed"]);
+        // Too late for the merchant; the operator decides with a refund.
+        let late = Answer::Explain {
+            message: "sorry".into(),
+        };
+        let e =
+            w.gw.answer_complaint(&w.merchant, &id, late, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_state_conflict");
+        let refund = Decision::Refund {
+            amount: Some("50.00".into()),
+            reason: "no answer in time".into(),
+        };
+        let d = body_of(
+            w.gw.decide_complaint(&admin(), &id, refund, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(d["resolution"], "operator_refund");
+        // One complaints lease: only one node sweeps at a time.
+        assert!(w.gw.complaints_step("node-a").await.is_ok());
+        assert_eq!(a.complaints_step("node-b").await.unwrap(), 0);
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    the_instant_refund_caps_hold_per_payer,
+    |w: World| async move {
+        // QG-COMPLAINT-INSTANT-CAP: 3 in 30 days; the 4th is a ticket.
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let pay = w.paid_now("5.00").await;
+            statuses.push(
+                body_of(w.file(&pay, None).await.unwrap())["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(
+            statuses,
+            [
+                "refunded_instantly",
+                "refunded_instantly",
+                "refunded_instantly",
+                "open"
+            ]
+        );
+        // 30 days on, the window has let the first ones go.
+        w.clock.advance_seconds(30 * 86_400 + 1);
+        // QG-COMPLAINT-INSTANT-CAP-AMOUNT: 50.00 in 30 days.
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let pay = w.paid_now("19.00").await;
+            statuses.push(
+                body_of(w.file(&pay, None).await.unwrap())["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(
+            statuses,
+            ["refunded_instantly", "refunded_instantly", "open"]
+        );
+        // 20.01 is never instant.
+        let pay = w.paid_now("20.01").await;
+        assert_eq!(body_of(w.file(&pay, None).await.unwrap())["status"], "open");
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_partial_answer_then_acceptance_and_the_silent_payer,
+    |w: World| async move {
+        let pay = w.paid_now("50.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        let part = Answer::Refund {
+            amount: Some("20.00".into()),
+            message: Some("half the order came".into()),
+        };
+        let a = body_of(
+            w.gw.answer_complaint(&w.merchant, &id, part, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (a["status"].as_str(), a["refunded"].as_str()),
+            (Some("answered"), Some("20.00"))
+        );
+        let acc = body_of(
+            w.gw.payer_moves_complaint(&w.consumer, &id, PayerMove::Accept, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(acc["resolution"], "payer_accepted");
+
+        // A second complaint on the payment once the first is resolved;
+        // the merchant rejects it and the payer never answers.
+        let id2 = id_of(
+            w.gw.file_complaint(
+                &w.consumer,
+                complaint_of(&pay, "wrong_amount", Some("30.00")),
+                None,
+            )
+            .await
+            .unwrap(),
+        );
+        assert_ne!(id, id2);
+        let rej = Answer::Reject {
+            reason: "the price was on the menu".into(),
+        };
+        w.gw.answer_complaint(&w.merchant, &id2, rej, None)
+            .await
+            .unwrap();
+        w.clock.advance_seconds(7 * 86_400 + 1);
+        assert_eq!(w.gw.sweep_complaints().await.unwrap(), 1);
+        let k = w.gw.get_complaint(&w.merchant, &id2).await.unwrap();
+        assert_eq!(k.resolution.as_deref(), Some("payer_silent"));
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_contested_instant_refund_is_borne_by_goodwill_never_the_payer,
+    |w: World| async move {
+        let wallet = minor_units(&w.balance().await);
+        let pay = w.paid_now("15.00").await;
+        let pending_paid = w.pending_minor().await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        let pending_refunded = w.pending_minor().await;
+        assert!(pending_refunded < pending_paid);
+        let c = body_of(
+            w.gw.contest_complaint(&w.merchant, &id, "the customer ate it".into(), None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (c["status"].as_str(), c["waiting_for"].as_str()),
+            (Some("contested"), Some("operator"))
+        );
+        // The operator parks it, then decides for the merchant.
+        let until = Timestamp::from_unix_millis(w.gw.now().unix_millis() + 3_600_000);
+        let park = Decision::Park {
+            until,
+            reason: "asking the shop for its camera".into(),
+        };
+        let p = body_of(
+            w.gw.decide_complaint(&admin(), &id, park, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (p["status"].as_str(), p["revisit_at"].is_string()),
+            (Some("contested"), true)
+        );
+        let recover = Decision::Recover {
+            reason: "the camera shows the meal served".into(),
+        };
+        let d = body_of(
+            w.gw.decide_complaint(&admin(), &id, recover, None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(d["resolution"], "instant_refund_recovered");
+        // The payer keeps the money; the merchant is made whole from goodwill.
+        assert_eq!(minor_units(&w.balance().await), wallet);
+        assert_eq!(w.pending_minor().await, pending_paid);
+        let goodwill =
+            w.gw.store()
+                .account(&qrgate_core::AccountId::goodwill(
+                    qrgate_core::Currency::CNY,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(goodwill.balance_minor, pending_refunded - pending_paid);
+        w.assert_books_sound().await;
+
+        // A contest after the window is refused.
+        let pay = w.paid_now("10.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        w.clock.advance_seconds(3 * 86_400 + 1);
+        let e =
+            w.gw.contest_complaint(&w.merchant, &id, "late".into(), None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_state_conflict");
+    }
+);
+
+on_both!(
+    two_filings_at_once_give_one_complaint_and_one_refund,
+    |w: World| async move {
+        for amount in ["15.00", "50.00"] {
+            w.clock.advance_seconds(31 * 86_400);
+            let pay = w.paid_now(amount).await;
+            let barrier = Barrier::new(2);
+            let (a, b) = tokio::join!(
+                async {
+                    barrier.wait().await;
+                    w.file(&pay, None).await
+                },
+                async {
+                    barrier.wait().await;
+                    w.file(&pay, None).await
+                }
+            );
+            let ids: Vec<String> = [a, b].into_iter().map(|r| id_of(r.unwrap())).collect();
+            assert_eq!(ids[0], ids[1], "{amount}: one complaint");
+            let (all, _) =
+                w.gw.store()
+                    .complaints(&qrgate_store::ComplaintQuery {
+                        payment_id: Some(pay.clone()),
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            assert_eq!(all.len(), 1);
+            let refunds = w.gw.list_refunds(&w.merchant, &pay).await.unwrap();
+            assert_eq!(refunds.len(), usize::from(amount == "15.00"));
+        }
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    an_instant_refund_racing_the_merchants_refund_never_returns_more_than_captured,
+    |w: World| async move {
+        for trial in 0..6 {
+            // A new cap window each trial, so the payer's cap never decides.
+            w.clock.advance_seconds(31 * 86_400);
+            let pay = w.paid_now("15.00").await;
+            let barrier = Barrier::new(2);
+            let (a, b) = tokio::join!(
+                async {
+                    barrier.wait().await;
+                    w.file(&pay, None).await
+                },
+                async {
+                    barrier.wait().await;
+                    w.gw.refund(&w.merchant, &pay, "15.00", &format!("R{trial}"), None)
+                        .await
+                }
+            );
+            let won = usize::from(a.is_ok()) + usize::from(b.is_ok());
+            assert_eq!(won, 1, "trial {trial}: {a:?} {b:?}");
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                assert!(
+                    ["limit_exceeded", "payment_not_complainable"].contains(&e.code),
+                    "trial {trial}: {e:?}"
+                );
+            }
+            let p = w.gw.get_payment(&w.merchant, &pay).await.unwrap();
+            assert_eq!(p.amount_refunded, "15.00", "trial {trial}");
+            w.assert_books_sound().await;
+        }
+    }
+);

@@ -1,0 +1,205 @@
+//! Complaints: the payer files one and accepts or escalates the merchant's
+//! answer; the merchant answers or contests an instant refund; the
+//! operator (an admin key) decides.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use qrgate_core::Timestamp;
+use qrgate_gateway::complaints::{Answer, ComplaintListQuery, Decision, NewComplaint, PayerMove};
+use qrgate_gateway::{Error, Role};
+
+use super::AppState;
+use super::body::{ComplaintAnswerRequest, ComplaintRequest, DecisionRequest, ReasonRequest};
+use super::extract::{Auth, Meta, StrictJson, StrictQuery, once};
+use super::openapi::{IdemHeader, StdErrors};
+use super::routes::*;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(file, list))
+        .routes(routes!(get))
+        .routes(routes!(answer))
+        .routes(routes!(accept))
+        .routes(routes!(escalate))
+        .routes(routes!(contest))
+        .routes(routes!(decide))
+}
+
+/// The payer complains about one of their payments. A small disputed
+/// amount (QG-COMPLAINT-INSTANT-REFUND) is refunded in this answer.
+#[utoipa::path(post, path = "/v1/complaints", tag = "consumer", security(("bearer" = [])), params(IdemHeader), request_body = ComplaintRequest, responses((status = 201, description = "Filed: refunded_instantly, or open for the merchant", body = qrgate_gateway::complaints::ComplaintView), (status = 200, description = "This payer's complaint about the payment, filed before", body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn file(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    meta: Meta,
+    body: StrictJson<ComplaintRequest>,
+) -> ApiResult {
+    let v = &body.value;
+    let new = NewComplaint {
+        payment_id: v.payment_id.clone(),
+        reason: v.reason.clone(),
+        description: v.description.clone(),
+        amount: v.amount.as_ref().map(|a| a.0.clone()),
+    };
+    once(&s, &p, &[Role::Consumer], &meta, &body.bytes, |i| {
+        s.gw.file_complaint(&p, new, Some(i))
+    })
+    .await
+}
+
+/// Complaints, newest first: a payer's own, a merchant's, anyone's for
+/// admins and auditors.
+#[utoipa::path(get, path = "/v1/complaints", tag = "complaints", security(("bearer" = [])), params(ComplaintListQuery), responses((status = 200, body = qrgate_gateway::complaints::ComplaintPage), StdErrors))]
+pub(super) async fn list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<ComplaintListQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.list_complaints(&p, q).await?)
+}
+
+/// One complaint with its steps.
+#[utoipa::path(get, path = "/v1/complaints/{id}", tag = "complaints", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn get(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.get_complaint(&p, &id).await?)
+}
+
+/// The merchant answers an open complaint: refund, explain, or reject.
+#[utoipa::path(post, path = "/v1/complaints/{id}/answer", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = ComplaintAnswerRequest, responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn answer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    meta: Meta,
+    body: StrictJson<ComplaintAnswerRequest>,
+) -> ApiResult {
+    let v = &body.value;
+    let answer = match v.action.as_str() {
+        "refund" => Answer::Refund {
+            amount: v.amount.as_ref().map(|a| a.0.clone()),
+            message: v.message.clone(),
+        },
+        "explain" => Answer::Explain {
+            message: required(v.message.as_deref(), "message", "explain")?,
+        },
+        "reject" => Answer::Reject {
+            reason: required(v.reason.as_deref(), "reason", "reject")?,
+        },
+        other => {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!("action must be refund, explain or reject; not {other:?}"),
+            )
+            .into());
+        }
+    };
+    once(&s, &p, &[Role::Merchant], &meta, &body.bytes, |i| {
+        s.gw.answer_complaint(&p, &id, answer, Some(i))
+    })
+    .await
+}
+
+/// The payer accepts the merchant's answer.
+#[utoipa::path(post, path = "/v1/complaints/{id}/accept", tag = "consumer", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn accept(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    meta: Meta,
+) -> ApiResult {
+    once(&s, &p, &[Role::Consumer], &meta, b"", |i| {
+        s.gw.payer_moves_complaint(&p, &id, PayerMove::Accept, Some(i))
+    })
+    .await
+}
+
+/// The payer escalates the merchant's answer to the operator.
+#[utoipa::path(post, path = "/v1/complaints/{id}/escalate", tag = "consumer", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = ReasonRequest, responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn escalate(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    meta: Meta,
+    body: StrictJson<ReasonRequest>,
+) -> ApiResult {
+    let reason = body.value.reason.clone();
+    once(&s, &p, &[Role::Consumer], &meta, &body.bytes, |i| {
+        s.gw.payer_moves_complaint(&p, &id, PayerMove::Escalate { reason }, Some(i))
+    })
+    .await
+}
+
+/// The merchant contests an instant refund (QG-COMPLAINT-CONTEST-WINDOW).
+#[utoipa::path(post, path = "/v1/complaints/{id}/contest", tag = "merchant", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = ReasonRequest, responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn contest(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    meta: Meta,
+    body: StrictJson<ReasonRequest>,
+) -> ApiResult {
+    let reason = body.value.reason.clone();
+    once(&s, &p, &[Role::Merchant], &meta, &body.bytes, |i| {
+        s.gw.contest_complaint(&p, &id, reason, Some(i))
+    })
+    .await
+}
+
+/// The operator (an admin key) decides an escalated or contested complaint.
+#[utoipa::path(post, path = "/v1/complaints/{id}/decision", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), IdemHeader), request_body = DecisionRequest, responses((status = 200, body = qrgate_gateway::complaints::ComplaintView), StdErrors))]
+pub(super) async fn decide(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    meta: Meta,
+    body: StrictJson<DecisionRequest>,
+) -> ApiResult {
+    let v = &body.value;
+    let reason = v.reason.clone();
+    let decision = match v.decision.as_str() {
+        "refund" => Decision::Refund {
+            amount: v.amount.as_ref().map(|a| a.0.clone()),
+            reason,
+        },
+        "reject" => Decision::Reject { reason },
+        "send_back" => Decision::SendBack { reason },
+        "keep_refund" => Decision::KeepRefund { reason },
+        "recover" => Decision::Recover { reason },
+        "park" => {
+            let at = required(v.revisit_at.as_deref(), "revisit_at", "park")?;
+            let until = Timestamp::parse_rfc3339(&at).ok_or_else(|| {
+                Error::bad_request("invalid_request", "revisit_at must be an RFC 3339 time")
+            })?;
+            Decision::Park { until, reason }
+        }
+        other => {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!(
+                    "decision must be refund, reject, send_back, park, keep_refund or recover; not {other:?}"
+                ),
+            )
+            .into());
+        }
+    };
+    once(&s, &p, &[Role::Admin], &meta, &body.bytes, |i| {
+        s.gw.decide_complaint(&p, &id, decision, Some(i))
+    })
+    .await
+}
+
+fn required(v: Option<&str>, field: &str, action: &str) -> Result<String, Error> {
+    v.map(str::to_owned).ok_or_else(|| {
+        Error::bad_request(
+            "invalid_request",
+            format!("{field} is required to {action}"),
+        )
+    })
+}

@@ -1,0 +1,111 @@
+//! The complaints side of the store: reading complaints and their steps,
+//! what the sweeper and the figures need, and giving an aged instant
+//! refund back to its payer's cap. Filing and moving a complaint are
+//! writes of a [`crate::Movement`] (with the refund they make, if any).
+
+use std::future::Future;
+
+use qrgate_core::Timestamp;
+
+use crate::{StoreError, model::*};
+
+/// What complaints persist and read.
+pub trait ComplaintStore: Send + Sync {
+    fn complaint(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Complaint>, StoreError>> + Send;
+    /// A complaint's steps, in order.
+    fn complaint_steps(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<ComplaintStep>, StoreError>> + Send;
+    /// A page of complaints, newest first, and whether more follow.
+    fn complaints(
+        &self,
+        q: &ComplaintQuery,
+    ) -> impl Future<Output = Result<(Vec<Complaint>, bool), StoreError>> + Send;
+    /// Complaints whose party's time is up at `now`, longest overdue first.
+    fn complaints_due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// A payer's instant refunds filed before `before` still counted in
+    /// their cap.
+    fn capped_instant_refunds(
+        &self,
+        customer_id: &str,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// Give an aged instant refund back to its payer's cap (once: `false`
+    /// when it was already).
+    fn release_instant_cap(
+        &self,
+        complaint: Complaint,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// How many payments succeeded in `[from, to)`, of one merchant or all.
+    fn succeeded_payments(
+        &self,
+        merchant_id: Option<&str>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+}
+
+macro_rules! impl_complaint_store {
+    ($ty:ty) => {
+        impl ComplaintStore for $ty {
+            async fn complaint(&self, id: &str) -> Result<Option<Complaint>, StoreError> {
+                ops::complaint(&mut self.reader().await?, id).await
+            }
+            async fn complaint_steps(&self, id: &str) -> Result<Vec<ComplaintStep>, StoreError> {
+                ops::complaint_steps(&mut self.reader().await?, id).await
+            }
+            async fn complaints(
+                &self,
+                q: &ComplaintQuery,
+            ) -> Result<(Vec<Complaint>, bool), StoreError> {
+                ops::complaints(&mut self.reader().await?, q).await
+            }
+            async fn complaints_due(
+                &self,
+                now: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Complaint>, StoreError> {
+                ops::complaints_due(&mut self.reader().await?, now, limit).await
+            }
+            async fn capped_instant_refunds(
+                &self,
+                customer_id: &str,
+                before: Timestamp,
+            ) -> Result<Vec<Complaint>, StoreError> {
+                ops::capped_instant_refunds(&mut self.reader().await?, customer_id, before).await
+            }
+            async fn release_instant_cap(
+                &self,
+                complaint: Complaint,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                self.write(write::ReleaseInstantCap { complaint, at })
+                    .await
+                    .map_err(store_err)
+            }
+            async fn succeeded_payments(
+                &self,
+                merchant_id: Option<&str>,
+                from: Timestamp,
+                to: Timestamp,
+            ) -> Result<i64, StoreError> {
+                ops::succeeded_payments(&mut self.reader().await?, merchant_id, from, to).await
+            }
+        }
+    };
+}
+
+use crate::{AnyStore, PgStore, SqliteStore, ops, store_err, write};
+
+impl_complaint_store!(SqliteStore);
+impl_complaint_store!(PgStore);
+impl_complaint_store!(AnyStore);

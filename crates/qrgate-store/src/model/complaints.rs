@@ -1,0 +1,107 @@
+//! A payer's complaint about a payment, and its steps.
+
+use serde::{Deserialize, Serialize};
+
+use qrgate_core::complaint::{ComplaintReason, Resolution};
+use qrgate_core::state::ComplaintStatus;
+use qrgate_core::{Currency, Timestamp};
+
+/// A complaint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complaint {
+    pub id: String,
+    pub payment_id: String,
+    pub merchant_id: String,
+    pub customer_id: String,
+    pub reason: ComplaintReason,
+    pub description: String,
+    /// What the payer disputes.
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub status: ComplaintStatus,
+    pub resolution: Option<Resolution>,
+    /// Refunded on the spot when it was filed.
+    pub instant: bool,
+    /// Money returned to the payer under this complaint.
+    pub refunded_minor: i64,
+    /// When the party whose move it is must have moved (`None`: the
+    /// operator's move, or resolved).
+    pub due_at: Option<Timestamp>,
+    /// The merchant's deadline to have it resolved (QG-COMPLAINT-RESOLVE).
+    pub resolve_by: Timestamp,
+    pub first_response_at: Option<Timestamp>,
+    pub escalated_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    /// A parked ticket comes back to the operator's queue at this time.
+    pub revisit_at: Option<Timestamp>,
+    pub cap_released_at: Option<Timestamp>,
+    /// Moves made so far; each move is written only from the version it read.
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One step of a complaint: who did what, in their words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintStep {
+    pub complaint_id: String,
+    /// The complaint's version after this step (1 for the filing).
+    pub seq: i64,
+    /// `payer`, `merchant`, `operator` or `gateway`.
+    pub actor: String,
+    /// What was done (`filed`, `refunded_instantly`, `answered`, …).
+    pub action: String,
+    pub body: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub created_at: Timestamp,
+}
+
+/// A complaint's write inside a movement (so a refund and the complaint
+/// step that made it commit together).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ComplaintWrite {
+    /// A new complaint, refused while its payment has another one that is
+    /// not resolved.
+    File {
+        complaint: Box<Complaint>,
+        step: ComplaintStep,
+    },
+    /// A move of a complaint, written only while it is still in `from` at
+    /// `version`.
+    Move(ComplaintMove),
+}
+
+/// A complaint's move: from what it was to what it becomes, and the step
+/// that says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintMove {
+    pub id: String,
+    pub from: ComplaintStatus,
+    /// The version it was read at.
+    pub version: i64,
+    pub to: ComplaintStatus,
+    pub resolution: Option<Resolution>,
+    pub due_at: Option<Timestamp>,
+    pub revisit_at: Option<Timestamp>,
+    /// The merchant answered (the first answer is kept).
+    pub responded: bool,
+    pub escalated: bool,
+    /// Money returned to the payer by this move.
+    pub refunded_minor: i64,
+    pub step: ComplaintStep,
+}
+
+/// Which complaints to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComplaintQuery {
+    pub merchant_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub payment_id: Option<String>,
+    /// Any of these (all when empty).
+    pub statuses: Vec<ComplaintStatus>,
+    pub created_gte: Option<Timestamp>,
+    pub created_lt: Option<Timestamp>,
+    /// Older than this complaint (a page's cursor).
+    pub starting_after: Option<String>,
+    pub limit: i64,
+}

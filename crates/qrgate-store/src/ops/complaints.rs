@@ -1,0 +1,358 @@
+//! Complaints: filing and moving one (inside a movement), reading them,
+//! and giving an aged instant refund back to its payer's cap.
+
+use qrgate_core::complaint::{ComplaintReason, Resolution};
+use qrgate_core::state::ComplaintStatus;
+use qrgate_core::{CounterKey, Currency, Timestamp};
+
+use crate::db::{Arg, Conn, Row};
+use crate::error::{MovementError, StoreError};
+
+use super::*;
+
+macro_rules! complaint_columns {
+    () => {
+        "SELECT id, payment_id, merchant_id, customer_id, reason, description, amount_minor, currency, status, \
+         resolution, instant, refunded_minor, due_at, resolve_by, first_response_at, escalated_at, resolved_at, \
+         revisit_at, cap_released_at, version, created_at, updated_at FROM complaints "
+    };
+}
+
+impl FromRow for Complaint {
+    fn from_row(r: &Row) -> Result<Complaint, StoreError> {
+        Ok(Complaint {
+            id: r.str("id")?,
+            payment_id: r.str("payment_id")?,
+            merchant_id: r.str("merchant_id")?,
+            customer_id: r.str("customer_id")?,
+            reason: parsed::<ComplaintReason>(&r.str("reason")?, "complaint reason")?,
+            description: r.str("description")?,
+            amount_minor: r.i64("amount_minor")?,
+            currency: parsed::<Currency>(&r.str("currency")?, "currency")?,
+            status: parsed::<ComplaintStatus>(&r.str("status")?, "complaint status")?,
+            resolution: r
+                .opt_str("resolution")?
+                .map(|s| parsed::<Resolution>(&s, "complaint resolution"))
+                .transpose()?,
+            instant: r.bool("instant")?,
+            refunded_minor: r.i64("refunded_minor")?,
+            due_at: opt_ts(r, "due_at")?,
+            resolve_by: ts(r, "resolve_by")?,
+            first_response_at: opt_ts(r, "first_response_at")?,
+            escalated_at: opt_ts(r, "escalated_at")?,
+            resolved_at: opt_ts(r, "resolved_at")?,
+            revisit_at: opt_ts(r, "revisit_at")?,
+            cap_released_at: opt_ts(r, "cap_released_at")?,
+            version: r.i64("version")?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromRow for ComplaintStep {
+    fn from_row(r: &Row) -> Result<ComplaintStep, StoreError> {
+        Ok(ComplaintStep {
+            complaint_id: r.str("complaint_id")?,
+            seq: r.i64("seq")?,
+            actor: r.str("actor")?,
+            action: r.str("action")?,
+            body: r.opt_str("body")?,
+            amount_minor: r.opt_i64("amount_minor")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
+}
+
+/// A movement's complaint write: the new complaint (refused while its
+/// payment has one unresolved) or its move (refused unless it is still
+/// where it was read), and the step that goes with it.
+pub(crate) async fn write_complaint<C: Conn>(
+    c: &mut C,
+    w: &ComplaintWrite,
+    at: i64,
+) -> Result<(), MovementError> {
+    match w {
+        ComplaintWrite::File { complaint, step } => {
+            file(c, complaint).await?;
+            add_step(c, step).await
+        }
+        ComplaintWrite::Move(m) => {
+            move_one(c, m, at).await?;
+            add_step(c, &m.step).await
+        }
+    }
+}
+
+async fn file<C: Conn>(c: &mut C, k: &Complaint) -> Result<(), MovementError> {
+    const SQL: &str = "INSERT INTO complaints (id, payment_id, merchant_id, customer_id, reason, description, \
+         amount_minor, currency, status, resolution, instant, refunded_minor, due_at, resolve_by, \
+         first_response_at, escalated_at, resolved_at, revisit_at, cap_released_at, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         ON CONFLICT DO NOTHING";
+    let opt = |t: Option<Timestamp>| Arg::OptI64(t.map(|t| t.unix_millis()));
+    let n = c
+        .exec(
+            SQL,
+            &[
+                Arg::Str(&k.id),
+                Arg::Str(&k.payment_id),
+                Arg::Str(&k.merchant_id),
+                Arg::Str(&k.customer_id),
+                Arg::Str(k.reason.as_str()),
+                Arg::Str(&k.description),
+                Arg::I64(k.amount_minor),
+                Arg::Str(k.currency.code()),
+                Arg::Str(k.status.as_str()),
+                Arg::OptStr(k.resolution.map(|r| r.as_str())),
+                Arg::Bool(k.instant),
+                Arg::I64(k.refunded_minor),
+                opt(k.due_at),
+                Arg::I64(k.resolve_by.unix_millis()),
+                opt(k.first_response_at),
+                opt(k.escalated_at),
+                opt(k.resolved_at),
+                opt(k.revisit_at),
+                opt(k.cap_released_at),
+                Arg::I64(k.version),
+                Arg::I64(k.created_at.unix_millis()),
+                Arg::I64(k.updated_at.unix_millis()),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Err(MovementError::ComplaintOpen {
+            payment_id: k.payment_id.clone(),
+        });
+    }
+    Ok(())
+}
+
+async fn move_one<C: Conn>(c: &mut C, m: &ComplaintMove, at: i64) -> Result<(), MovementError> {
+    // The first answer is kept; escalation and resolution are stamped once.
+    const SQL: &str = "UPDATE complaints SET status = $1, resolution = COALESCE($2, resolution), due_at = $3, \
+         revisit_at = $4, first_response_at = CASE WHEN $5 = 1 THEN COALESCE(first_response_at, $6) \
+         ELSE first_response_at END, escalated_at = CASE WHEN $7 = 1 THEN COALESCE(escalated_at, $6) \
+         ELSE escalated_at END, resolved_at = CASE WHEN $1 = 'resolved' THEN $6 ELSE resolved_at END, \
+         refunded_minor = refunded_minor + $8, version = version + 1, updated_at = $6 \
+         WHERE id = $9 AND status = $10 AND version = $11";
+    let n = c
+        .exec(
+            SQL,
+            &[
+                Arg::Str(m.to.as_str()),
+                Arg::OptStr(m.resolution.map(|r| r.as_str())),
+                Arg::OptI64(m.due_at.map(|t| t.unix_millis())),
+                Arg::OptI64(m.revisit_at.map(|t| t.unix_millis())),
+                Arg::I64(i64::from(m.responded)),
+                Arg::I64(at),
+                Arg::I64(i64::from(m.escalated)),
+                Arg::I64(m.refunded_minor),
+                Arg::Str(&m.id),
+                Arg::Str(m.from.as_str()),
+                Arg::I64(m.version),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        let actual = complaint(c, &m.id).await?.map(|k| k.status);
+        return Err(MovementError::ComplaintMoved {
+            id: m.id.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+async fn add_step<C: Conn>(c: &mut C, s: &ComplaintStep) -> Result<(), MovementError> {
+    const SQL: &str = "INSERT INTO complaint_steps (complaint_id, seq, actor, action, body, amount_minor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    c.exec(
+        SQL,
+        &[
+            Arg::Str(&s.complaint_id),
+            Arg::I64(s.seq),
+            Arg::Str(&s.actor),
+            Arg::Str(&s.action),
+            Arg::OptStr(s.body.as_deref()),
+            Arg::OptI64(s.amount_minor),
+            Arg::I64(s.created_at.unix_millis()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn complaint<C: Conn>(
+    c: &mut C,
+    id: &str,
+) -> Result<Option<Complaint>, StoreError> {
+    const SQL: &str = concat!(complaint_columns!(), "WHERE id = $1");
+    let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
+    rows.first().map(Complaint::from_row).transpose()
+}
+
+pub(crate) async fn complaint_steps<C: Conn>(
+    c: &mut C,
+    id: &str,
+) -> Result<Vec<ComplaintStep>, StoreError> {
+    const SQL: &str = "SELECT complaint_id, seq, actor, action, body, amount_minor, created_at \
+         FROM complaint_steps WHERE complaint_id = $1 ORDER BY seq";
+    let rows = c.rows(SQL, &[Arg::Str(id)]).await?;
+    rows.iter().map(ComplaintStep::from_row).collect()
+}
+
+/// A page of complaints, newest first, and whether more follow.
+pub(crate) async fn complaints<C: Conn>(
+    c: &mut C,
+    q: &ComplaintQuery,
+) -> Result<(Vec<Complaint>, bool), StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR customer_id = $2) \
+         AND ($3 IS NULL OR payment_id = $3) AND ($4 IS NULL OR $4 LIKE '%,' || status || ',%') \
+         AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+         AND ($7 IS NULL OR created_at < $7 OR (created_at = $7 AND id < $8)) \
+         ORDER BY created_at DESC, id DESC LIMIT $9"
+    );
+    let limit = q.limit.clamp(1, 1000);
+    let (after_ts, after_id) = match &q.starting_after {
+        Some(id) => match complaint(c, id).await? {
+            Some(k) => (Some(k.created_at.unix_millis()), Some(k.id)),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "starting_after: no complaint {id}"
+                )));
+            }
+        },
+        None => (None, None),
+    };
+    let statuses = (!q.statuses.is_empty()).then(|| {
+        let names: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+        format!(",{},", names.join(","))
+    });
+    let rows = c
+        .rows(
+            SQL,
+            &[
+                Arg::OptStr(q.merchant_id.as_deref()),
+                Arg::OptStr(q.customer_id.as_deref()),
+                Arg::OptStr(q.payment_id.as_deref()),
+                Arg::OptStr(statuses.as_deref()),
+                Arg::OptI64(q.created_gte.map(|t| t.unix_millis())),
+                Arg::OptI64(q.created_lt.map(|t| t.unix_millis())),
+                Arg::OptI64(after_ts),
+                Arg::OptStr(after_id.as_deref()),
+                Arg::I64(limit + 1),
+            ],
+        )
+        .await?;
+    let mut page = rows
+        .iter()
+        .map(Complaint::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    Ok((page, more))
+}
+
+/// Complaints whose party's time is up at `now`, the longest overdue first.
+pub(crate) async fn complaints_due<C: Conn>(
+    c: &mut C,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Complaint>, StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at, id LIMIT $2"
+    );
+    let rows = c
+        .rows(SQL, &[Arg::I64(now.unix_millis()), Arg::I64(limit)])
+        .await?;
+    rows.iter().map(Complaint::from_row).collect()
+}
+
+/// A payer's instant refunds filed before `before` that still count in
+/// their cap.
+pub(crate) async fn capped_instant_refunds<C: Conn>(
+    c: &mut C,
+    customer_id: &str,
+    before: Timestamp,
+) -> Result<Vec<Complaint>, StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE customer_id = $1 AND instant AND cap_released_at IS NULL AND created_at < $2 \
+         ORDER BY created_at LIMIT 100"
+    );
+    let rows = c
+        .rows(
+            SQL,
+            &[Arg::Str(customer_id), Arg::I64(before.unix_millis())],
+        )
+        .await?;
+    rows.iter().map(Complaint::from_row).collect()
+}
+
+/// Give one aged instant refund back to its payer's cap counter: the
+/// complaint is marked first (once), then the counter is lowered by what
+/// it charged. `false` when it was given back already.
+pub(crate) async fn release_instant_cap<C: Conn>(
+    c: &mut C,
+    k: &Complaint,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    const MARK: &str = "UPDATE complaints SET cap_released_at = $1 \
+         WHERE id = $2 AND instant AND cap_released_at IS NULL";
+    const LOWER: &str = "UPDATE counters SET amount_minor = amount_minor - $1, uses = uses - 1, updated_at = $3 \
+         WHERE counter_key = $2 AND amount_minor >= $1 AND uses >= 1";
+    if c.exec(MARK, &[Arg::I64(at.unix_millis()), Arg::Str(&k.id)])
+        .await?
+        == 0
+    {
+        return Ok(false);
+    }
+    let key = CounterKey::instant_refunds(&k.customer_id);
+    if c.exec(
+        LOWER,
+        &[
+            Arg::I64(k.amount_minor),
+            Arg::Str(key.as_str()),
+            Arg::I64(at.unix_millis()),
+        ],
+    )
+    .await?
+        == 0
+    {
+        return Err(StoreError::Corrupt(format!(
+            "counter {key} holds less than instant refund {} charged",
+            k.id
+        )));
+    }
+    Ok(true)
+}
+
+/// How many payments succeeded in `[from, to)` (of one merchant, or all):
+/// the base of the complaint rate.
+pub(crate) async fn succeeded_payments<C: Conn>(
+    c: &mut C,
+    merchant_id: Option<&str>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<i64, StoreError> {
+    const SQL: &str = "SELECT COUNT(*) AS n FROM payments WHERE ($1 IS NULL OR merchant_id = $1) \
+         AND created_at >= $2 AND created_at < $3 AND status = 'succeeded'";
+    let rows = c
+        .rows(
+            SQL,
+            &[
+                Arg::OptStr(merchant_id),
+                Arg::I64(from.unix_millis()),
+                Arg::I64(to.unix_millis()),
+            ],
+        )
+        .await?;
+    rows.first()
+        .ok_or_else(unexpected_none)?
+        .i64("n")
+        .map_err(Into::into)
+}
