@@ -64,6 +64,8 @@ pub struct ComplaintLimits {
     pub resolve_seconds: i64,
     pub payer_reply_seconds: i64,
     pub contest_window_seconds: i64,
+    pub rate_alarm_per_thousand: i64,
+    pub rate_min_payments: i64,
 }
 
 impl ComplaintLimits {
@@ -78,6 +80,8 @@ impl ComplaintLimits {
             resolve_seconds: c.value("QG-COMPLAINT-RESOLVE")?,
             payer_reply_seconds: c.value("QG-COMPLAINT-PAYER-REPLY")?,
             contest_window_seconds: c.value("QG-COMPLAINT-CONTEST-WINDOW")?,
+            rate_alarm_per_thousand: c.value("QG-COMPLAINT-RATE-ALARM")?,
+            rate_min_payments: c.value("QG-COMPLAINT-RATE-MIN-PAYMENTS")?,
         })
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use qrgate_store::{OutboxEvent, Store};
 
-use crate::complaints::ComplaintView;
+use crate::complaints::{ComplaintFigures, ComplaintView};
 use crate::money::PayoutView;
 use crate::views::{PaymentView, RefundView};
 use crate::{Error, Gateway};
@@ -41,6 +41,8 @@ pub(crate) enum Event<'a> {
     /// A complaint moved (answered, escalated, contested, sent back, parked).
     ComplaintUpdated(&'a ComplaintView),
     ComplaintResolved(&'a ComplaintView),
+    /// The merchant's complaint rate passed QG-COMPLAINT-RATE-ALARM.
+    ComplaintRateAlarm(&'a ComplaintFigures),
     OrderClosed {
         order_id: &'a str,
     },
@@ -66,6 +68,7 @@ impl Event<'_> {
             Event::ComplaintCreated(_) => "complaint.created",
             Event::ComplaintUpdated(_) => "complaint.updated",
             Event::ComplaintResolved(_) => "complaint.resolved",
+            Event::ComplaintRateAlarm(_) => "complaint.rate_alarm",
             Event::OrderClosed { .. } => "order.closed",
             Event::OrderExpired { .. } => "order.expired",
             Event::PayoutPaid(_) => "payout.paid",
@@ -87,6 +90,7 @@ impl Event<'_> {
             Event::ComplaintCreated(c)
             | Event::ComplaintUpdated(c)
             | Event::ComplaintResolved(c) => &c.id,
+            Event::ComplaintRateAlarm(f) => f.merchant_id.as_deref().unwrap_or_default(),
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => order_id,
             Event::PayoutPaid(v) | Event::PayoutFailed(v) | Event::PayoutReturned(v) => &v.id,
         }
@@ -110,6 +114,7 @@ impl Event<'_> {
             | Event::ComplaintResolved(c) => {
                 json!({ "merchant_id": merchant_id, "complaint": c })
             }
+            Event::ComplaintRateAlarm(f) => json!({ "merchant_id": merchant_id, "figures": f }),
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => {
                 json!({ "order_id": order_id, "merchant_id": merchant_id })
             }

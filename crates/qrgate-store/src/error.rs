@@ -34,6 +34,11 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// A unique key was taken (a row written once is there already).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e.is_unique_violation())
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -122,15 +122,18 @@ impl<S: Store> Gateway<S> {
             created_at: now,
             updated_at: now,
         };
-        if self.instant_allowed(&pay, disputed, now).await? {
-            match self.file_instant(p, &pay, &k, idem.clone()).await? {
-                Some(reply) => return Ok(reply),
-                None => {
-                    tracing::info!(complaint = %k.id, "over the payer's instant-refund cap: a ticket")
-                }
-            }
+        let instant = match self.instant_allowed(&pay, disputed, now).await? {
+            true => self.file_instant(p, &pay, &k, idem.clone()).await?,
+            false => None,
+        };
+        let reply = match instant {
+            Some(reply) => reply,
+            None => self.file_ticket(p, &pay, k, idem).await?,
+        };
+        if reply.fresh() == Some(Fresh::Created) {
+            self.check_rate_alarm(&pay.merchant_id).await;
         }
-        self.file_ticket(p, &pay, k, idem).await
+        Ok(reply)
     }
 
     /// A ticket for the merchant: the complaint, its first step, the

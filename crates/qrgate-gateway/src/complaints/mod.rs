@@ -8,13 +8,17 @@
 //! - `file.rs`: filing, and the instant refund;
 //! - `moves.rs`: the merchant's answer and contest, the payer's accept or
 //!   escalate, the operator's decision;
+//! - `figures.rs`: the service figures (first response, deadlines,
+//!   first resolution, escalation, complaint rate and its alarm);
 //! - `sweep.rs`: the deadlines (a missed answer escalates, a silent payer
 //!   accepts, an uncontested instant refund is final).
 
+mod figures;
 mod file;
 mod moves;
 mod sweep;
 
+pub use figures::{ComplaintFigures, FiguresQuery, ResponseTimes, Share};
 pub use file::NewComplaint;
 pub use moves::{Answer, Decision, PayerMove};
 

@@ -572,3 +572,169 @@ on_both!(
         }
     }
 );
+
+on_both!(the_figures_of_a_scripted_scenario, |w: World| async move {
+    use qrgate_gateway::complaints::FiguresQuery;
+    let mut ids = Vec::new();
+    for amount in ["50.00", "40.00", "15.00", "30.00", "60.00"] {
+        let pay = w.paid_now(amount).await;
+        ids.push(id_of(w.file(&pay, None).await.unwrap()));
+    }
+    let [c1, c2, c3, c4, c5] = <[String; 5]>::try_from(ids).unwrap();
+    let hour = 3_600;
+    w.clock.advance_seconds(hour);
+    let explain = Answer::Explain {
+        message: "delivered at 12:00".into(),
+    };
+    w.gw.answer_complaint(&w.merchant, &c1, explain, None)
+        .await
+        .unwrap();
+    w.clock.advance_seconds(hour);
+    let refund = Answer::Refund {
+        amount: None,
+        message: None,
+    };
+    w.gw.answer_complaint(&w.merchant, &c4, refund, None)
+        .await
+        .unwrap();
+    w.clock.advance_seconds(hour);
+    let reject = Answer::Reject {
+        reason: "the price was shown".into(),
+    };
+    w.gw.answer_complaint(&w.merchant, &c2, reject, None)
+        .await
+        .unwrap();
+    w.gw.payer_moves_complaint(&w.consumer, &c1, PayerMove::Accept, None)
+        .await
+        .unwrap();
+    let esc = PayerMove::Escalate {
+        reason: "it was not".into(),
+    };
+    w.gw.payer_moves_complaint(&w.consumer, &c2, esc, None)
+        .await
+        .unwrap();
+    let uphold = Decision::Reject {
+        reason: "the menu shows the price".into(),
+    };
+    w.gw.decide_complaint(&admin(), &c2, uphold, None)
+        .await
+        .unwrap();
+    // c5 is never answered: escalated after 24 h, decided after 80 h,
+    // past its 72 h deadline. c3's instant refund becomes final.
+    w.clock.advance_seconds(22 * hour);
+    assert_eq!(w.gw.sweep_complaints().await.unwrap(), 1);
+    w.clock.advance_seconds(56 * hour);
+    assert_eq!(w.gw.sweep_complaints().await.unwrap(), 1);
+    let late = Decision::Refund {
+        amount: None,
+        reason: "no answer".into(),
+    };
+    w.gw.decide_complaint(&admin(), &c5, late, None)
+        .await
+        .unwrap();
+    let status = |id: &str| {
+        let gw = &w.gw;
+        let id = id.to_owned();
+        async move { gw.get_complaint(&admin(), &id).await.unwrap().status }
+    };
+    for id in [&c1, &c2, &c3, &c4, &c5] {
+        assert_eq!(status(id).await, "resolved", "{id}");
+    }
+
+    let f =
+        w.gw.complaint_figures(&w.merchant, FiguresQuery::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (
+            f.filed,
+            f.instant_refunds,
+            f.instant_refunded_amount.as_str()
+        ),
+        (5, 1, "15.00")
+    );
+    // Answered tickets: c1 after 1 h, c4 after 2 h, c2 after 3 h.
+    assert_eq!(
+        (f.first_response.answered, f.first_response.unanswered),
+        (3, 1)
+    );
+    assert_eq!(f.first_response.p50_seconds, Some(7_200));
+    assert_eq!(f.first_response.p90_seconds, Some(10_800));
+    // Resolved without escalation: c1, c3, c4 of the five.
+    assert_eq!((f.first_resolution.count, f.first_resolution.of), (3, 5));
+    assert_eq!(f.first_resolution.percent.as_deref(), Some("60.00"));
+    // All but c5 were resolved within 72 h.
+    assert_eq!(f.resolved_within_deadline.percent.as_deref(), Some("80.00"));
+    assert_eq!(f.escalated.percent.as_deref(), Some("40.00"));
+    assert_eq!(
+        (f.payments, f.per_thousand_payments.as_deref()),
+        (5, Some("1000.00"))
+    );
+    assert!(!f.rate_alarm, "too few payments for the alarm");
+    // Another merchant's figures are its own; it cannot read these.
+    let theirs =
+        w.gw.complaint_figures(&w.other_merchant, FiguresQuery::default())
+            .await
+            .unwrap();
+    assert_eq!(theirs.filed, 0);
+    let mine = FiguresQuery {
+        merchant_id: w.merchant.subject.clone(),
+        ..Default::default()
+    };
+    let e =
+        w.gw.complaint_figures(&w.other_merchant, mine)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind, Kind::Forbidden);
+    // Overall, for the operator, and as gauges.
+    let all =
+        w.gw.complaint_figures(&admin(), FiguresQuery::default())
+            .await
+            .unwrap();
+    assert_eq!(all.filed, 5);
+    let gauges = w.gw.complaint_gauges().await;
+    assert!(
+        gauges.contains("qrgate_complaints_first_resolution_percent 60.00"),
+        "{gauges}"
+    );
+    assert!(
+        gauges.contains("qrgate_complaints_first_response_p50_seconds 7200"),
+        "{gauges}"
+    );
+    w.assert_books_sound().await;
+});
+
+on_both!(
+    a_merchant_past_the_complaint_rate_raises_one_alarm_a_day,
+    |w: World| async move {
+        use qrgate_gateway::complaints::FiguresQuery;
+        use qrgate_gateway::money::EventListQuery;
+        let mut pays = Vec::new();
+        for _ in 0..100 {
+            pays.push(w.paid_now("1.00").await);
+        }
+        let alarms = || async {
+            let q = EventListQuery {
+                event_type: Some("complaint.rate_alarm".into()),
+                ..Default::default()
+            };
+            w.gw.list_events(&w.merchant, q).await.unwrap().data.len()
+        };
+        // 1 in 100 payments is 10 per 1,000: not past the alarm.
+        w.file(&pays[0], None).await.unwrap();
+        assert_eq!(alarms().await, 0);
+        w.file(&pays[1], None).await.unwrap();
+        let f =
+            w.gw.complaint_figures(&w.merchant, FiguresQuery::default())
+                .await
+                .unwrap();
+        assert!(
+            f.rate_alarm && f.per_thousand_payments.as_deref() == Some("20.00"),
+            "{f:?}"
+        );
+        assert_eq!(alarms().await, 1);
+        // Once a day, however many complaints follow.
+        w.file(&pays[2], None).await.unwrap();
+        assert_eq!(alarms().await, 1);
+    }
+);

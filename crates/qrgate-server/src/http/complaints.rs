@@ -8,7 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use qrgate_core::Timestamp;
-use qrgate_gateway::complaints::{Answer, ComplaintListQuery, Decision, NewComplaint, PayerMove};
+use qrgate_gateway::complaints::{
+    Answer, ComplaintListQuery, Decision, FiguresQuery, NewComplaint, PayerMove,
+};
 use qrgate_gateway::{Error, Role};
 
 use super::AppState;
@@ -26,6 +28,19 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(escalate))
         .routes(routes!(contest))
         .routes(routes!(decide))
+        .routes(routes!(figures))
+}
+
+/// The service figures over a time range (30 days by default): a
+/// merchant key's own, one merchant's or all for admins and auditors.
+/// Each figure is defined in the README.
+#[utoipa::path(get, path = "/v1/complaints/metrics", tag = "complaints", security(("bearer" = [])), params(FiguresQuery), responses((status = 200, body = qrgate_gateway::complaints::ComplaintFigures), StdErrors))]
+pub(super) async fn figures(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<FiguresQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.complaint_figures(&p, q).await?)
 }
 
 /// The payer complains about one of their payments. A small disputed

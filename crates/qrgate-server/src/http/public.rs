@@ -54,7 +54,8 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(&s.gw.store_metrics()),
+        s.metrics
+            .render(&(s.gw.store_metrics() + &s.gw.complaint_gauges().await)),
     )
         .into_response()
 }
