@@ -29,6 +29,9 @@ CREATE TABLE complaints (
     revisit_at        BIGINT,
     -- When an instant refund left the payer's 30-day cap counter.
     cap_released_at   BIGINT,
+    -- The refund number of a card refund made under this complaint that
+    -- the processor has not confirmed yet (the jobs ask it again).
+    processor_pending TEXT,
     version           BIGINT NOT NULL,
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL
@@ -40,6 +43,8 @@ CREATE INDEX complaints_customer ON complaints (customer_id, created_at);
 CREATE INDEX complaints_created ON complaints (created_at);
 -- What the sweeper looks at: moves whose time is up.
 CREATE INDEX complaints_due ON complaints (due_at) WHERE due_at IS NOT NULL;
+-- Card refunds the processor has not confirmed yet.
+CREATE INDEX complaints_processor_pending ON complaints (updated_at) WHERE processor_pending IS NOT NULL;
 -- Instant refunds still counted in their payer's cap.
 CREATE INDEX complaints_capped ON complaints (customer_id, created_at) WHERE instant AND cap_released_at IS NULL;
 

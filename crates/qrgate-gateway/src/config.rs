@@ -66,22 +66,37 @@ pub struct ComplaintLimits {
     pub contest_window_seconds: i64,
     pub rate_alarm_per_thousand: i64,
     pub rate_min_payments: i64,
+    pub rate_window_seconds: i64,
 }
 
 impl ComplaintLimits {
     fn from_catalogue(c: &Catalogue) -> Result<ComplaintLimits, qrgate_core::rules::RuleError> {
+        // A window or deadline is 1 s to 10 years: `now ± it` always fits.
+        let span = |id: &str| -> Result<i64, qrgate_core::rules::RuleError> {
+            let v = c.value(id)?;
+            if (1..=315_360_000).contains(&v) {
+                Ok(v)
+            } else {
+                Err(qrgate_core::rules::RuleError::OutOfRange {
+                    id: id.into(),
+                    value: v,
+                    why: "a complaint window or deadline is 1 second to 10 years",
+                })
+            }
+        };
         Ok(ComplaintLimits {
-            window_seconds: c.value("QG-COMPLAINT-WINDOW")?,
+            window_seconds: span("QG-COMPLAINT-WINDOW")?,
             instant_max_minor: c.value("QG-COMPLAINT-INSTANT-REFUND")?,
             instant_cap_count: c.value("QG-COMPLAINT-INSTANT-CAP")?,
             instant_cap_minor: c.value("QG-COMPLAINT-INSTANT-CAP-AMOUNT")?,
-            instant_cap_window_seconds: c.value("QG-COMPLAINT-INSTANT-CAP-WINDOW")?,
-            first_reply_seconds: c.value("QG-COMPLAINT-FIRST-REPLY")?,
-            resolve_seconds: c.value("QG-COMPLAINT-RESOLVE")?,
-            payer_reply_seconds: c.value("QG-COMPLAINT-PAYER-REPLY")?,
-            contest_window_seconds: c.value("QG-COMPLAINT-CONTEST-WINDOW")?,
+            instant_cap_window_seconds: span("QG-COMPLAINT-INSTANT-CAP-WINDOW")?,
+            first_reply_seconds: span("QG-COMPLAINT-FIRST-REPLY")?,
+            resolve_seconds: span("QG-COMPLAINT-RESOLVE")?,
+            payer_reply_seconds: span("QG-COMPLAINT-PAYER-REPLY")?,
+            contest_window_seconds: span("QG-COMPLAINT-CONTEST-WINDOW")?,
             rate_alarm_per_thousand: c.value("QG-COMPLAINT-RATE-ALARM")?,
             rate_min_payments: c.value("QG-COMPLAINT-RATE-MIN-PAYMENTS")?,
+            rate_window_seconds: span("QG-COMPLAINT-RATE-WINDOW")?,
         })
     }
 }

@@ -365,6 +365,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "the payment has a complaint that is not resolved; follow it",
     ),
     (
+        "complaint_past_due",
+        "the party's deadline on the complaint passed (answer, accept, escalate, contest)",
+    ),
+    (
         "complaint_state_conflict",
         "the complaint is not in a state that allows this move (or moved meanwhile)",
     ),

@@ -147,6 +147,9 @@ pub struct Sandbox {
     pub delay: Duration,
     /// How long the timing-out cards hang (longer than any deadline).
     pub hang: Duration,
+    /// While set, every refund answers "unavailable" (an outage of the
+    /// processor's refunds, to test that the gateway asks again).
+    refunds_down: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Sandbox {
@@ -165,7 +168,14 @@ impl Sandbox {
             rng: SystemRandom::new(),
             delay,
             hang: Duration::from_secs(3600),
+            refunds_down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Take the processor's refunds down (`true`) or bring them back.
+    pub fn set_refunds_down(&self, down: bool) {
+        self.refunds_down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// How long the timing-out cards hang (keep it above the caller's deadline).
@@ -454,6 +464,9 @@ impl Processor for Sandbox {
         amount_minor: i64,
     ) -> BoxFuture<'a, Result<(), ProcessorError>> {
         Box::pin(async move {
+            if self.refunds_down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ProcessorError::Unavailable("refunds are down".into()));
+            }
             let mut auths = self.lock();
             let a = auths
                 .get_mut(request_id)

@@ -29,8 +29,20 @@ pub trait ComplaintStore: Send + Sync {
     fn complaints_due(
         &self,
         now: Timestamp,
+        after: Option<(Timestamp, &str)>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// Complaints with a card refund the processor has not confirmed.
+    fn complaints_processor_pending(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// The processor confirmed refund `number` of complaint `id`.
+    fn clear_processor_pending(
+        &self,
+        id: &str,
+        number: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A payer's instant refunds filed before `before` still counted in
     /// their cap.
     fn capped_instant_refunds(
@@ -72,9 +84,28 @@ macro_rules! impl_complaint_store {
             async fn complaints_due(
                 &self,
                 now: Timestamp,
+                after: Option<(Timestamp, &str)>,
                 limit: i64,
             ) -> Result<Vec<Complaint>, StoreError> {
-                ops::complaints_due(&mut self.reader().await?, now, limit).await
+                ops::complaints_due(&mut self.reader().await?, now, after, limit).await
+            }
+            async fn complaints_processor_pending(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<Complaint>, StoreError> {
+                ops::complaints_processor_pending(&mut self.reader().await?, limit).await
+            }
+            async fn clear_processor_pending(
+                &self,
+                id: &str,
+                number: &str,
+            ) -> Result<bool, StoreError> {
+                self.write(write::ClearProcessorPending {
+                    id: id.to_owned(),
+                    number: number.to_owned(),
+                })
+                .await
+                .map_err(store_err)
             }
             async fn capped_instant_refunds(
                 &self,

@@ -222,6 +222,13 @@ pub enum MovementError {
     /// The payment has a complaint that is not resolved.
     #[error("payment {payment_id} already has an unresolved complaint")]
     ComplaintOpen { payment_id: String },
+    /// A party's move after its deadline: the complaint is as it was read,
+    /// but its `due_at` has passed.
+    #[error("complaint {id} was due by {due_at:?}")]
+    ComplaintPastDue {
+        id: String,
+        due_at: qrgate_core::Timestamp,
+    },
     /// The complaint moved on since it was read (`actual` is where it is).
     #[error("complaint {id} moved on: it is {actual:?}")]
     ComplaintMoved {

@@ -198,6 +198,12 @@ pub(crate) struct ReleaseInstantCap {
 }
 job!(ReleaseInstantCap => bool, |j, c| ops::release_instant_cap(c, &j.complaint, j.at).await?);
 
+pub(crate) struct ClearProcessorPending {
+    pub(crate) id: String,
+    pub(crate) number: String,
+}
+job!(ClearProcessorPending => bool, |j, c| ops::clear_processor_pending(c, &j.id, &j.number).await?);
+
 pub(crate) struct TakeLease {
     pub(crate) name: String,
     pub(crate) holder: String,

@@ -278,7 +278,7 @@ impl<S: Store> Gateway<S> {
         let figures = match self
             .figures_of(
                 Some(merchant.to_owned()),
-                super::after(now, -30 * 86_400),
+                super::after(now, -self.limits.complaints.rate_window_seconds),
                 through(now),
             )
             .await

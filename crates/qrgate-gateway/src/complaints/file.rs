@@ -82,7 +82,7 @@ impl<S: Store> Gateway<S> {
                 Some(_) => disputed,
                 None => Money::from_minor(k.amount_minor, k.currency),
             };
-            return self.filed_before(p, &pay, &k, reason, disputed).await;
+            return self.filed_before(p, &pay, &k, reason, disputed, idem).await;
         }
         complainable(&pay, now, lim.window_seconds)?;
         if disputed.minor() > left {
@@ -118,6 +118,7 @@ impl<S: Store> Gateway<S> {
             resolved_at: None,
             revisit_at: None,
             cap_released_at: None,
+            processor_pending: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -148,6 +149,7 @@ impl<S: Store> Gateway<S> {
         let step = first_step(&k, "filed");
         let body = self.complaint_body(&k, &step, p.role)?;
         let mut m = Movement::new(k.created_at);
+        let idem_again = idem.clone();
         m.idempotency = idem.map(|i| i.record(&Outcome::Created { view: &body }));
         let merchant_view = ComplaintView::of(&k, std::slice::from_ref(&step), Role::Merchant);
         m.events
@@ -167,7 +169,8 @@ impl<S: Store> Gateway<S> {
         match self.store.apply(m).await {
             Ok(applied) => Ok(Reply::of(applied, Fresh::Created, body)),
             Err(MovementError::ComplaintOpen { .. }) => {
-                self.filed_meanwhile(p, pay, reason, disputed).await
+                self.filed_meanwhile(p, pay, reason, disputed, idem_again)
+                    .await
             }
             Err(e) => Err(e.into()),
         }
@@ -212,25 +215,37 @@ impl<S: Store> Gateway<S> {
                 rule: "QG-COMPLAINT-INSTANT-CAP".into(),
             }],
             events: vec![self.outbox(&k.merchant_id, Event::ComplaintCreated(&merchant_view))?],
-            idempotency: idem.map(|i| i.record(&Outcome::Created { view: &body })),
+            idempotency: idem
+                .clone()
+                .map(|i| i.record(&Outcome::Created { view: &body })),
             audit: json!({ "complaint_id": k.id, "reason": k.reason }),
         };
         match self.refund_with(pay, with).await? {
             Ok(applied) => Ok(Some(Reply::of(applied, Fresh::Created, body))),
-            Err(MovementError::LimitExceeded { rule, .. })
-                if rule == "QG-COMPLAINT-INSTANT-CAP" =>
-            {
-                Ok(None)
-            }
             // Another filing on this payment may have got there first (its
             // refund fills the cap, takes the number, or its complaint the
-            // payment): then that complaint is the answer.
+            // payment): then that complaint is the answer. Any other refusal
+            // (the payer's cap, the payment's refund count, a refund landing
+            // meanwhile) leaves the complaint to the merchant as a ticket.
             Err(e) => match self.unresolved_complaint(&pay.id).await? {
                 Some(other) => self
-                    .filed_before(p, pay, &other, k.reason, amount)
+                    .filed_before(p, pay, &other, k.reason, amount, idem)
                     .await
                     .map(Some),
-                None => Err(refund_refused(&pay.id, e)),
+                None => {
+                    // Refunded meanwhile so that less than is disputed is
+                    // left: the filing is refused as the refund was.
+                    let left = self
+                        .store
+                        .payment(&pay.id)
+                        .await?
+                        .map_or(0, |now| now.amount_minor - now.refunded_minor);
+                    if left < amount.minor() {
+                        return Err(refund_refused(&pay.id, e));
+                    }
+                    tracing::info!(complaint = %k.id, refusal = %e, "not refunded on the spot: a ticket");
+                    Ok(None)
+                }
             },
         }
     }
@@ -249,6 +264,32 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Result<Applied, MovementError>, Error> {
         let number = format!("{RULE_REFUND_PREFIX}{}", with.number);
         crate::check_merchant_number("out_refund_no", &number)?;
+        let window_ms = self.limits.refund_window_seconds.saturating_mul(1000);
+        if self.now().millis_since(pay.created_at) > window_ms {
+            return Err(Error::new(
+                Kind::Conflict,
+                "refund_window_closed",
+                format!(
+                    "payments can be refunded for {} after they succeed; payment {} is older",
+                    qrgate_core::rules::span(self.limits.refund_window_seconds),
+                    pay.id
+                ),
+            )
+            .with_rule("BCP-REFUND-WINDOW"));
+        }
+        // The refund's number stays on the complaint until the card
+        // processor confirms it; the jobs ask the processor again until then.
+        let mut write = with.complaint.clone();
+        match &mut write {
+            ComplaintWrite::File { complaint, .. } => {
+                complaint.processor_pending = Some(number.clone())
+            }
+            ComplaintWrite::Move(mv) => mv.processor_pending = Some(number.clone()),
+        }
+        let complaint_id = match &write {
+            ComplaintWrite::File { complaint, .. } => complaint.id.clone(),
+            ComplaintWrite::Move(mv) => mv.id.clone(),
+        };
         let id = self.refund_id()?;
         let none = Metadata::default();
         let mut pay = std::borrow::Cow::Borrowed(pay);
@@ -261,7 +302,7 @@ impl<S: Store> Gateway<S> {
             let refund = new_refund(&pay, &id, ask, self.now());
             let (mut m, _) = self.refund_movement(with.by, &pay, refund, None)?;
             m.idempotency = with.idempotency.clone();
-            m.complaint = Some(with.complaint.clone());
+            m.complaint = Some(write.clone());
             m.counters.extend(with.counters.iter().cloned());
             m.events.extend(with.events.iter().cloned());
             if let (Some(a), Some(extra)) = (m.audit.as_mut(), with.audit.as_object()) {
@@ -277,14 +318,8 @@ impl<S: Store> Gateway<S> {
                     );
                 }
                 Ok(applied) => {
-                    self.card_refund_or_retry(
-                        &pay,
-                        &refund_key(&pay.id, &number),
-                        with.amount.minor(),
-                        "the complaint's refund",
-                        "read the complaint again; the processor is asked again when it is",
-                    )
-                    .await?;
+                    self.confirm_card_refund(&pay, &complaint_id, &number, with.amount.minor())
+                        .await;
                     return Ok(Ok(applied));
                 }
                 Err(e) => return Ok(Err(e)),
@@ -343,9 +378,10 @@ impl<S: Store> Gateway<S> {
         pay: &Payment,
         reason: ComplaintReason,
         disputed: Money,
+        idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         match self.unresolved_complaint(&pay.id).await? {
-            Some(k) => self.filed_before(p, pay, &k, reason, disputed).await,
+            Some(k) => self.filed_before(p, pay, &k, reason, disputed, idem).await,
             None => Err(Error::new(
                 Kind::Conflict,
                 "complaint_state_conflict",
@@ -368,6 +404,7 @@ impl<S: Store> Gateway<S> {
         k: &Complaint,
         reason: ComplaintReason,
         disputed: Money,
+        idem: Option<Idem>,
     ) -> Result<Reply, Error> {
         let same = p.subject.as_deref() == Some(k.customer_id.as_str())
             && k.reason == reason
@@ -382,22 +419,101 @@ impl<S: Store> Gateway<S> {
                 ),
             ));
         }
-        if k.instant {
-            let number = format!("{RULE_REFUND_PREFIX}{}", instant_number(&pay.id));
-            self.card_refund_or_retry(
-                pay,
-                &refund_key(&pay.id, &number),
-                k.amount_minor,
-                "the complaint's refund",
-                "read the complaint again",
-            )
-            .await?;
+        // A card refund not yet confirmed is asked for again.
+        if let Some(number) = &k.processor_pending {
+            self.retry_card_refund(k, number).await?;
         }
         let view = self.get_complaint(p, &k.id).await?;
-        Ok(Reply::Fresh(
-            Fresh::Done,
-            serde_json::to_string(&view).map_err(Error::internal)?,
-        ))
+        let body = serde_json::to_string(&view).map_err(Error::internal)?;
+        // Kept under the caller's Idempotency-Key, so a retry of it later
+        // is answered the same, not filed anew.
+        if let Some(i) = idem {
+            let mut m = Movement::new(self.now());
+            m.idempotency = Some(i.record(&Outcome::Done { view: &body }));
+            if let Ok(Applied::Replayed { status, body }) = self.store.apply(m).await {
+                return Ok(Reply::Replayed(crate::Said { status, body }));
+            }
+        }
+        Ok(Reply::Fresh(Fresh::Done, body))
+    }
+
+    /// Ask the card processor to return a complaint's refund (idempotent by
+    /// the refund's key), and note when it confirmed; when it does not
+    /// answer, the jobs ask again ([`Self::retry_card_refunds`]).
+    async fn confirm_card_refund(
+        &self,
+        pay: &Payment,
+        complaint_id: &str,
+        number: &str,
+        amount: i64,
+    ) {
+        match self
+            .return_funds(&pay.details, &refund_key(&pay.id, number), amount)
+            .await
+        {
+            Ok(()) => {
+                if let Err(e) = self
+                    .store
+                    .clear_processor_pending(complaint_id, number)
+                    .await
+                {
+                    tracing::warn!(complaint = %complaint_id, error = %e, "a confirmed card refund is still marked pending; the jobs clear it");
+                }
+            }
+            Err(e) => tracing::warn!(
+                complaint = %complaint_id, refund = %number, error = %e,
+                "the card processor has not confirmed a complaint's refund; the jobs ask it again"
+            ),
+        }
+    }
+
+    /// Ask the processor again for complaint `k`'s unconfirmed refund.
+    pub(super) async fn retry_card_refund(&self, k: &Complaint, number: &str) -> Result<(), Error> {
+        let pay = self
+            .store
+            .payment(&k.payment_id)
+            .await?
+            .ok_or_else(|| Error::not_found("payment", &k.payment_id))?;
+        let refund = self
+            .store
+            .refunds(&pay.id)
+            .await?
+            .into_iter()
+            .find(|r| r.out_refund_no == number)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "complaint {} names refund {number}, which is not there",
+                    k.id
+                ))
+            })?;
+        self.card_refund_or_retry(
+            &pay,
+            &refund_key(&pay.id, number),
+            refund.amount_minor,
+            "the complaint's refund",
+            "the gateway asks it again",
+        )
+        .await?;
+        self.store.clear_processor_pending(&k.id, number).await?;
+        Ok(())
+    }
+
+    /// The jobs' pass: ask the processor again for every complaint refund
+    /// it has not confirmed. How many it confirmed now.
+    pub async fn retry_card_refunds(&self) -> Result<usize, Error> {
+        let mut confirmed = 0;
+        for k in self.store.complaints_processor_pending(100).await? {
+            let Some(number) = k.processor_pending.clone() else {
+                continue;
+            };
+            match self.retry_card_refund(&k, &number).await {
+                Ok(()) => confirmed += 1,
+                Err(e) => {
+                    tracing::warn!(complaint = %k.id, error = %e, "a complaint's card refund is still not confirmed")
+                }
+            }
+        }
+        Ok(confirmed)
     }
 
     /// Give the payer's instant refunds older than the cap's window back

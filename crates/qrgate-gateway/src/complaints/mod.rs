@@ -322,6 +322,8 @@ pub(crate) fn step_to(
         responded: false,
         escalated: false,
         refunded_minor: 0,
+        processor_pending: None,
+        within_due: false,
         step: ComplaintStep {
             complaint_id: k.id.clone(),
             seq: k.version + 1,

@@ -96,6 +96,7 @@ impl<S: Store> Gateway<S> {
                 let mut mv = step_to(&k, to, "merchant", "refunded", message, now)?;
                 mv.resolution = resolution;
                 mv.responded = true;
+                mv.within_due = true;
                 mv.due_at = (!full).then(|| after(now, lim.payer_reply_seconds));
                 self.move_with_refund(p, &k, mv, amount, By::Key(p), json!({}), idem)
                     .await
@@ -111,6 +112,7 @@ impl<S: Store> Gateway<S> {
                     now,
                 )?;
                 mv.responded = true;
+                mv.within_due = true;
                 mv.due_at = Some(after(now, lim.payer_reply_seconds));
                 self.move_complaint(p, &k, mv, Action::ComplaintAnswered, By::Key(p), idem)
                     .await
@@ -126,6 +128,7 @@ impl<S: Store> Gateway<S> {
                     now,
                 )?;
                 mv.responded = true;
+                mv.within_due = true;
                 mv.due_at = Some(after(now, lim.payer_reply_seconds));
                 self.move_complaint(p, &k, mv, Action::ComplaintAnswered, By::Key(p), idem)
                     .await
@@ -161,6 +164,7 @@ impl<S: Store> Gateway<S> {
                     now,
                 )?;
                 mv.resolution = Some(Resolution::PayerAccepted);
+                mv.within_due = true;
                 self.move_complaint(p, &k, mv, Action::ComplaintResolved, By::Key(p), idem)
                     .await
             }
@@ -175,6 +179,7 @@ impl<S: Store> Gateway<S> {
                     now,
                 )?;
                 mv.escalated = true;
+                mv.within_due = true;
                 self.move_complaint(p, &k, mv, Action::ComplaintEscalated, By::Key(p), idem)
                     .await
             }
@@ -215,6 +220,7 @@ impl<S: Store> Gateway<S> {
             now,
         )?;
         mv.responded = true;
+        mv.within_due = true;
         self.move_complaint(p, &k, mv, Action::ComplaintContested, By::Key(p), idem)
             .await
     }
@@ -437,7 +443,9 @@ impl<S: Store> Gateway<S> {
         };
         match self.refund_with(&pay, with).await? {
             Ok(applied) => Ok(Reply::of(applied, Fresh::Done, body)),
-            Err(e @ MovementError::ComplaintMoved { .. }) => Err(moved_error(k, e)),
+            Err(
+                e @ (MovementError::ComplaintMoved { .. } | MovementError::ComplaintPastDue { .. }),
+            ) => Err(moved_error(k, e)),
             Err(e) => Err(refund_refused(&pay.id, e)),
         }
     }
@@ -542,9 +550,23 @@ pub(super) fn complaint_event<'a>(mv: &ComplaintMove, view: &'a ComplaintView) -
     }
 }
 
-/// A move the movement refused: the complaint moved on meanwhile.
+/// A move the movement refused: the complaint moved on meanwhile, or
+/// its party's deadline passed.
 pub(super) fn moved_error(k: &Complaint, e: MovementError) -> Error {
     match e {
+        MovementError::ComplaintPastDue { id, due_at } => Error::new(
+            crate::Kind::Conflict,
+            "complaint_past_due",
+            format!(
+                "complaint {id} was due by {}; {}",
+                crate::views::ts(due_at),
+                match k.status {
+                    ComplaintStatus::Open => "it goes to the operator",
+                    ComplaintStatus::Answered => "the merchant's answer stands",
+                    _ => "its window has closed",
+                }
+            ),
+        ),
         MovementError::ComplaintMoved { actual, .. } => complaint_moved(
             &k.id,
             actual.unwrap_or(k.status),

@@ -33,30 +33,39 @@ impl<S: Store> Gateway<S> {
         {
             return Ok(0);
         }
-        self.sweep_complaints().await
+        let moved = self.sweep_complaints().await?;
+        let confirmed = self.retry_card_refunds().await?;
+        if confirmed > 0 {
+            tracing::info!(confirmed, "the card processor confirmed complaint refunds");
+        }
+        Ok(moved)
     }
 
     /// Move on every complaint whose time is up; how many this call moved
     /// (one another sweeper moved first is not counted).
     pub async fn sweep_complaints(&self) -> Result<usize, Error> {
         let mut moved = 0;
+        let now = self.now();
+        // A page at a time after the last one seen, so complaints that
+        // fail every time do not hold back the ones due after them.
+        let mut cursor: Option<(qrgate_core::Timestamp, String)> = None;
         loop {
-            let due = self.store.complaints_due(self.now(), SWEEP_PAGE).await?;
-            let page = due.len();
-            let mut this_page = 0;
-            for k in due {
-                match self.sweep_one(&k).await {
-                    Ok(true) => this_page += 1,
+            let after = cursor.as_ref().map(|(t, id)| (*t, id.as_str()));
+            let due = self.store.complaints_due(now, after, SWEEP_PAGE).await?;
+            for k in &due {
+                match self.sweep_one(k).await {
+                    Ok(true) => moved += 1,
                     Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(complaint = %k.id, error = %e, "a complaint's deadline was not applied; the next pass tries again")
                     }
                 }
             }
-            moved += this_page;
-            // A page where nothing moved would come back the same.
-            if (page as i64) < SWEEP_PAGE || this_page == 0 {
-                return Ok(moved);
+            match due.last() {
+                Some(last) if due.len() as i64 == SWEEP_PAGE => {
+                    cursor = last.due_at.map(|t| (t, last.id.clone()));
+                }
+                _ => return Ok(moved),
             }
         }
     }

@@ -146,6 +146,24 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
         ("file.rs", "1000", "milliseconds per second"),
+        ("figures.rs", "100", "percent"),
+        (
+            "figures.rs",
+            "1000",
+            "per thousand payments; complaints read per page",
+        ),
+        (
+            "figures.rs",
+            "86_400",
+            "seconds per day (the figures' default range, 30 days)",
+        ),
+        ("figures.rs", "90", "the 90th percentile"),
+        ("figures.rs", "200", "rounding half up to hundredths"),
+        (
+            "config.rs",
+            "315_360_000",
+            "the longest complaint window or deadline (10 years)",
+        ),
         (
             "file.rs",
             "100",
@@ -371,7 +389,7 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         .unwrap();
     let body = &body[..body.find("\n    }\n").unwrap()];
     assert_eq!(
-        body.matches("c.value(\"").count(),
+        body.matches("c.value(\"").count() + body.matches("span(\"").count(),
         fields,
         "every ComplaintLimits field is read from the catalogue"
     );

@@ -738,3 +738,139 @@ on_both!(
         assert_eq!(alarms().await, 1);
     }
 );
+
+on_both!(
+    a_partys_move_after_its_deadline_is_refused_before_the_sweeper_runs,
+    |w: World| async move {
+        let pay = w.paid_now("50.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        w.clock.advance_seconds(86_400 + 1);
+        // The sweeper has not run: the write itself checks the deadline.
+        let late = Answer::Refund {
+            amount: None,
+            message: None,
+        };
+        let e =
+            w.gw.answer_complaint(&w.merchant, &id, late, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_past_due", "{e:?}");
+        assert!(
+            w.gw.list_refunds(&w.merchant, &pay)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing refunded"
+        );
+        assert_eq!(w.gw.sweep_complaints().await.unwrap(), 1);
+        assert_eq!(
+            w.gw.get_complaint(&w.consumer, &id).await.unwrap().status,
+            "escalated"
+        );
+
+        // The payer's week to answer, likewise.
+        let pay = w.paid_now("40.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        let explain = Answer::Explain {
+            message: "sent by post".into(),
+        };
+        w.gw.answer_complaint(&w.merchant, &id, explain, None)
+            .await
+            .unwrap();
+        w.clock.advance_seconds(7 * 86_400 + 1);
+        let esc = PayerMove::Escalate {
+            reason: "nothing came".into(),
+        };
+        let e =
+            w.gw.payer_moves_complaint(&w.consumer, &id, esc, None)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "complaint_past_due");
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_complaint_card_refund_the_processor_missed_is_asked_for_again,
+    |w: World| async move {
+        let card = w.link(&w.consumer, "4242424242424242").await;
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "15.00", Some(&card))
+            .await
+            .unwrap();
+        let pay = p["id"].as_str().unwrap().to_owned();
+        w.sandbox.set_refunds_down(true);
+        // The ledger records the refund and the complaint; the processor
+        // has not returned the money yet.
+        let k = body_of(w.file(&pay, None).await.unwrap());
+        assert_eq!(k["status"], "refunded_instantly");
+        let id = k["id"].as_str().unwrap();
+        assert_eq!(w.sandbox.authorization(&pay).unwrap().refunded_minor, 0);
+        let stored = w.gw.store().complaint(id).await.unwrap().unwrap();
+        assert_eq!(stored.processor_pending, Some(format!("qg_i_{pay}")));
+        assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 0, "still down");
+        // Back up: the jobs' pass returns it, once.
+        w.sandbox.set_refunds_down(false);
+        assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 1);
+        assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 0);
+        assert_eq!(w.sandbox.authorization(&pay).unwrap().refunded_minor, 1_500);
+        assert_eq!(
+            w.gw.store()
+                .complaint(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .processor_pending,
+            None
+        );
+        w.assert_books_sound().await;
+
+        // A merchant's refund in a complaint, confirmed at once, leaves
+        // nothing pending.
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "50.00", Some(&card))
+            .await
+            .unwrap();
+        let pay = p["id"].as_str().unwrap().to_owned();
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        let refund = Answer::Refund {
+            amount: None,
+            message: None,
+        };
+        w.gw.answer_complaint(&w.merchant, &id, refund, None)
+            .await
+            .unwrap();
+        assert_eq!(w.sandbox.authorization(&pay).unwrap().refunded_minor, 5_000);
+        assert_eq!(
+            w.gw.store()
+                .complaint(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .processor_pending,
+            None
+        );
+    }
+);
+
+on_both!(
+    a_small_complaint_the_refund_guards_refuse_is_a_ticket,
+    |w: World| async move {
+        // The payment's refunds are used up (BCP-REFUND-COUNT) by tiny
+        // refunds: the instant refund is refused, the payer still gets a
+        // ticket.
+        let pay = w.paid_now("19.00").await;
+        let count = w.gw.limits().refund_count;
+        for n in 0..count {
+            w.gw.refund(&w.merchant, &pay, "0.01", &format!("T{n}"), None)
+                .await
+                .unwrap();
+        }
+        let k = body_of(w.file(&pay, Some("5.00")).await.unwrap());
+        assert_eq!(
+            (k["status"].as_str(), k["instant"].as_bool()),
+            (Some("open"), Some(false))
+        );
+        w.assert_books_sound().await;
+    }
+);

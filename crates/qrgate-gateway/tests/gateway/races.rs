@@ -172,6 +172,19 @@ fn system_refund_s1(w: Arc<World>, pay: Arc<String>) -> OpFuture {
             .await
     })
 }
+/// The payer complains about the whole payment: refunded on the spot
+/// while under the instant-refund caps, a ticket after.
+fn complaint(w: Arc<World>, pay: Arc<String>) -> OpFuture {
+    Box::pin(async move {
+        let c = qrgate_gateway::complaints::NewComplaint {
+            payment_id: pay.to_string(),
+            reason: "not_received".into(),
+            description: "nothing came".into(),
+            amount: None,
+        };
+        w.gw.file_complaint(&w.consumer, c, None).await
+    })
+}
 fn refund_over_p3(w: Arc<World>, pay: Arc<String>) -> OpFuture {
     Box::pin(async move {
         w.gw.refund(&w.merchant, &pay, "1.50", &number("P3", &pay), None)
@@ -186,6 +199,7 @@ const PAYMENT_LOSERS: &[&str] = &[
     "payment_not_refundable",
     "payment_state_conflict",
     "limit_exceeded",
+    "payment_not_complainable",
 ];
 
 /// One pair of the payment rows: the two operations, how many may win
@@ -259,6 +273,28 @@ fn payment_pairs() -> Vec<PaymentPair> {
             name: "system refund x its retry",
             a: system_refund_s1,
             b: system_refund_s1,
+            winners: Some(2),
+        },
+        // The instant refund of a complaint: one of it and a full refund
+        // or cancel pays back (a ticket, past the payer's cap, moves no
+        // money, so both may win then).
+        PaymentPair {
+            name: "complaint x full refund",
+            a: complaint,
+            b: refund_full_r1,
+            winners: None,
+        },
+        PaymentPair {
+            name: "complaint x cancel",
+            a: complaint,
+            b: cancel,
+            winners: None,
+        },
+        // Filed twice at once: one complaint, both told of it.
+        PaymentPair {
+            name: "complaint x complaint",
+            a: complaint,
+            b: complaint,
             winners: Some(2),
         },
         PaymentPair {

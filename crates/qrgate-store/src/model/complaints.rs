@@ -35,6 +35,9 @@ pub struct Complaint {
     /// A parked ticket comes back to the operator's queue at this time.
     pub revisit_at: Option<Timestamp>,
     pub cap_released_at: Option<Timestamp>,
+    /// The refund number of a card refund made under this complaint that
+    /// the processor has not confirmed yet.
+    pub processor_pending: Option<String>,
     /// Moves made so far; each move is written only from the version it read.
     pub version: i64,
     pub created_at: Timestamp,
@@ -88,6 +91,12 @@ pub struct ComplaintMove {
     pub escalated: bool,
     /// Money returned to the payer by this move.
     pub refunded_minor: i64,
+    /// The refund number of the card refund this move makes, until the
+    /// processor confirms it (`None` leaves the column as it is).
+    pub processor_pending: Option<String>,
+    /// A party's move: written only while its deadline (`due_at`) has not
+    /// passed.
+    pub within_due: bool,
     pub step: ComplaintStep,
 }
 

@@ -14,7 +14,7 @@ macro_rules! complaint_columns {
     () => {
         "SELECT id, payment_id, merchant_id, customer_id, reason, description, amount_minor, currency, status, \
          resolution, instant, refunded_minor, due_at, resolve_by, first_response_at, escalated_at, resolved_at, \
-         revisit_at, cap_released_at, version, created_at, updated_at FROM complaints "
+         revisit_at, cap_released_at, processor_pending, version, created_at, updated_at FROM complaints "
     };
 }
 
@@ -43,6 +43,7 @@ impl FromRow for Complaint {
             resolved_at: opt_ts(r, "resolved_at")?,
             revisit_at: opt_ts(r, "revisit_at")?,
             cap_released_at: opt_ts(r, "cap_released_at")?,
+            processor_pending: r.opt_str("processor_pending")?,
             version: r.i64("version")?,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,
@@ -87,8 +88,10 @@ pub(crate) async fn write_complaint<C: Conn>(
 async fn file<C: Conn>(c: &mut C, k: &Complaint) -> Result<(), MovementError> {
     const SQL: &str = "INSERT INTO complaints (id, payment_id, merchant_id, customer_id, reason, description, \
          amount_minor, currency, status, resolution, instant, refunded_minor, due_at, resolve_by, \
-         first_response_at, escalated_at, resolved_at, revisit_at, cap_released_at, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         first_response_at, escalated_at, resolved_at, revisit_at, cap_released_at, version, created_at, updated_at, \
+         processor_pending) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         $23) \
          ON CONFLICT DO NOTHING";
     let opt = |t: Option<Timestamp>| Arg::OptI64(t.map(|t| t.unix_millis()));
     let n = c
@@ -117,6 +120,7 @@ async fn file<C: Conn>(c: &mut C, k: &Complaint) -> Result<(), MovementError> {
                 Arg::I64(k.version),
                 Arg::I64(k.created_at.unix_millis()),
                 Arg::I64(k.updated_at.unix_millis()),
+                Arg::OptStr(k.processor_pending.as_deref()),
             ],
         )
         .await?;
@@ -134,8 +138,9 @@ async fn move_one<C: Conn>(c: &mut C, m: &ComplaintMove, at: i64) -> Result<(), 
          revisit_at = $4, first_response_at = CASE WHEN $5 = 1 THEN COALESCE(first_response_at, $6) \
          ELSE first_response_at END, escalated_at = CASE WHEN $7 = 1 THEN COALESCE(escalated_at, $6) \
          ELSE escalated_at END, resolved_at = CASE WHEN $1 = 'resolved' THEN $6 ELSE resolved_at END, \
-         refunded_minor = refunded_minor + $8, version = version + 1, updated_at = $6 \
-         WHERE id = $9 AND status = $10 AND version = $11";
+         refunded_minor = refunded_minor + $8, version = version + 1, updated_at = $6, \
+         processor_pending = COALESCE($12, processor_pending) \
+         WHERE id = $9 AND status = $10 AND version = $11 AND ($13 = 0 OR due_at IS NULL OR due_at >= $6)";
     let n = c
         .exec(
             SQL,
@@ -151,14 +156,25 @@ async fn move_one<C: Conn>(c: &mut C, m: &ComplaintMove, at: i64) -> Result<(), 
                 Arg::Str(&m.id),
                 Arg::Str(m.from.as_str()),
                 Arg::I64(m.version),
+                Arg::OptStr(m.processor_pending.as_deref()),
+                Arg::I64(i64::from(m.within_due)),
             ],
         )
         .await?;
     if n == 0 {
-        let actual = complaint(c, &m.id).await?.map(|k| k.status);
+        let now = complaint(c, &m.id).await?;
+        if let Some(k) = &now
+            && k.status == m.from
+            && k.version == m.version
+        {
+            return Err(MovementError::ComplaintPastDue {
+                id: m.id.clone(),
+                due_at: k.due_at.unwrap_or(Timestamp::from_unix_millis(at)),
+            });
+        }
         return Err(MovementError::ComplaintMoved {
             id: m.id.clone(),
-            actual,
+            actual: now.map(|k| k.status),
         });
     }
     Ok(())
@@ -256,20 +272,58 @@ pub(crate) async fn complaints<C: Conn>(
     Ok((page, more))
 }
 
-/// Complaints whose party's time is up at `now`, the longest overdue first.
+/// Complaints whose party's time is up at `now`, the longest overdue
+/// first, after the one `after` names (its `due_at` and id: a page's
+/// cursor).
 pub(crate) async fn complaints_due<C: Conn>(
     c: &mut C,
     now: Timestamp,
+    after: Option<(Timestamp, &str)>,
     limit: i64,
 ) -> Result<Vec<Complaint>, StoreError> {
     const SQL: &str = concat!(
         complaint_columns!(),
-        "WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at, id LIMIT $2"
+        "WHERE due_at IS NOT NULL AND due_at <= $1 \
+         AND ($2 IS NULL OR due_at > $2 OR (due_at = $2 AND id > $3)) ORDER BY due_at, id LIMIT $4"
     );
     let rows = c
-        .rows(SQL, &[Arg::I64(now.unix_millis()), Arg::I64(limit)])
+        .rows(
+            SQL,
+            &[
+                Arg::I64(now.unix_millis()),
+                Arg::OptI64(after.map(|(t, _)| t.unix_millis())),
+                Arg::OptStr(after.map(|(_, id)| id)),
+                Arg::I64(limit),
+            ],
+        )
         .await?;
     rows.iter().map(Complaint::from_row).collect()
+}
+
+/// Complaints with a card refund the processor has not confirmed, the
+/// longest waiting first.
+pub(crate) async fn complaints_processor_pending<C: Conn>(
+    c: &mut C,
+    limit: i64,
+) -> Result<Vec<Complaint>, StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE processor_pending IS NOT NULL ORDER BY updated_at, id LIMIT $1"
+    );
+    let rows = c.rows(SQL, &[Arg::I64(limit)]).await?;
+    rows.iter().map(Complaint::from_row).collect()
+}
+
+/// The processor confirmed the complaint's card refund `number`: nothing
+/// is pending any more (unless a later refund of it is).
+pub(crate) async fn clear_processor_pending<C: Conn>(
+    c: &mut C,
+    id: &str,
+    number: &str,
+) -> Result<bool, StoreError> {
+    const SQL: &str =
+        "UPDATE complaints SET processor_pending = NULL WHERE id = $1 AND processor_pending = $2";
+    Ok(c.exec(SQL, &[Arg::Str(id), Arg::Str(number)]).await? == 1)
 }
 
 /// A payer's instant refunds filed before `before` that still count in
@@ -303,8 +357,13 @@ pub(crate) async fn release_instant_cap<C: Conn>(
 ) -> Result<bool, StoreError> {
     const MARK: &str = "UPDATE complaints SET cap_released_at = $1 \
          WHERE id = $2 AND instant AND cap_released_at IS NULL";
-    const LOWER: &str = "UPDATE counters SET amount_minor = amount_minor - $1, uses = uses - 1, updated_at = $3 \
-         WHERE counter_key = $2 AND amount_minor >= $1 AND uses >= 1";
+    // Never below zero: a counter restored or fixed by hand to less than
+    // it charged gives back what it holds, and the payer is not refused
+    // for good.
+    const LOWER: &str = "UPDATE counters SET \
+         amount_minor = CASE WHEN amount_minor >= $1 THEN amount_minor - $1 ELSE 0 END, \
+         uses = CASE WHEN uses >= 1 THEN uses - 1 ELSE 0 END, updated_at = $3 \
+         WHERE counter_key = $2";
     if c.exec(MARK, &[Arg::I64(at.unix_millis()), Arg::Str(&k.id)])
         .await?
         == 0
@@ -312,7 +371,7 @@ pub(crate) async fn release_instant_cap<C: Conn>(
         return Ok(false);
     }
     let key = CounterKey::instant_refunds(&k.customer_id);
-    if c.exec(
+    c.exec(
         LOWER,
         &[
             Arg::I64(k.amount_minor),
@@ -320,14 +379,7 @@ pub(crate) async fn release_instant_cap<C: Conn>(
             Arg::I64(at.unix_millis()),
         ],
     )
-    .await?
-        == 0
-    {
-        return Err(StoreError::Corrupt(format!(
-            "counter {key} holds less than instant refund {} charged",
-            k.id
-        )));
-    }
+    .await?;
     Ok(true)
 }
 
