@@ -96,13 +96,41 @@ impl<S: Store> Gateway<S> {
             ));
         }
         self.release_aged_instant_refunds(&customer).await?;
-        let k = Complaint {
-            id: self
-                .new_id::<qrgate_core::id::kind::Complaint>()?
-                .to_string(),
+        let id = self
+            .new_id::<qrgate_core::id::kind::Complaint>()?
+            .to_string();
+        let k = self.new_ticket(id, &pay, customer, (reason, description), disputed, now);
+        let instant = match self.instant_allowed(&pay, disputed, now).await? {
+            true => self.file_instant(p, &pay, &k, idem.clone()).await?,
+            false => None,
+        };
+        let reply = match instant {
+            Some(reply) => reply,
+            None => self.file_ticket(p, &pay, k, idem).await?,
+        };
+        if reply.fresh() == Some(Fresh::Created) {
+            self.check_rate_alarm(&pay.merchant_id).await;
+        }
+        Ok(reply)
+    }
+
+    /// A new complaint about `pay`, open for the merchant until its
+    /// deadline.
+    fn new_ticket(
+        &self,
+        id: String,
+        pay: &Payment,
+        customer_id: String,
+        (reason, description): (ComplaintReason, String),
+        disputed: Money,
+        now: Timestamp,
+    ) -> Complaint {
+        let lim = self.limits.complaints;
+        Complaint {
+            id,
             payment_id: pay.id.clone(),
             merchant_id: pay.merchant_id.clone(),
-            customer_id: customer,
+            customer_id,
             reason,
             description,
             amount_minor: disputed.minor(),
@@ -122,19 +150,7 @@ impl<S: Store> Gateway<S> {
             version: 1,
             created_at: now,
             updated_at: now,
-        };
-        let instant = match self.instant_allowed(&pay, disputed, now).await? {
-            true => self.file_instant(p, &pay, &k, idem.clone()).await?,
-            false => None,
-        };
-        let reply = match instant {
-            Some(reply) => reply,
-            None => self.file_ticket(p, &pay, k, idem).await?,
-        };
-        if reply.fresh() == Some(Fresh::Created) {
-            self.check_rate_alarm(&pay.merchant_id).await;
         }
-        Ok(reply)
     }
 
     /// A ticket for the merchant: the complaint, its first step, the

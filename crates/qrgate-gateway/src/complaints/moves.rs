@@ -237,121 +237,19 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Reply, Error> {
         p.require(&[Role::Admin])?;
         let k = self.complaint_for(p, id).await?;
-        let now = self.now();
-        let escalated = [ComplaintStatus::Escalated];
-        let contested = [ComplaintStatus::Contested];
+        let first_reply = self.limits.complaints.first_reply_seconds;
+        let mv = decision_move(&k, &decision, self.now(), first_reply)?;
         match decision {
-            Decision::Refund { amount, reason } => {
-                self.require_status(
-                    &k,
-                    &escalated,
-                    "a refund is decided on an escalated complaint",
-                )?;
-                let reason = text("reason", &reason)?;
+            Decision::Refund { amount, .. } => {
                 let amount = self.refund_amount(&k, amount.as_deref())?;
-                let mut mv = step_to(
-                    &k,
-                    ComplaintStatus::Resolved,
-                    "operator",
-                    "refund_ordered",
-                    Some(reason.clone()),
-                    now,
-                )?;
-                mv.resolution = Some(Resolution::OperatorRefund);
-                let details = json!({ "decision": "refund", "reason": reason });
+                let details = json!({ "decision": "refund", "reason": mv.step.body });
                 self.move_with_refund(p, &k, mv, amount, By::Key(p), details, idem)
                     .await
             }
-            Decision::Reject { reason } => {
-                self.require_status(
-                    &k,
-                    &escalated,
-                    "a rejection is decided on an escalated complaint",
-                )?;
-                let mut mv = step_to(
-                    &k,
-                    ComplaintStatus::Resolved,
-                    "operator",
-                    "upheld_merchant",
-                    Some(text("reason", &reason)?),
-                    now,
-                )?;
-                mv.resolution = Some(Resolution::OperatorUpheld);
+            Decision::Recover { .. } => self.recover_instant(p, &k, mv, idem).await,
+            _ => {
                 self.move_complaint(p, &k, mv, Action::ComplaintDecided, By::Key(p), idem)
                     .await
-            }
-            Decision::SendBack { reason } => {
-                self.require_status(&k, &escalated, "only an escalated complaint is sent back")?;
-                let mut mv = step_to(
-                    &k,
-                    ComplaintStatus::Open,
-                    "operator",
-                    "sent_back",
-                    Some(text("reason", &reason)?),
-                    now,
-                )?;
-                mv.due_at = Some(after(now, self.limits.complaints.first_reply_seconds));
-                self.move_complaint(p, &k, mv, Action::ComplaintDecided, By::Key(p), idem)
-                    .await
-            }
-            Decision::Park { until, reason } => {
-                self.require_status(
-                    &k,
-                    &[ComplaintStatus::Escalated, ComplaintStatus::Contested],
-                    "only the operator's complaints are parked",
-                )?;
-                if until <= now {
-                    return Err(Error::bad_request(
-                        "invalid_request",
-                        "revisit_at must be in the future",
-                    ));
-                }
-                let mut mv = step_to(
-                    &k,
-                    k.status,
-                    "operator",
-                    "parked",
-                    Some(text("reason", &reason)?),
-                    now,
-                )?;
-                mv.revisit_at = Some(until);
-                self.move_complaint(p, &k, mv, Action::ComplaintDecided, By::Key(p), idem)
-                    .await
-            }
-            Decision::KeepRefund { reason } => {
-                self.require_status(
-                    &k,
-                    &contested,
-                    "only a contested instant refund is decided so",
-                )?;
-                let mut mv = step_to(
-                    &k,
-                    ComplaintStatus::Resolved,
-                    "operator",
-                    "merchant_bears",
-                    Some(text("reason", &reason)?),
-                    now,
-                )?;
-                mv.resolution = Some(Resolution::InstantRefund);
-                self.move_complaint(p, &k, mv, Action::ComplaintDecided, By::Key(p), idem)
-                    .await
-            }
-            Decision::Recover { reason } => {
-                self.require_status(
-                    &k,
-                    &contested,
-                    "only a contested instant refund is recovered",
-                )?;
-                let mut mv = step_to(
-                    &k,
-                    ComplaintStatus::Resolved,
-                    "operator",
-                    "goodwill_bears",
-                    Some(text("reason", &reason)?),
-                    now,
-                )?;
-                mv.resolution = Some(Resolution::InstantRefundRecovered);
-                self.recover_instant(p, &k, mv, idem).await
             }
         }
     }
@@ -538,6 +436,93 @@ impl<S: Store> Gateway<S> {
             Err(complaint_moved(&k.id, k.status, why))
         }
     }
+}
+
+/// The move the operator's decision makes of `k`: which states it is for,
+/// where it takes the complaint, the step (with the reason, required),
+/// and the new deadline (sent back) or revisit time (parked).
+fn decision_move(
+    k: &Complaint,
+    d: &Decision,
+    now: Timestamp,
+    first_reply_seconds: i64,
+) -> Result<ComplaintMove, Error> {
+    use ComplaintStatus::{Contested, Escalated, Open, Resolved};
+    type Plan<'a> = (
+        &'a [ComplaintStatus],
+        ComplaintStatus,
+        &'a str,
+        &'a str,
+        Option<Resolution>,
+    );
+    let (allowed, to, action, reason, resolution): Plan<'_> = match d {
+        Decision::Refund { reason, .. } => (
+            &[Escalated],
+            Resolved,
+            "refund_ordered",
+            reason,
+            Some(Resolution::OperatorRefund),
+        ),
+        Decision::Reject { reason } => (
+            &[Escalated],
+            Resolved,
+            "upheld_merchant",
+            reason,
+            Some(Resolution::OperatorUpheld),
+        ),
+        Decision::SendBack { reason } => (&[Escalated], Open, "sent_back", reason, None),
+        Decision::Park { reason, .. } => {
+            (&[Escalated, Contested], k.status, "parked", reason, None)
+        }
+        Decision::KeepRefund { reason } => (
+            &[Contested],
+            Resolved,
+            "merchant_bears",
+            reason,
+            Some(Resolution::InstantRefund),
+        ),
+        Decision::Recover { reason } => (
+            &[Contested],
+            Resolved,
+            "goodwill_bears",
+            reason,
+            Some(Resolution::InstantRefundRecovered),
+        ),
+    };
+    if !allowed.contains(&k.status) {
+        let states: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        return Err(complaint_moved(
+            &k.id,
+            k.status,
+            &format!(
+                "the decision {action} is for a complaint that is {}",
+                states.join(" or ")
+            ),
+        ));
+    }
+    let mut mv = step_to(
+        k,
+        to,
+        "operator",
+        action,
+        Some(text("reason", reason)?),
+        now,
+    )?;
+    mv.resolution = resolution;
+    match d {
+        Decision::SendBack { .. } => mv.due_at = Some(after(now, first_reply_seconds)),
+        Decision::Park { until, .. } => {
+            if *until <= now {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    "revisit_at must be in the future",
+                ));
+            }
+            mv.revisit_at = Some(*until);
+        }
+        _ => {}
+    }
+    Ok(mv)
 }
 
 /// The event of a move: `complaint.resolved` when it resolves the

@@ -324,7 +324,7 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
   DEV=$(curl -s -X POST $QG/v1/devices -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d "{{\"public_key\":\"$PUB\"}}")
   DID=$(echo "$DEV" | sed 's/.*"id":"\(dev_[a-z0-9]*\)".*/\1/'); HND=$(echo "$DEV" | sed 's/.*"handles":\["\([A-Za-z0-9_-]*\)".*/\1/')
   curl -s -X POST $QG/v1/me/pin -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' -d '{{"pin":"482915"}}'
-  TOK=$(qrgate code sign-token --seed-file device.seed --handle $HND)
+  TOK=$(qrgate code sign-token --seed-file device.seed --handle=$HND)
   PAY=$(curl -s -X POST $QG/v1/payments -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"auth_code\":\"$TOK\",\"amount\":\"1200.00\"}}")
   echo "$PAY"; PID=$(echo "$PAY" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/')      # status requires_action
@@ -351,6 +351,26 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
   curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$OP\",\"funding_source\":\"$CARD\"}}"
   curl -s $QG/v1/reconciliation/$DAY -H "Authorization: Bearer $AK"
+
+10. Complaints: the payer disputes a 15.00 payment and has the money back in the same answer;
+    a 50.00 one is a ticket the merchant answers, the payer escalates, the operator decides
+    (with the admin key from qrgate-admin.key):
+  pay() {{ OP=$(curl -s -X POST $QG/v1/orders -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -d "{{\"amount\":\"$1\"}}" | sed 's/.*"payload":"\([^"]*\)".*/\1/')
+    curl -s -X POST $QG/v1/scans -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payload\":\"$OP\"}}" | sed 's/.*"id":"\(pay_[a-z0-9]*\)".*/\1/'; }}
+  complain() {{ curl -s -X POST $QG/v1/complaints -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payment_id\":\"$1\",\"reason\":\"not_received\",\"description\":\"it never came\"}}"; }}
+  complain $(pay 15.00)                                   # status refunded_instantly, refunded 15.00
+  CMP=$(complain $(pay 50.00) | sed 's/.*"id":"\(cmp_[a-z0-9]*\)".*/\1/')   # status open, due in 24 h
+  curl -s -X POST $QG/v1/complaints/$CMP/answer -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: a-$CMP" -d '{{"action":"explain","message":"it was sent on Monday"}}'
+  curl -s -X POST $QG/v1/complaints/$CMP/escalate -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+       -H "Idempotency-Key: e-$CMP" -d '{{"reason":"nothing arrived"}}'
+  curl -s -X POST $QG/v1/complaints/$CMP/decision -H "Authorization: Bearer $(cat qrgate-admin.key)" \
+       -H 'Content-Type: application/json' -H "Idempotency-Key: d-$CMP" \
+       -d '{{"decision":"refund","reason":"no proof of sending"}}'       # resolved, operator_refund
+  curl -s $QG/v1/complaints/metrics -H "Authorization: Bearer $MK"
 "#,
         mid = k.merchant_id,
         mkey = k.merchant_key,
