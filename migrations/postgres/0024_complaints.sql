@@ -32,6 +32,8 @@ CREATE TABLE complaints (
     -- The refund number of a card refund made under this complaint that
     -- the processor has not confirmed yet (the jobs ask it again).
     processor_pending TEXT,
+    -- When the jobs ask the processor for it next (NULL: at once).
+    processor_next_try_at BIGINT,
     version           BIGINT NOT NULL,
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL
@@ -44,7 +46,7 @@ CREATE INDEX complaints_created ON complaints (created_at);
 -- What the sweeper looks at: moves whose time is up.
 CREATE INDEX complaints_due ON complaints (due_at) WHERE due_at IS NOT NULL;
 -- Card refunds the processor has not confirmed yet.
-CREATE INDEX complaints_processor_pending ON complaints (updated_at) WHERE processor_pending IS NOT NULL;
+CREATE INDEX complaints_processor_pending ON complaints (processor_next_try_at) WHERE processor_pending IS NOT NULL;
 -- Instant refunds still counted in their payer's cap.
 CREATE INDEX complaints_capped ON complaints (customer_id, created_at) WHERE instant AND cap_released_at IS NULL;
 

@@ -256,6 +256,16 @@ impl From<MovementError> for Error {
                 "complaint_already_open",
                 format!("payment {payment_id} already has a complaint that is not resolved; follow it there"),
             ),
+            MovementError::ComplaintPastDue { id, .. } => Error::new(
+                Kind::Conflict,
+                "complaint_past_due",
+                format!("complaint {id}: the deadline of this move has passed"),
+            ),
+            MovementError::ComplaintRefundPending { id, refund } => Error::new(
+                Kind::Unavailable,
+                "processor_unavailable",
+                format!("complaint {id}'s earlier refund {refund} is not yet confirmed by the card processor; try again shortly"),
+            ),
             MovementError::ComplaintMoved { id, actual } => Error::new(
                 Kind::Conflict,
                 "complaint_state_conflict",

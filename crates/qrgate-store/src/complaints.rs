@@ -35,8 +35,16 @@ pub trait ComplaintStore: Send + Sync {
     /// Complaints with a card refund the processor has not confirmed.
     fn complaints_processor_pending(
         &self,
+        now: Timestamp,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// Ask the processor for refund `number` of complaint `id` again at `next`.
+    fn defer_processor_retry(
+        &self,
+        id: &str,
+        number: &str,
+        next: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The processor confirmed refund `number` of complaint `id`.
     fn clear_processor_pending(
         &self,
@@ -91,9 +99,24 @@ macro_rules! impl_complaint_store {
             }
             async fn complaints_processor_pending(
                 &self,
+                now: Timestamp,
                 limit: i64,
             ) -> Result<Vec<Complaint>, StoreError> {
-                ops::complaints_processor_pending(&mut self.reader().await?, limit).await
+                ops::complaints_processor_pending(&mut self.reader().await?, now, limit).await
+            }
+            async fn defer_processor_retry(
+                &self,
+                id: &str,
+                number: &str,
+                next: Timestamp,
+            ) -> Result<bool, StoreError> {
+                self.write(write::DeferProcessorRetry {
+                    id: id.to_owned(),
+                    number: number.to_owned(),
+                    next,
+                })
+                .await
+                .map_err(store_err)
             }
             async fn clear_processor_pending(
                 &self,

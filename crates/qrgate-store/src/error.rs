@@ -229,6 +229,10 @@ pub enum MovementError {
         id: String,
         due_at: qrgate_core::Timestamp,
     },
+    /// A refund in the complaint while an earlier one of it is not yet
+    /// confirmed by the card processor.
+    #[error("complaint {id} has refund {refund} not yet confirmed by the processor")]
+    ComplaintRefundPending { id: String, refund: String },
     /// The complaint moved on since it was read (`actual` is where it is).
     #[error("complaint {id} moved on: it is {actual:?}")]
     ComplaintMoved {

@@ -204,6 +204,13 @@ pub(crate) struct ClearProcessorPending {
 }
 job!(ClearProcessorPending => bool, |j, c| ops::clear_processor_pending(c, &j.id, &j.number).await?);
 
+pub(crate) struct DeferProcessorRetry {
+    pub(crate) id: String,
+    pub(crate) number: String,
+    pub(crate) next: Timestamp,
+}
+job!(DeferProcessorRetry => bool, |j, c| ops::defer_processor_retry(c, &j.id, &j.number, j.next).await?);
+
 pub(crate) struct TakeLease {
     pub(crate) name: String,
     pub(crate) holder: String,

@@ -248,6 +248,7 @@ impl<S: Store> Gateway<S> {
                     .filed_before(p, pay, &other, k.reason, amount, idem)
                     .await
                     .map(Some),
+                None if !e.is_refusal() => Err(e.into()),
                 None => {
                     // Refunded meanwhile so that less than is disputed is
                     // left: the filing is refused as the refund was.
@@ -436,8 +437,10 @@ impl<S: Store> Gateway<S> {
             ));
         }
         // A card refund not yet confirmed is asked for again.
-        if let Some(number) = &k.processor_pending {
-            self.retry_card_refund(k, number).await?;
+        if let Some(number) = &k.processor_pending
+            && let Err(e) = self.retry_card_refund(k, number).await
+        {
+            tracing::warn!(complaint = %k.id, error = %e, "a complaint's card refund is still not confirmed; the jobs ask again");
         }
         let view = self.get_complaint(p, &k.id).await?;
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
@@ -446,8 +449,12 @@ impl<S: Store> Gateway<S> {
         if let Some(i) = idem {
             let mut m = Movement::new(self.now());
             m.idempotency = Some(i.record(&Outcome::Done { view: &body }));
-            if let Ok(Applied::Replayed { status, body }) = self.store.apply(m).await {
-                return Ok(Reply::Replayed(crate::Said { status, body }));
+            match self.store.apply(m).await {
+                Ok(Applied::Replayed { status, body }) => {
+                    return Ok(Reply::Replayed(crate::Said { status, body }));
+                }
+                Err(e @ MovementError::IdempotencyKeyReused { .. }) => return Err(e.into()),
+                Ok(Applied::Done { .. }) | Err(_) => {}
             }
         }
         Ok(Reply::Fresh(Fresh::Done, body))
@@ -518,14 +525,24 @@ impl<S: Store> Gateway<S> {
     /// it has not confirmed. How many it confirmed now.
     pub async fn retry_card_refunds(&self) -> Result<usize, Error> {
         let mut confirmed = 0;
-        for k in self.store.complaints_processor_pending(100).await? {
+        let now = self.now();
+        let due = self
+            .store
+            .complaints_processor_pending(now, RETRIES_PER_PASS)
+            .await?;
+        for k in due {
             let Some(number) = k.processor_pending.clone() else {
                 continue;
             };
             match self.retry_card_refund(&k, &number).await {
                 Ok(()) => confirmed += 1,
                 Err(e) => {
-                    tracing::warn!(complaint = %k.id, error = %e, "a complaint's card refund is still not confirmed")
+                    tracing::warn!(complaint = %k.id, error = %e, "a complaint's card refund is still not confirmed");
+                    // The others due get their turn; this one comes back later.
+                    let next = now.checked_add_millis(RETRY_AFTER_MS).unwrap_or(now);
+                    self.store
+                        .defer_processor_retry(&k.id, &number, next)
+                        .await?;
                 }
             }
         }
@@ -555,6 +572,14 @@ impl<S: Store> Gateway<S> {
             .map_err(Error::internal)
     }
 }
+
+/// Unconfirmed complaint refunds the processor is asked for per pass of
+/// the jobs (each call may take the processor's timeout).
+const RETRIES_PER_PASS: i64 = 5;
+
+/// How long an unconfirmed refund the processor did not answer waits for
+/// its next try.
+const RETRY_AFTER_MS: i64 = 60_000;
 
 /// A payment may be complained about: it succeeded, within the window.
 fn complainable(pay: &Payment, now: Timestamp, window_seconds: i64) -> Result<(), Error> {

@@ -317,6 +317,18 @@ impl<S: Store> Gateway<S> {
     ) -> Result<Reply, Error> {
         mv.refunded_minor = amount.minor();
         mv.step.amount_minor = Some(amount.minor());
+        // One unconfirmed card refund per complaint at a time: the earlier
+        // one is asked for again first (the write refuses a second marker
+        // in a race).
+        if let Some(number) = &k.processor_pending {
+            self.retry_card_refund(k, number).await.map_err(|e| Error {
+                message: format!(
+                    "the complaint's earlier refund {number} is not yet confirmed by the card processor; try again shortly ({})",
+                    e.message
+                ),
+                ..e
+            })?;
+        }
         let pay = self
             .store
             .payment(&k.payment_id)
@@ -342,7 +354,9 @@ impl<S: Store> Gateway<S> {
         match self.refund_with(&pay, with).await? {
             Ok(applied) => Ok(Reply::of(applied, Fresh::Done, body)),
             Err(
-                e @ (MovementError::ComplaintMoved { .. } | MovementError::ComplaintPastDue { .. }),
+                e @ (MovementError::ComplaintMoved { .. }
+                | MovementError::ComplaintPastDue { .. }
+                | MovementError::ComplaintRefundPending { .. }),
             ) => Err(moved_error(k, e)),
             Err(e) => Err(refund_refused(&pay.id, e)),
         }
@@ -539,6 +553,13 @@ pub(super) fn complaint_event<'a>(mv: &ComplaintMove, view: &'a ComplaintView) -
 /// its party's deadline passed.
 pub(super) fn moved_error(k: &Complaint, e: MovementError) -> Error {
     match e {
+        MovementError::ComplaintRefundPending { id, refund } => Error::new(
+            crate::Kind::Unavailable,
+            "processor_unavailable",
+            format!(
+                "complaint {id}'s earlier refund {refund} is not yet confirmed by the card processor; try again shortly"
+            ),
+        ),
         MovementError::ComplaintPastDue { id, due_at } => Error::new(
             crate::Kind::Conflict,
             "complaint_past_due",

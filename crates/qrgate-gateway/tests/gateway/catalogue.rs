@@ -146,6 +146,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
         ("file.rs", "1000", "milliseconds per second"),
+        (
+            "file.rs",
+            "60_000",
+            "the wait before an unconfirmed refund is retried",
+        ),
         ("figures.rs", "100", "percent"),
         (
             "figures.rs",

@@ -811,6 +811,9 @@ on_both!(
         assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 0, "still down");
         // Back up: the jobs' pass returns it, once.
         w.sandbox.set_refunds_down(false);
+        // A failed try waits a minute before the next.
+        assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 0);
+        w.clock.advance_seconds(61);
         assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 1);
         assert_eq!(w.gw.retry_card_refunds().await.unwrap(), 0);
         assert_eq!(w.sandbox.authorization(&pay).unwrap().refunded_minor, 1_500);
@@ -870,6 +873,70 @@ on_both!(
         assert_eq!(
             (k["status"].as_str(), k["instant"].as_bool()),
             (Some("open"), Some(false))
+        );
+        w.assert_books_sound().await;
+    }
+);
+
+on_both!(
+    a_second_card_refund_waits_for_the_first_to_be_confirmed,
+    |w: World| async move {
+        let card = w.link(&w.consumer, "4242424242424242").await;
+        let p = w
+            .pay_order(&w.merchant, &w.consumer, "50.00", Some(&card))
+            .await
+            .unwrap();
+        let pay = p["id"].as_str().unwrap().to_owned();
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        w.sandbox.set_refunds_down(true);
+        let part = Answer::Refund {
+            amount: Some("20.00".into()),
+            message: None,
+        };
+        w.gw.answer_complaint(&w.merchant, &id, part, None)
+            .await
+            .unwrap();
+        let esc = PayerMove::Escalate {
+            reason: "half is not enough".into(),
+        };
+        w.gw.payer_moves_complaint(&w.consumer, &id, esc, None)
+            .await
+            .unwrap();
+        // The operator's refund is refused while the first is unconfirmed:
+        // its retry marker is never overwritten.
+        let rest = || Decision::Refund {
+            amount: None,
+            reason: "refund the rest".into(),
+        };
+        let e =
+            w.gw.decide_complaint(&admin(), &id, rest(), None)
+                .await
+                .unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (Kind::Unavailable, "processor_unavailable"),
+            "{e:?}"
+        );
+        assert_eq!(w.gw.list_refunds(&w.merchant, &pay).await.unwrap().len(), 1);
+        w.sandbox.set_refunds_down(false);
+        let d = body_of(
+            w.gw.decide_complaint(&admin(), &id, rest(), None)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            (d["refunded"].as_str(), d["resolution"].as_str()),
+            (Some("50.00"), Some("operator_refund"))
+        );
+        assert_eq!(w.sandbox.authorization(&pay).unwrap().refunded_minor, 5_000);
+        assert_eq!(
+            w.gw.store()
+                .complaint(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .processor_pending,
+            None
         );
         w.assert_books_sound().await;
     }

@@ -139,8 +139,10 @@ async fn move_one<C: Conn>(c: &mut C, m: &ComplaintMove, at: i64) -> Result<(), 
          ELSE first_response_at END, escalated_at = CASE WHEN $7 = 1 THEN COALESCE(escalated_at, $6) \
          ELSE escalated_at END, resolved_at = CASE WHEN $1 = 'resolved' THEN $6 ELSE resolved_at END, \
          refunded_minor = refunded_minor + $8, version = version + 1, updated_at = $6, \
-         processor_pending = COALESCE($12, processor_pending) \
-         WHERE id = $9 AND status = $10 AND version = $11 AND ($13 = 0 OR due_at IS NULL OR due_at >= $6)";
+         processor_pending = COALESCE($12, processor_pending), \
+         processor_next_try_at = CASE WHEN $12 IS NULL THEN processor_next_try_at ELSE NULL END \
+         WHERE id = $9 AND status = $10 AND version = $11 AND ($13 = 0 OR due_at IS NULL OR due_at >= $6) \
+         AND ($12 IS NULL OR processor_pending IS NULL)";
     let n = c
         .exec(
             SQL,
@@ -167,6 +169,12 @@ async fn move_one<C: Conn>(c: &mut C, m: &ComplaintMove, at: i64) -> Result<(), 
             && k.status == m.from
             && k.version == m.version
         {
+            if let (Some(pending), Some(_)) = (&k.processor_pending, &m.processor_pending) {
+                return Err(MovementError::ComplaintRefundPending {
+                    id: m.id.clone(),
+                    refund: pending.clone(),
+                });
+            }
             return Err(MovementError::ComplaintPastDue {
                 id: m.id.clone(),
                 due_at: k.due_at.unwrap_or(Timestamp::from_unix_millis(at)),
@@ -300,18 +308,40 @@ pub(crate) async fn complaints_due<C: Conn>(
     rows.iter().map(Complaint::from_row).collect()
 }
 
-/// Complaints with a card refund the processor has not confirmed, the
-/// longest waiting first.
+/// Complaints with a card refund the processor has not confirmed whose
+/// next try is due at `now`, the longest waiting first.
 pub(crate) async fn complaints_processor_pending<C: Conn>(
     c: &mut C,
+    now: Timestamp,
     limit: i64,
 ) -> Result<Vec<Complaint>, StoreError> {
     const SQL: &str = concat!(
         complaint_columns!(),
-        "WHERE processor_pending IS NOT NULL ORDER BY updated_at, id LIMIT $1"
+        "WHERE processor_pending IS NOT NULL AND COALESCE(processor_next_try_at, 0) <= $1 \
+         ORDER BY COALESCE(processor_next_try_at, 0), id LIMIT $2"
     );
-    let rows = c.rows(SQL, &[Arg::I64(limit)]).await?;
+    let rows = c
+        .rows(SQL, &[Arg::I64(now.unix_millis()), Arg::I64(limit)])
+        .await?;
     rows.iter().map(Complaint::from_row).collect()
+}
+
+/// The processor did not confirm refund `number` of complaint `id`: ask
+/// again at `next`.
+pub(crate) async fn defer_processor_retry<C: Conn>(
+    c: &mut C,
+    id: &str,
+    number: &str,
+    next: Timestamp,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE complaints SET processor_next_try_at = $3 \
+         WHERE id = $1 AND processor_pending = $2";
+    Ok(c.exec(
+        SQL,
+        &[Arg::Str(id), Arg::Str(number), Arg::I64(next.unix_millis())],
+    )
+    .await?
+        == 1)
 }
 
 /// The processor confirmed the complaint's card refund `number`: nothing
@@ -321,8 +351,8 @@ pub(crate) async fn clear_processor_pending<C: Conn>(
     id: &str,
     number: &str,
 ) -> Result<bool, StoreError> {
-    const SQL: &str =
-        "UPDATE complaints SET processor_pending = NULL WHERE id = $1 AND processor_pending = $2";
+    const SQL: &str = "UPDATE complaints SET processor_pending = NULL, processor_next_try_at = NULL \
+         WHERE id = $1 AND processor_pending = $2";
     Ok(c.exec(SQL, &[Arg::Str(id), Arg::Str(number)]).await? == 1)
 }
 
