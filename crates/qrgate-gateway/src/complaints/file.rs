@@ -492,23 +492,7 @@ impl<S: Store> Gateway<S> {
 
     /// Ask the processor again for complaint `k`'s unconfirmed refund.
     pub(super) async fn retry_card_refund(&self, k: &Complaint, number: &str) -> Result<(), Error> {
-        let pay = self
-            .store
-            .payment(&k.payment_id)
-            .await?
-            .ok_or_else(|| Error::not_found("payment", &k.payment_id))?;
-        let refund = self
-            .store
-            .refunds(&pay.id)
-            .await?
-            .into_iter()
-            .find(|r| r.out_refund_no == number)
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "complaint {} names refund {number}, which is not there",
-                    k.id
-                ))
-            })?;
+        let (pay, refund) = self.complaint_refund(k, number).await?;
         self.card_refund_or_retry(
             &pay,
             &refund_key(&pay.id, number),
@@ -628,7 +612,7 @@ fn first_step(k: &Complaint, action: &str) -> ComplaintStep {
 }
 
 /// The refund number of a payment's instant refund: one per payment.
-fn instant_number(payment_id: &str) -> String {
+pub(super) fn instant_number(payment_id: &str) -> String {
     format!("i_{payment_id}")
 }
 

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use qrgate_core::Timestamp;
 use qrgate_core::state::ComplaintStatus;
-use qrgate_store::{Complaint, ComplaintMove, ComplaintQuery, ComplaintStep, Store};
+use qrgate_store::{
+    Complaint, ComplaintMove, ComplaintQuery, ComplaintStep, Payment, Refund, Store,
+};
 
 use crate::payments::created_range;
 use crate::views::{amount, ts};
@@ -261,6 +263,37 @@ impl<S: Store> Gateway<S> {
         p.subject
             .clone()
             .ok_or_else(|| Error::forbidden("this key acts for no merchant or customer"))
+    }
+
+    /// The payment `k` is about.
+    pub(crate) async fn complained_payment(&self, k: &Complaint) -> Result<Payment, Error> {
+        self.store
+            .payment(&k.payment_id)
+            .await?
+            .ok_or_else(|| Error::not_found("payment", &k.payment_id))
+    }
+
+    /// The payment `k` is about and its refund numbered `number` (the
+    /// gateway's number, with its prefix), made under `k`.
+    pub(crate) async fn complaint_refund(
+        &self,
+        k: &Complaint,
+        number: &str,
+    ) -> Result<(Payment, Refund), Error> {
+        let pay = self.complained_payment(k).await?;
+        let refund = self
+            .store
+            .refunds(&pay.id)
+            .await?
+            .into_iter()
+            .find(|r| r.out_refund_no == number)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "complaint {} names refund {number}, which is not there",
+                    k.id
+                ))
+            })?;
+        Ok((pay, refund))
     }
 
     /// `k`'s view after `mv` (and its steps so far, with the new one).

@@ -329,11 +329,7 @@ impl<S: Store> Gateway<S> {
                 ..e
             })?;
         }
-        let pay = self
-            .store
-            .payment(&k.payment_id)
-            .await?
-            .ok_or_else(|| Error::not_found("payment", &k.payment_id))?;
+        let pay = self.complained_payment(k).await?;
         let view = self.view_after(k, &mv, p.role).await?;
         let body = serde_json::to_string(&view).map_err(Error::internal)?;
         let merchant_view = self.view_after(k, &mv, Role::Merchant).await?;
@@ -373,19 +369,12 @@ impl<S: Store> Gateway<S> {
         mv: ComplaintMove,
         idem: Option<Idem>,
     ) -> Result<Reply, Error> {
-        let pay = self
-            .store
-            .payment(&k.payment_id)
-            .await?
-            .ok_or_else(|| Error::not_found("payment", &k.payment_id))?;
-        let number = format!("{}i_{}", crate::refunds::RULE_REFUND_PREFIX, pay.id);
-        let refund = self
-            .store
-            .refunds(&pay.id)
-            .await?
-            .into_iter()
-            .find(|r| r.out_refund_no == number)
-            .ok_or_else(|| Error::internal(format!("complaint {} has no instant refund", k.id)))?;
+        let number = format!(
+            "{}{}",
+            crate::refunds::RULE_REFUND_PREFIX,
+            super::file::instant_number(&k.payment_id)
+        );
+        let (pay, refund) = self.complaint_refund(k, &number).await?;
         // What the refund took from the merchant: the amount less the fee
         // it gave back (the fee stays given back).
         let taken = refund.amount_minor - refund.fee_minor;
