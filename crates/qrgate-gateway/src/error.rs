@@ -375,6 +375,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "the payment has a complaint that is not resolved; follow it",
     ),
     (
+        "review_decided",
+        "the flagged payment was decided on before (once per payment)",
+    ),
+    (
         "complaint_past_due",
         "the party's deadline on the complaint passed (answer, accept, escalate, contest)",
     ),
@@ -622,6 +626,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     (
         "payment_expired",
         "the time to confirm the payment has passed",
+    ),
+    (
+        "not_flagged",
+        "the payment was not flagged for review, so there is nothing to decide",
     ),
     ("payment_not_cancelable", "the payment cannot be canceled"),
     (

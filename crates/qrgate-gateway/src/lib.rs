@@ -24,6 +24,7 @@ pub mod otp;
 pub mod parties;
 mod pin;
 pub mod refunds;
+pub mod reviews;
 pub mod risk;
 mod rows;
 pub mod stepup;

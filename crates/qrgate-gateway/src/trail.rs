@@ -65,6 +65,7 @@ actions! {
     ComplaintContested = "complaint.contested",
     ComplaintDecided = "complaint.decided",
     ComplaintResolved = "complaint.resolved",
+    ReviewDecided = "review.decided",
     SettlementClosed = "settlement.closed",
     PayoutCreated = "payout.created",
     PayoutPaid = "payout.paid",

@@ -1,4 +1,5 @@
-//! The complaints side of the store: reading complaints and their steps,
+//! The complaints side of the store (and the operator's review queue):
+//! reading complaints and their steps, flagged payments,
 //! what the sweeper and the figures need, and giving an aged instant
 //! refund back to its payer's cap. Filing and moving a complaint are
 //! writes of a [`crate::Movement`] (with the refund they make, if any).
@@ -65,6 +66,22 @@ pub trait ComplaintStore: Send + Sync {
         complaint: Complaint,
         at: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Complaints waiting for the operator and not parked past `now`, the
+    /// nearest deadline first.
+    fn complaints_to_decide(
+        &self,
+        merchant_id: Option<&str>,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// Flagged succeeded payments since `since` without a decision, oldest
+    /// first.
+    fn flagged_payments(
+        &self,
+        merchant_id: Option<&str>,
+        since: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Payment>, StoreError>> + Send;
     /// How many payments succeeded in `[from, to)`, of one merchant or all.
     fn succeeded_payments(
         &self,
@@ -145,6 +162,22 @@ macro_rules! impl_complaint_store {
                 self.write(write::ReleaseInstantCap { complaint, at })
                     .await
                     .map_err(store_err)
+            }
+            async fn complaints_to_decide(
+                &self,
+                merchant_id: Option<&str>,
+                now: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Complaint>, StoreError> {
+                ops::complaints_to_decide(&mut self.reader().await?, merchant_id, now, limit).await
+            }
+            async fn flagged_payments(
+                &self,
+                merchant_id: Option<&str>,
+                since: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Payment>, StoreError> {
+                ops::flagged_payments(&mut self.reader().await?, merchant_id, since, limit).await
             }
             async fn succeeded_payments(
                 &self,

@@ -388,6 +388,11 @@ fn status(s: &str) -> Result<ComplaintStatus, Error> {
     })
 }
 
+/// `days` days before `t`.
+pub(crate) fn days_before(t: Timestamp, days: i64) -> Timestamp {
+    after(t, -days.saturating_mul(86_400))
+}
+
 /// `t + seconds`, saturating.
 pub(crate) fn after(t: Timestamp, seconds: i64) -> Timestamp {
     t.checked_add_millis(seconds.saturating_mul(1000))

@@ -146,6 +146,18 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         ),
         ("payouts.rs", "1000", "milliseconds per second"),
         ("file.rs", "1000", "milliseconds per second"),
+        ("mod.rs", "86_400", "seconds per day"),
+        (
+            "reviews.rs",
+            "100",
+            "the most items of each kind a queue read returns",
+        ),
+        (
+            "reviews.rs",
+            "366",
+            "days in a leap year (the oldest min_age_hours)",
+        ),
+        ("reviews.rs", "3_600_000", "milliseconds per hour"),
         (
             "file.rs",
             "60_000",

@@ -941,3 +941,138 @@ on_both!(
         w.assert_books_sound().await;
     }
 );
+
+on_both!(
+    the_operators_queue_holds_what_waits_for_a_decision,
+    |mut w: World| async move {
+        use qrgate_gateway::reviews::ReviewQuery;
+        w.reconfigure(&[("QG-PERSONAL-CODE-PAYERS", 1)], &[]).await;
+        // A flagged payment: a personal stall paid by a second payer.
+        let stall = w.small_merchant("NOODLE STALL", "kyc-n").await;
+        let mut flagged = None;
+        for _ in 0..2 {
+            let c = w.new_consumer().await;
+            w.gw.topup(&admin(), c.subject.as_deref().unwrap(), "10.00", None)
+                .await
+                .unwrap();
+            let p = w.pay_order(&stall, &c, "1.00", None).await.unwrap();
+            flagged = Some(p["id"].as_str().unwrap().to_owned());
+        }
+        let flagged = flagged.unwrap();
+        // Two escalated complaints (the older deadline first) and a
+        // parked one.
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let pay = w.paid_now("50.00").await;
+            let id = id_of(w.file(&pay, None).await.unwrap());
+            w.clock.advance_seconds(60);
+            ids.push(id);
+        }
+        w.clock.advance_seconds(86_400);
+        assert_eq!(w.gw.sweep_complaints().await.unwrap(), 3);
+        let until = Timestamp::from_unix_millis(w.gw.now().unix_millis() + 7_200_000);
+        let park = Decision::Park {
+            until,
+            reason: "waiting for the shop's camera".into(),
+        };
+        w.gw.decide_complaint(&admin(), &ids[2], park, None)
+            .await
+            .unwrap();
+
+        let q =
+            w.gw.reviews(&admin(), ReviewQuery::default())
+                .await
+                .unwrap();
+        let items: Vec<(&str, &str)> = q.data.iter().map(|i| (i.kind, i.id.as_str())).collect();
+        assert_eq!(
+            items,
+            [
+                ("complaint", ids[0].as_str()),
+                ("complaint", ids[1].as_str()),
+                ("payment", flagged.as_str())
+            ]
+        );
+        assert_eq!(q.data[2].about, ["QG-PERSONAL-CODE-PAYERS"]);
+        // Filters: kind, merchant, age.
+        let only = |kind: &str| ReviewQuery {
+            kind: Some(kind.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            w.gw.reviews(&admin(), only("payment"))
+                .await
+                .unwrap()
+                .data
+                .len(),
+            1
+        );
+        let theirs = ReviewQuery {
+            merchant_id: stall.subject.clone(),
+            ..Default::default()
+        };
+        assert_eq!(w.gw.reviews(&admin(), theirs).await.unwrap().data.len(), 1);
+        let old = ReviewQuery {
+            min_age_hours: Some(25),
+            ..Default::default()
+        };
+        assert!(w.gw.reviews(&admin(), old).await.unwrap().data.is_empty());
+        let bad = ReviewQuery {
+            kind: Some("refund".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            w.gw.reviews(&admin(), bad).await.unwrap_err().kind,
+            Kind::BadRequest
+        );
+        // Merchants do not read the queue.
+        assert_eq!(
+            w.gw.reviews(&w.merchant, ReviewQuery::default())
+                .await
+                .unwrap_err()
+                .kind,
+            Kind::Forbidden
+        );
+
+        // The parked complaint is back when its time comes.
+        w.clock.advance_seconds(7_201);
+        assert_eq!(
+            w.gw.reviews(&admin(), only("complaint"))
+                .await
+                .unwrap()
+                .data
+                .len(),
+            3
+        );
+
+        // A decision on the flagged payment takes it off the queue, once.
+        let r =
+            w.gw.decide_payment_review(&admin(), &flagged, "clear", "a regular customer")
+                .await
+                .unwrap();
+        assert_eq!(r.decided_by, "key_admin");
+        let e =
+            w.gw.decide_payment_review(&admin(), &flagged, "confirm", "again")
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "review_decided");
+        assert!(
+            w.gw.reviews(&admin(), only("payment"))
+                .await
+                .unwrap()
+                .data
+                .is_empty()
+        );
+        let unflagged = w.paid_now("1.00").await;
+        let e =
+            w.gw.decide_payment_review(&admin(), &unflagged, "clear", "x")
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "not_flagged");
+        let rows = w.gw.store().audit_rows(0, 10_000).await.unwrap();
+        assert!(
+            rows.iter().any(
+                |r| r.action == "review.decided" && r.details["reason"] == "a regular customer"
+            )
+        );
+    }
+);

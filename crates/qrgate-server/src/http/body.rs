@@ -286,3 +286,13 @@ pub struct DecisionRequest {
     /// park: when it is back in the queue (RFC 3339).
     pub revisit_at: Option<String>,
 }
+
+/// The operator's decision on a flagged payment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecisionRequest {
+    /// clear (nothing wrong) or confirm (it was what the check feared).
+    pub decision: String,
+    /// Why: kept in the audit chain.
+    pub reason: String,
+}

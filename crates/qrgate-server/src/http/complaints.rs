@@ -14,10 +14,13 @@ use qrgate_gateway::complaints::{
 use qrgate_gateway::{Error, Role};
 
 use super::AppState;
-use super::body::{ComplaintAnswerRequest, ComplaintRequest, DecisionRequest, ReasonRequest};
+use super::body::{
+    ComplaintAnswerRequest, ComplaintRequest, DecisionRequest, ReasonRequest, ReviewDecisionRequest,
+};
 use super::extract::{Auth, Meta, StrictJson, StrictQuery, once};
 use super::openapi::{IdemHeader, StdErrors};
 use super::routes::*;
+use qrgate_gateway::reviews::ReviewQuery;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,6 +32,55 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(contest))
         .routes(routes!(decide))
         .routes(routes!(figures))
+        .routes(routes!(reviews))
+        .routes(routes!(decide_payment_review))
+}
+
+/// The operator's queue: complaints waiting for a decision (nearest
+/// deadline first), then payments the risk checks flagged (oldest first).
+#[utoipa::path(get, path = "/v1/reviews", tag = "admin", security(("bearer" = [])), params(ReviewQuery), responses((status = 200, body = qrgate_gateway::reviews::ReviewQueue), StdErrors))]
+pub(super) async fn reviews(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    StrictQuery(q): StrictQuery<ReviewQuery>,
+) -> ApiResult {
+    ok(StatusCode::OK, &s.gw.reviews(&p, q).await?)
+}
+
+/// The operator's decision on a flagged payment (once).
+#[utoipa::path(post, path = "/v1/reviews/payments/{id}/decision", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = ReviewDecisionRequest, responses((status = 201, description = "The decision, recorded", body = ReviewDecisionView), StdErrors))]
+pub(super) async fn decide_payment_review(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: StrictJson<ReviewDecisionRequest>,
+) -> ApiResult {
+    let v = &body.value;
+    let r =
+        s.gw.decide_payment_review(&p, &id, &v.decision, &v.reason)
+            .await?;
+    ok(
+        StatusCode::CREATED,
+        &ReviewDecisionView {
+            object: "review",
+            kind: r.kind,
+            subject_id: r.subject_id,
+            decision: r.decision,
+            reason: r.reason,
+            created_at: r.created_at.to_rfc3339(),
+        },
+    )
+}
+
+/// A decision on a flagged payment.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ReviewDecisionView {
+    object: &'static str,
+    kind: String,
+    subject_id: String,
+    decision: String,
+    reason: String,
+    created_at: String,
 }
 
 /// The service figures over a time range (30 days by default): a

@@ -100,6 +100,22 @@ pub struct ComplaintMove {
     pub step: ComplaintStep,
 }
 
+/// The operator's decision on something the risk checks flagged for
+/// review (one per subject).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// What was flagged: `payment`.
+    pub kind: String,
+    pub subject_id: String,
+    pub merchant_id: String,
+    /// `clear` (nothing wrong) or `confirm` (it was what the check feared).
+    pub decision: String,
+    pub reason: String,
+    /// The operator's key id.
+    pub decided_by: String,
+    pub created_at: Timestamp,
+}
+
 /// Which complaints to read, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ComplaintQuery {

@@ -127,4 +127,5 @@ pub enum Record {
     IssuedCode(IssuedCode),
     WebhookEndpoint(WebhookEndpoint),
     Payout(Payout),
+    Review(Review),
 }

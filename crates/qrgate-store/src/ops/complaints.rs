@@ -413,6 +413,62 @@ pub(crate) async fn release_instant_cap<C: Conn>(
     Ok(true)
 }
 
+/// Complaints waiting for the operator (escalated or contested) and not
+/// parked past `now`, of one merchant or all, the nearest deadline first.
+pub(crate) async fn complaints_to_decide<C: Conn>(
+    c: &mut C,
+    merchant_id: Option<&str>,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Complaint>, StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE status IN ('escalated', 'contested') AND ($1 IS NULL OR merchant_id = $1) \
+         AND (revisit_at IS NULL OR revisit_at <= $2) ORDER BY resolve_by, id LIMIT $3"
+    );
+    let rows = c
+        .rows(
+            SQL,
+            &[
+                Arg::OptStr(merchant_id),
+                Arg::I64(now.unix_millis()),
+                Arg::I64(limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(Complaint::from_row).collect()
+}
+
+/// Succeeded payments the risk checks flagged for review, made at or after
+/// `since`, with no decision yet, of one merchant or all, oldest first.
+/// The `LIKE` term is the partial index `payments_flagged`'s (migration
+/// 0025), so only flagged payments are read.
+pub(crate) async fn flagged_payments<C: Conn>(
+    c: &mut C,
+    merchant_id: Option<&str>,
+    since: Timestamp,
+    limit: i64,
+) -> Result<Vec<Payment>, StoreError> {
+    const SQL: &str = concat!(
+        payment_columns!(),
+        "WHERE details LIKE '%flag_for_review%' AND created_at >= $1 AND status = 'succeeded' \
+         AND ($2 IS NULL OR merchant_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.kind = 'payment' AND r.subject_id = payments.id) \
+         ORDER BY created_at, id LIMIT $3"
+    );
+    let rows = c
+        .rows(
+            SQL,
+            &[
+                Arg::I64(since.unix_millis()),
+                Arg::OptStr(merchant_id),
+                Arg::I64(limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(Payment::from_row).collect()
+}
+
 /// How many payments succeeded in `[from, to)` (of one merchant, or all):
 /// the base of the complaint rate.
 pub(crate) async fn succeeded_payments<C: Conn>(

@@ -31,7 +31,30 @@ impl Record {
             Record::IssuedCode(r) => r,
             Record::WebhookEndpoint(r) => r,
             Record::Payout(r) => r,
+            Record::Review(r) => r,
         }
+    }
+}
+
+impl Table for Review {
+    fn named(&self) -> String {
+        format!("a decision on {} {}", self.kind, self.subject_id)
+    }
+
+    fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
+        (
+            "INSERT INTO reviews (kind, subject_id, merchant_id, decision, reason, decided_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            vec![
+                Arg::Str(&self.kind),
+                Arg::Str(&self.subject_id),
+                Arg::Str(&self.merchant_id),
+                Arg::Str(&self.decision),
+                Arg::Str(&self.reason),
+                Arg::Str(&self.decided_by),
+                Arg::I64(self.created_at.unix_millis()),
+            ],
+        )
     }
 }
 

@@ -1,0 +1,15 @@
+-- The operator's decisions on what the risk checks flagged for review
+-- (a payment they let through but asked a person to look at): one
+-- decision per subject, kept (no delete path).
+CREATE TABLE reviews (
+    kind        TEXT   NOT NULL,
+    subject_id  TEXT   NOT NULL,
+    merchant_id TEXT   NOT NULL,
+    decision    TEXT   NOT NULL,
+    reason      TEXT   NOT NULL,
+    decided_by  TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (kind, subject_id)
+);
+-- The flagged payments the operator's queue reads, by time.
+CREATE INDEX payments_flagged ON payments (created_at) WHERE details LIKE '%flag_for_review%';
