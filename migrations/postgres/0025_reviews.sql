@@ -13,3 +13,6 @@ CREATE TABLE reviews (
 );
 -- The flagged payments the operator's queue reads, by time.
 CREATE INDEX payments_flagged ON payments (created_at) WHERE details LIKE '%flag_for_review%';
+-- The complaints that report fraud (someone else's device or a code laid
+-- over the shop's), by time, for the queue.
+CREATE INDEX complaints_fraud ON complaints (created_at) WHERE reason IN ('not_authorised', 'code_tampered');

@@ -1,9 +1,13 @@
 //! The operator's queue: complaints waiting for a decision (escalated or
-//! contested, and not parked), the nearest deadline first, then the
-//! payments the risk checks let through but flagged for a person to look
-//! at (`flag_for_review`), oldest first; and the operator's decision on a
-//! flagged payment (`clear` or `confirm`, with a reason, in the audit
-//! chain). The operator is an admin key (see the README, "Complaints").
+//! contested, and not parked), the nearest deadline first; then the
+//! complaints that report fraud (`not_authorised`: the payer's device or
+//! card was used by someone else; `code_tampered`: a code laid over the
+//! shop's), with the device or static code they name, and the payments the
+//! risk checks let through but flagged for a person to look at
+//! (`flag_for_review`), oldest first; and the operator's decision on a
+//! flagged payment or a fraud report (`clear` or `confirm`, with a reason,
+//! once, in the audit chain). The operator is an admin key (see the
+//! README, "Complaints").
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,13 +25,13 @@ use crate::{Error, Gateway, Kind, Principal, Role};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
-    /// `complaint` or `payment` (both when absent).
+    /// `complaint`, `fraud_report` or `payment` (all when absent).
     pub kind: Option<String>,
     pub merchant_id: Option<String>,
     /// Only items waiting at least this many hours.
     pub min_age_hours: Option<i64>,
-    /// Flagged payments made at or after this time (RFC 3339; default 30
-    /// days ago).
+    /// Flagged payments and fraud reports made at or after this time (RFC
+    /// 3339; default 30 days ago).
     pub created_gte: Option<String>,
     /// 1 to 100 of each kind (default 50).
     pub limit: Option<i64>,
@@ -36,15 +40,16 @@ pub struct ReviewQuery {
 /// One item of the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReviewItem {
-    /// `complaint` or `payment`.
+    /// `complaint`, `fraud_report` or `payment`.
     pub kind: &'static str,
     /// The complaint's or the payment's id.
     pub id: String,
     pub merchant_id: String,
     /// The complaint's status (`escalated`, `contested`), or `flagged`.
     pub status: String,
-    /// What it is about: the complaint's reason, or the rules that flagged
-    /// the payment.
+    /// What it is about: the complaint's reason (and, for a fraud report,
+    /// `device:<id>` or `static_code:<id>` of the payment), or the rules
+    /// that flagged the payment.
     pub about: Vec<String>,
     pub amount: String,
     /// When it started waiting (filed, or paid).
@@ -73,14 +78,15 @@ impl<S: Store> Gateway<S> {
                 "limit must be 1 to 100",
             ));
         }
-        let (complaints, payments) = match q.kind.as_deref() {
-            None => (true, true),
-            Some("complaint") => (true, false),
-            Some("payment") => (false, true),
+        let (complaints, frauds, payments) = match q.kind.as_deref() {
+            None => (true, true, true),
+            Some("complaint") => (true, false, false),
+            Some("fraud_report") => (false, true, false),
+            Some("payment") => (false, false, true),
             Some(other) => {
                 return Err(Error::bad_request(
                     "invalid_request",
-                    format!("kind must be complaint or payment; not {other:?}"),
+                    format!("kind must be complaint, fraud_report or payment; not {other:?}"),
                 ));
             }
         };
@@ -116,9 +122,35 @@ impl<S: Store> Gateway<S> {
                     }),
             );
         }
+        let (gte, _) = created_range(q.created_gte.as_deref(), None)?;
+        let since = gte.unwrap_or_else(|| crate::complaints::days_before(now, 30));
+        if frauds {
+            let reports = self
+                .store
+                .fraud_reports(q.merchant_id.as_deref(), since, limit)
+                .await?;
+            for k in reports.iter().filter(|k| old_enough(k.created_at)) {
+                let pay = self.complained_payment(k).await?;
+                let mut about = vec![k.reason.as_str().to_owned()];
+                about.extend(pay.details.device_id.map(|d| format!("device:{d}")));
+                about.extend(
+                    pay.details
+                        .static_code_id
+                        .map(|c| format!("static_code:{c}")),
+                );
+                data.push(ReviewItem {
+                    kind: "fraud_report",
+                    id: k.id.clone(),
+                    merchant_id: k.merchant_id.clone(),
+                    status: k.status.as_str().into(),
+                    about,
+                    amount: amount(k.amount_minor, k.currency),
+                    since: ts(k.created_at),
+                    deadline: None,
+                });
+            }
+        }
         if payments {
-            let (gte, _) = created_range(q.created_gte.as_deref(), None)?;
-            let since = gte.unwrap_or_else(|| crate::complaints::days_before(now, 30));
             let flagged = self
                 .store
                 .flagged_payments(q.merchant_id.as_deref(), since, limit)
@@ -145,17 +177,39 @@ impl<S: Store> Gateway<S> {
         })
     }
 
-    /// The operator's decision on a payment the risk checks flagged:
-    /// `clear` (nothing wrong) or `confirm` (it was what the check feared;
-    /// blocks and refunds are their own actions). Once per payment.
-    pub async fn decide_payment_review(
+    /// The operator's decision on a payment the risk checks flagged
+    /// (`kind` `payment`) or a fraud report (`fraud_report`, a complaint's
+    /// id): `clear` (nothing wrong) or `confirm` (it was what was feared;
+    /// blocks, revocations and refunds are their own actions). Once each.
+    pub async fn decide_review(
         &self,
         p: &Principal,
-        payment_id: &str,
+        kind: &str,
+        id: &str,
         decision: &str,
         reason: &str,
     ) -> Result<Review, Error> {
         p.require(&[Role::Admin])?;
+        let (payment_id, kind) = match kind {
+            "payment" => (id.to_owned(), "payment"),
+            "fraud_report" => {
+                let k = self.complaint_for(p, id).await?;
+                if !k.reason.is_fraud() {
+                    return Err(Error::new(
+                        Kind::Conflict,
+                        "not_flagged",
+                        format!("complaint {id} does not report fraud ({})", k.reason),
+                    ));
+                }
+                (k.payment_id, "fraud_report")
+            }
+            other => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    format!("a review is of a payment or a fraud_report; not {other:?}"),
+                ));
+            }
+        };
         if !matches!(decision, "clear" | "confirm") {
             return Err(Error::bad_request(
                 "invalid_request",
@@ -164,8 +218,8 @@ impl<S: Store> Gateway<S> {
         }
         let reason = qrgate_core::complaint::checked_text("reason", reason)
             .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
-        let pay = self.payment_for(p, payment_id).await?;
-        if pay.details.flags().is_empty() {
+        let pay = self.payment_for(p, &payment_id).await?;
+        if kind == "payment" && pay.details.flags().is_empty() {
             return Err(Error::new(
                 Kind::Conflict,
                 "not_flagged",
@@ -174,8 +228,8 @@ impl<S: Store> Gateway<S> {
         }
         let now = self.now();
         let review = Review {
-            kind: "payment".into(),
-            subject_id: pay.id.clone(),
+            kind: kind.into(),
+            subject_id: id.to_owned(),
             merchant_id: pay.merchant_id.clone(),
             decision: decision.into(),
             reason,
@@ -185,9 +239,9 @@ impl<S: Store> Gateway<S> {
         let mut m = Movement::new(now);
         m.audit = Some(trail::entry(
             Action::ReviewDecided,
-            pay.id.clone(),
+            id.to_owned(),
             p.into(),
-            json!({ "kind": "payment", "decision": decision, "reason": review.reason, "flags": pay.details.flags() }),
+            json!({ "kind": kind, "payment_id": pay.id, "decision": decision, "reason": review.reason, "flags": pay.details.flags() }),
         ));
         m.records.push(Record::Review(review.clone()));
         match self.store.apply(m).await {
@@ -195,7 +249,7 @@ impl<S: Store> Gateway<S> {
             Err(MovementError::Store(StoreError::AlreadyExists(_))) => Err(Error::new(
                 Kind::Conflict,
                 "review_decided",
-                format!("payment {payment_id} was decided on before"),
+                format!("{kind} {id} was decided on before"),
             )),
             Err(e) => Err(e.into()),
         }

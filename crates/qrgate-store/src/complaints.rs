@@ -74,6 +74,14 @@ pub trait ComplaintStore: Send + Sync {
         now: Timestamp,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
+    /// Complaints of a fraud reason since `since` without a review
+    /// decision, oldest first.
+    fn fraud_reports(
+        &self,
+        merchant_id: Option<&str>,
+        since: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
     /// Flagged succeeded payments since `since` without a decision, oldest
     /// first.
     fn flagged_payments(
@@ -170,6 +178,14 @@ macro_rules! impl_complaint_store {
                 limit: i64,
             ) -> Result<Vec<Complaint>, StoreError> {
                 ops::complaints_to_decide(&mut self.reader().await?, merchant_id, now, limit).await
+            }
+            async fn fraud_reports(
+                &self,
+                merchant_id: Option<&str>,
+                since: Timestamp,
+                limit: i64,
+            ) -> Result<Vec<Complaint>, StoreError> {
+                ops::fraud_reports(&mut self.reader().await?, merchant_id, since, limit).await
             }
             async fn flagged_payments(
                 &self,

@@ -1046,12 +1046,12 @@ on_both!(
 
         // A decision on the flagged payment takes it off the queue, once.
         let r =
-            w.gw.decide_payment_review(&admin(), &flagged, "clear", "a regular customer")
+            w.gw.decide_review(&admin(), "payment", &flagged, "clear", "a regular customer")
                 .await
                 .unwrap();
         assert_eq!(r.decided_by, "key_admin");
         let e =
-            w.gw.decide_payment_review(&admin(), &flagged, "confirm", "again")
+            w.gw.decide_review(&admin(), "payment", &flagged, "confirm", "again")
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "review_decided");
@@ -1064,7 +1064,7 @@ on_both!(
         );
         let unflagged = w.paid_now("1.00").await;
         let e =
-            w.gw.decide_payment_review(&admin(), &unflagged, "clear", "x")
+            w.gw.decide_review(&admin(), "payment", &unflagged, "clear", "x")
                 .await
                 .unwrap_err();
         assert_eq!(e.code, "not_flagged");
@@ -1073,6 +1073,61 @@ on_both!(
             rows.iter().any(
                 |r| r.action == "review.decided" && r.details["reason"] == "a regular customer"
             )
+        );
+    }
+);
+
+on_both!(
+    a_fraud_report_names_the_device_or_code_for_the_operator,
+    |w: World| async move {
+        use qrgate_gateway::reviews::ReviewQuery;
+        // A device-signed code the payer says they never made.
+        let pay = w.paid_now("50.00").await;
+        let c = NewComplaint {
+            payment_id: pay.clone(),
+            reason: "not_authorised".into(),
+            description: "I was asleep".into(),
+            amount: None,
+        };
+        let id = id_of(w.gw.file_complaint(&w.consumer, c, None).await.unwrap());
+        // An ordinary complaint is not a fraud report.
+        let other = w.paid_now("30.00").await;
+        w.file(&other, None).await.unwrap();
+        let only = ReviewQuery {
+            kind: Some("fraud_report".into()),
+            ..Default::default()
+        };
+        let q = w.gw.reviews(&admin(), only.clone()).await.unwrap();
+        assert_eq!(q.data.len(), 1, "{:?}", q.data);
+        assert_eq!(q.data[0].id, id);
+        assert_eq!(
+            q.data[0].about,
+            [
+                "not_authorised".to_owned(),
+                format!("device:{}", w.device_id)
+            ]
+        );
+        let r =
+            w.gw.decide_review(
+                &admin(),
+                "fraud_report",
+                &id,
+                "confirm",
+                "the device was stolen",
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.kind, "fraud_report");
+        assert!(w.gw.reviews(&admin(), only).await.unwrap().data.is_empty());
+        let e =
+            w.gw.decide_review(&admin(), "fraud_report", &id, "clear", "again")
+                .await
+                .unwrap_err();
+        assert_eq!(e.code, "review_decided");
+        // The complaint itself goes on as a ticket for the merchant.
+        assert_eq!(
+            w.gw.get_complaint(&w.merchant, &id).await.unwrap().status,
+            "open"
         );
     }
 );

@@ -33,7 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(decide))
         .routes(routes!(figures))
         .routes(routes!(reviews))
-        .routes(routes!(decide_payment_review))
+        .routes(routes!(decide_review))
 }
 
 /// The operator's queue: complaints waiting for a decision (nearest
@@ -47,17 +47,29 @@ pub(super) async fn reviews(
     ok(StatusCode::OK, &s.gw.reviews(&p, q).await?)
 }
 
-/// The operator's decision on a flagged payment (once).
-#[utoipa::path(post, path = "/v1/reviews/payments/{id}/decision", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = ReviewDecisionRequest, responses((status = 201, description = "The decision, recorded", body = ReviewDecisionView), StdErrors))]
-pub(super) async fn decide_payment_review(
+/// The operator's decision on a flagged payment (`payments`) or a fraud
+/// report (`fraud-reports`, a complaint's id), once each.
+#[utoipa::path(post, path = "/v1/reviews/{kind}/{id}/decision", tag = "admin", security(("bearer" = [])), params(("kind" = String, Path, description = "payments or fraud-reports"), ("id" = String, Path)), request_body = ReviewDecisionRequest, responses((status = 201, description = "The decision, recorded", body = ReviewDecisionView), StdErrors))]
+pub(super) async fn decide_review(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    Path((kind, id)): Path<(String, String)>,
     body: StrictJson<ReviewDecisionRequest>,
 ) -> ApiResult {
     let v = &body.value;
+    let kind = match kind.as_str() {
+        "payments" => "payment",
+        "fraud-reports" => "fraud_report",
+        other => {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!("reviews are of payments or fraud-reports; not {other:?}"),
+            )
+            .into());
+        }
+    };
     let r =
-        s.gw.decide_payment_review(&p, &id, &v.decision, &v.reason)
+        s.gw.decide_review(&p, kind, &id, &v.decision, &v.reason)
             .await?;
     ok(
         StatusCode::CREATED,

@@ -104,7 +104,8 @@ pub struct ComplaintMove {
 /// review (one per subject).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
-    /// What was flagged: `payment`.
+    /// What was flagged: `payment` (by the risk checks) or `fraud_report`
+    /// (a complaint saying someone else took the payer's money).
     pub kind: String,
     pub subject_id: String,
     pub merchant_id: String,

@@ -439,6 +439,35 @@ pub(crate) async fn complaints_to_decide<C: Conn>(
     rows.iter().map(Complaint::from_row).collect()
 }
 
+/// Complaints that say someone else took the payer's money (`not_authorised`,
+/// `code_tampered`) filed at or after `since`, with no review decision yet,
+/// of one merchant or all, oldest first.
+pub(crate) async fn fraud_reports<C: Conn>(
+    c: &mut C,
+    merchant_id: Option<&str>,
+    since: Timestamp,
+    limit: i64,
+) -> Result<Vec<Complaint>, StoreError> {
+    const SQL: &str = concat!(
+        complaint_columns!(),
+        "WHERE reason IN ('not_authorised', 'code_tampered') AND created_at >= $1 \
+         AND ($2 IS NULL OR merchant_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.kind = 'fraud_report' AND r.subject_id = complaints.id) \
+         ORDER BY created_at, id LIMIT $3"
+    );
+    let rows = c
+        .rows(
+            SQL,
+            &[
+                Arg::I64(since.unix_millis()),
+                Arg::OptStr(merchant_id),
+                Arg::I64(limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(Complaint::from_row).collect()
+}
+
 /// Succeeded payments the risk checks flagged for review, made at or after
 /// `since`, with no decision yet, of one merchant or all, oldest first.
 /// The `LIKE` term is the partial index `payments_flagged`'s (migration
