@@ -16,3 +16,7 @@ CREATE INDEX payments_flagged ON payments (created_at) WHERE details LIKE '%flag
 -- The complaints that report fraud (someone else's device or a code laid
 -- over the shop's), by time, for the queue.
 CREATE INDEX complaints_fraud ON complaints (created_at) WHERE reason IN ('not_authorised', 'code_tampered');
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;

@@ -376,7 +376,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     (
         "review_decided",
-        "the flagged payment was decided on before (once per payment)",
+        "the flagged payment or fraud report was decided on before (once each)",
     ),
     (
         "complaint_past_due",
@@ -629,7 +629,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     (
         "not_flagged",
-        "the payment was not flagged for review, so there is nothing to decide",
+        "the payment was not flagged for review (or the complaint reports no fraud), so there is nothing to decide",
     ),
     ("payment_not_cancelable", "the payment cannot be canceled"),
     (

@@ -20,6 +20,9 @@ use crate::trail::{self, Action};
 use crate::views::{amount, ts};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
+/// Pages of flagged payments one read of the queue looks through.
+const FLAGGED_PAGES: usize = 20;
+
 /// Which items of the queue.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +48,7 @@ pub struct ReviewItem {
     /// The complaint's or the payment's id.
     pub id: String,
     pub merchant_id: String,
-    /// The complaint's status (`escalated`, `contested`), or `flagged`.
+    /// The complaint's status (any, for a fraud report), or `flagged`.
     pub status: String,
     /// What it is about: the complaint's reason (and, for a fraud report,
     /// `device:<id>` or `static_code:<id>` of the payment), or the rules
@@ -99,82 +102,123 @@ impl<S: Store> Gateway<S> {
             }
             h => h.unwrap_or(0) * 3_600_000,
         };
-        let old_enough = |since: Timestamp| now.millis_since(since) >= min_age_ms;
+        // Only what has waited `min_age_ms`: filed or made by then.
+        let until = now.checked_add_millis(-min_age_ms).unwrap_or(now);
         let mut data = Vec::new();
         if complaints {
             let waiting = self
                 .store
-                .complaints_to_decide(q.merchant_id.as_deref(), now, limit)
+                .complaints_to_decide(q.merchant_id.as_deref(), (now, until), limit)
                 .await?;
-            data.extend(
-                waiting
-                    .iter()
-                    .filter(|k| old_enough(k.created_at))
-                    .map(|k| ReviewItem {
-                        kind: "complaint",
-                        id: k.id.clone(),
-                        merchant_id: k.merchant_id.clone(),
-                        status: k.status.as_str().into(),
-                        about: vec![k.reason.as_str().into()],
-                        amount: amount(k.amount_minor, k.currency),
-                        since: ts(k.created_at),
-                        deadline: Some(ts(k.resolve_by)),
-                    }),
-            );
+            data.extend(waiting.iter().map(|k| ReviewItem {
+                kind: "complaint",
+                id: k.id.clone(),
+                merchant_id: k.merchant_id.clone(),
+                status: k.status.as_str().into(),
+                about: vec![k.reason.as_str().into()],
+                amount: amount(k.amount_minor, k.currency),
+                since: ts(k.created_at),
+                deadline: Some(ts(k.resolve_by)),
+            }));
         }
         let (gte, _) = created_range(q.created_gte.as_deref(), None)?;
         let since = gte.unwrap_or_else(|| crate::complaints::days_before(now, 30));
         if frauds {
-            let reports = self
-                .store
-                .fraud_reports(q.merchant_id.as_deref(), since, limit)
-                .await?;
-            for k in reports.iter().filter(|k| old_enough(k.created_at)) {
-                let pay = self.complained_payment(k).await?;
-                let mut about = vec![k.reason.as_str().to_owned()];
-                about.extend(pay.details.device_id.map(|d| format!("device:{d}")));
-                about.extend(
-                    pay.details
-                        .static_code_id
-                        .map(|c| format!("static_code:{c}")),
-                );
-                data.push(ReviewItem {
-                    kind: "fraud_report",
-                    id: k.id.clone(),
-                    merchant_id: k.merchant_id.clone(),
-                    status: k.status.as_str().into(),
-                    about,
-                    amount: amount(k.amount_minor, k.currency),
-                    since: ts(k.created_at),
-                    deadline: None,
-                });
-            }
+            data.extend(
+                self.fraud_items(q.merchant_id.as_deref(), (since, until), limit)
+                    .await?,
+            );
         }
         if payments {
-            let flagged = self
-                .store
-                .flagged_payments(q.merchant_id.as_deref(), since, limit)
-                .await?;
             data.extend(
-                flagged
-                    .iter()
-                    .filter(|p| old_enough(p.created_at))
-                    .map(|p| ReviewItem {
-                        kind: "payment",
-                        id: p.id.clone(),
-                        merchant_id: p.merchant_id.clone(),
-                        status: "flagged".into(),
-                        about: p.details.flags().into_iter().map(str::to_owned).collect(),
-                        amount: amount(p.amount_minor, p.currency),
-                        since: ts(p.created_at),
-                        deadline: None,
-                    }),
+                self.flagged_items(q.merchant_id.as_deref(), (since, until), limit)
+                    .await?,
             );
         }
         Ok(ReviewQueue {
             object: "list",
             data,
         })
+    }
+
+    /// The fraud reports filed in `filed`, oldest first, with the device
+    /// or static code of their payment.
+    async fn fraud_items(
+        &self,
+        merchant: Option<&str>,
+        filed: (Timestamp, Timestamp),
+        limit: i64,
+    ) -> Result<Vec<ReviewItem>, Error> {
+        let mut items = Vec::new();
+        for k in self.store.fraud_reports(merchant, filed, limit).await? {
+            let mut about = vec![k.reason.as_str().to_owned()];
+            // The payment is read for what it names; one gone missing
+            // does not hide the rest.
+            if let Ok(pay) = self.complained_payment(&k).await {
+                about.extend(pay.details.device_id.map(|d| format!("device:{d}")));
+                about.extend(
+                    pay.details
+                        .static_code_id
+                        .map(|c| format!("static_code:{c}")),
+                );
+            }
+            items.push(ReviewItem {
+                kind: "fraud_report",
+                id: k.id.clone(),
+                merchant_id: k.merchant_id.clone(),
+                status: k.status.as_str().into(),
+                about,
+                amount: amount(k.amount_minor, k.currency),
+                since: ts(k.created_at),
+                deadline: None,
+            });
+        }
+        Ok(items)
+    }
+
+    /// The flagged payments made in `made` without a decision, oldest
+    /// first: those whose checks flagged them (the text the store matches
+    /// may also be in a merchant's metadata, which does not count), read
+    /// a page at a time so such payments never hide real ones, up to
+    /// [`FLAGGED_PAGES`] pages.
+    async fn flagged_items(
+        &self,
+        merchant: Option<&str>,
+        made: (Timestamp, Timestamp),
+        limit: i64,
+    ) -> Result<Vec<ReviewItem>, Error> {
+        let mut items = Vec::new();
+        let mut cursor: Option<(Timestamp, String)> = None;
+        for _ in 0..FLAGGED_PAGES {
+            let after = cursor.as_ref().map(|(t, id)| (*t, id.as_str()));
+            let page = self
+                .store
+                .flagged_payments(merchant, made, after, limit)
+                .await?;
+            for p in &page {
+                let flags = p.details.flags();
+                if flags.is_empty() || items.len() as i64 >= limit {
+                    continue;
+                }
+                items.push(ReviewItem {
+                    kind: "payment",
+                    id: p.id.clone(),
+                    merchant_id: p.merchant_id.clone(),
+                    status: "flagged".into(),
+                    about: flags.into_iter().map(str::to_owned).collect(),
+                    amount: amount(p.amount_minor, p.currency),
+                    since: ts(p.created_at),
+                    deadline: None,
+                });
+            }
+            match page.last() {
+                Some(last) if (page.len() as i64) == limit && (items.len() as i64) < limit => {
+                    cursor = Some((last.created_at, last.id.clone()));
+                }
+                _ => break,
+            }
+        }
+        Ok(items)
     }
 
     /// The operator's decision on a payment the risk checks flagged

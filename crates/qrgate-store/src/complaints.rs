@@ -68,10 +68,11 @@ pub trait ComplaintStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Complaints waiting for the operator and not parked past `now`, the
     /// nearest deadline first.
+    /// (`filed_before`: only those filed by then.)
     fn complaints_to_decide(
         &self,
         merchant_id: Option<&str>,
-        now: Timestamp,
+        now_and_filed_before: (Timestamp, Timestamp),
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
     /// Complaints of a fraud reason since `since` without a review
@@ -79,7 +80,7 @@ pub trait ComplaintStore: Send + Sync {
     fn fraud_reports(
         &self,
         merchant_id: Option<&str>,
-        since: Timestamp,
+        filed: (Timestamp, Timestamp),
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Complaint>, StoreError>> + Send;
     /// Flagged succeeded payments since `since` without a decision, oldest
@@ -87,7 +88,8 @@ pub trait ComplaintStore: Send + Sync {
     fn flagged_payments(
         &self,
         merchant_id: Option<&str>,
-        since: Timestamp,
+        made: (Timestamp, Timestamp),
+        after: Option<(Timestamp, &str)>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Payment>, StoreError>> + Send;
     /// How many payments succeeded in `[from, to)`, of one merchant or all.
@@ -174,26 +176,34 @@ macro_rules! impl_complaint_store {
             async fn complaints_to_decide(
                 &self,
                 merchant_id: Option<&str>,
-                now: Timestamp,
+                now_and_filed_before: (Timestamp, Timestamp),
                 limit: i64,
             ) -> Result<Vec<Complaint>, StoreError> {
-                ops::complaints_to_decide(&mut self.reader().await?, merchant_id, now, limit).await
+                ops::complaints_to_decide(
+                    &mut self.reader().await?,
+                    merchant_id,
+                    now_and_filed_before,
+                    limit,
+                )
+                .await
             }
             async fn fraud_reports(
                 &self,
                 merchant_id: Option<&str>,
-                since: Timestamp,
+                filed: (Timestamp, Timestamp),
                 limit: i64,
             ) -> Result<Vec<Complaint>, StoreError> {
-                ops::fraud_reports(&mut self.reader().await?, merchant_id, since, limit).await
+                ops::fraud_reports(&mut self.reader().await?, merchant_id, filed, limit).await
             }
             async fn flagged_payments(
                 &self,
                 merchant_id: Option<&str>,
-                since: Timestamp,
+                made: (Timestamp, Timestamp),
+                after: Option<(Timestamp, &str)>,
                 limit: i64,
             ) -> Result<Vec<Payment>, StoreError> {
-                ops::flagged_payments(&mut self.reader().await?, merchant_id, since, limit).await
+                ops::flagged_payments(&mut self.reader().await?, merchant_id, made, after, limit)
+                    .await
             }
             async fn succeeded_payments(
                 &self,

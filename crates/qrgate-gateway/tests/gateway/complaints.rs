@@ -959,6 +959,18 @@ on_both!(
             flagged = Some(p["id"].as_str().unwrap().to_owned());
         }
         let flagged = flagged.unwrap();
+        // A merchant's notes that spell the flag do not put a payment in
+        // the queue (its checks flagged nothing).
+        let notes = qrgate_core::Metadata::try_from(std::collections::BTreeMap::from([(
+            "decision".to_owned(),
+            "flag_for_review".to_owned(),
+        )]))
+        .unwrap();
+        for _ in 0..3 {
+            w.gw.charge_with_metadata(&w.merchant, &w.device_token(), "1.00", None, &notes, None)
+                .await
+                .unwrap();
+        }
         // Two escalated complaints (the older deadline first) and a
         // parked one.
         let mut ids = Vec::new();
@@ -1024,6 +1036,17 @@ on_both!(
             w.gw.reviews(&admin(), bad).await.unwrap_err().kind,
             Kind::BadRequest
         );
+        // Auditors read the queue but do not decide.
+        let auditor = Principal {
+            key_id: "key_auditor".into(),
+            role: Role::Auditor,
+            subject: None,
+        };
+        let e =
+            w.gw.decide_review(&auditor, "payment", &flagged, "clear", "x")
+                .await
+                .unwrap_err();
+        assert_eq!(e.kind, Kind::Forbidden);
         // Merchants do not read the queue.
         assert_eq!(
             w.gw.reviews(&w.merchant, ReviewQuery::default())

@@ -418,13 +418,13 @@ pub(crate) async fn release_instant_cap<C: Conn>(
 pub(crate) async fn complaints_to_decide<C: Conn>(
     c: &mut C,
     merchant_id: Option<&str>,
-    now: Timestamp,
+    (now, filed_before): (Timestamp, Timestamp),
     limit: i64,
 ) -> Result<Vec<Complaint>, StoreError> {
     const SQL: &str = concat!(
         complaint_columns!(),
         "WHERE status IN ('escalated', 'contested') AND ($1 IS NULL OR merchant_id = $1) \
-         AND (revisit_at IS NULL OR revisit_at <= $2) ORDER BY resolve_by, id LIMIT $3"
+         AND (revisit_at IS NULL OR revisit_at <= $2) AND created_at <= $4 ORDER BY resolve_by, id LIMIT $3"
     );
     let rows = c
         .rows(
@@ -433,6 +433,7 @@ pub(crate) async fn complaints_to_decide<C: Conn>(
                 Arg::OptStr(merchant_id),
                 Arg::I64(now.unix_millis()),
                 Arg::I64(limit),
+                Arg::I64(filed_before.unix_millis()),
             ],
         )
         .await?;
@@ -445,12 +446,12 @@ pub(crate) async fn complaints_to_decide<C: Conn>(
 pub(crate) async fn fraud_reports<C: Conn>(
     c: &mut C,
     merchant_id: Option<&str>,
-    since: Timestamp,
+    (since, until): (Timestamp, Timestamp),
     limit: i64,
 ) -> Result<Vec<Complaint>, StoreError> {
     const SQL: &str = concat!(
         complaint_columns!(),
-        "WHERE reason IN ('not_authorised', 'code_tampered') AND created_at >= $1 \
+        "WHERE reason IN ('not_authorised', 'code_tampered') AND created_at >= $1 AND created_at <= $4 \
          AND ($2 IS NULL OR merchant_id = $2) \
          AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.kind = 'fraud_report' AND r.subject_id = complaints.id) \
          ORDER BY created_at, id LIMIT $3"
@@ -462,26 +463,31 @@ pub(crate) async fn fraud_reports<C: Conn>(
                 Arg::I64(since.unix_millis()),
                 Arg::OptStr(merchant_id),
                 Arg::I64(limit),
+                Arg::I64(until.unix_millis()),
             ],
         )
         .await?;
     rows.iter().map(Complaint::from_row).collect()
 }
 
-/// Succeeded payments the risk checks flagged for review, made at or after
-/// `since`, with no decision yet, of one merchant or all, oldest first.
-/// The `LIKE` term is the partial index `payments_flagged`'s (migration
-/// 0025), so only flagged payments are read.
+/// Succeeded payments whose details name `flag_for_review`, made in
+/// `[since, until]` after the `after` cursor, with no decision yet, of one
+/// merchant or all, oldest first. The `LIKE` term is the partial index
+/// `payments_flagged`'s (migration 0025), so only such payments are read;
+/// the text may also come from a merchant's metadata, so the caller keeps
+/// only payments whose checks flagged them.
 pub(crate) async fn flagged_payments<C: Conn>(
     c: &mut C,
     merchant_id: Option<&str>,
-    since: Timestamp,
+    (since, until): (Timestamp, Timestamp),
+    after: Option<(Timestamp, &str)>,
     limit: i64,
 ) -> Result<Vec<Payment>, StoreError> {
     const SQL: &str = concat!(
         payment_columns!(),
-        "WHERE details LIKE '%flag_for_review%' AND created_at >= $1 AND status = 'succeeded' \
-         AND ($2 IS NULL OR merchant_id = $2) \
+        "WHERE details LIKE '%flag_for_review%' AND created_at >= $1 AND created_at <= $4 \
+         AND status = 'succeeded' AND ($2 IS NULL OR merchant_id = $2) \
+         AND ($5 IS NULL OR created_at > $5 OR (created_at = $5 AND id > $6)) \
          AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.kind = 'payment' AND r.subject_id = payments.id) \
          ORDER BY created_at, id LIMIT $3"
     );
@@ -492,6 +498,9 @@ pub(crate) async fn flagged_payments<C: Conn>(
                 Arg::I64(since.unix_millis()),
                 Arg::OptStr(merchant_id),
                 Arg::I64(limit),
+                Arg::I64(until.unix_millis()),
+                Arg::OptI64(after.map(|(t, _)| t.unix_millis())),
+                Arg::OptStr(after.map(|(_, id)| id)),
             ],
         )
         .await?;
