@@ -1154,3 +1154,191 @@ on_both!(
         );
     }
 );
+
+/// Two operations on one complaint started together behind a barrier;
+/// both outcomes.
+async fn together<A, B>(a: A, b: B) -> (Result<Reply, Error>, Result<Reply, Error>)
+where
+    A: std::future::Future<Output = Result<Reply, Error>>,
+    B: std::future::Future<Output = Result<Reply, Error>>,
+{
+    // On the heap: the gateway's futures are large.
+    let (a, b) = (Box::pin(a), Box::pin(b));
+    let barrier = Barrier::new(2);
+    tokio::join!(
+        async {
+            barrier.wait().await;
+            a.await
+        },
+        async {
+            barrier.wait().await;
+            b.await
+        }
+    )
+}
+
+on_both!(
+    the_moves_of_one_complaint_raced_against_each_other_move_it_once,
+    |w: World| Box::pin(moves_raced(w))
+);
+
+/// The race of each pair of a complaint's moves (on the heap: large).
+async fn moves_raced(w: World) {
+    let refunded = |pay: String| {
+        let gw = &w.gw;
+        let m = w.merchant.clone();
+        async move { gw.get_payment(&m, &pay).await.unwrap().amount_refunded }
+    };
+    let sweep = || async {
+        w.gw.sweep_complaints()
+            .await
+            .map(|_| Reply::Fresh(Fresh::Done, String::new()))
+    };
+    for trial in 0..4 {
+        // The merchant's refund at the deadline against the sweeper.
+        let pay = w.paid_now("50.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        w.clock.advance_seconds(86_400);
+        let answer = Answer::Refund {
+            amount: None,
+            message: None,
+        };
+        let (a, _) = together(
+            w.gw.answer_complaint(&w.merchant, &id, answer, None),
+            sweep(),
+        )
+        .await;
+        let k = w.gw.get_complaint(&admin(), &id).await.unwrap();
+        match a {
+            Ok(_) => assert_eq!(
+                (k.status.as_str(), k.refunded.as_str()),
+                ("resolved", "50.00")
+            ),
+            Err(e) => {
+                assert!(
+                    ["complaint_state_conflict", "complaint_past_due"].contains(&e.code),
+                    "{e:?}"
+                );
+                assert_eq!(
+                    (k.status.as_str(), k.refunded.as_str()),
+                    ("escalated", "0.00")
+                );
+            }
+        }
+        assert_eq!(refunded(pay.clone()).await, k.refunded, "trial {trial}");
+        // Two operator refunds of one escalated complaint: one refund.
+        if k.status == "escalated" {
+            let d = || Decision::Refund {
+                amount: None,
+                reason: "no answer".into(),
+            };
+            let (a, b) = together(
+                w.gw.decide_complaint(&admin(), &id, d(), None),
+                w.gw.decide_complaint(&admin(), &id, d(), None),
+            )
+            .await;
+            assert_eq!(
+                usize::from(a.is_ok()) + usize::from(b.is_ok()),
+                1,
+                "{a:?} {b:?}"
+            );
+            assert_eq!(refunded(pay.clone()).await, "50.00");
+        }
+        w.assert_books_sound().await;
+
+        // A refund in the complaint against the merchant's own full
+        // refund of the payment: never more than captured.
+        let pay = w.paid_now("50.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        let answer = Answer::Refund {
+            amount: None,
+            message: None,
+        };
+        let (a, b) = together(
+            w.gw.answer_complaint(&w.merchant, &id, answer, None),
+            w.gw.refund(&w.merchant, &pay, "50.00", &format!("RR{trial}"), None),
+        )
+        .await;
+        assert_eq!(
+            usize::from(a.is_ok()) + usize::from(b.is_ok()),
+            1,
+            "{a:?} {b:?}"
+        );
+        assert_eq!(refunded(pay.clone()).await, "50.00");
+        w.assert_books_sound().await;
+
+        // A contest at the end of its window against the sweeper, then
+        // two recoveries at once: goodwill pays once.
+        w.clock.advance_seconds(31 * 86_400);
+        let pay = w.paid_now("15.00").await;
+        let id = id_of(w.file(&pay, None).await.unwrap());
+        w.clock.advance_seconds(3 * 86_400);
+        let (c, _) = together(
+            w.gw.contest_complaint(&w.merchant, &id, "eaten".into(), None),
+            sweep(),
+        )
+        .await;
+        let k = w.gw.get_complaint(&admin(), &id).await.unwrap();
+        assert_eq!(
+            k.status,
+            if c.is_ok() { "contested" } else { "resolved" },
+            "{c:?}"
+        );
+        if c.is_ok() {
+            let goodwill = || async {
+                w.gw.store()
+                    .account(&qrgate_core::AccountId::goodwill(
+                        qrgate_core::Currency::CNY,
+                    ))
+                    .await
+                    .unwrap()
+                    .map_or(0, |a| a.balance_minor)
+            };
+            let before = goodwill().await;
+            let r = || Decision::Recover {
+                reason: "served".into(),
+            };
+            let (a, b) = together(
+                w.gw.decide_complaint(&admin(), &id, r(), None),
+                w.gw.decide_complaint(&admin(), &id, r(), None),
+            )
+            .await;
+            assert_eq!(
+                usize::from(a.is_ok()) + usize::from(b.is_ok()),
+                1,
+                "{a:?} {b:?}"
+            );
+            assert!(goodwill().await < before && goodwill().await > before - 1_500);
+        }
+        w.assert_books_sound().await;
+    }
+    // Two decisions on one flagged review item are written once: see
+    // the queue test; here the same for a fraud report.
+    let pay = w.paid_now("5.00").await;
+    let c = NewComplaint {
+        reason: "not_authorised".into(),
+        ..complaint_of(&pay, "other", None)
+    };
+    let id = id_of(w.gw.file_complaint(&w.consumer, c, None).await.unwrap());
+    let barrier = Barrier::new(2);
+    let (a, b) = tokio::join!(
+        async {
+            barrier.wait().await;
+            w.gw.decide_review(&admin(), "fraud_report", &id, "clear", "one")
+                .await
+        },
+        async {
+            barrier.wait().await;
+            w.gw.decide_review(&admin(), "fraud_report", &id, "confirm", "two")
+                .await
+        }
+    );
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "{a:?} {b:?}"
+    );
+    for e in [a.err(), b.err()].into_iter().flatten() {
+        assert_eq!(e.code, "review_decided");
+    }
+}
