@@ -52,7 +52,8 @@ pub struct Req<'a> {
     pub method: &'a str,
     pub path: String,
     pub key: Option<&'a str>,
-    pub body: Option<String>,
+    /// The body's bytes (JSON unless `content_type` says otherwise).
+    pub body: Option<Vec<u8>>,
     pub content_type: Option<&'a str>,
     pub idempotency_key: Option<String>,
 }
@@ -155,12 +156,9 @@ impl Http {
             method: r.method.to_owned(),
             path: r.path.clone(),
             idempotency_key: r.idempotency_key.clone(),
-            request_body: r.body.clone().map(|b| {
-                if b.len() > 4096 {
-                    format!("[{} bytes]", b.len())
-                } else {
-                    b
-                }
+            request_body: r.body.as_ref().map(|b| match std::str::from_utf8(b) {
+                Ok(text) if b.len() <= 4096 => text.to_owned(),
+                _ => format!("[{} bytes]", b.len()),
             }),
             status,
             response_headers: headers.clone(),

@@ -76,7 +76,7 @@ impl Ctx {
             method,
             path: path.to_owned(),
             key,
-            body: body.map(|b| b.to_string()),
+            body: body.map(|b| b.to_string().into_bytes()),
             content_type: None,
             idempotency_key: idem,
         })
@@ -124,7 +124,7 @@ impl Ctx {
                     method: "POST",
                     path,
                     key: Some(&key),
-                    body: body.map(|b| b.to_string()),
+                    body: body.map(|b| b.to_string().into_bytes()),
                     content_type: None,
                     idempotency_key: Some(idem),
                 })

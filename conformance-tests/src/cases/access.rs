@@ -166,7 +166,7 @@ pub(super) async fn input_body(c: &mut Ctx) -> Outcome {
         method: "POST",
         path: "/v1/merchants".into(),
         key: Some(&admin),
-        body: Some(big),
+        body: Some(big.into_bytes()),
         content_type: None,
         idempotency_key: None,
     };
@@ -203,7 +203,7 @@ pub(super) async fn input_body(c: &mut Ctx) -> Outcome {
             method: "POST",
             path: "/v1/merchants".into(),
             key: Some(&admin),
-            body: Some("name=A".into()),
+            body: Some(b"name=A".to_vec()),
             content_type: Some("application/x-www-form-urlencoded"),
             idempotency_key: None,
         })

@@ -237,3 +237,176 @@ pub(super) async fn complaint_tenancy(c: &mut Ctx) -> Outcome {
         summary(&list),
     )
 }
+
+/// A distinct PNG-looking picture of `len` bytes (at least the signature).
+fn png(n: usize, len: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend_from_slice(format!("qgc-photo-{n}").as_bytes());
+    b.resize(len.max(b.len()), 0);
+    b
+}
+
+/// The payer posts `bytes` as a photo of complaint `kid` (on a connection
+/// of its own: the target may refuse an oversized body early and close).
+async fn add_photo(c: &mut Ctx, ck: &str, kid: &str, bytes: Vec<u8>) -> Result<Resp, Stop> {
+    let path = format!("/v1/complaints/{kid}/photos");
+    let req = crate::client::Req {
+        method: "POST",
+        path: path.clone(),
+        key: Some(ck),
+        body: Some(bytes),
+        content_type: Some("image/png"),
+        idempotency_key: None,
+    };
+    let (resp, ex) = c
+        .http
+        .send_alone(req)
+        .await
+        .map_err(|e| fail(format!("an answer to POST {path}"), e))?;
+    c.exchanges.push(ex);
+    Ok(resp)
+}
+
+/// A ticket (a 50.00 complaint) of a new payer: (payer's key, complaint id).
+async fn ticket(c: &mut Ctx) -> Result<(String, String), Stop> {
+    let (_, ck, _, p) = c.paid("50.00").await?;
+    let id = field(&p, "id")?.to_owned();
+    let k = complain(c, &ck, &id, None).await?;
+    expect(&k, 201, None)?;
+    Ok((ck, field(&k, "id")?.to_owned()))
+}
+
+pub(super) async fn complaint_photo_size(c: &mut Ctx) -> Outcome {
+    let max = usize::try_from(super::levels::rule_value(c, "QG-COMPLAINT-PHOTO-BYTES").await?)
+        .map_err(|_| fail("a photo size limit", "a negative one"))?;
+    let (ck, kid) = ticket(c).await?;
+    let r = add_photo(c, &ck, &kid, png(0, max + 1)).await?;
+    expect(&r, 413, Some("photo_too_large"))?;
+    check(
+        r.rule() == "QG-COMPLAINT-PHOTO-BYTES",
+        "the refusal names QG-COMPLAINT-PHOTO-BYTES",
+        summary(&r),
+    )?;
+    // Exactly the limit is taken and stored as sent.
+    let exact = png(1, max);
+    let want = hex_sha256(&exact);
+    let r = add_photo(c, &ck, &kid, exact).await?;
+    expect(&r, 201, None)?;
+    check(
+        r.json["size_bytes"] == max && r.json["sha256"] == want.as_str(),
+        format!("a photo of exactly {max} bytes stored as sent"),
+        summary(&r),
+    )?;
+    let k = c
+        .call(
+            "GET",
+            &format!("/v1/complaints/{kid}"),
+            Some(&ck),
+            None,
+            None,
+        )
+        .await?;
+    expect(&k, 200, None)?;
+    check(
+        k.json["photos"].as_array().map(Vec::len) == Some(1),
+        "the complaint lists one photo (the oversized one was not stored)",
+        summary(&k),
+    )
+}
+
+pub(super) async fn complaint_photos(c: &mut Ctx) -> Outcome {
+    let cap = usize::try_from(super::levels::rule_value(c, "QG-COMPLAINT-PHOTOS").await?)
+        .map_err(|_| fail("a photo count limit", "a negative one"))?;
+    let (ck, kid) = ticket(c).await?;
+    for n in 0..cap {
+        let r = add_photo(c, &ck, &kid, png(n, 64)).await?;
+        expect(&r, 201, None)?;
+    }
+    let r = add_photo(c, &ck, &kid, png(cap, 64)).await?;
+    expect(&r, 409, Some("photo_limit"))?;
+    // The same picture again is the stored photo, not a refusal.
+    let r = add_photo(c, &ck, &kid, png(0, 64)).await?;
+    expect(&r, 200, None)?;
+    check(
+        r.json["seq"] == 1,
+        "a photo sent again is answered with the stored one",
+        summary(&r),
+    )
+}
+
+pub(super) async fn complaint_tamper_suspend(c: &mut Ctx) -> Outcome {
+    let need = super::levels::rule_value(c, "QG-COMPLAINT-TAMPER-REPORTS").await?;
+    if !(1..=10).contains(&need) {
+        return Err(Stop::Skip(format!(
+            "the target suspends a code after {need} reports; the suite files at most 10"
+        )));
+    }
+    let (_, mk) = c.merchant().await?;
+    let sc = c
+        .call("POST", "/v1/static-codes", Some(&mk), None, None)
+        .await?;
+    expect(&sc, 201, None)?;
+    let (sid, payload) = (
+        field(&sc, "id")?.to_owned(),
+        field(&sc, "payload")?.to_owned(),
+    );
+    for n in 1..=need {
+        let (_, ck) = c.customer("100.00", "II").await?;
+        let p = c
+            .post_money(
+                "/v1/scans",
+                &ck,
+                json!({ "payload": payload, "amount": "30.00" }),
+            )
+            .await?;
+        expect(&p, 201, None)?;
+        let id = field(&p, "id")?.to_owned();
+        let body = json!({ "payment_id": id, "reason": "code_tampered", "description": "a sticker over the shop's code", "amount": "30.00" });
+        let k = c.post_money("/v1/complaints", &ck, body).await?;
+        expect(&k, 201, None)?;
+        let now = code_status(c, &mk, &sid).await?;
+        let want = if n < need { "active" } else { "suspended" };
+        check(
+            now == want,
+            format!("after {n} of {need} payers' reports the code is {want}"),
+            now,
+        )?;
+    }
+    let (_, ck) = c.customer("100.00", "II").await?;
+    let p = c
+        .post_money(
+            "/v1/scans",
+            &ck,
+            json!({ "payload": payload, "amount": "1.00" }),
+        )
+        .await?;
+    expect(&p, 422, Some("code_suspended"))?;
+    check(
+        c.balance(&ck).await? == "100.00",
+        "a scan of the suspended code moves no money",
+        "another balance",
+    )
+}
+
+/// A static code's status as its merchant reads it.
+async fn code_status(c: &mut Ctx, mk: &str, sid: &str) -> Result<String, Stop> {
+    let r = c
+        .call(
+            "GET",
+            &format!("/v1/static-codes/{sid}"),
+            Some(mk),
+            None,
+            None,
+        )
+        .await?;
+    expect(&r, 200, None)?;
+    Ok(field(&r, "status")?.to_owned())
+}
+
+fn hex_sha256(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}

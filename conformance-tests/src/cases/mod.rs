@@ -456,6 +456,27 @@ pub fn all() -> Vec<Case> {
             complaint_deadline
         ),
         case!(
+            "QGC-COMPLAINT-PHOTO-SIZE",
+            "QG-COMPLAINT-PHOTO-BYTES",
+            Must,
+            "a complaint photo one byte over the limit is refused with 413 and not stored; one of exactly the limit is stored as sent",
+            complaint_photo_size
+        ),
+        case!(
+            "QGC-COMPLAINT-PHOTOS",
+            "QG-COMPLAINT-PHOTOS",
+            Must,
+            "a complaint takes at most the stated number of photos; the same photo again is answered with the stored one",
+            complaint_photos
+        ),
+        case!(
+            "QGC-COMPLAINT-TAMPER-SUSPEND",
+            "QG-COMPLAINT-TAMPER-REPORTS",
+            Must,
+            "a static code reported tampered by the stated number of payers is suspended (not before), and scanning it then moves no money",
+            complaint_tamper_suspend
+        ),
+        case!(
             "QGC-COMPLAINT-TENANCY",
             "QG-TENANCY",
             Must,

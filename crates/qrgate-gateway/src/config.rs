@@ -67,6 +67,24 @@ pub struct ComplaintLimits {
     pub rate_alarm_per_thousand: i64,
     pub rate_min_payments: i64,
     pub rate_window_seconds: i64,
+    pub photo_max_bytes: i64,
+    pub photos_max: i64,
+    pub tamper_reporters: i64,
+    pub tamper_window_seconds: i64,
+}
+
+/// A count or size rule's value, 1 to `max`.
+fn positive(c: &Catalogue, id: &str, max: i64) -> Result<i64, qrgate_core::rules::RuleError> {
+    let v = c.value(id)?;
+    if (1..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(qrgate_core::rules::RuleError::OutOfRange {
+            id: id.into(),
+            value: v,
+            why: "a complaint's count or size is at least 1 and at most the gateway can hold",
+        })
+    }
 }
 
 impl ComplaintLimits {
@@ -97,6 +115,10 @@ impl ComplaintLimits {
             rate_alarm_per_thousand: c.value("QG-COMPLAINT-RATE-ALARM")?,
             rate_min_payments: c.value("QG-COMPLAINT-RATE-MIN-PAYMENTS")?,
             rate_window_seconds: span("QG-COMPLAINT-RATE-WINDOW")?,
+            photo_max_bytes: positive(c, "QG-COMPLAINT-PHOTO-BYTES", 16 * 1024 * 1024)?,
+            photos_max: positive(c, "QG-COMPLAINT-PHOTOS", 20)?,
+            tamper_reporters: positive(c, "QG-COMPLAINT-TAMPER-REPORTS", 1000)?,
+            tamper_window_seconds: span("QG-COMPLAINT-TAMPER-WINDOW")?,
         })
     }
 }

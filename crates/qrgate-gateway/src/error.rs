@@ -23,6 +23,10 @@ pub enum Kind {
     NotFound,
     /// 405: the endpoint exists but does not take this method.
     MethodNotAllowed,
+    /// 413: the body is larger than this endpoint takes.
+    TooLarge,
+    /// 415: the body is not of a type this endpoint takes.
+    UnsupportedMediaType,
     /// 409: conflicts with the object's state or an earlier request.
     Conflict,
     /// 402: well-formed but declined (limit, funds).
@@ -236,6 +240,13 @@ impl From<MovementError> for Error {
                 "code_revoked",
                 "the merchant revoked this code",
             ),
+            MovementError::CodeSuspended { .. } => code_suspended(),
+            MovementError::CodeNotSuspended { code_id } => Error::new(
+                Kind::Conflict,
+                "not_suspended",
+                format!("static code {code_id} is not due for suspension"),
+            )
+            .with_rule("QG-COMPLAINT-TAMPER-REPORTS"),
             MovementError::DeviceRevoked { .. } => Error::new(
                 Kind::Unprocessable,
                 "device_revoked",
@@ -306,6 +317,16 @@ impl From<MovementError> for Error {
     }
 }
 
+/// A scan of a static code suspended after payers reported it tampered.
+pub(crate) fn code_suspended() -> Error {
+    Error::new(
+        Kind::Unprocessable,
+        "code_suspended",
+        "this code is suspended while reports that it was tampered with are reviewed; pay another way",
+    )
+    .with_rule("QG-COMPLAINT-TAMPER-REPORTS")
+}
+
 /// Other refunds of a payment kept landing before this one (whose fee
 /// given back depends on them): the caller retries with the same number.
 pub(crate) fn refund_contended(payment_id: &str) -> Error {
@@ -369,6 +390,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
         "the merchant code was signed by a retired key",
     ),
     ("code_revoked", "the merchant revoked this static code"),
+    (
+        "code_suspended",
+        "the static code is suspended while payers' reports of tampering are reviewed",
+    ),
     ("code_unknown", "a genuine code that is not registered here"),
     (
         "complaint_already_open",
@@ -600,6 +625,22 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("order_not_open", "the order is paid, expired or closed"),
     ("payload_too_large", "the body is over the size limit"),
     (
+        "photo_contended",
+        "other photos were being added to the complaint at the same time; retry",
+    ),
+    (
+        "photo_limit",
+        "the complaint already has the most photos it may hold",
+    ),
+    (
+        "photo_too_large",
+        "the complaint photo is over its size limit",
+    ),
+    (
+        "photo_type",
+        "the complaint photo is not a JPEG or PNG, or not what its Content-Type says",
+    ),
+    (
         "payment_code_already_used",
         "the consumer's payment code was already used",
     ),
@@ -626,6 +667,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     (
         "payment_expired",
         "the time to confirm the payment has passed",
+    ),
+    (
+        "not_suspended",
+        "the static code is not suspended (or not due for suspension)",
     ),
     (
         "not_flagged",

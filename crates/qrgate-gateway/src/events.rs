@@ -43,6 +43,13 @@ pub(crate) enum Event<'a> {
     ComplaintResolved(&'a ComplaintView),
     /// The merchant's complaint rate passed QG-COMPLAINT-RATE-ALARM.
     ComplaintRateAlarm(&'a ComplaintFigures),
+    /// Several payers reported a static code tampered
+    /// (QG-COMPLAINT-TAMPER-REPORTS): scans of it are refused until the
+    /// operator clears it.
+    StaticCodeSuspended {
+        code_id: &'a str,
+        reporters: i64,
+    },
     OrderClosed {
         order_id: &'a str,
     },
@@ -69,6 +76,7 @@ impl Event<'_> {
             Event::ComplaintUpdated(_) => "complaint.updated",
             Event::ComplaintResolved(_) => "complaint.resolved",
             Event::ComplaintRateAlarm(_) => "complaint.rate_alarm",
+            Event::StaticCodeSuspended { .. } => "static_code.suspended",
             Event::OrderClosed { .. } => "order.closed",
             Event::OrderExpired { .. } => "order.expired",
             Event::PayoutPaid(_) => "payout.paid",
@@ -91,6 +99,7 @@ impl Event<'_> {
             | Event::ComplaintUpdated(c)
             | Event::ComplaintResolved(c) => &c.id,
             Event::ComplaintRateAlarm(f) => f.merchant_id.as_deref().unwrap_or_default(),
+            Event::StaticCodeSuspended { code_id, .. } => code_id,
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => order_id,
             Event::PayoutPaid(v) | Event::PayoutFailed(v) | Event::PayoutReturned(v) => &v.id,
         }
@@ -115,6 +124,13 @@ impl Event<'_> {
                 json!({ "merchant_id": merchant_id, "complaint": c })
             }
             Event::ComplaintRateAlarm(f) => json!({ "merchant_id": merchant_id, "figures": f }),
+            Event::StaticCodeSuspended { code_id, reporters } => json!({
+                "merchant_id": merchant_id,
+                "static_code_id": code_id,
+                "status": "suspended",
+                "reporters": reporters,
+                "rule": "QG-COMPLAINT-TAMPER-REPORTS",
+            }),
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => {
                 json!({ "order_id": order_id, "merchant_id": merchant_id })
             }

@@ -1,12 +1,15 @@
-//! The operator's queue: complaints waiting for a decision (escalated or
-//! contested, and not parked), the nearest deadline first; then the
+//! The operator's queue: static codes suspended after several payers
+//! reported them tampered (oldest first), complaints waiting for a
+//! decision (escalated or contested, and not parked), the nearest deadline
+//! first; then the
 //! complaints that report fraud (`not_authorised`: the payer's device or
 //! card was used by someone else; `code_tampered`: a code laid over the
 //! shop's), with the device or static code they name, and the payments the
 //! risk checks let through but flagged for a person to look at
 //! (`flag_for_review`), oldest first; and the operator's decision on a
-//! flagged payment or a fraud report (`clear` or `confirm`, with a reason,
-//! once, in the audit chain). The operator is an admin key (see the
+//! flagged payment, a fraud report or a suspended static code (`clear` or
+//! `confirm`, with a reason, once, in the audit chain; for a static code
+//! `clear` lifts the suspension and `confirm` revokes it). The operator is an admin key (see the
 //! README, "Complaints").
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +31,8 @@ const FLAGGED_PAGES: usize = 20;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
-    /// `complaint`, `fraud_report` or `payment` (all when absent).
+    /// `static_code`, `complaint`, `fraud_report` or `payment` (all when
+    /// absent).
     pub kind: Option<String>,
     pub merchant_id: Option<String>,
     /// Only items waiting at least this many hours.
@@ -43,18 +47,21 @@ pub struct ReviewQuery {
 /// One item of the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReviewItem {
-    /// `complaint`, `fraud_report` or `payment`.
+    /// `static_code`, `complaint`, `fraud_report` or `payment`.
     pub kind: &'static str,
-    /// The complaint's or the payment's id.
+    /// The static code's, the complaint's or the payment's id.
     pub id: String,
     pub merchant_id: String,
-    /// The complaint's status (any, for a fraud report), or `flagged`.
+    /// The complaint's status (any, for a fraud report), `flagged`, or a
+    /// static code's `suspended`.
     pub status: String,
     /// What it is about: the complaint's reason (and, for a fraud report,
     /// `device:<id>` or `static_code:<id>` of the payment), or the rules
     /// that flagged the payment.
     pub about: Vec<String>,
-    pub amount: String,
+    /// What is at stake (absent for a static code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
     /// When it started waiting (filed, or paid).
     pub since: String,
     /// A complaint's deadline to be resolved (QG-COMPLAINT-RESOLVE).
@@ -81,18 +88,20 @@ impl<S: Store> Gateway<S> {
                 "limit must be 1 to 100",
             ));
         }
-        let (complaints, frauds, payments) = match q.kind.as_deref() {
-            None => (true, true, true),
-            Some("complaint") => (true, false, false),
-            Some("fraud_report") => (false, true, false),
-            Some("payment") => (false, false, true),
-            Some(other) => {
-                return Err(Error::bad_request(
-                    "invalid_request",
-                    format!("kind must be complaint, fraud_report or payment; not {other:?}"),
-                ));
-            }
-        };
+        let kind = q.kind.as_deref();
+        if !matches!(
+            kind,
+            None | Some("static_code" | "complaint" | "fraud_report" | "payment")
+        ) {
+            return Err(Error::bad_request(
+                "invalid_request",
+                format!(
+                    "kind must be static_code, complaint, fraud_report or payment; not {:?}",
+                    kind.unwrap_or_default()
+                ),
+            ));
+        }
+        let wants = |k: &str| kind.is_none_or(|want| want == k);
         let min_age_ms = match q.min_age_hours {
             Some(h) if !(0..=24 * 366).contains(&h) => {
                 return Err(Error::bad_request(
@@ -105,7 +114,30 @@ impl<S: Store> Gateway<S> {
         // Only what has waited `min_age_ms`: filed or made by then.
         let until = now.checked_add_millis(-min_age_ms).unwrap_or(now);
         let mut data = Vec::new();
-        if complaints {
+        if wants("static_code") {
+            // First: a suspended code stops the shop's sales.
+            let codes = self
+                .store
+                .suspended_static_codes(q.merchant_id.as_deref(), limit)
+                .await?;
+            data.extend(
+                codes
+                    .iter()
+                    .filter_map(|sc| Some((sc, sc.suspended_at?)))
+                    .filter(|(_, at)| *at <= until)
+                    .map(|(sc, at)| ReviewItem {
+                        kind: "static_code",
+                        id: sc.id.clone(),
+                        merchant_id: sc.merchant_id.clone(),
+                        status: "suspended".into(),
+                        about: vec!["code_tampered".into()],
+                        amount: None,
+                        since: ts(at),
+                        deadline: None,
+                    }),
+            );
+        }
+        if wants("complaint") {
             let waiting = self
                 .store
                 .complaints_to_decide(q.merchant_id.as_deref(), (now, until), limit)
@@ -116,20 +148,20 @@ impl<S: Store> Gateway<S> {
                 merchant_id: k.merchant_id.clone(),
                 status: k.status.as_str().into(),
                 about: vec![k.reason.as_str().into()],
-                amount: amount(k.amount_minor, k.currency),
+                amount: Some(amount(k.amount_minor, k.currency)),
                 since: ts(k.created_at),
                 deadline: Some(ts(k.resolve_by)),
             }));
         }
         let (gte, _) = created_range(q.created_gte.as_deref(), None)?;
         let since = gte.unwrap_or_else(|| crate::complaints::days_before(now, 30));
-        if frauds {
+        if wants("fraud_report") {
             data.extend(
                 self.fraud_items(q.merchant_id.as_deref(), (since, until), limit)
                     .await?,
             );
         }
-        if payments {
+        if wants("payment") {
             data.extend(
                 self.flagged_items(q.merchant_id.as_deref(), (since, until), limit)
                     .await?,
@@ -168,7 +200,7 @@ impl<S: Store> Gateway<S> {
                 merchant_id: k.merchant_id.clone(),
                 status: k.status.as_str().into(),
                 about,
-                amount: amount(k.amount_minor, k.currency),
+                amount: Some(amount(k.amount_minor, k.currency)),
                 since: ts(k.created_at),
                 deadline: None,
             });
@@ -206,7 +238,7 @@ impl<S: Store> Gateway<S> {
                     merchant_id: p.merchant_id.clone(),
                     status: "flagged".into(),
                     about: flags.into_iter().map(str::to_owned).collect(),
-                    amount: amount(p.amount_minor, p.currency),
+                    amount: Some(amount(p.amount_minor, p.currency)),
                     since: ts(p.created_at),
                     deadline: None,
                 });
@@ -225,6 +257,8 @@ impl<S: Store> Gateway<S> {
     /// (`kind` `payment`) or a fraud report (`fraud_report`, a complaint's
     /// id): `clear` (nothing wrong) or `confirm` (it was what was feared;
     /// blocks, revocations and refunds are their own actions). Once each.
+    /// A suspended static code (`static_code`): `clear` lifts the
+    /// suspension, `confirm` revokes the code.
     pub async fn decide_review(
         &self,
         p: &Principal,
@@ -234,6 +268,11 @@ impl<S: Store> Gateway<S> {
         reason: &str,
     ) -> Result<Review, Error> {
         p.require(&[Role::Admin])?;
+        if kind == "static_code" {
+            let reason = qrgate_core::complaint::checked_text("reason", reason)
+                .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+            return self.decide_static_code(p, id, decision, reason).await;
+        }
         let (payment_id, kind) = match kind {
             "payment" => (id.to_owned(), "payment"),
             "fraud_report" => {
@@ -250,7 +289,9 @@ impl<S: Store> Gateway<S> {
             other => {
                 return Err(Error::bad_request(
                     "invalid_request",
-                    format!("a review is of a payment or a fraud_report; not {other:?}"),
+                    format!(
+                        "a review is of a payment, a fraud_report or a static_code; not {other:?}"
+                    ),
                 ));
             }
         };

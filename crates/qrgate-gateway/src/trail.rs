@@ -44,6 +44,8 @@ actions! {
     DeviceRevoked = "device.revoked",
     DeviceBiometricEnabled = "device.biometric_enabled",
     StaticCodeRevoked = "static_code.revoked",
+    StaticCodeSuspended = "static_code.suspended",
+    StaticCodeReinstated = "static_code.reinstated",
     CardLinked = "card.linked",
     OtpEnrolled = "otp.enrolled",
     PinSet = "pin.set",

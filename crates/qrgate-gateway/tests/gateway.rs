@@ -569,6 +569,8 @@ mod settlement;
 mod statements;
 #[path = "gateway/stepup.rs"]
 mod stepup;
+#[path = "gateway/tampering.rs"]
+mod tampering;
 #[path = "gateway/webhooks.rs"]
 mod webhooks;
 

@@ -92,6 +92,31 @@ pub trait ComplaintStore: Send + Sync {
         after: Option<(Timestamp, &str)>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Payment>, StoreError>> + Send;
+    /// Add a photo to its payer's unresolved complaint under the cap;
+    /// `false` when nothing was added (the caller reads again to say why).
+    fn add_complaint_photo(
+        &self,
+        photo: NewPhoto,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A complaint's photos, in order, without their bytes.
+    fn complaint_photos(
+        &self,
+        complaint_id: &str,
+    ) -> impl Future<Output = Result<Vec<ComplaintPhoto>, StoreError>> + Send;
+    /// One photo of a complaint and its bytes.
+    fn complaint_photo(
+        &self,
+        complaint_id: &str,
+        seq: i64,
+    ) -> impl Future<Output = Result<Option<(ComplaintPhoto, Vec<u8>)>, StoreError>> + Send;
+    /// Static codes suspended after reports of tampering and not revoked,
+    /// oldest suspension first.
+    fn suspended_static_codes(
+        &self,
+        merchant_id: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<StaticCode>, StoreError>> + Send;
     /// How many payments succeeded in `[from, to)`, of one merchant or all.
     fn succeeded_payments(
         &self,
@@ -186,6 +211,35 @@ macro_rules! impl_complaint_store {
                     limit,
                 )
                 .await
+            }
+            async fn add_complaint_photo(
+                &self,
+                photo: NewPhoto,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                self.write(write::AddPhoto { photo, at })
+                    .await
+                    .map_err(store_err)
+            }
+            async fn complaint_photos(
+                &self,
+                complaint_id: &str,
+            ) -> Result<Vec<ComplaintPhoto>, StoreError> {
+                ops::complaint_photos(&mut self.reader().await?, complaint_id).await
+            }
+            async fn complaint_photo(
+                &self,
+                complaint_id: &str,
+                seq: i64,
+            ) -> Result<Option<(ComplaintPhoto, Vec<u8>)>, StoreError> {
+                ops::complaint_photo(&mut self.reader().await?, complaint_id, seq).await
+            }
+            async fn suspended_static_codes(
+                &self,
+                merchant_id: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<StaticCode>, StoreError> {
+                ops::suspended_static_codes(&mut self.reader().await?, merchant_id, limit).await
             }
             async fn fraud_reports(
                 &self,

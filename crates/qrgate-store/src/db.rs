@@ -19,6 +19,7 @@ pub(crate) enum Arg<'a> {
     OptStr(Option<&'a str>),
     OptI64(Option<i64>),
     Bool(bool),
+    Bytes(&'a [u8]),
 }
 
 /// A column value as the store reads it.
@@ -26,6 +27,7 @@ pub(crate) enum Arg<'a> {
 pub(crate) enum Val {
     I64(i64),
     Str(String),
+    Bytes(Vec<u8>),
     Null,
 }
 
@@ -87,12 +89,23 @@ impl Row {
     pub fn bool(&self, col: &str) -> Result<bool, DbError> {
         Ok(self.i64(col)? != 0)
     }
+
+    pub fn bytes(&self, col: &str) -> Result<Vec<u8>, DbError> {
+        match self.get(col)? {
+            Val::Bytes(v) => Ok(v.clone()),
+            other => Err(decode_err(col, "bytes", other)),
+        }
+    }
 }
 
 fn decode_err(col: &str, want: &str, got: &Val) -> DbError {
+    let found = match got {
+        Val::Bytes(b) => format!("{} bytes", b.len()),
+        other => format!("{other:?}"),
+    };
     DbError::Decode {
         column: col.into(),
-        problem: format!("expected {want}, found {got:?}"),
+        problem: format!("expected {want}, found {found}"),
     }
 }
 
@@ -121,6 +134,7 @@ macro_rules! bind_all {
                 Arg::OptStr(v) => q.bind(v),
                 Arg::OptI64(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
+                Arg::Bytes(v) => q.bind(v),
             };
         }
         q
@@ -158,6 +172,7 @@ fn pg_row(names: &Arc<[String]>, r: &PgRow) -> Result<Row, DbError> {
             "INT4" => Val::I64(i64::from(r.try_get::<i32, _>(i)?)),
             "INT2" => Val::I64(i64::from(r.try_get::<i16, _>(i)?)),
             "BOOL" => Val::I64(i64::from(r.try_get::<bool, _>(i)?)),
+            "BYTEA" => Val::Bytes(r.try_get::<Vec<u8>, _>(i)?),
             _ => Val::Str(r.try_get::<String, _>(i)?),
         };
         out.push(v);

@@ -177,6 +177,13 @@ pub enum MovementError {
     BalanceOverflow { account_id: AccountId },
     #[error("static code {code_id} is revoked")]
     CodeRevoked { code_id: String },
+    #[error("static code {code_id} is suspended while reports of tampering are reviewed")]
+    CodeSuspended { code_id: String },
+    /// A suspension of a static code was asked for but fewer payers than
+    /// the rule's number reported it (or it is suspended or revoked
+    /// already); nothing was written.
+    #[error("static code {code_id} is not due for suspension")]
+    CodeNotSuspended { code_id: String },
     #[error("device {device_id} is revoked")]
     DeviceRevoked { device_id: String },
     #[error("the merchant already has {cap} webhook endpoints")]

@@ -166,6 +166,7 @@ fn bind<'a>(args: &'a [Arg<'_>]) -> Vec<&'a dyn ToSql> {
             Arg::OptStr(v) => v as &dyn ToSql,
             Arg::OptI64(v) => v as &dyn ToSql,
             Arg::Bool(v) => v as &dyn ToSql,
+            Arg::Bytes(v) => v as &dyn ToSql,
         })
         .collect()
 }
@@ -199,10 +200,11 @@ impl LiteConn {
                             })?
                             .to_owned(),
                     ),
-                    ValueRef::Real(_) | ValueRef::Blob(_) => {
+                    ValueRef::Blob(b) => Val::Bytes(b.to_vec()),
+                    ValueRef::Real(_) => {
                         return Err(DbError::Decode {
                             column: names.get(i).cloned().unwrap_or_default(),
-                            problem: "the store never writes real or blob values".into(),
+                            problem: "the store never writes real values".into(),
                         });
                     }
                 });

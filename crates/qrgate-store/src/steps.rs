@@ -104,10 +104,11 @@ pub(crate) fn day_open<'a>(
     )
 }
 
-/// The static code is not revoked; `lock` as for [`live_device`].
+/// The static code is neither revoked nor suspended; `lock` as for
+/// [`live_device`].
 pub(crate) fn live_static_code<'a>(q: &mut impl Params<'a>, id: &'a str, lock: bool) -> String {
     format!(
-        "SELECT 1 FROM static_codes WHERE id = {} AND revoked_at IS NULL{}",
+        "SELECT 1 FROM static_codes WHERE id = {} AND revoked_at IS NULL AND suspended_at IS NULL{}",
         q.p(Arg::Str(id)),
         if lock { " FOR SHARE" } else { "" }
     )

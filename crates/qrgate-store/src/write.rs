@@ -198,6 +198,12 @@ pub(crate) struct ReleaseInstantCap {
 }
 job!(ReleaseInstantCap => bool, |j, c| ops::release_instant_cap(c, &j.complaint, j.at).await?);
 
+pub(crate) struct AddPhoto {
+    pub(crate) photo: NewPhoto,
+    pub(crate) at: Timestamp,
+}
+job!(AddPhoto => bool, |j, c| ops::add_photo(c, &j.photo, j.at).await?);
+
 pub(crate) struct ClearProcessorPending {
     pub(crate) id: String,
     pub(crate) number: String,

@@ -110,6 +110,11 @@ impl<S: Store> Gateway<S> {
         };
         if reply.fresh() == Some(Fresh::Created) {
             self.check_rate_alarm(&pay.merchant_id).await;
+            if reason == ComplaintReason::CodeTampered
+                && let Some(code) = &pay.details.static_code_id
+            {
+                self.suspend_if_reported(&pay.merchant_id, code).await;
+            }
         }
         Ok(reply)
     }
@@ -131,6 +136,7 @@ impl<S: Store> Gateway<S> {
             payment_id: pay.id.clone(),
             merchant_id: pay.merchant_id.clone(),
             customer_id,
+            static_code_id: pay.details.static_code_id.clone(),
             reason,
             description,
             amount_minor: disputed.minor(),
@@ -297,15 +303,18 @@ impl<S: Store> Gateway<S> {
         // The refund's number stays on the complaint until the card
         // processor confirms it; the jobs ask the processor again until then.
         let mut write = with.complaint.clone();
-        match &mut write {
+        let complaint_id = match &mut write {
             ComplaintWrite::File { complaint, .. } => {
-                complaint.processor_pending = Some(number.clone())
+                complaint.processor_pending = Some(number.clone());
+                complaint.id.clone()
             }
-            ComplaintWrite::Move(mv) => mv.processor_pending = Some(number.clone()),
-        }
-        let complaint_id = match &write {
-            ComplaintWrite::File { complaint, .. } => complaint.id.clone(),
-            ComplaintWrite::Move(mv) => mv.id.clone(),
+            ComplaintWrite::Move(mv) => {
+                mv.processor_pending = Some(number.clone());
+                mv.id.clone()
+            }
+            ComplaintWrite::SuspendCode { .. } => {
+                return Err(Error::internal("a code's suspension makes no refund"));
+            }
         };
         let id = self.refund_id()?;
         let none = Metadata::default();

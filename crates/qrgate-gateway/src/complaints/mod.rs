@@ -10,17 +10,23 @@
 //!   escalate, the operator's decision;
 //! - `figures.rs`: the service figures (first response, deadlines,
 //!   first resolution, escalation, complaint rate and its alarm);
+//! - `photos.rs`: the payer's photos (JPEG or PNG, size and count capped);
+//! - `tamper.rs`: a static code several payers report tampered is
+//!   suspended until the operator clears or confirms it;
 //! - `sweep.rs`: the deadlines (a missed answer escalates, a silent payer
 //!   accepts, an uncontested instant refund is final).
 
 mod figures;
 mod file;
 mod moves;
+mod photos;
 mod sweep;
+mod tamper;
 
 pub use figures::{ComplaintFigures, FiguresQuery, ResponseTimes, Share};
 pub use file::NewComplaint;
 pub use moves::{Answer, Decision, PayerMove};
+pub use photos::{ComplaintPhotoView, photo_too_large, sniff_image};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +86,9 @@ pub struct ComplaintView {
     pub updated_at: String,
     /// Who did what, in order.
     pub steps: Vec<ComplaintStepView>,
+    /// The payer's photos (listed when one complaint is read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<ComplaintPhotoView>,
 }
 
 /// One step of a complaint.
@@ -133,6 +142,7 @@ impl ComplaintView {
                     created_at: ts(s.created_at),
                 })
                 .collect(),
+            photos: Vec::new(),
         }
     }
 }
@@ -190,7 +200,9 @@ impl<S: Store> Gateway<S> {
     pub async fn get_complaint(&self, p: &Principal, id: &str) -> Result<ComplaintView, Error> {
         let k = self.complaint_for(p, id).await?;
         let steps = self.store.complaint_steps(&k.id).await?;
-        Ok(ComplaintView::of(&k, &steps, p.role))
+        let mut view = ComplaintView::of(&k, &steps, p.role);
+        view.photos = self.photo_views(&k).await?;
+        Ok(view)
     }
 
     /// The principal's complaints: a payer's own, a merchant's about its

@@ -10,12 +10,15 @@ use qrgate_store::*;
 use crate::{Error, Gateway, Principal, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"id": "sqr_lrzzauw6gs3zhv23tzmgayahci", "object": "static_code", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "payload": "00020101021126590009io.qrgate0130sqr_…6304FF37", "created_at": "2026-11-25T13:27:50.000Z"}))]
+#[schema(example = json!({"id": "sqr_lrzzauw6gs3zhv23tzmgayahci", "object": "static_code", "merchant_id": "mch_6bsdfgzqrkdpgz6gy6p366fdeu", "payload": "00020101021126590009io.qrgate0130sqr_…6304FF37", "status": "active", "created_at": "2026-11-25T13:27:50.000Z"}))]
 pub struct StaticCodeView {
     pub id: String,
     pub object: &'static str,
     pub merchant_id: String,
     pub payload: String,
+    /// `active`, `suspended` (several payers reported it tampered; scans
+    /// are refused until the operator decides) or `revoked`.
+    pub status: &'static str,
     pub created_at: String,
     /// What the merchant must know about displaying a static code (BCP-MPM-RISK-PROMPT).
     pub risk_prompt: &'static str,
@@ -42,6 +45,8 @@ impl<S: Store> Gateway<S> {
                 payload: payload.clone(),
                 created_at: now,
                 revoked_at: None,
+                suspended_at: None,
+                reports_cleared_at: None,
             }))
             .await?;
         Ok(StaticCodeView {
@@ -49,6 +54,7 @@ impl<S: Store> Gateway<S> {
             object: "static_code",
             merchant_id: m.id,
             payload,
+            status: "active",
             created_at: now.to_rfc3339(),
             risk_prompt: STATIC_CODE_PROMPT,
         })
@@ -71,6 +77,11 @@ impl<S: Store> Gateway<S> {
             object: "static_code",
             merchant_id: sc.merchant_id,
             payload: sc.payload,
+            status: match (sc.revoked_at, sc.suspended_at) {
+                (Some(_), _) => "revoked",
+                (None, Some(_)) => "suspended",
+                (None, None) => "active",
+            },
             created_at: sc.created_at.to_rfc3339(),
             risk_prompt: STATIC_CODE_PROMPT,
         })

@@ -28,7 +28,7 @@ pub struct CodeVerification {
     pub amount: Option<String>,
     pub currency: String,
     pub key_id: String,
-    /// `active`, `revoked`, or the order's status.
+    /// `active`, `suspended` (reported tampered; QG-COMPLAINT-TAMPER-REPORTS), `revoked`, or the order's status.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -100,6 +100,9 @@ impl<S: Store> Gateway<S> {
                 "code_revoked",
                 "the merchant revoked this code",
             ));
+        }
+        if sc.suspended_at.is_some() {
+            return Err(crate::error::code_suspended());
         }
         let amount = amount.ok_or_else(|| {
             Error::bad_request(
@@ -210,6 +213,7 @@ impl<S: Store> Gateway<S> {
                     status: match sc {
                         None => "unknown".into(),
                         Some(s) if s.revoked_at.is_some() => "revoked".into(),
+                        Some(s) if s.suspended_at.is_some() => "suspended".into(),
                         Some(_) => "active".into(),
                     },
                     expires_at: None,

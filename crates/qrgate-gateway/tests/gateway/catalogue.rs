@@ -182,6 +182,16 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "the longest complaint window or deadline (10 years)",
         ),
         (
+            "config.rs",
+            "1024",
+            "bytes in a KiB (the 16 MiB bound a photo size rule may be set to)",
+        ),
+        (
+            "config.rs",
+            "1000",
+            "the bound a tamper-report count rule may be set to",
+        ),
+        (
             "file.rs",
             "100",
             "complaints read per payment (one open at a time)",
@@ -406,7 +416,9 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
         .unwrap();
     let body = &body[..body.find("\n    }\n").unwrap()];
     assert_eq!(
-        body.matches("c.value(\"").count() + body.matches("span(\"").count(),
+        body.matches("c.value(\"").count()
+            + body.matches("span(\"").count()
+            + body.matches("positive(c, \"").count(),
         fields,
         "every ComplaintLimits field is read from the catalogue"
     );

@@ -26,6 +26,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(file, list))
         .routes(routes!(get))
+        .routes(routes!(add_photo))
+        .routes(routes!(get_photo))
         .routes(routes!(answer))
         .routes(routes!(accept))
         .routes(routes!(escalate))
@@ -47,9 +49,11 @@ pub(super) async fn reviews(
     ok(StatusCode::OK, &s.gw.reviews(&p, q).await?)
 }
 
-/// The operator's decision on a flagged payment (`payments`) or a fraud
-/// report (`fraud-reports`, a complaint's id), once each.
-#[utoipa::path(post, path = "/v1/reviews/{kind}/{id}/decision", tag = "admin", security(("bearer" = [])), params(("kind" = String, Path, description = "payments or fraud-reports"), ("id" = String, Path)), request_body = ReviewDecisionRequest, responses((status = 201, description = "The decision, recorded", body = ReviewDecisionView), StdErrors))]
+/// The operator's decision on a flagged payment (`payments`), a fraud
+/// report (`fraud-reports`, a complaint's id) or a suspended static code
+/// (`static-codes`: `clear` lifts the suspension, `confirm` revokes the
+/// code), once each.
+#[utoipa::path(post, path = "/v1/reviews/{kind}/{id}/decision", tag = "admin", security(("bearer" = [])), params(("kind" = String, Path, description = "payments, fraud-reports or static-codes"), ("id" = String, Path)), request_body = ReviewDecisionRequest, responses((status = 201, description = "The decision, recorded", body = ReviewDecisionView), StdErrors))]
 pub(super) async fn decide_review(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -60,10 +64,11 @@ pub(super) async fn decide_review(
     let kind = match kind.as_str() {
         "payments" => "payment",
         "fraud-reports" => "fraud_report",
+        "static-codes" => "static_code",
         other => {
             return Err(Error::bad_request(
                 "invalid_request",
-                format!("reviews are of payments or fraud-reports; not {other:?}"),
+                format!("reviews are of payments, fraud-reports or static-codes; not {other:?}"),
             )
             .into());
         }
@@ -148,6 +153,92 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult {
     ok(StatusCode::OK, &s.gw.get_complaint(&p, &id).await?)
+}
+
+/// The payer adds a photo to their unresolved complaint: the image's
+/// bytes as the body, `Content-Type: image/jpeg` or `image/png`, at most
+/// QG-COMPLAINT-PHOTO-BYTES, QG-COMPLAINT-PHOTOS per complaint. The same
+/// picture again answers the stored photo (200).
+#[utoipa::path(post, path = "/v1/complaints/{id}/photos", tag = "consumer", security(("bearer" = [])), params(("id" = String, Path)), request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A JPEG or PNG image"), responses((status = 201, description = "Added", body = qrgate_gateway::complaints::ComplaintPhotoView), (status = 200, description = "The same picture, added before", body = qrgate_gateway::complaints::ComplaintPhotoView), StdErrors))]
+pub(super) async fn add_photo(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    use futures_util::StreamExt;
+    let max = s.gw.limits().complaints.photo_max_bytes;
+    let too_large = || qrgate_gateway::complaints::photo_too_large(max);
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let declared_len = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > max.unsigned_abs()) {
+        return Err(too_large().into());
+    }
+    // Read no further than the limit, whatever the header said.
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Error::bad_request("invalid_request", format!("could not read the photo: {e}"))
+        })?;
+        if bytes.len().saturating_add(chunk.len()) > limit {
+            return Err(too_large().into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let (view, fresh) =
+        s.gw.add_complaint_photo(&p, &id, content_type, &bytes)
+            .await?;
+    let status = match fresh {
+        qrgate_gateway::Fresh::Created => StatusCode::CREATED,
+        qrgate_gateway::Fresh::Done => StatusCode::OK,
+    };
+    ok(status, &view)
+}
+
+/// A complaint photo's bytes, for whoever may read the complaint.
+#[utoipa::path(get, path = "/v1/complaints/{id}/photos/{seq}", tag = "complaints", security(("bearer" = [])), params(("id" = String, Path), ("seq" = i64, Path, description = "The photo's number: 1, 2, …")), responses((status = 200, description = "The image", content_type = "image/jpeg", body = Vec<u8>), StdErrors))]
+pub(super) async fn get_photo(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, seq)): Path<(String, String)>,
+) -> ApiResult {
+    use axum::response::IntoResponse;
+    let seq: i64 = seq
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| Error::not_found("photo", &format!("{id}/{seq}")))?;
+    let (view, bytes) = s.gw.complaint_photo(&p, &id, seq).await?;
+    let ext = if view.content_type == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    let disposition = format!(
+        "inline; filename=\"{}-{}.{ext}\"",
+        view.complaint_id, view.seq
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            ("content-type", view.content_type),
+            ("x-content-type-options", "nosniff".to_owned()),
+            (
+                "content-security-policy",
+                "default-src 'none'; sandbox".to_owned(),
+            ),
+            ("cache-control", "private, max-age=86400".to_owned()),
+            ("content-disposition", disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// The merchant answers an open complaint: refund, explain, or reject.

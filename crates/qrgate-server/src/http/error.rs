@@ -26,6 +26,8 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::Declined => StatusCode::PAYMENT_REQUIRED,
         Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,

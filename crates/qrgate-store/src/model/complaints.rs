@@ -13,6 +13,8 @@ pub struct Complaint {
     pub payment_id: String,
     pub merchant_id: String,
     pub customer_id: String,
+    /// The static code the payment was made with, if any.
+    pub static_code_id: Option<String>,
     pub reason: ComplaintReason,
     pub description: String,
     /// What the payer disputes.
@@ -72,6 +74,41 @@ pub enum ComplaintWrite {
     /// A move of a complaint, written only while it is still in `from` at
     /// `version`.
     Move(ComplaintMove),
+    /// Suspend a static code that at least `reporters` payers reported
+    /// tampered since `since` (and since the operator last cleared it);
+    /// refused (`CodeNotSuspended`) when fewer did, or it is suspended or
+    /// revoked already. Counted inside the write.
+    SuspendCode {
+        code_id: String,
+        reporters: i64,
+        since: Timestamp,
+    },
+}
+
+/// A photo a payer added to their complaint (its bytes are read on their
+/// own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintPhoto {
+    pub complaint_id: String,
+    /// 1, 2, … in the order they were added.
+    pub seq: i64,
+    pub content_type: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub created_at: Timestamp,
+}
+
+/// A photo to add: to complaint `complaint_id` of payer `customer_id`
+/// while it is not resolved and has fewer than `max_photos`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPhoto {
+    pub complaint_id: String,
+    pub customer_id: String,
+    pub content_type: String,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+    pub max_photos: i64,
 }
 
 /// A complaint's move: from what it was to what it becomes, and the step

@@ -88,6 +88,14 @@ pub enum CredentialChange {
     },
     /// Revoke a static code of the merchant.
     StaticCodeRevoke { id: String, merchant_id: String },
+    /// The operator's decision on the suspension a static code got at
+    /// `suspended_at` (and still has): cleared (scans work again, and the
+    /// reports so far no longer count) or confirmed (the code is revoked).
+    StaticCodeSuspension {
+        id: String,
+        suspended_at: Timestamp,
+        confirmed: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +118,12 @@ pub struct StaticCode {
     pub payload: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// Suspended while several payers' reports of tampering are reviewed
+    /// (QG-COMPLAINT-TAMPER-REPORTS).
+    pub suspended_at: Option<Timestamp>,
+    /// The operator last cleared such a suspension; reports before it no
+    /// longer count.
+    pub reports_cleared_at: Option<Timestamp>,
 }
 
 /// A customer's digital-certificate key (risk level A's signature element).

@@ -28,6 +28,8 @@ impl FromRow for StaticCode {
             payload: r.str("payload")?,
             created_at: ts(r, "created_at")?,
             revoked_at: opt_ts(r, "revoked_at")?,
+            suspended_at: opt_ts(r, "suspended_at")?,
+            reports_cleared_at: opt_ts(r, "reports_cleared_at")?,
         })
     }
 }

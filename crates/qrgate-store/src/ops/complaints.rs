@@ -12,7 +12,7 @@ use super::*;
 
 macro_rules! complaint_columns {
     () => {
-        "SELECT id, payment_id, merchant_id, customer_id, reason, description, amount_minor, currency, status, \
+        "SELECT id, payment_id, merchant_id, customer_id, static_code_id, reason, description, amount_minor, currency, status, \
          resolution, instant, refunded_minor, due_at, resolve_by, first_response_at, escalated_at, resolved_at, \
          revisit_at, cap_released_at, processor_pending, version, created_at, updated_at FROM complaints "
     };
@@ -25,6 +25,7 @@ impl FromRow for Complaint {
             payment_id: r.str("payment_id")?,
             merchant_id: r.str("merchant_id")?,
             customer_id: r.str("customer_id")?,
+            static_code_id: r.opt_str("static_code_id")?,
             reason: parsed::<ComplaintReason>(&r.str("reason")?, "complaint reason")?,
             description: r.str("description")?,
             amount_minor: r.i64("amount_minor")?,
@@ -82,16 +83,166 @@ pub(crate) async fn write_complaint<C: Conn>(
             move_one(c, m, at).await?;
             add_step(c, &m.step).await
         }
+        ComplaintWrite::SuspendCode {
+            code_id,
+            reporters,
+            since,
+        } => suspend_code(c, code_id, *reporters, *since, at).await,
     }
+}
+
+/// Suspend the static code when enough payers reported it, counted in the
+/// statement that suspends it: on PostgreSQL a racing suspension waits for
+/// the row and then finds it suspended, and each report's own suspension
+/// runs after that report committed, so the last of several reports
+/// arriving together sees them all.
+async fn suspend_code<C: Conn>(
+    c: &mut C,
+    code_id: &str,
+    reporters: i64,
+    since: Timestamp,
+    at: i64,
+) -> Result<(), MovementError> {
+    const SQL: &str = "UPDATE static_codes SET suspended_at = $1 \
+         WHERE id = $2 AND suspended_at IS NULL AND revoked_at IS NULL \
+         AND (SELECT COUNT(DISTINCT k.customer_id) FROM complaints k \
+              WHERE k.static_code_id = $2 AND k.reason = 'code_tampered' AND k.created_at >= $3 \
+              AND k.created_at > COALESCE(static_codes.reports_cleared_at, -1)) >= $4";
+    let n = c
+        .exec(
+            SQL,
+            &[
+                Arg::I64(at),
+                Arg::Str(code_id),
+                Arg::I64(since.unix_millis()),
+                Arg::I64(reporters),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Err(MovementError::CodeNotSuspended {
+            code_id: code_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! photo_columns {
+    () => {
+        "SELECT complaint_id, seq, content_type, sha256, size_bytes, created_at FROM complaint_photos "
+    };
+}
+
+impl FromRow for ComplaintPhoto {
+    fn from_row(r: &Row) -> Result<ComplaintPhoto, StoreError> {
+        Ok(ComplaintPhoto {
+            complaint_id: r.str("complaint_id")?,
+            seq: r.i64("seq")?,
+            content_type: r.str("content_type")?,
+            sha256: r.str("sha256")?,
+            size_bytes: r.i64("size_bytes")?,
+            created_at: ts(r, "created_at")?,
+        })
+    }
+}
+
+/// Add a photo to the payer's unresolved complaint under its cap; `false`
+/// when nothing was added (not theirs, resolved, at the cap, the same
+/// photo already there, or a racing photo took the number: the caller
+/// reads again to tell which). The number is one past the last, so the
+/// primary key refuses the second of two racing photos and the cap holds.
+pub(crate) async fn add_photo<C: Conn>(
+    c: &mut C,
+    p: &NewPhoto,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "INSERT INTO complaint_photos \
+         (complaint_id, seq, content_type, sha256, size_bytes, bytes, created_at) \
+         SELECT k.id, COALESCE(MAX(ph.seq), 0) + 1, $2, $3, $4, $5, $6 \
+         FROM complaints k LEFT JOIN complaint_photos ph ON ph.complaint_id = k.id \
+         WHERE k.id = $1 AND k.customer_id = $7 AND k.status <> 'resolved' \
+         GROUP BY k.id HAVING COUNT(ph.seq) < $8 \
+         ON CONFLICT DO NOTHING";
+    let size = i64::try_from(p.bytes.len()).unwrap_or(i64::MAX);
+    let n = c
+        .exec(
+            SQL,
+            &[
+                Arg::Str(&p.complaint_id),
+                Arg::Str(&p.content_type),
+                Arg::Str(&p.sha256),
+                Arg::I64(size),
+                Arg::Bytes(&p.bytes),
+                Arg::I64(at.unix_millis()),
+                Arg::Str(&p.customer_id),
+                Arg::I64(p.max_photos),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// A complaint's photos, in order (without their bytes).
+pub(crate) async fn complaint_photos<C: Conn>(
+    c: &mut C,
+    complaint_id: &str,
+) -> Result<Vec<ComplaintPhoto>, StoreError> {
+    c.rows(
+        concat!(photo_columns!(), "WHERE complaint_id = $1 ORDER BY seq"),
+        &[Arg::Str(complaint_id)],
+    )
+    .await?
+    .iter()
+    .map(ComplaintPhoto::from_row)
+    .collect()
+}
+
+/// One photo of a complaint, with its bytes.
+pub(crate) async fn complaint_photo<C: Conn>(
+    c: &mut C,
+    complaint_id: &str,
+    seq: i64,
+) -> Result<Option<(ComplaintPhoto, Vec<u8>)>, StoreError> {
+    let rows = c
+        .rows(
+            "SELECT complaint_id, seq, content_type, sha256, size_bytes, created_at, bytes \
+             FROM complaint_photos WHERE complaint_id = $1 AND seq = $2",
+            &[Arg::Str(complaint_id), Arg::I64(seq)],
+        )
+        .await?;
+    rows.first()
+        .map(|r| Ok((ComplaintPhoto::from_row(r)?, r.bytes("bytes")?)))
+        .transpose()
+}
+
+/// The static codes suspended and not revoked (waiting for the operator),
+/// oldest suspension first.
+pub(crate) async fn suspended_static_codes<C: Conn>(
+    c: &mut C,
+    merchant_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StaticCode>, StoreError> {
+    c.rows(
+        concat!(
+            static_code_select!(),
+            " WHERE suspended_at IS NOT NULL AND revoked_at IS NULL \
+             AND ($1 IS NULL OR merchant_id = $1) ORDER BY suspended_at, id LIMIT $2"
+        ),
+        &[Arg::OptStr(merchant_id), Arg::I64(limit)],
+    )
+    .await?
+    .iter()
+    .map(StaticCode::from_row)
+    .collect()
 }
 
 async fn file<C: Conn>(c: &mut C, k: &Complaint) -> Result<(), MovementError> {
     const SQL: &str = "INSERT INTO complaints (id, payment_id, merchant_id, customer_id, reason, description, \
          amount_minor, currency, status, resolution, instant, refunded_minor, due_at, resolve_by, \
          first_response_at, escalated_at, resolved_at, revisit_at, cap_released_at, version, created_at, updated_at, \
-         processor_pending) \
+         processor_pending, static_code_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23) \
+         $23, $24) \
          ON CONFLICT DO NOTHING";
     let opt = |t: Option<Timestamp>| Arg::OptI64(t.map(|t| t.unix_millis()));
     let n = c
@@ -121,6 +272,7 @@ async fn file<C: Conn>(c: &mut C, k: &Complaint) -> Result<(), MovementError> {
                 Arg::I64(k.created_at.unix_millis()),
                 Arg::I64(k.updated_at.unix_millis()),
                 Arg::OptStr(k.processor_pending.as_deref()),
+                Arg::OptStr(k.static_code_id.as_deref()),
             ],
         )
         .await?;

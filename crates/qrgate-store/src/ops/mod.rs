@@ -33,7 +33,7 @@ macro_rules! delivery_select {
 /// The columns of a static code, in `StaticCode::from_row` order.
 macro_rules! static_code_select {
     () => {
-        "SELECT id, merchant_id, payload, created_at, revoked_at FROM static_codes"
+        "SELECT id, merchant_id, payload, created_at, revoked_at, suspended_at, reports_cleared_at FROM static_codes"
     };
 }
 

@@ -109,8 +109,14 @@ async fn still_live<C: Conn>(c: &mut C, m: &Movement) -> Result<(), MovementErro
     if let Some(code_id) = &m.live_static_code {
         let (sql, args) = steps::alone(|q| steps::live_static_code(q, code_id, lock));
         if c.rows(sql, &args).await?.is_empty() {
-            return Err(MovementError::CodeRevoked {
-                code_id: code_id.clone(),
+            let suspended = super::static_code(c, code_id)
+                .await?
+                .is_some_and(|sc| sc.revoked_at.is_none() && sc.suspended_at.is_some());
+            let code_id = code_id.clone();
+            return Err(if suspended {
+                MovementError::CodeSuspended { code_id }
+            } else {
+                MovementError::CodeRevoked { code_id }
             });
         }
     }

@@ -370,6 +370,30 @@ pub(crate) async fn change_credential<C: Conn>(
             )
             .await?
         }
+        CredentialChange::StaticCodeSuspension {
+            id,
+            suspended_at,
+            confirmed: false,
+        } => {
+            c.exec(
+                "UPDATE static_codes SET suspended_at = NULL, reports_cleared_at = $1 \
+                 WHERE id = $2 AND suspended_at = $3 AND revoked_at IS NULL",
+                &[Arg::I64(at), Arg::Str(id), Arg::I64(suspended_at.unix_millis())],
+            )
+            .await?
+        }
+        CredentialChange::StaticCodeSuspension {
+            id,
+            suspended_at,
+            confirmed: true,
+        } => {
+            c.exec(
+                "UPDATE static_codes SET revoked_at = $1 \
+                 WHERE id = $2 AND suspended_at = $3 AND revoked_at IS NULL",
+                &[Arg::I64(at), Arg::Str(id), Arg::I64(suspended_at.unix_millis())],
+            )
+            .await?
+        }
     };
     Ok(n == 1)
 }

@@ -520,6 +520,8 @@ on_both!(
             payload: "000201".into(),
             created_at: t(5),
             revoked_at: None,
+            suspended_at: None,
+            reports_cleared_at: None,
         };
         s.insert(Record::StaticCode(sc.clone())).await.unwrap();
         assert_eq!(s.static_code("sqr_1").await.unwrap(), Some(sc));

@@ -19,6 +19,7 @@ async fn sqlite_and_postgres_schemas_match() {
         "bigint" | "integer" | "int8" | "int4" => "integer".to_string(),
         "text" => "text".to_string(),
         "boolean" | "bool" => "boolean".to_string(),
+        "blob" | "bytea" => "bytes".to_string(),
         other => other.to_string(),
     };
     type Schema = (
