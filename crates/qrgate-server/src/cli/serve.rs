@@ -363,6 +363,8 @@ h.HTTPServer(("127.0.0.1",18777),H).serve_forever()' &
        -H "Idempotency-Key: $(date +%s%N)" -d "{{\"payment_id\":\"$1\",\"reason\":\"not_received\",\"description\":\"it never came\"}}"; }}
   complain $(pay 15.00)                                   # status refunded_instantly, refunded 15.00
   CMP=$(complain $(pay 50.00) | sed 's/.*"id":"\(cmp_[a-z0-9]*\)".*/\1/')   # status open, due in 24 h
+  curl -s -X POST $QG/v1/complaints/$CMP/photos -H "Authorization: Bearer $CK" -H 'Content-Type: image/png' \
+       --data-binary @poster.png                          # a photo (here step 2's poster): seq 1, its url
   curl -s -X POST $QG/v1/complaints/$CMP/answer -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
        -H "Idempotency-Key: a-$CMP" -d '{{"action":"explain","message":"it was sent on Monday"}}'
   curl -s -X POST $QG/v1/complaints/$CMP/escalate -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
