@@ -17,6 +17,9 @@ CREATE UNIQUE INDEX complaint_photos_same ON complaint_photos (complaint_id, sha
 -- The static code a complaint's payment was made with, so the payers who
 -- report one code tampered can be counted (QG-COMPLAINT-TAMPER-REPORTS).
 ALTER TABLE complaints ADD COLUMN static_code_id TEXT;
+-- Complaints filed before this migration name it from their payment.
+UPDATE complaints k SET static_code_id = p.details::jsonb ->> 'static_code_id'
+    FROM payments p WHERE p.id = k.payment_id;
 CREATE INDEX complaints_tampered ON complaints (static_code_id, created_at)
     WHERE reason = 'code_tampered' AND static_code_id IS NOT NULL;
 

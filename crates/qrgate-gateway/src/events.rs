@@ -48,7 +48,8 @@ pub(crate) enum Event<'a> {
     /// operator clears it.
     StaticCodeSuspended {
         code_id: &'a str,
-        reporters: i64,
+        /// The number of payers whose reports suspend a code.
+        threshold: i64,
     },
     OrderClosed {
         order_id: &'a str,
@@ -124,11 +125,11 @@ impl Event<'_> {
                 json!({ "merchant_id": merchant_id, "complaint": c })
             }
             Event::ComplaintRateAlarm(f) => json!({ "merchant_id": merchant_id, "figures": f }),
-            Event::StaticCodeSuspended { code_id, reporters } => json!({
+            Event::StaticCodeSuspended { code_id, threshold } => json!({
                 "merchant_id": merchant_id,
                 "static_code_id": code_id,
                 "status": "suspended",
-                "reporters": reporters,
+                "threshold": threshold,
                 "rule": "QG-COMPLAINT-TAMPER-REPORTS",
             }),
             Event::OrderClosed { order_id } | Event::OrderExpired { order_id } => {

@@ -110,6 +110,14 @@ pub trait ComplaintStore: Send + Sync {
         complaint_id: &str,
         seq: i64,
     ) -> impl Future<Output = Result<Option<(ComplaintPhoto, Vec<u8>)>, StoreError>> + Send;
+    /// Live static codes that enough payers reported tampered since
+    /// `since` but that are not suspended: `(code, merchant)`.
+    fn codes_due_for_suspension(
+        &self,
+        since: Timestamp,
+        reporters: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
     /// Static codes suspended after reports of tampering and not revoked,
     /// oldest suspension first.
     fn suspended_static_codes(
@@ -233,6 +241,15 @@ macro_rules! impl_complaint_store {
                 seq: i64,
             ) -> Result<Option<(ComplaintPhoto, Vec<u8>)>, StoreError> {
                 ops::complaint_photo(&mut self.reader().await?, complaint_id, seq).await
+            }
+            async fn codes_due_for_suspension(
+                &self,
+                since: Timestamp,
+                reporters: i64,
+                limit: i64,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                ops::codes_due_for_suspension(&mut self.reader().await?, since, reporters, limit)
+                    .await
             }
             async fn suspended_static_codes(
                 &self,

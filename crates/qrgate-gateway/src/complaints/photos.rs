@@ -63,6 +63,17 @@ pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 }
 
 impl<S: Store> Gateway<S> {
+    /// Whether `p` may add a photo to complaint `id` now (its payer, while
+    /// it is not resolved): the edge asks before it reads the body.
+    pub async fn check_photo_target(&self, p: &Principal, id: &str) -> Result<(), Error> {
+        p.require(&[Role::Consumer])?;
+        let k = self.complaint_for(p, id).await?;
+        if !takes_photos(k.status) {
+            return Err(resolved(&k.id));
+        }
+        Ok(())
+    }
+
     /// Add a photo to the payer's complaint `id`. `Fresh::Created` for a
     /// new photo, `Fresh::Done` when the same picture was there already.
     pub async fn add_complaint_photo(
@@ -86,7 +97,6 @@ impl<S: Store> Gateway<S> {
         let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes));
         let new = NewPhoto {
             complaint_id: k.id.clone(),
-            customer_id: k.customer_id.clone(),
             content_type: content_type.into(),
             sha256,
             bytes: bytes.to_vec(),
@@ -179,7 +189,11 @@ fn photo_type(declared: Option<&str>, bytes: &[u8]) -> Result<&'static str, Erro
     }
     let declared = declared
         .and_then(|d| d.split(';').next())
-        .map(|d| d.trim().to_ascii_lowercase())
+        .map(|d| match d.trim().to_ascii_lowercase().as_str() {
+            // A name some clients send for JPEG.
+            "image/jpg" => "image/jpeg".to_owned(),
+            other => other.to_owned(),
+        })
         .unwrap_or_default();
     let wrong = |msg: String| {
         Error::new(Kind::UnsupportedMediaType, "photo_type", msg)
@@ -256,6 +270,8 @@ mod tests {
             "photo_type"
         );
         assert_eq!(photo_type(None, png).unwrap_err().code, "photo_type");
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE1];
+        assert_eq!(photo_type(Some("image/jpg"), &jpeg), Ok("image/jpeg"));
         assert_eq!(
             photo_type(Some("image/png"), b"").unwrap_err().code,
             "invalid_request"

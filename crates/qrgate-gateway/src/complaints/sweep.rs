@@ -34,6 +34,13 @@ impl<S: Store> Gateway<S> {
             return Ok(0);
         }
         let moved = self.sweep_complaints().await?;
+        let suspended = self.suspend_reported_codes().await?;
+        if suspended > 0 {
+            tracing::warn!(
+                suspended,
+                "static codes suspended by the sweeper (their reports' own writes did not)"
+            );
+        }
         let confirmed = self.retry_card_refunds().await?;
         if confirmed > 0 {
             tracing::info!(confirmed, "the card processor confirmed complaint refunds");

@@ -6,7 +6,11 @@
 //! then clears it (scans work again; the reports so far stop counting) or
 //! confirms it (the code is revoked). The count is taken in the write that
 //! suspends, after the report that triggers it has committed, so reports
-//! arriving together cannot all miss the number.
+//! arriving together cannot all miss the number; the complaints sweeper
+//! also suspends any code whose count is reached but whose suspension
+//! write did not happen (the request stopped or the process died after the
+//! report committed). Only reports about payments made within the window
+//! count, so old payments cannot be dug up to suspend a shop's code.
 
 use serde_json::json;
 
@@ -16,12 +20,15 @@ use crate::events::Event;
 use crate::trail::{self, Action, By};
 use crate::{Error, Gateway, Kind, Principal, Role};
 
+/// Codes the sweeper suspends at most per pass.
+const SWEEP_CODES: i64 = 100;
+
 impl<S: Store> Gateway<S> {
     /// After a `code_tampered` report about a payment made with static code
     /// `code_id` of `merchant_id`: suspend the code if enough payers have
     /// reported it. The report stands whatever happens here; a failure is
     /// logged, and the next report tries again.
-    pub(super) async fn suspend_if_reported(&self, merchant_id: &str, code_id: &str) {
+    pub(super) async fn suspend_if_reported(&self, merchant_id: &str, code_id: &str) -> bool {
         let lim = self.limits.complaints;
         let now = self.now();
         let mut m = Movement::new(now);
@@ -32,13 +39,13 @@ impl<S: Store> Gateway<S> {
         });
         let event = Event::StaticCodeSuspended {
             code_id,
-            reporters: lim.tamper_reporters,
+            threshold: lim.tamper_reporters,
         };
         match self.outbox(merchant_id, event) {
             Ok(row) => m.events.push(row),
             Err(e) => {
                 tracing::error!(code = %code_id, error = %e, "could not build the suspension event");
-                return;
+                return false;
             }
         }
         m.audit = Some(trail::entry(
@@ -49,13 +56,33 @@ impl<S: Store> Gateway<S> {
         ));
         match self.store.apply(m).await {
             Ok(_) => {
-                tracing::warn!(code = %code_id, merchant = %merchant_id, "static code suspended: payers reported it tampered")
+                tracing::warn!(code = %code_id, merchant = %merchant_id, "static code suspended: payers reported it tampered");
+                true
             }
-            Err(MovementError::CodeNotSuspended { .. }) => {}
+            Err(MovementError::CodeNotSuspended { .. }) => false,
             Err(e) => {
-                tracing::error!(code = %code_id, error = %e, "could not suspend a reported static code")
+                tracing::error!(code = %code_id, error = %e, "could not suspend a reported static code; the sweeper tries again");
+                false
             }
         }
+    }
+
+    /// The sweeper's part: suspend every code whose reports reached the
+    /// number without being suspended. How many it suspended.
+    pub(super) async fn suspend_reported_codes(&self) -> Result<usize, Error> {
+        let lim = self.limits.complaints;
+        let since = super::after(self.now(), -lim.tamper_window_seconds);
+        let due = self
+            .store
+            .codes_due_for_suspension(since, lim.tamper_reporters, SWEEP_CODES)
+            .await?;
+        let mut suspended = 0;
+        for (code, merchant) in &due {
+            if self.suspend_if_reported(merchant, code).await {
+                suspended += 1;
+            }
+        }
+        Ok(suspended)
     }
 
     /// The operator's decision on a suspended static code: `clear` lifts

@@ -168,6 +168,8 @@ pub(super) async fn add_photo(
     body: axum::body::Body,
 ) -> ApiResult {
     use futures_util::StreamExt;
+    // Who may add a photo here is settled before the body is read.
+    s.gw.check_photo_target(&p, &id).await?;
     let max = s.gw.limits().complaints.photo_max_bytes;
     let too_large = || qrgate_gateway::complaints::photo_too_large(max);
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
@@ -233,7 +235,8 @@ pub(super) async fn get_photo(
                 "content-security-policy",
                 "default-src 'none'; sandbox".to_owned(),
             ),
-            ("cache-control", "private, max-age=86400".to_owned()),
+            // Evidence: not kept by browsers or proxies once read.
+            ("cache-control", "no-store".to_owned()),
             ("content-disposition", disposition),
         ],
         bytes,

@@ -99,12 +99,12 @@ pub struct ComplaintPhoto {
     pub created_at: Timestamp,
 }
 
-/// A photo to add: to complaint `complaint_id` of payer `customer_id`
-/// while it is not resolved and has fewer than `max_photos`.
+/// A photo to add to complaint `complaint_id` while it is not resolved
+/// and has fewer than `max_photos` (whose payer adds it is the caller's
+/// check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPhoto {
     pub complaint_id: String,
-    pub customer_id: String,
     pub content_type: String,
     pub sha256: String,
     pub bytes: Vec<u8>,

@@ -106,6 +106,7 @@ async fn suspend_code<C: Conn>(
     const SQL: &str = "UPDATE static_codes SET suspended_at = $1 \
          WHERE id = $2 AND suspended_at IS NULL AND revoked_at IS NULL \
          AND (SELECT COUNT(DISTINCT k.customer_id) FROM complaints k \
+              JOIN payments p ON p.id = k.payment_id AND p.created_at >= $3 \
               WHERE k.static_code_id = $2 AND k.reason = 'code_tampered' AND k.created_at >= $3 \
               AND k.created_at > COALESCE(static_codes.reports_cleared_at, -1)) >= $4";
     let n = c
@@ -146,11 +147,13 @@ impl FromRow for ComplaintPhoto {
     }
 }
 
-/// Add a photo to the payer's unresolved complaint under its cap; `false`
-/// when nothing was added (not theirs, resolved, at the cap, the same
-/// photo already there, or a racing photo took the number: the caller
-/// reads again to tell which). The number is one past the last, so the
-/// primary key refuses the second of two racing photos and the cap holds.
+/// Add a photo to the unresolved complaint under its cap; `false` when
+/// nothing was added (resolved, at the cap, or the same photo already
+/// there: the caller reads again to tell which). The complaint's row is
+/// locked first (PostgreSQL; SQLite has one writer), so uploads to one
+/// complaint take their numbers one after another and a move resolving it
+/// meanwhile is waited for and then seen; the number is one past the last,
+/// and the primary key would refuse a second photo under it.
 pub(crate) async fn add_photo<C: Conn>(
     c: &mut C,
     p: &NewPhoto,
@@ -160,9 +163,16 @@ pub(crate) async fn add_photo<C: Conn>(
          (complaint_id, seq, content_type, sha256, size_bytes, bytes, created_at) \
          SELECT k.id, COALESCE(MAX(ph.seq), 0) + 1, $2, $3, $4, $5, $6 \
          FROM complaints k LEFT JOIN complaint_photos ph ON ph.complaint_id = k.id \
-         WHERE k.id = $1 AND k.customer_id = $7 AND k.status <> 'resolved' \
-         GROUP BY k.id HAVING COUNT(ph.seq) < $8 \
+         WHERE k.id = $1 AND k.status <> 'resolved' \
+         GROUP BY k.id HAVING COUNT(ph.seq) < $7 \
          ON CONFLICT DO NOTHING";
+    if c.dialect() == crate::db::Dialect::Postgres {
+        c.rows(
+            "SELECT 1 FROM complaints WHERE id = $1 FOR UPDATE",
+            &[Arg::Str(&p.complaint_id)],
+        )
+        .await?;
+    }
     let size = i64::try_from(p.bytes.len()).unwrap_or(i64::MAX);
     let n = c
         .exec(
@@ -174,7 +184,6 @@ pub(crate) async fn add_photo<C: Conn>(
                 Arg::I64(size),
                 Arg::Bytes(&p.bytes),
                 Arg::I64(at.unix_millis()),
-                Arg::Str(&p.customer_id),
                 Arg::I64(p.max_photos),
             ],
         )
@@ -213,6 +222,37 @@ pub(crate) async fn complaint_photo<C: Conn>(
     rows.first()
         .map(|r| Ok((ComplaintPhoto::from_row(r)?, r.bytes("bytes")?)))
         .transpose()
+}
+
+/// Live, unsuspended static codes that at least `reporters` payers
+/// reported tampered since `since` (about payments made since then, and
+/// after the operator last cleared the code): `(code, merchant)`, for the
+/// sweeper to suspend if the write after a report did not.
+pub(crate) async fn codes_due_for_suspension<C: Conn>(
+    c: &mut C,
+    since: Timestamp,
+    reporters: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    c.rows(
+        "SELECT sc.id, sc.merchant_id FROM complaints k \
+         JOIN static_codes sc ON sc.id = k.static_code_id \
+         JOIN payments p ON p.id = k.payment_id AND p.created_at >= $1 \
+         WHERE k.reason = 'code_tampered' AND k.static_code_id IS NOT NULL AND k.created_at >= $1 \
+         AND sc.suspended_at IS NULL AND sc.revoked_at IS NULL \
+         AND k.created_at > COALESCE(sc.reports_cleared_at, -1) \
+         GROUP BY sc.id, sc.merchant_id HAVING COUNT(DISTINCT k.customer_id) >= $2 \
+         ORDER BY sc.id LIMIT $3",
+        &[
+            Arg::I64(since.unix_millis()),
+            Arg::I64(reporters),
+            Arg::I64(limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.str("id")?, r.str("merchant_id")?)))
+    .collect()
 }
 
 /// The static codes suspended and not revoked (waiting for the operator),
