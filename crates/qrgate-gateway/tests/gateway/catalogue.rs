@@ -192,6 +192,11 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "the bound a tamper-report count rule may be set to",
         ),
         (
+            "tamper.rs",
+            "100",
+            "codes the complaints sweeper suspends per pass (a batch size)",
+        ),
+        (
             "file.rs",
             "100",
             "complaints read per payment (one open at a time)",
