@@ -250,6 +250,14 @@ pub struct Config {
     /// the environment), never by the TOML file.
     #[serde(skip)]
     pub sealer: Option<Arc<Sealer>>,
+    /// How long a web page sign-in lasts (minutes; 5 to 1440). A till is
+    /// signed in for a shift.
+    #[serde(default = "default_web_session_minutes")]
+    pub web_session_minutes: i64,
+    /// Mark the pages' cookies `Secure` and send HSTS: set it when the
+    /// gateway is reached over https (its own TLS or a terminating proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
 }
 
 impl Config {
@@ -266,6 +274,10 @@ fn default_processor_timeout() -> u64 {
     3000
 }
 
+fn default_web_session_minutes() -> i64 {
+    8 * 60
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -279,6 +291,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             sandbox_journal_dir: None,
             sealer: None,
+            web_session_minutes: default_web_session_minutes(),
+            secure_cookies: false,
         }
     }
 }

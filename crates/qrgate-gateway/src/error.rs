@@ -493,6 +493,19 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "csrf_mismatch",
+        "a page's form did not carry its session's CSRF token",
+    ),
+    ("cross_site", "a sign-in posted from another site's page"),
+    (
+        "session_ended",
+        "no page session: never signed in, expired, signed out, or its key revoked",
+    ),
+    (
+        "config_web_session",
+        "web_session_minutes is out of its range (5 to 1440)",
+    ),
+    (
         "config_trusted_proxies",
         "a trusted_proxies entry is not an address block (10.0.0.0/8, fd00::/8, 127.0.0.1)",
     ),

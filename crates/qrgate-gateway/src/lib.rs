@@ -27,6 +27,7 @@ pub mod refunds;
 pub mod reviews;
 pub mod risk;
 mod rows;
+pub mod sessions;
 pub mod stepup;
 pub mod trail;
 pub mod views;
@@ -223,6 +224,15 @@ impl<S: Store> Gateway<S> {
         config: Config,
     ) -> Result<(Gateway<S>, Vec<qrgate_core::rules::Applied>), Error> {
         let (catalogue, limits, applied) = rules_of(&config)?;
+        if !(5..=1440).contains(&config.web_session_minutes) {
+            return Err(Error::bad_request(
+                "config_web_session",
+                format!(
+                    "web_session_minutes must be 5 to 1440; not {}",
+                    config.web_session_minutes
+                ),
+            ));
+        }
         let trusted_proxies = config
             .trusted_proxies
             .iter()
@@ -334,6 +344,11 @@ impl<S: Store> Gateway<S> {
 
     /// The proxies whose `X-Forwarded-For` is believed (config
     /// `trusted_proxies`).
+    /// Whether the pages' cookies are `Secure` (and HSTS is sent).
+    pub fn secure_cookies(&self) -> bool {
+        self.config.secure_cookies
+    }
+
     pub fn trusted_proxies(&self) -> &[qrgate_core::net::Cidr] {
         &self.trusted_proxies
     }

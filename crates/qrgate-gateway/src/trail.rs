@@ -36,6 +36,8 @@ actions! {
     CustomerCreated = "customer.created",
     ApiKeyCreated = "api_key.created",
     ApiKeyRevoked = "api_key.revoked",
+    WebSignedIn = "web_session.signed_in",
+    WebSignedOut = "web_session.signed_out",
     BlockCreated = "block.created",
     BlockLifted = "block.lifted",
     CertificateEnrolled = "certificate.enrolled",

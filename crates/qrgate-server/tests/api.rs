@@ -202,3 +202,5 @@ mod refusals;
 mod socket;
 #[path = "api/stepup.rs"]
 mod stepup;
+#[path = "api/web.rs"]
+mod web;

@@ -28,6 +28,7 @@ mod ops;
 mod postgres;
 mod sqlite;
 mod steps;
+mod web;
 mod write;
 
 use std::future::Future;
@@ -43,11 +44,14 @@ pub use money::MoneyStore;
 pub use ops::{CardMovement, CardMovementPage, FundRow, StatementPage, TradeRow};
 pub use postgres::{MovementPaths, PgStore};
 pub use sqlite::{GroupCommits, SqliteStore};
+pub use web::WebStore;
 
 use qrgate_core::{AccountId, CounterKey, Timestamp};
 
 /// Everything the payment flows persist.
-pub trait Store: MoneyStore + EventStore + ComplaintStore + Clone + Send + Sync + 'static {
+pub trait Store:
+    MoneyStore + EventStore + ComplaintStore + WebStore + Clone + Send + Sync + 'static
+{
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
     /// Apply a money movement atomically (see [`Movement`]).
@@ -239,7 +243,19 @@ pub trait Store: MoneyStore + EventStore + ComplaintStore + Clone + Send + Sync 
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<StaticCode>, StoreError>> + Send;
+    /// A merchant's static codes, newest first, at most `limit`.
+    fn static_codes_of(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<StaticCode>, StoreError>> + Send;
     fn order(&self, id: &str) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    /// A merchant's order by its own number.
+    fn order_by_number(
+        &self,
+        merchant_id: &str,
+        out_trade_no: &str,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
     /// Static codes not revoked and open orders not expired at `now`.
     fn codes_in_force(
         &self,
@@ -544,6 +560,20 @@ macro_rules! impl_store {
             }
             async fn static_code(&self, id: &str) -> Result<Option<StaticCode>, StoreError> {
                 ops::static_code(&mut self.reader().await?, id).await
+            }
+            async fn static_codes_of(
+                &self,
+                merchant_id: &str,
+                limit: i64,
+            ) -> Result<Vec<StaticCode>, StoreError> {
+                ops::static_codes_of(&mut self.reader().await?, merchant_id, limit).await
+            }
+            async fn order_by_number(
+                &self,
+                merchant_id: &str,
+                out_trade_no: &str,
+            ) -> Result<Option<Order>, StoreError> {
+                ops::order_by_number(&mut self.reader().await?, merchant_id, out_trade_no).await
             }
             async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
                 ops::order(&mut self.reader().await?, id).await

@@ -198,6 +198,17 @@ pub(crate) struct ReleaseInstantCap {
 }
 job!(ReleaseInstantCap => bool, |j, c| ops::release_instant_cap(c, &j.complaint, j.at).await?);
 
+pub(crate) struct EndWebSession {
+    pub(crate) token_hash: String,
+    pub(crate) at: Timestamp,
+}
+job!(EndWebSession => bool, |j, c| ops::end_web_session(c, &j.token_hash, j.at).await?);
+
+pub(crate) struct PurgeWebSessions {
+    pub(crate) before: Timestamp,
+}
+job!(PurgeWebSessions => u64, |j, c| ops::purge_web_sessions(c, j.before).await?);
+
 pub(crate) struct AddPhoto {
     pub(crate) photo: NewPhoto,
     pub(crate) at: Timestamp,

@@ -17,7 +17,7 @@ pub use blocks::BlockView;
 pub use certificates::CertificateView;
 pub use customers::{CustomerView, NewCustomer, TopupView};
 pub use merchants::NewMerchant;
-pub use static_codes::{STATIC_CODE_PROMPT, StaticCodeView};
+pub use static_codes::{STATIC_CODE_PROMPT, StaticCodeList, StaticCodeView};
 
 use qrgate_store::*;
 

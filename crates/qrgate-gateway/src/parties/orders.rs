@@ -117,6 +117,21 @@ impl<S: Store> Gateway<S> {
         Ok(OrderView::of(&o))
     }
 
+    /// The merchant's order carrying its own number `out_trade_no`.
+    pub async fn order_by_number(
+        &self,
+        p: &Principal,
+        out_trade_no: &str,
+    ) -> Result<OrderView, Error> {
+        let merchant = p.merchant()?;
+        let o = self
+            .store
+            .order_by_number(merchant, out_trade_no)
+            .await?
+            .ok_or_else(|| Error::not_found("order", out_trade_no))?;
+        Ok(OrderView::of(&o))
+    }
+
     /// Close an open order so its code can no longer be paid.
     pub async fn close_order(&self, p: &Principal, id: &str) -> Result<OrderView, Error> {
         let view = self.get_order(p, id).await?;

@@ -60,6 +60,16 @@ impl<S: Store> Gateway<S> {
         })
     }
 
+    /// The merchant's static codes, newest first (at most 100).
+    pub async fn list_static_codes(&self, p: &Principal) -> Result<StaticCodeList, Error> {
+        let merchant = p.merchant()?.to_owned();
+        let codes = self.store.static_codes_of(&merchant, 100).await?;
+        Ok(StaticCodeList {
+            object: "list",
+            data: codes.into_iter().map(view).collect(),
+        })
+    }
+
     /// A static code's payload; for the owning merchant (or admin) only.
     pub async fn get_static_code(&self, p: &Principal, id: &str) -> Result<StaticCodeView, Error> {
         let sc = self
@@ -72,18 +82,29 @@ impl<S: Store> Gateway<S> {
         if !visible {
             return Err(Error::not_found("static code", id));
         }
-        Ok(StaticCodeView {
-            id: sc.id,
-            object: "static_code",
-            merchant_id: sc.merchant_id,
-            payload: sc.payload,
-            status: match (sc.revoked_at, sc.suspended_at) {
-                (Some(_), _) => "revoked",
-                (None, Some(_)) => "suspended",
-                (None, None) => "active",
-            },
-            created_at: sc.created_at.to_rfc3339(),
-            risk_prompt: STATIC_CODE_PROMPT,
-        })
+        Ok(view(sc))
     }
+}
+
+fn view(sc: StaticCode) -> StaticCodeView {
+    StaticCodeView {
+        id: sc.id,
+        object: "static_code",
+        merchant_id: sc.merchant_id,
+        payload: sc.payload,
+        status: match (sc.revoked_at, sc.suspended_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(_)) => "suspended",
+            (None, None) => "active",
+        },
+        created_at: sc.created_at.to_rfc3339(),
+        risk_prompt: STATIC_CODE_PROMPT,
+    }
+}
+
+/// A merchant's static codes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StaticCodeList {
+    pub object: &'static str,
+    pub data: Vec<StaticCodeView>,
 }

@@ -192,6 +192,21 @@ fn the_gateway_enforces_no_number_outside_the_catalogue() {
             "the bound a tamper-report count rule may be set to",
         ),
         (
+            "lib.rs",
+            "1440",
+            "minutes in a day: the longest web session a deployment may set",
+        ),
+        (
+            "static_codes.rs",
+            "100",
+            "the static codes one list shows (a page size)",
+        ),
+        (
+            "sessions.rs",
+            "60_000",
+            "milliseconds in a minute (a session's length)",
+        ),
+        (
             "tamper.rs",
             "100",
             "codes the complaints sweeper suspends per pass (a batch size)",

@@ -81,6 +81,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The randomness the edge draws on (attempt numbers of the pages).
+    pub(crate) fn rng(&self) -> &SystemRandom {
+        &self.rng
+    }
+
     pub fn new(gw: Arc<AnyGateway>) -> AppState {
         AppState {
             gw,
@@ -313,6 +318,7 @@ async fn deadline(req: Request<Body>, next: Next) -> Response {
 pub fn router(state: AppState) -> Router {
     let (routes, _) = routes::routes();
     routes
+        .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -10,6 +10,7 @@ mod ledger;
 mod parties;
 mod payments;
 mod settlement;
+mod web;
 
 pub use complaints::*;
 pub use events::*;
@@ -18,6 +19,7 @@ pub use ledger::*;
 pub use parties::*;
 pub use payments::*;
 pub use settlement::*;
+pub use web::*;
 
 use qrgate_core::Timestamp;
 
@@ -128,4 +130,5 @@ pub enum Record {
     WebhookEndpoint(WebhookEndpoint),
     Payout(Payout),
     Review(Review),
+    WebSession(WebSession),
 }

@@ -20,6 +20,24 @@ pub(crate) async fn static_code<C: Conn>(
     rows.first().map(StaticCode::from_row).transpose()
 }
 
+pub(crate) async fn static_codes_of<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    limit: i64,
+) -> Result<Vec<StaticCode>, StoreError> {
+    c.rows(
+        concat!(
+            static_code_select!(),
+            " WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ),
+        &[Arg::Str(merchant_id), Arg::I64(limit)],
+    )
+    .await?
+    .iter()
+    .map(StaticCode::from_row)
+    .collect()
+}
+
 impl FromRow for StaticCode {
     fn from_row(r: &Row) -> Result<StaticCode, StoreError> {
         Ok(StaticCode {
@@ -87,6 +105,24 @@ impl FromRow for Order {
 pub(crate) async fn order<C: Conn>(c: &mut C, id: &str) -> Result<Option<Order>, StoreError> {
     let rows = c
         .rows(concat!(order_select!(), " WHERE id = $1"), &[Arg::Str(id)])
+        .await?;
+    rows.first().map(Order::from_row).transpose()
+}
+
+/// A merchant's order carrying its own number `out_trade_no`.
+pub(crate) async fn order_by_number<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    out_trade_no: &str,
+) -> Result<Option<Order>, StoreError> {
+    let rows = c
+        .rows(
+            concat!(
+                order_select!(),
+                " WHERE merchant_id = $1 AND out_trade_no = $2"
+            ),
+            &[Arg::Str(merchant_id), Arg::Str(out_trade_no)],
+        )
         .await?;
     rows.first().map(Order::from_row).transpose()
 }

@@ -149,6 +149,7 @@ mod reconcile;
 mod settlement;
 mod statements;
 mod tables;
+mod web;
 mod webhooks;
 
 pub(crate) use chain::*;
@@ -164,4 +165,5 @@ pub(crate) use reconcile::{card_movements, card_movements_of};
 pub(crate) use settlement::*;
 pub use statements::{FundRow, StatementPage, TradeRow};
 pub(crate) use statements::{fund_rows, opening_balances, trade_rows};
+pub(crate) use web::*;
 pub(crate) use webhooks::*;

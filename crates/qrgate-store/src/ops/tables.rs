@@ -32,7 +32,28 @@ impl Record {
             Record::WebhookEndpoint(r) => r,
             Record::Payout(r) => r,
             Record::Review(r) => r,
+            Record::WebSession(r) => r,
         }
+    }
+}
+
+impl Table for WebSession {
+    fn named(&self) -> String {
+        "a web session with this token".into()
+    }
+
+    fn insert(&self) -> (&'static str, Vec<Arg<'_>>) {
+        (
+            "INSERT INTO web_sessions (token_hash, key_id, csrf, created_at, expires_at, ended_at) \
+                 VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING",
+            vec![
+                Arg::Str(&self.token_hash),
+                Arg::Str(&self.key_id),
+                Arg::Str(&self.csrf),
+                Arg::I64(self.created_at.unix_millis()),
+                Arg::I64(self.expires_at.unix_millis()),
+            ],
+        )
     }
 }
 

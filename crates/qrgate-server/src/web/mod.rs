@@ -1,0 +1,201 @@
+//! The web pages, served by `qrgate serve` beside the API: server-rendered
+//! HTML (askama templates, compiled in), one small CSS file and one small
+//! script (no inline script: the Content-Security-Policy forbids it), and
+//! Server-Sent Events for live status. Pages act through the gateway with
+//! the signed-in key's role, exactly as the API does, never on the store.
+//!
+//! - `session.rs`: sign-in, sign-out, the session cookie, CSRF;
+//! - `merchant.rs`: the console, the cashier (order code and its live
+//!   status), static codes and their printable poster;
+//! - `i18n.rs`: the English and Chinese strings.
+
+mod i18n;
+mod merchant;
+mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use qrgate_gateway::Error;
+
+use crate::http::AppState;
+pub use i18n::Lang;
+use i18n::Text;
+pub(crate) use session::Signed;
+
+/// The pages' routes, with their security headers.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/web/") }))
+        .route("/web", get(|| async { Redirect::to("/web/") }))
+        .route("/web/", get(home))
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js))
+        .route("/assets/{file}", get(page_css))
+        .merge(session::routes())
+        .merge(merchant::routes())
+        .layer(middleware::from_fn_with_state(state, headers))
+}
+
+/// Where a signed-in key goes first.
+async fn home(signed: Result<Signed, Response>) -> Response {
+    match signed {
+        Err(r) => r,
+        Ok(s) => match s.session.principal.role {
+            qrgate_gateway::Role::Merchant => Redirect::to("/web/console").into_response(),
+            _ => Redirect::to("/web/account").into_response(),
+        },
+    }
+}
+
+/// The Content-Security-Policy of every page: nothing but this origin's
+/// own files, no inline script or style, no framing, forms only to here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    if state.gw.secure_cookies() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    for (name, value) in [
+        ("content-security-policy", CSP),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    // Pages carry a session's data: never cached; the assets may be.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+const APP_JS: &str = include_str!("../../assets/app.js");
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// `page-a6.css`, `page-a5.css`, `page-a4.css`: the printed sheet of a
+/// poster (an `@page` rule cannot be chosen by a class).
+async fn page_css(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let rule = match file.as_str() {
+        "page-a6.css" => "@page { size: A6; margin: 5mm; }\n",
+        "page-a5.css" => "@page { size: A5; margin: 8mm; }\n",
+        "page-a4.css" => "@page { size: A4; margin: 10mm; }\n",
+        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
+    };
+    asset("text/css; charset=utf-8", rule)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A cookie's value from the request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// What every page's frame shows: the language, who is signed in, the
+/// CSRF token its forms carry.
+pub(crate) struct Frame {
+    pub t: &'static Text,
+    pub lang: &'static str,
+    pub other_lang: &'static str,
+    pub other_lang_name: &'static str,
+    pub who: String,
+    pub role: &'static str,
+    pub csrf: String,
+}
+
+impl Frame {
+    pub(crate) fn of(lang: Lang, signed: Option<&Signed>) -> Frame {
+        Frame {
+            t: lang.text(),
+            lang: lang.tag(),
+            other_lang: lang.other().tag(),
+            other_lang_name: lang.other().text().language_name,
+            who: signed
+                .and_then(|s| s.session.principal.subject.clone())
+                .unwrap_or_default(),
+            role: signed.map_or("", |s| s.session.principal.role.as_str()),
+            csrf: signed.map(|s| s.session.csrf.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    f: Frame,
+    status: u16,
+    code: String,
+    message: String,
+}
+
+/// A refusal as a page, with the API's status (403 for the wrong role,
+/// 404 for another tenant's object) and its stable code.
+pub(crate) fn error_page(lang: Lang, signed: Option<&Signed>, e: &Error) -> Response {
+    let status = crate::http::error::status_of(e.kind);
+    let page = ErrorPage {
+        f: Frame::of(lang, signed),
+        status: status.as_u16(),
+        code: e.code.to_owned(),
+        message: if status.is_server_error() {
+            "the gateway could not do this; try again".to_owned()
+        } else {
+            e.message.clone()
+        },
+    };
+    (status, html(&page)).into_response()
+}
+
+/// A template as an HTML response body (a template that fails to render
+/// is a bug: a plain 500).
+pub(crate) fn html<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render").into_response()
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The web pages in-process: sign-in and its cookie, the security
+//! headers, CSRF, roles and tenancy as in the API, sign-out and a revoked
+//! key ending a session, the cashier's order made once per attempt.
+
+use super::*;
+
+/// A page request with the session cookie (and a form body).
+async fn page(
+    app: &App,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Res {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    if form.is_some() {
+        b = b.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let req = b
+        .body(form.map_or_else(Body::empty, |f| Body::from(f.to_owned())))
+        .unwrap();
+    app.send(req).await
+}
+
+fn text(r: &Res) -> String {
+    String::from_utf8_lossy(&r.bytes).into_owned()
+}
+
+/// The `name="…" value="…"` of a page's hidden field.
+fn field(r: &Res, name: &str) -> String {
+    let t = text(r);
+    let at = t.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+    t[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Sign in with `key`; the cookie to send back.
+async fn sign_in(app: &App, key: &str) -> String {
+    let r = page(
+        app,
+        "POST",
+        "/web/sign-in",
+        None,
+        Some(&format!("key={key}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_in_gives_a_strict_session_and_every_page_its_guards() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+
+    // Not signed in: pages go to the sign-in form, which is itself guarded.
+    let r = page(&app, "GET", "/web/console", None, None).await;
+    assert_eq!(
+        (r.status, &r.headers["location"]),
+        (
+            StatusCode::SEE_OTHER,
+            &"/web/sign-in".parse::<axum::http::HeaderValue>().unwrap()
+        )
+    );
+    let r = page(&app, "GET", "/web/sign-in", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (h, want) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(r.headers[h], want, "{h}");
+    }
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!text(&r).contains("<script>"), "no inline script");
+
+    // A wrong key: 401 with the form again; a key posted from another site: 403.
+    let r = page(&app, "POST", "/web/sign-in", None, Some("key=qgk_nope")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(text(&r).contains("name=\"key\""));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/web/sign-in")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::from(format!("key={mk}")))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(text(&r).contains("cross_site"));
+
+    // The cookie: HttpOnly, SameSite=Strict, for the session's length.
+    let r = page(
+        &app,
+        "POST",
+        "/web/sign-in",
+        None,
+        Some(&format!("key={mk}")),
+    )
+    .await;
+    let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Max-Age=28800"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain http by default");
+    let merchant = set.split(';').next().unwrap().to_owned();
+    let r = page(&app, "GET", "/web/console", Some(&merchant), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert!(text(&r).contains("id=\"count-today\""));
+
+    // The wrong role gets 403, another merchant's order 404.
+    let consumer = sign_in(&app, &ck).await;
+    let r = page(&app, "GET", "/web/console", Some(&consumer), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (_, mk2, _, _) = app.parties().await;
+    let other = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&mk2),
+            Some(json!({ "amount": "5.00" })),
+            &[],
+        )
+        .await;
+    let oid = other.json["id"].as_str().unwrap();
+    let r = page(
+        &app,
+        "GET",
+        &format!("/web/cashier/orders/{oid}"),
+        Some(&merchant),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // A form without the session's token is refused and makes nothing.
+    let cashier = page(&app, "GET", "/web/cashier", Some(&merchant), None).await;
+    let (csrf, attempt) = (field(&cashier, "csrf"), field(&cashier, "attempt"));
+    let r = page(
+        &app,
+        "POST",
+        "/web/cashier/orders",
+        Some(&merchant),
+        Some(&format!("csrf=forged&attempt={attempt}&amount=36.50")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(text(&r).contains("csrf_mismatch"));
+    // Twice the same attempt (a double press): one order.
+    let form = format!("csrf={csrf}&attempt={attempt}&amount=36.50");
+    let a = page(
+        &app,
+        "POST",
+        "/web/cashier/orders",
+        Some(&merchant),
+        Some(&form),
+    )
+    .await;
+    let b = page(
+        &app,
+        "POST",
+        "/web/cashier/orders",
+        Some(&merchant),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(a.headers["location"], b.headers["location"]);
+    let order = page(
+        &app,
+        "GET",
+        a.headers["location"].to_str().unwrap(),
+        Some(&merchant),
+        None,
+    )
+    .await;
+    assert!(text(&order).contains("data-status=\"open\"") && text(&order).contains("<svg"));
+    // A bad amount is the API's refusal, as a page.
+    let r = page(
+        &app,
+        "POST",
+        "/web/cashier/orders",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}&attempt=web_other&amount=1e3")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Signing out ends the session here and for a copied cookie.
+    let r = page(
+        &app,
+        "POST",
+        "/web/sign-out",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = page(&app, "GET", "/web/console", Some(&merchant), None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "signed out");
+    let r = page(
+        &app,
+        "POST",
+        "/web/codes",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(text(&r).contains("session_ended"));
+}
+
+#[tokio::test]
+async fn a_session_ends_with_its_time_or_its_key() {
+    let app = app_on(sqlite_store().await).await;
+    let (mid, mk, _, _) = app.parties().await;
+    let cookie = sign_in(&app, &mk).await;
+    app.clock.advance_seconds(8 * 3600 - 1);
+    assert_eq!(
+        page(&app, "GET", "/web/console", Some(&cookie), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.clock.advance_seconds(2);
+    assert_eq!(
+        page(&app, "GET", "/web/console", Some(&cookie), None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Revoking the key ends its sessions at once.
+    let key = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({ "role": "merchant", "subject_id": mid })),
+            &[],
+        )
+        .await;
+    let (kid, secret) = (
+        key.json["id"].as_str().unwrap(),
+        key.json["secret"].as_str().unwrap(),
+    );
+    let cookie = sign_in(&app, secret).await;
+    assert_eq!(
+        page(&app, "GET", "/web/console", Some(&cookie), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/api-keys/{kid}/revoke"),
+            Some(&app.admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    assert_eq!(
+        page(&app, "GET", "/web/console", Some(&cookie), None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_poster_names_the_shop_and_prints_on_its_paper() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, _) = app.parties().await;
+    let merchant = sign_in(&app, &mk).await;
+    let codes = page(&app, "GET", "/web/codes", Some(&merchant), None).await;
+    let csrf = field(&codes, "csrf");
+    let r = page(
+        &app,
+        "POST",
+        "/web/codes",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let at = r.headers["location"].to_str().unwrap().to_owned();
+    let poster = page(&app, "GET", &format!("{at}?size=a4"), Some(&merchant), None).await;
+    let t = text(&poster);
+    for want in [
+        "OLD STREET NOODLES",
+        "老街面馆",
+        "SHANGHAI",
+        "扫码付款 · Scan to pay",
+        "/assets/page-a4.css",
+        "<svg",
+    ] {
+        assert!(t.contains(want), "{want} not on the poster");
+    }
+    let css = page(&app, "GET", "/assets/page-a4.css", None, None).await;
+    assert!(text(&css).contains("size: A4"));
+    let svg = page(&app, "GET", &format!("{at}.svg"), Some(&merchant), None).await;
+    assert_eq!(svg.headers["content-type"], "image/svg+xml");
+    assert!(text(&svg).contains("OLD STREET NOODLES"));
+    // In Chinese when asked.
+    let zh = Request::builder()
+        .uri(&at)
+        .header("cookie", &merchant)
+        .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.5")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send(zh).await;
+    assert!(text(&r).contains("lang=\"zh-CN\"") && text(&r).contains("付款前"));
+}
