@@ -188,6 +188,8 @@ fn err(r: &Res) -> (&str, Option<&str>) {
     )
 }
 
+#[path = "api/browser.rs"]
+mod browser;
 #[path = "api/complaints.rs"]
 mod complaints;
 #[path = "api/edge.rs"]

@@ -272,6 +272,10 @@ merchant {mid} key:  {mkey}
 customer {cid} (wallet 2000.00 CNY) key:  {ckey}
 auditor key:  {akey}
 
+In a browser: {base}/web/ (sign in with the merchant key above): the console,
+the cashier ({base}/web/cashier: an amount, then the code to scan, which turns
+green when paid) and static codes with a printable poster ({base}/web/codes).
+
 Copy and paste (bash):
 
   export QG={base} MK={mkey} CK={ckey} AK={akey}

@@ -110,7 +110,7 @@ async fn console_page(s: &AppState, signed: &Signed) -> Result<ConsolePage, Erro
         f: Frame::of(signed.lang, Some(signed)),
         count_today: count,
         more_today: more,
-        amount_today: qrgate_core::Money::from_minor(minor, qrgate_gateway::CURRENCY).to_string(),
+        amount_today: qrgate_gateway::views::amount(minor, qrgate_gateway::CURRENCY),
         pending: cny.map_or_else(|| "0.00".into(), |b| b.pending.clone()),
         available: cny.map_or_else(|| "0.00".into(), |b| b.available.clone()),
         recent,

@@ -76,7 +76,9 @@ async fn headers(
         ("content-security-policy", CSP),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // Same-origin: the pages' own form posts carry their Origin (the
+        // sign-in checks it); nothing leaks to other sites.
+        ("referrer-policy", "same-origin"),
         ("cross-origin-opener-policy", "same-origin"),
     ] {
         h.insert(name, HeaderValue::from_static(value));

@@ -234,20 +234,20 @@ async fn account(signed: Signed) -> Response {
     })
 }
 
-/// A form post from this origin: browsers send `Sec-Fetch-Site` (and
-/// `Origin` on a POST); either naming another site refuses it.
+/// A form post from this origin. Browsers say where a request comes from
+/// in `Sec-Fetch-Site`, which decides when present; otherwise an `Origin`
+/// must name this host (`null`, from a sandboxed frame, does not). A
+/// client that sends neither is no browser another site can drive.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let site_ok = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| matches!(v, "same-origin" | "none"));
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let origin_ok = headers
+    headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|o| o.split_once("://").is_some_and(|(_, h)| h == host));
-    site_ok && origin_ok
+        .is_none_or(|o| o.split_once("://").is_some_and(|(_, h)| h == host))
 }

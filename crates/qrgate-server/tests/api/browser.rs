@@ -1,0 +1,467 @@
+//! The pages in a real headless Chromium, driven over WebDriver
+//! (chromedriver): a merchant signs in, opens the cashier for 36.50, the
+//! customer pays the code shown, and the page turns to paid without a
+//! reload; the poster prints to PDF and its QR code decodes to the
+//! static code's payload. Screenshots of each page are kept in
+//! `target/web-screenshots/`. Without chromedriver the test says so and
+//! skips, except under CI, where `.ci/run` installs it and a skip fails.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::*;
+
+/// A WebDriver session (the W3C protocol, JSON over HTTP).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    driver: tokio::process::Child,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    /// Start chromedriver and a headless Chromium; `None` when there is
+    /// no chromedriver here.
+    async fn start() -> Option<Browser> {
+        let exe = ["chromedriver", "/usr/bin/chromedriver"]
+            .into_iter()
+            .find(|p| {
+                std::process::Command::new(p)
+                    .arg("--version")
+                    .output()
+                    .is_ok()
+            })?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(exe)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let driver_url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http
+                .get(format!("{driver_url}/status"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-background-networking",
+                         "--disable-component-update", "--disable-dev-shm-usage", "--window-size=1024,900"]
+            }
+        }}});
+        let r = json_of(
+            http.post(format!("{driver_url}/session"))
+                .header("content-type", "application/json")
+                .body(caps.to_string()),
+        )
+        .await;
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {r}"))
+            .to_owned();
+        Some(Browser {
+            http,
+            base: format!("{driver_url}/session/{id}"),
+            driver,
+        })
+    }
+
+    async fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        };
+        let v = json_of(req).await;
+        assert!(v["value"]["error"].is_null(), "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url })).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd("POST", &format!("/element/{e}/click"), json!({}))
+            .await;
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> String {
+        let e = self.find(css).await;
+        self.cmd(
+            "GET",
+            &format!("/element/{e}/attribute/{name}"),
+            Value::Null,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.cmd("POST", "/execute/sync", json!({ "script": js, "args": [] }))
+            .await
+    }
+
+    /// Wait (up to 5 s) until the page's path is `path`.
+    async fn wait_for_path(&self, path: &str) {
+        self.wait_until(|p| p == path, path).await;
+    }
+
+    async fn wait_for_path_prefix(&self, prefix: &str) {
+        self.wait_until(|p| p.starts_with(prefix), prefix).await;
+    }
+
+    async fn wait_until(&self, ok: impl Fn(&str) -> bool, want: &str) {
+        let mut now = String::new();
+        for _ in 0..50 {
+            now = self
+                .script("return document.location.pathname;")
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if ok(&now) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.screenshot("stuck").await;
+        panic!("the browser is at {now}, not {want}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.cmd("GET", "/screenshot", Value::Null).await;
+        let bytes = STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    /// The page printed to PDF (the browser's own print).
+    async fn print_pdf(&self) -> Vec<u8> {
+        let pdf = self
+            .cmd(
+                "POST",
+                "/print",
+                json!({ "background": true, "shrinkToFit": true }),
+            )
+            .await;
+        STANDARD.decode(pdf.as_str().unwrap()).unwrap()
+    }
+
+    async fn quit(mut self) {
+        let _ = self.http.delete(&self.base).send().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+fn chromium() -> &'static str {
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or("/usr/bin/chromium")
+}
+
+fn screenshots() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("web-screenshots")
+}
+
+/// A gateway on a real socket with the system clock: (address, admin key).
+async fn serve() -> (std::net::SocketAddr, String) {
+    let clock: Arc<dyn Clock> = Arc::new(qrgate_core::SystemClock);
+    let (gw, _) = Gateway::start(sqlite_store().await, clock, Config::default())
+        .await
+        .unwrap();
+    let admin = gw
+        .create_api_key(None, Role::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    let app = router(AppState::new(Arc::new(gw)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    (addr, admin)
+}
+
+/// The API over the socket, as a client would call it.
+async fn api(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    idem: Option<&str>,
+) -> Value {
+    let c = reqwest::Client::new();
+    let url = format!("http://{addr}{path}");
+    let mut req = match method {
+        "GET" => c.get(url),
+        _ => c.post(url),
+    }
+    .bearer_auth(key);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    if let Some(i) = idem {
+        req = req.header("idempotency-key", i);
+    }
+    json_of(req).await
+}
+
+/// Send a request and read its JSON answer.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    let bytes = req.send().await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// Whether the browser test can run; under CI it must.
+async fn browser_or_skip() -> Option<Browser> {
+    match Browser::start().await {
+        Some(b) => Some(b),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("chromedriver is not installed; .ci/run installs chromium and chromium-driver")
+        }
+        None => {
+            eprintln!(
+                "skipping the browser test: no chromedriver here (apt-get install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
+    let Some(b) = browser_or_skip().await else {
+        return;
+    };
+    let (addr, admin) = serve().await;
+    let base = format!("http://{addr}");
+    // A merchant and a customer with money, through the API.
+    let m = api(addr, "POST", "/v1/merchants", &admin, Some(json!({ "name": "OLD STREET NOODLES", "city": "SHANGHAI", "mcc": "5812", "name_local": "老街面馆" })), None).await;
+    let mid = m["id"].as_str().unwrap();
+    let mk = api(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        &admin,
+        Some(json!({ "role": "merchant", "subject_id": mid })),
+        None,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = api(addr, "POST", "/v1/customers", &admin, Some(json!({})), None).await;
+    let cid = c["id"].as_str().unwrap();
+    api(
+        addr,
+        "POST",
+        &format!("/v1/customers/{cid}/topups"),
+        &admin,
+        Some(json!({ "amount": "500.00" })),
+        Some("top-1"),
+    )
+    .await;
+    let ck = api(
+        addr,
+        "POST",
+        "/v1/api-keys",
+        &admin,
+        Some(json!({ "role": "consumer", "subject_id": cid })),
+        None,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The merchant signs in and opens the cashier for 36.50.
+    b.go(&format!("{base}/web/sign-in")).await;
+    b.screenshot("sign-in").await;
+    b.type_into("#key", &mk).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/web/console").await;
+    b.go(&format!("{base}/web/cashier")).await;
+    b.screenshot("cashier").await;
+    b.type_into("#amount", "36.50").await;
+    b.click("#show-code").await;
+    b.wait_for_path_prefix("/web/cashier/orders/").await;
+    let order = b.attr("#order", "data-order").await;
+    assert!(
+        order.starts_with("ord_"),
+        "the order page shows an order: {order:?}"
+    );
+    assert_eq!(b.attr("#order", "data-status").await, "open");
+    b.screenshot("order-open").await;
+    // Marked, to tell a reload from a live change.
+    b.script("window.__qgMarker = 'still here'; return null;")
+        .await;
+
+    // The customer pays the code on the screen.
+    let o = api(addr, "GET", &format!("/v1/orders/{order}"), &mk, None, None).await;
+    let paid = api(
+        addr,
+        "POST",
+        "/v1/scans",
+        &ck,
+        Some(json!({ "payload": o["payload"] })),
+        Some("scan-1"),
+    )
+    .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = b.attr("#order", "data-status").await;
+        if status == "paid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "paid", "the cashier page turned to paid");
+    assert_eq!(
+        b.script("return window.__qgMarker || null;").await,
+        "still here",
+        "without a reload"
+    );
+    b.screenshot("order-paid").await;
+
+    // The console counts it.
+    b.go(&format!("{base}/web/console")).await;
+    let count = b
+        .script("return document.getElementById('count-today').textContent;")
+        .await;
+    assert_eq!(count, "1");
+    b.screenshot("console").await;
+
+    // A static code's poster, printed to PDF by the browser, decodes to
+    // the code's payload.
+    b.go(&format!("{base}/web/codes")).await;
+    b.click("form[action='/web/codes'] button").await;
+    b.wait_for_path_prefix("/web/codes/sqr_").await;
+    b.screenshot("poster").await;
+    let code_id = b
+        .script("return document.querySelector('.code-id code').textContent;")
+        .await;
+    let code_id = code_id.as_str().unwrap().to_owned();
+    let sc = api(
+        addr,
+        "GET",
+        &format!("/v1/static-codes/{code_id}"),
+        &mk,
+        None,
+        None,
+    )
+    .await;
+    let pdf = b.print_pdf().await;
+    b.quit().await;
+    match decode_pdf_qr(&pdf) {
+        Some(decoded) => assert_eq!(
+            decoded,
+            sc["payload"].as_str().unwrap(),
+            "the printed poster's code"
+        ),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "pdftoppm and zbarimg are needed to read the printed poster; .ci/run installs them"
+            )
+        }
+        None => eprintln!("not reading the printed poster: no pdftoppm or zbarimg here"),
+    }
+}
+
+/// Rasterise a PDF's first page (pdftoppm) and decode its QR code
+/// (zbarimg); `None` when those tools are missing.
+fn decode_pdf_qr(pdf: &[u8]) -> Option<String> {
+    let dir = screenshots();
+    std::fs::create_dir_all(&dir).ok()?;
+    let pdf_path = dir.join("poster.pdf");
+    std::fs::write(&pdf_path, pdf).ok()?;
+    let png_stem = dir.join("poster-printed");
+    let ok = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "150", "-singlefile"])
+        .arg(&pdf_path)
+        .arg(&png_stem)
+        .status()
+        .ok()?
+        .success();
+    assert!(ok, "pdftoppm failed on the printed poster");
+    let out = std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(png_stem.with_extension("png"))
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "zbarimg found no code on the printed poster"
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
