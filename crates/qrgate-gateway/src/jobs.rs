@@ -66,6 +66,10 @@ impl<S: Store + 'static> Gateway<S> {
         {
             tracing::warn!(error = %e, "purging expired codes failed");
         }
+        // Ended and expired page sessions (their sign-ins are audited).
+        if let Err(e) = self.store.purge_web_sessions(now).await {
+            tracing::warn!(error = %e, "purging ended web sessions failed");
+        }
     }
 }
 

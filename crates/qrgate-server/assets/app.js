@@ -36,3 +36,58 @@
     orderPage();
   }
 })();
+// A payment's page: its status live (a payment waiting for the payer's
+// confirmation turns to succeeded without a reload).
+(function () {
+  function paymentPage() {
+    var pay = document.getElementById("payment");
+    if (!pay || !window.EventSource) { return; }
+    var statusEl = document.getElementById("pay-status");
+    var code = document.getElementById("status-code");
+    if (pay.getAttribute("data-status") !== "requires_action") { return; }
+    var id = pay.getAttribute("data-payment");
+    var events = new EventSource("/web/payments/" + encodeURIComponent(id) + "/events");
+    events.addEventListener("status", function (e) {
+      pay.setAttribute("data-status", e.data);
+      var text = statusEl.getAttribute("data-" + e.data);
+      if (text) { statusEl.textContent = text; }
+      if (code) { code.textContent = e.data; }
+      if (e.data !== "requires_action") { events.close(); }
+    });
+  }
+  // The console's recent payments, kept current.
+  function consoleList() {
+    var recent = document.getElementById("recent");
+    if (!recent || !window.EventSource) { return; }
+    var events = new EventSource(recent.getAttribute("data-live"));
+    events.addEventListener("payments", function (e) {
+      var rows = JSON.parse(e.data);
+      var table = document.getElementById("recent-table");
+      if (!table) { return; }
+      var body = table.tBodies[0];
+      while (body.firstChild) { body.removeChild(body.firstChild); }
+      rows.forEach(function (r) {
+        var tr = document.createElement("tr");
+        var a = document.createElement("a");
+        a.href = "/web/payments/" + encodeURIComponent(r.id);
+        var c = document.createElement("code");
+        c.textContent = r.id;
+        a.appendChild(c);
+        var cells = [a, r.amount, r.status, r.created_at];
+        cells.forEach(function (v, i) {
+          var td = document.createElement("td");
+          if (typeof v === "string") { td.textContent = v; } else { td.appendChild(v); }
+          if (i === 1) { td.className = "num"; }
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+    });
+  }
+  function start() { paymentPage(); consoleList(); }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

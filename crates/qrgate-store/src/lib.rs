@@ -243,6 +243,14 @@ pub trait Store:
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<StaticCode>, StoreError>> + Send;
+    /// How many of a merchant's payments succeeded in `[from, to)` and what
+    /// they added up to (before refunds), in minor units.
+    fn payment_totals(
+        &self,
+        merchant_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
     /// A merchant's static codes, newest first, at most `limit`.
     fn static_codes_of(
         &self,
@@ -560,6 +568,14 @@ macro_rules! impl_store {
             }
             async fn static_code(&self, id: &str) -> Result<Option<StaticCode>, StoreError> {
                 ops::static_code(&mut self.reader().await?, id).await
+            }
+            async fn payment_totals(
+                &self,
+                merchant_id: &str,
+                from: Timestamp,
+                to: Timestamp,
+            ) -> Result<(i64, i64), StoreError> {
+                ops::payment_totals(&mut self.reader().await?, merchant_id, from, to).await
             }
             async fn static_codes_of(
                 &self,

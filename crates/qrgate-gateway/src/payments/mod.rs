@@ -75,6 +75,19 @@ impl<S: Store> Gateway<S> {
         Ok(PaymentView::of(&self.payment_for(p, id).await?, p.role))
     }
 
+    /// The merchant's takings over `[from, to)`: how many payments
+    /// succeeded and their amounts added up (before refunds).
+    pub async fn takings(
+        &self,
+        p: &Principal,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<(i64, String), Error> {
+        let merchant = p.merchant()?;
+        let (n, minor) = self.store.payment_totals(merchant, from, to).await?;
+        Ok((n, crate::views::amount(minor, crate::CURRENCY)))
+    }
+
     pub async fn list_payments(&self, p: &Principal, q: ListQuery) -> Result<PaymentList, Error> {
         let (created_gte, created_lt) =
             created_range(q.created_gte.as_deref(), q.created_lt.as_deref())?;

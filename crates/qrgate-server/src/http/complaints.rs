@@ -177,12 +177,25 @@ pub(super) async fn add_photo(
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
+    // A body up to twice the limit is read to its end and dropped before
+    // the refusal, so a client still sending it reads the 413 instead of a
+    // reset connection; a larger one is cut off at once.
+    let drain = limit.saturating_mul(2);
     if declared_len.is_some_and(|n| n > max.unsigned_abs()) {
+        if declared_len.is_some_and(|n| n <= drain as u64) {
+            let mut read = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                read = read.saturating_add(chunk.len());
+                if read > drain {
+                    break;
+                }
+            }
+        }
         return Err(too_large().into());
     }
     // Read no further than the limit, whatever the header said.
     let mut bytes = Vec::new();
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             Error::bad_request("invalid_request", format!("could not read the photo: {e}"))

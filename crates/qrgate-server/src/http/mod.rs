@@ -80,6 +80,8 @@ pub struct AppState {
     rng: Arc<SystemRandom>,
 }
 
+pub(crate) use routes::render;
+
 impl AppState {
     /// The randomness the edge draws on (attempt numbers of the pages).
     pub(crate) fn rng(&self) -> &SystemRandom {

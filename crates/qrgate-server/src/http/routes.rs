@@ -53,7 +53,7 @@ pub(super) fn ok<T: serde::Serialize>(status: StatusCode, v: &T) -> ApiResult {
 /// its status and error body (the request id is added to a stored one when
 /// it is replayed). The gateway stores this answer with the movement, so a
 /// retry is answered exactly as the first request was.
-pub(super) fn render(outcome: &Outcome<'_>) -> Said {
+pub(crate) fn render(outcome: &Outcome<'_>) -> Said {
     match outcome {
         Outcome::Created { view } => Said {
             status: StatusCode::CREATED.as_u16(),

@@ -4,15 +4,13 @@
 //! reload), and static codes with their printable poster (A6 to A4, or an
 //! SVG download).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
@@ -28,8 +26,7 @@ use crate::http::AppState;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/web/console", get(console))
-        .route("/web/cashier", get(cashier))
-        .route("/web/cashier/orders", post(new_order))
+        .route("/web/cashier", get(cashier).post(sale))
         .route("/web/cashier/orders/{id}", get(order_page))
         .route("/web/cashier/orders/{id}/events", get(order_events))
         .route("/web/codes", get(codes).post(new_code))
@@ -37,12 +34,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/web/codes/{id}/poster.svg", get(poster_svg))
 }
 
-/// Pages of payments the console reads to add up today (100 each).
-const TODAY_PAGES: usize = 50;
-
 impl Signed {
     /// Refuse every role but the merchant's (403, as the API does).
-    fn merchant(&self) -> Result<(), Box<Response>> {
+    pub(super) fn merchant(&self) -> Result<(), Box<Response>> {
         self.session
             .principal
             .require(&[Role::Merchant])
@@ -54,9 +48,7 @@ impl Signed {
 #[template(path = "console.html")]
 struct ConsolePage {
     f: Frame,
-    count_today: usize,
-    /// When today has more payments than the console reads.
-    more_today: bool,
+    count_today: i64,
     amount_today: String,
     pending: String,
     available: String,
@@ -76,41 +68,22 @@ async fn console(State(s): State<AppState>, signed: Signed) -> Response {
 async fn console_page(s: &AppState, signed: &Signed) -> Result<ConsolePage, Error> {
     let p = &signed.session.principal;
     let offset = s.gw.limits().business_offset_minutes;
-    let today = BusinessDay::of(s.gw.now(), offset).starts_at(offset);
-    let (mut count, mut minor, mut more) = (0usize, 0i64, false);
-    let mut after: Option<String> = None;
-    let mut recent = Vec::new();
-    for page in 0..TODAY_PAGES {
-        let q = ListQuery {
-            limit: Some(100),
-            starting_after: after.clone(),
-            status: Some("succeeded".into()),
-            created_gte: Some(today.to_rfc3339()),
-            ..Default::default()
-        };
-        let list = s.gw.list_payments(p, q).await?;
-        for v in &list.data {
-            count += 1;
-            minor = minor.saturating_add(
-                qrgate_core::Money::parse_amount(&v.amount, qrgate_gateway::CURRENCY)?.minor(),
-            );
-        }
-        if page == 0 {
-            recent = list.data.iter().take(20).cloned().collect();
-        }
-        match (list.has_more, list.data.last()) {
-            (true, Some(last)) => after = Some(last.id.clone()),
-            _ => break,
-        }
-        more = page + 1 == TODAY_PAGES;
-    }
+    let now = s.gw.now();
+    let today = BusinessDay::of(now, offset);
+    let (count, amount) =
+        s.gw.takings(p, today.starts_at(offset), today.ends_at(offset))
+            .await?;
+    let q = ListQuery {
+        limit: Some(20),
+        ..Default::default()
+    };
+    let recent = s.gw.list_payments(p, q).await?.data;
     let bal = s.gw.balance(p, None).await?;
     let cny = bal.balances.iter().find(|b| b.currency == "CNY");
     Ok(ConsolePage {
         f: Frame::of(signed.lang, Some(signed)),
         count_today: count,
-        more_today: more,
-        amount_today: qrgate_gateway::views::amount(minor, qrgate_gateway::CURRENCY),
+        amount_today: amount,
         pending: cny.map_or_else(|| "0.00".into(), |b| b.pending.clone()),
         available: cny.map_or_else(|| "0.00".into(), |b| b.available.clone()),
         recent,
@@ -138,8 +111,14 @@ async fn cashier(State(s): State<AppState>, signed: Signed) -> Response {
     })
 }
 
-/// A fresh attempt number (`web_` and 20 random characters).
-fn attempt_id(s: &AppState) -> String {
+/// Whether two amounts are the same (as the API parses them).
+fn same_amount(a: &str, b: &str) -> bool {
+    let parse = |x: &str| qrgate_core::Money::parse_amount(x, qrgate_gateway::CURRENCY).ok();
+    parse(a).is_some_and(|m| Some(m) == parse(b))
+}
+
+/// A fresh attempt number (`web_` and 15 random characters).
+pub(super) fn attempt_id(s: &AppState) -> String {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 15];
     if s.rng().fill(&mut b).is_err() {
@@ -154,27 +133,32 @@ fn attempt_id(s: &AppState) -> String {
 }
 
 #[derive(Deserialize)]
-struct OrderForm {
+struct SaleForm {
     csrf: String,
     attempt: String,
     amount: String,
+    /// The customer's code, typed by a barcode scanner (digits, then
+    /// Enter) or pasted; empty to show the shop's code instead.
+    #[serde(default)]
+    auth_code: String,
 }
 
-/// Make the order (once per attempt: a second press finds the first) and
-/// show its code.
-async fn new_order(
-    State(s): State<AppState>,
-    signed: Signed,
-    Form(form): Form<OrderForm>,
-) -> Response {
+/// A sale at the till: with the customer's code, charge it; without, make
+/// the order (once per attempt: a second press finds the first) and show
+/// its code.
+async fn sale(State(s): State<AppState>, signed: Signed, Form(form): Form<SaleForm>) -> Response {
     if let Err(r) = signed
         .check_csrf(&form.csrf)
         .and_then(|()| signed.merchant())
     {
         return *r;
     }
-    let p = &signed.session.principal;
     let amount = form.amount.trim();
+    let code = form.auth_code.trim();
+    if !code.is_empty() {
+        return super::payments::charge(&s, &signed, &form.attempt, amount, code).await;
+    }
+    let p = &signed.session.principal;
     let made =
         s.gw.create_order(p, amount, None, Some(form.attempt.clone()), None)
             .await;
@@ -182,7 +166,17 @@ async fn new_order(
         Ok(o) => o.id,
         Err(e) if e.code == "duplicate_out_trade_no" => {
             match s.gw.order_by_number(p, &form.attempt).await {
-                Ok(o) => o.id,
+                // The same press again: its order.
+                Ok(o) if o.status == "open" && same_amount(&o.amount, amount) => o.id,
+                // An old form sent again (the browser's back button) with
+                // another sale: a fresh form, nothing made.
+                Ok(_) => {
+                    return html(&CashierPage {
+                        f: Frame::of(signed.lang, Some(&signed)),
+                        attempt: attempt_id(&s),
+                        amount: amount.to_owned(),
+                    });
+                }
                 Err(e) => return signed.refused(&e),
             }
         }
@@ -224,10 +218,8 @@ async fn order_page(State(s): State<AppState>, signed: Signed, Path(id): Path<St
     })
 }
 
-/// How often the status stream looks at the order.
-const ORDER_POLL: Duration = Duration::from_millis(250);
-/// How long one status stream lasts at most (the page reconnects).
-const ORDER_STREAM: Duration = Duration::from_secs(300);
+/// How often the cashier's page looks at the order.
+const ORDER_POLL: Duration = Duration::from_secs(1);
 
 /// The order's status as Server-Sent Events: one `status` event now and
 /// one each time it changes, until it is no longer open.
@@ -239,38 +231,17 @@ async fn order_events(
     if let Err(r) = signed.merchant() {
         return *r;
     }
-    let p = signed.session.principal.clone();
-    if let Err(e) = s.gw.get_order(&p, &id).await {
+    if let Err(e) = s.gw.get_order(&signed.session.principal, &id).await {
         return signed.refused(&e);
     }
-    let started = tokio::time::Instant::now();
-    let state = (s, p, id, None::<String>, false);
-    let stream = futures_util::stream::unfold(state, move |(s, p, id, last, done)| async move {
-        if done {
-            return None;
+    super::live(s, &signed, "status", ORDER_POLL, move |s, p| {
+        let id = id.clone();
+        async move {
+            let status = s.gw.get_order(&p, &id).await?.status;
+            let finished = status != "open";
+            Ok((status, finished))
         }
-        loop {
-            if started.elapsed() > ORDER_STREAM {
-                return None;
-            }
-            let status = match s.gw.get_order(&p, &id).await {
-                Ok(o) => o.status,
-                Err(e) => format!("error:{}", e.code),
-            };
-            if last.as_deref() != Some(status.as_str()) {
-                let finished = status != "open";
-                let event = Event::default().event("status").data(status.clone());
-                return Some((
-                    Ok::<_, Infallible>(event),
-                    (s, p, id, Some(status), finished),
-                ));
-            }
-            tokio::time::sleep(ORDER_POLL).await;
-        }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+    })
 }
 
 #[derive(Template)]
@@ -448,7 +419,7 @@ async fn poster_svg(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             "<text x=\"74\" y=\"22\" font-size=\"9\" text-anchor=\"middle\" font-weight=\"bold\">扫码付款 · Scan to pay</text>",
             "<text x=\"74\" y=\"34\" font-size=\"7\" text-anchor=\"middle\">{name}</text>",
             "<text x=\"74\" y=\"42\" font-size=\"5\" text-anchor=\"middle\">{local}{city}</text>",
-            "<svg x=\"24\" y=\"48\" width=\"100\" height=\"100\">{qr}</svg>",
+            "{qr}",
             "<text x=\"74\" y=\"158\" font-size=\"4\" text-anchor=\"middle\">{id}</text>",
             "<text x=\"74\" y=\"170\" font-size=\"3.2\" text-anchor=\"middle\">Check your wallet shows {name}, {city} before you pay.</text>",
             "<text x=\"74\" y=\"176\" font-size=\"3.2\" text-anchor=\"middle\">付款前请确认钱包显示的是本店名称。</text>",
@@ -461,7 +432,7 @@ async fn poster_svg(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             format!("{} · ", esc(&parts.name_local))
         },
         city = esc(&parts.city),
-        qr = qr,
+        qr = placed(&qr, 24, 48, 100),
         id = esc(&parts.id),
     );
     (
@@ -476,6 +447,26 @@ async fn poster_svg(State(s): State<AppState>, signed: Signed, Path(id): Path<St
         svg,
     )
         .into_response()
+}
+
+/// A QR code's `<svg>` element placed at (`x`, `y`) and `size` wide in
+/// the poster's units: its own width and height are replaced (its viewBox
+/// keeps the modules in proportion), so the whole code is drawn.
+fn placed(svg: &str, x: u32, y: u32, size: u32) -> String {
+    let Some(rest) = svg.strip_prefix("<svg ") else {
+        return svg.to_owned();
+    };
+    let width = rest
+        .split("width=\"")
+        .nth(1)
+        .and_then(|w| w.split('"').next())
+        .unwrap_or_default();
+    let rest = rest.replacen(
+        &format!("width=\"{width}\" height=\"{width}\""),
+        &format!("x=\"{x}\" y=\"{y}\" width=\"{size}\" height=\"{size}\""),
+        1,
+    );
+    format!("<svg {rest}")
 }
 
 /// A QR code as an `<svg>` element to put in a page (no XML declaration).

@@ -11,6 +11,7 @@
 
 mod i18n;
 mod merchant;
+mod payments;
 mod session;
 
 use askama::Template;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/assets/{file}", get(page_css))
         .merge(session::routes())
         .merge(merchant::routes())
+        .merge(payments::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 
@@ -122,6 +124,66 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// How long one live stream lasts at most (the browser reconnects).
+const STREAM_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A live view as Server-Sent Events: `read` now and every `every`, one
+/// `event` each time what it reads changes, until it says the value is
+/// final. Each look first checks that the session is still live (signed
+/// out, expired or its key revoked: the stream ends); a failed read is
+/// skipped and tried again.
+pub(crate) fn live<F, Fut>(
+    s: AppState,
+    signed: &Signed,
+    event: &'static str,
+    every: std::time::Duration,
+    read: F,
+) -> Response
+where
+    F: Fn(AppState, qrgate_gateway::Principal) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(String, bool), Error>> + Send,
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let token = signed.token.clone();
+    let p = signed.session.principal.clone();
+    let started = tokio::time::Instant::now();
+    let read = std::sync::Arc::new(read);
+    let stream = futures_util::stream::unfold((None::<String>, false), move |(last, done)| {
+        let (s, token, p, read) = (s.clone(), token.clone(), p.clone(), read.clone());
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                if started.elapsed() > STREAM_FOR || s.gw.web_session(&token).await.is_err() {
+                    return None;
+                }
+                match read(s.clone(), p.clone()).await {
+                    Ok((data, finished)) if last.as_deref() != Some(data.as_str()) => {
+                        let e = Event::default().event(event).data(data.clone());
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(e),
+                            (Some(data), finished),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a live view's read failed; it reads again")
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }
+    });
+    let mut res = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response();
+    // A proxy in front must pass the events on as they come.
+    res.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
 }
 
 /// A cookie's value from the request.

@@ -18,7 +18,16 @@ use qrgate_gateway::{Error, Kind};
 use super::{Frame, Lang, cookie, error_page, html};
 use crate::http::AppState;
 
-pub(super) const SESSION_COOKIE: &str = "qg_session";
+/// The session cookie's name: with `secure_cookies`, the `__Host-` prefix
+/// (a browser takes it only over https, for this host alone, so a sibling
+/// subdomain cannot plant one).
+fn session_cookie(s: &AppState) -> &'static str {
+    if s.gw.secure_cookies() {
+        "__Host-qg_session"
+    } else {
+        "qg_session"
+    }
+}
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -60,7 +69,7 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Signed, Response> {
         let lang = Lang::of(&parts.headers);
-        let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
+        let token = cookie(&parts.headers, session_cookie(s)).unwrap_or_default();
         let session = if token.is_empty() {
             Err(Error::new(
                 Kind::Unauthorized,
@@ -126,7 +135,8 @@ async fn sign_in(
         Ok(signed) => {
             let max_age = signed.session.expires_at.millis_since(s.gw.now()) / 1000;
             let mut c = format!(
-                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+                "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+                session_cookie(&s),
                 signed.token
             );
             if s.gw.secure_cookies() {
@@ -170,7 +180,10 @@ async fn sign_out(
     if let Err(e) = s.gw.sign_out(&signed.token).await {
         return signed.refused(&e);
     }
-    let mut c = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let mut c = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        session_cookie(&s)
+    );
     if s.gw.secure_cookies() {
         c.push_str("; Secure");
     }

@@ -188,6 +188,35 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
+    /// Fetch an SVG with the page's session, draw it as an image 560 px
+    /// wide, and take a screenshot of that image.
+    async fn svg_download_as_png(&self, path: &str) -> Vec<u8> {
+        let js = format!(
+            "var done = arguments[arguments.length - 1];\
+             fetch('{path}').then(function (r) {{ return r.text(); }}).then(function (t) {{\
+               var img = document.createElement('img');\
+               img.id = 'svg-check'; img.width = 560;\
+               img.onload = function () {{ done(true); }};\
+               img.onerror = function () {{ done(false); }};\
+               img.src = 'data:image/svg+xml;base64,' + btoa(unescape(encodeURIComponent(t)));\
+               document.body.appendChild(img);\
+             }});"
+        );
+        let ok = self
+            .cmd(
+                "POST",
+                "/execute/async",
+                json!({ "script": js, "args": [] }),
+            )
+            .await;
+        assert_eq!(ok, true, "the SVG poster loads as an image");
+        let e = self.find("#svg-check").await;
+        let png = self
+            .cmd("GET", &format!("/element/{e}/screenshot"), Value::Null)
+            .await;
+        STANDARD.decode(png.as_str().unwrap()).unwrap()
+    }
+
     /// The page printed to PDF (the browser's own print).
     async fn print_pdf(&self) -> Vec<u8> {
         let pdf = self
@@ -394,12 +423,83 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     );
     b.screenshot("order-paid").await;
 
-    // The console counts it.
+    // The customer's code, typed into the till's field as a barcode
+    // scanner types it: the digits, then Enter.
+    let code = api(addr, "POST", "/v1/payment-codes", &ck, None, None).await;
+    let digits = code["numeric"].as_str().unwrap().to_owned();
+    b.go(&format!("{base}/web/cashier")).await;
+    b.type_into("#amount", "12.30").await;
+    b.type_into("#auth-code", &format!("{digits}\u{e007}"))
+        .await;
+    b.wait_for_path_prefix("/web/payments/pay_").await;
+    assert_eq!(b.attr("#payment", "data-status").await, "succeeded");
+    b.screenshot("charged").await;
+
+    // A refund from the payment's page.
+    b.type_into("#refund-amount", "2.30").await;
+    b.click("#refund").await;
+    let mut refunded = Value::Null;
+    for _ in 0..50 {
+        refunded = b
+            .script("var e = document.getElementById('refunded'); return e ? e.textContent : null;")
+            .await;
+        if refunded == "2.30" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refunded, "2.30", "the refund shows on the payment");
+    let wallet = api(addr, "GET", "/v1/me", &ck, None, None).await;
+    assert_eq!(
+        wallet["balance"], "453.50",
+        "500.00 - 36.50 - 12.30 + 2.30: {wallet}"
+    );
+
+    // The console counts both, and its list is live: a payment made
+    // elsewhere appears without a reload.
     b.go(&format!("{base}/web/console")).await;
     let count = b
         .script("return document.getElementById('count-today').textContent;")
         .await;
-    assert_eq!(count, "1");
+    assert_eq!(count, "2");
+    b.script("window.__qgMarker = 'console'; return null;")
+        .await;
+    let order = api(
+        addr,
+        "POST",
+        "/v1/orders",
+        &mk,
+        Some(json!({ "amount": "1.00" })),
+        None,
+    )
+    .await;
+    let third = api(
+        addr,
+        "POST",
+        "/v1/scans",
+        &ck,
+        Some(json!({ "payload": order["payload"] })),
+        Some("scan-2"),
+    )
+    .await;
+    let third = third["id"].as_str().unwrap().to_owned();
+    let mut listed = false;
+    for _ in 0..50 {
+        let text = b
+            .script("return document.getElementById('recent-table').textContent;")
+            .await;
+        if text.as_str().unwrap_or_default().contains(&third) {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listed, "the new payment appears in the console's list");
+    assert_eq!(
+        b.script("return window.__qgMarker || null;").await,
+        "console",
+        "without a reload"
+    );
     b.screenshot("console").await;
 
     // A static code's poster, printed to PDF by the browser, decodes to
@@ -422,7 +522,18 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     )
     .await;
     let pdf = b.print_pdf().await;
+    // The SVG download, drawn by the browser as an image: its code too.
+    let svg_png = b
+        .svg_download_as_png(&format!("/web/codes/{code_id}/poster.svg"))
+        .await;
     b.quit().await;
+    if let Some(decoded) = zbar(&svg_png) {
+        assert_eq!(
+            decoded,
+            sc["payload"].as_str().unwrap(),
+            "the SVG poster's code"
+        );
+    }
     match decode_pdf_qr(&pdf) {
         Some(decoded) => assert_eq!(
             decoded,
@@ -436,6 +547,29 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
         }
         None => eprintln!("not reading the printed poster: no pdftoppm or zbarimg here"),
     }
+}
+
+/// Decode the QR code in a PNG with zbarimg; `None` when it is missing
+/// (and under CI, where it must be there, a failure).
+fn zbar(png: &[u8]) -> Option<String> {
+    let dir = screenshots();
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join("poster-svg.png");
+    std::fs::write(&path, png).ok()?;
+    let out = match std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("zbarimg is missing"),
+        Err(_) => return None,
+    };
+    assert!(
+        out.status.success(),
+        "zbarimg found no code in the SVG poster"
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Rasterise a PDF's first page (pdftoppm) and decode its QR code

@@ -149,7 +149,7 @@ async fn signing_in_gives_a_strict_session_and_every_page_its_guards() {
     let r = page(
         &app,
         "POST",
-        "/web/cashier/orders",
+        "/web/cashier",
         Some(&merchant),
         Some(&format!("csrf=forged&attempt={attempt}&amount=36.50")),
     )
@@ -158,22 +158,8 @@ async fn signing_in_gives_a_strict_session_and_every_page_its_guards() {
     assert!(text(&r).contains("csrf_mismatch"));
     // Twice the same attempt (a double press): one order.
     let form = format!("csrf={csrf}&attempt={attempt}&amount=36.50");
-    let a = page(
-        &app,
-        "POST",
-        "/web/cashier/orders",
-        Some(&merchant),
-        Some(&form),
-    )
-    .await;
-    let b = page(
-        &app,
-        "POST",
-        "/web/cashier/orders",
-        Some(&merchant),
-        Some(&form),
-    )
-    .await;
+    let a = page(&app, "POST", "/web/cashier", Some(&merchant), Some(&form)).await;
+    let b = page(&app, "POST", "/web/cashier", Some(&merchant), Some(&form)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
     assert_eq!(a.headers["location"], b.headers["location"]);
     let order = page(
@@ -189,12 +175,25 @@ async fn signing_in_gives_a_strict_session_and_every_page_its_guards() {
     let r = page(
         &app,
         "POST",
-        "/web/cashier/orders",
+        "/web/cashier",
         Some(&merchant),
         Some(&format!("csrf={csrf}&attempt=web_other&amount=1e3")),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // An old form sent again with another sale (the back button): no
+    // earlier order is shown for it, but a fresh form.
+    let r = page(
+        &app,
+        "POST",
+        "/web/cashier",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}&attempt={attempt}&amount=40.00")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_ne!(field(&r, "attempt"), attempt, "a new attempt number");
+    assert!(text(&r).contains("value=\"40.00\""), "the amount kept");
 
     // Signing out ends the session here and for a copied cookie.
     let r = page(
@@ -322,4 +321,64 @@ async fn the_poster_names_the_shop_and_prints_on_its_paper() {
         .unwrap();
     let r = app.send(zh).await;
     assert!(text(&r).contains("lang=\"zh-CN\"") && text(&r).contains("付款前"));
+}
+
+#[tokio::test]
+async fn a_customer_code_at_the_till_is_charged_once_per_attempt() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let merchant = sign_in(&app, &mk).await;
+    let code = app
+        .call("POST", "/v1/payment-codes", Some(&ck), None, &[])
+        .await;
+    let digits = code.json["numeric"].as_str().unwrap().to_owned();
+    let cashier = page(&app, "GET", "/web/cashier", Some(&merchant), None).await;
+    let (csrf, attempt) = (field(&cashier, "csrf"), field(&cashier, "attempt"));
+    let form = format!("csrf={csrf}&attempt={attempt}&amount=12.30&auth_code={digits}");
+    // The scanner's Enter pressed twice: one payment, charged once.
+    let a = page(&app, "POST", "/web/cashier", Some(&merchant), Some(&form)).await;
+    let b = page(&app, "POST", "/web/cashier", Some(&merchant), Some(&form)).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(a.headers["location"], b.headers["location"]);
+    let at = a.headers["location"].to_str().unwrap().to_owned();
+    assert!(at.starts_with("/web/payments/pay_"), "{at}");
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "487.70");
+    let p = page(&app, "GET", &at, Some(&merchant), None).await;
+    assert!(text(&p).contains("data-status=\"succeeded\""));
+
+    // The same code again under a new attempt: refused as used, as a page
+    // (the cashier can act on it).
+    let again = format!("csrf={csrf}&attempt=web_second&amount=12.30&auth_code={digits}");
+    let r = page(&app, "POST", "/web/cashier", Some(&merchant), Some(&again)).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(
+        text(&r).contains("payment_code_already_used"),
+        "{}",
+        text(&r)
+    );
+
+    // A refund from the payment's page, once per attempt; then a cancel
+    // is refused (what was refunded stays refunded).
+    let p = page(&app, "GET", &at, Some(&merchant), None).await;
+    let attempt = field(&p, "attempt");
+    let refund = format!("csrf={csrf}&attempt={attempt}&amount=2.30");
+    for _ in 0..2 {
+        let r = page(
+            &app,
+            "POST",
+            &format!("{at}/refunds"),
+            Some(&merchant),
+            Some(&refund),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    }
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "490.00", "refunded once");
+    // Another merchant cannot see or refund it.
+    let (_, mk2, _, _) = app.parties().await;
+    let other = sign_in(&app, &mk2).await;
+    let r = page(&app, "GET", &at, Some(&other), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

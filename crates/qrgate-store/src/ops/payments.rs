@@ -292,6 +292,29 @@ pub(crate) async fn payer_history<C: Conn>(
     Ok((r.i64("payments")?, r.i64("amount")?))
 }
 
+/// How many of a merchant's payments succeeded in `[from, to)`, and their
+/// amounts added up (one read of the merchant's index range).
+pub(crate) async fn payment_totals<C: Conn>(
+    c: &mut C,
+    merchant_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<(i64, i64), StoreError> {
+    let rows = c
+        .rows(
+            "SELECT COUNT(*) AS payments, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS amount FROM payments \
+             WHERE merchant_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'succeeded'",
+            &[
+                Arg::Str(merchant_id),
+                Arg::I64(from.unix_millis()),
+                Arg::I64(to.unix_millis()),
+            ],
+        )
+        .await?;
+    let r = rows.first().ok_or_else(unexpected_none)?;
+    Ok((r.i64("payments")?, r.i64("amount")?))
+}
+
 /// How many distinct customers paid a merchant (succeeded) since `since`.
 pub(crate) async fn distinct_payers<C: Conn>(
     c: &mut C,
