@@ -493,6 +493,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "attempt_refused",
+        "a page's form was sent again after its first sending was refused",
+    ),
+    (
         "csrf_mismatch",
         "a page's form did not carry its session's CSRF token",
     ),

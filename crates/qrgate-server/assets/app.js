@@ -91,3 +91,41 @@
     start();
   }
 })();
+// The wallet: a countdown on the payment code, and a new code (from the
+// gateway) a few seconds before it runs out, shown in place.
+(function () {
+  function walletPage() {
+    var box = document.getElementById("paycode");
+    if (!box || !window.fetch) { return; }
+    var left = document.getElementById("paycode-left");
+    var unit = left.getAttribute("data-unit");
+    var expires = Date.parse(box.getAttribute("data-expires"));
+    var fetching = false;
+    function renew() {
+      fetching = true;
+      fetch("/web/wallet/code", { cache: "no-store", credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (c) {
+          document.getElementById("paycode-qr").innerHTML = c.svg;
+          document.getElementById("paycode-digits").textContent = c.numeric;
+          box.setAttribute("data-expires", c.expires_at);
+          expires = Date.parse(c.expires_at);
+        })
+        .catch(function () { /* tried again on the next tick */ })
+        .then(function () { fetching = false; });
+    }
+    function tick() {
+      var secs = Math.max(0, Math.ceil((expires - Date.now()) / 1000));
+      left.textContent = secs + " " + unit;
+      var margin = Math.min(5, Math.floor(Number(box.getAttribute("data-valid")) / 2));
+      if (secs <= margin && !fetching) { renew(); }
+      window.setTimeout(tick, 500);
+    }
+    tick();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", walletPage);
+  } else {
+    walletPage();
+  }
+})();

@@ -14,13 +14,12 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use qrgate_codes::image::{Correction, RenderOptions, render_svg};
 use qrgate_core::day::BusinessDay;
 use qrgate_gateway::payments::ListQuery;
 use qrgate_gateway::views::PaymentView;
 use qrgate_gateway::{Error, Role};
 
-use super::{Frame, Signed, html};
+use super::{Frame, Signed, html, inline_svg};
 use crate::http::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -467,18 +466,4 @@ fn placed(svg: &str, x: u32, y: u32, size: u32) -> String {
         1,
     );
     format!("<svg {rest}")
-}
-
-/// A QR code as an `<svg>` element to put in a page (no XML declaration).
-fn inline_svg(payload: &str, module_px: u32) -> Result<String, Error> {
-    let opts = RenderOptions {
-        correction: Correction::Q,
-        module_px,
-        quiet_zone: 4,
-    };
-    let svg = render_svg(payload, &opts).map_err(Error::internal)?;
-    Ok(match svg.split_once('\n') {
-        Some((decl, rest)) if decl.starts_with("<?xml") => rest.trim_end().to_owned(),
-        _ => svg,
-    })
 }

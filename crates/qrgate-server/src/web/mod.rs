@@ -13,6 +13,7 @@ mod i18n;
 mod merchant;
 mod payments;
 mod session;
+mod wallet;
 
 use askama::Template;
 use axum::Router;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(session::routes())
         .merge(merchant::routes())
         .merge(payments::routes())
+        .merge(wallet::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 
@@ -51,6 +53,7 @@ async fn home(signed: Result<Signed, Response>) -> Response {
         Err(r) => r,
         Ok(s) => match s.session.principal.role {
             qrgate_gateway::Role::Merchant => Redirect::to("/web/console").into_response(),
+            qrgate_gateway::Role::Consumer => Redirect::to("/web/wallet").into_response(),
             _ => Redirect::to("/web/account").into_response(),
         },
     }
@@ -262,4 +265,19 @@ pub(crate) fn html<T: Template>(t: &T) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render").into_response()
         }
     }
+}
+
+/// A QR code as an `<svg>` element to put in a page (no XML declaration).
+pub(crate) fn inline_svg(payload: &str, module_px: u32) -> Result<String, Error> {
+    use qrgate_codes::image::{Correction, RenderOptions, render_svg};
+    let opts = RenderOptions {
+        correction: Correction::Q,
+        module_px,
+        quiet_zone: 4,
+    };
+    let svg = render_svg(payload, &opts).map_err(Error::internal)?;
+    Ok(match svg.split_once('\n') {
+        Some((decl, rest)) if decl.starts_with("<?xml") => rest.trim_end().to_owned(),
+        _ => svg,
+    })
 }

@@ -256,7 +256,13 @@ fn screenshots() -> std::path::PathBuf {
 /// A gateway on a real socket with the system clock: (address, admin key).
 async fn serve() -> (std::net::SocketAddr, String) {
     let clock: Arc<dyn Clock> = Arc::new(qrgate_core::SystemClock);
-    let (gw, _) = Gateway::start(sqlite_store().await, clock, Config::default())
+    // Payment codes valid for 10 s (the catalogue's 60 s, made stricter),
+    // so the wallet's renewal is seen within the test.
+    let config = Config {
+        rules: [("BCP-CODE-TTL".to_owned(), 10)].into_iter().collect(),
+        ..Config::default()
+    };
+    let (gw, _) = Gateway::start(sqlite_store().await, clock, config)
         .await
         .unwrap();
     let admin = gw
@@ -526,6 +532,57 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     let svg_png = b
         .svg_download_as_png(&format!("/web/codes/{code_id}/poster.svg"))
         .await;
+
+    // The customer's wallet: the balance, and a payment code that is
+    // replaced before it runs out, in place; the new one pays.
+    b.go(&format!("{base}/web/console")).await;
+    b.click("form[action='/web/sign-out'] button").await;
+    b.wait_for_path("/web/sign-in").await;
+    b.type_into("#key", &ck).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/web/wallet").await;
+    b.screenshot("wallet").await;
+    let balance = b
+        .script("return document.getElementById('balance').textContent;")
+        .await;
+    assert_eq!(balance, "452.50", "500.00 - 36.50 - 12.30 + 2.30 - 1.00");
+    let digits = "return document.getElementById('paycode-digits').textContent;";
+    let first = b.script(digits).await;
+    let first_expires = b.attr("#paycode", "data-expires").await;
+    b.script("window.__qgMarker = 'wallet'; return null;").await;
+    let mut renewed = first.clone();
+    for _ in 0..150 {
+        renewed = b.script(digits).await;
+        if renewed != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(renewed, first, "the wallet shows a new code");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap())
+        .unwrap();
+    let old_expiry = qrgate_core::Timestamp::parse_rfc3339(&first_expires).unwrap();
+    assert!(
+        qrgate_core::Timestamp::from_unix_millis(now_ms) < old_expiry,
+        "replaced before it ran out"
+    );
+    assert_eq!(
+        b.script("return window.__qgMarker || null;").await,
+        "wallet",
+        "without a reload"
+    );
+    let charged = api(
+        addr,
+        "POST",
+        "/v1/payments",
+        &mk,
+        Some(json!({ "auth_code": renewed, "amount": "2.50" })),
+        Some("charge-wallet"),
+    )
+    .await;
+    assert_eq!(charged["status"], "succeeded", "{charged}");
     b.quit().await;
     if let Some(decoded) = zbar(&svg_png) {
         assert_eq!(

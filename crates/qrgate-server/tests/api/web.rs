@@ -382,3 +382,37 @@ async fn a_customer_code_at_the_till_is_charged_once_per_attempt() {
     let r = page(&app, "GET", &at, Some(&other), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_wallet_shows_a_fresh_code_to_its_customer_only() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let consumer = sign_in(&app, &ck).await;
+    let r = page(&app, "GET", "/web/", Some(&consumer), None).await;
+    assert_eq!(r.headers["location"], "/web/wallet");
+    let w = page(&app, "GET", "/web/wallet", Some(&consumer), None).await;
+    assert_eq!(w.status, StatusCode::OK);
+    assert_eq!(w.headers["cache-control"], "no-store");
+    let t = text(&w);
+    assert!(t.contains("id=\"balance\">500.00<"), "the balance");
+    assert!(
+        t.contains("<noscript><meta http-equiv=\"refresh\""),
+        "reloads without its script"
+    );
+    // Each ask is a new code, never the same one.
+    let a = page(&app, "GET", "/web/wallet/code", Some(&consumer), None).await;
+    let b = page(&app, "GET", "/web/wallet/code", Some(&consumer), None).await;
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&a.bytes).unwrap(),
+        serde_json::from_slice(&b.bytes).unwrap(),
+    );
+    assert_eq!(a["numeric"].as_str().map(str::len), Some(18));
+    assert_ne!(a["numeric"], b["numeric"]);
+    assert!(a["svg"].as_str().unwrap().starts_with("<svg"));
+    // Not for a merchant.
+    let merchant = sign_in(&app, &mk).await;
+    let r = page(&app, "GET", "/web/wallet", Some(&merchant), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = page(&app, "GET", "/web/wallet/code", Some(&merchant), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
