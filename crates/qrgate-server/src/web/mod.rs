@@ -9,6 +9,7 @@
 //!   status), static codes and their printable poster;
 //! - `i18n.rs`: the English and Chinese strings.
 
+mod complaints;
 mod i18n;
 mod merchant;
 mod payments;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(merchant::routes())
         .merge(payments::routes())
         .merge(wallet::routes())
+        .merge(complaints::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 

@@ -34,7 +34,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// The idempotency of a page's money-moving form: its attempt number as the
 /// key, over what it asks (stored answers are in the API's words).
-fn idem(
+pub(super) fn idem(
     signed: &Signed,
     attempt: &str,
     path: &str,

@@ -217,6 +217,35 @@ impl Browser {
         STANDARD.decode(png.as_str().unwrap()).unwrap()
     }
 
+    /// Check the page with axe-core (WCAG 2 A and AA): no serious or
+    /// critical violation. The script is the test's, injected by the
+    /// driver, never served by the gateway.
+    async fn accessible(&self, page: &str) {
+        const AXE: &str = include_str!("../fixtures/axe-4.14.1.min.js");
+        let loaded = self
+            .cmd(
+                "POST",
+                "/execute/sync",
+                json!({ "script": format!("{AXE}\n;return typeof axe;"), "args": [] }),
+            )
+            .await;
+        assert_eq!(loaded, "object", "axe-core loads on {page}");
+        let found = self
+            .cmd(
+                "POST",
+                "/execute/async",
+                json!({ "script": "var done = arguments[arguments.length - 1];\
+                    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } })\
+                      .then(function (r) { done(r.violations\
+                        .filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })\
+                        .map(function (v) { return v.id + ' (' + v.impact + '): ' + v.nodes.map(function (n) { return n.target.join(' '); }).join(', '); })); })\
+                      .catch(function (e) { done(['axe failed: ' + e]); });",
+                    "args": [] }),
+            )
+            .await;
+        assert_eq!(found, json!([]), "accessibility of {page}");
+    }
+
     /// The page printed to PDF (the browser's own print).
     async fn print_pdf(&self) -> Vec<u8> {
         let pdf = self
@@ -382,11 +411,13 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     // The merchant signs in and opens the cashier for 36.50.
     b.go(&format!("{base}/web/sign-in")).await;
     b.screenshot("sign-in").await;
+    b.accessible("sign-in").await;
     b.type_into("#key", &mk).await;
     b.click("button[type=submit]").await;
     b.wait_for_path("/web/console").await;
     b.go(&format!("{base}/web/cashier")).await;
     b.screenshot("cashier").await;
+    b.accessible("cashier").await;
     b.type_into("#amount", "36.50").await;
     b.click("#show-code").await;
     b.wait_for_path_prefix("/web/cashier/orders/").await;
@@ -397,6 +428,7 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     );
     assert_eq!(b.attr("#order", "data-status").await, "open");
     b.screenshot("order-open").await;
+    b.accessible("order-open").await;
     // Marked, to tell a reload from a live change.
     b.script("window.__qgMarker = 'still here'; return null;")
         .await;
@@ -440,6 +472,7 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     b.wait_for_path_prefix("/web/payments/pay_").await;
     assert_eq!(b.attr("#payment", "data-status").await, "succeeded");
     b.screenshot("charged").await;
+    b.accessible("charged").await;
 
     // A refund from the payment's page.
     b.type_into("#refund-amount", "2.30").await;
@@ -507,6 +540,33 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
         "without a reload"
     );
     b.screenshot("console").await;
+    b.accessible("console").await;
+
+    // A complaint about the 1.00 payment, refunded on the spot, in the
+    // merchant's inbox with the form to contest it.
+    let k = api(
+        addr,
+        "POST",
+        "/v1/complaints",
+        &ck,
+        Some(json!({ "payment_id": third, "reason": "wrong_amount", "description": "charged twice at the till" })),
+        Some("complaint-1"),
+    )
+    .await;
+    assert_eq!(k["status"], "refunded_instantly", "{k}");
+    b.go(&format!("{base}/web/complaints")).await;
+    b.accessible("complaints").await;
+    b.go(&format!(
+        "{base}/web/complaints/{}",
+        k["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        b.attr("#complaint", "data-status").await,
+        "refunded_instantly"
+    );
+    b.screenshot("complaint").await;
+    b.accessible("complaint").await;
 
     // A static code's poster, printed to PDF by the browser, decodes to
     // the code's payload.
@@ -514,6 +574,7 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     b.click("form[action='/web/codes'] button").await;
     b.wait_for_path_prefix("/web/codes/sqr_").await;
     b.screenshot("poster").await;
+    b.accessible("poster").await;
     let code_id = b
         .script("return document.querySelector('.code-id code').textContent;")
         .await;
@@ -542,10 +603,14 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     b.click("button[type=submit]").await;
     b.wait_for_path("/web/wallet").await;
     b.screenshot("wallet").await;
+    b.accessible("wallet").await;
     let balance = b
         .script("return document.getElementById('balance').textContent;")
         .await;
-    assert_eq!(balance, "452.50", "500.00 - 36.50 - 12.30 + 2.30 - 1.00");
+    assert_eq!(
+        balance, "453.50",
+        "500.00 - 36.50 - 12.30 + 2.30 - 1.00 + 1.00 (the complaint's refund)"
+    );
     let digits = "return document.getElementById('paycode-digits').textContent;";
     let first = b.script(digits).await;
     let first_expires = b.attr("#paycode", "data-expires").await;

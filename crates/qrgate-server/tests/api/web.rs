@@ -416,3 +416,109 @@ async fn the_wallet_shows_a_fresh_code_to_its_customer_only() {
     let r = page(&app, "GET", "/web/wallet/code", Some(&merchant), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_merchant_answers_a_complaint_from_its_inbox() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let sc = app
+        .call("POST", "/v1/static-codes", Some(&mk), None, &[])
+        .await;
+    let pay = app
+        .call(
+            "POST",
+            "/v1/scans",
+            Some(&ck),
+            Some(json!({ "payload": sc.json["payload"], "amount": "50.00" })),
+            &[("idempotency-key", "scan-k")],
+        )
+        .await;
+    let k = app
+        .call(
+            "POST",
+            "/v1/complaints",
+            Some(&ck),
+            Some(json!({ "payment_id": pay.json["id"], "reason": "not_received", "description": "nothing <b>came</b>" })),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    let kid = k.json["id"].as_str().unwrap().to_owned();
+    let photo = Request::builder()
+        .method("POST")
+        .uri(format!("/v1/complaints/{kid}/photos"))
+        .header("authorization", format!("Bearer {ck}"))
+        .header("content-type", "image/png")
+        .body(Body::from(b"\x89PNG\r\n\x1a\nphoto".to_vec()))
+        .unwrap();
+    assert_eq!(app.send(photo).await.status, StatusCode::CREATED);
+
+    let merchant = sign_in(&app, &mk).await;
+    let inbox = page(&app, "GET", "/web/complaints", Some(&merchant), None).await;
+    assert!(text(&inbox).contains(&kid));
+    let at = format!("/web/complaints/{kid}");
+    let view = page(&app, "GET", &at, Some(&merchant), None).await;
+    let t = text(&view);
+    assert!(
+        t.contains("nothing &#60;b&#62;came&#60;/b&#62;")
+            || t.contains("nothing &lt;b&gt;came&lt;/b&gt;"),
+        "the payer's words, escaped"
+    );
+    assert!(t.contains(&format!("src=\"/web/complaints/{kid}/photos/1\"")));
+    let img = page(
+        &app,
+        "GET",
+        &format!("{at}/photos/1"),
+        Some(&merchant),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (img.status, img.headers["content-type"].to_str().unwrap()),
+        (StatusCode::OK, "image/png")
+    );
+
+    // The answer, sent twice (a double press): one move.
+    let (csrf, attempt) = (field(&view, "csrf"), field(&view, "attempt"));
+    let form = format!("csrf={csrf}&attempt={attempt}&action=explain&amount=&text=sent+on+Monday");
+    for _ in 0..2 {
+        let r = page(
+            &app,
+            "POST",
+            &format!("{at}/answer"),
+            Some(&merchant),
+            Some(&form),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    }
+    let k = app
+        .call(
+            "GET",
+            &format!("/v1/complaints/{kid}"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(k.json["status"], "answered");
+    assert_eq!(
+        k.json["steps"].as_array().map(Vec::len),
+        Some(2),
+        "answered once"
+    );
+
+    // Another merchant sees nothing of it.
+    let (_, mk2, _, _) = app.parties().await;
+    let other = sign_in(&app, &mk2).await;
+    assert_eq!(
+        page(&app, "GET", &at, Some(&other), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&app, "GET", &format!("{at}/photos/1"), Some(&other), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!text(&page(&app, "GET", "/web/complaints", Some(&other), None).await).contains(&kid));
+}
