@@ -64,6 +64,43 @@ pub enum Decision {
     Recover { reason: String },
 }
 
+impl Decision {
+    /// A decision by its name (`refund`, `reject`, `send_back`, `park`,
+    /// `keep_refund`, `recover`), with the reason, the amount of a refund
+    /// (all when absent) and the revisit time of a park (RFC 3339).
+    pub fn parse(
+        name: &str,
+        reason: String,
+        amount: Option<String>,
+        revisit_at: Option<&str>,
+    ) -> Result<Decision, Error> {
+        Ok(match name {
+            "refund" => Decision::Refund { amount, reason },
+            "reject" => Decision::Reject { reason },
+            "send_back" => Decision::SendBack { reason },
+            "keep_refund" => Decision::KeepRefund { reason },
+            "recover" => Decision::Recover { reason },
+            "park" => {
+                let at = revisit_at.filter(|a| !a.is_empty()).ok_or_else(|| {
+                    Error::bad_request("invalid_request", "park needs revisit_at")
+                })?;
+                let until = Timestamp::parse_rfc3339(at).ok_or_else(|| {
+                    Error::bad_request("invalid_request", "revisit_at must be an RFC 3339 time")
+                })?;
+                Decision::Park { until, reason }
+            }
+            other => {
+                return Err(Error::bad_request(
+                    "invalid_request",
+                    format!(
+                        "decision must be refund, reject, send_back, park, keep_refund or recover; not {other:?}"
+                    ),
+                ));
+            }
+        })
+    }
+}
+
 impl<S: Store> Gateway<S> {
     /// The merchant answers an open complaint (by its deadline; after it
     /// the complaint is the operator's).

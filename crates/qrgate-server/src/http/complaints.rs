@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use qrgate_core::Timestamp;
 use qrgate_gateway::complaints::{
     Answer, ComplaintListQuery, Decision, FiguresQuery, NewComplaint, PayerMove,
 };
@@ -348,33 +347,12 @@ pub(super) async fn decide(
     body: StrictJson<DecisionRequest>,
 ) -> ApiResult {
     let v = &body.value;
-    let reason = v.reason.clone();
-    let decision = match v.decision.as_str() {
-        "refund" => Decision::Refund {
-            amount: v.amount.as_ref().map(|a| a.0.clone()),
-            reason,
-        },
-        "reject" => Decision::Reject { reason },
-        "send_back" => Decision::SendBack { reason },
-        "keep_refund" => Decision::KeepRefund { reason },
-        "recover" => Decision::Recover { reason },
-        "park" => {
-            let at = required(v.revisit_at.as_deref(), "revisit_at", "park")?;
-            let until = Timestamp::parse_rfc3339(&at).ok_or_else(|| {
-                Error::bad_request("invalid_request", "revisit_at must be an RFC 3339 time")
-            })?;
-            Decision::Park { until, reason }
-        }
-        other => {
-            return Err(Error::bad_request(
-                "invalid_request",
-                format!(
-                    "decision must be refund, reject, send_back, park, keep_refund or recover; not {other:?}"
-                ),
-            )
-            .into());
-        }
-    };
+    let decision = Decision::parse(
+        &v.decision,
+        v.reason.clone(),
+        v.amount.as_ref().map(|a| a.0.clone()),
+        v.revisit_at.as_deref(),
+    )?;
     once(&s, &p, &[Role::Admin], &meta, &body.bytes, |i| {
         s.gw.decide_complaint(&p, &id, decision, Some(i))
     })

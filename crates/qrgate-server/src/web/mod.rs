@@ -12,6 +12,7 @@
 mod complaints;
 mod i18n;
 mod merchant;
+mod operator;
 mod payments;
 mod session;
 mod wallet;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(payments::routes())
         .merge(wallet::routes())
         .merge(complaints::routes())
+        .merge(operator::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 
@@ -56,6 +58,7 @@ async fn home(signed: Result<Signed, Response>) -> Response {
         Ok(s) => match s.session.principal.role {
             qrgate_gateway::Role::Merchant => Redirect::to("/web/console").into_response(),
             qrgate_gateway::Role::Consumer => Redirect::to("/web/wallet").into_response(),
+            qrgate_gateway::Role::Admin => Redirect::to("/web/operator").into_response(),
             _ => Redirect::to("/web/account").into_response(),
         },
     }

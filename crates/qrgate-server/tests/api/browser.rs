@@ -648,6 +648,15 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     )
     .await;
     assert_eq!(charged["status"], "succeeded", "{charged}");
+
+    // The operator's queue.
+    b.click("form[action='/web/sign-out'] button").await;
+    b.wait_for_path("/web/sign-in").await;
+    b.type_into("#key", &admin).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_path("/web/operator").await;
+    b.screenshot("operator").await;
+    b.accessible("operator").await;
     b.quit().await;
     if let Some(decoded) = zbar(&svg_png) {
         assert_eq!(

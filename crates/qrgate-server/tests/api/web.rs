@@ -522,3 +522,118 @@ async fn the_merchant_answers_a_complaint_from_its_inbox() {
     );
     assert!(!text(&page(&app, "GET", "/web/complaints", Some(&other), None).await).contains(&kid));
 }
+
+#[tokio::test]
+async fn the_operator_decides_from_the_queue() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let sc = app
+        .call("POST", "/v1/static-codes", Some(&mk), None, &[])
+        .await;
+    let pay = app
+        .call(
+            "POST",
+            "/v1/scans",
+            Some(&ck),
+            Some(json!({ "payload": sc.json["payload"], "amount": "50.00" })),
+            &[("idempotency-key", "scan-op")],
+        )
+        .await;
+    // A fraud report, answered by the merchant and escalated by the payer.
+    let k = app
+        .call(
+            "POST",
+            "/v1/complaints",
+            Some(&ck),
+            Some(json!({ "payment_id": pay.json["id"], "reason": "not_authorised", "description": "not me" })),
+            &[("idempotency-key", "k-op")],
+        )
+        .await;
+    let kid = k.json["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/complaints/{kid}/answer"),
+            Some(&mk),
+            Some(json!({ "action": "reject", "reason": "it was you" })),
+            &[("idempotency-key", "a-op")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/complaints/{kid}/escalate"),
+            Some(&ck),
+            Some(json!({ "reason": "it was not" })),
+            &[("idempotency-key", "e-op")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+
+    // Not for a merchant.
+    let merchant = sign_in(&app, &mk).await;
+    assert_eq!(
+        page(&app, "GET", "/web/operator", Some(&merchant), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let admin = sign_in(&app, &app.admin).await;
+    let r = page(&app, "GET", "/web/", Some(&admin), None).await;
+    assert_eq!(r.headers["location"], "/web/operator");
+    let q = page(&app, "GET", "/web/operator", Some(&admin), None).await;
+    let t = text(&q);
+    assert!(t.contains(&format!("data-kind=\"complaint\" data-id=\"{kid}\"")));
+    assert!(t.contains(&format!("data-kind=\"fraud_report\" data-id=\"{kid}\"")));
+    let csrf = field(&q, "csrf");
+
+    // The fraud report cleared, once.
+    let form = format!("csrf={csrf}&decision=clear&reason=the+payer+knew+the+shop");
+    let at = format!("/web/operator/reviews/fraud_report/{kid}");
+    let r = page(&app, "POST", &at, Some(&admin), Some(&form)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    let r = page(&app, "POST", &at, Some(&admin), Some(&form)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(text(&r).contains("review_decided"));
+
+    // The complaint decided with a refund, sent twice: refunded once.
+    let view = page(
+        &app,
+        "GET",
+        &format!("/web/operator/complaints/{kid}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let attempt = field(&view, "attempt");
+    let form = format!(
+        "csrf={csrf}&attempt={attempt}&decision=refund&reason=no+proof&amount=&revisit_at="
+    );
+    for _ in 0..2 {
+        let r = page(
+            &app,
+            "POST",
+            &format!("/web/operator/complaints/{kid}/decision"),
+            Some(&admin),
+            Some(&form),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    }
+    let k = app
+        .call(
+            "GET",
+            &format!("/v1/complaints/{kid}"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (k.json["status"].as_str(), k.json["refunded"].as_str()),
+        (Some("resolved"), Some("50.00"))
+    );
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "500.00", "refunded once");
+}
