@@ -1,11 +1,10 @@
 //! Evidence: the JSON report (the source of truth), JUnit XML for CI, and
 //! an Ed25519 signature over the JSON that `verify` checks byte for byte.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use qrgate_core::evidence;
+use ring::signature::Ed25519KeyPair;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cases::Level;
 use crate::client::Exchange;
@@ -77,51 +76,20 @@ impl Report {
     }
 }
 
-/// Canonical bytes: compact JSON with sorted keys.
-fn canonical(v: &Value) -> String {
-    v.to_string()
-}
-
-/// The report as a JSON value, signed when a key is given.
+/// The report as a JSON value, signed when a key is given
+/// ([`qrgate_core::evidence`]).
 pub fn to_json(report: &Report, key: Option<&Ed25519KeyPair>) -> Result<String, String> {
-    let mut v = serde_json::to_value(report).map_err(|e| e.to_string())?;
-    if let Some(kp) = key {
-        let sig = kp.sign(canonical(&v).as_bytes());
-        v["signature"] = json!({
-            "alg": "Ed25519",
-            "public_key": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref()),
-            "value": URL_SAFE_NO_PAD.encode(sig.as_ref()),
-            "covers": "the report without this field, as compact JSON with sorted keys",
-        });
-    }
-    Ok(canonical(&v))
+    let v = serde_json::to_value(report).map_err(|e| e.to_string())?;
+    Ok(match key {
+        Some(kp) => evidence::sign(v, kp),
+        None => evidence::canonical(&v),
+    })
 }
 
 /// Check a signed report against a public key. The file must be exactly the
 /// canonical form, so a change of any byte fails.
 pub fn verify(file: &str, public_key_b64: &str) -> Result<(), String> {
-    let file = file.strip_suffix('\n').unwrap_or(file);
-    let mut v: Value = serde_json::from_str(file).map_err(|e| format!("not JSON: {e}"))?;
-    if canonical(&v) != file {
-        return Err("the file is not in its signed (canonical) form: it was changed".into());
-    }
-    let sig = v
-        .as_object_mut()
-        .and_then(|o| o.remove("signature"))
-        .ok_or("the report is not signed")?;
-    let embedded = sig["public_key"].as_str().unwrap_or_default();
-    if embedded != public_key_b64.trim() {
-        return Err("the report was signed with another key".into());
-    }
-    let pk = URL_SAFE_NO_PAD
-        .decode(public_key_b64.trim())
-        .map_err(|_| "the public key is not base64url")?;
-    let value = URL_SAFE_NO_PAD
-        .decode(sig["value"].as_str().unwrap_or_default())
-        .map_err(|_| "the signature is not base64url")?;
-    UnparsedPublicKey::new(&ED25519, pk)
-        .verify(canonical(&v).as_bytes(), &value)
-        .map_err(|_| "the signature does not match the report: it was changed".to_owned())
+    evidence::verify(file, public_key_b64).map(|_| ())
 }
 
 fn xml(s: &str) -> String {

@@ -9,6 +9,7 @@ pub mod complaint;
 pub mod counter;
 pub mod currency;
 pub mod day;
+pub mod evidence;
 pub mod fee;
 pub mod id;
 pub mod json;

@@ -493,6 +493,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "report_not_verified",
+        "a conformance report did not verify against the public key given",
+    ),
+    (
         "attempt_refused",
         "a page's form was sent again after its first sending was refused",
     ),

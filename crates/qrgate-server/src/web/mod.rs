@@ -9,6 +9,7 @@
 //!   status), static codes and their printable poster;
 //! - `i18n.rs`: the English and Chinese strings.
 
+mod auditor;
 mod complaints;
 mod i18n;
 mod merchant;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(wallet::routes())
         .merge(complaints::routes())
         .merge(operator::routes())
+        .merge(auditor::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 
@@ -59,7 +61,7 @@ async fn home(signed: Result<Signed, Response>) -> Response {
             qrgate_gateway::Role::Merchant => Redirect::to("/web/console").into_response(),
             qrgate_gateway::Role::Consumer => Redirect::to("/web/wallet").into_response(),
             qrgate_gateway::Role::Admin => Redirect::to("/web/operator").into_response(),
-            _ => Redirect::to("/web/account").into_response(),
+            qrgate_gateway::Role::Auditor => Redirect::to("/web/audit").into_response(),
         },
     }
 }

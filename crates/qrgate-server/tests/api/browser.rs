@@ -657,6 +657,29 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     b.wait_for_path("/web/operator").await;
     b.screenshot("operator").await;
     b.accessible("operator").await;
+
+    // The audit page: the books and the chain as they are, and a signed
+    // report chosen from a file, verified and shown.
+    b.go(&format!("{base}/web/audit")).await;
+    assert_eq!(b.attr("#ledger-verdict", "data-sound").await, "true");
+    assert_eq!(b.attr("#chain-verdict", "data-intact").await, "true");
+    b.accessible("audit").await;
+    let (report, public) = super::web::signed_report();
+    let path = std::fs::canonicalize(screenshots())
+        .unwrap()
+        .join("evidence.json");
+    std::fs::write(&path, &report).unwrap();
+    b.type_into("#report-file", path.to_str().unwrap()).await;
+    b.type_into("#report-key", &public).await;
+    b.click("#verify-report").await;
+    b.wait_for_path("/web/audit/report").await;
+    assert!(
+        !b.script("return document.getElementById('verified') ? 1 : null;")
+            .await
+            .is_null()
+    );
+    b.screenshot("report").await;
+    b.accessible("report").await;
     b.quit().await;
     if let Some(decoded) = zbar(&svg_png) {
         assert_eq!(

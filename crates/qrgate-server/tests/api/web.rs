@@ -637,3 +637,113 @@ async fn the_operator_decides_from_the_queue() {
     let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
     assert_eq!(me.json["balance"], "500.00", "refunded once");
 }
+
+/// A signed report in the suite's shape, and its public key.
+pub(super) fn signed_report() -> (String, String) {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let doc = json!({
+        "summary": { "total": 2, "pass": 1, "fail": 1, "warn": 0, "skip": 0 },
+        "target": { "url": "http://127.0.0.1:8080" },
+        "profile": "strict",
+        "finished_at": "2026-12-08T03:00:00Z",
+        "cases": [
+            { "id": "QGC-CPM-SINGLE-USE", "rule": "BCP-CODE-SINGLE-USE", "level": "MUST", "status": "PASS",
+              "title": "a code pays once", "exchanges": [{ "method": "POST", "path": "/v1/payments", "status": 201, "response_body": "{\"id\":\"pay_1\"}" }] },
+            { "id": "QGC-TENANCY", "rule": "QG-TENANCY", "level": "MUST", "status": "FAIL",
+              "title": "<script>alert(1)</script>", "expected": "404", "observed": "200", "exchanges": [] }
+        ]
+    });
+    let file = qrgate_core::evidence::sign(doc, &key);
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key().as_ref());
+    (file, public)
+}
+
+/// A multipart form post of the report page.
+async fn post_report(app: &App, cookie: &str, csrf: &str, key: &str, file: &str) -> Res {
+    let boundary = "qgboundary7";
+    let part = |name: &str, extra: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n\r\n{value}\r\n"
+        )
+    };
+    let body = format!(
+        "{}{}{}--{boundary}--\r\n",
+        part("csrf", "", csrf),
+        part("public_key", "", key),
+        part(
+            "report",
+            "; filename=\"evidence.json\"\r\nContent-Type: application/json",
+            file
+        ),
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/web/audit/report")
+        .header("cookie", cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    app.send(req).await
+}
+
+#[tokio::test]
+async fn the_auditor_checks_the_books_and_verifies_a_signed_report() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, _) = app.parties().await;
+    let key = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({ "role": "auditor" })),
+            &[],
+        )
+        .await;
+    let auditor = sign_in(&app, key.json["secret"].as_str().unwrap()).await;
+    let r = page(&app, "GET", "/web/", Some(&auditor), None).await;
+    assert_eq!(r.headers["location"], "/web/audit");
+    let a = page(&app, "GET", "/web/audit", Some(&auditor), None).await;
+    let t = text(&a);
+    assert!(
+        t.contains("data-sound=\"true\"") && t.contains("data-intact=\"true\""),
+        "{t}"
+    );
+    let csrf = field(&a, "csrf");
+
+    let (file, public) = signed_report();
+    let r = post_report(&app, &auditor, &csrf, &public, &file).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let t = text(&r);
+    assert!(
+        t.contains("id=\"verified\"")
+            && t.contains("QGC-TENANCY")
+            && t.contains("id=\"sum-fail\">1<")
+    );
+    assert!(
+        !t.contains("<script>alert(1)"),
+        "the report's text is escaped"
+    );
+    // One byte changed: refused, and nothing of it shown.
+    let changed = file.replace("\"fail\":1", "\"fail\":0");
+    let r = post_report(&app, &auditor, &csrf, &public, &changed).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(&r).contains("report_not_verified") && !text(&r).contains("QGC-TENANCY"));
+    // Without the session's CSRF token: refused.
+    let r = post_report(&app, &auditor, "forged", &public, &file).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Not for a merchant.
+    let merchant = sign_in(&app, &mk).await;
+    assert_eq!(
+        page(&app, "GET", "/web/audit", Some(&merchant), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
