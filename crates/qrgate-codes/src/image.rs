@@ -193,6 +193,44 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Scanned>, ImageError> {
     scan_gray(&img.to_luma8())
 }
 
+/// The largest image an untrusted upload may decode to: a photo from a
+/// phone fits, a decompression bomb (a small file that claims a huge
+/// picture) is refused before its pixels are allocated.
+pub const UPLOAD_MAX_SIDE: u32 = 8192;
+pub const UPLOAD_MAX_PIXELS: u64 = 40_000_000;
+
+/// [`scan`] for an image from outside: its declared size is checked
+/// against [`UPLOAD_MAX_SIDE`] and [`UPLOAD_MAX_PIXELS`] before it is
+/// decoded, and the decoder's allocations are capped.
+pub fn scan_upload(bytes: &[u8]) -> Result<Vec<Scanned>, ImageError> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(UPLOAD_MAX_SIDE);
+    limits.max_image_height = Some(UPLOAD_MAX_SIDE);
+    // A decoded RGBA picture of the largest size, and a little more.
+    limits.max_alloc = Some(UPLOAD_MAX_PIXELS * 4 + (1 << 20));
+    reader.limits(limits.clone());
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    if u64::from(w) * u64::from(h) > UPLOAD_MAX_PIXELS {
+        return Err(ImageError::Decode(format!(
+            "the image is {w}x{h} pixels; at most {UPLOAD_MAX_PIXELS} are read"
+        )));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    scan_gray(&img.to_luma8())
+}
+
 pub fn scan_gray(img: &GrayImage) -> Result<Vec<Scanned>, ImageError> {
     // Try the image as it is, then variants that help with blur, low
     // resolution and uneven light; stop at the first that yields a code.

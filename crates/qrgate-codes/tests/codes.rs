@@ -838,3 +838,32 @@ fn a_rotated_code_with_jagged_edges_is_found() {
     let img = render_gray(p, &RenderOptions::default()).unwrap();
     assert_eq!(scan_one(&rotate(&img, 33)), p);
 }
+
+#[test]
+fn an_uploaded_photo_is_read_within_its_limits() {
+    // A code rendered to PNG reads back through the upload path.
+    let opts = RenderOptions {
+        correction: qrgate_codes::image::Correction::Q,
+        module_px: 6,
+        quiet_zone: 4,
+    };
+    let png = render_png("hello upload", &opts).unwrap();
+    let found = qrgate_codes::image::scan_upload(&png).unwrap();
+    assert_eq!(found[0].payload, "hello upload");
+    // A picture wider than the limit is refused before its pixels are
+    // decoded (a small file can claim a huge picture).
+    let wide = GrayImage::from_pixel(qrgate_codes::image::UPLOAD_MAX_SIDE + 1, 1, Luma([255]));
+    let mut bytes = Vec::new();
+    wide.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
+    assert!(bytes.len() < 4096, "a small file: {} bytes", bytes.len());
+    assert!(matches!(
+        qrgate_codes::image::scan_upload(&bytes),
+        Err(qrgate_codes::image::ImageError::Decode(_))
+    ));
+    // Not an image at all.
+    assert!(qrgate_codes::image::scan_upload(b"GIF89a not really").is_err());
+}

@@ -168,6 +168,20 @@ pub fn checked_text(field: &'static str, text: &str) -> Result<String, TextError
     Ok(t.to_owned())
 }
 
+/// The image type `bytes` start with: a PNG signature or a JPEG start of
+/// image. Anything else is not taken.
+pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+    if bytes.starts_with(PNG) {
+        Some("image/png")
+    } else if bytes.starts_with(JPEG) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ pub fn sign(mut v: Value, key: &Ed25519KeyPair) -> String {
         "alg": "Ed25519",
         "public_key": URL_SAFE_NO_PAD.encode(key.public_key().as_ref()),
         "value": URL_SAFE_NO_PAD.encode(sig.as_ref()),
-        "covers": "the report without this field, as compact JSON with sorted keys",
+        "covers": "the document without this field, as compact JSON with sorted keys",
     });
     canonical(&v)
 }

@@ -493,6 +493,10 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "code_not_found",
+        "no QR code was found in the uploaded photo",
+    ),
+    (
         "report_not_verified",
         "a conformance report did not verify against the public key given",
     ),

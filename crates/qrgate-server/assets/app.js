@@ -92,33 +92,51 @@
   }
 })();
 // The wallet: a countdown on the payment code, and a new code (from the
-// gateway) a few seconds before it runs out, shown in place.
+// gateway) a few seconds before it runs out, shown in place. A failed
+// fetch is tried again later and later (up to 30 s, or as Retry-After
+// says); a code that ran out is greyed and says so; a session that ended
+// reloads the page (to the sign-in).
 (function () {
   function walletPage() {
     var box = document.getElementById("paycode");
     if (!box || !window.fetch) { return; }
     var left = document.getElementById("paycode-left");
+    var stale = document.getElementById("paycode-stale");
     var unit = left.getAttribute("data-unit");
     var expires = Date.parse(box.getAttribute("data-expires"));
     var fetching = false;
+    var notBefore = 0;
+    var wait = 1000;
     function renew() {
       fetching = true;
       fetch("/web/wallet/code", { cache: "no-store", credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (r) {
+          if (r.redirected) { window.location.reload(); return Promise.reject("signed out"); }
+          if (!r.ok) {
+            var after = Number(r.headers.get("retry-after"));
+            wait = after > 0 ? after * 1000 : Math.min(wait * 2, 30000);
+            return Promise.reject(r.status);
+          }
+          return r.json();
+        })
         .then(function (c) {
           document.getElementById("paycode-qr").innerHTML = c.svg;
           document.getElementById("paycode-digits").textContent = c.numeric;
           box.setAttribute("data-expires", c.expires_at);
+          box.classList.remove("stale");
+          stale.hidden = true;
           expires = Date.parse(c.expires_at);
+          wait = 1000;
         })
-        .catch(function () { /* tried again on the next tick */ })
+        .catch(function () { notBefore = Date.now() + wait; })
         .then(function () { fetching = false; });
     }
     function tick() {
       var secs = Math.max(0, Math.ceil((expires - Date.now()) / 1000));
       left.textContent = secs + " " + unit;
+      if (secs === 0) { box.classList.add("stale"); stale.hidden = false; }
       var margin = Math.min(5, Math.floor(Number(box.getAttribute("data-valid")) / 2));
-      if (secs <= margin && !fetching) { renew(); }
+      if (secs <= margin && !fetching && Date.now() >= notBefore) { renew(); }
       window.setTimeout(tick, 500);
     }
     tick();

@@ -64,6 +64,9 @@ pub enum Decision {
     Recover { reason: String },
 }
 
+/// How far off a parked complaint's revisit may be.
+const PARK_AT_MOST_DAYS: i64 = 30;
+
 impl Decision {
     /// A decision by its name (`refund`, `reject`, `send_back`, `park`,
     /// `keep_refund`, `recover`), with the reason, the amount of a refund
@@ -552,10 +555,16 @@ fn decision_move(
     match d {
         Decision::SendBack { .. } => mv.due_at = Some(after(now, first_reply_seconds)),
         Decision::Park { until, .. } => {
-            if *until <= now {
+            // A follow-up, not a way out of the queue: at most as far off
+            // as the payer's own reply window (a mistyped year would hide
+            // the complaint for decades).
+            let latest = after(now, PARK_AT_MOST_DAYS * 86_400);
+            if *until <= now || *until > latest {
                 return Err(Error::bad_request(
                     "invalid_request",
-                    "revisit_at must be in the future",
+                    format!(
+                        "revisit_at must be in the future and at most {PARK_AT_MOST_DAYS} days from now"
+                    ),
                 ));
             }
             mv.revisit_at = Some(*until);

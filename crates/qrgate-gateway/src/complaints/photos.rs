@@ -48,19 +48,7 @@ impl ComplaintPhotoView {
     }
 }
 
-/// The image type `bytes` start with: a PNG signature or a JPEG start of
-/// image. Anything else is not taken.
-pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
-    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
-    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
-    if bytes.starts_with(PNG) {
-        Some("image/png")
-    } else if bytes.starts_with(JPEG) {
-        Some("image/jpeg")
-    } else {
-        None
-    }
-}
+pub use qrgate_core::complaint::sniff_image;
 
 impl<S: Store> Gateway<S> {
     /// Whether `p` may add a photo to complaint `id` now (its payer, while

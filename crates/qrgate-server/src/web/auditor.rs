@@ -59,7 +59,7 @@ async fn audit(State(s): State<AppState>, signed: Signed) -> Response {
             f: Frame::of(signed.lang, Some(&signed)),
             ledger_sound: ledger.is_sound(),
             ledger: serde_json::to_string_pretty(&ledger).map_err(Error::internal)?,
-            chain_intact: chain.get("intact").is_some() || chain.get("Intact").is_some(),
+            chain_intact: chain.get("Intact").is_some(),
             chain: serde_json::to_string_pretty(&chain).map_err(Error::internal)?,
         })
     }
@@ -133,7 +133,12 @@ async fn report(State(_s): State<AppState>, signed: Signed, mut form: Multipart)
     if let Err(r) = signed.check_csrf(&csrf) {
         return *r;
     }
-    let doc = match qrgate_core::evidence::verify(&file, &key) {
+    // Parsing and checking a large report is work for a blocking thread.
+    let checked = {
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || qrgate_core::evidence::verify(&file, &key)).await
+    };
+    let doc = match checked.map_err(|e| e.to_string()).and_then(|r| r) {
         Ok(doc) => doc,
         Err(why) => {
             let e = Error::new(Kind::Unprocessable, "report_not_verified", why);

@@ -84,8 +84,10 @@ async fn headers(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+    // A response that set its own policy (a photo: sandboxed) keeps it.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     for (name, value) in [
-        ("content-security-policy", CSP),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         // Same-origin: the pages' own form posts carry their Origin (the
@@ -259,7 +261,15 @@ pub(crate) fn error_page(lang: Lang, signed: Option<&Signed>, e: &Error) -> Resp
             e.message.clone()
         },
     };
-    (status, html(&page)).into_response()
+    let mut res = (status, html(&page)).into_response();
+    if let qrgate_gateway::Kind::TooManyRequests {
+        retry_after_seconds,
+    } = e.kind
+        && let Ok(v) = HeaderValue::from_str(&retry_after_seconds.to_string())
+    {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// A template as an HTML response body (a template that fails to render

@@ -52,7 +52,7 @@ pub(super) fn idem(
 
 /// The payment a money-moving reply names (fresh or replayed): its id, or
 /// the refusal it stored (with the payment it was recorded as, if any).
-fn payment_of(r: Reply) -> Result<String, Error> {
+pub(super) fn payment_of(r: Reply) -> Result<String, Error> {
     let body = match r {
         Reply::Fresh(_, body) => body,
         Reply::Replayed(said) => said.body,

@@ -1,13 +1,16 @@
 //! The consumer's wallet: the balance, the payment code to show the
 //! cashier (a QR code and its 18 digits, a new one shortly before each
-//! runs out, never cached), and the payments made.
+//! runs out, never cached), paying a shop's code from a photo of it (read
+//! by the server within the upload limits, verified, and shown before
+//! anything is paid), and the payments made.
 
 use askama::Template;
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
 use serde_json::json;
 
 use qrgate_gateway::payments::ListQuery;
@@ -21,7 +24,16 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/web/wallet", get(wallet))
         .route("/web/wallet/code", get(code))
+        .route(
+            "/web/wallet/scan",
+            post(scan).layer(DefaultBodyLimit::max(MAX_PHOTO)),
+        )
+        .route("/web/wallet/pay", post(pay))
+        .route("/web/wallet/payments/{id}", get(paid))
 }
+
+/// The largest photo of a shop's code the wallet takes.
+const MAX_PHOTO: usize = 8 * 1024 * 1024;
 
 impl Signed {
     fn consumer(&self) -> Result<(), Box<Response>> {
@@ -55,7 +67,10 @@ async fn fresh_code(s: &AppState, signed: &Signed) -> Result<Code, Error> {
 struct WalletPage {
     f: Frame,
     balance: String,
-    code: Code,
+    /// None when no code could be issued now (the payer asked too often):
+    /// the page says why and tries again.
+    code: Option<Code>,
+    no_code: String,
     /// When a page without its script reloads for a new code.
     reload_after: u8,
     payments: Vec<PaymentView>,
@@ -74,12 +89,22 @@ async fn wallet(State(s): State<AppState>, signed: Signed) -> Response {
             ..Default::default()
         };
         let payments = s.gw.list_payments(p, q).await?.data;
-        let code = fresh_code(&s, &signed).await?;
+        // The balance and the payments show even when no code can be
+        // issued right now.
+        let (code, no_code) = match fresh_code(&s, &signed).await {
+            Ok(c) => (Some(c), String::new()),
+            Err(e) if e.kind != qrgate_gateway::Kind::Internal => (None, e.message),
+            Err(e) => return Err(e),
+        };
+        let reload_after = code
+            .as_ref()
+            .map_or(10, |c| c.valid_seconds.saturating_sub(5).max(1));
         Ok::<_, Error>(WalletPage {
             f: Frame::of(signed.lang, Some(&signed)),
             balance,
-            reload_after: code.valid_seconds.saturating_sub(5).max(1),
             code,
+            no_code,
+            reload_after,
             payments,
         })
     }
@@ -108,6 +133,162 @@ async fn code(State(s): State<AppState>, signed: Signed) -> Response {
             .to_string(),
         )
             .into_response(),
+        Err(e) => signed.refused(&e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "scanned.html")]
+struct ScannedPage {
+    f: Frame,
+    payload: String,
+    merchant_name: String,
+    merchant_city: String,
+    /// A dynamic code's amount; empty for a static code (the payer types it).
+    amount: String,
+    status: String,
+    risk_prompt: String,
+    attempt: String,
+}
+
+/// A photo of a shop's code: read it (within the upload limits), verify the
+/// code, and show whom it pays before anything is paid.
+async fn scan(State(s): State<AppState>, signed: Signed, mut form: Multipart) -> Response {
+    if let Err(r) = signed.consumer() {
+        return *r;
+    }
+    let (mut csrf, mut photo) = (String::new(), Vec::new());
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let Ok(bytes) = field.bytes().await else {
+                    return unreadable(&signed);
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "photo" => photo = bytes.to_vec(),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return unreadable(&signed),
+        }
+    }
+    if let Err(r) = signed.check_csrf(&csrf) {
+        return *r;
+    }
+    let found = tokio::task::spawn_blocking(move || qrgate_codes::image::scan_upload(&photo)).await;
+    let payload = match found {
+        Ok(Ok(codes)) => match codes.into_iter().next() {
+            Some(c) => c.payload,
+            None => return no_code(&signed),
+        },
+        _ => return no_code(&signed),
+    };
+    let v = match s.gw.verify_code(&payload).await {
+        Ok(v) => v,
+        Err(e) => return signed.refused(&e),
+    };
+    html(&ScannedPage {
+        f: Frame::of(signed.lang, Some(&signed)),
+        payload,
+        merchant_name: v.merchant_name,
+        merchant_city: v.merchant_city,
+        amount: v.amount.unwrap_or_default(),
+        status: v.status,
+        risk_prompt: v.risk_prompt,
+        attempt: super::merchant::attempt_id(&s),
+    })
+}
+
+fn unreadable(signed: &Signed) -> Response {
+    let e = Error::bad_request(
+        "invalid_request",
+        "the photo could not be read: send a JPEG or PNG under 8 MiB",
+    );
+    signed.refused(&e)
+}
+
+fn no_code(signed: &Signed) -> Response {
+    let e = Error::new(
+        qrgate_gateway::Kind::Unprocessable,
+        "code_not_found",
+        "no QR code was found in the photo: hold the phone steady, fill the frame with the code, and try again",
+    );
+    signed.refused(&e)
+}
+
+#[derive(Deserialize)]
+struct PayForm {
+    csrf: String,
+    attempt: String,
+    payload: String,
+    #[serde(default)]
+    amount: String,
+}
+
+/// Pay the scanned code (once per attempt), then show the payment.
+async fn pay(State(s): State<AppState>, signed: Signed, Form(form): Form<PayForm>) -> Response {
+    if let Err(r) = signed
+        .check_csrf(&form.csrf)
+        .and_then(|()| signed.consumer())
+    {
+        return *r;
+    }
+    let amount = Some(form.amount.trim()).filter(|a| !a.is_empty());
+    let body = json!({ "payload": form.payload, "amount": amount });
+    let made = async {
+        let i = super::payments::idem(&signed, &form.attempt, "/web/wallet/pay", body)?;
+        let reply = match s.gw.stored_answer(&i).await? {
+            Some(stored) => stored,
+            None => {
+                s.gw.pay_scanned(
+                    &signed.session.principal,
+                    &form.payload,
+                    amount,
+                    None,
+                    Some(i),
+                )
+                .await?
+            }
+        };
+        super::payments::payment_of(reply)
+    }
+    .await;
+    match made {
+        Ok(id) => Redirect::to(&format!("/web/wallet/payments/{id}")).into_response(),
+        Err(e) if e.payment_id.is_some() => {
+            let id = e.payment_id.clone().unwrap_or_default();
+            Redirect::to(&format!("/web/wallet/payments/{id}")).into_response()
+        }
+        Err(e) => signed.refused(&e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "paid.html")]
+struct PaidPage {
+    f: Frame,
+    p: PaymentView,
+    failure: String,
+}
+
+/// One of the payer's payments.
+async fn paid(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+    if let Err(r) = signed.consumer() {
+        return *r;
+    }
+    match s.gw.get_payment(&signed.session.principal, &id).await {
+        Ok(p) => html(&PaidPage {
+            f: Frame::of(signed.lang, Some(&signed)),
+            failure: p
+                .failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.code, f.message))
+                .unwrap_or_default(),
+            p,
+        }),
         Err(e) => signed.refused(&e),
     }
 }

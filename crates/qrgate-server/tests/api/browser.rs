@@ -180,12 +180,17 @@ impl Browser {
         panic!("the browser is at {now}, not {want}");
     }
 
-    async fn screenshot(&self, name: &str) {
+    /// A screenshot of the page, kept as `name.png`; its full path.
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let png = self.cmd("GET", "/screenshot", Value::Null).await;
         let bytes = STANDARD.decode(png.as_str().unwrap()).unwrap();
         let dir = screenshots();
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+        let path = std::fs::canonicalize(&dir)
+            .unwrap()
+            .join(format!("{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        path
     }
 
     /// Fetch an SVG with the page's session, draw it as an image 560 px
@@ -433,18 +438,38 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     b.script("window.__qgMarker = 'still here'; return null;")
         .await;
 
-    // The customer pays the code on the screen.
-    let o = api(addr, "GET", &format!("/v1/orders/{order}"), &mk, None, None).await;
-    let paid = api(
-        addr,
-        "POST",
-        "/v1/scans",
-        &ck,
-        Some(json!({ "payload": o["payload"] })),
-        Some("scan-1"),
-    )
-    .await;
-    assert_eq!(paid["status"], "succeeded", "{paid}");
+    // The customer pays the code on the screen: their wallet, in a browser
+    // of their own, reads it from a photo (the screenshot of the till).
+    let shot = b.screenshot("order-to-scan").await;
+    let Some(c) = Browser::start().await else {
+        panic!("a second browser did not start");
+    };
+    c.go(&format!("{base}/web/sign-in")).await;
+    c.type_into("#key", &ck).await;
+    c.click("button[type=submit]").await;
+    c.wait_for_path("/web/wallet").await;
+    c.type_into("#scan-photo", shot.to_str().unwrap()).await;
+    c.click("#scan").await;
+    c.wait_for_path("/web/wallet/scan").await;
+    let shop = c
+        .script("return document.getElementById('shop').textContent;")
+        .await;
+    assert_eq!(
+        shop, "OLD STREET NOODLES",
+        "the wallet names the shop before paying"
+    );
+    assert_eq!(
+        c.script("return document.getElementById('pay-fixed').textContent;")
+            .await,
+        "36.50"
+    );
+    c.screenshot("scanned").await;
+    c.accessible("scanned").await;
+    c.click("#pay").await;
+    c.wait_for_path_prefix("/web/wallet/payments/pay_").await;
+    assert_eq!(c.attr("#payment", "data-status").await, "succeeded");
+    c.screenshot("wallet-paid").await;
+    c.quit().await;
     let mut status = String::new();
     for _ in 0..40 {
         status = b.attr("#order", "data-status").await;

@@ -747,3 +747,109 @@ async fn the_auditor_checks_the_books_and_verifies_a_signed_report() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// A multipart post of the wallet's scan form.
+async fn post_photo(app: &App, cookie: &str, csrf: &str, photo: &[u8]) -> Res {
+    let boundary = "qgphoto9";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"code.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = Request::builder()
+        .method("POST")
+        .uri("/web/wallet/scan")
+        .header("cookie", cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    app.send(req).await
+}
+
+#[tokio::test]
+async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, ck) = app.parties().await;
+    let sc = app
+        .call("POST", "/v1/static-codes", Some(&mk), None, &[])
+        .await;
+    let id = sc.json["id"].as_str().unwrap();
+    let png = app
+        .call(
+            "GET",
+            &format!("/v1/static-codes/{id}.png"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await
+        .bytes;
+    let consumer = sign_in(&app, &ck).await;
+    let w = page(&app, "GET", "/web/wallet", Some(&consumer), None).await;
+    let csrf = field(&w, "csrf");
+
+    // Not a code: said so, nothing paid.
+    let r = post_photo(&app, &consumer, &csrf, b"\x89PNG\r\n\x1a\nnot an image").await;
+    assert!(text(&r).contains("code_not_found"), "{}", text(&r));
+    // Without the session's token: refused before the photo is read.
+    let r = post_photo(&app, &consumer, "forged", &png).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // The static code: whom it pays, then the amount the payer types.
+    let r = post_photo(&app, &consumer, &csrf, &png).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let t = text(&r);
+    assert!(t.contains("OLD STREET NOODLES") && t.contains("id=\"pay-amount\""));
+    let (attempt, payload) = (field(&r, "attempt"), field(&r, "payload"));
+    let payload = payload.replace("&#43;", "+");
+    let form = format!(
+        "csrf={csrf}&attempt={attempt}&amount=8.80&payload={}",
+        payload.replace('+', "%2B")
+    );
+    let a = page(
+        &app,
+        "POST",
+        "/web/wallet/pay",
+        Some(&consumer),
+        Some(&form),
+    )
+    .await;
+    let b = page(
+        &app,
+        "POST",
+        "/web/wallet/pay",
+        Some(&consumer),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.headers["location"], b.headers["location"],
+        "a double press pays once"
+    );
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "491.20");
+    let p = page(
+        &app,
+        "GET",
+        a.headers["location"].to_str().unwrap(),
+        Some(&consumer),
+        None,
+    )
+    .await;
+    assert!(text(&p).contains("data-status=\"succeeded\""));
+    // Not for a merchant.
+    let merchant = sign_in(&app, &mk).await;
+    let own = field(
+        &page(&app, "GET", "/web/console", Some(&merchant), None).await,
+        "csrf",
+    );
+    let r = post_photo(&app, &merchant, &own, &png).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!text(&r).contains("csrf_mismatch"), "refused for its role");
+}
