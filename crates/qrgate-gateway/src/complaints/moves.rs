@@ -558,7 +558,7 @@ fn decision_move(
             // A follow-up, not a way out of the queue: at most as far off
             // as the payer's own reply window (a mistyped year would hide
             // the complaint for decades).
-            let latest = after(now, PARK_AT_MOST_DAYS * 86_400);
+            let latest = super::days_before(now, -PARK_AT_MOST_DAYS);
             if *until <= now || *until > latest {
                 return Err(Error::bad_request(
                     "invalid_request",

@@ -453,6 +453,19 @@ on_both!(
             (c["status"].as_str(), c["waiting_for"].as_str()),
             (Some("contested"), Some("operator"))
         );
+        // A park as far off as a mistyped year is refused (at most 30
+        // days), and so is one in the past.
+        for off_ms in [31 * 86_400_000_i64, -1000] {
+            let far = Decision::Park {
+                until: Timestamp::from_unix_millis(w.gw.now().unix_millis() + off_ms),
+                reason: "later".into(),
+            };
+            let e =
+                w.gw.decide_complaint(&admin(), &id, far, None)
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.code, "invalid_request", "{off_ms}");
+        }
         // The operator parks it, then decides for the merchant.
         let until = Timestamp::from_unix_millis(w.gw.now().unix_millis() + 3_600_000);
         let park = Decision::Park {
