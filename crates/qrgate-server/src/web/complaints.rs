@@ -15,7 +15,7 @@ use serde_json::json;
 use qrgate_gateway::Error;
 use qrgate_gateway::complaints::{Answer, ComplaintListQuery, ComplaintView};
 
-use super::payments::idem;
+use super::payments::once;
 use super::{Frame, Signed, html};
 use crate::http::AppState;
 
@@ -151,15 +151,11 @@ async fn answer(
     };
     let path = format!("/web/complaints/{id}/answer");
     let body = json!({ "action": form.action, "amount": amount, "text": text });
-    let done = async {
-        let i = idem(&signed, &form.attempt, &path, body)?;
-        if s.gw.stored_answer(&i).await?.is_none() {
-            s.gw.answer_complaint(&signed.session.principal, &id, answer, Some(i))
-                .await?;
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
+    let done = once(&s, &signed, &form.attempt, &path, body, |i| {
+        s.gw.answer_complaint(&signed.session.principal, &id, answer, Some(i))
+    })
+    .await
+    .map(|_| ());
     back_to(&signed, &id, done)
 }
 
@@ -184,15 +180,12 @@ async fn contest(
     }
     let reason = form.reason.trim().to_owned();
     let path = format!("/web/complaints/{id}/contest");
-    let done = async {
-        let i = idem(&signed, &form.attempt, &path, json!({ "reason": reason }))?;
-        if s.gw.stored_answer(&i).await?.is_none() {
-            s.gw.contest_complaint(&signed.session.principal, &id, reason.clone(), Some(i))
-                .await?;
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
+    let body = json!({ "reason": reason });
+    let done = once(&s, &signed, &form.attempt, &path, body, |i| {
+        s.gw.contest_complaint(&signed.session.principal, &id, reason.clone(), Some(i))
+    })
+    .await
+    .map(|_| ());
     back_to(&signed, &id, done)
 }
 

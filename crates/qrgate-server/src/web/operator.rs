@@ -16,7 +16,7 @@ use qrgate_gateway::complaints::{ComplaintView, Decision};
 use qrgate_gateway::reviews::{ReviewItem, ReviewQuery};
 use qrgate_gateway::{Error, Role};
 
-use super::payments::idem;
+use super::payments::once;
 use super::{Frame, Signed, html};
 use crate::http::AppState;
 
@@ -157,21 +157,20 @@ async fn decide(
     let amount = Some(form.amount.trim().to_owned()).filter(|a| !a.is_empty());
     let path = format!("/web/operator/complaints/{id}/decision");
     let body = json!({ "decision": form.decision, "reason": form.reason, "amount": amount, "revisit_at": form.revisit_at });
-    let done = async {
-        let decision = Decision::parse(
-            &form.decision,
-            form.reason.clone(),
-            amount.clone(),
-            Some(form.revisit_at.trim()),
-        )?;
-        let i = idem(&signed, &form.attempt, &path, body)?;
-        if s.gw.stored_answer(&i).await?.is_none() {
-            s.gw.decide_complaint(&signed.session.principal, &id, decision, Some(i))
-                .await?;
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
+    let decision = match Decision::parse(
+        &form.decision,
+        form.reason.clone(),
+        amount.clone(),
+        Some(form.revisit_at.trim()),
+    ) {
+        Ok(d) => d,
+        Err(e) => return signed.refused(&e),
+    };
+    let done = once(&s, &signed, &form.attempt, &path, body, |i| {
+        s.gw.decide_complaint(&signed.session.principal, &id, decision, Some(i))
+    })
+    .await
+    .map(|_| ());
     match done {
         Ok(()) => Redirect::to(&format!("/web/operator/complaints/{id}")).into_response(),
         Err(e) => signed.refused(&e),

@@ -50,6 +50,27 @@ pub(super) fn idem(
     )
 }
 
+/// A page's money-moving form, run once per attempt: the stored answer of
+/// an earlier press of it, or `work` with the attempt's idempotency.
+pub(super) async fn once<F, Fut>(
+    s: &AppState,
+    signed: &Signed,
+    attempt: &str,
+    path: &str,
+    body: serde_json::Value,
+    work: F,
+) -> Result<Reply, Error>
+where
+    F: FnOnce(Idem) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, Error>>,
+{
+    let i = idem(signed, attempt, path, body)?;
+    match s.gw.stored_answer(&i).await? {
+        Some(stored) => Ok(stored),
+        None => work(i).await,
+    }
+}
+
 /// The payment a money-moving reply names (fresh or replayed): its id, or
 /// the refusal it stored (with the payment it was recorded as, if any).
 pub(super) fn payment_of(r: Reply) -> Result<String, Error> {
@@ -89,15 +110,11 @@ pub(super) async fn charge(
 ) -> Response {
     let p: &Principal = &signed.session.principal;
     let body = json!({ "amount": amount, "auth_code": code });
-    let made = async {
-        let i = idem(signed, attempt, "/web/cashier", body)?;
-        let reply = match s.gw.stored_answer(&i).await? {
-            Some(stored) => stored,
-            None => s.gw.charge(p, code, amount, None, Some(i)).await?,
-        };
-        payment_of(reply)
-    }
-    .await;
+    let made = once(s, signed, attempt, "/web/cashier", body, |i| {
+        s.gw.charge(p, code, amount, None, Some(i))
+    })
+    .await
+    .and_then(payment_of);
     match made {
         Ok(id) => Redirect::to(&format!("/web/payments/{id}")).into_response(),
         Err(e) if e.payment_id.is_some() => {
@@ -164,10 +181,14 @@ async fn refund(
     }
     let amount = form.amount.trim();
     let path = format!("/web/payments/{id}/refunds");
-    let done = async {
-        let i = idem(&signed, &form.attempt, &path, json!({ "amount": amount }))?;
-        if s.gw.stored_answer(&i).await?.is_none() {
-            // The attempt is also the refund's number: one refund per press.
+    // The attempt is also the refund's number: one refund per press.
+    let done = once(
+        &s,
+        &signed,
+        &form.attempt,
+        &path,
+        json!({ "amount": amount }),
+        |i| {
             s.gw.refund(
                 &signed.session.principal,
                 &id,
@@ -175,11 +196,10 @@ async fn refund(
                 &form.attempt,
                 Some(i),
             )
-            .await?;
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
+        },
+    )
+    .await
+    .map(|_| ());
     match done {
         Ok(()) => Redirect::to(&format!("/web/payments/{id}")).into_response(),
         Err(e) => signed.refused(&e),
@@ -205,14 +225,11 @@ async fn cancel(
         return *r;
     }
     let path = format!("/web/payments/{id}/cancel");
-    let done = async {
-        let i = idem(&signed, &form.attempt, &path, json!({}))?;
-        if s.gw.stored_answer(&i).await?.is_none() {
-            s.gw.cancel(&signed.session.principal, &id, Some(i)).await?;
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
+    let done = once(&s, &signed, &form.attempt, &path, json!({}), |i| {
+        s.gw.cancel(&signed.session.principal, &id, Some(i))
+    })
+    .await
+    .map(|_| ());
     match done {
         Ok(()) => Redirect::to(&format!("/web/payments/{id}")).into_response(),
         Err(e) => signed.refused(&e),

@@ -238,24 +238,17 @@ async fn pay(State(s): State<AppState>, signed: Signed, Form(form): Form<PayForm
     }
     let amount = Some(form.amount.trim()).filter(|a| !a.is_empty());
     let body = json!({ "payload": form.payload, "amount": amount });
-    let made = async {
-        let i = super::payments::idem(&signed, &form.attempt, "/web/wallet/pay", body)?;
-        let reply = match s.gw.stored_answer(&i).await? {
-            Some(stored) => stored,
-            None => {
-                s.gw.pay_scanned(
-                    &signed.session.principal,
-                    &form.payload,
-                    amount,
-                    None,
-                    Some(i),
-                )
-                .await?
-            }
-        };
-        super::payments::payment_of(reply)
-    }
-    .await;
+    let made = super::payments::once(&s, &signed, &form.attempt, "/web/wallet/pay", body, |i| {
+        s.gw.pay_scanned(
+            &signed.session.principal,
+            &form.payload,
+            amount,
+            None,
+            Some(i),
+        )
+    })
+    .await
+    .and_then(super::payments::payment_of);
     match made {
         Ok(id) => Redirect::to(&format!("/web/wallet/payments/{id}")).into_response(),
         Err(e) if e.payment_id.is_some() => {

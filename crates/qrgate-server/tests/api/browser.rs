@@ -444,10 +444,26 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     let Some(c) = Browser::start().await else {
         panic!("a second browser did not start");
     };
+    // A phone's width: the consumer's pages fit 360 px without sideways
+    // scrolling.
+    c.cmd(
+        "POST",
+        "/window/rect",
+        json!({ "width": 360, "height": 740 }),
+    )
+    .await;
     c.go(&format!("{base}/web/sign-in")).await;
     c.type_into("#key", &ck).await;
     c.click("button[type=submit]").await;
     c.wait_for_path("/web/wallet").await;
+    let overflow = c
+        .script("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the wallet is wider than 360 px by {overflow}"
+    );
+    c.screenshot("wallet-360").await;
     c.type_into("#scan-photo", shot.to_str().unwrap()).await;
     c.click("#scan").await;
     c.wait_for_path("/web/wallet/scan").await;
