@@ -80,6 +80,7 @@ pub struct AppState {
     rng: Arc<SystemRandom>,
 }
 
+pub(crate) use money::statement_download;
 pub(crate) use routes::render;
 
 impl AppState {

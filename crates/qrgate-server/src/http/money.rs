@@ -9,10 +9,11 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use qrgate_core::day::BusinessDay;
-use qrgate_gateway::Role;
 use qrgate_gateway::money::StatementKind;
 use qrgate_gateway::trail::By;
+use qrgate_gateway::{Error, Role};
 
 use super::error::bad;
 use super::extract::{Auth, StrictJson, StrictQuery};
@@ -90,9 +91,19 @@ async fn statement(
     q: BalanceQuery,
     kind: StatementKind,
 ) -> ApiResult {
-    let (st, reader) =
-        s.gw.statement(&p, q.merchant_id.as_deref(), &date, kind)
-            .await?;
+    Ok(statement_download(s, &p, q.merchant_id.as_deref(), &date, kind).await?)
+}
+
+/// A daily statement as a CSV download, streamed as it is read, with its
+/// digest and whether it is final (the API's and the pages' download).
+pub(crate) async fn statement_download(
+    s: AppState,
+    p: &qrgate_gateway::Principal,
+    merchant_id: Option<&str>,
+    date: &str,
+    kind: StatementKind,
+) -> Result<Response, Error> {
+    let (st, reader) = s.gw.statement(p, merchant_id, date, kind).await?;
     let gw = s.gw.clone();
     let body = futures_util::stream::unfold(Some((gw, reader)), |state| async move {
         let (gw, mut reader) = state?;

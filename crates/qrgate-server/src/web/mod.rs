@@ -13,6 +13,7 @@ mod auditor;
 mod complaints;
 mod i18n;
 mod merchant;
+mod money;
 mod operator;
 mod payments;
 mod session;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(complaints::routes())
         .merge(operator::routes())
         .merge(auditor::routes())
+        .merge(money::routes())
         .layer(middleware::from_fn_with_state(state, headers))
 }
 

@@ -608,6 +608,9 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     );
     b.screenshot("complaint").await;
     b.accessible("complaint").await;
+    b.go(&format!("{base}/web/money")).await;
+    b.screenshot("money").await;
+    b.accessible("money").await;
 
     // A static code's poster, printed to PDF by the browser, decodes to
     // the code's payload.

@@ -853,3 +853,73 @@ async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!text(&r).contains("csrf_mismatch"), "refused for its role");
 }
+
+#[tokio::test]
+async fn the_merchant_downloads_statements_and_keeps_its_webhooks() {
+    let app = app_on(sqlite_store().await).await;
+    let (_, mk, _, _) = app.parties().await;
+    let merchant = sign_in(&app, &mk).await;
+    let m = page(&app, "GET", "/web/money", Some(&merchant), None).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", text(&m));
+    let csrf = field(&m, "csrf");
+    // Yesterday's trades, as the API serves them.
+    let t = text(&m);
+    let marker = "id=\"trades-csv\" href=\"";
+    let at = t.find(marker).unwrap() + marker.len();
+    let link = t[at..].split('"').next().unwrap().to_owned();
+    assert!(link.ends_with("/trades.csv"), "{link}");
+    let csv = page(&app, "GET", &link, Some(&merchant), None).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", text(&csv));
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(csv.headers.contains_key("repr-digest"));
+    let api = app
+        .call(
+            "GET",
+            &link.replace("/web/statements/", "/v1/statements/"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(api.bytes, csv.bytes, "the same file as the API's");
+    let r = page(
+        &app,
+        "GET",
+        "/web/statements/2026-11-24/other.csv",
+        Some(&merchant),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // An endpoint: its secret shown once, never on a reload.
+    let r = page(
+        &app,
+        "POST",
+        "/web/webhooks",
+        Some(&merchant),
+        Some(&format!(
+            "csrf={csrf}&url=https%3A%2F%2F93.184.216.34%2Fqrgate"
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert!(text(&r).contains("id=\"new-secret\""));
+    let again = page(&app, "GET", "/web/money", Some(&merchant), None).await;
+    assert!(text(&again).contains("93.184.216.34") && !text(&again).contains("id=\"new-secret\""));
+    // A retry of someone else's (or no) delivery: not found.
+    let r = page(
+        &app,
+        "POST",
+        "/web/webhooks/deliveries/999999/retry",
+        Some(&merchant),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
