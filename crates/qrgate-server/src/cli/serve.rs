@@ -272,9 +272,14 @@ merchant {mid} key:  {mkey}
 customer {cid} (wallet 2000.00 CNY) key:  {ckey}
 auditor key:  {akey}
 
-In a browser: {base}/web/ (sign in with the merchant key above): the console,
-the cashier ({base}/web/cashier: an amount, then the code to scan, which turns
-green when paid) and static codes with a printable poster ({base}/web/codes).
+In a browser: {base}/web/ and sign in with a key above:
+  merchant key: the console, the cashier ({base}/web/cashier: an amount, then the
+    code to scan, which turns green when paid, or the customer's code typed in),
+    static codes with a printable poster, complaints, statements and webhooks;
+  customer key: the wallet ({base}/web/wallet: the payment code, and paying a
+    shop's code from a photo of it);
+  auditor key: the ledger, the audit chain and signed conformance reports;
+  admin key (qrgate-admin.key): the operator's review queue.
 
 Copy and paste (bash):
 

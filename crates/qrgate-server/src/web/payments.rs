@@ -73,7 +73,7 @@ where
 
 /// The payment a money-moving reply names (fresh or replayed): its id, or
 /// the refusal it stored (with the payment it was recorded as, if any).
-pub(super) fn payment_of(r: Reply) -> Result<String, Error> {
+pub(super) fn made_id(r: Reply) -> Result<String, Error> {
     let body = match r {
         Reply::Fresh(_, body) => body,
         Reply::Replayed(said) => said.body,
@@ -114,7 +114,7 @@ pub(super) async fn charge(
         s.gw.charge(p, code, amount, None, Some(i))
     })
     .await
-    .and_then(payment_of);
+    .and_then(made_id);
     match made {
         Ok(id) => Redirect::to(&format!("/web/payments/{id}")).into_response(),
         Err(e) if e.payment_id.is_some() => {

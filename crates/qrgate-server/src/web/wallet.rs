@@ -30,6 +30,8 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/web/wallet/pay", post(pay))
         .route("/web/wallet/payments/{id}", get(paid))
+        .route("/web/wallet/payments/{id}/complaint", post(complain))
+        .route("/web/wallet/complaints/{id}", get(complaint))
 }
 
 /// The largest photo of a shop's code the wallet takes.
@@ -248,7 +250,7 @@ async fn pay(State(s): State<AppState>, signed: Signed, Form(form): Form<PayForm
         )
     })
     .await
-    .and_then(super::payments::payment_of);
+    .and_then(super::payments::made_id);
     match made {
         Ok(id) => Redirect::to(&format!("/web/wallet/payments/{id}")).into_response(),
         Err(e) if e.payment_id.is_some() => {
@@ -265,6 +267,7 @@ struct PaidPage {
     f: Frame,
     p: PaymentView,
     failure: String,
+    attempt: String,
 }
 
 /// One of the payer's payments.
@@ -281,6 +284,72 @@ async fn paid(State(s): State<AppState>, signed: Signed, Path(id): Path<String>)
                 .map(|f| format!("{}: {}", f.code, f.message))
                 .unwrap_or_default(),
             p,
+            attempt: super::merchant::attempt_id(&s),
+        }),
+        Err(e) => signed.refused(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ComplainForm {
+    csrf: String,
+    attempt: String,
+    reason: String,
+    description: String,
+    #[serde(default)]
+    amount: String,
+}
+
+/// The payer complains about one of their payments (once per press): a
+/// small disputed amount comes back in this answer (QG-COMPLAINT-INSTANT-REFUND).
+async fn complain(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<ComplainForm>,
+) -> Response {
+    if let Err(r) = signed
+        .check_csrf(&form.csrf)
+        .and_then(|()| signed.consumer())
+    {
+        return *r;
+    }
+    let amount = Some(form.amount.trim().to_owned()).filter(|a| !a.is_empty());
+    let new = qrgate_gateway::complaints::NewComplaint {
+        payment_id: id.clone(),
+        reason: form.reason.clone(),
+        description: form.description.clone(),
+        amount: amount.clone(),
+    };
+    let path = format!("/web/wallet/payments/{id}/complaint");
+    let body = json!({ "reason": form.reason, "description": form.description, "amount": amount });
+    let made = super::payments::once(&s, &signed, &form.attempt, &path, body, |i| {
+        s.gw.file_complaint(&signed.session.principal, new, Some(i))
+    })
+    .await
+    .and_then(super::payments::made_id);
+    match made {
+        Ok(kid) => Redirect::to(&format!("/web/wallet/complaints/{kid}")).into_response(),
+        Err(e) => signed.refused(&e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "my_complaint.html")]
+struct MyComplaintPage {
+    f: Frame,
+    k: qrgate_gateway::complaints::ComplaintView,
+}
+
+/// One of the payer's complaints: where it stands, its steps and photos.
+async fn complaint(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+    if let Err(r) = signed.consumer() {
+        return *r;
+    }
+    match s.gw.get_complaint(&signed.session.principal, &id).await {
+        Ok(k) => html(&MyComplaintPage {
+            f: Frame::of(signed.lang, Some(&signed)),
+            k,
         }),
         Err(e) => signed.refused(&e),
     }

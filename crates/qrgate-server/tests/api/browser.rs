@@ -485,6 +485,7 @@ async fn a_cashier_shows_a_code_that_turns_to_paid_and_a_poster_prints() {
     c.wait_for_path_prefix("/web/wallet/payments/pay_").await;
     assert_eq!(c.attr("#payment", "data-status").await, "succeeded");
     c.screenshot("wallet-paid").await;
+    c.accessible("wallet-paid").await;
     c.quit().await;
     let mut status = String::new();
     for _ in 0..40 {

@@ -834,15 +834,36 @@ async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
     );
     let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
     assert_eq!(me.json["balance"], "491.20");
-    let p = page(
+    let paid_at = a.headers["location"].to_str().unwrap().to_owned();
+    let p = page(&app, "GET", &paid_at, Some(&consumer), None).await;
+    assert!(text(&p).contains("data-status=\"succeeded\""));
+
+    // A complaint about it from the payment's page, sent twice: one
+    // complaint, and 8.80 (under the instant-refund limit) back at once.
+    let form = format!(
+        "csrf={csrf}&attempt={}&reason=wrong_amount&description=the+sign+said+6.80&amount=",
+        field(&p, "attempt")
+    );
+    let at = format!("{paid_at}/complaint");
+    let k1 = page(&app, "POST", &at, Some(&consumer), Some(&form)).await;
+    let k2 = page(&app, "POST", &at, Some(&consumer), Some(&form)).await;
+    assert_eq!(k1.status, StatusCode::SEE_OTHER, "{}", text(&k1));
+    assert_eq!(k1.headers["location"], k2.headers["location"]);
+    let k = page(
         &app,
         "GET",
-        a.headers["location"].to_str().unwrap(),
+        k1.headers["location"].to_str().unwrap(),
         Some(&consumer),
         None,
     )
     .await;
-    assert!(text(&p).contains("data-status=\"succeeded\""));
+    assert!(
+        text(&k).contains("data-status=\"refunded_instantly\""),
+        "{}",
+        text(&k)
+    );
+    let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
+    assert_eq!(me.json["balance"], "500.00", "refunded once, at once");
     // Not for a merchant.
     let merchant = sign_in(&app, &mk).await;
     let own = field(
