@@ -197,7 +197,9 @@ pub fn scan(bytes: &[u8]) -> Result<Vec<Scanned>, ImageError> {
 /// phone fits, a decompression bomb (a small file that claims a huge
 /// picture) is refused before its pixels are allocated.
 pub const UPLOAD_MAX_SIDE: u32 = 8192;
-pub const UPLOAD_MAX_PIXELS: u64 = 40_000_000;
+/// A phone's photo (12 megapixels) fits; the JPEG decoder's working
+/// buffers for this many pixels stay near 100 MB.
+pub const UPLOAD_MAX_PIXELS: u64 = 16_000_000;
 
 /// [`scan`] for an image from outside: its declared size is checked
 /// against [`UPLOAD_MAX_SIDE`] and [`UPLOAD_MAX_PIXELS`] before it is
@@ -228,7 +230,8 @@ pub fn scan_upload(bytes: &[u8]) -> Result<Vec<Scanned>, ImageError> {
     let img = reader
         .decode()
         .map_err(|e| ImageError::Decode(e.to_string()))?;
-    scan_gray(&img.to_luma8())
+    // The colour picture is freed before the scan's own copies are made.
+    scan_gray(&img.into_luma8())
 }
 
 pub fn scan_gray(img: &GrayImage) -> Result<Vec<Scanned>, ImageError> {

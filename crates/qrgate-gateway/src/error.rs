@@ -493,6 +493,14 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ),
     ("block_already_lifted", "the block was lifted before"),
     (
+        "endpoint_exists",
+        "a page asked to add a webhook endpoint the merchant has already",
+    ),
+    (
+        "several_codes",
+        "the uploaded photo shows more than one genuine payment code",
+    ),
+    (
         "code_not_found",
         "no QR code was found in the uploaded photo",
     ),

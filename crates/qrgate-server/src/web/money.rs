@@ -113,9 +113,24 @@ async fn new_endpoint(
     {
         return *r;
     }
-    let made =
-        s.gw.create_webhook_endpoint(&signed.session.principal, form.url.trim())
-            .await;
+    // A reload of this form would add the endpoint again (and every event
+    // would go out twice): an endpoint the merchant has already is not
+    // added a second time from the page.
+    let p = &signed.session.principal;
+    let url = form.url.trim();
+    match s.gw.list_webhook_endpoints(p).await {
+        Ok(have) if have.iter().any(|e| e.url == url && e.status != "deleted") => {
+            let e = Error::new(
+                qrgate_gateway::Kind::Conflict,
+                "endpoint_exists",
+                format!("{url} is one of your endpoints already"),
+            );
+            return signed.refused(&e);
+        }
+        Ok(_) => {}
+        Err(e) => return signed.refused(&e),
+    }
+    let made = s.gw.create_webhook_endpoint(p, url).await;
     match made {
         Ok(e) => match money_page(&s, &signed, e.secret.unwrap_or_default()).await {
             Ok(page) => html(&page),

@@ -37,6 +37,9 @@ pub(super) fn routes() -> Router<AppState> {
 /// The largest photo of a shop's code the wallet takes.
 const MAX_PHOTO: usize = 8 * 1024 * 1024;
 
+/// Photos read at once (each takes a core and up to some 100 MB).
+static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 impl Signed {
     fn consumer(&self) -> Result<(), Box<Response>> {
         self.session
@@ -180,17 +183,49 @@ async fn scan(State(s): State<AppState>, signed: Signed, mut form: Multipart) ->
     if let Err(r) = signed.check_csrf(&csrf) {
         return *r;
     }
-    let found = tokio::task::spawn_blocking(move || qrgate_codes::image::scan_upload(&photo)).await;
-    let payload = match found {
-        Ok(Ok(codes)) => match codes.into_iter().next() {
-            Some(c) => c.payload,
-            None => return no_code(&signed),
-        },
-        _ => return no_code(&signed),
+    // Decoding a photo takes memory and a core: a few at a time, the rest
+    // are asked to try again in a moment.
+    let Ok(_permit) = SCANS.try_acquire() else {
+        let e = Error::new(
+            qrgate_gateway::Kind::TooManyRequests {
+                retry_after_seconds: 2,
+            },
+            "rate_limited",
+            "other photos are being read just now: try again in a moment",
+        );
+        return signed.refused(&e);
     };
-    let v = match s.gw.verify_code(&payload).await {
-        Ok(v) => v,
-        Err(e) => return signed.refused(&e),
+    let found = tokio::task::spawn_blocking(move || qrgate_codes::image::scan_upload(&photo)).await;
+    let codes = match found {
+        Ok(Ok(codes)) => codes,
+        Ok(Err(qrgate_codes::image::ImageError::Decode(_))) | Err(_) => {
+            return unreadable(&signed);
+        }
+        Ok(Err(_)) => return no_code(&signed),
+    };
+    // Every code in the photo is checked; only genuine ones count, and a
+    // photo with two different genuine codes (a sticker beside the shop's)
+    // is refused rather than guessed at.
+    let mut genuine: Vec<(String, qrgate_gateway::payments::CodeVerification)> = Vec::new();
+    for c in codes {
+        if genuine.iter().any(|(p, _)| *p == c.payload) {
+            continue;
+        }
+        if let Ok(v) = s.gw.verify_code(&c.payload).await {
+            genuine.push((c.payload, v));
+        }
+    }
+    let (payload, v) = match genuine.len() {
+        0 => return no_code(&signed),
+        1 => genuine.remove(0),
+        _ => {
+            let e = Error::new(
+                qrgate_gateway::Kind::Unprocessable,
+                "several_codes",
+                "the photo shows more than one payment code: photograph only the one you mean to pay",
+            );
+            return signed.refused(&e);
+        }
     };
     html(&ScannedPage {
         f: Frame::of(signed.lang, Some(&signed)),
@@ -207,7 +242,7 @@ async fn scan(State(s): State<AppState>, signed: Signed, mut form: Multipart) ->
 fn unreadable(signed: &Signed) -> Response {
     let e = Error::bad_request(
         "invalid_request",
-        "the photo could not be read: send a JPEG or PNG under 8 MiB",
+        "the photo could not be read: send one JPEG or PNG photo (at most 8 MiB and 16 megapixels)",
     );
     signed.refused(&e)
 }

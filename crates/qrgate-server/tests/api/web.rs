@@ -793,9 +793,10 @@ async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
     let w = page(&app, "GET", "/web/wallet", Some(&consumer), None).await;
     let csrf = field(&w, "csrf");
 
-    // Not a code: said so, nothing paid.
+    // Not a picture: said so, nothing paid.
     let r = post_photo(&app, &consumer, &csrf, b"\x89PNG\r\n\x1a\nnot an image").await;
-    assert!(text(&r).contains("code_not_found"), "{}", text(&r));
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(text(&r).contains("could not be read"), "{}", text(&r));
     // Without the session's token: refused before the photo is read.
     let r = post_photo(&app, &consumer, "forged", &png).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -864,6 +865,20 @@ async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
     );
     let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
     assert_eq!(me.json["balance"], "500.00", "refunded once, at once");
+    // A code its merchant revoked: named, but no way to pay it.
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/static-codes/{id}/revoke"),
+            Some(&mk),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    let r = post_photo(&app, &consumer, &csrf, &png).await;
+    let t = text(&r);
+    assert!(t.contains("(revoked)") && !t.contains("id=\"pay\""), "{t}");
     // Not for a merchant.
     let merchant = sign_in(&app, &mk).await;
     let own = field(
@@ -933,6 +948,22 @@ async fn the_merchant_downloads_statements_and_keeps_its_webhooks() {
     assert!(text(&r).contains("id=\"new-secret\""));
     let again = page(&app, "GET", "/web/money", Some(&merchant), None).await;
     assert!(text(&again).contains("93.184.216.34") && !text(&again).contains("id=\"new-secret\""));
+    // The form sent again (a reload): not a second endpoint.
+    let r = page(
+        &app,
+        "POST",
+        "/web/webhooks",
+        Some(&merchant),
+        Some(&format!(
+            "csrf={csrf}&url=https%3A%2F%2F93.184.216.34%2Fqrgate"
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let list = app
+        .call("GET", "/v1/webhook-endpoints", Some(&mk), None, &[])
+        .await;
+    assert_eq!(list.json["data"].as_array().map(Vec::len), Some(1));
     // A retry of someone else's (or no) delivery: not found.
     let r = page(
         &app,
