@@ -7,6 +7,15 @@
 //! - `session.rs`: sign-in, sign-out, the session cookie, CSRF;
 //! - `merchant.rs`: the console, the cashier (order code and its live
 //!   status), static codes and their printable poster;
+//! - `payments.rs`: a charge at the till, a payment's page with refund
+//!   and cancel, the console's live list, and `once` (a money-moving form
+//!   run once per attempt);
+//! - `complaints.rs`: the merchant's complaints inbox;
+//! - `money.rs`: the merchant's statements and webhook endpoints;
+//! - `wallet.rs`: the consumer's wallet (payment code, paying a shop's
+//!   code from a photo, complaints);
+//! - `auditor.rs`: the books, the audit chain, signed conformance reports;
+//! - `operator.rs`: the review queue and complaint decisions;
 //! - `i18n.rs`: the English and Chinese strings.
 
 mod auditor;
