@@ -32,10 +32,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/web/wallet/payments/{id}", get(paid))
         .route("/web/wallet/payments/{id}/complaint", post(complain))
         .route("/web/wallet/complaints/{id}", get(complaint))
+        .route(
+            "/web/wallet/complaints/{id}/photos",
+            post(add_photo).layer(DefaultBodyLimit::max(MAX_COMPLAINT_PHOTO_FORM)),
+        )
 }
 
 /// The largest photo of a shop's code the wallet takes.
 const MAX_PHOTO: usize = 8 * 1024 * 1024;
+
+/// The largest form carrying a complaint photo (the photo's own limit,
+/// QG-COMPLAINT-PHOTO-BYTES, is the gateway's to check; this bounds what
+/// is read at all).
+const MAX_COMPLAINT_PHOTO_FORM: usize = 3 * 1024 * 1024;
 
 /// Photos read at once (each takes a core and up to some 100 MB).
 static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -386,6 +395,57 @@ async fn complaint(State(s): State<AppState>, signed: Signed, Path(id): Path<Str
             f: Frame::of(signed.lang, Some(&signed)),
             k,
         }),
+        Err(e) => signed.refused(&e),
+    }
+}
+
+/// The payer adds a photo to their complaint (the gateway checks its type,
+/// size and count, and that the complaint is theirs and unresolved).
+async fn add_photo(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    mut form: Multipart,
+) -> Response {
+    if let Err(r) = signed.consumer() {
+        return *r;
+    }
+    let (mut csrf, mut photo, mut content_type) = (String::new(), Vec::new(), None);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let ct = field.content_type().map(str::to_owned);
+                let Ok(bytes) = field.bytes().await else {
+                    return unreadable(&signed);
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "photo" => {
+                        photo = bytes.to_vec();
+                        content_type = ct;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return unreadable(&signed),
+        }
+    }
+    if let Err(r) = signed.check_csrf(&csrf) {
+        return *r;
+    }
+    match s
+        .gw
+        .add_complaint_photo(
+            &signed.session.principal,
+            &id,
+            content_type.as_deref(),
+            &photo,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/web/wallet/complaints/{id}")).into_response(),
         Err(e) => signed.refused(&e),
     }
 }

@@ -865,6 +865,39 @@ async fn the_wallet_pays_a_shop_code_read_from_a_photo_once() {
     );
     let me = app.call("GET", "/v1/me", Some(&ck), None, &[]).await;
     assert_eq!(me.json["balance"], "500.00", "refunded once, at once");
+    // A photo added to it from its page (the gateway's checks apply).
+    let kat = k1.headers["location"].to_str().unwrap().to_owned();
+    let boundary = "qgk3";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"r.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\nreceipt");
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("{kat}/photos"))
+        .header("cookie", &consumer)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    let kid = kat.rsplit('/').next().unwrap();
+    let k = app
+        .call(
+            "GET",
+            &format!("/v1/complaints/{kid}"),
+            Some(&ck),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(k.json["photos"].as_array().map(Vec::len), Some(1));
     // A code its merchant revoked: named, but no way to pay it.
     let r = app
         .call(
