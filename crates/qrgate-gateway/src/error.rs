@@ -658,10 +658,6 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("order_not_open", "the order is paid, expired or closed"),
     ("payload_too_large", "the body is over the size limit"),
     (
-        "photo_contended",
-        "other photos were being added to the complaint at the same time; retry",
-    ),
-    (
         "photo_limit",
         "the complaint already has the most photos it may hold",
     ),

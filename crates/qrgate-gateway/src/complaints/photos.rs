@@ -13,9 +13,6 @@ use qrgate_store::{Complaint, ComplaintPhoto, NewPhoto, Store};
 use crate::views::ts;
 use crate::{Error, Fresh, Gateway, Kind, Principal, Role};
 
-/// Tries of an upload that lost the next photo number to another upload.
-const PHOTO_ATTEMPTS: usize = 3;
-
 /// A photo of a complaint (its bytes are at `url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ComplaintPhotoView {
@@ -90,47 +87,45 @@ impl<S: Store> Gateway<S> {
             bytes: bytes.to_vec(),
             max_photos: lim.photos_max,
         };
-        for _ in 0..PHOTO_ATTEMPTS {
-            let added = self
-                .store
-                .add_complaint_photo(new.clone(), self.now())
-                .await?;
-            let photos = self.store.complaint_photos(&k.id).await?;
-            if let Some(same) = photos.iter().find(|ph| ph.sha256 == new.sha256) {
-                let fresh = if added { Fresh::Created } else { Fresh::Done };
-                return Ok((ComplaintPhotoView::of(same), fresh));
-            }
-            if added {
-                return Err(Error::internal(format!(
-                    "a photo added to complaint {} is not there",
-                    k.id
-                )));
-            }
-            self.photo_refused(&k.id, photos.len()).await?;
-            // Another upload took the next number: try again.
+        // The store locks the complaint's row (PostgreSQL; SQLite has one
+        // writer), so uploads take their numbers one after another: a photo
+        // is not added only when it is there already, the complaint is at
+        // its cap, or it was resolved meanwhile.
+        let added = self
+            .store
+            .add_complaint_photo(new.clone(), self.now())
+            .await?;
+        let photos = self.store.complaint_photos(&k.id).await?;
+        if let Some(same) = photos.iter().find(|ph| ph.sha256 == new.sha256) {
+            let fresh = if added { Fresh::Created } else { Fresh::Done };
+            return Ok((ComplaintPhotoView::of(same), fresh));
         }
-        Err(Error::new(
-            Kind::Unavailable,
-            "photo_contended",
-            format!("photos were being added to complaint {id} at the same time; try again"),
-        ))
+        if added {
+            return Err(Error::internal(format!(
+                "a photo added to complaint {} is not there",
+                k.id
+            )));
+        }
+        Err(self.photo_refused(&k.id, photos.len()).await)
     }
 
-    /// Why a photo was not added to complaint `id` holding `count`
-    /// photos; `Ok` when it lost a race for the next number.
-    async fn photo_refused(&self, id: &str, count: usize) -> Result<(), Error> {
+    /// Why a photo was not added to complaint `id` holding `count` photos.
+    async fn photo_refused(&self, id: &str, count: usize) -> Error {
         let max = self.limits.complaints.photos_max;
         if i64::try_from(count).unwrap_or(i64::MAX) >= max {
-            return Err(Error::new(
+            return Error::new(
                 Kind::Conflict,
                 "photo_limit",
                 format!("complaint {id} already has {max} photos"),
             )
-            .with_rule("QG-COMPLAINT-PHOTOS"));
+            .with_rule("QG-COMPLAINT-PHOTOS");
         }
-        match self.store.complaint(id).await? {
-            Some(now) if takes_photos(now.status) => Ok(()),
-            _ => Err(resolved(id)),
+        match self.store.complaint(id).await {
+            Ok(Some(now)) if takes_photos(now.status) => Error::internal(format!(
+                "a photo was not added to open complaint {id} under its cap"
+            )),
+            Ok(_) => resolved(id),
+            Err(e) => e.into(),
         }
     }
 

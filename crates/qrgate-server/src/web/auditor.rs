@@ -30,10 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 impl Signed {
     fn auditor(&self) -> Result<(), Box<Response>> {
-        self.session
-            .principal
-            .require(&[Role::Auditor, Role::Admin])
-            .map_err(|e| Box::new(self.refused(&e)))
+        self.require(&[Role::Auditor, Role::Admin])
     }
 }
 
@@ -104,32 +101,21 @@ fn text(v: &Value) -> String {
 
 /// Verify an uploaded report (the file and the public key from a
 /// multipart form) and show it.
-async fn report(State(_s): State<AppState>, signed: Signed, mut form: Multipart) -> Response {
+async fn report(State(_s): State<AppState>, signed: Signed, form: Multipart) -> Response {
     if let Err(r) = signed.auditor() {
         return *r;
     }
-    let (mut csrf, mut key, mut file) = (String::new(), String::new(), String::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let Ok(value) = field.text().await else {
-                    return refused(
-                        &signed,
-                        "the form could not be read (is the report a text file under 8 MiB?)",
-                    );
-                };
-                match name.as_str() {
-                    "csrf" => csrf = value,
-                    "public_key" => key = value,
-                    "report" => file = value,
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return refused(&signed, &format!("the form could not be read: {e}")),
-        }
-    }
+    let Some(parts) = super::Parts::read(form).await else {
+        return refused(
+            &signed,
+            "the form could not be read (is the report a JSON file under 8 MiB?)",
+        );
+    };
+    let (csrf, key, file) = (
+        parts.text("csrf"),
+        parts.text("public_key"),
+        parts.text("report"),
+    );
     if let Err(r) = signed.check_csrf(&csrf) {
         return *r;
     }

@@ -19,6 +19,7 @@ use qrgate_gateway::payments::ListQuery;
 use qrgate_gateway::views::PaymentView;
 use qrgate_gateway::{Error, Role};
 
+use super::session::CsrfForm;
 use super::{Frame, Signed, html, inline_svg};
 use crate::http::AppState;
 
@@ -36,10 +37,7 @@ pub(super) fn routes() -> Router<AppState> {
 impl Signed {
     /// Refuse every role but the merchant's (403, as the API does).
     pub(super) fn merchant(&self) -> Result<(), Box<Response>> {
-        self.session
-            .principal
-            .require(&[Role::Merchant])
-            .map_err(|e| Box::new(self.refused(&e)))
+        self.require(&[Role::Merchant])
     }
 }
 
@@ -281,11 +279,6 @@ async fn codes(State(s): State<AppState>, signed: Signed) -> Response {
             })
             .collect(),
     })
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
 }
 
 async fn new_code(

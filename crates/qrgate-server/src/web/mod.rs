@@ -309,3 +309,44 @@ pub(crate) fn inline_svg(payload: &str, module_px: u32) -> Result<String, Error>
         _ => svg,
     })
 }
+
+/// One part of a multipart form: its declared content type and bytes.
+pub(crate) struct Part {
+    pub(crate) content_type: Option<String>,
+    pub(crate) bytes: axum::body::Bytes,
+}
+
+/// A multipart form's parts by name (the last of a name wins), read within
+/// the route's body limit; `None` when the form cannot be read.
+pub(crate) struct Parts(std::collections::HashMap<String, Part>);
+
+impl Parts {
+    pub(crate) async fn read(mut form: axum::extract::Multipart) -> Option<Parts> {
+        let mut parts = std::collections::HashMap::new();
+        while let Some(field) = form.next_field().await.ok()? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let content_type = field.content_type().map(str::to_owned);
+            let bytes = field.bytes().await.ok()?;
+            parts.insert(
+                name,
+                Part {
+                    content_type,
+                    bytes,
+                },
+            );
+        }
+        Some(Parts(parts))
+    }
+
+    /// A part as text (empty when absent).
+    pub(crate) fn text(&self, name: &str) -> String {
+        self.0
+            .get(name)
+            .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn take(&mut self, name: &str) -> Option<Part> {
+        self.0.remove(name)
+    }
+}

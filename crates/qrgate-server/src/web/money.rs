@@ -15,6 +15,7 @@ use qrgate_gateway::Error;
 use qrgate_gateway::money::StatementKind;
 use qrgate_gateway::webhooks::{CreatedRange, DeliveryView, EndpointView};
 
+use super::session::CsrfForm;
 use super::{Frame, Signed, html};
 use crate::http::AppState;
 
@@ -138,11 +139,6 @@ async fn new_endpoint(
         },
         Err(e) => signed.refused(&e),
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
 }
 
 async fn retry(

@@ -30,10 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 impl Signed {
     fn operator(&self) -> Result<(), Box<Response>> {
-        self.session
-            .principal
-            .require(&[Role::Admin])
-            .map_err(|e| Box::new(self.refused(&e)))
+        self.require(&[Role::Admin])
     }
 }
 

@@ -58,6 +58,14 @@ impl Signed {
         Err(Box::new(error_page(self.lang, Some(self), &e)))
     }
 
+    /// Refuse every role but `roles` (403, as the API does).
+    pub(crate) fn require(&self, roles: &[qrgate_gateway::Role]) -> Result<(), Box<Response>> {
+        self.session
+            .principal
+            .require(roles)
+            .map_err(|e| Box::new(self.refused(&e)))
+    }
+
     /// The page for a refusal by the gateway.
     pub(crate) fn refused(&self, e: &Error) -> Response {
         error_page(self.lang, Some(self), e)
@@ -164,9 +172,10 @@ async fn sign_in(
     }
 }
 
+/// A form that carries nothing but its session's CSRF token.
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
 }
 
 async fn sign_out(

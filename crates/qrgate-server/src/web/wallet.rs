@@ -51,10 +51,7 @@ static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 impl Signed {
     fn consumer(&self) -> Result<(), Box<Response>> {
-        self.session
-            .principal
-            .require(&[Role::Consumer])
-            .map_err(|e| Box::new(self.refused(&e)))
+        self.require(&[Role::Consumer])
     }
 }
 
@@ -167,28 +164,15 @@ struct ScannedPage {
 
 /// A photo of a shop's code: read it (within the upload limits), verify the
 /// code, and show whom it pays before anything is paid.
-async fn scan(State(s): State<AppState>, signed: Signed, mut form: Multipart) -> Response {
+async fn scan(State(s): State<AppState>, signed: Signed, form: Multipart) -> Response {
     if let Err(r) = signed.consumer() {
         return *r;
     }
-    let (mut csrf, mut photo) = (String::new(), Vec::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let Ok(bytes) = field.bytes().await else {
-                    return unreadable(&signed);
-                };
-                match name.as_str() {
-                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-                    "photo" => photo = bytes.to_vec(),
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return unreadable(&signed),
-        }
-    }
+    let Some(mut parts) = super::Parts::read(form).await else {
+        return unreadable(&signed);
+    };
+    let csrf = parts.text("csrf");
+    let photo = parts.take("photo").map(|p| p.bytes).unwrap_or_default();
     if let Err(r) = signed.check_csrf(&csrf) {
         return *r;
     }
@@ -405,33 +389,19 @@ async fn add_photo(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Response {
     if let Err(r) = signed.consumer() {
         return *r;
     }
-    let (mut csrf, mut photo, mut content_type) = (String::new(), Vec::new(), None);
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let ct = field.content_type().map(str::to_owned);
-                let Ok(bytes) = field.bytes().await else {
-                    return unreadable(&signed);
-                };
-                match name.as_str() {
-                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-                    "photo" => {
-                        photo = bytes.to_vec();
-                        content_type = ct;
-                    }
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return unreadable(&signed),
-        }
-    }
+    let Some(mut parts) = super::Parts::read(form).await else {
+        return unreadable(&signed);
+    };
+    let csrf = parts.text("csrf");
+    let (photo, content_type) = match parts.take("photo") {
+        Some(p) => (p.bytes, p.content_type),
+        None => (Default::default(), None),
+    };
     if let Err(r) = signed.check_csrf(&csrf) {
         return *r;
     }
